@@ -1,0 +1,57 @@
+# The two set-up commands of the README are `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?=
+# Debian packages the test suite drives for real (IMAP server, browser, MTA).
+TEST_DEBS :=
+
+.PHONY: run test check lint typecheck unit bench install install-test system-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/python -m pip install -q -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test system-deps
+
+## run: install and start the daemon on embedded defaults (or CONFIG=path/to/file.toml)
+run: install
+	$(BIN)/nexusmail $(if $(CONFIG),--config $(CONFIG)) run
+
+## test: install what the tests need, then run the linters, the type checker and the tests
+test: install-test check
+
+check: lint typecheck unit
+
+lint:
+	$(BIN)/ruff check nexusmail tests bench
+
+typecheck:
+	$(BIN)/mypy
+
+unit:
+	$(BIN)/pytest -q
+
+system-deps:
+	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" -ne 0 ]; then echo "missing Debian packages:$$missing (run as root or install them)"; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+bench: install-test
+	$(BIN)/python bench/smtp_ingest.py
+
+clean:
+	rm -rf $(VENV) nexusmail-data

@@ -1,0 +1,180 @@
+"""Typed settings: embedded defaults < TOML file < NEXUSMAIL_* environment.
+
+Validated once at start (pydantic), then passed down as frozen models; nothing
+imports a global config. Errors name the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+ENV_PREFIX = "NEXUSMAIL_"
+Language = Literal["en", "it", "ro"]
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says where and why."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StorageSettings(_Section):
+    data_dir: Path = Path("./nexusmail-data")
+
+
+class SmtpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(2525, ge=0, le=65535)
+    protocol: Literal["smtp", "lmtp"] = "smtp"
+    hostname: str = "nexusmail.localhost"
+
+
+class WebSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class MailSettings(_Section):
+    support_addresses: tuple[str, ...] = ("support@localhost",)
+    default_language: Language = "en"
+    company_name: str = "Support"
+    # Where rejections and "needs attention" notices go (issue 3).
+    operator_addresses: tuple[str, ...] = ()
+    # Acknowledgements one address may receive per hour, against auto-reply ping-pong.
+    max_acks_per_hour: int = Field(10, ge=0)
+
+    @field_validator("support_addresses", "operator_addresses")
+    @classmethod
+    def _addresses_look_like_mail(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            local, _, domain = address.partition("@")
+            if not local or not domain or " " in address:
+                raise ValueError(f"{address!r} is not an email address")
+        return tuple(address.lower() for address in value)
+
+    @field_validator("support_addresses")
+    @classmethod
+    def _at_least_one(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one support address is needed")
+        return value
+
+
+class OutboundSettings(_Section):
+    host: str = ""  # empty: write outgoing mail to a Maildir under the data dir
+    port: int = Field(25, ge=1, le=65535)
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    starttls: bool = False
+    implicit_tls: bool = False
+    timeout_s: float = Field(30.0, gt=0)
+    max_attempts: int = Field(12, ge=1)
+    retry_base_s: float = Field(30.0, gt=0)
+    retry_max_s: float = Field(3600.0, gt=0)
+    poll_interval_s: float = Field(1.0, gt=0)
+
+
+class LimitsSettings(_Section):
+    max_message_bytes: int = Field(25 * 1024 * 1024, ge=1024)
+    max_attachments: int = Field(100, ge=0)
+    max_subject_chars: int = Field(500, ge=10)
+    max_body_chars: int = Field(1_000_000, ge=100)
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+
+class RepliesSettings(_Section):
+    # HMAC keys for signed reply addresses; the first signs, all verify (rotation).
+    # Empty: a key is generated once and kept in the data dir.
+    secret_keys: tuple[SecretStr, ...] = ()
+
+
+class Settings(_Section):
+    storage: StorageSettings = StorageSettings()
+    smtp: SmtpSettings = SmtpSettings()
+    web: WebSettings = WebSettings()
+    mail: MailSettings = MailSettings()
+    outbound: OutboundSettings = OutboundSettings()
+    limits: LimitsSettings = LimitsSettings()
+    log: LogSettings = LogSettings()
+    replies: RepliesSettings = RepliesSettings()
+
+    @model_validator(mode="after")
+    def _relay_auth_needs_host(self) -> Settings:
+        if self.outbound.username and not self.outbound.host:
+            raise ValueError("[outbound] username is set but [outbound] host is empty")
+        return self
+
+
+def load_settings(
+    path: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read defaults, then the TOML file (if any), then NEXUSMAIL_SECTION__KEY variables."""
+    source = str(path) if path else "embedded defaults"
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    env_keys = _merge_environment(raw, os.environ if environ is None else environ)
+    if env_keys:
+        source += " + environment (" + ", ".join(sorted(env_keys)) + ")"
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(source, exc)) from None
+
+
+def _merge_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
+    """Fold NEXUSMAIL_SMTP__PORT=2526 into raw["smtp"]["port"]; values are TOML literals
+    when they parse as one (numbers, booleans, lists), plain strings otherwise."""
+    used = []
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        try:
+            parsed: Any = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = value
+        table = raw.setdefault(section, {})
+        if isinstance(table, dict):
+            table[key] = parsed
+            used.append(name)
+    return used
+
+
+def _describe(source: str, exc: ValidationError) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        key = f"[{loc[0]}] {'.'.join(loc[1:])}" if len(loc) > 1 else (loc[0] if loc else "")
+        got = error.get("input")
+        shown = "" if isinstance(got, dict) or error["type"] == "missing" else f" (got {got!r})"
+        if error["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key")
+        else:
+            lines.append(f"  {key}: {error['msg']}{shown}".replace(" : ", ": "))
+    return "\n".join(lines)

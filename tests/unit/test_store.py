@@ -1,0 +1,62 @@
+"""The store: migrations, one writer, group commit, failures surfaced."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from nexusmail.tickets.store import StorageError, Store
+
+
+async def test_migrations_create_the_schema(store: Store) -> None:
+    """Opening a new store applies every migration."""
+    async with store.read() as conn:
+        rows = await conn.execute_fetchall("SELECT name FROM sqlite_master WHERE type='table'")
+    names = {row[0] for row in rows}
+    assert {"interventions", "messages", "attachments", "outbox", "inbound"} <= names
+
+
+async def test_concurrent_writes_share_commits(store: Store) -> None:
+    """Writes queued together are committed together, and each still gets its result."""
+
+    def insert(i: int):  # type: ignore[no-untyped-def]
+        return lambda tx: tx.execute(
+            "INSERT INTO employees (email, name, created_at) VALUES (?, ?, 'now')",
+            (f"e{i}@x.it", str(i)),
+        ).lastrowid
+
+    ids = await asyncio.gather(*(store.write(insert(i)) for i in range(50)))
+    assert sorted(ids) == list(range(1, 51))
+    assert store.commits < 50
+
+
+async def test_a_failing_unit_does_not_sink_its_neighbours(store: Store) -> None:
+    """One unit raising rolls back only its own changes."""
+
+    def good(tx: sqlite3.Connection) -> None:
+        tx.execute("INSERT INTO employees (email, created_at) VALUES ('a@x.it', 'now')")
+
+    def bad(tx: sqlite3.Connection) -> None:
+        tx.execute("INSERT INTO employees (email, created_at) VALUES ('b@x.it', 'now')")
+        raise ValueError("boom")
+
+    results = await asyncio.gather(store.write(good), store.write(bad), return_exceptions=True)
+    assert isinstance(results[1], ValueError)
+    async with store.read() as conn:
+        rows = await conn.execute_fetchall("SELECT email FROM employees")
+    assert [row[0] for row in rows] == ["a@x.it"]
+
+
+async def test_full_disk_is_a_storage_error(store: Store) -> None:
+    """A real SQLITE_FULL (page limit reached) surfaces as StorageError, then recovers."""
+    pages = await store.write(lambda tx: tx.execute("PRAGMA page_count").fetchone()[0])
+    await store.write(lambda tx: tx.execute(f"PRAGMA max_page_count = {pages}"))
+    blob = b"x" * 200_000
+    with pytest.raises(StorageError):
+        await store.write(
+            lambda tx: tx.execute("INSERT INTO raw_messages VALUES ('h', ?)", (blob,))
+        )
+    await store.write(lambda tx: tx.execute("PRAGMA max_page_count = 1073741823"))
+    await store.write(lambda tx: tx.execute("INSERT INTO raw_messages VALUES ('h', ?)", (blob,)))
