@@ -54,6 +54,8 @@ class MailSettings(_Section):
     support_addresses: tuple[str, ...] = ("support@localhost",)
     default_language: Language = "en"
     company_name: str = "Support"
+    # A directory whose mail/<lang>/<name>.*.j2 files override the packaged templates.
+    templates_dir: Path | None = None
     # Where rejections and "needs attention" notices go (issue 3).
     operator_addresses: tuple[str, ...] = ()
     # Acknowledgements one address may receive per hour, against auto-reply ping-pong.
