@@ -10,6 +10,7 @@ so an SMTP 250 sent on it is never ahead of the disk (invariant 1).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -207,10 +208,8 @@ def _is_storage_failure(exc: sqlite3.Error) -> bool:
 
 
 def _rollback_quietly(conn: sqlite3.Connection) -> None:
-    try:
+    with contextlib.suppress(sqlite3.Error):  # no transaction may be open
         conn.execute("ROLLBACK")
-    except sqlite3.Error:
-        pass  # no transaction was open
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:

@@ -1,0 +1,222 @@
+"""Use cases that change interventions. Plain functions over the writer's connection.
+
+Each runs inside `Store.write`, so everything one call changes (and every outbox row
+it queues) commits together or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from nexusmail.clock import iso
+from nexusmail.tickets.models import Direction, MessageKind, Priority, Source, Status
+
+
+class NotFound(LookupError):
+    """The intervention, employee or customer named does not exist."""
+
+
+class Conflict(ValueError):
+    """The change contradicts the current state (e.g. closing a closed intervention)."""
+
+
+@dataclass(frozen=True)
+class CustomerRef:
+    customer_id: int
+    contact_id: int
+    name: str
+    email: str
+    language: str | None
+    created: bool
+
+
+@dataclass(frozen=True)
+class NewIntervention:
+    customer_id: int
+    subject: str
+    description: str
+    source: Source
+    contact_id: int | None = None
+    request_type: str = ""
+    priority: Priority = Priority.NORMAL
+    desired_from: date | None = None
+    desired_to: date | None = None
+    related_number: int | None = None
+
+
+@dataclass(frozen=True)
+class StoredAttachment:
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    content_id: str | None = None
+    inline: bool = False
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    kind: MessageKind
+    direction: Direction
+    subject: str = ""
+    body_text: str = ""
+    body_html: str | None = None
+    author: str = ""
+    from_addr: str = ""
+    to_addrs: Sequence[str] = ()
+    cc_addrs: Sequence[str] = ()
+    message_id: str | None = None
+    inbound_id: int | None = None
+    verdict: str | None = None
+    verified: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+    attachments: Sequence[StoredAttachment] = ()
+
+
+def find_or_create_customer(
+    tx: sqlite3.Connection, *, email: str, name: str, now: datetime
+) -> CustomerRef:
+    """The customer an address belongs to; an unknown address becomes a new, unverified
+    customer with one contact (an operator verifies or merges it later)."""
+    email = email.strip().lower()
+    row = tx.execute(
+        "SELECT c.id AS contact_id, c.customer_id, cu.name, cu.language FROM contacts c"
+        " JOIN customers cu ON cu.id = c.customer_id WHERE c.email = ?",
+        (email,),
+    ).fetchone()
+    if row is not None:
+        return CustomerRef(row["customer_id"], row["contact_id"], row["name"], email,
+                           row["language"], created=False)
+    display = name.strip() or email
+    customer_id = tx.execute(
+        "INSERT INTO customers (name, email, verified, created_at) VALUES (?, ?, 0, ?)",
+        (display, email, iso(now)),
+    ).lastrowid
+    contact_id = tx.execute(
+        "INSERT INTO contacts (customer_id, name, email, verified, created_at)"
+        " VALUES (?, ?, ?, 0, ?)",
+        (customer_id, name.strip(), email, iso(now)),
+    ).lastrowid
+    assert customer_id is not None
+    assert contact_id is not None
+    return CustomerRef(customer_id, contact_id, display, email, None, created=True)
+
+
+def create_intervention(tx: sqlite3.Connection, new: NewIntervention, *, now: datetime) -> int:
+    """Open an intervention; return its number."""
+    number = tx.execute(
+        "INSERT INTO interventions (customer_id, contact_id, request_type, subject, description,"
+        " priority, desired_from, desired_to, status, source, related_number, created_at,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (new.customer_id, new.contact_id, new.request_type, new.subject, new.description,
+         new.priority, _date(new.desired_from), _date(new.desired_to), Status.OPEN, new.source,
+         new.related_number, iso(now), iso(now)),
+    ).lastrowid
+    assert number is not None
+    return number
+
+
+def add_participants(tx: sqlite3.Connection, number: int, emails: Sequence[str]) -> None:
+    """Record addresses that took part, so their tagged replies thread (issue 2, point 7)."""
+    tx.executemany(
+        "INSERT OR IGNORE INTO participants (intervention_number, email) VALUES (?, ?)",
+        [(number, e.lower()) for e in emails if e],
+    )
+
+
+def add_thread_refs(tx: sqlite3.Connection, number: int, message_ids: Sequence[str]) -> None:
+    tx.executemany(
+        "INSERT OR IGNORE INTO thread_refs (message_id, intervention_number) VALUES (?, ?)",
+        [(m, number) for m in message_ids if m],
+    )
+
+
+def add_message(
+    tx: sqlite3.Connection, number: int, message: NewMessage, *, now: datetime
+) -> int:
+    """Append a message (with its attachment rows) to an intervention's thread."""
+    message_row = tx.execute(
+        "INSERT INTO messages (intervention_number, kind, direction, author, from_addr, to_addrs,"
+        " cc_addrs, subject, body_text, body_html, message_id, inbound_id, verdict, verified,"
+        " extra, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (number, message.kind, message.direction, message.author, message.from_addr,
+         json.dumps(list(message.to_addrs)), json.dumps(list(message.cc_addrs)),
+         message.subject, message.body_text, message.body_html, message.message_id,
+         message.inbound_id, message.verdict, int(message.verified),
+         json.dumps(message.extra, ensure_ascii=False), iso(now)),
+    ).lastrowid
+    assert message_row is not None
+    tx.executemany(
+        "INSERT INTO attachments (message_id, filename, content_type, size, sha256, content_id,"
+        " inline) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(message_row, a.filename, a.content_type, a.size, a.sha256, a.content_id, int(a.inline))
+         for a in message.attachments],
+    )
+    if message.message_id:
+        add_thread_refs(tx, number, [message.message_id])
+    tx.execute("UPDATE interventions SET updated_at = ? WHERE number = ?", (iso(now), number))
+    return message_row
+
+
+def intervention_status(tx: sqlite3.Connection, number: int) -> Status:
+    row = tx.execute("SELECT status FROM interventions WHERE number = ?", (number,)).fetchone()
+    if row is None:
+        raise NotFound(f"intervention {number} does not exist")
+    return Status(row["status"])
+
+
+def close_intervention(
+    tx: sqlite3.Connection, number: int, *, now: datetime, author: str, note: str = ""
+) -> None:
+    """Mark an intervention finished, with a status-change entry on its thread."""
+    if intervention_status(tx, number) is Status.CLOSED:
+        raise Conflict(f"intervention {number} is already closed")
+    tx.execute(
+        "UPDATE interventions SET status = ?, closed_at = ?, updated_at = ? WHERE number = ?",
+        (Status.CLOSED, iso(now), iso(now), number),
+    )
+    add_message(
+        tx, number,
+        NewMessage(kind=MessageKind.STATUS_CHANGE, direction=Direction.INTERNAL, author=author,
+                   body_text=note, extra={"status": Status.CLOSED}),
+        now=now,
+    )
+
+
+def reopen_intervention(tx: sqlite3.Connection, number: int, *, now: datetime, author: str) -> None:
+    if intervention_status(tx, number) is Status.OPEN:
+        raise Conflict(f"intervention {number} is already open")
+    tx.execute(
+        "UPDATE interventions SET status = ?, closed_at = NULL, updated_at = ? WHERE number = ?",
+        (Status.OPEN, iso(now), number),
+    )
+    add_message(
+        tx, number,
+        NewMessage(kind=MessageKind.STATUS_CHANGE, direction=Direction.INTERNAL, author=author,
+                   extra={"status": Status.OPEN}),
+        now=now,
+    )
+
+
+def add_employee(
+    tx: sqlite3.Connection, *, email: str, name: str, language: str, now: datetime
+) -> int:
+    """Add an employee (technician); an existing address raises Conflict."""
+    try:
+        employee_id = tx.execute(
+            "INSERT INTO employees (email, name, language, created_at) VALUES (?, ?, ?, ?)",
+            (email.strip().lower(), name.strip(), language, iso(now)),
+        ).lastrowid
+    except sqlite3.IntegrityError:
+        raise Conflict(f"an employee with address {email} exists already") from None
+    assert employee_id is not None
+    return employee_id
+
+
+def _date(value: date | None) -> str | None:
+    return value.isoformat() if value else None
