@@ -1,0 +1,255 @@
+"""Turning an outbox row into the mail we send: jinja2 templates in, EmailMessage out.
+
+Pure apart from reading templates (and attachment blobs through an injected loader):
+the same row composes to the same headers and bodies, with the Message-ID fixed when
+the row was enqueued (DESIGN invariant 3).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from typing import Any, ClassVar
+
+import jinja2
+
+from nexusmail.clock import Clock, SystemClock
+from nexusmail.config import MailSettings
+from nexusmail.headers import OWN_MAIL_HEADER
+
+FALLBACK_LANGUAGE = "en"
+
+# RFC 3834 section 5: "auto-replied" for a mail caused by another mail (the
+# acknowledgement answers the customer's request), "auto-generated" for the rest of
+# what the daemon sends on its own. Kinds written by a person carry neither.
+AUTO_REPLIED_KINDS = frozenset({"acknowledgement"})
+PERSONAL_KINDS = frozenset({"operator_reply"})
+
+# Languages and template names become template paths: keep them to plain names.
+_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
+
+BlobLoader = Callable[[str], bytes]
+
+
+class ComposeError(Exception):
+    """The row cannot become a mail (template bug, missing template or blob).
+
+    Retrying will not help: the outbox worker marks the row failed with this message.
+    """
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """The outbox columns the worker needs (see migrations/0001_initial.sql)."""
+
+    id: int
+    message_id: str                 # without angle brackets, fixed at enqueue
+    kind: str
+    recipient: str
+    language: str
+    template: str
+    context: dict[str, Any] = field(default_factory=dict)
+    intervention_number: int | None = None
+    thread_message_id: int | None = None
+    attempts: int = 0
+
+    COLUMNS: ClassVar[str] = (
+        "id, message_id, kind, recipient, language, template, context,"
+        " intervention_number, thread_message_id, attempts"
+    )
+
+    @classmethod
+    def from_db(cls, row: sqlite3.Row | Mapping[str, Any]) -> OutboxRow:
+        """Build from a row selected with `COLUMNS`; a context that is not a JSON object
+        raises ComposeError (the row can never be sent)."""
+        try:
+            context = json.loads(row["context"] or "{}")
+        except json.JSONDecodeError as exc:
+            raise ComposeError(f"outbox context is not valid JSON: {exc}") from None
+        if not isinstance(context, dict):
+            raise ComposeError("outbox context is not a JSON object")
+        return cls(
+            id=int(row["id"]),
+            message_id=str(row["message_id"]),
+            kind=str(row["kind"]),
+            recipient=str(row["recipient"]),
+            language=str(row["language"]),
+            template=str(row["template"]),
+            context=context,
+            intervention_number=row["intervention_number"],
+            thread_message_id=row["thread_message_id"],
+            attempts=int(row["attempts"]),
+        )
+
+    @property
+    def has_attachments(self) -> bool:
+        return bool(self.context.get("attachments"))
+
+
+@dataclass(frozen=True)
+class ComposedMail:
+    """The mail, plus what the thread message shows of it."""
+
+    message: EmailMessage
+    subject: str
+    body_text: str
+    from_addr: str
+    language: str       # the language actually used (after any fallback to en)
+
+
+def make_environment(mail_settings: MailSettings) -> jinja2.Environment:
+    """Packaged templates (found in an installed wheel too), overridden file by file by
+    `[mail] templates_dir` when set."""
+    loaders: list[jinja2.BaseLoader] = []
+    if mail_settings.templates_dir is not None:
+        loaders.append(jinja2.FileSystemLoader(mail_settings.templates_dir))
+    loaders.append(jinja2.PackageLoader("nexusmail", "templates"))
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        # Only HTML parts are escaped; subject and text parts are plain text.
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=("html.j2",), default_for_string=False, default=False
+        ),
+        # A misspelt key must fail the row loudly, not send a mail with a hole in it.
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+class Composer:
+    """Renders outbox rows into mails from `mail/<language>/<template>.*.j2`."""
+
+    def __init__(
+        self,
+        mail_settings: MailSettings,
+        *,
+        blob_loader: BlobLoader | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.settings = mail_settings
+        self.env = make_environment(mail_settings)
+        self.blob_loader = blob_loader
+        self.clock: Clock = clock or SystemClock()
+        self.from_addr = mail_settings.support_addresses[0]
+
+    def compose(self, row: OutboxRow) -> ComposedMail:
+        """Render `row`; raise ComposeError when it cannot be (never a half mail).
+
+        Blocking only when the row has attachments (the blob loader reads files): the
+        worker calls it in a thread then.
+        """
+        try:
+            return self._compose(row)
+        except ComposeError:
+            raise
+        except jinja2.TemplateError as exc:
+            raise ComposeError(f"template {row.template!r}: {type(exc).__name__}: {exc}") from exc
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ComposeError(f"cannot compose {row.template!r}: {exc!r}") from exc
+
+    def _compose(self, row: OutboxRow) -> ComposedMail:
+        language = self._pick_language(row)
+        base = f"mail/{language}/{row.template}"
+        context = self._context(row, language)
+        subject = " ".join(self.env.get_template(f"{base}.subject.j2").render(context).split())
+        if not subject:
+            raise ComposeError(f"template {row.template!r} rendered an empty subject")
+        text = self.env.get_template(f"{base}.txt.j2").render(context).strip() + "\n"
+        html: str | None = None
+        try:
+            html_template = self.env.get_template(f"{base}.html.j2")
+        except jinja2.TemplateNotFound:
+            html_template = None  # HTML is optional: text-only mails are fine
+        if html_template is not None:
+            html = html_template.render(context)
+
+        msg = EmailMessage()
+        msg["From"] = Address(display_name=self.settings.company_name, addr_spec=self.from_addr)
+        msg["To"] = row.recipient
+        msg["Subject"] = subject
+        msg["Date"] = format_datetime(self.clock.now())
+        msg["Message-ID"] = f"<{row.message_id}>"
+        msg["Reply-To"] = str(row.context.get("reply_to") or self.from_addr)
+        in_reply_to = _ids(row.context.get("in_reply_to"))
+        if in_reply_to:
+            msg["In-Reply-To"] = " ".join(f"<{mid}>" for mid in in_reply_to)
+        references = _ids(row.context.get("references"))
+        if references:
+            msg["References"] = " ".join(f"<{mid}>" for mid in references)
+        if row.kind not in PERSONAL_KINDS:
+            msg["Auto-Submitted"] = (
+                "auto-replied" if row.kind in AUTO_REPLIED_KINDS else "auto-generated"
+            )
+        # Exchange/Outlook: no out-of-office or read receipts back to a robot.
+        msg["X-Auto-Response-Suppress"] = "All"
+        # Lets ingest recognise our own mail coming back (noise, never a case).
+        msg[OWN_MAIL_HEADER] = row.message_id
+
+        msg.set_content(text, subtype="plain", charset="utf-8")
+        if html is not None:
+            msg.add_alternative(html, subtype="html", charset="utf-8")
+        for attachment in row.context.get("attachments") or ():
+            self._attach(msg, attachment)
+        # Last: set_content() and add_attachment() clear or move Content-* headers.
+        msg["Content-Language"] = language
+        return ComposedMail(msg, subject, text, self.from_addr, language)
+
+    def _pick_language(self, row: OutboxRow) -> str:
+        if not _NAME.match(row.template):
+            raise ComposeError(f"bad template name {row.template!r}")
+        candidates = [row.language] if _NAME.match(row.language) else []
+        candidates.append(FALLBACK_LANGUAGE)
+        for language in candidates:
+            try:
+                self.env.get_template(f"mail/{language}/{row.template}.txt.j2")
+            except jinja2.TemplateNotFound:
+                continue
+            return language
+        raise ComposeError(
+            f"no template mail/{{{row.language},{FALLBACK_LANGUAGE}}}/{row.template}.txt.j2"
+        )
+
+    def _context(self, row: OutboxRow, language: str) -> dict[str, Any]:
+        # Settings give defaults; the row's own context (fixed at enqueue) wins.
+        context: dict[str, Any] = {
+            "company_name": self.settings.company_name,
+            "support_address": self.from_addr,
+            "language": language,
+            "message_id": row.message_id,
+        }
+        context.update(row.context)
+        return context
+
+    def _attach(self, msg: EmailMessage, attachment: Any) -> None:
+        if not isinstance(attachment, Mapping):
+            raise ComposeError(f"attachment entry is not an object: {attachment!r}")
+        if self.blob_loader is None:
+            raise ComposeError("the mail has attachments but no blob loader was given")
+        sha256 = str(attachment["sha256"])
+        filename = str(attachment.get("filename") or sha256[:12])
+        maintype, _, subtype = str(
+            attachment.get("content_type") or "application/octet-stream"
+        ).partition("/")
+        data = self.blob_loader(sha256)
+        msg.add_attachment(
+            data,
+            maintype=maintype or "application",
+            subtype=subtype or "octet-stream",
+            filename=filename,
+        )
+
+
+def _ids(value: Any) -> list[str]:
+    """Message-IDs from a context value (a list, or one string), without brackets."""
+    if not value:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    return [str(item).strip().strip("<>") for item in items if str(item).strip("<> ")]

@@ -1,0 +1,275 @@
+"""The outbox worker: the only part that talks to the relay (DESIGN invariant 3).
+
+It picks pending rows that are due, composes each (jinja2), hands it to the
+transport and records the outcome in one write: `sent`, a later retry with
+exponential backoff and jitter, or `failed` (permanent refusal, template error,
+attempts used up).
+
+Crash semantics. The relay's acceptance and our "sent" mark are two systems, so the
+mail is delivered at least once, never at most once: a crash (or a cancelled task at
+shutdown) after the relay accepted but before the mark is committed leaves the row
+pending, and it is sent again with the same Message-ID, fixed at enqueue. Receivers
+and our own tests dedupe by Message-ID; our ingest sees the own-mail header on any
+copy that comes back. Rows are never deleted: sent and failed rows are the record of
+what left (and what did not), shown on the intervention's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import sqlite3
+from datetime import datetime, timedelta
+
+import structlog
+
+from nexusmail.clock import Clock, iso
+from nexusmail.config import OutboundSettings
+from nexusmail.dispatch.compose import ComposedMail, ComposeError, Composer, OutboxRow
+from nexusmail.dispatch.transport import PermanentSendError, TransientSendError, Transport
+from nexusmail.tickets.store import Store
+
+log = structlog.get_logger(__name__)
+
+JITTER = 0.2  # ±20%: rows that failed together do not all come back together
+MAX_ERROR_CHARS = 1000
+
+
+class OutboxWorker:
+    """Sends due outbox rows; `run` loops until its stop event is set.
+
+    Built by the daemon once, e.g.::
+
+        worker = OutboxWorker(store, build_transport(s.outbound, s.storage.data_dir),
+                              Composer(s.mail), clock, s.outbound,
+                              envelope_sender=s.mail.support_addresses[0])
+        task = asyncio.create_task(worker.run(stop))
+        ...  # code that enqueues a mail calls worker.notify() after its commit
+        await task; await worker.transport.close()
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        transport: Transport,
+        composer: Composer,
+        clock: Clock,
+        outbound: OutboundSettings,
+        envelope_sender: str,
+        *,
+        concurrency: int = 4,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.transport = transport
+        self.composer = composer
+        self.clock = clock
+        self.outbound = outbound
+        self.envelope_sender = envelope_sender
+        self.concurrency = max(1, concurrency)
+        self._rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._pass_lock = asyncio.Lock()  # one pass at a time: a row is never sent twice at once
+
+    def notify(self) -> None:
+        """Something was enqueued: send it now rather than after the poll interval."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event, *, batch: int = 100) -> None:
+        """Send what is due, wait for a wake-up, the stop event or the poll interval;
+        repeat until `stop` is set. A failing pass is logged and the loop goes on."""
+        log.info("outbox.started", poll_interval_s=self.outbound.poll_interval_s)
+        stop_watch = asyncio.create_task(self._wake_on(stop))
+        try:
+            while not stop.is_set():
+                self._wake.clear()  # wake-ups from here on ask for another pass
+                handled = 0
+                try:
+                    handled = await self.send_due(batch)
+                except Exception:  # the loop boundary: log, wait, try again
+                    log.exception("outbox.pass_failed")
+                if stop.is_set():
+                    break
+                if handled >= batch:
+                    continue  # a full batch: more may be due already
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.outbound.poll_interval_s)
+        finally:
+            stop_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stop_watch
+            log.info("outbox.stopped")
+
+    async def _wake_on(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self._wake.set()
+
+    async def send_due(self, limit: int = 100) -> int:
+        """Try every pending row due by now (at most `limit`); return how many were
+        tried (sent, rescheduled or failed)."""
+        async with self._pass_lock:
+            now = self.clock.now()
+            async with self.store.read() as conn:
+                rows = list(await conn.execute_fetchall(
+                    f"SELECT {OutboxRow.COLUMNS} FROM outbox"  # noqa: S608 (constant columns)
+                    " WHERE status = 'pending' AND next_attempt_at <= ?"
+                    " ORDER BY next_attempt_at, id LIMIT ?",
+                    (iso(now), limit),
+                ))
+            if not rows:
+                return 0
+            slots = asyncio.Semaphore(self.concurrency)
+
+            async def bounded(raw: sqlite3.Row) -> None:
+                async with slots:
+                    await self._process(raw)
+
+            results = await asyncio.gather(
+                *(bounded(raw) for raw in rows), return_exceptions=True
+            )
+            # Every row got its turn; now let an unexpected failure reach the loop.
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+            return len(rows)
+
+    async def _process(self, raw: sqlite3.Row) -> None:
+        try:
+            row = OutboxRow.from_db(raw)
+        except ComposeError as exc:
+            await self._give_up_raw(int(raw["id"]), str(exc))
+            return
+        bound = log.bind(
+            message_id=row.message_id,
+            intervention=row.intervention_number,
+            recipient=row.recipient,
+            kind=row.kind,
+            attempt=row.attempts + 1,
+        )
+        try:
+            # Attachments are read from files: keep that off the event loop.
+            composed = (
+                await asyncio.to_thread(self.composer.compose, row)
+                if row.has_attachments
+                else self.composer.compose(row)
+            )
+        except ComposeError as exc:
+            await self._mark_failed(row, None, str(exc))
+            bound.error("outbox.failed", reason="compose", error=str(exc))
+            return
+        try:
+            await self.transport.send(
+                composed.message, sender=self.envelope_sender, recipients=[row.recipient]
+            )
+        except PermanentSendError as exc:
+            await self._mark_failed(row, composed, str(exc))
+            bound.error("outbox.failed", reason="refused", error=str(exc), code=exc.code)
+            return
+        except TransientSendError as exc:
+            attempts = row.attempts + 1
+            if attempts >= self.outbound.max_attempts:
+                await self._mark_failed(row, composed, f"gave up after {attempts} attempts: {exc}")
+                bound.error("outbox.failed", reason="attempts", error=str(exc), code=exc.code)
+                return
+            retry_at = self.clock.now() + self.backoff(row.attempts)
+            await self._mark_retry(row, retry_at, str(exc))
+            bound.warning("outbox.retry", error=str(exc), code=exc.code, retry_at=iso(retry_at))
+            return
+        await self._mark_sent(row, composed)
+        bound.info("outbox.sent", subject=composed.subject)
+
+    def backoff(self, attempts_before: int) -> timedelta:
+        """Delay before the next try: base·2^attempts, capped, then ±20% jitter."""
+        o = self.outbound
+        base = min(o.retry_base_s * 2 ** min(attempts_before, 60), o.retry_max_s)
+        return timedelta(seconds=base * self._rng.uniform(1 - JITTER, 1 + JITTER))
+
+    # -- writes: each outcome is one store.write, the thread message included -----------
+
+    async def _mark_sent(self, row: OutboxRow, composed: ComposedMail) -> None:
+        sent_at = iso(self.clock.now())
+
+        def mark(tx: sqlite3.Connection) -> None:
+            tx.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
+                " last_error = '' WHERE id = ?",
+                (sent_at, row.id),
+            )
+            _fill_thread_message(tx, row, composed, delivery="sent", error="")
+
+        await self.store.write(mark)
+
+    async def _mark_retry(self, row: OutboxRow, retry_at: datetime, error: str) -> None:
+        def mark(tx: sqlite3.Connection) -> None:
+            tx.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
+                " WHERE id = ? AND status = 'pending'",
+                (iso(retry_at), error[:MAX_ERROR_CHARS], row.id),
+            )
+
+        await self.store.write(mark)
+
+    async def _mark_failed(
+        self, row: OutboxRow, composed: ComposedMail | None, error: str
+    ) -> None:
+        def mark(tx: sqlite3.Connection) -> None:
+            tx.execute(
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?"
+                " WHERE id = ?",
+                (error[:MAX_ERROR_CHARS], row.id),
+            )
+            _fill_thread_message(tx, row, composed, delivery="failed", error=error)
+
+        await self.store.write(mark)
+
+    async def _give_up_raw(self, row_id: int, error: str) -> None:
+        def mark(tx: sqlite3.Connection) -> None:
+            tx.execute(
+                "UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?",
+                (error[:MAX_ERROR_CHARS], row_id),
+            )
+
+        await self.store.write(mark)
+        log.error("outbox.failed", outbox_id=row_id, reason="row", error=error)
+
+
+def _fill_thread_message(
+    tx: sqlite3.Connection,
+    row: OutboxRow,
+    composed: ComposedMail | None,
+    *,
+    delivery: str,
+    error: str,
+) -> None:
+    """Show operators what was sent (or why not) on the intervention's thread."""
+    if row.thread_message_id is None:
+        return
+    found = tx.execute(
+        "SELECT extra FROM messages WHERE id = ?", (row.thread_message_id,)
+    ).fetchone()
+    if found is None:
+        return
+    try:
+        extra = json.loads(found[0] or "{}")
+    except json.JSONDecodeError:
+        extra = {}
+    if not isinstance(extra, dict):
+        extra = {}
+    extra["delivery"] = delivery
+    if error:
+        extra["delivery_error"] = error[:MAX_ERROR_CHARS]
+    else:
+        extra.pop("delivery_error", None)
+    if composed is None:
+        tx.execute(
+            "UPDATE messages SET extra = ? WHERE id = ?",
+            (json.dumps(extra, ensure_ascii=False), row.thread_message_id),
+        )
+        return
+    tx.execute(
+        "UPDATE messages SET subject = ?, body_text = ?, from_addr = ?, extra = ? WHERE id = ?",
+        (composed.subject, composed.body_text, composed.from_addr,
+         json.dumps(extra, ensure_ascii=False), row.thread_message_id),
+    )
