@@ -1,0 +1,86 @@
+"""API bearer tokens: created once and shown once, stored only as their sha256.
+
+A token is 32 random bytes, so a plain hash is enough (no salt or slow KDF needed:
+nobody can guess their way to a preimage). Looking a token up by its hash means the
+comparison is done by the database index on a digest, which leaks nothing useful
+about the token itself through timing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiosqlite
+
+from nexusmail.clock import iso
+from nexusmail.tickets.cases import Conflict, NotFound
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    id: int
+    name: str
+    created_at: str
+    revoked_at: str | None
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_token(tx: sqlite3.Connection, name: str, now: datetime) -> str:
+    """Store a new token under `name` (runs in Store.write); return the token itself,
+    which is never stored and cannot be shown again."""
+    name = name.strip()
+    if not name:
+        raise ValueError("a token needs a name")
+    token = secrets.token_urlsafe(32)
+    tx.execute(
+        "INSERT INTO api_tokens (name, token_sha256, created_at) VALUES (?, ?, ?)",
+        (name, token_digest(token), iso(now)),
+    )
+    return token
+
+
+def revoke_token(tx: sqlite3.Connection, token_id: int, now: datetime) -> None:
+    """Refuse a token from now on (runs in Store.write); the row stays for the record."""
+    row = tx.execute("SELECT revoked_at FROM api_tokens WHERE id = ?", (token_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"token {token_id} does not exist")
+    if row[0] is not None:
+        raise Conflict(f"token {token_id} is already revoked")
+    tx.execute("UPDATE api_tokens SET revoked_at = ? WHERE id = ?", (iso(now), token_id))
+
+
+def list_tokens(tx: sqlite3.Connection) -> list[TokenInfo]:
+    """Every token ever made, without its secret (works on any sqlite3 connection)."""
+    rows = tx.execute(
+        "SELECT id, name, created_at, revoked_at FROM api_tokens ORDER BY id"
+    ).fetchall()
+    return [TokenInfo(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+async def find_token(conn: aiosqlite.Connection, token: str) -> TokenInfo | None:
+    """The live (not revoked) token `token` is, or None; its name says who acted."""
+    if not token:
+        return None
+    rows = list(
+        await conn.execute_fetchall(
+            "SELECT id, name, created_at, revoked_at FROM api_tokens"
+            " WHERE token_sha256 = ? AND revoked_at IS NULL",
+            (token_digest(token),),
+        )
+    )
+    if not rows:
+        return None
+    r = rows[0]
+    return TokenInfo(r[0], r[1], r[2], r[3])
+
+
+async def token_is_valid(conn: aiosqlite.Connection, token: str) -> bool:
+    """True when `token` was issued and is not revoked."""
+    return await find_token(conn, token) is not None

@@ -1,0 +1,361 @@
+"""The read side: what the API and the admin pages show, as plain JSON-ready dicts.
+
+Every function takes a read connection from `Store.read()` (rows addressable by
+column name) and never writes. A thread is loaded in a fixed number of queries
+(intervention, messages, attachments), whatever its length: no query per message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any, TypedDict
+
+import aiosqlite
+
+from nexusmail.tickets.models import Status
+
+
+class CustomerView(TypedDict):
+    name: str
+    email: str
+
+
+class AttachmentView(TypedDict):
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+# "from" is a keyword, hence the functional form.
+MessageView = TypedDict(
+    "MessageView",
+    {
+        "id": int,
+        "kind": str,
+        "direction": str,
+        "from": str,
+        "to": list[str],
+        "cc": list[str],
+        "subject": str,
+        "body_text": str,
+        "verdict": str | None,
+        "verified": bool,
+        "created_at": str,
+        "attachments": list[AttachmentView],
+    },
+)
+
+
+class InterventionSummary(TypedDict):
+    number: int
+    status: str
+    subject: str
+    request_type: str
+    priority: str
+    desired_from: str | None
+    desired_to: str | None
+    source: str
+    related_number: int | None
+    customer: CustomerView
+    created_at: str
+    updated_at: str
+    closed_at: str | None
+
+
+class InterventionDetail(InterventionSummary):
+    description: str
+    assignments: list[dict[str, Any]]
+    messages: list[MessageView]
+
+
+class InterventionPage(TypedDict):
+    items: list[InterventionSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class StoredAttachmentView(AttachmentView):
+    message_id: int
+
+
+class EmployeeView(TypedDict):
+    id: int
+    email: str
+    name: str
+    language: str
+    active: bool
+    created_at: str
+
+
+class InboundView(TypedDict):
+    id: int
+    raw_sha256: str
+    size: int
+    message_id: str | None
+    sender: str
+    envelope_from: str
+    envelope_to: list[str]
+    source: str
+    subject: str
+    outcome: str
+    reason: str
+    intervention_number: int | None
+    received_at: str
+
+
+_INBOUND_COLUMNS = (
+    "id, raw_sha256, size, message_id, sender, envelope_from, envelope_to, source,"
+    " subject, outcome, reason, intervention_number, received_at"
+)
+
+# The customer shown is the contact the request came from when there is one (its
+# address is the one we answer), else the customer's own address.
+_INTERVENTION_COLUMNS = """
+    i.number, i.status, i.subject, i.description, i.request_type, i.priority,
+    i.desired_from, i.desired_to, i.source, i.related_number,
+    i.created_at, i.updated_at, i.closed_at,
+    cu.name AS customer_name, COALESCE(co.email, cu.email, '') AS customer_email
+    FROM interventions i
+    JOIN customers cu ON cu.id = i.customer_id
+    LEFT JOIN contacts co ON co.id = i.contact_id
+"""
+
+
+async def list_interventions(
+    conn: aiosqlite.Connection,
+    *,
+    status: Status | str | None = None,
+    q: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> InterventionPage:
+    """A page of interventions, newest first, with the total matching count.
+
+    `q` is a plain substring match over subject and description (LIKE wildcards in it
+    are taken literally); full-text search replaces it later.
+    """
+    where: list[str] = []
+    params: list[Any] = []
+    if status:
+        where.append("i.status = ?")
+        params.append(str(status))
+    if q:
+        pattern = "%" + _escape_like(q) + "%"
+        where.append("(i.subject LIKE ? ESCAPE '\\' OR i.description LIKE ? ESCAPE '\\')")
+        params += [pattern, pattern]
+    # Only fixed fragments are joined into the SQL; every value is a bound parameter.
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    total_rows = await conn.execute_fetchall(
+        "SELECT count(*) FROM interventions i" + clause, params  # noqa: S608
+    )
+    rows = await conn.execute_fetchall(
+        f"SELECT {_INTERVENTION_COLUMNS} {clause} ORDER BY i.number DESC LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    return {
+        "items": [_summary(row) for row in rows],
+        "total": int(next(iter(total_rows))[0]),
+        "limit": limit,
+        "offset": offset,
+    }
+
+
+async def get_intervention(conn: aiosqlite.Connection, number: int) -> InterventionDetail | None:
+    """One intervention with its whole thread (issue 2, point 12), or None."""
+    rows = list(
+        await conn.execute_fetchall(
+            "SELECT " + _INTERVENTION_COLUMNS + " WHERE i.number = ?", (number,)
+        )
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    summary = _summary(row)
+    return {
+        **summary,
+        "description": row["description"],
+        "assignments": await _assignments(conn, number),
+        "messages": await _messages(conn, number),
+    }
+
+
+async def _assignments(conn: aiosqlite.Connection, number: int) -> list[dict[str, Any]]:
+    # No assignments table yet: the assignment issue fills this in (one query).
+    return []
+
+
+async def _messages(conn: aiosqlite.Connection, number: int) -> list[MessageView]:
+    """The thread in order, attachments grouped in Python from one second query."""
+    attachment_rows = await conn.execute_fetchall(
+        "SELECT a.id, a.message_id, a.filename, a.content_type, a.size, a.sha256"
+        " FROM attachments a JOIN messages m ON m.id = a.message_id"
+        " WHERE m.intervention_number = ? ORDER BY a.id",
+        (number,),
+    )
+    by_message: dict[int, list[AttachmentView]] = defaultdict(list)
+    for a in attachment_rows:
+        by_message[a["message_id"]].append(_attachment(a))
+    message_rows = await conn.execute_fetchall(
+        "SELECT id, kind, direction, from_addr, to_addrs, cc_addrs, subject, body_text,"
+        " verdict, verified, created_at FROM messages"
+        " WHERE intervention_number = ? ORDER BY id",
+        (number,),
+    )
+    return [
+        {
+            "id": m["id"],
+            "kind": m["kind"],
+            "direction": m["direction"],
+            "from": m["from_addr"],
+            "to": _json_list(m["to_addrs"]),
+            "cc": _json_list(m["cc_addrs"]),
+            "subject": m["subject"],
+            "body_text": m["body_text"],
+            "verdict": m["verdict"],
+            "verified": bool(m["verified"]),
+            "created_at": m["created_at"],
+            "attachments": by_message.get(m["id"], []),
+        }
+        for m in message_rows
+    ]
+
+
+async def get_attachment(
+    conn: aiosqlite.Connection, attachment_id: int
+) -> StoredAttachmentView | None:
+    """An attachment's metadata (its bytes are in the BlobStore under `sha256`)."""
+    rows = list(
+        await conn.execute_fetchall(
+            "SELECT id, message_id, filename, content_type, size, sha256"
+            " FROM attachments WHERE id = ?",
+            (attachment_id,),
+        )
+    )
+    if not rows:
+        return None
+    return {**_attachment(rows[0]), "message_id": rows[0]["message_id"]}
+
+
+async def get_message_raw_sha(conn: aiosqlite.Connection, message_id: int) -> str | None:
+    """The sha256 of the original mail a thread message came from; None for messages
+    we wrote ourselves (notes, status changes, outgoing mail)."""
+    rows = list(
+        await conn.execute_fetchall(
+            "SELECT inb.raw_sha256 FROM messages m JOIN inbound inb ON inb.id = m.inbound_id"
+            " WHERE m.id = ?",
+            (message_id,),
+        )
+    )
+    return str(rows[0][0]) if rows else None
+
+
+async def get_raw_message(conn: aiosqlite.Connection, sha256: str) -> bytes | None:
+    """The raw bytes of an inbound mail, as kept in raw_messages."""
+    rows = list(
+        await conn.execute_fetchall("SELECT data FROM raw_messages WHERE sha256 = ?", (sha256,))
+    )
+    return bytes(rows[0][0]) if rows else None
+
+
+async def list_employees(conn: aiosqlite.Connection) -> list[EmployeeView]:
+    rows = await conn.execute_fetchall(
+        "SELECT id, email, name, language, active, created_at FROM employees ORDER BY id"
+    )
+    return [_employee(r) for r in rows]
+
+
+async def get_employee(conn: aiosqlite.Connection, employee_id: int) -> EmployeeView | None:
+    rows = list(
+        await conn.execute_fetchall(
+            "SELECT id, email, name, language, active, created_at FROM employees WHERE id = ?",
+            (employee_id,),
+        )
+    )
+    return _employee(rows[0]) if rows else None
+
+
+async def inbound_log(
+    conn: aiosqlite.Connection, limit: int = 100, outcome: str | None = None
+) -> list[InboundView]:
+    """The most recent inbound mails, newest first, optionally of one outcome."""
+    # A fixed clause, not `? IS NULL OR ...`, so the (outcome, id) index is used.
+    clause, params = ("WHERE outcome = ?", [outcome]) if outcome else ("", [])
+    rows = await conn.execute_fetchall(
+        f"SELECT {_INBOUND_COLUMNS} FROM inbound {clause} ORDER BY id DESC LIMIT ?",  # noqa: S608
+        [*params, limit],
+    )
+    return [
+        {
+            "id": r["id"],
+            "raw_sha256": r["raw_sha256"],
+            "size": r["size"],
+            "message_id": r["message_id"],
+            "sender": r["sender"],
+            "envelope_from": r["envelope_from"],
+            "envelope_to": _json_list(r["envelope_to"]),
+            "source": r["source"],
+            "subject": r["subject"],
+            "outcome": r["outcome"],
+            "reason": r["reason"],
+            "intervention_number": r["intervention_number"],
+            "received_at": r["received_at"],
+        }
+        for r in rows
+    ]
+
+
+def _summary(row: Any) -> InterventionSummary:
+    return {
+        "number": row["number"],
+        "status": row["status"],
+        "subject": row["subject"],
+        "request_type": row["request_type"],
+        "priority": row["priority"],
+        "desired_from": row["desired_from"],
+        "desired_to": row["desired_to"],
+        "source": row["source"],
+        "related_number": row["related_number"],
+        "customer": {"name": row["customer_name"], "email": row["customer_email"]},
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "closed_at": row["closed_at"],
+    }
+
+
+def _employee(row: Any) -> EmployeeView:
+    return {
+        "id": row["id"],
+        "email": row["email"],
+        "name": row["name"],
+        "language": row["language"],
+        "active": bool(row["active"]),
+        "created_at": row["created_at"],
+    }
+
+
+def _attachment(row: Any) -> AttachmentView:
+    return {
+        "id": row["id"],
+        "filename": row["filename"],
+        "content_type": row["content_type"],
+        "size": row["size"],
+        "sha256": row["sha256"],
+    }
+
+
+def _json_list(text: str | None) -> list[str]:
+    # Columns hold JSON lists written by the tickets layer; tolerate a damaged one
+    # rather than fail the whole thread view.
+    try:
+        value = json.loads(text or "[]")
+    except ValueError:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
