@@ -1,0 +1,31 @@
+"""Address rules for RCPT: which recipients are ours (support addresses and their
+plus-extensions). Anything else is refused at RCPT: never an open relay, and no
+bounce to a forged sender later (backscatter)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+
+def normalize(address: str) -> str:
+    """Lower-case, angle brackets and surrounding space removed."""
+    return address.strip().strip("<>").strip().lower()
+
+
+def base_address(address: str) -> str:
+    """support+anything@firm.it -> support@firm.it (RFC 5233 subaddress removed)."""
+    local, at, domain = normalize(address).rpartition("@")
+    if not at:
+        return normalize(address)
+    return f"{local.split('+', 1)[0]}@{domain}"
+
+
+def plus_extension(address: str) -> str | None:
+    """The part after '+' in the local part, or None."""
+    local = normalize(address).rpartition("@")[0]
+    _, plus, extension = local.partition("+")
+    return extension if plus else None
+
+
+def is_support_recipient(address: str, support_addresses: Collection[str]) -> bool:
+    return base_address(address) in support_addresses
