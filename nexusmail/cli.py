@@ -1,7 +1,285 @@
-"""The `nexusmail` command."""
+"""The `nexusmail` command: run the daemon, and the offline admin commands.
+
+Offline commands (tokens, employees) open the store themselves; SQLite lets them work
+beside a running daemon. Exit codes: 0 done, 1 the action failed (e.g. a duplicate),
+2 bad usage or a bad configuration (the message names the key; never a traceback).
+"""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import json
+import logging
+import sqlite3
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
-def main(argv: list[str] | None = None) -> int:
-    return 0
+import structlog
+from pydantic import ValidationError
+
+from nexusmail import __version__
+from nexusmail.admin import tokens
+from nexusmail.admin.api_models import EmployeeIn, describe_validation_error
+from nexusmail.clock import SystemClock
+from nexusmail.config import ConfigError, Settings, load_settings
+from nexusmail.paths import blobs_path, database_path
+from nexusmail.tickets import queries
+from nexusmail.tickets.cases import Conflict, NotFound, add_employee
+from nexusmail.tickets.store import StorageError, Store
+
+T = TypeVar("T")
+Command = Callable[[argparse.Namespace, Settings], int]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the line breaks of the examples in each epilog."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error argparse already reported
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    command: Command | None = args.command_fn
+    if command is None:  # a group (`nexusmail token`) without its subcommand
+        args.help_parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    if command is _cmd_version:  # needs no configuration, so a broken one cannot stop it
+        return _cmd_version(args, None)
+    try:
+        settings = load_settings(Path(args.config) if args.config else None)
+    except ConfigError as exc:
+        print(f"nexusmail: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if command is not _cmd_run:
+        _quiet_logging()
+    try:
+        return command(args, settings)
+    except (StorageError, sqlite3.Error, OSError) as exc:
+        print(f"nexusmail: cannot use the store in {settings.storage.data_dir}: {exc}",
+              file=sys.stderr)
+        return EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    # --config is accepted before and after the subcommand: the top level sets the
+    # default, the subcommands' copy (default SUPPRESS) only overrides when given.
+    config_opt = argparse.ArgumentParser(add_help=False)
+    config_opt.add_argument(
+        "--config", metavar="FILE", default=argparse.SUPPRESS,
+        help="TOML configuration file (default: embedded defaults; NEXUSMAIL_SECTION__KEY "
+             "environment variables override either)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="nexusmail", formatter_class=_Formatter,
+        description="Email-centric ticketing daemon for field-service companies.",
+        epilog="examples:\n  nexusmail --config /etc/nexusmail/nexusmail.toml run\n"
+               "  nexusmail token create --name dispatcher --config nexusmail.toml\n"
+               "  nexusmail check-config --config nexusmail.toml",
+    )
+    parser.add_argument("--config", metavar="FILE", default=None,
+                        help="TOML configuration file (also accepted after the subcommand)")
+    parser.set_defaults(command_fn=None, help_parser=parser)
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    def add(group: Any, name: str, fn: Command, help_text: str, examples: str
+            ) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(
+            name, parents=[config_opt], help=help_text, description=help_text,
+            epilog="examples:\n" + examples, formatter_class=_Formatter,
+        )
+        sub.set_defaults(command_fn=fn)
+        return sub
+
+    add(commands, "run", _cmd_run,
+        "Run the daemon: SMTP ingest, outbox worker and web server, until SIGTERM.",
+        "  nexusmail run\n  nexusmail run --config /etc/nexusmail/nexusmail.toml")
+
+    token = _group(commands, "token", config_opt, "Manage API bearer tokens.",
+                   "  nexusmail token create --name dispatcher\n  nexusmail token list\n"
+                   "  nexusmail token revoke 3")
+    create = add(token, "create", _cmd_token_create,
+                 "Create an API token; it is printed once, as the last line.",
+                 "  nexusmail token create --name dispatcher\n"
+                 "  TOKEN=$(nexusmail token create --name ci | tail -n 1)")
+    create.add_argument("--name", required=True, help="who or what uses the token")
+    add(token, "list", _cmd_token_list, "List API tokens (never their secrets).",
+        "  nexusmail token list")
+    revoke = add(token, "revoke", _cmd_token_revoke, "Revoke an API token by its id.",
+                 "  nexusmail token revoke 3")
+    revoke.add_argument("id", type=int, help="the token's id, as `token list` shows it")
+
+    employee = _group(commands, "employee", config_opt,
+                      "Manage employees (the technicians interventions go to).",
+                      "  nexusmail employee add mario.rossi@example.it --name 'Mario Rossi'"
+                      " --language it\n  nexusmail employee list")
+    add_emp = add(employee, "add", _cmd_employee_add, "Add an employee.",
+                  "  nexusmail employee add ion.popescu@example.ro --name 'Ion Popescu'"
+                  " --language ro")
+    add_emp.add_argument("email", help="the employee's mail address")
+    add_emp.add_argument("--name", required=True, help="full name, as mails show it")
+    add_emp.add_argument("--language", choices=["en", "it", "ro"],
+                         help="language of the mails they get (default: [mail] "
+                              "default_language)")
+    add(employee, "list", _cmd_employee_list, "List employees.", "  nexusmail employee list")
+
+    add(commands, "check-config", _cmd_check_config,
+        "Validate the configuration and print the effective settings (secrets masked).",
+        "  nexusmail check-config --config /etc/nexusmail/nexusmail.toml\n"
+        "  NEXUSMAIL_SMTP__PORT=2526 nexusmail check-config")
+    add(commands, "version", _cmd_version, "Print the version.", "  nexusmail version")
+    return parser
+
+
+def _group(commands: Any, name: str, config_opt: argparse.ArgumentParser, help_text: str,
+           examples: str) -> Any:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, parents=[config_opt], help=help_text, description=help_text,
+        epilog="examples:\n" + examples, formatter_class=_Formatter,
+    )
+    parser.set_defaults(command_fn=None, help_parser=parser)
+    return parser.add_subparsers(title="commands", metavar="COMMAND")
+
+
+def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from nexusmail.daemon import run_daemon  # the daemon's imports only when running it
+
+    return run_daemon(settings)
+
+
+def _cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
+    name = args.name.strip()
+    if not name:
+        print("nexusmail: --name must not be empty", file=sys.stderr)
+        return EXIT_USAGE
+    now = SystemClock().now()
+
+    async def create(store: Store) -> str:
+        return await store.write(lambda tx: tokens.create_token(tx, name, now))
+
+    token = _with_store(settings, create)
+    print(f"Created API token {name!r}. It is shown only now; store it safely:")
+    print(token)
+    return EXIT_OK
+
+
+def _cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def fetch(store: Store) -> list[tokens.TokenInfo]:
+        async with store.read() as conn:
+            return await tokens.list_tokens(conn)
+
+    rows = [
+        [str(t.id), t.name, t.created_at,
+         f"revoked {t.revoked_at}" if t.revoked_at else "active"]
+        for t in _with_store(settings, fetch)
+    ]
+    _print_table(["ID", "NAME", "CREATED", "STATUS"], rows)
+    return EXIT_OK
+
+
+def _cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    token_id: int = args.id
+    now = SystemClock().now()
+
+    async def revoke(store: Store) -> None:
+        await store.write(lambda tx: tokens.revoke_token(tx, token_id, now))
+
+    try:
+        _with_store(settings, revoke)
+    except (NotFound, Conflict) as exc:
+        print(f"nexusmail: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Revoked API token {token_id}.")
+    return EXIT_OK
+
+
+def _cmd_employee_add(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        employee = EmployeeIn.model_validate({
+            "email": args.email, "name": args.name,
+            "language": args.language or settings.mail.default_language,
+        })
+    except ValidationError as exc:
+        print(f"nexusmail: {describe_validation_error(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    now = SystemClock().now()
+
+    async def insert(store: Store) -> int:
+        return await store.write(lambda tx: add_employee(
+            tx, email=employee.email, name=employee.name, language=employee.language, now=now))
+
+    try:
+        employee_id = _with_store(settings, insert)
+    except Conflict as exc:
+        print(f"nexusmail: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Added employee {employee_id}: {employee.name} <{employee.email}>"
+          f" ({employee.language}).")
+    return EXIT_OK
+
+
+def _cmd_employee_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def fetch(store: Store) -> list[queries.EmployeeView]:
+        async with store.read() as conn:
+            return await queries.list_employees(conn)
+
+    rows = [
+        [str(e["id"]), e["email"], e["name"], e["language"],
+         "active" if e["active"] else "inactive"]
+        for e in _with_store(settings, fetch)
+    ]
+    _print_table(["ID", "EMAIL", "NAME", "LANGUAGE", "STATUS"], rows)
+    return EXIT_OK
+
+
+def _cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
+    source = args.config or "embedded defaults"
+    print(f"# configuration OK ({source}; secrets masked)")
+    print(f"# database: {database_path(settings)}")
+    print(f"# attachments: {blobs_path(settings)}")
+    # model_dump in JSON mode masks SecretStr; JSON scalars and lists read as TOML.
+    for section, values in settings.model_dump(mode="json").items():
+        print(f"\n[{section}]")
+        for key, value in values.items():
+            if value is None:
+                print(f"# {key} is not set")
+            else:
+                print(f"{key} = {json.dumps(value, ensure_ascii=False)}")
+    return EXIT_OK
+
+
+def _cmd_version(args: argparse.Namespace, settings: Settings | None) -> int:
+    print(f"nexusmail {__version__}")
+    return EXIT_OK
+
+
+def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
+    async def run() -> T:
+        async with Store(database_path(settings)) as store:
+            return await fn(store)
+
+    return asyncio.run(run())
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    if not rows:
+        print("(none)")
+        return
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _quiet_logging() -> None:
+    # Offline commands print for a human (and a token on the last stdout line):
+    # the store's own log lines go to stderr, warnings and up only.
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )

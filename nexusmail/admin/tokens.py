@@ -56,11 +56,11 @@ def revoke_token(tx: sqlite3.Connection, token_id: int, now: datetime) -> None:
     tx.execute("UPDATE api_tokens SET revoked_at = ? WHERE id = ?", (iso(now), token_id))
 
 
-def list_tokens(tx: sqlite3.Connection) -> list[TokenInfo]:
-    """Every token ever made, without its secret (works on any sqlite3 connection)."""
-    rows = tx.execute(
+async def list_tokens(conn: aiosqlite.Connection) -> list[TokenInfo]:
+    """Every token ever made, revoked ones included, without their secrets."""
+    rows = await conn.execute_fetchall(
         "SELECT id, name, created_at, revoked_at FROM api_tokens ORDER BY id"
-    ).fetchall()
+    )
     return [TokenInfo(r[0], r[1], r[2], r[3]) for r in rows]
 
 

@@ -1,0 +1,127 @@
+"""Request bodies of the JSON API, validated by pydantic, and how their errors read.
+
+Bodies are parsed in pydantic's strict JSON mode: a number where text is expected is
+refused instead of silently converted, dates must be ISO `YYYY-MM-DD` strings, and an
+unknown field is an error (a typo such as `priorty` must not be dropped silently).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from nexusmail.config import LimitsSettings
+from nexusmail.tickets.models import Priority
+
+# RFC 5321 section 4.5.3.1.3: a path is at most 256 octets, an address 254 of them.
+MAX_ADDRESS_CHARS = 254
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+def _check_address(value: str) -> str:
+    local, _, domain = value.partition("@")
+    if (
+        not local
+        or not domain
+        or "@" in domain
+        or "." not in domain.strip(".")
+        or any(c.isspace() or c in "<>,;\"" for c in value)
+    ):
+        raise ValueError("is not an email address")
+    return value.lower()
+
+
+class EmployeeIn(_Body):
+    email: str = Field(max_length=MAX_ADDRESS_CHARS)
+    name: str = Field(min_length=1, max_length=200)
+    language: Literal["en", "it", "ro"]
+
+    @field_validator("email")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return _check_address(value)
+
+
+class InterventionIn(_Body):
+    customer_email: str = Field(max_length=MAX_ADDRESS_CHARS)
+    customer_name: str = Field("", max_length=200)
+    subject: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    request_type: str = Field("", max_length=100)
+    priority: Priority = Priority.NORMAL
+    desired_from: date | None = None
+    desired_to: date | None = None
+
+    @field_validator("customer_email")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return _check_address(value)
+
+    @field_validator("subject")
+    @classmethod
+    def _subject_within_limit(cls, value: str, info: ValidationInfo) -> str:
+        limits = _limits(info)
+        if len(value) > limits.max_subject_chars:
+            raise ValueError(f"is longer than {limits.max_subject_chars} characters "
+                             "([limits] max_subject_chars)")
+        return value
+
+    @field_validator("description")
+    @classmethod
+    def _description_within_limit(cls, value: str, info: ValidationInfo) -> str:
+        limits = _limits(info)
+        if len(value) > limits.max_body_chars:
+            raise ValueError(f"is longer than {limits.max_body_chars} characters "
+                             "([limits] max_body_chars)")
+        return value
+
+    @field_validator("desired_to")
+    @classmethod
+    def _period_in_order(cls, value: date | None, info: ValidationInfo) -> date | None:
+        start = info.data.get("desired_from")
+        if value is not None and isinstance(start, date) and value < start:
+            raise ValueError("is before desired_from")
+        return value
+
+
+class CloseIn(_Body):
+    note: str = Field("", max_length=10_000)
+
+
+def _limits(info: ValidationInfo) -> LimitsSettings:
+    context = info.context or {}
+    limits = context.get("limits")
+    return limits if isinstance(limits, LimitsSettings) else LimitsSettings()
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming every field at fault: `language: should be 'en', 'it' or 'ro'`."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(p) for p in error["loc"]) or "body"
+        if error["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif error["type"] == "missing":
+            message = "is required"
+        else:
+            message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{field}: {message}")
+    return "; ".join(parts)
+
+
+def is_malformed_json(exc: ValidationError) -> bool:
+    """True when the body was not JSON at all (400), rather than JSON of the wrong shape
+    (422)."""
+    return any(error["type"] == "json_invalid" for error in exc.errors())
