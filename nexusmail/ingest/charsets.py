@@ -1,0 +1,232 @@
+"""Turn mail bytes into text when the declared charset is missing, unknown or lying.
+
+Field practice for Italian and Romanian senders: old Outlook and webmail declare
+iso-8859-1 while writing cp1250 (ş ţ ă become º þ ã), mobile clients declare utf-8
+over cp1252 bytes, and some mailers send `unknown-8bit` or nothing at all (RFC 6532
+allows raw utf-8 in headers now, so 8-bit bytes without a label are common).
+We never raise: the last resort decodes with replacement characters.
+"""
+
+from __future__ import annotations
+
+import binascii
+import codecs
+import re
+
+# Labels that say "I don't know" (RFC 1428 `unknown-8bit`, Sendmail's `x-unknown`).
+_UNKNOWN_LABELS = frozenset(
+    {"", "unknown", "unknown-8bit", "x-unknown", "x-user-defined", "default", "none", "charset"}
+)
+# Codec names Python does not know but mailers write.
+_ALIASES = {
+    "latin2": "iso-8859-2",
+    "latin-2": "iso-8859-2",
+    "iso8859-2": "iso-8859-2",
+    "x-cp1250": "cp1250",
+    "x-cp1252": "cp1252",
+    "win-1250": "cp1250",
+    "win-1252": "cp1252",
+    "ansi_x3.4-1968": "ascii",
+    "utf8": "utf-8",
+    "x-mac-roman": "mac-roman",
+    "ks_c_5601-1987": "cp949",  # Outlook's label for Korean; Python spells it differently
+}
+_ASCII_NAMES = frozenset({"ascii"})
+_UTF8 = "utf-8"
+# Codecs that can produce lone surrogates; their output is checked before it is used.
+_SURROGATE_RISK = frozenset({"utf-7", "utf-16", "utf-16-le", "utf-16-be", "utf-32"})
+# Tried in this order when the declared charset fails; the best-scoring one wins.
+_FALLBACKS = ("cp1252", "cp1250", "iso8859-2")
+
+# Letters and punctuation our users really write (it, ro, en) in the 8-bit range.
+_ITALIAN = "àèéìòùÀÈÉÌÒÙ"
+_ROMANIAN = "ăâîșțşţĂÂÎȘȚŞŢ"
+_COMMON = "€„“”‘’«»–—…°·çÇüÜöÖäÄß£§©®\u00a0"
+_PLAUSIBLE = frozenset(_ITALIAN + _ROMANIAN + _COMMON)
+# RFC 2047 encoded-word, loosely: some mailers leave spaces inside the encoded text.
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?]*)\?=")
+# utf-8 read as a single-byte charset: "Ã¨" for "è", "Ä\x83" for "ă".
+_MOJIBAKE = re.compile(
+    "[ÂÃÄÅÈÉ][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u2013-\u2122]"
+)
+
+
+def decode_bytes(payload: bytes, declared: str | None) -> str:
+    """Decode `payload` as text: the declared charset when it is honest, else a fallback."""
+    if payload.isascii():
+        # The common case, and safe whatever was declared (all our charsets are ASCII
+        # supersets; a declared utf-16 over ASCII bytes is a lie we do not believe).
+        return payload.decode("ascii")
+    codec = _codec_name(declared)
+    if codec is not None and codec not in _ASCII_NAMES:
+        text = _try_decode(payload, codec)
+        if text is not None and _believable(payload, codec, text):
+            return _repair_double_utf8(text) if codec == _UTF8 else text
+    return _guess(payload, preferred=codec)
+
+
+def decode_header(value: str) -> str:
+    """RFC 2047 encoded-words and raw 8-bit bytes (RFC 6532) to text, tolerantly.
+
+    Tolerates what the stdlib rejects: spaces inside an encoded-word, a multi-byte
+    character split across two words (PHP mailers), bad base64 padding, unknown charsets.
+    """
+    if has_surrogates(value):
+        # compat32 keeps undecodable 8-bit header bytes as surrogate escapes.
+        value = decode_bytes(value.encode("ascii", "surrogateescape"), None)
+    if "=?" not in value:
+        return value
+    out: list[str] = []
+    position = 0
+    pending = b""
+    charset = ""
+    after_word = False
+    for match in _ENCODED_WORD.finditer(value):
+        gap = value[position : match.start()]
+        # RFC 2047 §6.2: whitespace between two encoded-words is not part of the text.
+        adjacent = after_word and not gap.strip(" \t\r\n")
+        if not adjacent or match.group(1).lower() != charset:
+            if pending:
+                out.append(decode_bytes(pending, charset))
+            pending = b""
+            if not adjacent:
+                out.append(gap)
+        charset = match.group(1).lower()
+        # Bytes of adjacent words in one charset are joined before decoding: mailers
+        # split a multi-byte character across two words.
+        pending += _decode_word(match.group(2), match.group(3))
+        position = match.end()
+        after_word = True
+    if pending:
+        out.append(decode_bytes(pending, charset))
+    out.append(value[position:])
+    return "".join(out)
+
+
+def _decode_word(encoding: str, text: str) -> bytes:
+    if encoding in "Bb":
+        cleaned = re.sub(r"[^A-Za-z0-9+/]", "", text)
+        extra = len(cleaned) % 4
+        # A lone trailing sextet cannot be a byte: drop it; otherwise restore padding.
+        cleaned = cleaned[:-1] if extra == 1 else cleaned + "=" * (-extra % 4)
+        try:
+            return binascii.a2b_base64(cleaned)
+        except binascii.Error:
+            return text.encode("ascii", "replace")
+    data = text.replace("_", " ").encode("ascii", "replace")
+    return re.sub(rb"=([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), data)
+
+
+def has_surrogates(value: str) -> bool:
+    """True when compat32 kept undecodable 8-bit bytes as surrogate escapes."""
+    return not value.isascii() and any("\udc80" <= ch <= "\udcff" for ch in value)
+
+
+def normalize_romanian(text: str) -> str:
+    """Cedilla ş ţ Ş Ţ (cp1250, iso-8859-2, old keyboards) to the correct comma-below letters."""
+    return text.translate(_CEDILLA_TO_COMMA)
+
+
+_CEDILLA_TO_COMMA = str.maketrans({"ş": "ș", "ţ": "ț", "Ş": "Ș", "Ţ": "Ț"})
+
+
+def _codec_name(declared: str | None) -> str | None:
+    """The Python codec name for a declared label, or None when unknown or meaningless."""
+    if declared is None:
+        return None
+    label = declared.strip().strip("\"'").lower()
+    # RFC 2231 language suffix: "utf-8*it".
+    label = label.split("*", 1)[0]
+    if label in _UNKNOWN_LABELS:
+        return None
+    label = _ALIASES.get(label, label)
+    try:
+        info = codecs.lookup(label)
+    except (LookupError, ValueError):
+        return None
+    if not getattr(info, "_is_text_encoding", True):
+        return None  # base64, rot13, zlib ... are codecs but not charsets
+    return _canonical(info.name)
+
+
+def _canonical(name: str) -> str:
+    return {"latin-1": "iso8859-1", "iso8859_1": "iso8859-1", "us-ascii": "ascii"}.get(name, name)
+
+
+def _try_decode(payload: bytes, codec: str) -> str | None:
+    try:
+        text = payload.decode(codec)
+    except (UnicodeError, LookupError, ValueError, TypeError):
+        return None
+    if codec in _SURROGATE_RISK:
+        try:
+            text.encode(_UTF8)
+        except UnicodeEncodeError:
+            return None
+    return text
+
+
+def _believable(payload: bytes, codec: str, text: str) -> bool:
+    """A successful decode with a single-byte charset proves nothing: check the result."""
+    if codec == _UTF8 or codec.startswith(("utf-", "cp9", "euc", "gb", "big5", "shift", "iso2022")):
+        return True
+    if _is_utf8(payload):
+        return False  # valid multi-byte utf-8 almost never happens by chance in 8-bit text
+    if codec not in ("iso8859-1", "cp1252", "iso8859-15", "cp1250", "iso8859-2"):
+        return True  # a charset we have no better guess for (cyrillic, greek, ...)
+    best = max(_score(_try_decode(payload, name)) for name in _FALLBACKS)
+    return _score(text) >= best
+
+
+def _is_utf8(payload: bytes) -> bool:
+    try:
+        payload.decode(_UTF8)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _guess(payload: bytes, *, preferred: str | None) -> str:
+    if _is_utf8(payload):
+        return _repair_double_utf8(payload.decode(_UTF8))
+    best_text: str | None = None
+    best_score = -(10**9)
+    # The declared charset (if it decoded at all) keeps ties: it was a hint, not a lie.
+    candidates = ((preferred,) if preferred else ()) + _FALLBACKS
+    for name in candidates:
+        text = _try_decode(payload, name)
+        score = _score(text)
+        if text is not None and score > best_score:
+            best_text, best_score = text, score
+    if best_text is not None:
+        return best_text
+    return payload.decode(_UTF8, errors="replace")
+
+
+def _score(text: str | None) -> int:
+    """How much a decoded text looks like it/ro/en: letters we expect up, controls down."""
+    if text is None:
+        return -(10**9)
+    score = 0
+    for ch in text:
+        if ch < "\x80":
+            continue
+        if ch in _PLAUSIBLE:
+            score += 2
+        elif ch < "\xa0":
+            score -= 5  # C1 control: certainly the wrong charset
+        else:
+            score -= 1
+    return score - 3 * len(_MOJIBAKE.findall(text))
+
+
+def _repair_double_utf8(text: str) -> str:
+    """utf-8 bytes read as cp1252 and encoded to utf-8 again ("Ã¨" for "è")."""
+    if not _MOJIBAKE.search(text):
+        return text
+    for single_byte in ("cp1252", "iso8859-1"):
+        try:
+            return text.encode(single_byte).decode(_UTF8)
+        except UnicodeError:
+            continue
+    return text

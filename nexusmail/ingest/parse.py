@@ -1,0 +1,263 @@
+"""Raw RFC 5322 bytes -> ParsedMail. Pure, and never raises: defects are recorded.
+
+Why a stdlib walk and not `mailparser.parse_from_bytes`: on our corpus the full
+mail-parser object costs about 10x more per mail than a compat32 `BytesParser` walk
+(see the numbers in the ingest report / bench/RESULTS.md), because it also parses every
+Received header, builds JSON-ready dicts of all headers and decodes every part twice;
+and it decodes text with the declared charset or utf-8 with errors ignored, which loses
+the cp1250/cp1252 letters our senders write. We keep mail-parser where it adds value:
+its address-header recovery (`get_addresses`), which decodes display names in their
+lexical context and recovers mailboxes from malformed From/To/Cc that the stdlib drops.
+compat32 is used because it is several times faster than policy.default (which builds
+a header object per field) and never raises on malformed fields.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import Message
+from email.parser import BytesHeaderParser, BytesParser
+from email.policy import compat32
+
+from mailparser.utils import get_addresses
+
+from nexusmail.ingest import mime_parts
+from nexusmail.ingest.charsets import (
+    decode_bytes,
+    decode_header,
+    has_surrogates,
+    normalize_romanian,
+)
+from nexusmail.ingest.html import html_to_text, sanitize_html
+from nexusmail.ingest.mail import MailAttachment, ParsedMail
+
+# The fields the classifier (noise, threading) and the admin page read.
+CLASSIFIER_HEADERS = frozenset({
+    "auto-submitted", "precedence", "list-id", "list-unsubscribe", "list-post",
+    "x-autoreply", "x-autorespond", "x-auto-response-suppress", "content-type",
+    "return-path", "x-nexusmail-outbox", "x-failed-recipients", "feedback-type",
+    "sender", "delivered-to", "x-original-to", "x-mailer", "user-agent",
+})  # fmt: skip
+_MAX_IDS = 100          # References grows with a thread; keep the most recent ones
+_MAX_ID_CHARS = 250     # RFC 5322 §2.1.1 line limit is 998; real ids are far shorter
+_ID_IN_ANGLES = re.compile(r"<\s*([^<>\s]+?)\s*>")
+_ID_BARE = re.compile(r"[!-~]+@[!-~]+")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+_PARSER = BytesParser(policy=compat32)
+_HEADER_PARSER = BytesHeaderParser(policy=compat32)
+
+
+def parse_mail(
+    raw: bytes, *, max_body_chars: int = 1_000_000, max_attachments: int = 100
+) -> ParsedMail:
+    """Read a mail; what could not be read is described in `defects`, never raised."""
+    defects: list[str] = []
+    message = _read_message(raw, defects)
+    if message is None or not message.keys():
+        defects.append("not-a-mail: no header fields")
+        return _empty(defects)
+    # The contract boundary: hostile MIME must not take down ingest (the caller would
+    # have to quarantine a mail a person wrote). Each half is guarded on its own so a
+    # broken body still yields the headers needed to thread and classify the mail.
+    try:
+        head = _read_head(message, defects)
+    except Exception as exc:  # the contract boundary, see above
+        defects.append(f"headers: unreadable ({type(exc).__name__})")
+        head = _Head()
+    try:
+        body = mime_parts.read_body(
+            message,
+            defects,
+            max_attachments=max_attachments,
+            message_subject=head.subject,
+            linesep="\r\n" if b"\r\n" in raw[:4096] else "\n",
+        )
+    except Exception as exc:  # the contract boundary, see above
+        defects.append(f"body: unreadable ({type(exc).__name__})")
+        body = mime_parts.Body((), (), ())
+    return _assemble(message, head, body, defects, max_body_chars=max_body_chars)
+
+
+def _read_message(raw: bytes, defects: list[str]) -> Message | None:
+    try:
+        return _PARSER.parsebytes(raw)
+    except RecursionError:
+        # The stdlib nests one generator per multipart level: thousands of levels
+        # exhaust the stack. Keep the headers so the mail can still be threaded.
+        defects.append("mime: nesting too deep, body not read")
+    except Exception as exc:  # the stdlib parser on hostile bytes
+        defects.append(f"mime: unparseable ({type(exc).__name__})")
+    try:
+        return _HEADER_PARSER.parsebytes(raw)
+    except Exception:  # not even the header block can be read
+        return None
+
+
+# -- headers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Head:
+    message_id: str | None = None
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    subject: str = ""
+    from_addr: str = ""
+    from_name: str = ""
+    to: tuple[str, ...] = ()
+    cc: tuple[str, ...] = ()
+    reply_to: tuple[str, ...] = ()
+    date: datetime | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _read_head(message: Message, defects: list[str]) -> _Head:
+    raw: dict[str, list[str]] = {}
+    for name, value in message.raw_items():
+        raw.setdefault(name.strip().lower(), []).append(str(value))
+    first = {name: values[0] for name, values in raw.items()}
+    from_name, from_addr = _first_address(raw.get("from", []), defects)
+    return _Head(
+        message_id=_one_id(first.get("message-id"), defects),
+        in_reply_to=_ids(first.get("in-reply-to", "")),
+        references=_ids(" ".join(raw.get("references", []))),
+        subject=_fold(decode_header(first.get("subject", ""))),
+        from_addr=from_addr,
+        from_name=from_name,
+        to=_addresses(raw.get("to", []), defects, "to"),
+        cc=_addresses(raw.get("cc", []), defects, "cc"),
+        reply_to=_addresses(raw.get("reply-to", []), defects, "reply-to"),
+        date=_date(first.get("date"), defects),
+        headers={
+            name: _fold(decode_header(value))
+            for name, value in first.items()
+            if name in CLASSIFIER_HEADERS
+        },
+    )
+
+
+def _fold(value: str) -> str:
+    return " ".join(_CONTROLS.sub(" ", value).split())
+
+
+def _one_id(value: str | None, defects: list[str]) -> str | None:
+    if value is None:
+        return None
+    found = _ids(value)
+    if not found:
+        defects.append("message-id: unreadable")
+        return None
+    return found[0]
+
+
+def _ids(value: str) -> tuple[str, ...]:
+    """Message-IDs without angle brackets, in order, once each (RFC 5322 §3.6.4)."""
+    found = _ID_IN_ANGLES.findall(value)
+    if not found:
+        found = _ID_BARE.findall(value.strip())[:1]
+    unique = dict.fromkeys(i for i in found if "@" in i and len(i) <= _MAX_ID_CHARS)
+    return tuple(unique)[-_MAX_IDS:]
+
+
+def _address_pairs(values: list[str], defects: list[str], label: str) -> list[tuple[str, str]]:
+    pairs: list[tuple[str, str]] = []
+    for value in values:
+        if has_surrogates(value):
+            value = decode_bytes(value.encode("ascii", "surrogateescape"), None)
+        found: list[tuple[str, str]]
+        try:
+            found = get_addresses(value, decode_names=True)
+        except Exception:  # third-party recovery parser on hostile input
+            found = email.utils.getaddresses([value])
+        pairs.extend((name, addr) for name, addr in found if "@" in addr)
+        if value.strip() and not any("@" in addr for _, addr in found):
+            defects.append(f"{label}: unreadable address")
+    return pairs
+
+
+def _first_address(values: list[str], defects: list[str]) -> tuple[str, str]:
+    pairs = _address_pairs(values[:1], defects, "from")
+    if not pairs:
+        return "", ""
+    name, addr = pairs[0]
+    if "=?" in name:
+        name = decode_header(name)
+    return _fold(name), _fold(addr).lower()
+
+
+def _addresses(values: list[str], defects: list[str], label: str) -> tuple[str, ...]:
+    pairs = _address_pairs(values, defects, label)
+    return tuple(dict.fromkeys(_fold(addr).lower() for _, addr in pairs))
+
+
+def _date(value: str | None, defects: list[str]) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(_fold(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        defects.append("date: unreadable")
+        return None
+    # RFC 5322 §3.3: "-0000" means UTC with the local offset unknown.
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+# -- assembly --------------------------------------------------------------------------
+
+
+def _assemble(
+    message: Message,
+    head: _Head,
+    body: mime_parts.Body,
+    defects: list[str],
+    *,
+    max_body_chars: int,
+) -> ParsedMail:
+    body_html = sanitize_html("\n".join(body.html_parts)) if body.html_parts else None
+    if body.text_parts:
+        body_text = "\n".join(body.text_parts)
+    elif body.html_parts:
+        body_text = html_to_text("\n".join(body.html_parts))
+    else:
+        body_text = ""
+    body_text = body_text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\x00" in body_text:
+        body_text = body_text.replace("\x00", "")
+        defects.append("body: NUL characters removed")
+    if len(body_text) > max_body_chars:
+        body_text = body_text[:max_body_chars]
+        defects.append(f"body: truncated to {max_body_chars} characters")
+    return ParsedMail(
+        message_id=head.message_id,
+        in_reply_to=head.in_reply_to,
+        references=head.references,
+        subject=head.subject,
+        from_addr=head.from_addr,
+        from_name=head.from_name,
+        to_addrs=head.to,
+        cc_addrs=head.cc,
+        reply_to=head.reply_to,
+        date=head.date,
+        body_text=body_text,
+        body_html=body_html,
+        attachments=body.attachments,
+        headers=head.headers,
+        content_type=message.get_content_type().lower(),
+        defects=tuple(dict.fromkeys(defects)),
+        search_text=normalize_romanian(head.subject + "\n" + body_text),
+    )
+
+
+def _empty(defects: list[str]) -> ParsedMail:
+    return ParsedMail(
+        message_id=None, in_reply_to=(), references=(), subject="", from_addr="",
+        from_name="", to_addrs=(), cc_addrs=(), reply_to=(), date=None, body_text="",
+        body_html=None, attachments=(), defects=tuple(defects),
+    )  # fmt: skip
+
+
+__all__ = ["CLASSIFIER_HEADERS", "MailAttachment", "ParsedMail", "parse_mail"]
