@@ -1,0 +1,178 @@
+"""The one seam every mail source ends in: `Ingest.accept(raw, envelope, source)`.
+
+SMTP, LMTP and IMAP only fetch bytes and, after `accept` returns, acknowledge them
+(250, or an IMAP flag/move). `accept` returns only once the raw bytes and everything
+they cause are committed (DESIGN invariant 1); when that cannot be done it raises
+TemporaryFailure, and the source must not acknowledge (SMTP answers 451).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from functools import partial
+
+import structlog
+
+from nexusmail.clock import Clock
+from nexusmail.config import Settings
+from nexusmail.ingest.language import guess_language
+from nexusmail.ingest.mail import MailAttachment, ParsedMail
+from nexusmail.ingest.noise import noise_reason
+from nexusmail.ingest.parse import parse_mail
+from nexusmail.tickets.blobs import BlobStore, sha256_hex
+from nexusmail.tickets.cases import StoredAttachment
+from nexusmail.tickets.inbound import InboundMail, IngestResult, apply_inbound, quarantine
+from nexusmail.tickets.models import Outcome
+from nexusmail.tickets.store import StorageError, Store
+
+log = structlog.get_logger(__name__)
+
+
+class TemporaryFailure(Exception):
+    """Nothing was made durable; the sender must try again later."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    mail_from: str | None          # None: the source has no envelope (IMAP)
+    rcpt_tos: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What the CPU-heavy first step yields; computed off the event loop."""
+
+    raw_sha256: str
+    mail: ParsedMail
+    noise: str | None
+    language: str | None
+
+
+def prepare(raw: bytes, envelope_from: str | None, own_domains: Collection[str],
+            max_body_chars: int, max_attachments: int) -> Prepared:
+    """Hash, parse and classify: pure, picklable, so it may run in another process."""
+    mail = parse_mail(raw, max_body_chars=max_body_chars, max_attachments=max_attachments)
+    noise = noise_reason(mail, envelope_from=envelope_from, own_domains=own_domains)
+    language = None if noise else guess_language(mail.subject + "\n" + mail.body_text)
+    return Prepared(sha256_hex(raw), mail, noise, language)
+
+
+class Ingest:
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        settings: Settings,
+        clock: Clock,
+        *,
+        executor: Executor | None = None,
+        on_outbox: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.blobs = blobs
+        self.settings = settings
+        self.clock = clock
+        self.executor = executor
+        self.on_outbox = on_outbox
+        self.own_domains = frozenset(a.rpartition("@")[2] for a in settings.mail.support_addresses)
+        self.accepted = 0
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait until no mail is being accepted; False if `timeout_s` ran out first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def accept(self, raw: bytes, envelope: Envelope, source: str) -> IngestResult:
+        self.in_flight += 1
+        self._idle.clear()
+        try:
+            result = await self._accept(raw, envelope, source)
+        finally:
+            self.in_flight -= 1
+            if self.in_flight == 0:
+                self._idle.set()
+        self.accepted += 1
+        return result
+
+    async def _accept(self, raw: bytes, envelope: Envelope, source: str) -> IngestResult:
+        trace_id = uuid.uuid4().hex[:16]
+        with structlog.contextvars.bound_contextvars(trace_id=trace_id, source=source):
+            try:
+                prepared = await self._prepare(raw, envelope)
+            except Exception as exc:  # our parser's bug must not lose the mail
+                return await self._quarantine(raw, envelope, source, f"parse failed: {exc!r}")
+            with structlog.contextvars.bound_contextvars(message_id=prepared.mail.message_id):
+                return await self._apply(raw, envelope, source, prepared)
+
+    async def _prepare(self, raw: bytes, envelope: Envelope) -> Prepared:
+        limits = self.settings.limits
+        job = partial(prepare, raw, envelope.mail_from, self.own_domains,
+                      limits.max_body_chars, limits.max_attachments)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, job)
+
+    async def _apply(self, raw: bytes, envelope: Envelope, source: str,
+                     prepared: Prepared) -> IngestResult:
+        mail = prepared.mail
+        try:
+            stored = [] if prepared.noise else await asyncio.to_thread(
+                self._store_attachments, mail.attachments)
+        except OSError as exc:
+            log.error("mail.blob_write_failed", error=str(exc))
+            raise TemporaryFailure(f"cannot store attachments: {exc.strerror}") from exc
+        inbound = InboundMail(
+            raw=raw, raw_sha256=prepared.raw_sha256, mail=mail, source=source,
+            envelope_from=envelope.mail_from, envelope_to=tuple(envelope.rcpt_tos),
+            noise_reason=prepared.noise, attachments=stored, language=prepared.language,
+        )
+        try:
+            result = await self.store.write(partial(
+                apply_inbound, inbound=inbound, now=self.clock.now(), settings=self.settings))
+        except StorageError as exc:
+            raise TemporaryFailure(str(exc)) from exc
+        except Exception as exc:  # a bug in our rules: keep the mail for a retry
+            detail = "".join(traceback.format_exception_only(exc)).strip()
+            return await self._quarantine_prepared(inbound, f"processing failed: {detail}")
+        if result.outcome is Outcome.NEW_REQUEST:
+            self.on_outbox()
+        log.info("mail.accepted", outcome=result.outcome, intervention=result.intervention_number,
+                 inbound_id=result.inbound_id, size=len(raw), reason=result.reason or None,
+                 attachments=len(stored))
+        return result
+
+    def _store_attachments(self, attachments: Sequence[MailAttachment]) -> list[StoredAttachment]:
+        return [
+            StoredAttachment(filename=a.filename, content_type=a.content_type, size=len(a.data),
+                             sha256=self.blobs.put(a.data), content_id=a.content_id,
+                             inline=a.inline)
+            for a in attachments
+        ]
+
+    async def _quarantine(self, raw: bytes, envelope: Envelope, source: str,
+                          reason: str) -> IngestResult:
+        empty = ParsedMail(message_id=None, in_reply_to=(), references=(), subject="",
+                           from_addr="", from_name="", to_addrs=(), cc_addrs=(), reply_to=(),
+                           date=None, body_text="", body_html=None, attachments=())
+        inbound = InboundMail(raw=raw, raw_sha256=sha256_hex(raw), mail=empty, source=source,
+                              envelope_from=envelope.mail_from,
+                              envelope_to=tuple(envelope.rcpt_tos), noise_reason=None,
+                              attachments=())
+        return await self._quarantine_prepared(inbound, reason)
+
+    async def _quarantine_prepared(self, inbound: InboundMail, reason: str) -> IngestResult:
+        log.error("mail.quarantined", reason=reason)
+        try:
+            return await self.store.write(partial(quarantine, inbound=inbound, reason=reason,
+                                                  now=self.clock.now()))
+        except Exception as exc:
+            raise TemporaryFailure(f"cannot quarantine: {exc}") from exc

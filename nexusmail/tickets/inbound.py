@@ -1,0 +1,199 @@
+"""Applying one inbound mail: everything it causes, in the caller's one transaction.
+
+Steps (DESIGN, ingest 1-4): drop a duplicate (same raw bytes, or same Message-ID from
+the same sender: invariant 2); keep the raw bytes and an inbound-log row; noise is
+logged and nothing else (invariant 4); otherwise the mail joins its intervention or
+opens a new one, with its attachments and the outbox rows it causes (invariant 3).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+import structlog
+
+from nexusmail.clock import iso
+from nexusmail.config import Settings
+from nexusmail.ingest.addresses import is_support_recipient
+from nexusmail.ingest.mail import ParsedMail
+from nexusmail.tickets.cases import (
+    NewMessage,
+    StoredAttachment,
+    add_message,
+    add_participants,
+    add_thread_refs,
+)
+from nexusmail.tickets.intake import OpenRequest, open_request
+from nexusmail.tickets.models import Direction, MessageKind, Outcome, Source, Status
+from nexusmail.tickets.tags import parse_tag, strip_reply_prefixes
+from nexusmail.tickets.thread_rules import Thread, ThreadFacts, decide_thread
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class InboundMail:
+    raw: bytes
+    raw_sha256: str
+    mail: ParsedMail
+    source: str                        # smtp | lmtp | imap:<account>
+    envelope_from: str | None          # None when the source has no envelope (IMAP)
+    envelope_to: Sequence[str]
+    noise_reason: str | None
+    attachments: Sequence[StoredAttachment]   # already written to the blob store
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    outcome: Outcome
+    inbound_id: int | None
+    intervention_number: int | None = None
+    reason: str = ""
+
+
+def apply_inbound(
+    tx: sqlite3.Connection, inbound: InboundMail, *, now: datetime, settings: Settings
+) -> IngestResult:
+    mail = inbound.mail
+    sender = mail.from_addr or (inbound.envelope_from or "").lower()
+    duplicate = _find_duplicate(tx, inbound.raw_sha256, mail.message_id, sender)
+    if duplicate is not None:
+        return IngestResult(Outcome.DUPLICATE, duplicate[0], duplicate[1], "already received")
+
+    tx.execute("INSERT OR IGNORE INTO raw_messages (sha256, data) VALUES (?, ?)",
+               (inbound.raw_sha256, inbound.raw))
+    inbound_id = _log_inbound(tx, inbound, sender, now)
+
+    if inbound.noise_reason:
+        return _finish(tx, inbound_id, Outcome.NOISE, None, inbound.noise_reason)
+    if not sender:
+        return _finish(tx, inbound_id, Outcome.UNMATCHED, None, "no sender address")
+
+    decision = decide_thread(_thread_facts(tx, mail, sender))
+    message = _customer_message(inbound, inbound_id)
+    if decision.thread is Thread.FOLLOW_UP and decision.number is not None:
+        number = decision.number
+        closed = _status(tx, number) is Status.CLOSED
+        if closed:  # kept and shown, but a closed case is not reopened by a stray "thanks"
+            message = _with_extra(message, after_close=True)
+        add_message(tx, number, message, now=now)
+        add_participants(tx, number, _participants(mail, sender, settings))
+        add_thread_refs(tx, number, list(mail.references) + list(mail.in_reply_to))
+        return _finish(tx, inbound_id, Outcome.FOLLOW_UP, number, "after close" if closed else "")
+
+    subject = mail.subject.strip() or "(no subject)"
+    number = open_request(
+        tx,
+        OpenRequest(
+            customer_email=sender, customer_name=mail.from_name,
+            subject=strip_reply_prefixes(subject) or subject,
+            description=mail.body_text, source=Source.EMAIL,
+            related_number=decision.related, first_message=message,
+            language_hint=inbound.language,
+        ),
+        now=now, settings=settings,
+    )
+    add_participants(tx, number, _participants(mail, sender, settings))
+    reason = f"tag of #{decision.related} from a non-participant" if decision.related else ""
+    return _finish(tx, inbound_id, Outcome.NEW_REQUEST, number, reason)
+
+
+def _find_duplicate(
+    tx: sqlite3.Connection, raw_sha256: str, message_id: str | None, sender: str
+) -> tuple[int, int | None] | None:
+    row = tx.execute("SELECT id, intervention_number FROM inbound WHERE raw_sha256 = ?",
+                     (raw_sha256,)).fetchone()
+    if row is None and message_id:
+        row = tx.execute(
+            "SELECT id, intervention_number FROM inbound WHERE message_id = ? AND sender = ?",
+            (message_id, sender),
+        ).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def _log_inbound(tx: sqlite3.Connection, inbound: InboundMail, sender: str,
+                 now: datetime) -> int:
+    mail = inbound.mail
+    inbound_id = tx.execute(
+        "INSERT INTO inbound (raw_sha256, size, message_id, sender, envelope_from, envelope_to,"
+        " source, subject, outcome, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (inbound.raw_sha256, len(inbound.raw), mail.message_id, sender,
+         inbound.envelope_from or "", json.dumps(list(inbound.envelope_to)), inbound.source,
+         mail.subject[:1000], Outcome.UNMATCHED, iso(now)),
+    ).lastrowid
+    assert inbound_id is not None
+    return inbound_id
+
+
+def _finish(tx: sqlite3.Connection, inbound_id: int, outcome: Outcome, number: int | None,
+            reason: str) -> IngestResult:
+    tx.execute("UPDATE inbound SET outcome = ?, reason = ?, intervention_number = ? WHERE id = ?",
+               (outcome, reason, number, inbound_id))
+    return IngestResult(outcome, inbound_id, number, reason)
+
+
+def _thread_facts(tx: sqlite3.Connection, mail: ParsedMail, sender: str) -> ThreadFacts:
+    referenced = None
+    # The most recent reference first: In-Reply-To, then References from the end.
+    for ref in list(mail.in_reply_to) + list(reversed(mail.references)):
+        row = tx.execute("SELECT intervention_number FROM thread_refs WHERE message_id = ?",
+                         (ref,)).fetchone()
+        if row is not None:
+            referenced = int(row[0])
+            break
+    tag = parse_tag(mail.subject)
+    tag_exists = participant = False
+    if referenced is None and tag is not None:
+        tag_exists = tx.execute("SELECT 1 FROM interventions WHERE number = ?",
+                                (tag,)).fetchone() is not None
+        participant = tx.execute(
+            "SELECT 1 FROM participants WHERE email = ? AND intervention_number = ?",
+            (sender, tag)).fetchone() is not None
+    return ThreadFacts(referenced, tag, tag_exists, participant)
+
+
+def _customer_message(inbound: InboundMail, inbound_id: int) -> NewMessage:
+    mail = inbound.mail
+    return NewMessage(
+        kind=MessageKind.CUSTOMER_MAIL, direction=Direction.IN,
+        subject=mail.subject, body_text=mail.body_text, body_html=mail.body_html,
+        author=mail.from_name, from_addr=mail.from_addr, to_addrs=mail.to_addrs,
+        cc_addrs=mail.cc_addrs, message_id=mail.message_id, inbound_id=inbound_id,
+        attachments=inbound.attachments,
+        extra={"defects": list(mail.defects)} if mail.defects else {},
+    )
+
+
+def _with_extra(message: NewMessage, **extra: object) -> NewMessage:
+    return replace(message, extra={**message.extra, **extra})
+
+
+def _participants(mail: ParsedMail, sender: str, settings: Settings) -> list[str]:
+    ours = set(settings.mail.support_addresses)
+    everyone = [sender, *mail.cc_addrs, *mail.to_addrs]
+    return [a for a in everyone if a and not is_support_recipient(a, ours)]
+
+
+def _status(tx: sqlite3.Connection, number: int) -> Status:
+    row = tx.execute("SELECT status FROM interventions WHERE number = ?", (number,)).fetchone()
+    return Status(row[0])
+
+
+def quarantine(
+    tx: sqlite3.Connection, inbound: InboundMail, *, reason: str, now: datetime
+) -> IngestResult:
+    """Keep a mail we failed to process, with the reason, for a later retry (never drop)."""
+    row = tx.execute("SELECT id FROM inbound WHERE raw_sha256 = ?",
+                     (inbound.raw_sha256,)).fetchone()
+    if row is not None:
+        inbound_id = int(row[0])
+    else:
+        tx.execute("INSERT OR IGNORE INTO raw_messages (sha256, data) VALUES (?, ?)",
+                   (inbound.raw_sha256, inbound.raw))
+        inbound_id = _log_inbound(tx, inbound, inbound.mail.from_addr, now)
+    return _finish(tx, inbound_id, Outcome.QUARANTINED, None, reason[:2000])

@@ -1,0 +1,125 @@
+"""Opening a request: customer, intervention, first thread entry, acknowledgement.
+
+Used for mail that opens a case and for an operator's quick entry of a phone call.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import structlog
+
+from nexusmail.config import Settings
+from nexusmail.tickets.cases import (
+    CustomerRef,
+    NewIntervention,
+    NewMessage,
+    add_message,
+    add_participants,
+    create_intervention,
+    find_or_create_customer,
+)
+from nexusmail.tickets.models import Direction, MessageKind, Priority, Source
+from nexusmail.tickets.outbox_rows import OutgoingMail, enqueue_mail, recent_count
+from nexusmail.tickets.tags import format_tag
+
+log = structlog.get_logger(__name__)
+
+ACK_KIND = "acknowledgement"
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    customer_email: str
+    customer_name: str
+    subject: str
+    description: str
+    source: Source
+    request_type: str = ""
+    priority: Priority = Priority.NORMAL
+    desired_from: date | None = None
+    desired_to: date | None = None
+    author: str = ""
+    related_number: int | None = None
+    # The customer's mail when the request came by mail; else an operator's entry is made.
+    first_message: NewMessage | None = None
+    # Language the request was written in, when known (used for a new customer).
+    language_hint: str | None = None
+
+
+def open_request(
+    tx: sqlite3.Connection, request: OpenRequest, *, now: datetime, settings: Settings
+) -> int:
+    """Open an intervention for `request`; queue its acknowledgement; return its number."""
+    customer = find_or_create_customer(
+        tx, email=request.customer_email, name=request.customer_name, now=now
+    )
+    if customer.created and request.language_hint:
+        tx.execute("UPDATE customers SET language = ? WHERE id = ?",
+                   (request.language_hint, customer.customer_id))
+    number = create_intervention(
+        tx,
+        NewIntervention(
+            customer_id=customer.customer_id, contact_id=customer.contact_id,
+            subject=request.subject, description=request.description, source=request.source,
+            request_type=request.request_type, priority=request.priority,
+            desired_from=request.desired_from, desired_to=request.desired_to,
+            related_number=request.related_number,
+        ),
+        now=now,
+    )
+    add_participants(tx, number, [customer.email])
+    first = request.first_message or NewMessage(
+        kind=MessageKind.NOTE, direction=Direction.INTERNAL, author=request.author,
+        subject=request.subject, body_text=request.description,
+        extra={"entry": "operator"},
+    )
+    add_message(tx, number, first, now=now)
+    in_reply_to = [first.message_id] if first.message_id else []
+    acknowledge(tx, number, customer, subject=request.subject, in_reply_to=in_reply_to,
+                language=customer.language or request.language_hint, now=now,
+                settings=settings)
+    return number
+
+
+def acknowledge(
+    tx: sqlite3.Connection,
+    number: int,
+    customer: CustomerRef,
+    *,
+    subject: str,
+    in_reply_to: list[str],
+    language: str | None,
+    now: datetime,
+    settings: Settings,
+) -> str | None:
+    """Queue the acknowledgement, unless this address had too many this past hour
+    (a robot answering our acknowledgements would otherwise ping-pong forever)."""
+    limit = settings.mail.max_acks_per_hour
+    if customer.email in settings.mail.support_addresses:
+        return None  # never write to ourselves
+    recent = recent_count(tx, recipient=customer.email, kind=ACK_KIND,
+                          since=now - timedelta(hours=1))
+    if recent >= limit:
+        log.warning("ack.rate_limited", intervention=number, recipient=customer.email,
+                    recent=recent, limit=limit)
+        return None
+    return enqueue_mail(
+        tx,
+        OutgoingMail(
+            kind=ACK_KIND, recipient=customer.email, template="acknowledgement",
+            language=language or settings.mail.default_language,
+            context={"number": number, "tag": format_tag(number), "subject": subject,
+                     "customer_name": customer.name, "company_name": settings.mail.company_name,
+                     "in_reply_to": in_reply_to, "references": in_reply_to},
+            intervention_number=number, thread_kind=MessageKind.ACKNOWLEDGEMENT,
+        ),
+        now=now, domain=own_domain(settings),
+    )
+
+
+def own_domain(settings: Settings) -> str:
+    """The domain our Message-IDs use: the first support address's."""
+    return settings.mail.support_addresses[0].rpartition("@")[2]
