@@ -64,3 +64,21 @@ def test_password_is_masked_in_repr(tmp_path: Path) -> None:
     settings = load_settings(path, environ={})
     assert "hunter2" not in repr(settings)
     assert settings.outbound.password.get_secret_value() == "hunter2"
+
+
+def test_example_config_documents_every_key() -> None:
+    """config/nexusmail.example.toml loads, and names every key the settings know."""
+    import tomllib
+
+    from nexusmail.config import Settings
+
+    path = Path(__file__).parents[2] / "config" / "nexusmail.example.toml"
+    settings = load_settings(path, environ={})
+    assert settings == load_settings(None, environ={}), "the example shows the defaults"
+    text = path.read_text()
+    documented = tomllib.loads(text)
+    for section, model in Settings.model_fields.items():
+        assert f"[{section}]" in text, section
+        assert model.annotation is not None
+        for key in model.annotation.model_fields:
+            assert key in documented.get(section, {}) or f"# {key} =" in text, (section, key)
