@@ -1,0 +1,369 @@
+"""The JSON API (issue 2, point 12): a thin Starlette layer over tickets' use cases.
+
+Mounting: `api_routes(services)` returns one `Mount("/api/v1", ...)` holding its own
+small Starlette app, so its JSON error handling travels with it into whatever app the
+daemon (and later the admin pages) build; `build_api(services)` is that app alone.
+
+Every route except `GET /api/v1/health` needs `Authorization: Bearer <token>` (see
+admin.tokens; `nexusmail token create` makes one).
+
+Shapes:
+- errors: `{"error": "<message>"}` with 400 (not JSON), 401, 404, 405, 409, 413,
+  422 (names each field at fault), 503 (storage unavailable: retry) or 500.
+- `GET /api/v1/interventions?status=open|closed&q=text&limit=1..200&offset=0` →
+  `{"items": [summary...], "total": N, "limit": L, "offset": O}`, newest first; a
+  summary is the detail below without `description`, `assignments` and `messages`.
+- `GET /api/v1/interventions/{number}`, and the 201 of `POST /api/v1/interventions`
+  and the 200 of `POST .../{number}/close`: see tickets.queries.InterventionDetail.
+- `GET /api/v1/employees` → `{"items": [employee...]}`; `POST` → 201 the employee.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import structlog
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from nexusmail.admin import tokens
+from nexusmail.admin.api_models import (
+    CloseIn,
+    EmployeeIn,
+    InterventionIn,
+    describe_validation_error,
+    is_malformed_json,
+)
+from nexusmail.clock import Clock
+from nexusmail.config import Settings
+from nexusmail.tickets import queries
+from nexusmail.tickets.blobs import BlobStore
+from nexusmail.tickets.cases import Conflict, NotFound, add_employee, close_intervention
+from nexusmail.tickets.intake import OpenRequest, open_request
+from nexusmail.tickets.models import Source, Status
+from nexusmail.tickets.store import StorageError, Store
+
+log = structlog.get_logger(__name__)
+
+# An operator's phone entry is a few KB; this leaves room for pasted text while a
+# client cannot make us buffer an arbitrary body.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+MAX_PAGE = 200
+MAX_QUERY_CHARS = 200
+# Path ids beyond SQLite's 64-bit integers would overflow at binding time (a 500).
+_MAX_ID = 2**63 - 1
+
+# Types a browser would execute or render as a page: served as opaque bytes instead.
+_ACTIVE_TYPES = frozenset({
+    "text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
+    "text/javascript", "application/javascript", "application/ecmascript", "text/ecmascript",
+    "multipart/x-mixed-replace", "application/pdf+html",
+})
+_MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class ApiServices:
+    """What the API needs from the daemon."""
+
+    store: Store
+    blobs: BlobStore
+    settings: Settings
+    clock: Clock
+    # Wakes the outbox worker after a write that queued mail (it would poll anyway).
+    on_outbox: Callable[[], None] = field(default=_nothing)
+
+
+class ApiError(Exception):
+    """A request we refuse, with the status and the message the client gets."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+def api_routes(services: ApiServices) -> list[BaseRoute]:
+    """The routes to include in the daemon's web app: everything under /api/v1."""
+    return [Mount("/api/v1", app=_api_app(services), name="api")]
+
+
+def build_api(services: ApiServices) -> Starlette:
+    """A web app serving only the API."""
+    return Starlette(routes=api_routes(services))
+
+
+def _api_app(services: ApiServices) -> Starlette:
+    h = _Handlers(services)
+    routes = [
+        Route("/health", h.health, methods=["GET"]),
+        Route("/employees", h.list_employees, methods=["GET"]),
+        Route("/employees", h.create_employee, methods=["POST"]),
+        Route("/interventions", h.list_interventions, methods=["GET"]),
+        Route("/interventions", h.create_intervention, methods=["POST"]),
+        Route("/interventions/{number:int}", h.get_intervention, methods=["GET"]),
+        Route("/interventions/{number:int}/close", h.close_intervention, methods=["POST"]),
+        Route("/attachments/{id:int}", h.get_attachment, methods=["GET"]),
+        Route("/messages/{id:int}/raw", h.get_raw_message, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={
+            ApiError: _api_error,
+            HTTPException: _http_error,
+            NotFound: _status_error(404),
+            Conflict: _status_error(409),
+            StorageError: _storage_error,
+            Exception: _internal_error,
+        },
+    )
+
+
+class _Handlers:
+    def __init__(self, services: ApiServices) -> None:
+        self.s = services
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def list_employees(self, request: Request) -> Response:
+        await self._authenticate(request)
+        async with self.s.store.read() as conn:
+            items = await queries.list_employees(conn)
+        return JSONResponse({"items": items})
+
+    async def create_employee(self, request: Request) -> Response:
+        token = await self._authenticate(request)
+        body = self._parse(EmployeeIn, await _read_body(request))
+        now = self.s.clock.now()
+        employee_id = await self.s.store.write(
+            lambda tx: add_employee(
+                tx, email=body.email, name=body.name, language=body.language, now=now
+            )
+        )
+        log.info("api.employee_created", employee_id=employee_id, email=body.email,
+                 token_name=token.name)
+        async with self.s.store.read() as conn:
+            employee = await queries.get_employee(conn, employee_id)
+        return JSONResponse(employee, status_code=201)
+
+    async def list_interventions(self, request: Request) -> Response:
+        await self._authenticate(request)
+        params = request.query_params
+        status = params.get("status") or None
+        if status is not None and status not in {s.value for s in Status}:
+            raise ApiError(422, "status: should be 'open' or 'closed'")
+        q = params.get("q") or None
+        if q is not None and len(q) > MAX_QUERY_CHARS:
+            raise ApiError(422, f"q: is longer than {MAX_QUERY_CHARS} characters")
+        limit = _int_param(params.get("limit"), "limit", default=50, low=1, high=MAX_PAGE)
+        offset = _int_param(params.get("offset"), "offset", default=0, low=0, high=_MAX_ID)
+        async with self.s.store.read() as conn:
+            page = await queries.list_interventions(
+                conn, status=status, q=q, limit=limit, offset=offset
+            )
+        return JSONResponse(page)
+
+    async def get_intervention(self, request: Request) -> Response:
+        await self._authenticate(request)
+        number = _path_id(request, "number")
+        return JSONResponse(await self._intervention(number))
+
+    async def create_intervention(self, request: Request) -> Response:
+        token = await self._authenticate(request)
+        body = self._parse(InterventionIn, await _read_body(request))
+        entry = OpenRequest(
+            customer_email=body.customer_email, customer_name=body.customer_name,
+            subject=body.subject, description=body.description, source=Source.API,
+            request_type=body.request_type, priority=body.priority,
+            desired_from=body.desired_from, desired_to=body.desired_to,
+            author=f"api:{token.name}",
+        )
+        now, settings = self.s.clock.now(), self.s.settings
+        number = await self.s.store.write(
+            lambda tx: open_request(tx, entry, now=now, settings=settings)
+        )
+        self.s.on_outbox()
+        log.info("api.intervention_created", intervention=number, source=Source.API,
+                 customer=body.customer_email, token_name=token.name)
+        return JSONResponse(
+            await self._intervention(number), status_code=201,
+            headers={"Location": f"/api/v1/interventions/{number}"},
+        )
+
+    async def close_intervention(self, request: Request) -> Response:
+        token = await self._authenticate(request)
+        number = _path_id(request, "number")
+        raw = await _read_body(request)
+        body = self._parse(CloseIn, raw) if raw.strip() else CloseIn()
+        now = self.s.clock.now()
+        await self.s.store.write(
+            lambda tx: close_intervention(
+                tx, number, now=now, author=f"api:{token.name}", note=body.note
+            )
+        )
+        log.info("api.intervention_closed", intervention=number, token_name=token.name)
+        return JSONResponse(await self._intervention(number))
+
+    async def get_attachment(self, request: Request) -> Response:
+        await self._authenticate(request)
+        attachment_id = _path_id(request, "id")
+        async with self.s.store.read() as conn:
+            attachment = await queries.get_attachment(conn, attachment_id)
+        if attachment is None:
+            raise ApiError(404, f"attachment {attachment_id} does not exist")
+        path = self.s.blobs.path_for(attachment["sha256"])
+        if not await asyncio.to_thread(path.is_file):
+            # The row outlived its file: an operator must hear of it, the client gets 404.
+            log.error("api.attachment_blob_missing", attachment_id=attachment_id,
+                      sha256=attachment["sha256"])
+            raise ApiError(404, f"the content of attachment {attachment_id} is missing")
+        return FileResponse(
+            path,
+            media_type=safe_media_type(attachment["content_type"]),
+            headers=_download_headers(attachment["filename"]),
+        )
+
+    async def get_raw_message(self, request: Request) -> Response:
+        await self._authenticate(request)
+        message_id = _path_id(request, "id")
+        async with self.s.store.read() as conn:
+            sha = await queries.get_message_raw_sha(conn, message_id)
+            data = await queries.get_raw_message(conn, sha) if sha else None
+        if data is None:
+            raise ApiError(404, f"message {message_id} has no original mail")
+        return Response(
+            data, media_type="message/rfc822",
+            headers=_download_headers(f"message-{message_id}.eml"),
+        )
+
+    async def _intervention(self, number: int) -> queries.InterventionDetail:
+        async with self.s.store.read() as conn:
+            detail = await queries.get_intervention(conn, number)
+        if detail is None:
+            raise ApiError(404, f"intervention {number} does not exist")
+        return detail
+
+    async def _authenticate(self, request: Request) -> tokens.TokenInfo:
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        token = None
+        if scheme.lower() == "bearer" and credentials.strip():
+            async with self.s.store.read() as conn:
+                token = await tokens.find_token(conn, credentials.strip())
+        if token is None:
+            raise ApiError(401, "a valid bearer token is required",
+                           headers={"WWW-Authenticate": "Bearer"})
+        return token
+
+    def _parse(self, model: type[M], raw: bytes) -> M:
+        try:
+            return model.model_validate_json(
+                raw, strict=True, context={"limits": self.s.settings.limits}
+            )
+        except ValidationError as exc:
+            if is_malformed_json(exc):
+                raise ApiError(400, "the request body is not valid JSON") from None
+            raise ApiError(422, describe_validation_error(exc)) from None
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ApiError(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _int_param(value: str | None, name: str, *, default: int, low: int, high: int) -> int:
+    if value is None or value == "":
+        return default
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise ApiError(422, f"{name}: should be a whole number from {low} to {high}")
+    return int(value)
+
+
+def _path_id(request: Request, name: str) -> int:
+    value = int(request.path_params[name])
+    if value > _MAX_ID:
+        raise ApiError(404, f"{name} {value} does not exist")
+    return value
+
+
+def safe_media_type(stored: str) -> str:
+    """The stored content type, unless a browser could run it or it is malformed."""
+    base = stored.partition(";")[0].strip().lower()
+    if not _MEDIA_TYPE.match(base) or base in _ACTIVE_TYPES:
+        return "application/octet-stream"
+    return base
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with an ASCII fallback name and the exact UTF-8 one (RFC 6266)."""
+    cleaned = "".join(c for c in filename if c.isprintable() and c not in "/\\") or "attachment"
+    fallback = "".join(c if c.isascii() and c not in '"%' else "_" for c in cleaned)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(cleaned, safe='')}"
+
+
+def _download_headers(filename: str) -> dict[str, str]:
+    return {
+        "Content-Disposition": content_disposition(filename),
+        "X-Content-Type-Options": "nosniff",
+        # Should a browser render it anyway, nothing in it may run or load.
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+        "Cache-Control": "private",
+    }
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return _error(exc.status, exc.message, exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    messages = {404: "no such API route", 405: f"method {request.method} is not allowed here"}
+    message = messages.get(exc.status_code, str(exc.detail))
+    return _error(exc.status_code, message, dict(exc.headers or {}))
+
+
+def _status_error(status: int) -> Callable[[Request, Exception], Any]:
+    async def handler(request: Request, exc: Exception) -> Response:
+        return _error(status, str(exc))
+
+    return handler
+
+
+async def _storage_error(request: Request, exc: Exception) -> Response:
+    log.error("api.storage_failed", path=request.url.path, error=str(exc))
+    return _error(503, "storage is unavailable; retry later", {"Retry-After": "5"})
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    # Reached only for a bug: the client gets JSON, the log the traceback.
+    log.exception("api.internal_error", path=request.url.path)
+    return _error(500, "internal error")
