@@ -3,7 +3,9 @@
 It picks pending rows that are due, composes each (jinja2), hands it to the
 transport and records the outcome in one write: `sent`, a later retry with
 exponential backoff and jitter, or `failed` (permanent refusal, template error,
-attempts used up).
+attempts used up). When the relay itself is unreachable (RelayUnavailableError), the
+worker also pauses all sending until that row's retry time, so a dead relay costs one
+connection attempt per backoff step, not one per queued row.
 
 Crash semantics. The relay's acceptance and our "sent" mark are two systems, so the
 mail is delivered at least once, never at most once: a crash (or a cancelled task at
@@ -28,7 +30,12 @@ import structlog
 from nexusmail.clock import Clock, iso
 from nexusmail.config import OutboundSettings
 from nexusmail.dispatch.compose import ComposedMail, ComposeError, Composer, OutboxRow
-from nexusmail.dispatch.transport import PermanentSendError, TransientSendError, Transport
+from nexusmail.dispatch.transport import (
+    PermanentSendError,
+    RelayUnavailableError,
+    TransientSendError,
+    Transport,
+)
 from nexusmail.tickets.store import Store
 
 log = structlog.get_logger(__name__)
@@ -72,6 +79,7 @@ class OutboxWorker:
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
         self._pass_lock = asyncio.Lock()  # one pass at a time: a row is never sent twice at once
+        self.relay_paused_until: datetime | None = None
 
     def notify(self) -> None:
         """Something was enqueued: send it now rather than after the poll interval."""
@@ -108,9 +116,11 @@ class OutboxWorker:
 
     async def send_due(self, limit: int = 100) -> int:
         """Try every pending row due by now (at most `limit`); return how many were
-        tried (sent, rescheduled or failed)."""
+        tried (sent, rescheduled or failed). While the relay is paused, nothing is tried."""
         async with self._pass_lock:
             now = self.clock.now()
+            if self._relay_paused(now):
+                return 0
             async with self.store.read() as conn:
                 rows = list(await conn.execute_fetchall(
                     f"SELECT {OutboxRow.COLUMNS} FROM outbox"  # noqa: S608 (constant columns)
@@ -122,9 +132,12 @@ class OutboxWorker:
                 return 0
             slots = asyncio.Semaphore(self.concurrency)
 
-            async def bounded(raw: sqlite3.Row) -> None:
+            async def bounded(raw: sqlite3.Row) -> bool:
                 async with slots:
+                    if self._relay_paused(self.clock.now()):
+                        return False  # the relay went down during this pass: leave it
                     await self._process(raw)
+                    return True
 
             results = await asyncio.gather(
                 *(bounded(raw) for raw in rows), return_exceptions=True
@@ -133,7 +146,10 @@ class OutboxWorker:
             for result in results:
                 if isinstance(result, BaseException):
                     raise result
-            return len(rows)
+            return sum(1 for result in results if result is True)
+
+    def _relay_paused(self, now: datetime) -> bool:
+        return self.relay_paused_until is not None and now < self.relay_paused_until
 
     async def _process(self, raw: sqlite3.Row) -> None:
         try:
@@ -149,12 +165,8 @@ class OutboxWorker:
             attempt=row.attempts + 1,
         )
         try:
-            # Attachments are read from files: keep that off the event loop.
-            composed = (
-                await asyncio.to_thread(self.composer.compose, row)
-                if row.has_attachments
-                else self.composer.compose(row)
-            )
+            # Template files and attachment blobs are read from disk: off the event loop.
+            composed = await asyncio.to_thread(self.composer.compose, row)
         except ComposeError as exc:
             await self._mark_failed(row, None, str(exc))
             bound.error("outbox.failed", reason="compose", error=str(exc))
@@ -173,12 +185,25 @@ class OutboxWorker:
                 await self._mark_failed(row, composed, f"gave up after {attempts} attempts: {exc}")
                 bound.error("outbox.failed", reason="attempts", error=str(exc), code=exc.code)
                 return
-            retry_at = self.clock.now() + self.backoff(row.attempts)
+            now = self.clock.now()
+            # Whole seconds, as the store keeps it: the pause and the row agree.
+            retry_at = (now + self.backoff(row.attempts)).replace(microsecond=0)
+            if isinstance(exc, RelayUnavailableError):
+                self._pause_relay(now, retry_at)
             await self._mark_retry(row, retry_at, str(exc))
             bound.warning("outbox.retry", error=str(exc), code=exc.code, retry_at=iso(retry_at))
             return
+        self.relay_paused_until = None
         await self._mark_sent(row, composed)
         bound.info("outbox.sent", subject=composed.subject)
+
+    def _pause_relay(self, now: datetime, until: datetime) -> None:
+        # Several rows failing in one pass: the earliest retry ends the pause.
+        if self._relay_paused(now) and self.relay_paused_until is not None:
+            until = min(until, self.relay_paused_until)
+        else:
+            log.warning("outbox.relay_paused", until=iso(until))
+        self.relay_paused_until = until
 
     def backoff(self, attempts_before: int) -> timedelta:
         """Delay before the next try: base·2^attempts, capped, then ±20% jitter."""

@@ -1,7 +1,8 @@
 """Where composed mail goes: an SMTP relay (aiosmtplib) or, with no relay, a Maildir.
 
-A transport only says "sent", "try later" (TransientSendError) or "give up"
-(PermanentSendError); retry policy lives in the outbox worker.
+A transport only says "sent", "try later" (TransientSendError; RelayUnavailableError
+when no mail at all can go now) or "give up" (PermanentSendError); retry policy lives
+in the outbox worker.
 """
 
 from __future__ import annotations
@@ -40,7 +41,13 @@ class PermanentSendError(SendError):
     """The relay refused this mail for good (5xx for the sender, recipient or content)."""
 
 
-class _ConnectionLost(TransientSendError):
+class RelayUnavailableError(TransientSendError):
+    """Nothing can be sent now, whatever the mail: connection refused or lost, timeout,
+    TLS or AUTH failure, Maildir not writable. The worker pauses all sending for a while
+    instead of trying every queued row against a dead relay."""
+
+
+class _ConnectionLost(RelayUnavailableError):
     """The relay connection dropped before the mail was accepted."""
 
 
@@ -82,7 +89,7 @@ class SmtpRelayTransport:
 
     async def send(self, message: EmailMessage, *, sender: str, recipients: list[str]) -> None:
         if self._closed:
-            raise TransientSendError("transport is closed")
+            raise RelayUnavailableError("transport is closed")
         async with self._slots:
             client, reused = await self._checkout()
             try:
@@ -172,10 +179,15 @@ def _classify(exc: BaseException) -> SendError:
         return TransientSendError(f"recipient deferred: {text}", code=codes[0] if codes else None)
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         # A wrong password is a configuration fault, not this mail's: keep retrying.
-        return TransientSendError(f"relay authentication failed: {exc.code}", code=exc.code)
+        return RelayUnavailableError(f"relay authentication failed: {exc.code}", code=exc.code)
+    if isinstance(exc, aiosmtplib.SMTPSenderRefused):
+        # Our envelope sender is the same for every mail: a refusal is the relay's
+        # configuration, not this mail's fault.
+        return RelayUnavailableError(f"relay refused our sender: {exc.code} {exc.message}",
+                                     code=exc.code)
     if isinstance(exc, aiosmtplib.SMTPConnectResponseError | aiosmtplib.SMTPHeloError):
-        return TransientSendError(f"relay refused the session: {exc.code} {exc.message}",
-                                  code=exc.code)
+        return RelayUnavailableError(f"relay refused the session: {exc.code} {exc.message}",
+                                     code=exc.code)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         kind = PermanentSendError if 500 <= exc.code < 600 else TransientSendError
         return kind(f"relay answered {exc.code} {exc.message}", code=exc.code)
@@ -184,7 +196,7 @@ def _classify(exc: BaseException) -> SendError:
         return PermanentSendError(f"unusable address: {exc}")
     # Connection refused, timeouts, TLS failures, SMTPNotSupported (STARTTLS or AUTH
     # missing: configuration), anything the socket raised.
-    return TransientSendError(f"{type(exc).__name__}: {exc}")
+    return RelayUnavailableError(f"{type(exc).__name__}: {exc}")
 
 
 def _close_quietly(client: aiosmtplib.SMTP) -> None:
@@ -222,7 +234,7 @@ class MaildirTransport:
         try:
             await asyncio.to_thread(self._add, data)
         except OSError as exc:  # disk full, permissions: may pass, try again later
-            raise TransientSendError(f"cannot write to {self.path.name}: {exc}") from exc
+            raise RelayUnavailableError(f"cannot write to {self.path.name}: {exc}") from exc
 
     def _add(self, data: bytes) -> str:
         if self._maildir is None:

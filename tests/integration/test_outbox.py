@@ -237,6 +237,33 @@ async def test_relay_down_is_retried_with_growing_backoff(
         assert expected * 0.8 - 1 <= got <= expected * 1.2 + 1
 
 
+async def test_dead_relay_pauses_sending_until_it_is_back(
+    store: Store, clock: FakeClock, transports: Callable[[Transport], Transport]
+) -> None:
+    """One refused connection pauses the queue (no attempt per row); after the pause
+    and with the relay back, every queued mail goes out."""
+    port = free_port()
+    ids = [await enqueue_ack(store, clock, recipient=f"c{i}@example.org") for i in range(3)]
+    settings = outbound(port)
+    worker = make_worker(store, clock, transports(SmtpRelayTransport(settings)), settings,
+                         concurrency=1)
+    assert await worker.send_due() == 1
+    attempts = [(await outbox_row(store, mid))["attempts"] for mid in ids]
+    assert sorted(attempts) == [0, 0, 1]
+    assert await worker.send_due() == 0  # paused: the other rows are not tried
+    handler = CaptureHandler()
+    controller = await asyncio.to_thread(start_sink, handler, port=port)
+    try:
+        clock.advance(timedelta(seconds=80))
+        assert await worker.send_due() == 3
+        got = await handler.wait_for_async(3)
+        assert sorted(c.message_id for c in got) == sorted(ids)
+        assert worker.relay_paused_until is None
+    finally:
+        await worker.transport.close()
+        await asyncio.to_thread(controller.stop)
+
+
 async def test_max_attempts_then_failed(
     store: Store, clock: FakeClock, transports: Callable[[Transport], Transport]
 ) -> None:
