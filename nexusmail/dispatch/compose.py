@@ -87,10 +87,6 @@ class OutboxRow:
             attempts=int(row["attempts"]),
         )
 
-    @property
-    def has_attachments(self) -> bool:
-        return bool(self.context.get("attachments"))
-
 
 @dataclass(frozen=True)
 class ComposedMail:
@@ -143,8 +139,7 @@ class Composer:
     def compose(self, row: OutboxRow) -> ComposedMail:
         """Render `row`; raise ComposeError when it cannot be (never a half mail).
 
-        Blocking only when the row has attachments (the blob loader reads files): the
-        worker calls it in a thread then.
+        Blocking (template files, attachment blobs): the worker calls it in a thread.
         """
         try:
             return self._compose(row)

@@ -49,12 +49,14 @@ class OutboxWorker:
 
     Built by the daemon once, e.g.::
 
+        composer = Composer(s.mail, blob_loader=BlobStore(blobs_path(s)).get, clock=clock)
         worker = OutboxWorker(store, build_transport(s.outbound, s.storage.data_dir),
-                              Composer(s.mail), clock, s.outbound,
+                              composer, clock, s.outbound,
                               envelope_sender=s.mail.support_addresses[0])
         task = asyncio.create_task(worker.run(stop))
-        ...  # code that enqueues a mail calls worker.notify() after its commit
-        await task; await worker.transport.close()
+        ...  # after a commit that enqueued mail: worker.notify() (on the loop's thread)
+        await task                      # returns soon after `stop` is set
+        await worker.transport.close()  # QUIT on kept relay connections
     """
 
     def __init__(
