@@ -1,0 +1,183 @@
+"""`nexusmail run`: builds every part, starts them, stops them in order.
+
+One lifecycle owner (STYLE.md): the store, the SMTP/LMTP listener, the outbox worker
+and the web server live in one AsyncExitStack. SIGTERM/SIGINT set the stop event;
+shutdown stops taking mail first, lets mail in flight finish (bounded), then stops
+the worker and the web server, and closes the store last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import time
+from collections.abc import Callable, Generator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+
+import structlog
+import uvicorn
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP
+from starlette.applications import Starlette
+
+from nexusmail import __version__
+from nexusmail.admin.api import ApiServices, api_routes
+from nexusmail.clock import Clock, SystemClock
+from nexusmail.config import Settings
+from nexusmail.dispatch.compose import Composer
+from nexusmail.dispatch.outbox import OutboxWorker
+from nexusmail.dispatch.transport import build_transport
+from nexusmail.ingest.accept import Ingest
+from nexusmail.ingest.smtp_handler import SmtpHandler
+from nexusmail.logs import configure_logging
+from nexusmail.paths import blobs_path, database_path
+from nexusmail.tickets.blobs import BlobStore
+from nexusmail.tickets.store import Store
+
+log = structlog.get_logger(__name__)
+
+DRAIN_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Running:
+    """What a started daemon listens on (ports are real even when 0 was configured)."""
+
+    smtp_port: int
+    web_port: int
+    store: Store = field(repr=False)  # for the operator CLI and tests' fault injection
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn inside our loop: the daemon, not uvicorn, owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+async def serve(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[Running], None] = lambda running: None,
+) -> None:
+    """Run until `stop` is set."""
+    clock = clock or SystemClock()
+    stop = stop or asyncio.Event()
+    started = time.monotonic()
+    async with AsyncExitStack() as stack:
+        store = Store(database_path(settings))
+        await store.open()
+        stack.push_async_callback(store.close)
+        blobs = BlobStore(blobs_path(settings))
+
+        transport = build_transport(settings.outbound, settings.storage.data_dir)
+        stack.push_async_callback(transport.close)
+        worker = OutboxWorker(store, transport, Composer(settings.mail, blob_loader=blobs.get),
+                              clock, settings.outbound,
+                              envelope_sender=settings.mail.support_addresses[0])
+        worker_task = asyncio.create_task(worker.run(stop), name="outbox")
+        stack.push_async_callback(_await_task, worker_task, "outbox")
+
+        ingest = Ingest(store, blobs, settings, clock, on_outbox=worker.notify)
+        smtp_server = await _start_smtp(settings, ingest)
+        stack.push_async_callback(_drain_smtp, smtp_server, ingest)
+
+        web_server, web_task, web_port = await _start_web(settings, ApiServices(
+            store=store, blobs=blobs, settings=settings, clock=clock, on_outbox=worker.notify))
+        stack.push_async_callback(_stop_web, web_server, web_task)
+
+        running = Running(smtp_port=smtp_server.sockets[0].getsockname()[1], web_port=web_port,
+                          store=store)
+        log.info("daemon.started", version=__version__, smtp_port=running.smtp_port,
+                 smtp_protocol=settings.smtp.protocol, web_port=running.web_port,
+                 data_dir=str(settings.storage.data_dir),
+                 outbound=settings.outbound.host or "maildir")
+        on_ready(running)
+        await stop.wait()
+        log.info("daemon.stopping")
+    log.info("daemon.stopped", uptime_s=round(time.monotonic() - started, 1),
+             mails_accepted=ingest.accepted)
+
+
+async def _start_smtp(settings: Settings, ingest: Ingest) -> asyncio.Server:
+    lmtp = settings.smtp.protocol == "lmtp"
+    handler = SmtpHandler(ingest, settings.mail.support_addresses,
+                          source=settings.smtp.protocol, lmtp=lmtp)
+    protocol_class = LMTP if lmtp else SMTP
+
+    def factory() -> SMTP:
+        return protocol_class(
+            handler, hostname=settings.smtp.hostname, ident=f"nexusmail {__version__}",
+            data_size_limit=settings.limits.max_message_bytes, decode_data=False,
+            enable_SMTPUTF8=True,
+        )
+
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(factory, settings.smtp.host, settings.smtp.port)
+
+
+async def _drain_smtp(server: asyncio.Server, ingest: Ingest) -> None:
+    server.close()  # no new connections; sessions in DATA finish below
+    if not await ingest.drain(DRAIN_TIMEOUT_S):
+        log.warning("daemon.drain_timeout", in_flight=ingest.in_flight)
+
+
+async def _start_web(
+    settings: Settings, services: ApiServices
+) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+    app = Starlette(routes=api_routes(services))
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.web.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.web.host, settings.web.port))
+    sock.listen(128)
+    sock.setblocking(False)
+    config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False,
+                            server_header=False)
+    server = _EmbeddedUvicorn(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="web")
+    while not server.started:
+        if task.done():
+            task.result()  # raises what stopped it
+        await asyncio.sleep(0.01)
+    return server, task, int(sock.getsockname()[1])
+
+
+async def _stop_web(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    server.should_exit = True
+    try:
+        await asyncio.wait_for(task, DRAIN_TIMEOUT_S)
+    except TimeoutError:
+        task.cancel()
+
+
+async def _await_task(task: asyncio.Task[None], name: str) -> None:
+    try:
+        await asyncio.wait_for(task, DRAIN_TIMEOUT_S)
+    except TimeoutError:
+        log.warning("daemon.task_cancelled", task=name)
+        task.cancel()
+
+
+def run_daemon(settings: Settings) -> int:
+    """The blocking entry point: logging, signals, the loop."""
+    configure_logging(settings.log.level, settings.log.format)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop=stop)
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:  # e.g. the port is taken
+        log.error("daemon.failed", error=str(exc))
+        return 1
+    return 0

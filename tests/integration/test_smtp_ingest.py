@@ -1,0 +1,251 @@
+"""End to end over real sockets: mail in over SMTP, interventions out, acks at a sink."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+from collections.abc import AsyncIterator, Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from daemon_harness import SUPPORT, Daemon, make_settings, running_daemon
+from smtp_sink import CaptureHandler, start_sink
+
+
+def customer_mail(subject: str = "Caldaia guasta", body: str = "La caldaia non parte.",
+                  *, sender: str = "mario.rossi@example.it", message_id: str | None = None,
+                  in_reply_to: str | None = None, extra: dict[str, str] | None = None,
+                  to: str = SUPPORT) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = f"Mario Rossi <{sender}>"
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = message_id or email.utils.make_msgid(domain="example.it")
+    if in_reply_to:
+        msg["In-Reply-To"] = f"<{in_reply_to}>"
+        msg["References"] = f"<{in_reply_to}>"
+    for name, value in (extra or {}).items():
+        msg[name] = value
+    msg.set_content(body)
+    return msg.as_bytes()
+
+
+@pytest.fixture
+def relay() -> Iterator[Controller]:
+    controller = start_sink()
+    yield controller
+    controller.stop()
+
+
+@pytest.fixture
+def sink(relay: Controller) -> CaptureHandler:
+    handler: CaptureHandler = relay.handler
+    return handler
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path, relay: Controller) -> AsyncIterator[Daemon]:
+    settings = make_settings(tmp_path / "data", relay_port=relay.port)
+    async with running_daemon(settings) as running:
+        yield running
+
+
+def parse(raw: bytes) -> Any:
+    return email.message_from_bytes(raw, policy=email.policy.default)
+
+
+async def interventions(daemon: Daemon) -> list[tuple[Any, ...]]:
+    return await daemon.query(
+        "SELECT number, subject, related_number, status FROM interventions ORDER BY number")
+
+
+async def test_new_request_is_numbered_and_acknowledged(daemon: Daemon,
+                                                        sink: CaptureHandler) -> None:
+    """A customer's first mail opens intervention 1 and an acknowledgement with [#1] goes out."""
+    raw = customer_mail(message_id="first@example.it")
+    code, _ = await daemon.send(raw)
+    assert code == 250
+    assert await interventions(daemon) == [(1, "Caldaia guasta", None, "open")]
+    [ack] = await sink.wait_for_async(1)
+    assert ack.rcpt_tos == ["mario.rossi@example.it"]
+    message = parse(ack.data)
+    assert "[#1]" in message["Subject"]
+    assert message["Auto-Submitted"] == "auto-replied"
+    assert message["In-Reply-To"] == "<first@example.it>"
+    # An Italian mail from a new customer is answered in Italian.
+    assert message["Content-Language"] == "it"
+
+
+async def test_follow_ups_join_the_thread(daemon: Daemon, sink: CaptureHandler) -> None:
+    """A reply to our acknowledgement, and a tagged reply from the customer, join #1."""
+    await daemon.send(customer_mail())
+    [ack] = await sink.wait_for_async(1)
+    ack_id = parse(ack.data)["Message-ID"].strip("<>")
+    code, _ = await daemon.send(customer_mail("Re: [#1] Caldaia guasta", "Ancora guasta",
+                                              in_reply_to=ack_id))
+    assert code == 250
+    code, _ = await daemon.send(customer_mail("R: [#1] Caldaia guasta", "Foto in arrivo"))
+    assert code == 250
+    assert len(await interventions(daemon)) == 1
+    rows = await daemon.query(
+        "SELECT kind, direction FROM messages WHERE intervention_number = 1 ORDER BY id")
+    assert rows == [("customer_mail", "in"), ("acknowledgement", "out"),
+                    ("customer_mail", "in"), ("customer_mail", "in")]
+    await asyncio.sleep(0.3)
+    assert len(sink.messages) == 1, "follow-ups are not acknowledged again"
+
+
+async def test_a_strangers_tag_opens_a_linked_intervention(daemon: Daemon) -> None:
+    """Someone who never took part in #1 cannot write into it by putting [#1] in a subject."""
+    await daemon.send(customer_mail())
+    await daemon.send(customer_mail("Re: [#1] Caldaia guasta", "I am someone else",
+                                    sender="intruder@example.com"))
+    assert [row[:3] for row in await interventions(daemon)] == [
+        (1, "Caldaia guasta", None), (2, "[#1] Caldaia guasta", 1)]
+
+
+async def test_foreign_recipients_are_refused(daemon: Daemon) -> None:
+    """RCPT for an address that is not ours gets 550: never an open relay."""
+    code, _ = await daemon.send(customer_mail(), recipients=["victim@elsewhere.test"])
+    assert code == 550
+    assert await interventions(daemon) == []
+
+
+async def test_plus_extension_is_accepted(daemon: Daemon) -> None:
+    """support+anything@ is ours too."""
+    code, _ = await daemon.send(customer_mail(), recipients=["support+x1@firm.test"])
+    assert code == 250
+
+
+async def test_duplicates_have_one_effect(daemon: Daemon, sink: CaptureHandler) -> None:
+    """The same bytes twice, or the same Message-ID again, make one intervention, one ack."""
+    raw = customer_mail(message_id="dup@example.it")
+    assert (await daemon.send(raw))[0] == 250
+    assert (await daemon.send(raw))[0] == 250
+    # Same Message-ID, different bytes (as after a second hop adds a header).
+    relayed = b"Received: from relay.example.it\r\n" + raw
+    assert (await daemon.send(relayed))[0] == 250
+    assert len(await interventions(daemon)) == 1
+    await sink.wait_for_async(1)
+    await asyncio.sleep(0.3)
+    assert len(sink.messages) == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Auto-Submitted": "auto-replied"},
+        {"X-Autoreply": "yes"},
+        {"Precedence": "bulk"},
+        {"List-Id": "<news.example.it>"},
+    ],
+)
+async def test_noise_never_answers(daemon: Daemon, sink: CaptureHandler,
+                                   headers: dict[str, str]) -> None:
+    """Auto-replies and bulk mail are logged, open nothing and send nothing."""
+    code, _ = await daemon.send(customer_mail("Fuori ufficio", extra=headers))
+    assert code == 250
+    assert await interventions(daemon) == []
+    assert await daemon.query("SELECT outcome FROM inbound") == [("noise",)]
+    assert await daemon.query("SELECT count(*) FROM outbox") == [(0,)]
+
+
+async def test_bounce_with_null_sender_never_answers(daemon: Daemon) -> None:
+    """A mail with the null reverse-path (a bounce) opens nothing."""
+    code, _ = await daemon.send(customer_mail("Undelivered"), sender="")
+    assert code == 250
+    assert await interventions(daemon) == []
+
+
+async def test_storage_failure_answers_451_then_recovers(daemon: Daemon) -> None:
+    """Disk full: 451 and nothing half-stored; the sender's retry is accepted."""
+    store = daemon.running.store
+    pages = await store.write(lambda tx: tx.execute("PRAGMA page_count").fetchone()[0])
+    await store.write(lambda tx: tx.execute(f"PRAGMA max_page_count = {pages}"))
+    raw = customer_mail(body="x" * 100_000, message_id="retry@example.it")
+    code, _ = await daemon.send(raw)
+    assert code == 451
+    assert await daemon.query("SELECT count(*) FROM inbound") == [(0,)]
+    await store.write(lambda tx: tx.execute("PRAGMA max_page_count = 1073741823"))
+    code, _ = await daemon.send(raw)
+    assert code == 250
+    assert len(await interventions(daemon)) == 1
+
+
+async def test_attachment_store_failure_answers_451(daemon: Daemon, tmp_path: Path) -> None:
+    """When attachment files cannot be written, the mail is refused with 451, not lost."""
+    msg = EmailMessage()
+    msg["From"] = "a@example.it"
+    msg["To"] = SUPPORT
+    msg["Subject"] = "foto"
+    msg.set_content("vedi foto")
+    msg.add_attachment(b"\xff\xd8jpeg", maintype="image", subtype="jpeg", filename="f.jpg")
+    blobs = daemon.settings.storage.data_dir / "blobs"
+    blobs.parent.mkdir(parents=True, exist_ok=True)
+    blobs.write_text("not a directory")  # a real OSError for the blob store
+    code, _ = await daemon.send(msg.as_bytes())
+    assert code == 451
+    blobs.unlink()
+    code, _ = await daemon.send(msg.as_bytes())
+    assert code == 250
+    rows = await daemon.query("SELECT filename, size FROM attachments")
+    assert rows == [("f.jpg", 6)]
+
+
+async def test_oversized_mail_gets_552(tmp_path: Path, relay: Controller) -> None:
+    """Above [limits] max_message_bytes the server answers 552 (SIZE is advertised)."""
+    settings = make_settings(tmp_path / "d", relay_port=relay.port,
+                             limits={"max_message_bytes": 4096})
+    async with running_daemon(settings) as daemon:
+        code, _ = await daemon.send(customer_mail(body="y" * 10_000))
+        assert code == 552
+        assert await interventions(daemon) == []
+
+
+async def test_without_relay_mail_goes_to_a_maildir(tmp_path: Path) -> None:
+    """With no [outbound] host the acknowledgement lands in a Maildir under the data dir."""
+    settings = make_settings(tmp_path / "d")
+    async with running_daemon(settings) as daemon:
+        assert (await daemon.send(customer_mail()))[0] == 250
+        new = settings.storage.data_dir / "outgoing" / "new"
+        for _ in range(100):
+            if new.exists() and any(new.iterdir()):
+                break
+            await asyncio.sleep(0.05)
+        [path] = list(new.iterdir())
+        assert "[#1]" in parse(path.read_bytes())["Subject"]
+
+
+async def test_lmtp_mode_answers_per_recipient(tmp_path: Path, relay: Controller) -> None:
+    """In LMTP mode every accepted recipient gets its own reply after DATA (RFC 2033)."""
+    settings = make_settings(tmp_path / "d", relay_port=relay.port, smtp={"protocol": "lmtp"})
+    async with running_daemon(settings) as daemon:
+        reader, writer = await asyncio.open_connection("127.0.0.1", daemon.smtp_port)
+
+        async def say(line: bytes) -> list[bytes]:
+            if line:
+                writer.write(line + b"\r\n")
+            replies = []
+            while True:
+                reply = await asyncio.wait_for(reader.readline(), 10)
+                replies.append(reply)
+                if reply[3:4] != b"-":
+                    return replies
+
+        await say(b"")  # greeting
+        assert (await say(b"LHLO test"))[-1].startswith(b"250")
+        assert (await say(b"MAIL FROM:<mario@example.it>"))[0].startswith(b"250")
+        assert (await say(b"RCPT TO:<" + SUPPORT.encode() + b">"))[0].startswith(b"250")
+        assert (await say(b"RCPT TO:<support+b@firm.test>"))[0].startswith(b"250")
+        assert (await say(b"DATA"))[0].startswith(b"354")
+        writer.write(customer_mail().replace(b"\n", b"\r\n") + b".\r\n")
+        first = await asyncio.wait_for(reader.readline(), 10)
+        second = await asyncio.wait_for(reader.readline(), 10)
+        assert first.startswith(b"250")
+        assert second.startswith(b"250")
+        writer.close()
+        assert len(await interventions(daemon)) == 1

@@ -1,0 +1,95 @@
+"""Run the real daemon (`nexusmail.daemon.serve`) inside the test's event loop.
+
+Everything is real: SMTP and web on free loopback ports, SQLite in a temporary data
+dir, outgoing mail through a relay the test provides (an aiosmtpd sink).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import aiosqlite
+
+from nexusmail.clock import Clock
+from nexusmail.config import Settings
+from nexusmail.daemon import Running, serve
+
+SUPPORT = "support@firm.test"
+
+
+def make_settings(data_dir: Path, *, relay_port: int | None = None, **sections: Any) -> Settings:
+    raw: dict[str, Any] = {
+        "storage": {"data_dir": str(data_dir)},
+        "smtp": {"port": 0},
+        "web": {"port": 0},
+        "mail": {"support_addresses": [SUPPORT], "company_name": "Firm"},
+        "outbound": {"host": "127.0.0.1", "port": relay_port, "retry_base_s": 0.2,
+                     "poll_interval_s": 0.2} if relay_port else {},
+    }
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    return Settings.model_validate(raw)
+
+
+@dataclass
+class Daemon:
+    settings: Settings
+    running: Running
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+    @property
+    def smtp_port(self) -> int:
+        return self.running.smtp_port
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.running.web_port}"
+
+    async def send(self, raw: bytes, *, sender: str = "customer@example.org",
+                   recipients: list[str] | None = None) -> tuple[int, str]:
+        """Send raw bytes over SMTP; return the final (code, message) of DATA."""
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=self.smtp_port, timeout=30)
+        await client.connect()
+        try:
+            _errors, message = await client.sendmail(sender, recipients or [SUPPORT], raw)
+            return 250, message
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            return exc.recipients[0].code, exc.recipients[0].message
+        except aiosmtplib.SMTPResponseException as exc:
+            return exc.code, exc.message
+        finally:
+            try:
+                await client.quit()
+            except aiosmtplib.SMTPException:
+                client.close()
+
+    async def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Read the daemon's database through a separate read-only connection."""
+        path = self.settings.storage.data_dir / "nexusmail.sqlite3"
+        async with aiosqlite.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            rows = await conn.execute_fetchall(sql, params)
+        return [tuple(row) for row in rows]
+
+
+@asynccontextmanager
+async def running_daemon(settings: Settings, *, clock: Clock | None = None
+                         ) -> AsyncIterator[Daemon]:
+    stop = asyncio.Event()
+    ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve(settings, clock=clock, stop=stop,
+                                     on_ready=ready.set_result))
+    done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()
+    try:
+        yield Daemon(settings, ready.result(), stop, task)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
