@@ -1,0 +1,558 @@
+"""SMTP ingest benchmark: nexusmail against a stock aiosmtpd no-op server, interleaved.
+
+For each round and each connection count, the same corpus is sent by the load client
+(its own process) to a stock aiosmtpd server that answers 250 at once, and to a fresh
+nexusmail daemon (fresh data dir, its acknowledgements going to a counting sink). The
+two runs sit next to each other so that a shared machine's drift hits both alike; the
+order alternates per round.
+
+    python bench/smtp_ingest.py                       # 2,000 mails, 8 and 32 connections, 2 rounds
+    python bench/smtp_ingest.py --mails 2000 --rounds 1
+    python bench/smtp_ingest.py --servers stock       # the baseline only
+    python bench/smtp_ingest.py --profile             # one daemon run under cProfile, top costs
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import pstats
+import shlex
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from corpus import DEFAULT_MAILS, DEFAULT_SEED, SUPPORT_ADDRESS, Corpus, build, corpus_paths
+from procs import Child, Children, group_usage
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+OUT_DIR = BENCH_DIR / "out"
+
+READY_TIMEOUT_S = 60.0
+LOAD_TIMEOUT_S = 1800.0
+# The outbox sends acknowledgements after the 250s; wait for them, but not forever.
+ACK_DRAIN_TIMEOUT_S = 300.0
+ACK_IDLE_TIMEOUT_S = 20.0
+POLL_S = 0.1
+
+# Targets from issue 2, checked at the highest connection count.
+TARGET_RATIO = 0.6
+TARGET_P99_MS = 100.0
+TARGET_RSS_MB = 150.0
+
+STORED_OUTCOMES = ("new_request", "follow_up")
+
+
+@dataclass
+class RunResult:
+    server: str  # "stock" | "nexusmail"
+    connections: int
+    round: int
+    load: dict[str, Any]
+    cpu_s: float  # server CPU (utime+stime, its whole process group) during the load
+    rss_mb: float  # VmHWM at the end, summed over the group's processes
+    processes: int
+    exit_code: int | None = None
+    stop_s: float | None = None
+    # nexusmail only
+    cpu_s_with_drain: float | None = None  # including the outbox sending the acks
+    outcomes: dict[str, int] = field(default_factory=dict)
+    outbox: dict[str, int] = field(default_factory=dict)
+    acks: int | None = None
+    stored_ok: bool | None = None
+    log_problems: list[str] = field(default_factory=list)
+
+    @property
+    def mails_ok(self) -> int:
+        return int(self.load["ok"])
+
+    @property
+    def cpu_ms_per_mail(self) -> float:
+        return 1000.0 * self.cpu_s / max(1, self.load["mails"])
+
+
+@dataclass(frozen=True)
+class Plan:
+    corpus: Corpus
+    index_path: Path
+    client: str
+    work_dir: Path
+    keep: bool
+
+
+# --- machine and command ---------------------------------------------------------------
+
+def machine_info() -> dict[str, Any]:
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_gb = 0.0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gb = int(line.split()[1]) / 1024 / 1024
+    versions = {}
+    for package in ("aiosmtpd", "aiosmtplib", "aiosqlite", "nexusmail"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[package] = metadata.version(package)
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": model,
+        "memory_gb": round(mem_gb, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "packages": versions,
+        "git": _git_revision(),
+    }
+
+
+def _git_revision() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_DIR,
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "nexusmail"],
+                               cwd=REPO_DIR, capture_output=True, text=True,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev + (" (nexusmail/ has uncommitted changes)" if dirty else "")
+
+
+def command_line() -> str:
+    # Relative to the repository, so nothing machine-specific lands in RESULTS.md.
+    script = Path(sys.argv[0]).resolve()
+    with contextlib.suppress(ValueError):
+        script = script.relative_to(REPO_DIR)
+    return shlex.join(["python", str(script), *sys.argv[1:]])
+
+
+# --- processes ---------------------------------------------------------------------------
+
+def free_port() -> int:
+    # Racy in theory (the port is free when asked, not when used); fine on loopback.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_event(child: Child, event: str, timeout_s: float = READY_TIMEOUT_S,
+                   smtp_port: int | None = None) -> dict[str, Any]:
+    """The first JSON log line of `child` with this event; or, given `smtp_port`, a 220."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for line in child.log_text().splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict) and record.get("event") == event:
+                    return record
+        if not child.alive():
+            raise RuntimeError(f"{child.name} exited with {child.proc.returncode} before "
+                               f"{event!r}:\n{child.log_text()[-3000:]}")
+        if smtp_port is not None and _smtp_greets(smtp_port):
+            return {"event": "smtp.220"}
+        time.sleep(POLL_S)
+    raise TimeoutError(f"{child.name}: no {event!r} within {timeout_s:.0f}s:\n"
+                       f"{child.log_text()[-3000:]}")
+
+
+def _smtp_greets(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            greeting = sock.recv(512)
+            sock.sendall(b"QUIT\r\n")
+            return greeting.startswith(b"220")
+    except OSError:
+        return False
+
+
+def run_load(children: Children, plan: Plan, port: int, connections: int,
+             run_dir: Path) -> dict[str, Any]:
+    client = children.start(
+        "load client",
+        [sys.executable, str(BENCH_DIR / "load_client.py"), "--index", str(plan.index_path),
+         "--port", str(port), "--connections", str(connections), "--client", plan.client],
+        run_dir / "load.log", stdout_pipe=True)
+    try:
+        out, _ = client.proc.communicate(timeout=LOAD_TIMEOUT_S)
+    finally:
+        client.stop()
+    if client.exit_code != 0:
+        raise RuntimeError(f"load client failed with {client.exit_code}")
+    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return result
+
+
+# --- one run per server -------------------------------------------------------------------
+
+def run_stock(children: Children, plan: Plan, connections: int, round_no: int) -> RunResult:
+    run_dir = plan.work_dir / f"stock-c{connections}-r{round_no}"
+    run_dir.mkdir()
+    server = children.start(
+        "stock server", [sys.executable, str(BENCH_DIR / "stock_server.py"), "--port", "0"],
+        run_dir / "server.log")
+    try:
+        port = int(wait_for_event(server, "stock.started")["port"])
+        before = group_usage(server.pgid)
+        load = run_load(children, plan, port, connections, run_dir)
+        after = group_usage(server.pgid)
+    finally:
+        server.stop()
+    return RunResult("stock", connections, round_no, load, after.cpu_s - before.cpu_s,
+                     after.hwm_mb, after.processes, server.exit_code, server.stop_s)
+
+
+def write_config(path: Path, data_dir: Path, smtp_port: int, web_port: int,
+                 sink_port: int) -> None:
+    path.write_text(
+        "[storage]\n"
+        f"data_dir = {json.dumps(str(data_dir))}\n"
+        "[smtp]\n"
+        'host = "127.0.0.1"\n'
+        f"port = {smtp_port}\n"
+        "[web]\n"
+        'host = "127.0.0.1"\n'
+        f"port = {web_port}\n"
+        "[mail]\n"
+        f"support_addresses = [{json.dumps(SUPPORT_ADDRESS)}]\n"
+        "[outbound]\n"
+        'host = "127.0.0.1"\n'
+        f"port = {sink_port}\n"
+        "[log]\n"
+        'level = "warning"\n')
+
+
+def _database_path(data_dir: Path) -> Path:
+    try:
+        from nexusmail.paths import DATABASE_NAME
+    except ImportError:
+        DATABASE_NAME = "nexusmail.sqlite3"
+    return data_dir / DATABASE_NAME
+
+
+def query_store(db_path: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """(inbound outcomes, outbox statuses), read-only while the daemon runs."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    try:
+        outcomes = dict(conn.execute(
+            "SELECT outcome, count(*) FROM inbound GROUP BY outcome").fetchall())
+        outbox = dict(conn.execute(
+            "SELECT status, count(*) FROM outbox GROUP BY status").fetchall())
+    finally:
+        conn.close()
+    return outcomes, outbox
+
+
+def _sink_messages(count_file: Path) -> int:
+    try:
+        return int(json.loads(count_file.read_text())["messages"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def wait_for_acks(db_path: Path, count_file: Path) -> tuple[dict[str, int], dict[str, int], int]:
+    """Wait until the sink has one ack per new request, or progress stops."""
+    deadline = time.monotonic() + ACK_DRAIN_TIMEOUT_S
+    last_change = time.monotonic()
+    last = -1
+    while True:
+        outcomes, outbox = query_store(db_path)
+        acks = _sink_messages(count_file)
+        expected = outcomes.get("new_request", 0)
+        if acks >= expected and outbox.get("pending", 0) == 0:
+            return outcomes, outbox, acks
+        now = time.monotonic()
+        if acks != last:
+            last, last_change = acks, now
+        if now > deadline or now - last_change > ACK_IDLE_TIMEOUT_S:
+            print(f"  acks: stopped waiting at {acks}/{expected} (outbox {outbox})",
+                  file=sys.stderr, flush=True)
+            return outcomes, outbox, acks
+        time.sleep(0.25)
+
+
+def _log_problems(log_text: str) -> list[str]:
+    problems = []
+    for line in log_text.splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict) and record.get("level") in ("warning", "error",
+                                                                      "critical"):
+                problems.append(f"{record.get('level')}: {record.get('event')}")
+    return problems
+
+
+def run_nexusmail(children: Children, plan: Plan, connections: int, round_no: int,
+                  profile_out: Path | None = None) -> RunResult:
+    run_dir = plan.work_dir / f"nexusmail-c{connections}-r{round_no}"
+    data_dir = run_dir / "data"
+    run_dir.mkdir()
+    count_file = run_dir / "sink.json"
+    sink = children.start(
+        "sink", [sys.executable, str(BENCH_DIR / "sink.py"), "--port", "0",
+                 "--count-file", str(count_file)], run_dir / "sink.log")
+    daemon: Child | None = None
+    try:
+        sink_port = int(wait_for_event(sink, "sink.started")["port"])
+        smtp_port, web_port = free_port(), free_port()
+        config = run_dir / "nexusmail.toml"
+        write_config(config, data_dir, smtp_port, web_port, sink_port)
+        nexusmail_args = ["--config", str(config), "run"]
+        if profile_out is None:
+            argv = [sys.executable, "-m", "nexusmail", *nexusmail_args]
+        else:
+            argv = [sys.executable, str(BENCH_DIR / "profile_daemon.py"), "--out",
+                    str(profile_out), "--", *nexusmail_args]
+        daemon = children.start("nexusmail", argv, run_dir / "daemon.log", cwd=run_dir)
+        wait_for_event(daemon, "daemon.started", smtp_port=smtp_port)
+        before = group_usage(daemon.pgid)
+        load = run_load(children, plan, smtp_port, connections, run_dir)
+        after_load = group_usage(daemon.pgid)
+        db_path = _database_path(data_dir)
+        outcomes, outbox, acks = wait_for_acks(db_path, count_file)
+        after_drain = group_usage(daemon.pgid)
+    finally:
+        if daemon is not None:
+            daemon.stop()
+        sink.stop()
+    stored = sum(outcomes.get(o, 0) for o in STORED_OUTCOMES)
+    result = RunResult(
+        "nexusmail", connections, round_no, load, after_load.cpu_s - before.cpu_s,
+        after_drain.hwm_mb, after_drain.processes, daemon.exit_code, daemon.stop_s,
+        cpu_s_with_drain=after_drain.cpu_s - before.cpu_s, outcomes=outcomes, outbox=outbox,
+        acks=_sink_messages(count_file) or acks,
+        stored_ok=stored == load["ok"] == load["mails"] and sum(outcomes.values()) == stored,
+        log_problems=_log_problems(daemon.log_text()),
+    )
+    if not plan.keep:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return result
+
+
+# --- report ---------------------------------------------------------------------------------
+
+def _fmt_stored(r: RunResult) -> str:
+    if r.server != "nexusmail":
+        return "–"
+    parts = "+".join(str(r.outcomes.get(o, 0)) for o in STORED_OUTCOMES)
+    others = {k: v for k, v in r.outcomes.items() if k not in STORED_OUTCOMES}
+    mark = "ok" if r.stored_ok else "MISMATCH"
+    extra = f" {others}" if others else ""
+    return f"{parts}={sum(r.outcomes.get(o, 0) for o in STORED_OUTCOMES)} {mark}{extra}"
+
+
+def results_table(results: list[RunResult]) -> str:
+    head = ("| server | conns | round | msgs/s | p50 ms | p99 ms | max ms | CPU ms/mail "
+            "| peak RSS MB | errors | stored new+follow-up | acks at sink |")
+    rows = [head, "|" + "---|" * 12]
+    for r in sorted(results, key=lambda r: (r.connections, r.round, r.server != "stock")):
+        acks = "–" if r.acks is None else str(r.acks)
+        rows.append(
+            f"| {r.server} | {r.connections} | {r.round + 1} | {r.load['msgs_per_s']:.0f} "
+            f"| {r.load['p50_ms']:.1f} | {r.load['p99_ms']:.1f} | {r.load['max_ms']:.0f} "
+            f"| {r.cpu_ms_per_mail:.2f} | {r.rss_mb:.0f} | {r.load['errors']} "
+            f"| {_fmt_stored(r)} | {acks} |")
+    return "\n".join(rows)
+
+
+def summary(results: list[RunResult]) -> list[dict[str, Any]]:
+    out = []
+    for conns in sorted({r.connections for r in results}):
+        stock = [r for r in results if r.connections == conns and r.server == "stock"]
+        nexus = [r for r in results if r.connections == conns and r.server == "nexusmail"]
+        row: dict[str, Any] = {"connections": conns}
+        for name, runs in (("stock", stock), ("nexusmail", nexus)):
+            if runs:
+                row[name] = {
+                    "msgs_per_s": round(statistics.mean(r.load["msgs_per_s"] for r in runs), 1),
+                    "p50_ms": round(statistics.mean(r.load["p50_ms"] for r in runs), 1),
+                    "p99_ms_worst": max(r.load["p99_ms"] for r in runs),
+                    "cpu_ms_per_mail": round(statistics.mean(r.cpu_ms_per_mail for r in runs), 2),
+                    "rss_mb_max": round(max(r.rss_mb for r in runs), 1),
+                    "errors": sum(r.load["errors"] for r in runs),
+                }
+        if stock and nexus:
+            row["ratio"] = round(row["nexusmail"]["msgs_per_s"] / row["stock"]["msgs_per_s"], 2)
+            per_round = {}
+            for s in stock:
+                for n in nexus:
+                    if n.round == s.round:
+                        per_round[s.round + 1] = round(
+                            n.load["msgs_per_s"] / s.load["msgs_per_s"], 2)
+            row["ratio_per_round"] = per_round
+        out.append(row)
+    return out
+
+
+def verdict(rows: list[dict[str, Any]], results: list[RunResult]) -> list[str]:
+    top = max(rows, key=lambda r: r["connections"])
+    if "ratio" not in top:
+        return []
+    nexus = top["nexusmail"]
+    checks = [
+        (f"throughput at {top['connections']} connections ≥ {TARGET_RATIO}× stock",
+         top["ratio"] >= TARGET_RATIO, f"{top['ratio']}×"),
+        (f"p99 < {TARGET_P99_MS:.0f} ms (worst round)", nexus["p99_ms_worst"] < TARGET_P99_MS,
+         f"{nexus['p99_ms_worst']:.1f} ms"),
+        (f"peak RSS < {TARGET_RSS_MB:.0f} MB",
+         max(r.rss_mb for r in results if r.server == "nexusmail") < TARGET_RSS_MB,
+         f"{max(r.rss_mb for r in results if r.server == 'nexusmail'):.0f} MB"),
+        ("every mail stored (new + follow-up = sent), no errors",
+         all(r.stored_ok and r.load["errors"] == 0
+             for r in results if r.server == "nexusmail"), ""),
+    ]
+    return [f"- {'PASS' if ok else 'FAIL'}: {name}" + (f" — {value}" if value else "")
+            for name, ok, value in checks]
+
+
+def report(machine: dict[str, Any], plan: Plan, args: argparse.Namespace,
+           results: list[RunResult]) -> str:
+    rows = summary(results)
+    lines = [
+        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"Command: `{command_line()}`",
+        f"Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), "
+        f"{machine['memory_gb']} GB RAM, Python {machine['python']}, "
+        f"Linux {machine['kernel']}, load average at start {machine['loadavg_at_start']}",
+        f"Packages: {machine['packages']}; nexusmail at {machine['git']}",
+        f"Corpus: {len(plan.corpus.metas)} mails, "
+        f"{sum(m.size for m in plan.corpus.metas) / 1e6:.1f} MB, seed {args.seed}; "
+        f"client: {plan.client}",
+        "",
+        results_table(results),
+    ]
+    if any("ratio" in row for row in rows):
+        lines += ["", "| conns | stock msgs/s | nexusmail msgs/s | ratio | per round |",
+                  "|---|---|---|---|---|"]
+    for row in rows:
+        if "ratio" in row:
+            lines.append(
+                f"| {row['connections']} | {row['stock']['msgs_per_s']:.0f} "
+                f"| {row['nexusmail']['msgs_per_s']:.0f} | {row['ratio']:.2f}× "
+                f"| {', '.join(f'{v:.2f}' for v in row['ratio_per_round'].values())} |")
+    checks = verdict(rows, results)
+    if checks:
+        lines += ["", *checks]
+    return "\n".join(lines)
+
+
+def profile_report(path: Path, top: int = 25) -> str:
+    out = []
+    for sort in ("tottime", "cumulative"):
+        buffer = io.StringIO()
+        stats = pstats.Stats(str(path), stream=buffer)
+        stats.strip_dirs().sort_stats(sort).print_stats(top)
+        out.append(f"== top {top} by {sort} ==\n{buffer.getvalue()}")
+    return "\n".join(out)
+
+
+# --- main -----------------------------------------------------------------------------------
+
+def _schedule(rounds: int, connection_counts: list[int],
+              servers: list[str]) -> Iterator[tuple[int, int, str]]:
+    for round_no in range(rounds):
+        for conns in connection_counts:
+            # Alternate who goes first, so slow drift on a shared machine hits both.
+            order = servers if round_no % 2 == 0 else list(reversed(servers))
+            for server in order:
+                yield round_no, conns, server
+
+
+def _raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # runs the finally blocks that stop the children
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mails", type=int, default=DEFAULT_MAILS)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--servers", default="stock,nexusmail",
+                        help="comma-separated subset of stock,nexusmail")
+    parser.add_argument("--client", choices=["raw", "aiosmtplib"], default="raw")
+    parser.add_argument("--profile", action="store_true",
+                        help="one nexusmail run under cProfile (figures not comparable)")
+    parser.add_argument("--keep", action="store_true", help="keep data dirs and logs")
+    args = parser.parse_args(argv)
+    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    if not set(servers) <= {"stock", "nexusmail"}:
+        parser.error("--servers takes stock and/or nexusmail")
+
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    machine = machine_info()
+    print(f"machine: {json.dumps(machine)}", flush=True)
+    print(f"command: {command_line()}", flush=True)
+    started = time.perf_counter()
+    corpus = build(args.mails, args.seed)
+    index_path = corpus_paths(args.mails, args.seed)[0]
+    print(f"corpus: {len(corpus.metas)} mails, {sum(m.size for m in corpus.metas) / 1e6:.1f} MB"
+          f" ({time.perf_counter() - started:.1f}s)", flush=True)
+    OUT_DIR.mkdir(exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix="nexusmail-bench-"))
+    plan = Plan(corpus, index_path, args.client, work_dir, args.keep)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    results: list[RunResult] = []
+    try:
+        with Children() as children:
+            if args.profile:
+                profile_path = OUT_DIR / f"daemon-{stamp}.prof"
+                conns = max(args.connections)
+                print(f"profiling nexusmail at {conns} connections ...", flush=True)
+                result = run_nexusmail(children, plan, conns, 0, profile_out=profile_path)
+                print(f"  under the profiler: {result.load['msgs_per_s']} msgs/s, "
+                      f"stored ok: {result.stored_ok}", flush=True)
+                print(profile_report(profile_path))
+                print(f"profile written to {profile_path.relative_to(REPO_DIR)}")
+                return 0
+            for round_no, conns, server in _schedule(args.rounds, args.connections, servers):
+                print(f"round {round_no + 1}/{args.rounds}, {conns} connections, {server} ...",
+                      flush=True)
+                run = run_stock if server == "stock" else run_nexusmail
+                result = run(children, plan, conns, round_no)
+                results.append(result)
+                print(f"  {server}: {result.load['msgs_per_s']:.0f} msgs/s, "
+                      f"p50 {result.load['p50_ms']:.1f} ms, p99 {result.load['p99_ms']:.1f} ms, "
+                      f"{result.cpu_ms_per_mail:.2f} ms CPU/mail, {result.rss_mb:.0f} MB, "
+                      f"errors {result.load['errors']}"
+                      + (f", outcomes {result.outcomes}, acks {result.acks}"
+                         if server == "nexusmail" else ""), flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work_dir, ignore_errors=True)
+        else:
+            print(f"kept: {work_dir}")
+    text = report(machine, plan, args, results)
+    print()
+    print(text)
+    (OUT_DIR / f"smtp_ingest-{stamp}.md").write_text(text + "\n")
+    (OUT_DIR / f"smtp_ingest-{stamp}.json").write_text(json.dumps(
+        {"machine": machine, "command": command_line(), "summary": summary(results),
+         "runs": [asdict(r) for r in results]}, indent=1))
+    print(f"\nwritten: bench/out/smtp_ingest-{stamp}.md and .json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
