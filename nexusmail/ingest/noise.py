@@ -61,15 +61,15 @@ def noise_reason(
         return SENDER_PREFIX + local_part.lower()
     if _has_null_return_path(mail, envelope_from):
         return NULL_RETURN_PATH
-    precedence = _keyword(mail.header("precedence"))
-    if precedence in _NOISY_PRECEDENCE:
-        return PRECEDENCE_PREFIX + precedence
     # RFC 2919 / RFC 2369. X-Auto-Response-Suppress is NOT here: Outlook puts it on
     # ordinary mail written by people.
     if "list-id" in mail.headers:
         return LIST_ID
     if "list-unsubscribe" in mail.headers:
         return LIST_UNSUBSCRIBE
+    precedence = _keyword(mail.header("precedence"))
+    if precedence in _NOISY_PRECEDENCE:
+        return PRECEDENCE_PREFIX + precedence
     return None
 
 
