@@ -200,6 +200,22 @@ def test_deep_nesting_does_not_raise() -> None:
     assert mail.defects
 
 
+def test_leading_blank_lines_are_skipped() -> None:
+    """Blank lines some gateways prepend do not turn the headers into body text."""
+    mail = parse_mail(b"\r\n\r\n" + load("01"))
+    assert mail.subject == "Caldaia in blocco - richiesta intervento"
+    assert any("leading blank lines" in d for d in mail.defects)
+
+
+def test_long_html_only_body_is_capped_before_conversion() -> None:
+    """An HTML-only body far beyond the text limit is converted only up to a bound."""
+    html = b"<p>" + b"caldaia rotta " * 2000 + b"</p>"
+    raw = b"From: a@b.it\nSubject: x\nContent-Type: text/html\n\n" + html
+    mail = parse_mail(raw, max_body_chars=1000)
+    assert len(mail.body_text) == 1000
+    assert any("HTML too long" in d for d in mail.defects)
+
+
 def test_huge_header_line_and_garbage_charset() -> None:
     """A 200 kB header line and an unknown charset are survived."""
     raw = (
