@@ -87,8 +87,9 @@ class Children:
         self._children: list[Child] = []
 
     def start(self, name: str, argv: Sequence[str], log_path: Path, *,
-              cwd: Path | None = None, stdout_pipe: bool = False) -> Child:
-        child = Child(name, argv, log_path, cwd=cwd, stdout_pipe=stdout_pipe)
+              cwd: Path | None = None, env: dict[str, str] | None = None,
+              stdout_pipe: bool = False) -> Child:
+        child = Child(name, argv, log_path, cwd=cwd, env=env, stdout_pipe=stdout_pipe)
         self._children.append(child)
         return child
 

@@ -5,6 +5,9 @@ threads and talks to SQLite from a writer thread, so those costs would be missin
 Here each thread started after the hook is set gets its own profiler, and all are
 merged into one pstats file when the daemon returns (SIGTERM stops it cleanly).
 
+The timer is each thread's CPU clock, not the wall clock: a thread waiting on a queue
+or for the GIL would otherwise show that wait as the cost of the call it sits in.
+
     python bench/profile_daemon.py --out out/daemon.prof -- --config FILE run
 """
 
@@ -15,6 +18,7 @@ import cProfile
 import pstats
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -27,7 +31,7 @@ def _start_in_thread(frame: FrameType, event: str, arg: Any) -> None:
     # Called once by threading at the start of each new thread: swap this hook
     # for a real profiler belonging to that thread.
     sys.setprofile(None)
-    profile = cProfile.Profile()
+    profile = cProfile.Profile(time.thread_time)
     with _lock:
         _profiles.append(profile)
     profile.enable()
@@ -43,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from nexusmail.cli import main as nexusmail_main
 
     threading.setprofile(_start_in_thread)
-    main_profile = cProfile.Profile()
+    main_profile = cProfile.Profile(time.thread_time)
     main_profile.enable()
     try:
         code = nexusmail_main(nexusmail_args)

@@ -96,6 +96,8 @@ class Plan:
     client: str
     work_dir: Path
     keep: bool
+    # A `git archive` export of --daemon-rev to run instead of the working tree.
+    daemon_tree: Path | None = None
 
 
 # --- machine and command ---------------------------------------------------------------
@@ -138,6 +140,20 @@ def _git_revision() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return rev + (" (nexusmail/ has uncommitted changes)" if dirty else "")
+
+
+def _short_rev(rev: str) -> str:
+    return subprocess.run(["git", "rev-parse", "--short", rev], cwd=REPO_DIR,
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def export_revision(rev: str, dest: Path) -> Path:
+    """The `nexusmail` package as committed at `rev`, read-only from git (no checkout)."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", "--format=tar", rev, "nexusmail"],
+                             cwd=REPO_DIR, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
 
 
 def command_line() -> str:
@@ -251,6 +267,16 @@ def _database_path(data_dir: Path) -> Path:
     return data_dir / DATABASE_NAME
 
 
+def quarantine_reasons(db_path: Path) -> list[str]:
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = conn.execute("SELECT reason, count(*) FROM inbound WHERE outcome = 'quarantined'"
+                            " GROUP BY reason ORDER BY 2 DESC LIMIT 3").fetchall()
+    finally:
+        conn.close()
+    return [f"{count}× {reason[:200]}" for reason, count in rows]
+
+
 def query_store(db_path: Path) -> tuple[dict[str, int], dict[str, int]]:
     """(inbound outcomes, outbox statuses), read-only while the daemon runs."""
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
@@ -324,7 +350,12 @@ def run_nexusmail(children: Children, plan: Plan, connections: int, round_no: in
         else:
             argv = [sys.executable, str(BENCH_DIR / "profile_daemon.py"), "--out",
                     str(profile_out), "--", *nexusmail_args]
-        daemon = children.start("nexusmail", argv, run_dir / "daemon.log", cwd=run_dir)
+        env = None
+        if plan.daemon_tree is not None:
+            # PYTHONPATH comes before the editable install on sys.path.
+            env = {**os.environ, "PYTHONPATH": str(plan.daemon_tree)}
+        daemon = children.start("nexusmail", argv, run_dir / "daemon.log", cwd=run_dir,
+                                env=env)
         wait_for_event(daemon, "daemon.started", smtp_port=smtp_port)
         before = group_usage(daemon.pgid)
         load = run_load(children, plan, smtp_port, connections, run_dir)
@@ -332,6 +363,9 @@ def run_nexusmail(children: Children, plan: Plan, connections: int, round_no: in
         db_path = _database_path(data_dir)
         outcomes, outbox, acks = wait_for_acks(db_path, count_file)
         after_drain = group_usage(daemon.pgid)
+        if outcomes.get("quarantined"):
+            for reason in quarantine_reasons(db_path):
+                print(f"  quarantined: {reason}", file=sys.stderr, flush=True)
     finally:
         if daemon is not None:
             daemon.stop()
@@ -495,6 +529,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="one nexusmail run under cProfile (figures not comparable)")
     parser.add_argument("--keep", action="store_true", help="keep data dirs and logs")
+    parser.add_argument("--daemon-rev", metavar="REV",
+                        help="run the daemon from this git revision instead of the working "
+                             "tree (others may be editing it mid-run)")
     args = parser.parse_args(argv)
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     if not set(servers) <= {"stock", "nexusmail"}:
@@ -511,7 +548,11 @@ def main(argv: list[str] | None = None) -> int:
           f" ({time.perf_counter() - started:.1f}s)", flush=True)
     OUT_DIR.mkdir(exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="nexusmail-bench-"))
-    plan = Plan(corpus, index_path, args.client, work_dir, args.keep)
+    daemon_tree = None
+    if args.daemon_rev:
+        daemon_tree = export_revision(args.daemon_rev, work_dir / "daemon-src")
+        machine["git"] = f"{args.daemon_rev} ({_short_rev(args.daemon_rev)}, exported)"
+    plan = Plan(corpus, index_path, args.client, work_dir, args.keep, daemon_tree)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     results: list[RunResult] = []
     try:
