@@ -1,0 +1,214 @@
+"""What the technician wrote in a reply: quoted original, signature and footers removed.
+
+A reply to an assignment mail carries that mail back (which says both CONFIRM and
+REJECT), so the verdict must be read from the technician's own lines only. Mail clients
+mark the quote in a handful of ways; each is one compiled pattern below, with the client
+and language that writes it. Pure functions over text (DESIGN.md invariant 6).
+
+Three shapes of quote:
+- an attribution line ("On ... wrote:") followed by `>` lines: only those go, so text
+  written below or between the quoted blocks (bottom-posting, interleaving) is kept;
+- an attribution or header block followed by the original unquoted (Outlook, Apple
+  and HTML mails turned to text): everything from there on goes;
+- separators, signature and mobile footers: everything from there on goes.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+
+def _fold_table() -> dict[int, str]:
+    # One character in, one out: folded text keeps the offsets of the original, so a
+    # match in folded text can cut the original (the reason keeps its accents).
+    table: dict[int, str] = {}
+    for code in [*range(0x41, 0x5B), *range(0xC0, 0x250), *range(0x1E00, 0x1F00)]:
+        char = chr(code)
+        base = "".join(c for c in unicodedata.normalize("NFKD", char)
+                       if not unicodedata.combining(c)).lower()
+        if len(base) == 1 and base != char:
+            table[code] = base
+    for quote in "\u2018\u2019\u02bc\u00b4`":  # typographic apostrophes from phones
+        table[ord(quote)] = "'"
+    table[0xA0] = " "
+    return table
+
+
+_FOLD = _fold_table()
+
+
+def fold(text: str) -> str:
+    """Lower case without diacritics (ș/ş/s, ț/ţ/t, ă/â/a, î/i, ì/i), same length as `text`."""
+    return text.translate(_FOLD)
+
+
+# -- Attribution lines: "<when>, <who> wrote:" ----------------------------------------
+# Matched on folded text, so "În" is "in" and "Către" is "catre".
+_WROTE_END = re.compile(r"(?:wrote|scritto|scris|>)\s*:$")
+_DATED_ATTRIBUTIONS = (
+    # Gmail en "On Mon, 3 Mar 2025 at 10:00, X <x@y> wrote:"; Apple Mail en "On 3 Mar
+    # 2025, at 10:00, X wrote:"; Thunderbird en "On 03/03/2025 10:00, X wrote:".
+    re.compile(r"^on\b.*\d.*\bwrote\s*:$"),
+    # Gmail it "Il giorno lun 3 mar 2025 alle ore 10:00 X <x@y> ha scritto:"; Apple Mail
+    # it "Il giorno 3 mar 2025, alle ore 10:00, X ha scritto:"; Thunderbird it
+    # "Il 03/03/2025 10:00, X ha scritto:".
+    re.compile(r"^il\b.*\d.*\bha scritto\s*:$"),
+    # Gmail ro "În data de lun., 3 mar. 2025 la 10:00, X <x@y> a scris:"; Thunderbird
+    # ro "În data de 03.03.2025 10:00, X a scris:"; Apple Mail ro "Pe 3 mar. 2025, la
+    # 10:00, X a scris:"; older Thunderbird ro "La 03.03.2025 10:00, X a scris:".
+    re.compile(r"^(?:in data de|pe|la)\b.*\d.*\ba scris\s*:$"),
+    # Old Gmail, every language: "2025-03-03 10:00 GMT+01:00 X <x@y>:".
+    re.compile(r"^\d{4}-\d\d-\d\d\b.*<[^<>\s]+@[^<>\s]+>\s*:$"),
+)
+# Any client, any opening, when the line names an address: "X <x@y> wrote:". Tried
+# after the dated forms, which it would cut short when the client wrapped inside "<x@y>".
+_NAMED_ATTRIBUTION = re.compile(r"^.*@.*\b(?:wrote|ha scritto|a scris)\s*:$")
+
+# -- Header blocks of the original: "From: / Sent: / To: / Subject:" -------------------
+# Outlook desktop and web, and Outlook mobile, in English / Italian / Romanian; Outlook
+# plain text may bold the names ("*From:* X"), hence the stars removed before matching.
+_HEADER_FROM = re.compile(r"^(?:from|da|de la|de)\s*:")                   # en / it / ro
+_HEADER_OTHER = re.compile(
+    r"^(?:sent|date|to|cc|subject"                   # Outlook en
+    r"|inviato|data|a|oggetto"                       # Outlook it
+    r"|trimis|catre|subiect)\s*:"                    # Outlook ro (Data: as in it)
+)
+
+# -- Lines from which everything is dropped (matched on the folded, stripped line) -------
+_CUT_LINES = (
+    # Outlook desktop "-----Original Message-----", it "-----Messaggio originale-----",
+    # ro "-----Mesaj original-----"; Gmail forwards "---------- Forwarded message ---------".
+    re.compile(r"^-{2,}\s*(?:original message|messaggio originale|mesaj(?:ul)? original"
+               r"|forwarded message|messaggio inoltrato|mesaj (?:redirectionat|transmis))"
+               r"\s*-{2,}$"),
+    # Outlook web / new Outlook: a line of underscores above the From: block.
+    re.compile(r"^_{8,}$"),
+    # Usenet / RFC 3676 §4.3 signature separator "-- " (its trailing space often lost).
+    re.compile(r"^--$"),
+    # Mobile footers, short lines naming a device or app: "Sent from my iPhone",
+    # "Sent from Outlook for Android", it "Inviato da iPhone", "Inviato dal mio
+    # smartphone Samsung", ro "Trimis de pe iPhone", "Trimis de pe Samsung".
+    re.compile(r"^(?:sent (?:from|with|via)|inviato (?:da|dal|con)|trimis (?:de pe|cu|din))\b"
+               r".{0,40}\b(?:iphone|ipad|android|smartphone|telefon\w*|cellulare|mobile"
+               r"|dispozitiv\w*|outlook|gmail|yahoo|libero|samsung|galaxy|huawei|xiaomi"
+               r"|redmi|honor|oppo|motorola|blackberry|windows|mail)\b.{0,40}$"),
+    # Outlook mobile ads, en "Get Outlook for iOS<https://aka.ms/...>", it "Scarica
+    # Outlook per iOS", ro "Descărcați Outlook pentru Android" / "Obțineți Outlook ...".
+    re.compile(r"^(?:get|scarica|ottieni|descarca\w*|obtine\w*) outlook (?:for|per|pentru)"
+               r" (?:ios|android)\b.{0,60}$"),
+)
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+def strip_quote(text: str) -> str:
+    """Only the lines the sender wrote: no quote, no signature, no mobile footer.
+
+    Lines keep their text with trailing whitespace removed; runs of blank lines become
+    one and the result has no leading or trailing blank line.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    kept: list[str] = []
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped:
+            kept.append("")
+            continue
+        if stripped[0] == ">":  # a quoted line, at any depth ("> >", ">>")
+            continue
+        folded = fold(stripped)
+        if any(pattern.match(folded) for pattern in _CUT_LINES):
+            break
+        if _starts_header_block(lines, index, folded):
+            break
+        start = _attribution_start(lines, index, folded)
+        if start is not None:
+            # The attribution may have been wrapped: its first lines were kept already.
+            del kept[len(kept) - (index - start):]
+            if _next_is_quoted(lines, index + 1):
+                continue  # only the `>` lines go; what follows them is the sender's again
+            break
+        kept.append(line.rstrip())
+    return _BLANK_RUNS.sub("\n\n", "\n".join(kept)).strip("\n")
+
+
+def _attribution_start(lines: list[str], index: int, folded: str) -> int | None:
+    """First line of an attribution ending at `index` (wrapped over up to 3 lines)."""
+    if not folded.endswith(":") or not _WROTE_END.search(folded):
+        return None
+    candidate = folded
+    named = None  # where a line naming an address starts, if no dated opening is found
+    for start in range(index, max(index - 3, -1), -1):
+        if start < index:
+            previous = lines[start].strip()
+            if not previous or previous[0] == ">":
+                break
+            candidate = fold(previous) + " " + candidate
+        if any(pattern.match(candidate) for pattern in _DATED_ATTRIBUTIONS):
+            return start
+        if named is None and _NAMED_ATTRIBUTION.match(candidate):
+            named = start
+    return named
+
+
+def _starts_header_block(lines: list[str], index: int, folded: str) -> bool:
+    """Is this `From:` the first of an Outlook header block (two more fields follow)?"""
+    if "*" in folded:
+        folded = folded.replace("*", "")
+    if not _HEADER_FROM.match(folded):
+        return False
+    fields = 0
+    for line in lines[index + 1:index + 7]:
+        other = fold(line.strip().replace("*", ""))
+        if other and _HEADER_OTHER.match(other):
+            fields += 1
+            if fields == 2:
+                return True
+    return False
+
+
+def _next_is_quoted(lines: list[str], index: int) -> bool:
+    for line in lines[index:]:
+        stripped = line.strip()
+        if stripped:
+            return stripped[0] == ">"
+    return False
+
+
+# -- HTML -----------------------------------------------------------------------------
+# Outlook quotes without <blockquote>: the original follows a marker, and Outlook never
+# writes below it, so the HTML is cut there. Gmail, Apple Mail and Thunderbird use
+# <blockquote>, which html_to_text turns into `>` lines for strip_quote.
+_HTML_CUTS = re.compile(
+    r"<div\b[^>]*\bid=[\"']?(?:appendonsend|divRplyFwdMsg)\b"       # Outlook web / new Outlook
+    r"|<hr\b[^>]*\bid=[\"']?stopSpelling\b"                         # Outlook web, older
+    r"|<div\b[^>]*\bborder-top:\s*solid\s+#(?:E1E1E1|B5C4DF)\b",    # Outlook desktop
+    re.IGNORECASE,
+)
+# Gmail's and Yahoo's quote wrapper, with the attribution inside: dropped whole, so a
+# reply written below it (rare in Gmail HTML, but seen) is kept.
+_HTML_QUOTE_OPEN = re.compile(
+    r"<div\b[^>]*\bclass=[\"']?(?:gmail_quote|yahoo_quoted|moz-cite-prefix)\b[^>]*>",
+    re.IGNORECASE,
+)
+_DIV_TAG = re.compile(r"<(/?)div\b[^>]*>", re.IGNORECASE)
+
+
+def cut_html_quote(html: str) -> str:
+    """HTML without Outlook's original below its marker and without Gmail quote divs."""
+    cut = _HTML_CUTS.search(html)
+    if cut:
+        html = html[:cut.start()]
+    while (opened := _HTML_QUOTE_OPEN.search(html)) is not None:
+        html = html[:opened.start()] + html[_div_end(html, opened.end()):]
+    return html
+
+
+def _div_end(html: str, position: int) -> int:
+    """Offset just past the </div> closing a div opened before `position`."""
+    depth = 1
+    for tag in _DIV_TAG.finditer(html, position):
+        depth += -1 if tag.group(1) else 1
+        if depth == 0:
+            return tag.end()
+    return len(html)  # never closed: the rest is inside the quote
