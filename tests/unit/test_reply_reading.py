@@ -1,0 +1,237 @@
+"""Reading a technician's reply: quote stripping and the confirm/reject verdict."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nexusmail.ingest.quote_strip import cut_html_quote, fold
+from nexusmail.ingest.reply_reading import ReplyReading, Verdict, read_reply, strip_quote
+
+
+def _load_cases() -> ModuleType:
+    # The table lives with the fixtures, outside any package: load it by its path.
+    path = Path(__file__).resolve().parents[1] / "fixtures" / "replies" / "cases.py"
+    spec = importlib.util.spec_from_file_location("reply_cases", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cases = _load_cases()
+
+
+@pytest.mark.parametrize("case", cases.CASES, ids=[case.name for case in cases.CASES])
+def test_fixture_reply(case: tuple[str, str | None, str | None, str, str, str]) -> None:
+    """Each fixture reply gives its expected verdict, stripped body and reason."""
+    _, text, html, verdict, body, reason = case
+    assert read_reply(text, html) == ReplyReading(Verdict(verdict), reason, body)
+
+
+def test_fixture_table_is_wide_enough() -> None:
+    """The table keeps at least 60 uniquely named cases with every verdict."""
+    names = [case.name for case in cases.CASES]
+    assert len(names) >= 60
+    assert len(set(names)) == len(names)
+    assert {case.verdict for case in cases.CASES} == {v.value for v in Verdict}
+
+
+# -- The pattern table, one client at a time ----------------------------------------------
+@pytest.mark.parametrize(
+    "header",
+    [
+        "On Mon, 3 Mar 2025 at 10:00, Dispatch <d@firm.test> wrote:",
+        "Il giorno lun 3 mar 2025 alle ore 10:00 Dispatch <d@firm.test> ha scritto:",
+        "În data de lun., 3 mar. 2025 la 10:00, Dispatch <d@firm.test> a scris:",
+        "In data de lun., 3 mar. 2025 la 10:00, Dispatch <d@firm.test> a scris:",
+        "On 3 Mar 2025, at 10:00, Dispatch wrote:",
+        "Il giorno 3 mar 2025, alle ore 10:00, Dispatch ha scritto:",
+        "Pe 3 mar. 2025, la 10:00, Dispatch a scris:",
+        "On 03/03/2025 10:00, Dispatch wrote:",
+        "Il 03/03/2025 10:00, Dispatch ha scritto:",
+        "În data de 03.03.2025 10:00, Dispatch a scris:",
+        "Dispatch <d@firm.test> ha scritto:",
+        "2025-03-03 10:00 GMT+01:00 Dispatch <d@firm.test>:",
+        "On Mon, 3 Mar 2025 at 10:00, Dispatch <d@firm.test>\nwrote:",
+        "Il giorno lun 3 mar 2025 alle ore 10:00 Dispatch <\nd@firm.test> ha scritto:",
+        "În data de lun., 3 mar. 2025 la 10:00, Dispatch a\nscris:",
+    ],
+)
+def test_attribution_lines(header: str) -> None:
+    """Each client's attribution, wrapped or not, goes with the quote below it."""
+    assert strip_quote(f"Reply here\n\n{header}\n> quoted CONFIRM\n") == "Reply here"
+    assert strip_quote(f"Reply here\n\n{header}\n\nunquoted original CONFIRM\n") == "Reply here"
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        "From: D <d@firm.test>\nSent: Monday\nTo: L\nSubject: [#42]",
+        "*From:* D <d@firm.test>\n*Sent:* Monday\n*To:* L\n*Subject:* [#42]",
+        "Da: D <d@firm.test>\nInviato: lunedì\nA: L\nOggetto: [#42]",
+        "De la: D <d@firm.test>\nTrimis: luni\nCătre: L\nSubiect: [#42]",
+        "-----Original Message-----\nFrom: D",
+        "-----Messaggio originale-----\nDa: D",
+        "-----Mesaj original-----\nDe la: D",
+        "________________________________\nFrom: D",
+        "---------- Forwarded message ---------\nFrom: D",
+    ],
+)
+def test_outlook_blocks_cut_the_rest(block: str) -> None:
+    """Outlook's header blocks and separators drop everything below them."""
+    assert strip_quote(f"Reply here\n\n{block}\n\nReply CONFIRM or REJECT\n") == "Reply here"
+
+
+@pytest.mark.parametrize(
+    "footer",
+    [
+        "Sent from my iPhone", "Sent from my Android", "Sent from Outlook for iOS",
+        "Get Outlook for iOS<https://aka.ms/o0ukef>", "Scarica Outlook per iOS",
+        "Inviato da iPhone", "Inviato dal mio smartphone", "Trimis de pe iPhone",
+        "Trimis de pe Samsung", "-- ", "--",
+    ],
+)
+def test_footers_and_signatures_cut_the_rest(footer: str) -> None:
+    """Mobile footers and the "-- " signature separator drop everything below them."""
+    assert strip_quote(f"Reply here\n\n{footer}\nLuca Bianchi\n+39 333 1234567") == "Reply here"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Da: domani sono libero",          # Romanian "yes" / Italian "from", not a header
+        "Inviato da Marco il rapporto ieri",
+        "On Thursday I can come",
+        "Il cliente ha scritto ieri",
+        "-- see below",
+    ],
+)
+def test_ordinary_lines_are_kept(line: str) -> None:
+    """Lines that only resemble a header or footer stay in the body."""
+    assert strip_quote(f"{line}\nsecond line") == f"{line}\nsecond line"
+
+
+def test_fold_keeps_offsets_and_drops_diacritics() -> None:
+    """Folding lower-cases, drops Italian/Romanian diacritics and keeps the length."""
+    text = "ÎN DATA ȘI ŞI ȚARĂ ţară Sì PERCHÉ – d’accordo"
+    assert fold(text) == "in data si si tara tara si perche – d'accordo"
+    assert len(fold(text)) == len(text)
+
+
+def test_html_quote_cut_keeps_text_after_gmail_quote() -> None:
+    """Gmail's quote div goes whole, nested divs included; text after it stays."""
+    html = '<div class="gmail_quote"><div>a<div>b</div></div>CONFIRM</div><p>Rifiuto</p>'
+    assert cut_html_quote(html) == "<p>Rifiuto</p>"
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [
+        ("Si è rotto il furgone, non posso venire", Verdict.REJECTED),
+        ("Da domani sono in ferie", Verdict.UNCLEAR),
+        ("can't confirm", Verdict.REJECTED),
+        ("cannot accept", Verdict.REJECTED),
+        ("non posso purtroppo confermare", Verdict.REJECTED),
+        ("Nu pot confirma", Verdict.REJECTED),
+        ("Non ci sono giovedì", Verdict.REJECTED),
+        ("Non c'è problema", Verdict.CONFIRMED),
+        ("nu e nicio problema", Verdict.CONFIRMED),
+        ("Make sure the customer is home", Verdict.UNCLEAR),
+        ("Not sure yet", Verdict.UNCLEAR),
+        ("Nu știu încă", Verdict.UNCLEAR),
+        ("Ti confermo domani", Verdict.UNCLEAR),
+        ("Confermo o rifiuto, decidi tu", Verdict.UNCLEAR),
+        ("CONFIRMĂ", Verdict.CONFIRMED),
+        ("Refuz", Verdict.REJECTED),
+        ("Respingo, troppo lontano", Verdict.REJECTED),
+    ],
+)
+def test_verdict_words(text: str, verdict: Verdict) -> None:
+    """Negations win over the word they negate; questions and doubts decide nothing."""
+    assert read_reply(text).verdict is verdict
+
+
+def test_verdict_is_read_from_the_first_lines_only() -> None:
+    """A "no" deep in a long reply does not decide it."""
+    text = "Ciao\nho visto\nil cliente\nè a Milano\nvicino\nal parco\nNo."
+    assert read_reply(text).verdict is Verdict.UNCLEAR
+
+
+def test_closing_is_not_part_of_the_reason() -> None:
+    """The reason stops before "Grazie" and the name below it."""
+    reading = read_reply("Rifiuto: sono in ferie\nfino al 15\n\nGrazie,\nLuca")
+    assert reading.reason == "sono in ferie\nfino al 15"
+
+
+def test_no_part_at_all_is_unclear() -> None:
+    """A reply with neither a text nor an HTML part is unclear and has an empty body."""
+    assert read_reply(None, None) == ReplyReading(Verdict.UNCLEAR, "", "")
+
+
+# -- Properties ---------------------------------------------------------------------------
+# Technician text that cannot form a header, footer or quote marker: no ':', '>', '-', '_'.
+_SAFE_LINE = st.text(
+    alphabet=st.sampled_from("abcdefghilmnoprstuvzăâîșțàèéìòù ABCDEFGHILMNOPRSTUVZ0123456789,.!?'"),
+    max_size=40,
+)
+# Any text on one line: a lone CR inside a line does not occur in mail (CRLF only).
+_ANY_LINE = st.text(st.characters(blacklist_characters="\r\n"), max_size=60)
+_HEADERS = st.sampled_from([
+    "On Mon, 3 Mar 2025 at 10:00, Dispatch <d@firm.test> wrote:",
+    "Il giorno lun 3 mar 2025 alle ore 10:00 Dispatch <d@firm.test> ha scritto:",
+    "În data de lun., 3 mar. 2025 la 10:00, Dispatch <d@firm.test> a\nscris:",
+])
+
+
+def _expected(lines: list[str]) -> str:
+    """strip_quote's output shape: trailing spaces gone, blank runs as one, trimmed."""
+    kept = [line.rstrip() for line in lines]
+    text = "\n".join(line if line.strip() else "" for line in kept)
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text.strip("\n")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_SAFE_LINE, max_size=6), _HEADERS, st.lists(_ANY_LINE, max_size=8))
+def test_strip_never_returns_quoted_text(
+    technician: list[str], header: str, original: list[str]
+) -> None:
+    """Top-posted over a Gmail quote of anything, the result is exactly what was written."""
+    text = "\n".join(technician) + "\n\n" + header + "\n" + "\n".join(f"> {q}" for q in original)
+    assert strip_quote(text) == _expected(technician)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_SAFE_LINE, max_size=6), _HEADERS, st.lists(_ANY_LINE, max_size=8))
+def test_strip_never_returns_unquoted_original(
+    technician: list[str], header: str, original: list[str]
+) -> None:
+    """With the original below the attribution unquoted (HTML turned to text), none of it stays."""
+    below = "\n".join(_unquoted(line) for line in original)
+    text = "\n".join(technician) + "\n\n" + header + "\n\n" + below
+    result = strip_quote(text)
+    written = {line.rstrip() for line in technician}
+    assert all(line in written for line in result.split("\n") if line)
+
+
+def _unquoted(line: str) -> str:
+    while line and (line[0].isspace() or line[0] == ">"):
+        line = line[1:]
+    return line
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.none(), st.text()), st.one_of(st.none(), st.text()))
+def test_read_reply_never_raises(text: str | None, html: str | None) -> None:
+    """Any text and any HTML give a reading whose body is plain, stripped text."""
+    reading = read_reply(text, html)
+    assert isinstance(reading.verdict, Verdict)
+    assert reading.body == reading.body.strip("\n")
