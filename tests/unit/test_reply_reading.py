@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nexusmail.ingest.html import html_to_text, sanitize_html
 from nexusmail.ingest.quote_strip import cut_html_quote, fold
 from nexusmail.ingest.reply_reading import ReplyReading, Verdict, read_reply, strip_quote
 
@@ -33,6 +34,21 @@ def test_fixture_reply(case: tuple[str, str | None, str | None, str, str, str]) 
     """Each fixture reply gives its expected verdict, stripped body and reason."""
     _, text, html, verdict, body, reason = case
     assert read_reply(text, html) == ReplyReading(Verdict(verdict), reason, body)
+
+
+_HTML_CASES = [case for case in cases.CASES if case.html]
+
+
+@pytest.mark.parametrize("case", _HTML_CASES, ids=[case.name for case in _HTML_CASES])
+def test_html_fixture_reads_alike_after_parsing(
+    case: tuple[str, str | None, str | None, str, str, str]
+) -> None:
+    """ParsedMail's sanitized HTML (no class/id) and its HTML-derived text read alike."""
+    html = case[2]
+    assert html is not None
+    expected = read_reply(None, html)
+    assert read_reply(None, sanitize_html(html)) == expected
+    assert read_reply(html_to_text(html)) == expected
 
 
 def test_fixture_table_is_wide_enough() -> None:
