@@ -13,9 +13,16 @@ Shapes:
 - `GET /api/v1/interventions?status=open|closed&q=text&limit=1..200&offset=0` →
   `{"items": [summary...], "total": N, "limit": L, "offset": O}`, newest first; a
   summary is the detail below without `description`, `assignments` and `messages`.
+  Each carries `needs_attention`: a list of tickets.queries.Attention flags
+  (`rejected`, `unclear`, `unverified`, `unassigned`).
 - `GET /api/v1/interventions/{number}`, and the 201 of `POST /api/v1/interventions`
-  and the 200 of `POST .../{number}/close`: see tickets.queries.InterventionDetail.
-- `GET /api/v1/employees` → `{"items": [employee...]}`; `POST` → 201 the employee.
+  and the 200 of `POST .../{number}/close` (body optional: `{"note": "..."}`): see
+  tickets.queries.InterventionDetail. `POST /api/v1/interventions` takes an optional
+  `assignees: [email, ...]`, assigned in the same transaction (422 naming the employee
+  when one is unknown or inactive; nothing is created then).
+- Assignments and notes: see admin.api_assignments.
+- `GET /api/v1/employees` → `{"items": [employee...]}` (each with `language` and
+  `active`); `POST` → 201 the employee.
 """
 
 from __future__ import annotations
@@ -23,45 +30,42 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import structlog
-from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from nexusmail.admin import tokens
-from nexusmail.admin.api_models import (
-    CloseIn,
-    EmployeeIn,
-    InterventionIn,
-    describe_validation_error,
-    is_malformed_json,
+from nexusmail.admin.api_assignments import assignment_routes, open_with_assignees, signing_keys
+from nexusmail.admin.api_base import (
+    MAX_BODY_BYTES,
+    MAX_ID,
+    ApiError,
+    ApiServices,
+    authenticate,
+    int_param,
+    parse_body,
+    path_id,
+    read_body,
 )
-from nexusmail.clock import Clock
-from nexusmail.config import Settings
+from nexusmail.admin.api_models import CloseIn, EmployeeIn, InterventionIn
 from nexusmail.tickets import queries
-from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.cases import Conflict, NotFound, add_employee, close_intervention
-from nexusmail.tickets.intake import OpenRequest, open_request
+from nexusmail.tickets.intake import OpenRequest
 from nexusmail.tickets.models import Source, Status
-from nexusmail.tickets.store import StorageError, Store
+from nexusmail.tickets.store import StorageError
+
+# Re-exported: the daemon and the tests build the API from this module.
+__all__ = ["MAX_BODY_BYTES", "ApiError", "ApiServices", "api_routes", "build_api"]
 
 log = structlog.get_logger(__name__)
 
-# An operator's phone entry is a few KB; this leaves room for pasted text while a
-# client cannot make us buffer an arbitrary body.
-MAX_BODY_BYTES = 4 * 1024 * 1024
 MAX_PAGE = 200
 MAX_QUERY_CHARS = 200
-# Path ids beyond SQLite's 64-bit integers would overflow at binding time (a 500).
-_MAX_ID = 2**63 - 1
-
 # Types a browser would execute or render as a page: served as opaque bytes instead.
 _ACTIVE_TYPES = frozenset({
     "text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
@@ -69,35 +73,6 @@ _ACTIVE_TYPES = frozenset({
     "multipart/x-mixed-replace", "application/pdf+html",
 })
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _nothing() -> None:
-    return None
-
-
-@dataclass(frozen=True)
-class ApiServices:
-    """What the API needs from the daemon."""
-
-    store: Store
-    blobs: BlobStore
-    settings: Settings
-    clock: Clock
-    # Wakes the outbox worker after a write that queued mail (it would poll anyway).
-    on_outbox: Callable[[], None] = field(default=_nothing)
-
-
-class ApiError(Exception):
-    """A request we refuse, with the status and the message the client gets."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers
-
 
 def api_routes(services: ApiServices) -> list[BaseRoute]:
     """The routes to include in the daemon's web app: everything under /api/v1."""
@@ -121,6 +96,7 @@ def _api_app(services: ApiServices) -> Starlette:
         Route("/interventions/{number:int}/close", h.close_intervention, methods=["POST"]),
         Route("/attachments/{id:int}", h.get_attachment, methods=["GET"]),
         Route("/messages/{id:int}/raw", h.get_raw_message, methods=["GET"]),
+        *assignment_routes(services),
     ]
     return Starlette(
         routes=routes,
@@ -143,14 +119,14 @@ class _Handlers:
         return JSONResponse({"status": "ok"})
 
     async def list_employees(self, request: Request) -> Response:
-        await self._authenticate(request)
+        await authenticate(self.s, request)
         async with self.s.store.read() as conn:
             items = await queries.list_employees(conn)
         return JSONResponse({"items": items})
 
     async def create_employee(self, request: Request) -> Response:
-        token = await self._authenticate(request)
-        body = self._parse(EmployeeIn, await _read_body(request))
+        token = await authenticate(self.s, request)
+        body = parse_body(self.s, EmployeeIn, await read_body(request))
         now = self.s.clock.now()
         employee_id = await self.s.store.write(
             lambda tx: add_employee(
@@ -164,7 +140,7 @@ class _Handlers:
         return JSONResponse(employee, status_code=201)
 
     async def list_interventions(self, request: Request) -> Response:
-        await self._authenticate(request)
+        await authenticate(self.s, request)
         params = request.query_params
         status = params.get("status") or None
         if status is not None and status not in {s.value for s in Status}:
@@ -172,8 +148,8 @@ class _Handlers:
         q = params.get("q") or None
         if q is not None and len(q) > MAX_QUERY_CHARS:
             raise ApiError(422, f"q: is longer than {MAX_QUERY_CHARS} characters")
-        limit = _int_param(params.get("limit"), "limit", default=50, low=1, high=MAX_PAGE)
-        offset = _int_param(params.get("offset"), "offset", default=0, low=0, high=_MAX_ID)
+        limit = int_param(params.get("limit"), "limit", default=50, low=1, high=MAX_PAGE)
+        offset = int_param(params.get("offset"), "offset", default=0, low=0, high=MAX_ID)
         async with self.s.store.read() as conn:
             page = await queries.list_interventions(
                 conn, status=status, q=q, limit=limit, offset=offset
@@ -181,13 +157,13 @@ class _Handlers:
         return JSONResponse(page)
 
     async def get_intervention(self, request: Request) -> Response:
-        await self._authenticate(request)
-        number = _path_id(request, "number")
+        await authenticate(self.s, request)
+        number = path_id(request, "number")
         return JSONResponse(await self._intervention(number))
 
     async def create_intervention(self, request: Request) -> Response:
-        token = await self._authenticate(request)
-        body = self._parse(InterventionIn, await _read_body(request))
+        token = await authenticate(self.s, request)
+        body = parse_body(self.s, InterventionIn, await read_body(request))
         entry = OpenRequest(
             customer_email=body.customer_email, customer_name=body.customer_name,
             subject=body.subject, description=body.description, source=Source.API,
@@ -196,22 +172,25 @@ class _Handlers:
             author=f"api:{token.name}",
         )
         now, settings = self.s.clock.now(), self.s.settings
-        number = await self.s.store.write(
-            lambda tx: open_request(tx, entry, now=now, settings=settings)
-        )
+        keys = signing_keys(self.s) if body.assignees else ()
+        number = await self.s.store.write(lambda tx: open_with_assignees(
+            tx, entry, body.assignees, now=now, settings=settings, reply_keys=keys,
+            assigned_by=f"api:{token.name}",
+        ))
         self.s.on_outbox()
         log.info("api.intervention_created", intervention=number, source=Source.API,
-                 customer=body.customer_email, token_name=token.name)
+                 customer=body.customer_email, assignees=body.assignees,
+                 token_name=token.name)
         return JSONResponse(
             await self._intervention(number), status_code=201,
             headers={"Location": f"/api/v1/interventions/{number}"},
         )
 
     async def close_intervention(self, request: Request) -> Response:
-        token = await self._authenticate(request)
-        number = _path_id(request, "number")
-        raw = await _read_body(request)
-        body = self._parse(CloseIn, raw) if raw.strip() else CloseIn()
+        token = await authenticate(self.s, request)
+        number = path_id(request, "number")
+        raw = await read_body(request)
+        body = parse_body(self.s, CloseIn, raw) if raw.strip() else CloseIn()
         now = self.s.clock.now()
         await self.s.store.write(
             lambda tx: close_intervention(
@@ -222,8 +201,8 @@ class _Handlers:
         return JSONResponse(await self._intervention(number))
 
     async def get_attachment(self, request: Request) -> Response:
-        await self._authenticate(request)
-        attachment_id = _path_id(request, "id")
+        await authenticate(self.s, request)
+        attachment_id = path_id(request, "id")
         async with self.s.store.read() as conn:
             attachment = await queries.get_attachment(conn, attachment_id)
         if attachment is None:
@@ -241,8 +220,8 @@ class _Handlers:
         )
 
     async def get_raw_message(self, request: Request) -> Response:
-        await self._authenticate(request)
-        message_id = _path_id(request, "id")
+        await authenticate(self.s, request)
+        message_id = path_id(request, "id")
         async with self.s.store.read() as conn:
             sha = await queries.get_message_raw_sha(conn, message_id)
             data = await queries.get_raw_message(conn, sha) if sha else None
@@ -259,56 +238,6 @@ class _Handlers:
         if detail is None:
             raise ApiError(404, f"intervention {number} does not exist")
         return detail
-
-    async def _authenticate(self, request: Request) -> tokens.TokenInfo:
-        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-        token = None
-        if scheme.lower() == "bearer" and credentials.strip():
-            async with self.s.store.read() as conn:
-                token = await tokens.find_token(conn, credentials.strip())
-        if token is None:
-            raise ApiError(401, "a valid bearer token is required",
-                           headers={"WWW-Authenticate": "Bearer"})
-        return token
-
-    def _parse(self, model: type[M], raw: bytes) -> M:
-        try:
-            return model.model_validate_json(
-                raw, strict=True, context={"limits": self.s.settings.limits}
-            )
-        except ValidationError as exc:
-            if is_malformed_json(exc):
-                raise ApiError(400, "the request body is not valid JSON") from None
-            raise ApiError(422, describe_validation_error(exc)) from None
-
-
-async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise ApiError(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ApiError(413, f"the request body is larger than {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _int_param(value: str | None, name: str, *, default: int, low: int, high: int) -> int:
-    if value is None or value == "":
-        return default
-    if not value.isdigit() or not low <= int(value) <= high:
-        raise ApiError(422, f"{name}: should be a whole number from {low} to {high}")
-    return int(value)
-
-
-def _path_id(request: Request, name: str) -> int:
-    value = int(request.path_params[name])
-    if value > _MAX_ID:
-        raise ApiError(404, f"{name} {value} does not exist")
-    return value
-
 
 def safe_media_type(stored: str) -> str:
     """The stored content type, unless a browser could run it or it is malformed."""

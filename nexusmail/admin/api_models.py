@@ -24,6 +24,8 @@ from nexusmail.tickets.models import Priority
 
 # RFC 5321 section 4.5.3.1.3: a path is at most 256 octets, an address 254 of them.
 MAX_ADDRESS_CHARS = 254
+# More technicians than this on one intervention is a client bug, not a crew.
+MAX_ASSIGNEES = 50
 
 
 class _Body(BaseModel):
@@ -63,11 +65,25 @@ class InterventionIn(_Body):
     priority: Priority = Priority.NORMAL
     desired_from: date | None = None
     desired_to: date | None = None
+    # Employees to assign in the same transaction as the creation (issue 3, point 1).
+    assignees: list[str] = Field(default_factory=list, max_length=MAX_ASSIGNEES)
 
     @field_validator("customer_email")
     @classmethod
     def _address(cls, value: str) -> str:
         return _check_address(value)
+
+    @field_validator("assignees")
+    @classmethod
+    def _assignee_addresses(cls, value: list[str]) -> list[str]:
+        checked = []
+        for item in value:
+            try:
+                checked.append(_check_address(item.strip()))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an email address") from None
+        # The same address twice is one assignment, not a conflict with itself.
+        return list(dict.fromkeys(checked))
 
     @field_validator("subject")
     @classmethod
@@ -98,6 +114,15 @@ class InterventionIn(_Body):
 
 class CloseIn(_Body):
     note: str = Field("", max_length=10_000)
+
+
+class AssignmentIn(_Body):
+    employee_email: str = Field(max_length=MAX_ADDRESS_CHARS)
+
+    @field_validator("employee_email")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return _check_address(value)
 
 
 def _limits(info: ValidationInfo) -> LimitsSettings:

@@ -2,13 +2,15 @@
 
 Every function takes a read connection from `Store.read()` (rows addressable by
 column name) and never writes. A thread is loaded in a fixed number of queries
-(intervention, messages, attachments), whatever its length: no query per message.
+(intervention, assignments, messages, attachments), whatever its length: no query per
+message.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from enum import StrEnum
 from typing import Any, TypedDict
 
 import aiosqlite
@@ -39,14 +41,25 @@ MessageView = TypedDict(
         "from": str,
         "to": list[str],
         "cc": list[str],
+        "author": str,
         "subject": str,
         "body_text": str,
         "verdict": str | None,
         "verified": bool,
+        "extra": dict[str, Any],
         "created_at": str,
         "attachments": list[AttachmentView],
     },
 )
+
+
+class AssignmentView(TypedDict):
+    id: int
+    employee_email: str
+    employee_name: str
+    status: str                 # pending | confirmed | rejected | unclear
+    decided_at: str | None
+    reason: str
 
 
 class InterventionSummary(TypedDict):
@@ -63,11 +76,12 @@ class InterventionSummary(TypedDict):
     created_at: str
     updated_at: str
     closed_at: str | None
+    needs_attention: list[str]
 
 
 class InterventionDetail(InterventionSummary):
     description: str
-    assignments: list[dict[str, Any]]
+    assignments: list[AssignmentView]
     messages: list[MessageView]
 
 
@@ -118,7 +132,11 @@ _INTERVENTION_COLUMNS = """
     i.number, i.status, i.subject, i.description, i.request_type, i.priority,
     i.desired_from, i.desired_to, i.source, i.related_number,
     i.created_at, i.updated_at, i.closed_at,
-    cu.name AS customer_name, COALESCE(co.email, cu.email, '') AS customer_email
+    cu.name AS customer_name, COALESCE(co.email, cu.email, '') AS customer_email,
+    (SELECT group_concat(DISTINCT a.status) FROM assignments a
+      WHERE a.intervention_number = i.number) AS assignment_statuses,
+    EXISTS (SELECT 1 FROM messages m WHERE m.intervention_number = i.number
+      AND m.kind = 'technician_reply' AND m.verified = 0) AS has_unverified_reply
     FROM interventions i
     JOIN customers cu ON cu.id = i.customer_id
     LEFT JOIN contacts co ON co.id = i.contact_id
@@ -183,9 +201,39 @@ async def get_intervention(conn: aiosqlite.Connection, number: int) -> Intervent
     }
 
 
-async def _assignments(conn: aiosqlite.Connection, number: int) -> list[dict[str, Any]]:
-    # No assignments table yet: the assignment issue fills this in (one query).
-    return []
+async def get_intervention_status(conn: aiosqlite.Connection, number: int) -> str | None:
+    """`open` or `closed`; None when there is no such intervention."""
+    rows = list(await conn.execute_fetchall(
+        "SELECT status FROM interventions WHERE number = ?", (number,)
+    ))
+    return str(rows[0][0]) if rows else None
+
+
+_ASSIGNMENT_COLUMNS = (
+    "a.id, e.email, e.name, a.status, a.decided_at, a.reason"
+    " FROM assignments a JOIN employees e ON e.id = a.employee_id"
+)
+
+
+async def _assignments(conn: aiosqlite.Connection, number: int) -> list[AssignmentView]:
+    rows = await conn.execute_fetchall(
+        f"SELECT {_ASSIGNMENT_COLUMNS} WHERE a.intervention_number = ? ORDER BY a.id",
+        (number,),
+    )
+    return [_assignment(r) for r in rows]
+
+
+async def get_assignment(conn: aiosqlite.Connection, assignment_id: int) -> AssignmentView | None:
+    rows = list(await conn.execute_fetchall(
+        f"SELECT {_ASSIGNMENT_COLUMNS} WHERE a.id = ?", (assignment_id,)
+    ))
+    return _assignment(rows[0]) if rows else None
+
+
+_MESSAGE_COLUMNS = (
+    "id, kind, direction, author, from_addr, to_addrs, cc_addrs, subject, body_text,"
+    " verdict, verified, extra, created_at FROM messages"
+)
 
 
 async def _messages(conn: aiosqlite.Connection, number: int) -> list[MessageView]:
@@ -200,28 +248,25 @@ async def _messages(conn: aiosqlite.Connection, number: int) -> list[MessageView
     for a in attachment_rows:
         by_message[a["message_id"]].append(_attachment(a))
     message_rows = await conn.execute_fetchall(
-        "SELECT id, kind, direction, from_addr, to_addrs, cc_addrs, subject, body_text,"
-        " verdict, verified, created_at FROM messages"
-        " WHERE intervention_number = ? ORDER BY id",
+        f"SELECT {_MESSAGE_COLUMNS} WHERE intervention_number = ? ORDER BY id",
         (number,),
     )
-    return [
-        {
-            "id": m["id"],
-            "kind": m["kind"],
-            "direction": m["direction"],
-            "from": m["from_addr"],
-            "to": _json_list(m["to_addrs"]),
-            "cc": _json_list(m["cc_addrs"]),
-            "subject": m["subject"],
-            "body_text": m["body_text"],
-            "verdict": m["verdict"],
-            "verified": bool(m["verified"]),
-            "created_at": m["created_at"],
-            "attachments": by_message.get(m["id"], []),
-        }
-        for m in message_rows
-    ]
+    return [_message(m, by_message.get(m["id"], [])) for m in message_rows]
+
+
+async def get_message(conn: aiosqlite.Connection, message_id: int) -> MessageView | None:
+    """One thread message with its attachments (e.g. the note just added)."""
+    rows = list(await conn.execute_fetchall(
+        f"SELECT {_MESSAGE_COLUMNS} WHERE id = ?", (message_id,)
+    ))
+    if not rows:
+        return None
+    attachment_rows = await conn.execute_fetchall(
+        "SELECT id, filename, content_type, size, sha256 FROM attachments"
+        " WHERE message_id = ? ORDER BY id",
+        (message_id,),
+    )
+    return _message(rows[0], [_attachment(a) for a in attachment_rows])
 
 
 async def get_attachment(
@@ -323,6 +368,73 @@ def _summary(row: Any) -> InterventionSummary:
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
         "closed_at": row["closed_at"],
+        "needs_attention": needs_attention(
+            status=row["status"],
+            assignment_statuses=set((row["assignment_statuses"] or "").split(",")) - {""},
+            has_unverified_reply=bool(row["has_unverified_reply"]),
+        ),
+    }
+
+
+# Pure: computed from the facts the intervention's own query gathers (no extra query).
+class Attention(StrEnum):
+    """Why an open intervention needs an operator (computed from data, never stored)."""
+
+    REJECTED = "rejected"       # rejected, and nobody confirmed or is still to answer
+    UNCLEAR = "unclear"         # a technician's reply could not be read as yes or no
+    UNVERIFIED = "unverified"   # a reply to an assignment came from someone else
+    UNASSIGNED = "unassigned"   # open, and nobody was ever assigned
+
+
+def needs_attention(
+    *, status: str, assignment_statuses: set[str], has_unverified_reply: bool
+) -> list[str]:
+    """The Attention flags of an intervention, in a fixed order.
+
+    A closed intervention needs no (re)assignment, so only an unverified reply still
+    flags it: someone other than the technician answered, and an operator should look.
+    """
+    flags: list[str] = []
+    if status == Status.OPEN:
+        if "rejected" in assignment_statuses and not assignment_statuses & {"confirmed",
+                                                                          "pending"}:
+            flags.append(Attention.REJECTED)
+        if "unclear" in assignment_statuses:
+            flags.append(Attention.UNCLEAR)
+    if has_unverified_reply:
+        flags.append(Attention.UNVERIFIED)
+    if status == Status.OPEN and not assignment_statuses:
+        flags.append(Attention.UNASSIGNED)
+    return flags
+
+
+def _assignment(row: Any) -> AssignmentView:
+    return {
+        "id": row["id"],
+        "employee_email": row["email"],
+        "employee_name": row["name"],
+        "status": row["status"],
+        "decided_at": row["decided_at"],
+        "reason": row["reason"],
+    }
+
+
+def _message(m: Any, attachments: list[AttachmentView]) -> MessageView:
+    return {
+        "id": m["id"],
+        "kind": m["kind"],
+        "direction": m["direction"],
+        "from": m["from_addr"],
+        "to": _json_list(m["to_addrs"]),
+        "cc": _json_list(m["cc_addrs"]),
+        "author": m["author"],
+        "subject": m["subject"],
+        "body_text": m["body_text"],
+        "verdict": m["verdict"],
+        "verified": bool(m["verified"]),
+        "extra": _json_object(m["extra"]),
+        "created_at": m["created_at"],
+        "attachments": attachments,
     }
 
 
@@ -355,6 +467,14 @@ def _json_list(text: str | None) -> list[str]:
     except ValueError:
         return []
     return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _json_object(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _escape_like(text: str) -> str:

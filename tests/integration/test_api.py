@@ -1,25 +1,22 @@
-"""The JSON API over a real loopback socket: uvicorn in the test's loop, httpx as client,
-a real store and blob tree in a temporary data dir."""
+"""The JSON API over a real loopback socket (tests/support/api_harness.py): uvicorn in
+the test's loop, httpx as client, a real store and blob tree in a temporary data dir."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import uvicorn
+from api_harness import Api, running_api
 
-from nexusmail.admin.api import MAX_BODY_BYTES, ApiServices, build_api
-from nexusmail.admin.tokens import create_token, revoke_token
+from nexusmail.admin.api import MAX_BODY_BYTES
+from nexusmail.admin.tokens import revoke_token
 from nexusmail.clock import FakeClock
 from nexusmail.config import Settings
-from nexusmail.paths import blobs_path
-from nexusmail.tickets.blobs import BlobStore, sha256_hex
+from nexusmail.tickets.blobs import sha256_hex
 from nexusmail.tickets.cases import NewMessage, StoredAttachment, add_message
 from nexusmail.tickets.models import Direction, MessageKind
 from nexusmail.tickets.store import Store
@@ -37,20 +34,6 @@ PHONE_REQUEST = {
 }
 
 
-@dataclass
-class Api:
-    client: httpx.AsyncClient      # authenticated
-    anonymous: httpx.AsyncClient
-    store: Store
-    blobs: BlobStore
-    token: str
-    outbox_wakeups: list[int]
-
-    async def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        async with self.store.read() as conn:
-            return [tuple(r) for r in await conn.execute_fetchall(sql, params)]
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings.model_validate({
@@ -61,28 +44,8 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def api(store: Store, settings: Settings, clock: FakeClock) -> AsyncIterator[Api]:
-    wakeups: list[int] = []
-    blobs = BlobStore(blobs_path(settings))
-    app = build_api(ApiServices(store=store, blobs=blobs, settings=settings, clock=clock,
-                                on_outbox=lambda: wakeups.append(1)))
-    # Port 0: the kernel picks a free port, read back once uvicorn has bound it.
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off",
-                                           log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    token = await store.write(lambda tx: create_token(tx, "tests", clock.now()))
-    base = f"http://127.0.0.1:{port}"
-    async with (
-        httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client,
-        httpx.AsyncClient(base_url=base) as anonymous,
-    ):
-        yield Api(client, anonymous, store, blobs, token, wakeups)
-    server.should_exit = True
-    await asyncio.wait_for(task, 10)
+    async with running_api(store, settings, clock, reply_keys=[b"k" * 32]) as running:
+        yield running
 
 
 async def open_phone_request(api: Api, **changes: Any) -> dict[str, Any]:
@@ -167,10 +130,12 @@ async def test_phone_request_creates_an_intervention(api: Api) -> None:
     assert set(detail) == {
         "number", "status", "subject", "description", "request_type", "priority",
         "desired_from", "desired_to", "source", "related_number", "customer", "created_at",
-        "updated_at", "closed_at", "assignments", "messages"}
+        "updated_at", "closed_at", "assignments", "messages", "needs_attention"}
+    assert detail["needs_attention"] == ["unassigned"]
     first = detail["messages"][0]
-    assert set(first) == {"id", "kind", "direction", "from", "to", "cc", "subject",
-                          "body_text", "verdict", "verified", "created_at", "attachments"}
+    assert set(first) == {"id", "kind", "direction", "from", "to", "cc", "author", "subject",
+                          "body_text", "verdict", "verified", "extra", "created_at",
+                          "attachments"}
     assert first["direction"] in {"in", "out", "internal"}
     page = (await api.client.get("/api/v1/interventions")).json()
     assert page["total"] == 1
