@@ -279,7 +279,6 @@ def _assemble(
         content_type=message.get_content_type().lower(),
         defects=tuple(dict.fromkeys(defects)),
         search_text=normalize_romanian(head.subject + "\n" + body_text),
-        has_text_part=bool(body.text_parts),
     )
 
 
