@@ -1,8 +1,10 @@
 """The `nexusmail` command: run the daemon, and the offline admin commands.
 
-Offline commands (tokens, employees) open the store themselves; SQLite lets them work
-beside a running daemon. Exit codes: 0 done, 1 the action failed (e.g. a duplicate),
-2 bad usage or a bad configuration (the message names the key; never a traceback).
+Offline commands (tokens, employees, assignments, showing an intervention) open the
+store themselves; SQLite lets them work beside a running daemon, and a mail they queue
+(an assignment) is sent by that daemon's outbox worker on its next poll.
+Exit codes: 0 done, 1 the action failed (e.g. a duplicate), 2 bad usage or a bad
+configuration (the message names the key; never a traceback).
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from pydantic import ValidationError
 
 from nexusmail import __version__
 from nexusmail.admin import tokens
-from nexusmail.admin.api_models import EmployeeIn, describe_validation_error
+from nexusmail.admin.api_models import AssignmentIn, EmployeeIn, describe_validation_error
 from nexusmail.clock import SystemClock
 from nexusmail.config import ConfigError, Settings, load_settings
 from nexusmail.paths import blobs_path, database_path
+from nexusmail.reply_keys import load_reply_keys
 from nexusmail.tickets import queries
+from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.cases import Conflict, NotFound, add_employee
 from nexusmail.tickets.store import StorageError, Store
 
@@ -128,6 +132,26 @@ def build_parser() -> argparse.ArgumentParser:
                          help="language of the mails they get (default: [mail] "
                               "default_language)")
     add(employee, "list", _cmd_employee_list, "List employees.", "  nexusmail employee list")
+
+    assign_cmd = add(
+        commands, "assign", _cmd_assign,
+        "Assign an employee to an open intervention and queue their assignment mail.",
+        "  nexusmail assign 42 mario.rossi@example.it\n"
+        "  (a running daemon sends the mail within [outbound] poll_interval_s)\n"
+        "  nexusmail assign 42 ion.popescu@example.ro --config /etc/nexusmail/nexusmail.toml")
+    assign_cmd.add_argument("number", type=int, help="the intervention's number (42 for [#42])")
+    assign_cmd.add_argument("employee_email", help="the employee's address, as `employee list` "
+                                                   "shows it")
+
+    intervention = _group(commands, "intervention", config_opt, "Look at interventions.",
+                          "  nexusmail intervention show 42")
+    show = add(intervention, "show", _cmd_intervention_show,
+               "Print an intervention: its details, assignments and whole thread.",
+               "  nexusmail intervention show 42\n"
+               "  nexusmail intervention show 42 --json | jq '.assignments'")
+    show.add_argument("number", type=int, help="the intervention's number (42 for [#42])")
+    show.add_argument("--json", action="store_true",
+                      help="print the same JSON as GET /api/v1/interventions/NUMBER")
 
     add(commands, "check-config", _cmd_check_config,
         "Validate the configuration and print the effective settings (secrets masked).",
@@ -236,6 +260,92 @@ def _cmd_employee_list(args: argparse.Namespace, settings: Settings) -> int:
     ]
     _print_table(["ID", "EMAIL", "NAME", "LANGUAGE", "STATUS"], rows)
     return EXIT_OK
+
+
+def _cmd_assign(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        email = AssignmentIn.model_validate({"employee_email": args.employee_email}).employee_email
+    except ValidationError as exc:
+        print(f"nexusmail: {describe_validation_error(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    number: int = args.number
+    # Blocking file read (or first-time key creation): fine here, before the loop runs.
+    keys = load_reply_keys(settings)
+    now = SystemClock().now()
+
+    async def insert(store: Store) -> int:
+        return await store.write(lambda tx: assign(
+            tx, number, email, now=now, settings=settings, reply_keys=keys, assigned_by="cli"))
+
+    try:
+        assignment_id = _with_store(settings, insert)
+    except (NotFound, Conflict) as exc:
+        print(f"nexusmail: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Assigned {email} to intervention {number} (assignment {assignment_id}); "
+          "the assignment mail is queued for the daemon to send.")
+    return EXIT_OK
+
+
+def _cmd_intervention_show(args: argparse.Namespace, settings: Settings) -> int:
+    number: int = args.number
+
+    async def fetch(store: Store) -> queries.InterventionDetail | None:
+        async with store.read() as conn:
+            return await queries.get_intervention(conn, number)
+
+    detail = _with_store(settings, fetch)
+    if detail is None:
+        print(f"nexusmail: intervention {number} does not exist", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(detail, ensure_ascii=False, indent=2))
+    else:
+        print("\n".join(format_intervention(detail)))
+    return EXIT_OK
+
+
+def format_intervention(d: queries.InterventionDetail) -> list[str]:
+    """An intervention as lines for a terminal: header, assignments, then the thread."""
+    period = " – ".join(x for x in (d["desired_from"], d["desired_to"]) if x) or "-"
+    lines = [
+        f"[#{d['number']}] {d['subject']}  ({d['status']})",
+        f"customer:   {d['customer']['name']} <{d['customer']['email']}>",
+        f"type:       {d['request_type'] or '-'}   priority: {d['priority']}   "
+        f"desired: {period}",
+        f"created:    {d['created_at']}   updated: {d['updated_at']}"
+        + (f"   closed: {d['closed_at']}" if d["closed_at"] else ""),
+    ]
+    if d["needs_attention"]:
+        lines.append(f"attention:  {', '.join(d['needs_attention'])}")
+    lines += ["", "description:", *_indented(d["description"]), "", "assignments:"]
+    for a in d["assignments"]:
+        decided = f" {a['decided_at']}" if a["decided_at"] else ""
+        reason = f": {a['reason']}" if a["reason"] else ""
+        lines.append(f"  {a['employee_name']} <{a['employee_email']}>  "
+                     f"{a['status']}{decided}{reason}")
+    if not d["assignments"]:
+        lines.append("  (none)")
+    lines += ["", f"thread ({len(d['messages'])} messages):"]
+    for m in d["messages"]:
+        # Our own mails all come "from nexusmail": who they went to says more.
+        who = ("to " + ", ".join(m["to"]) if m["direction"] == "out"
+               else m["from"] or m["author"])
+        marks = [m["verdict"] or "", "" if m["verified"] else "UNVERIFIED"]
+        marks += [f"{k}={v}" for k, v in m["extra"].items() if k == "register_ref"]
+        lines.append(f"--- #{m['id']} {m['created_at']}  {m['kind']} ({m['direction']})  "
+                     f"{who}  {' '.join(x for x in marks if x)}".rstrip())
+        if m["subject"]:
+            lines.append(f"  subject: {m['subject']}")
+        lines += _indented(m["body_text"])
+        for f in m["attachments"]:
+            lines.append(f"  [attachment {f['id']}] {f['filename']} "
+                         f"({f['content_type']}, {f['size']} bytes)")
+    return lines
+
+
+def _indented(text: str) -> list[str]:
+    return ["  " + line for line in text.splitlines()]
 
 
 def _cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:

@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import structlog
 
 from nexusmail.admin.tokens import token_is_valid
 from nexusmail.cli import main
+from nexusmail.clock import FakeClock
 from nexusmail.config import load_settings
+from nexusmail.dispatch.reply_tokens import verify_token
 from nexusmail.paths import database_path
+from nexusmail.reply_keys import load_reply_keys
+from nexusmail.tickets.intake import OpenRequest, open_request
+from nexusmail.tickets.models import Source
 from nexusmail.tickets.store import Store
+
+T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True)
@@ -154,6 +164,7 @@ def test_version_needs_no_config(tmp_path: Path, capsys: pytest.CaptureFixture[s
 @pytest.mark.parametrize("argv", [
     [], ["run"], ["token"], ["token", "create"], ["token", "list"], ["token", "revoke"],
     ["employee"], ["employee", "add"], ["employee", "list"], ["check-config"], ["version"],
+    ["assign"], ["intervention"], ["intervention", "show"],
 ])
 def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     """--help on every (sub)command exits 0 and shows usage and examples."""
@@ -184,3 +195,92 @@ def test_installed_entry_point_prints_the_token_last(config: Path) -> None:
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2
     assert token_works(config, lines[-1])
+
+
+def store_call(config: Path, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `fn` in a write transaction of the store `config` names (for setup and checks)."""
+    async def call() -> T:
+        async with Store(database_path(load_settings(config))) as store:
+            return await store.write(fn)
+
+    return asyncio.run(call())
+
+
+def open_case(config: Path) -> int:
+    settings = load_settings(config)
+    entry = OpenRequest(customer_email="mario.rossi@example.it", customer_name="Mario Rossi",
+                        subject="Caldaia in blocco", description="Non parte.\nCodice E133.",
+                        source=Source.API, author="api:ops")
+    return store_call(config, lambda tx: open_request(tx, entry, now=FakeClock().now(),
+                                                       settings=settings))
+
+
+def test_assign_queues_the_signed_assignment_mail(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`assign` puts the employee on the intervention and queues their assignment mail,
+    its Reply-To signed with the key the daemon also uses (kept in the data dir)."""
+    run(capsys, "employee", "add", "ion@example.ro", "--name", "Ion Popescu", "--language",
+        "ro", "--config", str(config))
+    number = open_case(config)
+    code, out, err = run(capsys, "assign", str(number), "ION@example.ro", "--config", str(config))
+    assert code == 0, err
+    assert out.strip() == (f"Assigned ion@example.ro to intervention {number} (assignment 1); "
+                           "the assignment mail is queued for the daemon to send.")
+    rows = store_call(config, lambda tx: tx.execute(
+        "SELECT recipient, template, language, context FROM outbox WHERE kind = 'assignment'"
+    ).fetchall())
+    ((recipient, template, language, context_json),) = rows
+    assert (recipient, template, language) == ("ion@example.ro", "assignment", "ro")
+    reply_to = json.loads(context_json)["reply_to"]
+    token = reply_to.partition("+")[2].partition("@")[0]
+    assert verify_token(load_reply_keys(load_settings(config)), token, "ion@example.ro")
+
+
+@pytest.mark.parametrize(("argv", "code", "message"), [
+    (["1", "ion@example.ro"], 1, "already assigned"),
+    (["1", "nobody@example.ro"], 1, "no employee with address nobody@example.ro"),
+    (["9", "ion@example.ro"], 1, "intervention 9 does not exist"),
+    (["1", "not-an-address"], 2, "employee_email: is not an email address"),
+    (["one", "ion@example.ro"], 2, "invalid int value"),
+])
+def test_assign_refusals(
+    config: Path, capsys: pytest.CaptureFixture[str], argv: list[str], code: int, message: str
+) -> None:
+    """A duplicate, an unknown employee or intervention exit 1; bad arguments exit 2."""
+    run(capsys, "employee", "add", "ion@example.ro", "--name", "Ion Popescu",
+        "--config", str(config))
+    open_case(config)
+    assert run(capsys, "assign", "1", "ion@example.ro", "--config", str(config))[0] == 0
+    got, _, err = run(capsys, "assign", *argv, "--config", str(config))
+    assert got == code
+    assert message in err
+
+
+def test_intervention_show_prints_details_assignments_and_thread(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`intervention show` prints the case, its assignments and every thread entry;
+    --json prints the API's JSON; an unknown number exits 1."""
+    run(capsys, "employee", "add", "ion@example.ro", "--name", "Ion Popescu",
+        "--config", str(config))
+    number = open_case(config)
+    run(capsys, "assign", str(number), "ion@example.ro", "--config", str(config))
+    code, out, err = run(capsys, "intervention", "show", str(number), "--config", str(config))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == f"[#{number}] Caldaia in blocco  (open)"
+    assert "customer:   Mario Rossi <mario.rossi@example.it>" in lines
+    assert "  Ion Popescu <ion@example.ro>  pending" in lines
+    assert "  Codice E133." in lines
+    assert any("note (internal)  api:ops" in line for line in lines)
+    assert any("assignment_mail (out)  to ion@example.ro" in line for line in lines)
+    code, out, _ = run(capsys, "intervention", "show", str(number), "--json",
+                       "--config", str(config))
+    assert code == 0
+    shown = json.loads(out)
+    assert shown["assignments"][0]["employee_email"] == "ion@example.ro"
+    assert shown["needs_attention"] == []
+    code, _, err = run(capsys, "intervention", "show", "99", "--config", str(config))
+    assert code == 1
+    assert "intervention 99 does not exist" in err
