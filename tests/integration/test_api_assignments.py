@@ -16,6 +16,7 @@ from api_harness import Api, running_api
 
 from nexusmail.clock import FakeClock
 from nexusmail.config import Settings
+from nexusmail.dispatch.compose import Composer, OutboxRow
 from nexusmail.dispatch.reply_tokens import verify_token
 from nexusmail.ingest.reply_reading import read_reply
 from nexusmail.tickets.assignments import AssignmentMatch, record_reply
@@ -393,3 +394,38 @@ async def test_a_confirmation_clears_the_rejected_flag(
     assert shown["needs_attention"] == []
     assert [m["verdict"] for m in shown["messages"] if m["kind"] == "technician_reply"] == [
         "rejected", "confirmed"]
+
+
+async def test_every_mail_the_assignment_flow_queues_composes(
+    api: Api, settings: Settings, clock: FakeClock
+) -> None:
+    """The rows assign() and record_reply() queue render with the real templates: the
+    assignment in the employee's language with its signed Reply-To, the echoes, and the
+    operators' rejection notice (a context key missing from a template would fail here)."""
+    number = (await create(api, assignees=[MARCO, ION]))["number"]
+    await reply(api, settings, clock, number, MARCO, "RIFIUTO: sono in ferie.")
+    await reply(api, settings, clock, number, ION, "Confirm, ajung la 9.")
+    composer = Composer(settings.mail, blob_loader=api.blobs.get, clock=clock)
+    async with api.store.read() as conn:
+        # A fixed column list, no input in the SQL.
+        sql = f"SELECT {OutboxRow.COLUMNS} FROM outbox WHERE kind != 'acknowledgement'"  # noqa: S608
+        rows = await conn.execute_fetchall(sql + " ORDER BY id")
+    composed = {}
+    for row in rows:
+        outbox_row = OutboxRow.from_db(row)
+        mail = composer.compose(outbox_row)
+        composed[(outbox_row.kind, outbox_row.recipient)] = mail
+    assert sorted(composed) == [
+        ("assignment", ION), ("assignment", MARCO), ("decision_echo", ION),
+        ("decision_echo", MARCO), ("rejection_notice", "dispatch@firm.test")]
+    assignment = composed[("assignment", MARCO)]
+    assert assignment.subject == f"[#{number}] Assegnazione: Caldaia in blocco"
+    assert "Rispondi CONFERMO oppure RIFIUTO" in assignment.body_text
+    assert assignment.message["Reply-To"].startswith(f"support+a1n{number}s")
+    assert (f"Înregistrat: confirmat pentru #{number}"
+            in composed[("decision_echo", ION)].body_text)
+    assert (f"Registrato: rifiutato per #{number}"
+            in composed[("decision_echo", MARCO)].body_text)
+    notice = composed[("rejection_notice", "dispatch@firm.test")].body_text
+    assert f"#{number}: Marco Bianchi rejected the assignment" in notice
+    assert "needs reassignment" in notice
