@@ -34,6 +34,7 @@ from nexusmail.ingest.accept import Ingest
 from nexusmail.ingest.smtp_handler import SmtpHandler
 from nexusmail.logs import configure_logging
 from nexusmail.paths import blobs_path, database_path
+from nexusmail.reply_keys import load_reply_keys
 from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.store import Store
 
@@ -84,12 +85,15 @@ async def serve(
         worker_task = asyncio.create_task(worker.run(stop), name="outbox")
         stack.push_async_callback(_await_task, worker_task, "outbox")
 
-        ingest = Ingest(store, blobs, settings, clock, on_outbox=worker.notify)
+        reply_keys = await asyncio.to_thread(load_reply_keys, settings)
+        ingest = Ingest(store, blobs, settings, clock, on_outbox=worker.notify,
+                        reply_keys=reply_keys)
         smtp_server = await _start_smtp(settings, ingest)
         stack.push_async_callback(_drain_smtp, smtp_server, ingest)
 
         web_server, web_task, web_port = await _start_web(settings, ApiServices(
-            store=store, blobs=blobs, settings=settings, clock=clock, on_outbox=worker.notify))
+            store=store, blobs=blobs, settings=settings, clock=clock, on_outbox=worker.notify,
+            reply_keys=reply_keys))
         stack.push_async_callback(_stop_web, web_server, web_task)
 
         running = Running(smtp_port=smtp_server.sockets[0].getsockname()[1], web_port=web_port,

@@ -72,6 +72,7 @@ class Ingest:
         *,
         executor: Executor | None = None,
         on_outbox: Callable[[], None] = lambda: None,
+        reply_keys: Sequence[bytes] = (),
     ) -> None:
         self.store = store
         self.blobs = blobs
@@ -79,6 +80,7 @@ class Ingest:
         self.clock = clock
         self.executor = executor
         self.on_outbox = on_outbox
+        self.reply_keys = tuple(reply_keys)
         self.own_domains = frozenset(a.rpartition("@")[2] for a in settings.mail.support_addresses)
         self.accepted = 0
         self.in_flight = 0
@@ -137,13 +139,14 @@ class Ingest:
         )
         try:
             result = await self.store.write(partial(
-                apply_inbound, inbound=inbound, now=self.clock.now(), settings=self.settings))
+                apply_inbound, inbound=inbound, now=self.clock.now(), settings=self.settings,
+                reply_keys=self.reply_keys))
         except StorageError as exc:
             raise TemporaryFailure(str(exc)) from exc
         except Exception as exc:  # a bug in our rules: keep the mail for a retry
             detail = "".join(traceback.format_exception_only(exc)).strip()
             return await self._quarantine_prepared(inbound, f"processing failed: {detail}")
-        if result.outcome is Outcome.NEW_REQUEST:
+        if result.outcome in (Outcome.NEW_REQUEST, Outcome.TECHNICIAN_REPLY):
             self.on_outbox()
         log.info("mail.accepted", outcome=result.outcome, intervention=result.intervention_number,
                  inbound_id=result.inbound_id, size=len(raw), reason=result.reason or None,

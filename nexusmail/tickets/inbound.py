@@ -20,6 +20,8 @@ from nexusmail.clock import iso
 from nexusmail.config import Settings
 from nexusmail.ingest.addresses import is_support_recipient
 from nexusmail.ingest.mail import ParsedMail
+from nexusmail.ingest.reply_reading import read_reply
+from nexusmail.tickets.assignments import find_assignment_for_reply, record_reply
 from nexusmail.tickets.cases import (
     NewMessage,
     StoredAttachment,
@@ -57,7 +59,12 @@ class IngestResult:
 
 
 def apply_inbound(
-    tx: sqlite3.Connection, inbound: InboundMail, *, now: datetime, settings: Settings
+    tx: sqlite3.Connection,
+    inbound: InboundMail,
+    *,
+    now: datetime,
+    settings: Settings,
+    reply_keys: Sequence[bytes] = (),
 ) -> IngestResult:
     mail = inbound.mail
     sender = mail.from_addr or (inbound.envelope_from or "").lower()
@@ -74,8 +81,21 @@ def apply_inbound(
     if not sender:
         return _finish(tx, inbound_id, Outcome.UNMATCHED, None, "no sender address")
 
-    decision = decide_thread(_thread_facts(tx, mail, sender))
     message = _customer_message(inbound, inbound_id)
+    # A technician's answer to an assignment mail is matched before customer threading:
+    # it references the same intervention, but it is a decision, not a follow-up.
+    match = find_assignment_for_reply(tx, mail, sender=sender, envelope_to=inbound.envelope_to,
+                                      settings=settings, reply_keys=reply_keys)
+    if match is not None:
+        # body_text, not body_html: for HTML-only mail it was converted with blockquotes as
+        # "> " lines, while sanitizing dropped the class markers of the quote blocks.
+        reading = read_reply(mail.body_text)
+        effect = record_reply(tx, match, reading, message, sender=sender, now=now,
+                              settings=settings)
+        return _finish(tx, inbound_id, Outcome.TECHNICIAN_REPLY, match.intervention_number,
+                       effect.note or f"{effect.verdict}")
+
+    decision = decide_thread(_thread_facts(tx, mail, sender))
     if decision.thread is Thread.FOLLOW_UP and decision.number is not None:
         number = decision.number
         closed = _status(tx, number) is Status.CLOSED

@@ -1,0 +1,266 @@
+"""Assignments: putting employees on an intervention and acting on their replies.
+
+An assignment mail carries a signed Reply-To (dispatch.reply_tokens). A reply is
+matched by that token, by In-Reply-To/References to the assignment mail, or by the
+subject tag from an employee assigned there; it ACTS on the assignment only when it
+comes from that assignment's employee and the intervention is open (DESIGN invariant
+5). Every reply, acted on or not, is kept on the thread with its verdict.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from nexusmail.clock import iso
+from nexusmail.config import Settings
+from nexusmail.dispatch.reply_tokens import make_token, parse_token, reply_address, verify_token
+from nexusmail.ingest.addresses import base_address, is_support_recipient, plus_extension
+from nexusmail.ingest.mail import ParsedMail
+from nexusmail.ingest.reply_reading import ReplyReading, Verdict
+from nexusmail.tickets.cases import Conflict, NewMessage, NotFound, add_message, intervention_status
+from nexusmail.tickets.intake import own_domain
+from nexusmail.tickets.models import Direction, MessageKind, Status
+from nexusmail.tickets.outbox_rows import OutgoingMail, enqueue_mail
+from nexusmail.tickets.tags import format_tag, parse_tag
+
+log = structlog.get_logger(__name__)
+
+PENDING, CONFIRMED, REJECTED, UNCLEAR = "pending", "confirmed", "rejected", "unclear"
+
+
+@dataclass(frozen=True)
+class AssignmentMatch:
+    assignment_id: int
+    intervention_number: int
+    employee_email: str
+    employee_name: str
+    employee_language: str
+    status: str
+    matched_by: str            # token | message_id | tag
+
+
+def assign(
+    tx: sqlite3.Connection,
+    number: int,
+    employee_email: str,
+    *,
+    now: datetime,
+    settings: Settings,
+    reply_keys: Sequence[bytes],
+    assigned_by: str = "",
+) -> int:
+    """Put an employee on an open intervention and queue their assignment mail."""
+    if intervention_status(tx, number) is Status.CLOSED:
+        raise Conflict(f"intervention {number} is closed")
+    employee = tx.execute(
+        "SELECT id, email, name, language, active FROM employees WHERE email = ?",
+        (employee_email.strip().lower(),),
+    ).fetchone()
+    if employee is None:
+        raise NotFound(f"no employee with address {employee_email}")
+    if not employee["active"]:
+        raise Conflict(f"employee {employee_email} is not active")
+    try:
+        assignment_id = tx.execute(
+            "INSERT INTO assignments (intervention_number, employee_id, assigned_by, created_at)"
+            " VALUES (?, ?, ?, ?)",
+            (number, employee["id"], assigned_by, iso(now)),
+        ).lastrowid
+    except sqlite3.IntegrityError:
+        raise Conflict(f"{employee_email} is already assigned to {number}") from None
+    assert assignment_id is not None
+    token = make_token(reply_keys[0], assignment_id, number, employee["email"])
+    context = assignment_context(tx, number)
+    context.update(
+        employee_name=employee["name"], company_name=settings.mail.company_name,
+        reply_to=reply_address(settings.mail.support_addresses[0], token),
+    )
+    message_id = enqueue_mail(
+        tx,
+        OutgoingMail(kind="assignment", recipient=employee["email"], template="assignment",
+                     language=employee["language"], context=context,
+                     intervention_number=number, thread_kind=MessageKind.ASSIGNMENT_MAIL),
+        now=now, domain=own_domain(settings),
+    )
+    tx.execute("UPDATE assignments SET mail_message_id = ? WHERE id = ?",
+               (message_id, assignment_id))
+    log.info("assignment.created", intervention=number, employee=employee["email"],
+             assignment_id=assignment_id, message_id=message_id)
+    return assignment_id
+
+
+def assignment_context(tx: sqlite3.Connection, number: int) -> dict[str, Any]:
+    """Every case detail the technician needs, as JSON-ready data for the template."""
+    row = tx.execute(
+        "SELECT i.*, c.name AS customer_name, c.email AS customer_email, c.phone AS"
+        " customer_phone, c.address AS customer_address, ct.name AS contact_name,"
+        " ct.email AS contact_email, ct.phone AS contact_phone"
+        " FROM interventions i JOIN customers c ON c.id = i.customer_id"
+        " LEFT JOIN contacts ct ON ct.id = i.contact_id WHERE i.number = ?",
+        (number,),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"intervention {number} does not exist")
+    attachments = tx.execute(
+        "SELECT a.sha256, a.filename, a.content_type, a.size FROM attachments a"
+        " JOIN messages m ON m.id = a.message_id"
+        " WHERE m.intervention_number = ? AND m.direction = 'in' AND a.inline = 0 ORDER BY a.id",
+        (number,),
+    ).fetchall()
+    return {
+        "number": number, "tag": format_tag(number), "subject": row["subject"],
+        "description": row["description"], "request_type": row["request_type"],
+        "priority": row["priority"], "desired_from": row["desired_from"],
+        "desired_to": row["desired_to"],
+        "customer": {"name": row["customer_name"], "email": row["customer_email"],
+                     "phone": row["customer_phone"] or "",
+                     "address": row["customer_address"] or ""},
+        "contact": {"name": row["contact_name"] or "", "email": row["contact_email"] or "",
+                    "phone": row["contact_phone"] or ""},
+        "case_attachments": [dict(a) for a in attachments],
+    }
+
+
+def find_assignment_for_reply(
+    tx: sqlite3.Connection,
+    mail: ParsedMail,
+    *,
+    sender: str,
+    envelope_to: Sequence[str],
+    settings: Settings,
+    reply_keys: Sequence[bytes],
+) -> AssignmentMatch | None:
+    """The assignment this mail answers, if any (not yet whether it may act on it)."""
+    support = settings.mail.support_addresses
+    for address in [*envelope_to, *mail.to_addrs, *mail.cc_addrs]:
+        extension = plus_extension(address)
+        if not extension or not is_support_recipient(address, support):
+            continue
+        claimed = parse_token(extension)
+        if claimed is None:
+            continue
+        match = _load(tx, "token", (claimed.assignment_id,))
+        # The signature binds the employee the mail went to; a tampered token fails here.
+        if match and verify_token(reply_keys, extension, match.employee_email):
+            return match
+    refs = [*mail.in_reply_to, *reversed(mail.references)]
+    for ref in refs:
+        match = _load(tx, "message_id", (ref,))
+        if match:
+            return match
+    tag = parse_tag(mail.subject)
+    if tag is not None:
+        return _load(tx, "tag", (tag, sender))
+    return None
+
+
+_MATCH_SQL = (
+    "SELECT a.id, a.intervention_number, a.status, e.email, e.name, e.language"
+    " FROM assignments a JOIN employees e ON e.id = a.employee_id WHERE "
+)
+# How a reply can name its assignment; fixed clauses, parameters bound by sqlite.
+_MATCH_BY = {
+    "token": _MATCH_SQL + "a.id = ?",
+    "message_id": _MATCH_SQL + "a.mail_message_id = ?",
+    "tag": _MATCH_SQL + "a.intervention_number = ? AND e.email = ?",
+}
+
+
+def _load(tx: sqlite3.Connection, matched_by: str, params: tuple[Any, ...]
+          ) -> AssignmentMatch | None:
+    row = tx.execute(_MATCH_BY[matched_by], params).fetchone()
+    if row is None:
+        return None
+    return AssignmentMatch(row["id"], row["intervention_number"], row["email"], row["name"],
+                           row["language"], row["status"], matched_by)
+
+
+@dataclass(frozen=True)
+class ReplyEffect:
+    acted: bool
+    verified: bool
+    verdict: Verdict
+    note: str                  # why it did not act, for the inbound log
+
+
+def record_reply(
+    tx: sqlite3.Connection,
+    match: AssignmentMatch,
+    reading: ReplyReading,
+    message: NewMessage,
+    *,
+    sender: str,
+    now: datetime,
+    settings: Settings,
+) -> ReplyEffect:
+    """Put the reply on the thread; change the assignment if its employee sent it."""
+    number = match.intervention_number
+    verified = base_address(sender) == match.employee_email
+    is_open = intervention_status(tx, number) is Status.OPEN
+    note = ""
+    if not verified:
+        note = "sender is not the assigned employee"
+    elif not is_open:
+        note = "intervention is closed"
+    acts = verified and is_open
+    new_status = _next_status(match.status, reading.verdict) if acts else match.status
+    add_message(tx, number, NewMessage(
+        kind=MessageKind.TECHNICIAN_REPLY, direction=Direction.IN, subject=message.subject,
+        body_text=reading.body, body_html=message.body_html, author=message.author,
+        from_addr=message.from_addr, to_addrs=message.to_addrs, cc_addrs=message.cc_addrs,
+        message_id=message.message_id, inbound_id=message.inbound_id,
+        verdict=reading.verdict, verified=verified, attachments=message.attachments,
+        extra={"assignment_id": match.assignment_id, "employee": match.employee_email,
+               "matched_by": match.matched_by, "acted": acts, "reason": reading.reason,
+               **({"not_acted": note} if note else {})},
+    ), now=now)
+    if not acts:
+        log.warning("assignment.reply_not_acted", intervention=number,
+                    assignment_id=match.assignment_id, sender=sender, why=note)
+        return ReplyEffect(False, verified, reading.verdict, note)
+    decided = reading.verdict in (Verdict.CONFIRMED, Verdict.REJECTED)
+    tx.execute(
+        "UPDATE assignments SET status = ?, reason = CASE WHEN ? THEN ? ELSE reason END,"
+        " decided_at = CASE WHEN ? THEN ? ELSE decided_at END WHERE id = ?",
+        (new_status, decided, reading.reason, decided, iso(now), match.assignment_id),
+    )
+    _queue_follow_up_mails(tx, match, reading, now=now, settings=settings)
+    log.info(f"assignment.{reading.verdict}", intervention=number,
+             assignment_id=match.assignment_id, employee=match.employee_email)
+    return ReplyEffect(True, verified, reading.verdict, "")
+
+
+def _next_status(current: str, verdict: Verdict) -> str:
+    if verdict is Verdict.CONFIRMED:
+        return CONFIRMED
+    if verdict is Verdict.REJECTED:
+        return REJECTED
+    # An unreadable reply flags a pending assignment; a decision already taken stands.
+    return UNCLEAR if current in (PENDING, UNCLEAR) else current
+
+
+def _queue_follow_up_mails(tx: sqlite3.Connection, match: AssignmentMatch,
+                           reading: ReplyReading, *, now: datetime, settings: Settings) -> None:
+    number = match.intervention_number
+    context = assignment_context(tx, number)
+    context.update(verdict=str(reading.verdict), reason=reading.reason,
+                   employee_name=match.employee_name, employee_email=match.employee_email,
+                   company_name=settings.mail.company_name)
+    domain = own_domain(settings)
+    enqueue_mail(tx, OutgoingMail(
+        kind="decision_echo", recipient=match.employee_email, template="decision_echo",
+        language=match.employee_language, context=context, intervention_number=number,
+    ), now=now, domain=domain)
+    if reading.verdict is Verdict.REJECTED:
+        for operator in settings.mail.operator_addresses:
+            enqueue_mail(tx, OutgoingMail(
+                kind="rejection_notice", recipient=operator, template="assignment_rejected",
+                language=settings.mail.default_language, context=context,
+                intervention_number=number,
+            ), now=now, domain=domain)

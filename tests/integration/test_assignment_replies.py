@@ -1,0 +1,203 @@
+"""End to end: assign two technicians, capture their mails, reply, see the thread."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Iterator
+from email.message import EmailMessage
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from daemon_harness import SUPPORT, Daemon, make_settings, running_daemon
+from smtp_sink import Captured, CaptureHandler, start_sink
+
+from nexusmail.admin.tokens import create_token
+from nexusmail.clock import SystemClock
+from nexusmail.reply_keys import load_reply_keys
+from nexusmail.tickets.assignments import assign
+from nexusmail.tickets.cases import add_employee
+
+PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40  # a small "JPEG"
+
+
+@pytest.fixture
+def relay() -> Iterator[Controller]:
+    controller = start_sink()
+    yield controller
+    controller.stop()
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path, relay: Controller) -> AsyncIterator[Daemon]:
+    settings = make_settings(tmp_path / "data", relay_port=relay.port,
+                             mail={"operator_addresses": ["dispatch@firm.test"]})
+    async with running_daemon(settings) as running:
+        yield running
+
+
+class Case:
+    """An intervention with two assigned technicians, and the mails they got."""
+
+    def __init__(self, daemon: Daemon, sink: CaptureHandler) -> None:
+        self.daemon = daemon
+        self.sink = sink
+        self.token = ""
+        self.mails: dict[str, Captured] = {}
+
+    async def open(self) -> None:
+        store = self.daemon.running.store
+        clock_now = SystemClock().now()
+        self.token = await store.write(partial(create_token, name="test", now=clock_now))
+        for email, name, lang in [("luca@firm.test", "Luca Bianchi", "it"),
+                                  ("ion@firm.test", "Ion Popescu", "ro")]:
+            await store.write(partial(add_employee, email=email, name=name, language=lang,
+                                      now=clock_now))
+        reply = await self.api("POST", "/interventions", json={
+            "customer_email": "cliente@example.it", "customer_name": "Rossi Srl",
+            "subject": "Caldaia in blocco", "description": "Codice errore E04."})
+        assert reply.status_code == 201
+        keys = load_reply_keys(self.daemon.settings)
+        for email in ("luca@firm.test", "ion@firm.test"):
+            await store.write(partial(assign, number=1, employee_email=email, now=clock_now,
+                                      settings=self.daemon.settings, reply_keys=keys))
+        captured = await self.sink.wait_for_async(3, within_s=15)
+        for mail in captured:
+            self.mails[mail.rcpt_tos[0]] = mail
+
+    async def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=self.daemon.web_url + "/api/v1") as client:
+            return await client.request(method, path, headers={
+                "Authorization": f"Bearer {self.token}"}, **kwargs)
+
+    async def reply(self, to_employee: str, body: str, *, sender: str | None = None,
+                    photo: bool = False, keep_reply_to: bool = True,
+                    keep_references: bool = True) -> int:
+        original = self.mails[to_employee].message()
+        msg = EmailMessage()
+        msg["From"] = sender or to_employee
+        reply_to = original["Reply-To"] if keep_reply_to else SUPPORT
+        msg["To"] = reply_to
+        msg["Subject"] = "Re: " + str(original["Subject"])
+        if keep_references:
+            msg["In-Reply-To"] = original["Message-ID"]
+            msg["References"] = original["Message-ID"]
+        quoted = "\n".join("> " + line for line in original.get_body(
+            ("plain",)).get_content().splitlines())
+        msg.set_content(f"{body}\n\nOn Mon, 2 Mar 2026 at 09:00, Firm <{SUPPORT}> wrote:\n"
+                        f"{quoted}\n")
+        if photo:
+            msg.add_attachment(PHOTO, maintype="image", subtype="jpeg", filename="caldaia.jpg")
+        code, _ = await self.daemon.send(msg.as_bytes(), sender=sender or to_employee,
+                                         recipients=[str(reply_to)])
+        return code
+
+    async def intervention(self) -> dict[str, Any]:
+        reply = await self.api("GET", "/interventions/1")
+        assert reply.status_code == 200
+        data: dict[str, Any] = reply.json()
+        return data
+
+    async def assignment_rows(self) -> dict[str, tuple[str, str]]:
+        rows = await self.daemon.query(
+            "SELECT e.email, a.status, a.reason FROM assignments a"
+            " JOIN employees e ON e.id = a.employee_id")
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+
+@pytest.fixture
+async def case(daemon: Daemon, relay: Controller) -> Case:
+    opened = Case(daemon, relay.handler)
+    await opened.open()
+    return opened
+
+
+async def test_assignment_mails_carry_the_case_and_a_signed_reply_to(case: Case) -> None:
+    """Each technician gets a mail in their language with the case and a signed Reply-To."""
+    luca = case.mails["luca@firm.test"].message()
+    ion = case.mails["ion@firm.test"].message()
+    assert "[#1]" in str(luca["Subject"])
+    assert luca["Reply-To"].addresses[0].username.startswith("support+a")
+    assert luca["Reply-To"] != ion["Reply-To"]
+    assert "Caldaia in blocco" in luca.get_body(("plain",)).get_content()
+    assert luca["Content-Language"] == "it"
+    assert ion["Content-Language"] == "ro"
+
+
+async def test_replies_confirm_and_reject_into_the_thread(case: Case) -> None:
+    """One confirms with a photo, one rejects in Romanian: states, thread and bytes right."""
+    assert await case.reply("luca@firm.test", "Confermo, passo giovedì mattina.",
+                            photo=True) == 250
+    assert await case.reply("ion@firm.test", "Refuz\nSunt în concediu săptămâna asta.") == 250
+    states = await case.assignment_rows()
+    assert states["luca@firm.test"][0] == "confirmed"
+    assert states["ion@firm.test"][0] == "rejected"
+    assert "concediu" in states["ion@firm.test"][1]
+    data = await case.intervention()
+    replies = [m for m in data["messages"] if m["kind"] == "technician_reply"]
+    assert [(m["from"], m["verdict"], m["verified"]) for m in replies] == [
+        ("luca@firm.test", "confirmed", True), ("ion@firm.test", "rejected", True)]
+    assert replies[0]["body_text"] == "Confermo, passo giovedì mattina."
+    assert "wrote:" not in replies[1]["body_text"], "the quote is stripped"
+    [photo] = replies[0]["attachments"]
+    assert photo["sha256"] == hashlib.sha256(PHOTO).hexdigest()
+    download = await case.api("GET", f"/attachments/{photo['id']}")
+    assert hashlib.sha256(download.content).hexdigest() == photo["sha256"]
+    # The echo to each technician and the rejection notice to the operators go out.
+    echoed = await case.sink.wait_for_async(6, within_s=15)
+    recipients = sorted(m.rcpt_tos[0] for m in echoed[3:])
+    assert recipients == ["dispatch@firm.test", "ion@firm.test", "luca@firm.test"]
+
+
+async def test_a_spoofed_reply_with_a_valid_token_changes_nothing(case: Case) -> None:
+    """Someone else answering with Luca's token is kept, unverified, and decides nothing."""
+    assert await case.reply("luca@firm.test", "Rifiuto", sender="mallory@evil.test") == 250
+    assert (await case.assignment_rows())["luca@firm.test"][0] == "pending"
+    data = await case.intervention()
+    [reply] = [m for m in data["messages"] if m["kind"] == "technician_reply"]
+    assert reply["verified"] is False
+    outcome = await case.daemon.query("SELECT outcome, reason FROM inbound ORDER BY id DESC")
+    assert outcome[0] == ("technician_reply", "sender is not the assigned employee")
+
+
+async def test_reply_matched_without_token_by_message_id(case: Case) -> None:
+    """A client that drops Reply-To still matches by In-Reply-To, from the right sender."""
+    assert await case.reply("ion@firm.test", "Da, confirm.", keep_reply_to=False) == 250
+    assert (await case.assignment_rows())["ion@firm.test"][0] == "confirmed"
+
+
+async def test_unclear_reply_flags_and_changes_no_decision(case: Case) -> None:
+    """A reply that says neither is recorded as unclear and flags the assignment."""
+    assert await case.reply("luca@firm.test", "Chi è il cliente? Chiamami.") == 250
+    assert (await case.assignment_rows())["luca@firm.test"][0] == "unclear"
+    assert await case.reply("luca@firm.test", "OK confermo") == 250
+    assert (await case.assignment_rows())["luca@firm.test"][0] == "confirmed"
+
+
+async def test_out_of_office_never_decides(case: Case) -> None:
+    """An auto-reply to the assignment mail is noise: no verdict, no mail."""
+    original = case.mails["luca@firm.test"].message()
+    msg = EmailMessage()
+    msg["From"] = "luca@firm.test"
+    msg["To"] = original["Reply-To"]
+    msg["Subject"] = "Risposta automatica: " + str(original["Subject"])
+    msg["Auto-Submitted"] = "auto-replied"
+    msg["In-Reply-To"] = original["Message-ID"]
+    msg.set_content("Sono fuori ufficio, confermo il rientro lunedì.")
+    assert (await case.daemon.send(msg.as_bytes(), sender="luca@firm.test",
+                                   recipients=[str(original["Reply-To"])]))[0] == 250
+    assert (await case.assignment_rows())["luca@firm.test"][0] == "pending"
+
+
+async def test_late_reply_after_close_is_recorded_not_acted_on(case: Case) -> None:
+    """Once closed, a technician's reply is kept on the thread but decides nothing."""
+    closed = await case.api("POST", "/interventions/1/close", json={"note": "done"})
+    assert closed.status_code == 200
+    assert await case.reply("luca@firm.test", "Confermo") == 250
+    assert (await case.assignment_rows())["luca@firm.test"][0] == "pending"
+    data = await case.intervention()
+    [reply] = [m for m in data["messages"] if m["kind"] == "technician_reply"]
+    assert reply["verdict"] == "confirmed"
