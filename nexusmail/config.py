@@ -11,6 +11,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -110,6 +111,38 @@ class RepliesSettings(_Section):
     secret_keys: tuple[SecretStr, ...] = ()
 
 
+class SchedulerSettings(_Section):
+    # Schedule dates are calendar dates in the company's time zone (DST never moves them).
+    timezone: str = "Europe/Rome"
+    interval_s: float = Field(60.0, gt=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a known time zone (e.g. Europe/Rome)") from None
+        return value
+
+
+class ImapAccount(_Section):
+    name: str
+    host: str
+    port: int = Field(993, ge=1, le=65535)
+    tls: Literal["implicit", "starttls", "none"] = "implicit"
+    username: str
+    password: SecretStr = SecretStr("")
+    oauth2_token_command: str = ""
+    folder: str = "INBOX"
+    after: Literal["move", "flag"] = "move"
+    move_to: str = "nexusmail/processed"
+
+
+class ImapSettings(_Section):
+    accounts: tuple[ImapAccount, ...] = ()
+
+
 class Settings(_Section):
     storage: StorageSettings = StorageSettings()
     smtp: SmtpSettings = SmtpSettings()
@@ -119,6 +152,8 @@ class Settings(_Section):
     limits: LimitsSettings = LimitsSettings()
     log: LogSettings = LogSettings()
     replies: RepliesSettings = RepliesSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    imap: ImapSettings = ImapSettings()
 
     @model_validator(mode="after")
     def _relay_auth_needs_host(self) -> Settings:

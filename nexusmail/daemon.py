@@ -25,17 +25,20 @@ from starlette.applications import Starlette
 
 from nexusmail import __version__
 from nexusmail.admin.api import ApiServices, api_routes
+from nexusmail.admin.pages import page_routes
 from nexusmail.clock import Clock, SystemClock
 from nexusmail.config import Settings
 from nexusmail.dispatch.compose import Composer
 from nexusmail.dispatch.outbox import OutboxWorker
 from nexusmail.dispatch.transport import build_transport
 from nexusmail.ingest.accept import Ingest
+from nexusmail.ingest.imap_poller import ImapCollector
 from nexusmail.ingest.smtp_handler import SmtpHandler
 from nexusmail.logs import configure_logging
 from nexusmail.paths import blobs_path, database_path
 from nexusmail.reply_keys import load_reply_keys
 from nexusmail.tickets.blobs import BlobStore
+from nexusmail.tickets.scheduler import Scheduler
 from nexusmail.tickets.store import Store
 
 log = structlog.get_logger(__name__)
@@ -90,6 +93,14 @@ async def serve(
                         reply_keys=reply_keys)
         smtp_server = await _start_smtp(settings, ingest)
         stack.push_async_callback(_drain_smtp, smtp_server, ingest)
+        collector = ImapCollector(settings, ingest, clock)
+        collector_task = asyncio.create_task(collector.run(stop), name="imap")
+        stack.push_async_callback(_await_task, collector_task, "imap")
+
+        scheduler = Scheduler(store, settings, clock, reply_keys=reply_keys,
+                              on_outbox=worker.notify)
+        scheduler_task = asyncio.create_task(scheduler.run(stop), name="scheduler")
+        stack.push_async_callback(_await_task, scheduler_task, "scheduler")
 
         web_server, web_task, web_port = await _start_web(settings, ApiServices(
             store=store, blobs=blobs, settings=settings, clock=clock, on_outbox=worker.notify,
@@ -135,7 +146,7 @@ async def _drain_smtp(server: asyncio.Server, ingest: Ingest) -> None:
 async def _start_web(
     settings: Settings, services: ApiServices
 ) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
-    app = Starlette(routes=api_routes(services))
+    app = Starlette(routes=[*api_routes(services), *page_routes(services)])
     sock = socket.socket(socket.AF_INET6 if ":" in settings.web.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.web.host, settings.web.port))
