@@ -33,6 +33,10 @@ log = structlog.get_logger(__name__)
 
 PENDING, CONFIRMED, REJECTED, UNCLEAR = "pending", "confirmed", "rejected", "unclear"
 
+# The customer's files travel on the assignment mail up to this total; bigger ones are
+# only listed (many receiving servers refuse mails over 10-25 MB).
+MAX_ATTACHED_BYTES = 10 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class AssignmentMatch:
@@ -78,6 +82,7 @@ def assign(
     token = make_token(reply_keys[0], assignment_id, number, employee["email"])
     context = assignment_context(tx, number)
     context.update(
+        attachments=files_to_attach(context["case_attachments"]),
         employee_name=employee["name"], company_name=settings.mail.company_name,
         reply_to=reply_address(settings.mail.support_addresses[0], token),
     )
@@ -93,6 +98,20 @@ def assign(
     log.info("assignment.created", intervention=number, employee=employee["email"],
              assignment_id=assignment_id, message_id=message_id)
     return assignment_id
+
+
+def files_to_attach(case_attachments: list[dict[str, Any]],
+                    limit: int = MAX_ATTACHED_BYTES) -> list[dict[str, str]]:
+    """The customer's files that travel on the assignment mail, in order, while the
+    total stays under `limit`; the template lists the rest as too large."""
+    chosen, total = [], 0
+    for attachment in case_attachments:
+        if total + attachment["size"] > limit:
+            continue
+        total += attachment["size"]
+        chosen.append({"sha256": attachment["sha256"], "filename": attachment["filename"],
+                       "content_type": attachment["content_type"]})
+    return chosen
 
 
 def assignment_context(tx: sqlite3.Connection, number: int) -> dict[str, Any]:
@@ -230,7 +249,8 @@ def record_reply(
         " decided_at = CASE WHEN ? THEN ? ELSE decided_at END WHERE id = ?",
         (new_status, decided, reading.reason, decided, iso(now), match.assignment_id),
     )
-    _queue_follow_up_mails(tx, match, reading, now=now, settings=settings)
+    _queue_follow_up_mails(tx, match, reading, reply_message_id=message.message_id, now=now,
+                           settings=settings)
     log.info(f"assignment.{reading.verdict}", intervention=number,
              assignment_id=match.assignment_id, employee=match.employee_email)
     return ReplyEffect(True, verified, reading.verdict, "")
@@ -246,10 +266,14 @@ def _next_status(current: str, verdict: Verdict) -> str:
 
 
 def _queue_follow_up_mails(tx: sqlite3.Connection, match: AssignmentMatch,
-                           reading: ReplyReading, *, now: datetime, settings: Settings) -> None:
+                           reading: ReplyReading, *, reply_message_id: str | None,
+                           now: datetime, settings: Settings) -> None:
     number = match.intervention_number
     context = assignment_context(tx, number)
-    context.update(verdict=str(reading.verdict), reason=reading.reason,
+    # The echo sits under the technician's own reply in their mail client.
+    thread = [reply_message_id] if reply_message_id else []
+    context.update(in_reply_to=thread, references=thread,
+                   verdict=str(reading.verdict), reason=reading.reason,
                    employee_name=match.employee_name, employee_email=match.employee_email,
                    company_name=settings.mail.company_name)
     domain = own_domain(settings)
