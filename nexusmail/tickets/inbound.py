@@ -106,7 +106,7 @@ def apply_inbound(
         add_thread_refs(tx, number, list(mail.references) + list(mail.in_reply_to))
         return _finish(tx, inbound_id, Outcome.FOLLOW_UP, number, "after close" if closed else "")
 
-    subject = mail.subject.strip() or "(no subject)"
+    subject = _shorten(mail.subject.strip() or "(no subject)", settings.limits.max_subject_chars)
     number = open_request(
         tx,
         OpenRequest(
@@ -217,3 +217,8 @@ def quarantine(
                    (inbound.raw_sha256, inbound.raw))
         inbound_id = _log_inbound(tx, inbound, inbound.mail.from_addr, now)
     return _finish(tx, inbound_id, Outcome.QUARANTINED, None, reason[:2000])
+
+
+def _shorten(text: str, limit: int) -> str:
+    """At most `limit` characters, an ellipsis showing where it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -249,3 +249,46 @@ async def test_lmtp_mode_answers_per_recipient(tmp_path: Path, relay: Controller
         assert second.startswith(b"250")
         writer.close()
         assert len(await interventions(daemon)) == 1
+
+
+async def test_acknowledgements_are_rate_limited_per_address(tmp_path: Path,
+                                                             relay: Controller) -> None:
+    """A robot without auto-reply headers opening case after case gets at most
+    [mail] max_acks_per_hour acknowledgements: no endless ping-pong."""
+    settings = make_settings(tmp_path / "d", relay_port=relay.port,
+                             mail={"max_acks_per_hour": 3})
+    async with running_daemon(settings) as daemon:
+        for i in range(5):
+            code, _ = await daemon.send(customer_mail(f"Ticket {i}", sender="robot@example.it"))
+            assert code == 250
+        assert len(await interventions(daemon)) == 5, "every mail is still kept"
+        assert await daemon.query("SELECT count(*) FROM outbox") == [(3,)]
+
+
+async def test_our_own_mail_coming_back_is_noise(daemon: Daemon, sink: CaptureHandler) -> None:
+    """An acknowledgement of ours that loops back to the support address opens nothing."""
+    await daemon.send(customer_mail())
+    [ack] = await sink.wait_for_async(1)
+    code, _ = await daemon.send(ack.data, sender=SUPPORT)
+    assert code == 250
+    assert len(await interventions(daemon)) == 1
+    assert (await daemon.query("SELECT outcome FROM inbound ORDER BY id"))[-1] == ("noise",)
+
+
+async def test_reply_all_to_two_support_addresses_has_one_effect(daemon: Daemon) -> None:
+    """One mail to support@ and, in Cc, support+x@ (one transaction) opens one case."""
+    raw = customer_mail(extra={"Cc": "support+x@firm.test"})
+    code, _ = await daemon.send(raw, recipients=[SUPPORT, "support+x@firm.test"])
+    assert code == 250
+    assert len(await interventions(daemon)) == 1
+
+
+async def test_overlong_subject_is_cut_for_the_intervention(tmp_path: Path,
+                                                            relay: Controller) -> None:
+    """The intervention's subject keeps at most [limits] max_subject_chars characters."""
+    settings = make_settings(tmp_path / "d", relay_port=relay.port,
+                             limits={"max_subject_chars": 20})
+    async with running_daemon(settings) as daemon:
+        assert (await daemon.send(customer_mail("S" * 300)))[0] == 250
+        [(subject,)] = await daemon.query("SELECT subject FROM interventions")
+        assert subject == "S" * 19 + "…"
