@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from functools import partial
 from pathlib import Path
@@ -13,7 +13,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from daemon_harness import SUPPORT, Daemon, make_settings, running_daemon
-from smtp_sink import Captured, CaptureHandler, start_sink
+from smtp_sink import Captured, CaptureHandler
 
 from nexusmail.admin.tokens import create_token
 from nexusmail.clock import SystemClock
@@ -22,13 +22,6 @@ from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.cases import add_employee
 
 PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40  # a small "JPEG"
-
-
-@pytest.fixture
-def relay() -> Iterator[Controller]:
-    controller = start_sink()
-    yield controller
-    controller.stop()
 
 
 @pytest.fixture

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from aiosmtpd.controller import Controller
 from daemon_harness import make_settings, running_daemon
 from mail_corpus import cases, load, own_domains
-from smtp_sink import start_sink
-
-
-@pytest.fixture
-def relay() -> Iterator[Controller]:
-    controller = start_sink()
-    yield controller
-    controller.stop()
 
 
 async def test_every_corpus_mail_is_kept_and_noise_opens_nothing(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from daemon_harness import SUPPORT, Daemon, make_settings, running_daemon
-from smtp_sink import CaptureHandler, start_sink
+from smtp_sink import CaptureHandler
 
 
 def customer_mail(subject: str = "Caldaia guasta", body: str = "La caldaia non parte.",
@@ -32,19 +32,6 @@ def customer_mail(subject: str = "Caldaia guasta", body: str = "La caldaia non p
         msg[name] = value
     msg.set_content(body)
     return msg.as_bytes()
-
-
-@pytest.fixture
-def relay() -> Iterator[Controller]:
-    controller = start_sink()
-    yield controller
-    controller.stop()
-
-
-@pytest.fixture
-def sink(relay: Controller) -> CaptureHandler:
-    handler: CaptureHandler = relay.handler
-    return handler
 
 
 @pytest.fixture
