@@ -115,6 +115,10 @@ class SchedulerSettings(_Section):
     # Schedule dates are calendar dates in the company's time zone (DST never moves them).
     timezone: str = "Europe/Rome"
     interval_s: float = Field(60.0, gt=0)
+    # After downtime: "latest" opens every occurrence whose date has not passed plus the
+    # most recent past one; "upcoming" only the former; "all" every missed one.
+    # Occurrences left out are recorded as skipped and logged, never silently dropped.
+    catch_up: Literal["upcoming", "latest", "all"] = "latest"
 
     @field_validator("timezone")
     @classmethod
