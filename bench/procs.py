@@ -123,6 +123,23 @@ def _hwm_mb(pid: int) -> float:
     return 0.0
 
 
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (utime+stime) of each live thread of `pid`, by native thread id."""
+    out: dict[int, float] = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return out
+    for tid in tids:
+        try:
+            text = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except FileNotFoundError:
+            continue  # the thread ended meanwhile
+        fields = text[text.rindex(")") + 2:].split()
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
 def group_usage(pgid: int) -> GroupUsage:
     """utime+stime (all threads) and VmHWM of each live process whose group is `pgid`.
 

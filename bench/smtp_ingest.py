@@ -40,7 +40,7 @@ from types import FrameType
 from typing import Any
 
 from corpus import DEFAULT_MAILS, DEFAULT_SEED, SUPPORT_ADDRESS, Corpus, build, corpus_paths
-from procs import Child, Children, group_usage
+from procs import Child, Children, group_usage, thread_cpu
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -79,6 +79,7 @@ class RunResult:
     acks: int | None = None
     stored_ok: bool | None = None
     log_problems: list[str] = field(default_factory=list)
+    thread_cpu_s: dict[str, float] = field(default_factory=dict)  # --thread-cpu only
 
     @property
     def mails_ok(self) -> int:
@@ -329,8 +330,23 @@ def _log_problems(log_text: str) -> list[str]:
     return problems
 
 
+def _cpu_by_thread_name(before: dict[int, float], after: dict[int, float],
+                        threads_file: Path) -> dict[str, float]:
+    names: dict[int, str] = {}
+    for line in threads_file.read_text().splitlines():
+        record = json.loads(line)
+        # "asyncio_3" and "asyncio_0" are the same pool: group by the name's stem.
+        names[int(record["native_id"])] = record["name"].rstrip("0123456789").rstrip("_-")
+    out: dict[str, float] = {}
+    for tid, cpu_s in after.items():
+        name = names.get(tid, "unnamed (not started through threading)")
+        out[name] = out.get(name, 0.0) + cpu_s - before.get(tid, 0.0)
+    return {name: round(cpu_s, 2) for name, cpu_s in sorted(out.items(), key=lambda x: -x[1])}
+
+
 def run_nexusmail(children: Children, plan: Plan, connections: int, round_no: int,
-                  profile_out: Path | None = None) -> RunResult:
+                  profile_out: Path | None = None,
+                  threads_out: Path | None = None) -> RunResult:
     run_dir = plan.work_dir / f"nexusmail-c{connections}-r{round_no}"
     data_dir = run_dir / "data"
     run_dir.mkdir()
@@ -345,11 +361,14 @@ def run_nexusmail(children: Children, plan: Plan, connections: int, round_no: in
         config = run_dir / "nexusmail.toml"
         write_config(config, data_dir, smtp_port, web_port, sink_port)
         nexusmail_args = ["--config", str(config), "run"]
-        if profile_out is None:
-            argv = [sys.executable, "-m", "nexusmail", *nexusmail_args]
-        else:
+        if profile_out is not None:
             argv = [sys.executable, str(BENCH_DIR / "profile_daemon.py"), "--out",
                     str(profile_out), "--", *nexusmail_args]
+        elif threads_out is not None:
+            argv = [sys.executable, str(BENCH_DIR / "profile_daemon.py"), "--threads-out",
+                    str(threads_out), "--", *nexusmail_args]
+        else:
+            argv = [sys.executable, "-m", "nexusmail", *nexusmail_args]
         env = None
         if plan.daemon_tree is not None:
             # PYTHONPATH comes before the editable install on sys.path.
@@ -357,9 +376,9 @@ def run_nexusmail(children: Children, plan: Plan, connections: int, round_no: in
         daemon = children.start("nexusmail", argv, run_dir / "daemon.log", cwd=run_dir,
                                 env=env)
         wait_for_event(daemon, "daemon.started", smtp_port=smtp_port)
-        before = group_usage(daemon.pgid)
+        before, threads_before = group_usage(daemon.pgid), thread_cpu(daemon.pid)
         load = run_load(children, plan, smtp_port, connections, run_dir)
-        after_load = group_usage(daemon.pgid)
+        after_load, threads_after = group_usage(daemon.pgid), thread_cpu(daemon.pid)
         db_path = _database_path(data_dir)
         outcomes, outbox, acks = wait_for_acks(db_path, count_file)
         after_drain = group_usage(daemon.pgid)
@@ -379,6 +398,8 @@ def run_nexusmail(children: Children, plan: Plan, connections: int, round_no: in
         stored_ok=stored == load["ok"] == load["mails"] and sum(outcomes.values()) == stored,
         log_problems=_log_problems(daemon.log_text()),
     )
+    if threads_out is not None:
+        result.thread_cpu_s = _cpu_by_thread_name(threads_before, threads_after, threads_out)
     if not plan.keep:
         shutil.rmtree(data_dir, ignore_errors=True)
     return result
@@ -528,6 +549,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client", choices=["raw", "aiosmtplib"], default="raw")
     parser.add_argument("--profile", action="store_true",
                         help="one nexusmail run under cProfile (figures not comparable)")
+    parser.add_argument("--thread-cpu", action="store_true",
+                        help="one nexusmail run, CPU during the load per daemon thread")
     parser.add_argument("--keep", action="store_true", help="keep data dirs and logs")
     parser.add_argument("--daemon-rev", metavar="REV",
                         help="run the daemon from this git revision instead of the working "
@@ -566,6 +589,18 @@ def main(argv: list[str] | None = None) -> int:
                       f"stored ok: {result.stored_ok}", flush=True)
                 print(profile_report(profile_path))
                 print(f"profile written to {profile_path.relative_to(REPO_DIR)}")
+                return 0
+            if args.thread_cpu:
+                conns = max(args.connections)
+                print(f"nexusmail at {conns} connections, CPU per thread ...", flush=True)
+                result = run_nexusmail(children, plan, conns, 0,
+                                       threads_out=work_dir / "threads.jsonl")
+                print(f"  {result.load['msgs_per_s']} msgs/s, {result.cpu_s:.2f} s CPU in "
+                      f"the load window ({result.cpu_ms_per_mail:.2f} ms/mail), stored ok: "
+                      f"{result.stored_ok}; live threads, CPU s during the load:")
+                for name, cpu_s in result.thread_cpu_s.items():
+                    per_mail_ms = 1000 * cpu_s / args.mails
+                    print(f"    {name:40s} {cpu_s:7.2f} s  {per_mail_ms:6.2f} ms/mail")
                 return 0
             for round_no, conns, server in _schedule(args.rounds, args.connections, servers):
                 print(f"round {round_no + 1}/{args.rounds}, {conns} connections, {server} ...",
