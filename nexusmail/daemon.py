@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 
 import structlog
 import uvicorn
-from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP
 from starlette.applications import Starlette
 
 from nexusmail import __version__
@@ -34,6 +32,7 @@ from nexusmail.dispatch.transport import build_transport
 from nexusmail.ingest.accept import Ingest
 from nexusmail.ingest.imap_poller import ImapCollector
 from nexusmail.ingest.smtp_handler import SmtpHandler
+from nexusmail.ingest.smtp_server import start_listener
 from nexusmail.logs import configure_logging
 from nexusmail.paths import blobs_path, database_path
 from nexusmail.reply_keys import load_reply_keys
@@ -121,20 +120,9 @@ async def serve(
 
 
 async def _start_smtp(settings: Settings, ingest: Ingest) -> asyncio.Server:
-    lmtp = settings.smtp.protocol == "lmtp"
     handler = SmtpHandler(ingest, settings.mail.support_addresses,
-                          source=settings.smtp.protocol, lmtp=lmtp)
-    protocol_class = LMTP if lmtp else SMTP
-
-    def factory() -> SMTP:
-        return protocol_class(
-            handler, hostname=settings.smtp.hostname, ident=f"nexusmail {__version__}",
-            data_size_limit=settings.limits.max_message_bytes, decode_data=False,
-            enable_SMTPUTF8=True,
-        )
-
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(factory, settings.smtp.host, settings.smtp.port)
+                          source=settings.smtp.protocol, lmtp=settings.smtp.protocol == "lmtp")
+    return await start_listener(settings, handler)
 
 
 async def _drain_smtp(server: asyncio.Server, ingest: Ingest) -> None:

@@ -1,0 +1,140 @@
+"""The bulk DATA reader over a real socket: the bytes come out exactly as sent."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nexusmail.ingest.smtp_server import NexusSMTP
+
+
+class Keep:
+    """A handler that keeps what DATA delivered (the seam our SmtpHandler plugs into)."""
+
+    def __init__(self) -> None:
+        self.contents: list[bytes] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.contents.append(envelope.original_content)
+        return "250 kept"
+
+
+class Client:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def reply(self) -> bytes:
+        while True:
+            line = await asyncio.wait_for(self.reader.readline(), 10)
+            if line[3:4] != b"-":
+                return line
+
+    async def say(self, data: bytes) -> bytes:
+        self.writer.write(data)
+        return await self.reply()
+
+    async def send(self, message: bytes, *, chunk: int | None = None) -> bytes:
+        """A whole transaction; `message` is already dot-stuffed and CRLF-terminated."""
+        assert (await self.say(b"MAIL FROM:<a@x.it>\r\n")).startswith(b"250")
+        assert (await self.say(b"RCPT TO:<b@x.it>\r\n")).startswith(b"250")
+        assert (await self.say(b"DATA\r\n")).startswith(b"354")
+        payload = message + b".\r\n"
+        step = chunk or len(payload)
+        for i in range(0, len(payload), step):
+            self.writer.write(payload[i:i + step])
+            await self.writer.drain()
+        return await self.reply()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[tuple[Keep, int]]:
+    keep = Keep()
+    loop = asyncio.get_running_loop()
+    srv = await loop.create_server(
+        lambda: NexusSMTP(keep, data_size_limit=300_000, decode_data=False,
+                          hostname="t.test"), "127.0.0.1", 0)
+    yield keep, srv.sockets[0].getsockname()[1]
+    srv.close()
+
+
+@pytest.fixture
+async def client(server: tuple[Keep, int]) -> AsyncIterator[Client]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server[1])
+    connection = Client(reader, writer)
+    await connection.reply()
+    assert (await connection.say(b"EHLO c.test\r\n")).startswith(b"250")
+    yield connection
+    writer.close()
+
+
+def stuff(text: bytes) -> bytes:
+    """What a client sends for `text` (RFC 5321 4.5.2 transparency)."""
+    stuffed = text.replace(b"\r\n.", b"\r\n..")
+    return b"." + stuffed if stuffed.startswith(b".") else stuffed
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        b"",
+        b"Subject: x\r\n\r\none line\r\n",
+        b"Subject: x\r\n\r\nGrazie.\r\nA presto.\r\n",
+        b".starts with a dot\r\n\r\n.\r\n..two\r\n. space\r\n",
+        b"Subject: b64\r\n\r\n" + base64.encodebytes(os.urandom(150_000)).replace(b"\n", b"\r\n"),
+        b"Subject: long\r\n\r\n" + b"x" * 5000 + b".\r\n",
+    ],
+    ids=["empty", "one-line", "lines-ending-in-dot", "dots", "base64-150k", "long-line"],
+)
+async def test_message_bytes_survive(server: tuple[Keep, int], client: Client,
+                                     message: bytes) -> None:
+    """Whatever the shape, the handler receives exactly the bytes the client meant."""
+    assert (await client.send(stuff(message))).startswith(b"250")
+    assert server[0].contents == [message]
+
+
+async def test_end_marker_split_across_packets(server: tuple[Keep, int], client: Client) -> None:
+    """The end marker arriving one byte at a time is still found."""
+    message = b"Subject: s\r\n\r\nab.\r\ncd\r\n"
+    assert (await client.send(stuff(message), chunk=1)).startswith(b"250")
+    assert server[0].contents == [message]
+
+
+async def test_too_big_gets_552_and_the_session_goes_on(server: tuple[Keep, int],
+                                                          client: Client) -> None:
+    """Over the limit: 552 after the end marker, and the next mail on the connection works."""
+    big = b"Subject: big\r\n\r\n" + b"y" * 76 + b"\r\n"
+    assert (await client.send(big * 5000)).startswith(b"552")
+    assert (await client.send(b"Subject: small\r\n\r\nok\r\n")).startswith(b"250")
+    assert server[0].contents == [b"Subject: small\r\n\r\nok\r\n"]
+
+
+async def test_pipelined_command_after_data_is_not_swallowed(server: tuple[Keep, int],
+                                                               client: Client) -> None:
+    """Bytes after the end marker belong to the next command."""
+    await client.say(b"MAIL FROM:<a@x.it>\r\n")
+    await client.say(b"RCPT TO:<b@x.it>\r\n")
+    await client.say(b"DATA\r\n")
+    client.writer.write(b"Subject: p\r\n\r\nbody\r\n.\r\nNOOP\r\n")
+    assert (await client.reply()).startswith(b"250 kept")
+    assert (await client.reply()).startswith(b"250")  # the NOOP's own reply
+    assert server[0].contents == [b"Subject: p\r\n\r\nbody\r\n"]
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.binary(max_size=120).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
+                max_size=30))
+async def test_any_lines_round_trip(server: tuple[Keep, int], client: Client,
+                                    lines: list[bytes]) -> None:
+    """Random lines (dots, NULs, 8-bit) come out byte for byte after stuffing."""
+    message = b"".join(line + b"\r\n" for line in lines)
+    server[0].contents.clear()
+    assert (await client.send(stuff(message))).startswith(b"250")
+    assert server[0].contents == [message]
