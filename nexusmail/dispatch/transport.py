@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import mailbox
 import ssl
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 from typing import Protocol
 
@@ -52,7 +52,7 @@ class _ConnectionLost(RelayUnavailableError):
 
 
 class Transport(Protocol):
-    async def send(self, message: EmailMessage, *, sender: str, recipients: list[str]) -> None:
+    async def send(self, message: Message, *, sender: str, recipients: list[str]) -> None:
         """Hand `message` over; return only once it was accepted."""
         ...
 
@@ -87,7 +87,7 @@ class SmtpRelayTransport:
         self._closed = False
         self.connections_opened = 0  # visible to tests and benchmarks
 
-    async def send(self, message: EmailMessage, *, sender: str, recipients: list[str]) -> None:
+    async def send(self, message: Message, *, sender: str, recipients: list[str]) -> None:
         if self._closed:
             raise RelayUnavailableError("transport is closed")
         async with self._slots:
@@ -102,7 +102,7 @@ class SmtpRelayTransport:
                 await self._send_on(client, message, sender, recipients)
 
     async def _send_on(
-        self, client: aiosmtplib.SMTP, message: EmailMessage, sender: str, recipients: list[str]
+        self, client: aiosmtplib.SMTP, message: Message, sender: str, recipients: list[str]
     ) -> None:
         try:
             await client.send_message(message, sender=sender, recipients=recipients)
@@ -225,7 +225,7 @@ class MaildirTransport:
         self.path = path
         self._maildir: mailbox.Maildir | None = None
 
-    async def send(self, message: EmailMessage, *, sender: str, recipients: list[str]) -> None:
+    async def send(self, message: Message, *, sender: str, recipients: list[str]) -> None:
         # Envelope first, as a local delivery agent would write it.
         envelope = (
             f"Return-Path: <{sender}>\nDelivered-To: {', '.join(recipients)}\n"

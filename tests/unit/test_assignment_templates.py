@@ -105,7 +105,8 @@ def test_assignment_attaches_small_files_and_lists_large_ones(language: str) -> 
     row = OutboxRow(id=1, message_id="nm.1@rossi.example", kind="assignment",
                     recipient="ion@rossi.example", language=language, template="assignment",
                     context=CASE)
-    msg = composer.compose(row).message
+    msg = message_from_bytes(composer.compose(row).message.as_bytes(), policy=policy.default)
+    assert isinstance(msg, EmailMessage)
     (attachment,) = list(msg.iter_attachments())
     assert attachment.get_filename() == "caldaia.jpg"
     assert attachment.get_content() == PHOTO
