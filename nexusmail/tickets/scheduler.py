@@ -1,17 +1,47 @@
-"""Service schedules: the task that opens interventions ahead of contract dates.
+"""Service schedules: the task that opens interventions ahead of contract dates (issue 4).
 
-(Placeholder with the interface the daemon drives; the service-schedule issue fills it.)
+A tick reads the ids of the schedules due today through the partial index on
+next_opening_on (its cost follows the due schedules, not all of them), then opens each
+one's due occurrences in its own write unit (tickets.schedules.open_due), so one bad
+schedule cannot hold back the others; units queued together share a group commit.
+`run` ticks at start and then every `[scheduler] interval_s`, sleeping on the stop
+event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import partial
+
+import structlog
 
 from nexusmail.clock import Clock
 from nexusmail.config import Settings
-from nexusmail.tickets.store import Store
+from nexusmail.tickets.recurrence import CatchUp, local_date
+from nexusmail.tickets.schedules import DueResult, open_due
+from nexusmail.tickets.store import StorageError, Store
+
+log = structlog.get_logger(__name__)
+
+# Write units in flight at once: enough to fill the writer's group commits (64 units),
+# few enough that the futures of a 100,000-schedule backlog are not all alive at once.
+CHUNK = 256
+_DUE_SQL = "SELECT id FROM schedules WHERE active = 1 AND next_opening_on <= ? ORDER BY id"
+
+
+@dataclass(frozen=True)
+class TickResult:
+    today: date
+    due: int            # schedules the index returned
+    opened: int         # interventions opened
+    late: int           # of them, opened after their opening date
+    skipped: int        # occurrences the catch-up policy recorded as skipped
+    failed: int         # schedules whose unit failed (logged; retried next tick)
+    mails: int          # assignment mails queued
 
 
 class Scheduler:
@@ -22,7 +52,73 @@ class Scheduler:
         self.clock = clock
         self.reply_keys = reply_keys
         self.on_outbox = on_outbox
-        self.last_tick: datetime | None = None
+        self.last_tick: datetime | None = None  # for health: when a tick last completed
 
     async def run(self, stop: asyncio.Event) -> None:
-        await stop.wait()
+        """Tick now, then every interval until `stop` is set."""
+        interval_s = self.settings.scheduler.interval_s
+        while not stop.is_set():
+            try:
+                await self.tick(stop)
+            except Exception:  # the loop boundary: log, keep the task alive, retry later
+                log.exception("schedule.tick_failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval_s)
+
+    async def tick(self, stop: asyncio.Event | None = None) -> TickResult:
+        """Open every occurrence due today (company calendar), once."""
+        started, now = self.clock.monotonic(), self.clock.now()
+        today = local_date(now, self.settings.scheduler.timezone)
+        async with self.store.read() as conn:
+            due = [row[0] for row in await conn.execute_fetchall(_DUE_SQL, (today.isoformat(),))]
+        work = partial(open_due, today=today, now=now, settings=self.settings,
+                       reply_keys=self.reply_keys,
+                       catch_up=CatchUp(self.settings.scheduler.catch_up))
+        results: list[DueResult] = []
+        failed = 0
+        for start in range(0, len(due), CHUNK):
+            if stop is not None and stop.is_set():
+                break  # what is left is still due at the next start
+            chunk = due[start:start + CHUNK]
+            units = [partial(work, schedule_id=schedule_id) for schedule_id in chunk]
+            outcomes = await asyncio.gather(*(self.store.write(unit) for unit in units),
+                                            return_exceptions=True)
+            for schedule_id, outcome in zip(chunk, outcomes, strict=True):
+                if isinstance(outcome, StorageError):
+                    raise outcome  # the disk, not the schedule: the whole tick retries
+                if isinstance(outcome, BaseException):
+                    failed += 1
+                    log.error("schedule.failed", schedule_id=schedule_id, error=repr(outcome))
+                    continue
+                results.append(outcome)
+                _log_result(schedule_id, outcome)
+        result = _summary(today, len(due), results, failed)
+        if result.mails:
+            self.on_outbox()
+        self.last_tick = now
+        log.info("schedule.tick", today=today.isoformat(), due=result.due,
+                 opened=result.opened, late=result.late, skipped=result.skipped,
+                 failed=result.failed, mails=result.mails,
+                 duration_ms=round((self.clock.monotonic() - started) * 1000, 1))
+        return result
+
+
+def _log_result(schedule_id: int, result: DueResult) -> None:
+    for opened in result.opened:
+        log.info("schedule.opened", intervention=opened.intervention_number,
+                 schedule_id=schedule_id, occurrence=opened.occurrence.isoformat(),
+                 opens_on=opened.opens_on.isoformat(), late=opened.late,
+                 assignment_mails=opened.mails_queued)
+    if result.skipped:
+        # Not silent: each is also a schedule_occurrences row with outcome "skipped".
+        log.warning("schedule.skipped", schedule_id=schedule_id,
+                    occurrences=[d.isoformat() for d in result.skipped],
+                    why="[scheduler] catch_up policy")
+
+
+def _summary(today: date, due: int, results: list[DueResult], failed: int) -> TickResult:
+    opened = [o for r in results for o in r.opened]
+    return TickResult(
+        today=today, due=due, opened=len(opened), late=sum(o.late for o in opened),
+        skipped=sum(len(r.skipped) for r in results), failed=failed,
+        mails=sum(o.mails_queued for o in opened))
