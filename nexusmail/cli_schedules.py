@@ -1,0 +1,296 @@
+"""`nexusmail schedule add|list|show|pause|resume|preview`: service schedules offline.
+
+The same operations as /api/v1/schedules, through the store (SQLite lets them run
+beside a daemon, whose scheduler opens what becomes due at its next tick). Dates are
+YYYY-MM-DD calendar dates in `[scheduler] timezone`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from nexusmail.admin.api_models import describe_validation_error
+from nexusmail.admin.schedule_models import MAX_LEAD_DAYS, ScheduleIn
+from nexusmail.clock import SystemClock
+from nexusmail.config import Settings
+from nexusmail.paths import database_path
+from nexusmail.tickets import schedule_queries
+from nexusmail.tickets.cases import NotFound
+from nexusmail.tickets.recurrence import DayRule, Interval, local_date
+from nexusmail.tickets.schedules import (
+    DEFAULT_REQUEST_TYPE,
+    InvalidSchedule,
+    create_schedule,
+    update_schedule,
+)
+from nexusmail.tickets.store import Store
+
+T = TypeVar("T")
+Command = Callable[[argparse.Namespace, Settings], int]
+AddCommand = Callable[[Any, str, Command, str, str], argparse.ArgumentParser]
+AddGroup = Callable[[Any, str, argparse.ArgumentParser, str, str], Any]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_ADD_EXAMPLES = (
+    "  # monthly on the 10th, opened 3 days ahead (on the 7th), assigned to Marco\n"
+    "  nexusmail schedule add condominio@example.it --subject 'Manutenzione caldaia' \\\n"
+    "      --interval monthly --first-date 2026-04-10 --lead-days 3 \\\n"
+    "      --assignee marco.bianchi@firm.it --contract-ref C-2026-17\n"
+    "  # every 2 weeks, 8 times\n"
+    "  nexusmail schedule add ops@client.ro --subject 'Verificare UPS' --interval weekly \\\n"
+    "      --every 2 --first-date 2026-04-06 --count 8 --lead-days 1\n"
+    "  # the last day of each quarter, until the contract ends\n"
+    "  nexusmail schedule add it@client.com --subject 'Backup audit' --interval quarterly \\\n"
+    "      --first-date 2026-03-31 --day-rule last_day --until 2027-12-31 --lead-days 5"
+)
+
+
+def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand,
+             group: AddGroup) -> None:
+    """Add the `schedule` command group to the CLI's parser."""
+    schedule = group(commands, "schedule", config_opt,
+                     "Manage service schedules (recurring maintenance dates that open "
+                     "interventions ahead of time).",
+                     "  nexusmail schedule list\n  nexusmail schedule preview 3 --count 6\n"
+                     "  nexusmail schedule pause 3")
+    add_cmd = add(schedule, "add", cmd_add,
+                  "Add a schedule. The 31st falls on the last day of shorter months; "
+                  "29 February on the 28th in other years.", _ADD_EXAMPLES)
+    add_cmd.add_argument("customer_email", help="the customer's address (a new one is added)")
+    add_cmd.add_argument("--subject", required=True, help="subject of each intervention")
+    add_cmd.add_argument("--interval", required=True, choices=[i.value for i in Interval])
+    add_cmd.add_argument("--first-date", required=True, type=_date, metavar="YYYY-MM-DD",
+                         help="the first occurrence; its day is kept every period")
+    add_cmd.add_argument("--lead-days", required=True, type=int, metavar="N",
+                         help=f"open the intervention N days before each date (0..{MAX_LEAD_DAYS})")
+    add_cmd.add_argument("--every", type=int, default=1, metavar="N",
+                         help="every N weeks/months/quarters/years (default 1)")
+    add_cmd.add_argument("--day-rule", choices=[r.value for r in DayRule],
+                         default=DayRule.SAME_DAY.value,
+                         help="same_day (default), last_day, or nth_weekday (the first "
+                              "date's weekday and rank, e.g. the 2nd Monday)")
+    end = add_cmd.add_mutually_exclusive_group()
+    end.add_argument("--until", type=_date, metavar="YYYY-MM-DD", help="last possible date")
+    end.add_argument("--count", type=int, metavar="N", help="number of occurrences")
+    add_cmd.add_argument("--assignee", action="append", default=[], metavar="EMAIL",
+                         help="employee assigned to each intervention (repeatable)")
+    add_cmd.add_argument("--description", default="", help="description of each intervention")
+    add_cmd.add_argument("--customer-name", default="", help="name for a new customer")
+    add_cmd.add_argument("--request-type", default=DEFAULT_REQUEST_TYPE)
+    add_cmd.add_argument("--contract-ref", default="", help="the maintenance contract")
+    list_cmd = add(schedule, "list", cmd_list, "List schedules and their next opening.",
+                   "  nexusmail schedule list\n  nexusmail schedule list --json | jq '.[].id'")
+    list_cmd.add_argument("--json", action="store_true", help="print JSON, as the API does")
+    show = add(schedule, "show", cmd_show,
+               "Print a schedule with its recently handled occurrences (opened or skipped).",
+               "  nexusmail schedule show 3\n  nexusmail schedule show 3 --json")
+    show.add_argument("id", type=int, help="the schedule's id, as `schedule list` shows it")
+    show.add_argument("--json", action="store_true",
+                      help="print the same JSON as GET /api/v1/schedules/ID")
+    for name, fn, text in (
+        ("pause", cmd_pause, "Pause a schedule: nothing opens until it is resumed."),
+        ("resume", cmd_resume, "Resume a schedule from today (a pause's dates are not "
+                               "caught up; a date still ahead whose opening passed opens "
+                               "at the next tick)."),
+    ):
+        sub = add(schedule, name, fn, text, f"  nexusmail schedule {name} 3")
+        sub.add_argument("id", type=int, help="the schedule's id")
+    preview = add(schedule, "preview", cmd_preview,
+                  "Print the next dates, when each opens, and the intervention of those "
+                  "already opened.",
+                  "  nexusmail schedule preview 3\n  nexusmail schedule preview 3 --count 24")
+    preview.add_argument("id", type=int, help="the schedule's id")
+    preview.add_argument("--count", type=int, default=12,
+                         help=f"how many dates (1..{schedule_queries.MAX_PREVIEW}, default 12)")
+    preview.add_argument("--json", action="store_true", help="print JSON, as the API does")
+
+
+def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        body = ScheduleIn.model_validate({
+            "customer_email": args.customer_email, "customer_name": args.customer_name,
+            "subject": args.subject, "description": args.description,
+            "interval": args.interval, "every": args.every, "day_rule": args.day_rule,
+            "first_date": args.first_date, "until": args.until, "count": args.count,
+            "lead_days": args.lead_days, "assignees": args.assignee,
+            "request_type": args.request_type, "contract_ref": args.contract_ref,
+        })
+    except ValidationError as exc:
+        print(f"nexusmail: {describe_validation_error(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    spec, (today, now) = body.spec(), _today(settings)
+
+    async def insert(store: Store) -> schedule_queries.ScheduleDetail | None:
+        schedule_id = await store.write(
+            lambda tx: create_schedule(tx, spec, today=today, now=now))
+        async with store.read() as conn:
+            return await schedule_queries.get_schedule(conn, schedule_id)
+
+    try:
+        created = _with_store(settings, insert)
+    except InvalidSchedule as exc:
+        print(f"nexusmail: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    assert created is not None
+    print(f"Added schedule {created['id']}: {created['subject']} for "
+          f"{created['customer']['email']}; next {_next(created)}.")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def fetch(store: Store) -> list[schedule_queries.ScheduleView]:
+        async with store.read() as conn:
+            return await schedule_queries.list_schedules(conn)
+
+    items = _with_store(settings, fetch)
+    if args.json:
+        print(json.dumps(items, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    rows = [[str(s["id"]), s["customer"]["email"], s["subject"], _rule(s),
+             str(s["lead_days"]), "active" if s["active"] else "paused", _next(s)]
+            for s in items]
+    _print_table(["ID", "CUSTOMER", "SUBJECT", "RULE", "LEAD", "STATUS", "NEXT"], rows)
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
+    detail = _load(settings, args.id)
+    if detail is None:
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(detail, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    d = detail
+    lines = [
+        f"schedule {d['id']}: {d['subject']}  ({'active' if d['active'] else 'paused'})",
+        f"customer:   {d['customer']['name']} <{d['customer']['email']}>",
+        f"contract:   {d['contract_ref'] or '-'}   type: {d['request_type']}",
+        f"rule:       {_rule(d)} from {d['first_date']}"
+        + (f" until {d['until']}" if d["until"] else "")
+        + (f", {d['count']} times" if d["count"] else ""),
+        f"lead days:  {d['lead_days']}   assignees: {', '.join(d['assignees']) or '-'}",
+        f"next:       {_next(d)}", "", "recently handled:",
+    ]
+    for h in d["recent"]:
+        what = (f"intervention {h['intervention_number']}" if h["outcome"] == "opened"
+                else "skipped (downtime, [scheduler] catch_up)")
+        lines.append(f"  {h['date']}  opens {h['opens_on']}  {what}"
+                     + ("  LATE" if h["late"] else ""))
+    if not d["recent"]:
+        lines.append("  (none yet)")
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def cmd_pause(args: argparse.Namespace, settings: Settings) -> int:
+    return _set_active(settings, args.id, active=False)
+
+
+def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
+    return _set_active(settings, args.id, active=True)
+
+
+def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
+    count: int = args.count
+    if not 1 <= count <= schedule_queries.MAX_PREVIEW:
+        print(f"nexusmail: --count should be from 1 to {schedule_queries.MAX_PREVIEW}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    schedule_id: int = args.id
+    today, _ = _today(settings)
+
+    async def fetch(store: Store) -> list[schedule_queries.PreviewItem] | None:
+        async with store.read() as conn:
+            return await schedule_queries.preview(conn, schedule_id, today=today, count=count)
+
+    items = _with_store(settings, fetch)
+    if items is None:
+        print(f"nexusmail: schedule {schedule_id} does not exist", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(items, indent=2))
+        return EXIT_OK
+    _print_table(["DATE", "OPENS ON", "INTERVENTION"],
+                 [[i["date"], i["opens_on"], str(i["intervention_number"] or "-")]
+                  for i in items])
+    return EXIT_OK
+
+
+def _set_active(settings: Settings, schedule_id: int, *, active: bool) -> int:
+    today, now = _today(settings)
+
+    async def change(store: Store) -> schedule_queries.ScheduleDetail | None:
+        await store.write(lambda tx: update_schedule(tx, schedule_id, {"active": active},
+                                                     today=today, now=now))
+        async with store.read() as conn:
+            return await schedule_queries.get_schedule(conn, schedule_id)
+
+    try:
+        detail = _with_store(settings, change)
+    except NotFound as exc:
+        print(f"nexusmail: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    assert detail is not None
+    state = f"resumed; next {_next(detail)}" if active else "paused"
+    print(f"Schedule {schedule_id} {state}.")
+    return EXIT_OK
+
+
+def _load(settings: Settings, schedule_id: int) -> schedule_queries.ScheduleDetail | None:
+    async def fetch(store: Store) -> schedule_queries.ScheduleDetail | None:
+        async with store.read() as conn:
+            return await schedule_queries.get_schedule(conn, schedule_id)
+
+    detail = _with_store(settings, fetch)
+    if detail is None:
+        print(f"nexusmail: schedule {schedule_id} does not exist", file=sys.stderr)
+    return detail
+
+
+def _rule(s: schedule_queries.ScheduleView) -> str:
+    every = f"every {s['every']} " if s["every"] > 1 else ""
+    day = "" if s["day_rule"] == DayRule.SAME_DAY else f" ({s['day_rule']})"
+    return f"{every}{s['interval']}{day}"
+
+
+def _next(s: schedule_queries.ScheduleView) -> str:
+    if s["next_occurrence_on"] is None:
+        return "none (the rule has ended)"
+    return f"{s['next_occurrence_on']}, opens {s['next_opening_on']}"
+
+
+def _today(settings: Settings) -> tuple[date, datetime]:
+    now = SystemClock().now()
+    return local_date(now, settings.scheduler.timezone), now
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from None
+
+
+def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
+    async def run() -> T:
+        async with Store(database_path(settings)) as store:
+            return await fn(store)
+
+    return asyncio.run(run())
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    if not rows:
+        print("(none)")
+        return
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
