@@ -18,6 +18,7 @@ import aiosmtplib
 import structlog
 
 from nexusmail.config import OutboundSettings
+from nexusmail.dispatch.compose import wire_bytes
 
 log = structlog.get_logger(__name__)
 
@@ -105,7 +106,7 @@ class SmtpRelayTransport:
         self, client: aiosmtplib.SMTP, message: Message, sender: str, recipients: list[str]
     ) -> None:
         try:
-            await client.send_message(message, sender=sender, recipients=recipients)
+            await client.sendmail(sender, recipients, wire_bytes(message))
         except (aiosmtplib.SMTPServerDisconnected, ConnectionResetError, BrokenPipeError) as exc:
             _close_quietly(client)
             raise _ConnectionLost(f"relay connection lost: {exc}") from exc
@@ -230,7 +231,7 @@ class MaildirTransport:
         envelope = (
             f"Return-Path: <{sender}>\nDelivered-To: {', '.join(recipients)}\n"
         ).encode("ascii", "replace")
-        data = envelope + message.as_bytes(policy=message.policy.clone(linesep="\n"))
+        data = envelope + wire_bytes(message, linesep="\n")
         try:
             await asyncio.to_thread(self._add, data)
         except OSError as exc:  # disk full, permissions: may pass, try again later

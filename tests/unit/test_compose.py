@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nexusmail.clock import FakeClock
 from nexusmail.config import MailSettings
-from nexusmail.dispatch.compose import ComposeError, Composer, OutboxRow
+from nexusmail.dispatch.compose import ComposeError, Composer, OutboxRow, wire_bytes
 from nexusmail.headers import OWN_MAIL_HEADER
 
 SETTINGS = MailSettings(
@@ -218,3 +221,19 @@ def test_attachments_without_a_loader_are_an_error(composer: Composer) -> None:
         {"sha256": "0" * 64, "filename": "a.pdf", "content_type": "application/pdf"}]})
     with pytest.raises(ComposeError, match="blob loader"):
         composer.compose(row)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=300)
+       .filter(lambda s: s.strip() != ""))
+def test_any_subject_survives_the_wire(subject: str) -> None:
+    """Any customer subject (accents, emoji, CJK) comes back identical after our own
+    wire encoding, with encoded words under 76 characters and lines under 998."""
+    composer = Composer(SETTINGS, clock=FakeClock())
+    composed = composer.compose(ack_row(context={**ACK_CONTEXT, "subject": subject}))
+    raw = wire_bytes(composed.message)
+    assert max(len(line) for line in raw.split(b"\r\n")) < 998
+    words = re.findall(rb"=\?utf-8\?b\?[^?]*\?=", raw)
+    assert all(len(word) <= 75 for word in words)
+    parsed = message_from_bytes(raw, policy=policy.default)
+    assert parsed["Subject"] == composed.subject
