@@ -6,6 +6,7 @@ imports a global config. Errors name the file, the key and what was expected.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -49,6 +50,14 @@ class SmtpSettings(_Section):
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    # Admin page: an operator's login lasts this long, counted from the login.
+    session_max_age_s: int = Field(12 * 3600, ge=60)
+    # Send the session cookie over HTTPS only; set when a TLS proxy fronts the page.
+    secure_cookies: bool = False
+    # Failed logins allowed per client address and per account within the window.
+    login_failures_per_ip: int = Field(20, ge=1)
+    login_failures_per_account: int = Field(5, ge=1)
+    login_window_s: int = Field(900, ge=1)
 
 
 class MailSettings(_Section):
@@ -100,6 +109,11 @@ class LimitsSettings(_Section):
     max_body_chars: int = Field(1_000_000, ge=100)
 
 
+class IngestSettings(_Section):
+    # Worker processes that parse big mails on other cores (0: parse in the daemon).
+    parse_processes: int = Field(1, ge=0, le=64)
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
@@ -141,10 +155,56 @@ class ImapAccount(_Section):
     folder: str = "INBOX"
     after: Literal["move", "flag"] = "move"
     move_to: str = "nexusmail/processed"
+    # Some servers announce IDLE but never push; false polls every poll_interval_s.
+    use_idle: bool = True
+
+    @model_validator(mode="after")
+    def _safe_account(self) -> ImapAccount:
+        # A password in clear over the network is refused outright (loopback: a local
+        # proxy such as a test server or an stunnel end).
+        if self.tls == "none" and not _is_loopback(self.host):
+            raise ValueError(f'tls = "none" is allowed only for a loopback host, not {self.host!r}'
+                             ' (use tls = "implicit" or "starttls")')
+        if not self.password.get_secret_value() and not self.oauth2_token_command:
+            raise ValueError("password or oauth2_token_command must be set")
+        if self.after == "move" and self.move_to == self.folder:
+            raise ValueError(f"move_to must differ from folder ({self.folder!r})")
+        return self
 
 
 class ImapSettings(_Section):
     accounts: tuple[ImapAccount, ...] = ()
+    # Without IDLE: how often the folder is checked for new mail.
+    poll_interval_s: float = Field(60.0, gt=0)
+    # IDLE is re-issued before servers drop it (RFC 2177: at most every 29 minutes).
+    idle_renew_s: float = Field(25 * 60.0, gt=0, le=29 * 60.0)
+    # Every sweep re-selects the folder and reconciles by UID, so nothing relies on IDLE.
+    sweep_interval_s: float = Field(300.0, gt=0)
+    # Reconnect after network errors: exponential backoff from min to max, +-20% jitter.
+    reconnect_min_s: float = Field(1.0, gt=0)
+    reconnect_max_s: float = Field(300.0, gt=0)
+    # After a refused login: some providers lock an account retried too often.
+    login_retry_s: float = Field(300.0, gt=0)
+    timeout_s: float = Field(60.0, gt=0)
+    oauth2_command_timeout_s: float = Field(30.0, gt=0)
+
+    @field_validator("accounts")
+    @classmethod
+    def _unique_names(cls, value: tuple[ImapAccount, ...]) -> tuple[ImapAccount, ...]:
+        names = [account.name for account in value]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"account name {name!r} is used twice")
+        return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(_Section):
@@ -154,6 +214,7 @@ class Settings(_Section):
     mail: MailSettings = MailSettings()
     outbound: OutboundSettings = OutboundSettings()
     limits: LimitsSettings = LimitsSettings()
+    ingest: IngestSettings = IngestSettings()
     log: LogSettings = LogSettings()
     replies: RepliesSettings = RepliesSettings()
     scheduler: SchedulerSettings = SchedulerSettings()

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import signal
 import socket
 import time
 from collections.abc import Callable, Generator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
@@ -88,8 +90,11 @@ async def serve(
         stack.push_async_callback(_await_task, worker_task, "outbox")
 
         reply_keys = await asyncio.to_thread(load_reply_keys, settings)
-        ingest = Ingest(store, blobs, settings, clock, on_outbox=worker.notify,
-                        reply_keys=reply_keys)
+        parsers = _parse_processes(settings.ingest.parse_processes)
+        if parsers is not None:
+            stack.callback(parsers.shutdown, wait=True, cancel_futures=True)
+        ingest = Ingest(store, blobs, settings, clock, executor=parsers,
+                        on_outbox=worker.notify, reply_keys=reply_keys)
         smtp_server = await _start_smtp(settings, ingest)
         stack.push_async_callback(_drain_smtp, smtp_server, ingest)
         collector = ImapCollector(settings, ingest, clock)
@@ -103,7 +108,7 @@ async def serve(
 
         web_server, web_task, web_port = await _start_web(settings, ApiServices(
             store=store, blobs=blobs, settings=settings, clock=clock, on_outbox=worker.notify,
-            reply_keys=reply_keys))
+            reply_keys=reply_keys, health_details=lambda: {"imap": collector.states()}))
         stack.push_async_callback(_stop_web, web_server, web_task)
 
         running = Running(smtp_port=smtp_server.sockets[0].getsockname()[1], web_port=web_port,
@@ -117,6 +122,22 @@ async def serve(
         log.info("daemon.stopping")
     log.info("daemon.stopped", uptime_s=round(time.monotonic() - started, 1),
              mails_accepted=ingest.accepted)
+
+
+def _parse_processes(count: int) -> ProcessPoolExecutor | None:
+    if count == 0:
+        return None
+    # forkserver, not fork: forking a process that runs threads (the store's writer)
+    # can copy a held lock into the child.
+    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("forkserver"))
+    # Start them now (and import the parser there) rather than on the first big mail.
+    for future in [pool.submit(_warm_up) for _ in range(count)]:
+        future.result()
+    return pool
+
+
+def _warm_up() -> None:
+    import nexusmail.ingest.accept  # noqa: F401 - loads the parser into the worker
 
 
 async def _start_smtp(settings: Settings, ingest: Ingest) -> asyncio.Server:

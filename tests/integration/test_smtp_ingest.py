@@ -279,3 +279,26 @@ async def test_overlong_subject_is_cut_for_the_intervention(tmp_path: Path,
         assert (await daemon.send(customer_mail("S" * 300)))[0] == 250
         [(subject,)] = await daemon.query("SELECT subject FROM interventions")
         assert subject == "S" * 19 + "…"
+
+
+async def test_big_mails_parse_in_the_parse_process(tmp_path: Path, relay: Controller) -> None:
+    """With a parse process, a mail with a 300 KB attachment is parsed there and stored
+    byte for byte, while small mails keep being accepted."""
+    import hashlib
+    import os
+
+    settings = make_settings(tmp_path / "d", relay_port=relay.port,
+                             ingest={"parse_processes": 1})
+    photo = os.urandom(300_000)
+    msg = EmailMessage()
+    msg["From"] = "mario.rossi@example.it"
+    msg["To"] = SUPPORT
+    msg["Subject"] = "Foto del guasto"
+    msg.set_content("In allegato la foto.")
+    msg.add_attachment(photo, maintype="image", subtype="jpeg", filename="guasto.jpg")
+    async with running_daemon(settings) as daemon:
+        results = await asyncio.gather(daemon.send(msg.as_bytes()),
+                                       daemon.send(customer_mail("Piccola")))
+        assert [code for code, _ in results] == [250, 250]
+        rows = await daemon.query("SELECT filename, size, sha256 FROM attachments")
+    assert rows == [("guasto.jpg", 300_000, hashlib.sha256(photo).hexdigest())]

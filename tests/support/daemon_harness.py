@@ -31,6 +31,8 @@ def make_settings(data_dir: Path, *, relay_port: int | None = None, **sections: 
         "mail": {"support_addresses": [SUPPORT], "company_name": "Firm"},
         "outbound": {"host": "127.0.0.1", "port": relay_port, "retry_base_s": 0.2,
                      "poll_interval_s": 0.2} if relay_port else {},
+        # A parse process costs ~0.5 s per daemon start; the tests that need it ask.
+        "ingest": {"parse_processes": 0},
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
