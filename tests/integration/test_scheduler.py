@@ -21,7 +21,7 @@ from nexusmail.clock import FakeClock
 from nexusmail.config import Settings
 from nexusmail.tickets.cases import add_employee
 from nexusmail.tickets.recurrence import Interval, Recurrence, iter_occurrences, opening_date
-from nexusmail.tickets.scheduler import Scheduler
+from nexusmail.tickets.scheduler import DUE_SQL, Scheduler
 from nexusmail.tickets.schedules import ScheduleSpec, create_schedule, update_schedule
 from nexusmail.tickets.store import Store
 
@@ -285,3 +285,13 @@ def test_store_rejects_a_second_row_for_one_occurrence(tmp_path: Path) -> None:
                 await store.write(lambda tx: tx.execute(insert))
 
     asyncio.run(scenario())
+
+
+async def test_due_query_reads_the_index_not_every_schedule(store: Store) -> None:
+    """The tick finds due schedules through the partial index schedules_due, so its cost
+    follows the due ones (issue 4, point 5), not a scan of every schedule."""
+    async with store.read() as conn:
+        plan = await conn.execute_fetchall("EXPLAIN QUERY PLAN " + DUE_SQL, ("2026-03-02",))
+    details = [row[3] for row in plan]
+    assert any("USING INDEX schedules_due" in d for d in details), details
+    assert not any(d.startswith("SCAN") for d in details), details
