@@ -53,6 +53,7 @@ from nexusmail.admin.api_base import (
     read_body,
 )
 from nexusmail.admin.api_models import CloseIn, EmployeeIn, InterventionIn
+from nexusmail.admin.api_schedules import schedule_routes
 from nexusmail.tickets import queries
 from nexusmail.tickets.cases import Conflict, NotFound, add_employee, close_intervention
 from nexusmail.tickets.intake import OpenRequest
@@ -97,6 +98,7 @@ def _api_app(services: ApiServices) -> Starlette:
         Route("/attachments/{id:int}", h.get_attachment, methods=["GET"]),
         Route("/messages/{id:int}/raw", h.get_raw_message, methods=["GET"]),
         *assignment_routes(services),
+        *schedule_routes(services),
     ]
     return Starlette(
         routes=routes,
@@ -116,7 +118,7 @@ class _Handlers:
         self.s = services
 
     async def health(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", **self.s.health_details()})
 
     async def list_employees(self, request: Request) -> Response:
         await authenticate(self.s, request)

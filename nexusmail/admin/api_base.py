@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -33,6 +33,10 @@ def _nothing() -> None:
     return None
 
 
+def _no_details() -> dict[str, Any]:
+    return {}
+
+
 @dataclass(frozen=True)
 class ApiServices:
     """What the API needs from the daemon."""
@@ -45,6 +49,8 @@ class ApiServices:
     on_outbox: Callable[[], None] = field(default=_nothing)
     # reply_keys.load_reply_keys(settings): the first signs assignment Reply-To tokens.
     reply_keys: Sequence[bytes] = ()
+    # Per-part states for the health route, e.g. {"imap": {account: state}}.
+    health_details: Callable[[], dict[str, Any]] = field(default=_no_details)
 
 
 class ApiError(Exception):
