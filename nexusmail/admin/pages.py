@@ -1,14 +1,154 @@
-"""The operators' admin page (server-rendered).
+"""The operators' admin page (issue 6): server-rendered, no JavaScript, phone-readable.
 
-(Placeholder with the interface the daemon mounts; the admin-page issue fills it.)
+`page_routes(services)` gives the daemon one `Mount("/")` placed after the JSON API's:
+the pages are their own small Starlette app, so the session cookie and the security
+headers apply to them and the API stays exactly as it was.
+
+Routes (all but /login and the stylesheet need a logged-in operator):
+- `GET /login`, `POST /login`, `POST /logout`                      pages_login
+- `GET /` list with filters and search; `GET|POST /interventions/new` quick entry of a
+  phone request; `GET /employees`                                   pages_list
+- `GET /interventions/{n}` thread; `POST .../assign|notes|close|reopen`;
+  `GET /attachments/{id}[/preview]`, `GET /messages/{id}/raw`       pages_thread
+- TODO(schedules): `GET /schedules` with the next occurrences, once the service
+  schedule work (tickets/scheduler.py, migration 0003) has landed.
 """
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import asyncio
+from importlib import resources
 
-from nexusmail.admin.api import ApiServices
+import jinja2
+import structlog
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from nexusmail.admin import auth
+from nexusmail.admin.api_base import ApiError, ApiServices
+from nexusmail.admin.pages_base import (
+    CsrfRejected,
+    LoginRequired,
+    PageError,
+    Pages,
+    SecurityHeaders,
+    error_page,
+    login_redirect,
+    make_filters,
+)
+from nexusmail.admin.pages_list import list_routes
+from nexusmail.admin.pages_login import login_routes
+from nexusmail.admin.pages_thread import thread_routes
+from nexusmail.admin.secret_file import load_or_create_secret
+from nexusmail.tickets.cases import Conflict, NotFound
+from nexusmail.tickets.store import StorageError
+
+log = structlog.get_logger(__name__)
+
+SESSION_KEY_FILE = "admin-session.key"
+STYLESHEET = "admin.css"
 
 
 def page_routes(services: ApiServices) -> list[BaseRoute]:
-    return []
+    """The routes to include in the daemon's web app, after the API's."""
+    return [Mount("/", app=_LazyPages(services), name="pages")]
+
+
+class _LazyPages:
+    """Builds the pages app on the first request, its file reads (session key,
+    templates, stylesheet) in a thread: the daemon builds its routes inside the event
+    loop, where blocking file I/O has no place."""
+
+    def __init__(self, services: ApiServices) -> None:
+        self.services = services
+        self._app: ASGIApp | None = None
+        self._lock = asyncio.Lock()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._app is None:
+            async with self._lock:
+                if self._app is None:
+                    self._app = await asyncio.to_thread(build_pages_app, self.services)
+        await self._app(scope, receive, send)
+
+
+def build_pages_app(services: ApiServices) -> Starlette:
+    """The pages as one Starlette app (blocking: reads the key and the templates)."""
+    web = services.settings.web
+    secret = load_or_create_secret(services.settings.storage.data_dir / SESSION_KEY_FILE)
+    templates = _load_templates(services.settings.scheduler.timezone)
+    stylesheet = (resources.files("nexusmail") / "templates" / "admin" / STYLESHEET
+                  ).read_bytes()
+    pages = Pages(services, templates, auth.LoginLimiter(
+        services.clock, per_ip=web.login_failures_per_ip,
+        per_account=web.login_failures_per_account, window_s=web.login_window_s))
+
+    async def css(request: Request) -> Response:
+        return Response(stylesheet, media_type="text/css",
+                        headers={"Cache-Control": "public, max-age=3600"})
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, HTTPException) and exc.status_code == 405:
+            return error_page(pages, request, 405, "That does not work with this method.")
+        return error_page(pages, request, 404, "There is no such page.")
+
+    async def refused(request: Request, exc: Exception) -> Response:
+        if isinstance(exc, PageError | ApiError):
+            status, message = exc.status, exc.message
+        else:  # the tickets layer's NotFound and Conflict name what is wrong
+            status, message = (404 if isinstance(exc, NotFound) else 409), str(exc)
+        return error_page(pages, request, status, message)
+
+    async def csrf_rejected(request: Request, exc: Exception) -> Response:
+        log.warning("admin.csrf_rejected", path=request.url.path)
+        return error_page(pages, request, 403, "The form had expired or did not come from "
+                                               "this page. Go back, reload it and retry.")
+
+    async def login_required(request: Request, exc: Exception) -> Response:
+        return login_redirect(request)
+
+    async def storage_failed(request: Request, exc: Exception) -> Response:
+        log.error("admin.storage_failed", path=request.url.path, error=str(exc))
+        return error_page(pages, request, 503, "Storage is unavailable; retry shortly.")
+
+    routes: list[BaseRoute] = [
+        Route(f"/static/{STYLESHEET}", css, methods=["GET"]),
+        *login_routes(pages), *list_routes(pages), *thread_routes(pages),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(SessionMiddleware, secret_key=secret.decode(),
+                       session_cookie=auth.SESSION_COOKIE, max_age=web.session_max_age_s,
+                       same_site="lax", https_only=web.secure_cookies),
+        ],
+        exception_handlers={
+            HTTPException: not_found,
+            PageError: refused, ApiError: refused, NotFound: refused, Conflict: refused,
+            CsrfRejected: csrf_rejected,
+            LoginRequired: login_required,
+            StorageError: storage_failed,
+        },
+    )
+
+
+def _load_templates(timezone: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("nexusmail", "templates/admin"),
+        # Everything from mail goes through here: escaping is not optional.
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        auto_reload=False,  # no file checks on the request path
+        trim_blocks=True, lstrip_blocks=True,
+    )
+    env.filters.update(make_filters(timezone))
+    for name in env.list_templates(extensions=["j2"]):
+        env.get_template(name)  # compiled now, in the builder's thread
+    return env

@@ -1,0 +1,184 @@
+"""What every admin page route module shares: templates, the operator, CSRF, headers.
+
+Kept apart from the route modules (pages_login, pages_list, pages_thread) so each of
+them imports it and none imports another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
+
+import jinja2
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from nexusmail.admin import auth
+from nexusmail.admin.api_base import ApiServices
+from nexusmail.tickets.operators import Operator, get_operator
+
+# The page itself: nothing inline, nothing from elsewhere, no scripts at all (the
+# pages work without JavaScript). Mail HTML is shown in sandboxed srcdoc frames, which
+# inherit this policy on top of their own.
+PAGE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self';"
+    " frame-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+# Inside a mail's frame: its own inline styles may lay it out, nothing may load or run.
+MAIL_FRAME_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data: cid:"
+
+
+class LoginRequired(Exception):
+    """No valid session: the page answers with a redirect to the login form."""
+
+
+class CsrfRejected(Exception):
+    """A POST without the session's CSRF token."""
+
+
+class PageError(Exception):
+    """A request the page refuses, with the status and a message for the operator."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Pages:
+    """What the page handlers share: the daemon's services and the loaded templates."""
+
+    services: ApiServices
+    templates: jinja2.Environment
+    limiter: auth.LoginLimiter
+
+    def render(self, request: Request, name: str, status: int = 200, **context: Any
+               ) -> HTMLResponse:
+        session = request.scope.get("session", {})
+        operator = request.scope.get("nexusmail.operator")
+        html = self.templates.get_template(name).render(
+            operator=operator, csrf=auth.csrf_token(session) if "session" in request.scope
+            else "", flash=session.pop("flash", None), request_path=request.url.path,
+            company=self.services.settings.mail.company_name, **context)
+        return HTMLResponse(html, status_code=status)
+
+    async def operator(self, request: Request) -> Operator:
+        """The logged-in operator, or LoginRequired (expired, logged out, deactivated)."""
+        session = request.session
+        operator_id, login_at = session.get("operator_id"), session.get("login_at")
+        max_age = self.services.settings.web.session_max_age_s
+        if not isinstance(operator_id, int) or not isinstance(login_at, int | float):
+            raise LoginRequired
+        if self.services.clock.now().timestamp() - login_at > max_age:
+            session.clear()
+            raise LoginRequired
+        async with self.services.store.read() as conn:
+            operator = await get_operator(conn, operator_id)
+        if operator is None or session.get("stamp") != operator.password_stamp:
+            session.clear()
+            raise LoginRequired
+        request.scope["nexusmail.operator"] = operator
+        return operator
+
+
+def check_csrf(request: Request, form: FormData) -> None:
+    if not auth.csrf_matches(request.session, form.get(auth.CSRF_FIELD)):
+        raise CsrfRejected
+
+
+def redirect(path: str, flash: str | None = None, request: Request | None = None
+             ) -> RedirectResponse:
+    """303 See Other: after a POST the browser GETs the page (no resubmit on reload)."""
+    if flash and request is not None:
+        request.session["flash"] = flash
+    return RedirectResponse(path, status_code=303)
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+
+
+def safe_next(value: str | None) -> str:
+    """Only a path on this site: `//evil.example` or `https://...` would leave it."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+def form_text(form: FormData, name: str, max_chars: int = 10_000) -> str:
+    value = form.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise PageError(422, f"{name}: should be text, not a file")
+    value = value.strip()
+    if len(value) > max_chars:
+        raise PageError(422, f"{name}: is longer than {max_chars} characters")
+    return value
+
+
+def make_filters(timezone: str) -> dict[str, Any]:
+    zone = ZoneInfo(timezone)
+
+    def when(value: str | None) -> str:
+        """A stored UTC timestamp in the company's time zone, to the minute."""
+        if not value:
+            return ""
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if moment.tzinfo is None:
+            return value
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+    def size(value: int) -> str:
+        for unit in ("B", "KB", "MB"):
+            if value < 1024 or unit == "MB":
+                return f"{value} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+            value = value / 1024  # type: ignore[assignment]
+        return f"{value} B"
+
+    return {"when": when, "size": size, "urlquote": lambda v: quote(str(v), safe="")}
+
+
+class SecurityHeaders:
+    """Adds the page's safety headers to every response that did not set its own."""
+
+    HEADERS = (
+        (b"content-security-policy", PAGE_CSP.encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"x-frame-options", b"DENY"),
+        (b"cache-control", b"no-store"),
+    )
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers += [(n, v) for n, v in self.HEADERS if n not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def error_page(pages: Pages, request: Request, status: int, message: str) -> Response:
+    return pages.render(request, "error.html.j2", status=status, status_code=status,
+                        message=message)

@@ -1,0 +1,145 @@
+"""The interventions list, the quick entry of a phone request, the employees list.
+
+The list is at `/`: filters and full-text search in the query string (so a filtered
+view can be bookmarked or sent to a colleague), pages by intervention number
+(tickets.search explains why not OFFSET).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import structlog
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from nexusmail.admin.api_assignments import open_with_assignees, signing_keys
+from nexusmail.admin.api_base import MAX_ID, ApiError
+from nexusmail.admin.api_models import InterventionIn, describe_validation_error
+from nexusmail.admin.pages_base import Pages, check_csrf, form_text, redirect
+from nexusmail.tickets import queries, search
+from nexusmail.tickets.intake import OpenRequest
+from nexusmail.tickets.models import Priority, Source, Status
+from nexusmail.tickets.queries import Attention
+
+log = structlog.get_logger(__name__)
+
+MAX_QUERY_CHARS = 200
+MAX_ENTRY_FORM_BYTES = 2 * 1024 * 1024
+_FILTER_KEYS = ("status", "employee", "customer", "type", "attention", "q")
+
+
+def list_routes(pages: Pages) -> list[Route]:
+    h = _Handlers(pages)
+    return [
+        Route("/", h.interventions, methods=["GET"]),
+        Route("/interventions/new", h.new_form, methods=["GET"]),
+        Route("/interventions/new", h.create, methods=["POST"]),
+        Route("/employees", h.employees, methods=["GET"]),
+    ]
+
+
+def _number(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and int(value) <= MAX_ID else None
+
+
+def read_filter(params: Any) -> tuple[search.ListFilter, dict[str, str]]:
+    """The filter a query string asks for, and every filter field's text as typed
+    (for the form). Values that make no sense are ignored: a stale bookmark should
+    still show a list."""
+    status = params.get("status", "")
+    attention = params.get("attention", "")
+    chosen = {key: params.get(key, "").strip()[:MAX_QUERY_CHARS] for key in _FILTER_KEYS}
+    flt = search.ListFilter(
+        status=status if status in {s.value for s in Status} else None,
+        employee_id=_number(params.get("employee")),
+        customer=chosen["customer"],
+        request_type=chosen["type"],
+        attention=Attention(attention) if attention in {a.value for a in Attention} else None,
+        text=chosen["q"],
+    )
+    return flt, chosen
+
+
+class _Handlers:
+    def __init__(self, pages: Pages) -> None:
+        self.p = pages
+
+    async def interventions(self, request: Request) -> Response:
+        await self.p.operator(request)
+        params = request.query_params
+        flt, chosen = read_filter(params)
+        async with self.p.services.store.read() as conn:
+            page = await search.list_page(conn, flt, before=_number(params.get("before")),
+                                          after=_number(params.get("after")))
+            employees = await queries.list_employees(conn)
+            types = await search.request_types(conn)
+
+        def link(**extra: int) -> str:
+            return "/?" + urlencode({**{k: v for k, v in chosen.items() if v}, **extra})
+
+        return self.p.render(
+            request, "list.html.j2", page=page, chosen=chosen, employees=employees,
+            types=types, attentions=[a.value for a in Attention],
+            older_url=link(before=page.older) if page.older else None,
+            newer_url=link(after=page.newer) if page.newer else None,
+        )
+
+    async def new_form(self, request: Request) -> Response:
+        await self.p.operator(request)
+        return await self._entry_form(request, {}, None)
+
+    async def create(self, request: Request) -> Response:
+        operator = await self.p.operator(request)
+        async with request.form(max_files=0, max_fields=100,
+                                max_part_size=MAX_ENTRY_FORM_BYTES) as form:
+            check_csrf(request, form)
+            values = {name: form_text(form, name, 1_000_000) for name in (
+                "customer_email", "customer_name", "subject", "description", "request_type",
+                "priority", "desired_from", "desired_to")}
+            assignees = [a for a in form.getlist("assignees") if isinstance(a, str)]
+        try:
+            body = InterventionIn.model_validate(
+                {**{k: v for k, v in values.items() if v}, "assignees": assignees},
+                context={"limits": self.p.services.settings.limits})
+        except ValidationError as exc:
+            return await self._entry_form(request, values, describe_validation_error(exc),
+                                          assignees)
+        entry = OpenRequest(
+            customer_email=body.customer_email, customer_name=body.customer_name,
+            subject=body.subject, description=body.description, source=Source.API,
+            request_type=body.request_type, priority=body.priority,
+            desired_from=body.desired_from, desired_to=body.desired_to,
+            author=f"operator:{operator.email}",
+        )
+        now, settings = self.p.services.clock.now(), self.p.services.settings
+        try:
+            keys = signing_keys(self.p.services) if body.assignees else ()
+            number = await self.p.services.store.write(lambda tx: open_with_assignees(
+                tx, entry, body.assignees, now=now, settings=settings, reply_keys=keys,
+                assigned_by=f"operator:{operator.email}"))
+        except ApiError as exc:
+            return await self._entry_form(request, values, exc.message, assignees)
+        self.p.services.on_outbox()
+        log.info("admin.intervention_created", intervention=number, operator=operator.email,
+                 customer=body.customer_email, assignees=body.assignees)
+        return redirect(f"/interventions/{number}", f"Intervention #{number} opened.",
+                        request)
+
+    async def _entry_form(self, request: Request, values: dict[str, str],
+                          error: str | None, assignees: list[str] | None = None) -> Response:
+        async with self.p.services.store.read() as conn:
+            employees = [e for e in await queries.list_employees(conn) if e["active"]]
+        return self.p.render(
+            request, "new.html.j2", status=422 if error else 200, values=values, error=error,
+            employees=employees, assignees=set(assignees or []),
+            priorities=[p.value for p in Priority])
+
+    async def employees(self, request: Request) -> Response:
+        await self.p.operator(request)
+        async with self.p.services.store.read() as conn:
+            employees = await queries.list_employees(conn)
+        return self.p.render(request, "employees.html.j2", employees=employees)

@@ -1,0 +1,86 @@
+"""Login and logout of operators (issue 6, point 2).
+
+A login is refused with 429 while the client address or the account has too many
+recent failures (auth.LoginLimiter), before any password is checked; the password
+check itself (argon2, tens of milliseconds of CPU) runs in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from nexusmail.admin import auth
+from nexusmail.admin.pages_base import Pages, check_csrf, form_text, redirect, safe_next
+from nexusmail.tickets.operators import find_operator, verify_password
+
+log = structlog.get_logger(__name__)
+
+MAX_LOGIN_FORM_BYTES = 16 * 1024
+
+
+def login_routes(pages: Pages) -> list[Route]:
+    h = _Handlers(pages)
+    return [
+        Route("/login", h.login_form, methods=["GET"]),
+        Route("/login", h.login, methods=["POST"]),
+        Route("/logout", h.logout, methods=["POST"]),
+    ]
+
+
+class _Handlers:
+    def __init__(self, pages: Pages) -> None:
+        self.p = pages
+
+    async def login_form(self, request: Request) -> Response:
+        return self.p.render(request, "login.html.j2",
+                             next=safe_next(request.query_params.get("next")), email="")
+
+    async def login(self, request: Request) -> Response:
+        async with request.form(max_files=0, max_fields=5,
+                                max_part_size=MAX_LOGIN_FORM_BYTES) as form:
+            check_csrf(request, form)
+            email = form_text(form, "email", 254).lower()
+            password = form.get("password")
+            target = safe_next(form_text(form, "next", 2000))
+        ip = request.client.host if request.client else "unknown"
+        wait = self.p.limiter.retry_after_s(ip, email)
+        if wait:
+            log.warning("admin.login_rate_limited", ip=ip, account=email, retry_after_s=wait)
+            response = self.p.render(
+                request, "login.html.j2", status=429, next=target, email=email,
+                error=f"Too many failed logins. Try again in {wait} seconds.")
+            response.headers["Retry-After"] = str(wait)
+            return response
+        async with self.p.services.store.read() as conn:
+            operator = await find_operator(conn, email)
+        ok = isinstance(password, str) and await asyncio.to_thread(
+            verify_password, operator, password)
+        if not ok or operator is None:
+            self.p.limiter.failed(ip, email)
+            log.info("admin.login_failed", ip=ip, account=email)
+            return self.p.render(request, "login.html.j2", status=401, next=target,
+                                 email=email, error="Wrong address or password.")
+        self.p.limiter.succeeded(email)
+        # A fresh session (and CSRF token) at login: a session id planted before the
+        # login must not become the operator's.
+        request.session.clear()
+        request.session.update({
+            "operator_id": operator.id,
+            "login_at": int(self.p.services.clock.now().timestamp()),
+            "stamp": operator.password_stamp,
+            "csrf": auth.new_csrf_token(),
+        })
+        log.info("admin.login", operator=operator.email, ip=ip)
+        return redirect(target)
+
+    async def logout(self, request: Request) -> Response:
+        async with request.form(max_files=0, max_fields=5,
+                                max_part_size=MAX_LOGIN_FORM_BYTES) as form:
+            check_csrf(request, form)
+        request.session.clear()
+        return redirect("/login")

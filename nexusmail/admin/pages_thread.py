@@ -1,0 +1,276 @@
+"""One intervention's page: its thread in time order, and the operator's actions on it.
+
+Mail is hostile input. Its text is escaped by the templates; its HTML is sanitized
+again here at render time (nh3, ingest.html: no scripts, handlers, forms, remote
+images) and shown only inside `<iframe sandbox srcdoc>` carrying its own CSP, so even
+a sanitizer bug could neither run a script nor fetch a tracking pixel. Files and
+original mails are downloads (`Content-Disposition: attachment`, nosniff).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any
+
+import structlog
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from nexusmail.admin.api import content_disposition, safe_media_type
+from nexusmail.admin.api_assignments import FORM_OVERHEAD_BYTES, _limit_body, signing_keys
+from nexusmail.admin.api_base import MAX_ID, ApiError
+from nexusmail.admin.pages_base import (
+    MAIL_FRAME_CSP,
+    PageError,
+    Pages,
+    check_csrf,
+    form_text,
+    redirect,
+)
+from nexusmail.ingest.html import sanitize_html
+from nexusmail.tickets import queries
+from nexusmail.tickets.assignments import assign
+from nexusmail.tickets.cases import (
+    NewMessage,
+    StoredAttachment,
+    add_message,
+    close_intervention,
+    intervention_status,
+    reopen_intervention,
+)
+from nexusmail.tickets.models import Direction, MessageKind
+
+log = structlog.get_logger(__name__)
+
+MAX_REGISTER_REF_CHARS = 100
+MAX_FILENAME_CHARS = 255
+# Raster images a browser only ever draws: shown inline as previews. Never SVG (it
+# can hold script) and nothing the stored type merely claims beyond these.
+PREVIEW_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+_DOWNLOAD_CSP = "default-src 'none'; sandbox"
+
+
+def thread_routes(pages: Pages) -> list[Route]:
+    h = _Handlers(pages)
+    n = "/interventions/{number:int}"
+    return [
+        Route(n, h.thread, methods=["GET"]),
+        Route(n + "/assign", h.assign, methods=["POST"]),
+        Route(n + "/notes", h.add_note, methods=["POST"]),
+        Route(n + "/close", h.close, methods=["POST"]),
+        Route(n + "/reopen", h.reopen, methods=["POST"]),
+        Route("/attachments/{id:int}", h.attachment, methods=["GET"]),
+        Route("/attachments/{id:int}/preview", h.preview, methods=["GET"]),
+        Route("/messages/{id:int}/raw", h.raw_message, methods=["GET"]),
+    ]
+
+
+def mail_frame_document(body_html: str) -> str:
+    """A whole document for a srcdoc frame: the sanitized mail under its own CSP."""
+    return (
+        '<!doctype html><html><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{MAIL_FRAME_CSP}">'
+        '<base target="_blank"></head><body>'
+        f"{sanitize_html(body_html)}</body></html>"
+    )
+
+
+def _path_number(request: Request, name: str) -> int:
+    value = int(request.path_params[name])
+    if value > MAX_ID:
+        raise PageError(404, "There is no such page.")
+    return value
+
+
+def _download_headers(filename: str) -> dict[str, str]:
+    return {
+        "Content-Disposition": content_disposition(filename),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": _DOWNLOAD_CSP,
+        "Cache-Control": "private, no-store",
+    }
+
+
+class _Handlers:
+    def __init__(self, pages: Pages) -> None:
+        self.p = pages
+
+    async def thread(self, request: Request) -> Response:
+        await self.p.operator(request)
+        number = _path_number(request, "number")
+        async with self.p.services.store.read() as conn:
+            detail = await queries.get_intervention(conn, number)
+            if detail is None:
+                raise PageError(404, f"Intervention #{number} does not exist.")
+            # body_html and the raw-mail link are not in the API's thread view: one more
+            # query for the whole thread, never one per message.
+            rows = await conn.execute_fetchall(
+                "SELECT id, body_html, inbound_id IS NOT NULL FROM messages"
+                " WHERE intervention_number = ?", (number,))
+            employees = await queries.list_employees(conn)
+        html_by_id = {r[0]: r[1] for r in rows if r[1]}
+        has_raw = {r[0] for r in rows if r[2]}
+        entries = [
+            {**m, "frame": mail_frame_document(html_by_id[m["id"]])
+             if m["id"] in html_by_id else None, "has_raw": m["id"] in has_raw}
+            for m in detail["messages"]
+        ]
+        assigned = {a["employee_email"] for a in detail["assignments"]}
+        return self.p.render(
+            request, "thread.html.j2", case=detail, entries=entries,
+            assignable=[e for e in employees if e["active"] and e["email"] not in assigned],
+            preview_types=PREVIEW_TYPES)
+
+    async def assign(self, request: Request) -> Response:
+        operator = await self.p.operator(request)
+        number = _path_number(request, "number")
+        async with request.form(max_files=0, max_fields=5) as form:
+            check_csrf(request, form)
+            email = form_text(form, "employee_email", 254)
+        if not email:
+            raise PageError(422, "Choose an employee to assign.")
+        now, settings = self.p.services.clock.now(), self.p.services.settings
+        try:
+            keys = signing_keys(self.p.services)
+        except ApiError as exc:
+            raise PageError(exc.status, exc.message) from None
+        await self.p.services.store.write(lambda tx: assign(
+            tx, number, email, now=now, settings=settings, reply_keys=keys,
+            assigned_by=f"operator:{operator.email}"))
+        self.p.services.on_outbox()
+        log.info("admin.assigned", intervention=number, employee=email,
+                 operator=operator.email)
+        return redirect(f"/interventions/{number}",
+                        f"Assigned {email}; the assignment mail is on its way.", request)
+
+    async def add_note(self, request: Request) -> Response:
+        operator = await self.p.operator(request)
+        number = _path_number(request, "number")
+        text, register_ref, files = await self._read_note_form(request)
+        stored = []
+        for name, ctype, data in files:
+            # Blob first, row after: a crash between them leaves an unused file, never a
+            # row without its bytes (tickets.blobs).
+            digest = await asyncio.to_thread(self.p.services.blobs.put, data)
+            stored.append(StoredAttachment(name, ctype, len(data), digest))
+        note = NewMessage(
+            kind=MessageKind.NOTE, direction=Direction.INTERNAL,
+            author=f"operator:{operator.email}", body_text=text, attachments=stored,
+            extra={"register_ref": register_ref} if register_ref else {},
+        )
+        now = self.p.services.clock.now()
+
+        def add(tx: sqlite3.Connection) -> int:
+            intervention_status(tx, number)  # NotFound for a missing case
+            return add_message(tx, number, note, now=now)
+
+        message_id = await self.p.services.store.write(add)
+        log.info("admin.note_added", intervention=number, message_id=message_id,
+                 files=len(stored), operator=operator.email)
+        return redirect(f"/interventions/{number}#m{message_id}", "Note added.", request)
+
+    async def _read_note_form(
+        self, request: Request
+    ) -> tuple[str, str, list[tuple[str, str, bytes]]]:
+        limits = self.p.services.settings.limits
+        # Refused as soon as the body outgrows the limit, chunked uploads included.
+        limited = _limit_body(request, limits.max_message_bytes + FORM_OVERHEAD_BYTES)
+        files: list[tuple[str, str, bytes]] = []
+        async with limited.form(max_files=limits.max_attachments, max_fields=10,
+                                max_part_size=limits.max_message_bytes) as form:
+            # Checked before any file is read or stored.
+            check_csrf(request, form)
+            text = form_text(form, "text", limits.max_body_chars)
+            register_ref = form_text(form, "register_ref", MAX_REGISTER_REF_CHARS)
+            total = 0
+            for upload in form.getlist("file"):
+                if not isinstance(upload, UploadFile) or (not upload.filename
+                                                          and not upload.size):
+                    continue  # a file input left empty
+                data = await upload.read()
+                total += len(data)
+                if total > limits.max_message_bytes:
+                    raise PageError(413, "The files are larger than "
+                                         f"{limits.max_message_bytes} bytes.")
+                files.append((_clean_filename(upload.filename or ""),
+                              (upload.content_type or "").strip()[:255]
+                              or "application/octet-stream", data))
+        if not text and not files:
+            raise PageError(422, "A note needs text or a file.")
+        return text, register_ref, files
+
+    async def close(self, request: Request) -> Response:
+        operator = await self.p.operator(request)
+        number = _path_number(request, "number")
+        async with request.form(max_files=0, max_fields=5) as form:
+            check_csrf(request, form)
+            note = form_text(form, "note", 10_000)
+        now = self.p.services.clock.now()
+        await self.p.services.store.write(lambda tx: close_intervention(
+            tx, number, now=now, author=f"operator:{operator.email}", note=note))
+        log.info("admin.closed", intervention=number, operator=operator.email)
+        return redirect(f"/interventions/{number}", f"Intervention #{number} closed.", request)
+
+    async def reopen(self, request: Request) -> Response:
+        operator = await self.p.operator(request)
+        number = _path_number(request, "number")
+        async with request.form(max_files=0, max_fields=5) as form:
+            check_csrf(request, form)
+        now = self.p.services.clock.now()
+        await self.p.services.store.write(lambda tx: reopen_intervention(
+            tx, number, now=now, author=f"operator:{operator.email}"))
+        log.info("admin.reopened", intervention=number, operator=operator.email)
+        return redirect(f"/interventions/{number}", f"Intervention #{number} reopened.",
+                        request)
+
+    async def attachment(self, request: Request) -> Response:
+        await self.p.operator(request)
+        found = await self._attachment(request)
+        path, attachment = found
+        return FileResponse(path, media_type=safe_media_type(attachment["content_type"]),
+                            headers=_download_headers(attachment["filename"]))
+
+    async def preview(self, request: Request) -> Response:
+        await self.p.operator(request)
+        path, attachment = await self._attachment(request)
+        media_type = safe_media_type(attachment["content_type"])
+        if media_type not in PREVIEW_TYPES:
+            raise PageError(404, "This file has no preview; download it instead.")
+        return FileResponse(path, media_type=media_type, headers={
+            "X-Content-Type-Options": "nosniff", "Content-Security-Policy": _DOWNLOAD_CSP,
+            "Cache-Control": "private, max-age=3600"})
+
+    async def _attachment(self, request: Request) -> tuple[Any, queries.StoredAttachmentView]:
+        attachment_id = _path_number(request, "id")
+        async with self.p.services.store.read() as conn:
+            attachment = await queries.get_attachment(conn, attachment_id)
+        if attachment is None:
+            raise PageError(404, "There is no such file.")
+        path = self.p.services.blobs.path_for(attachment["sha256"])
+        if not await asyncio.to_thread(path.is_file):
+            log.error("admin.attachment_blob_missing", attachment_id=attachment_id,
+                      sha256=attachment["sha256"])
+            raise PageError(404, "The content of this file is missing from the store.")
+        return path, attachment
+
+    async def raw_message(self, request: Request) -> Response:
+        await self.p.operator(request)
+        message_id = _path_number(request, "id")
+        async with self.p.services.store.read() as conn:
+            sha = await queries.get_message_raw_sha(conn, message_id)
+            data = await queries.get_raw_message(conn, sha) if sha else None
+        if data is None:
+            raise PageError(404, "This message has no original mail.")
+        return Response(data, media_type="message/rfc822",
+                        headers=_download_headers(f"message-{message_id}.eml"))
+
+
+def _clean_filename(name: str) -> str:
+    # Some browsers send the whole client-side path ("C:\\Users\\...\\foto.jpg").
+    base = name.replace("\\", "/").rpartition("/")[2]
+    cleaned = "".join(c for c in base if c.isprintable()).strip()
+    return cleaned[:MAX_FILENAME_CHARS] or "attachment"
+

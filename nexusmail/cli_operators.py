@@ -1,0 +1,141 @@
+"""`nexusmail operator add|password|list`: the people who log in to the admin page.
+
+The password never travels on the command line (it would show in `ps` and the shell
+history): it is asked for twice on a terminal, or read as the first line of standard
+input otherwise (`printf '%s\\n' "$PW" | nexusmail operator add ...`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TextIO, TypeVar
+
+from nexusmail.admin.api_models import MAX_ADDRESS_CHARS
+from nexusmail.clock import SystemClock
+from nexusmail.config import Settings
+from nexusmail.paths import database_path
+from nexusmail.tickets import operators
+from nexusmail.tickets.cases import Conflict, NotFound
+from nexusmail.tickets.store import Store
+
+T = TypeVar("T")
+Command = Callable[[argparse.Namespace, Settings], int]
+AddCommand = Callable[[Any, str, Command, str, str], argparse.ArgumentParser]
+AddGroup = Callable[[Any, str, argparse.ArgumentParser, str, str], Any]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand,
+             group: AddGroup) -> None:
+    """Add the `operator` command group to the CLI's parser."""
+    operator = group(commands, "operator", config_opt,
+                     "Manage operators (who log in to the admin page).",
+                     "  nexusmail operator add anna@firm.it --name 'Anna Conti'\n"
+                     "  nexusmail operator list")
+    add_cmd = add(operator, "add", cmd_add,
+                  "Add an operator; the password is asked for (or read from standard input).",
+                  "  nexusmail operator add anna@firm.it --name 'Anna Conti'\n"
+                  "  printf '%s\\n' \"$PASSWORD\" | nexusmail operator add anna@firm.it")
+    add_cmd.add_argument("email", help="the address the operator logs in with")
+    add_cmd.add_argument("--name", default="", help="full name, as the page shows it")
+    password = add(operator, "password", cmd_password,
+                   "Set a new password for an operator (ends their open sessions).",
+                   "  nexusmail operator password anna@firm.it")
+    password.add_argument("email", help="the operator's login address")
+    add(operator, "list", cmd_list, "List operators.", "  nexusmail operator list")
+
+
+def read_password(stdin: TextIO | None = None) -> str:
+    """The new password: twice by getpass on a terminal, else stdin's first line."""
+    stream = stdin or sys.stdin
+    if stream.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != first:
+            raise ValueError("the two passwords differ")
+        password = first
+    else:
+        password = stream.readline().rstrip("\r\n")
+    operators.check_password_rules(password)
+    return password
+
+
+def _checked_email(email: str) -> str:
+    email = email.strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or not domain or len(email) > MAX_ADDRESS_CHARS or any(
+            c.isspace() for c in email):
+        raise ValueError(f"{email!r} is not an email address")
+    return email
+
+
+def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        email = _checked_email(args.email)
+        password_hash = operators.hash_password(read_password())
+    except ValueError as exc:
+        print(f"nexusmail: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    now = SystemClock().now()
+
+    async def insert(store: Store) -> int:
+        return await store.write(lambda tx: operators.add_operator(
+            tx, email=email, name=args.name, password_hash=password_hash, now=now))
+
+    try:
+        operator_id = _with_store(settings, insert)
+    except Conflict as exc:
+        print(f"nexusmail: {exc} (`nexusmail operator password {email}` sets a new "
+              "password)", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Added operator {operator_id}: {email}. They can log in to the admin page now.")
+    return EXIT_OK
+
+
+def cmd_password(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        email = _checked_email(args.email)
+        password_hash = operators.hash_password(read_password())
+    except ValueError as exc:
+        print(f"nexusmail: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    now = SystemClock().now()
+
+    async def update(store: Store) -> None:
+        await store.write(lambda tx: operators.set_password(
+            tx, email=email, password_hash=password_hash, now=now))
+
+    try:
+        _with_store(settings, update)
+    except NotFound as exc:
+        print(f"nexusmail: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Set a new password for {email}.")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def fetch(store: Store) -> list[tuple[int, str, str, bool, str]]:
+        async with store.read() as conn:
+            return await operators.list_operators(conn)
+
+    rows = _with_store(settings, fetch)
+    if not rows:
+        print("(none)")
+        return EXIT_OK
+    for operator_id, email, name, active, created_at in rows:
+        state = "active" if active else "inactive"
+        print(f"{operator_id}  {email}  {name or '-'}  {state}  {created_at}")
+    return EXIT_OK
+
+
+def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
+    async def run() -> T:
+        async with Store(database_path(settings)) as store:
+            return await fn(store)
+
+    return asyncio.run(run())

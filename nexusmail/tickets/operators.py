@@ -1,0 +1,127 @@
+"""Operators: the people who log in to the admin page, and their password hashes.
+
+Passwords are hashed with argon2id (argon2-cffi's defaults: 64 MiB, 3 passes), so a
+stolen database does not give the passwords away cheaply. Hashing and verifying cost
+tens of milliseconds of CPU: async callers run them in a thread.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import aiosqlite
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from nexusmail.clock import iso
+from nexusmail.tickets.cases import Conflict, NotFound
+
+# Below this a password is refused: the login rate limit slows guessing, it cannot
+# save a four-letter password.
+MIN_PASSWORD_CHARS = 10
+MAX_PASSWORD_CHARS = 1024
+
+_hasher = PasswordHasher()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    # Verified against when the account does not exist, so the answer takes as long as
+    # for a wrong password and does not tell which addresses are operators.
+    return _hasher.hash("not a password of anyone")
+
+
+@dataclass(frozen=True)
+class Operator:
+    id: int
+    email: str
+    name: str
+    password_hash: str = field(default="", repr=False)
+
+    @property
+    def display(self) -> str:
+        return self.name or self.email
+
+    @property
+    def password_stamp(self) -> str:
+        """Changes with the password: a session remembers it, so setting a new password
+        ends every session opened with the old one."""
+        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
+
+
+def check_password_rules(password: str) -> None:
+    """ValueError naming the rule a new password breaks."""
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise ValueError(f"the password needs at least {MIN_PASSWORD_CHARS} characters")
+    if len(password) > MAX_PASSWORD_CHARS:
+        raise ValueError(f"the password is longer than {MAX_PASSWORD_CHARS} characters")
+
+
+def hash_password(password: str) -> str:
+    """An argon2id PHC string (blocking: tens of milliseconds)."""
+    return _hasher.hash(password)
+
+
+def verify_password(operator: Operator | None, password: str) -> bool:
+    """Whether `password` is the operator's; a missing operator costs the same time."""
+    try:
+        matched = _hasher.verify(operator.password_hash if operator else _dummy_hash(), password)
+    except (VerificationError, InvalidHashError):
+        return False
+    return matched and operator is not None
+
+
+def add_operator(
+    tx: sqlite3.Connection, *, email: str, name: str, password_hash: str, now: datetime
+) -> int:
+    """Add an operator; an existing address raises Conflict."""
+    try:
+        operator_id = tx.execute(
+            "INSERT INTO operators (email, name, password_hash, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (email.strip().lower(), name.strip(), password_hash, iso(now), iso(now)),
+        ).lastrowid
+    except sqlite3.IntegrityError:
+        raise Conflict(f"an operator with address {email} exists already") from None
+    assert operator_id is not None
+    return operator_id
+
+
+def set_password(
+    tx: sqlite3.Connection, *, email: str, password_hash: str, now: datetime
+) -> None:
+    changed = tx.execute(
+        "UPDATE operators SET password_hash = ?, updated_at = ? WHERE email = ?",
+        (password_hash, iso(now), email.strip().lower()),
+    ).rowcount
+    if not changed:
+        raise NotFound(f"no operator with address {email}")
+
+
+async def find_operator(conn: aiosqlite.Connection, email: str) -> Operator | None:
+    """The active operator with this login address, hash included (for the login)."""
+    rows = list(await conn.execute_fetchall(
+        "SELECT id, email, name, password_hash FROM operators WHERE email = ? AND active = 1",
+        (email.strip().lower(),),
+    ))
+    return Operator(*rows[0]) if rows else None
+
+
+async def get_operator(conn: aiosqlite.Connection, operator_id: int) -> Operator | None:
+    """The active operator a session names."""
+    rows = list(await conn.execute_fetchall(
+        "SELECT id, email, name, password_hash FROM operators WHERE id = ? AND active = 1",
+        (operator_id,),
+    ))
+    return Operator(*rows[0]) if rows else None
+
+
+async def list_operators(conn: aiosqlite.Connection) -> list[tuple[int, str, str, bool, str]]:
+    rows = await conn.execute_fetchall(
+        "SELECT id, email, name, active, created_at FROM operators ORDER BY id"
+    )
+    return [(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]

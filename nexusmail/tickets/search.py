@@ -1,0 +1,197 @@
+"""The admin list's read side: filters, full-text search (FTS5) and keyset pagination.
+
+Built to stay fast with 100,000 interventions and 1,000,000 messages (issue 6, point
+3): no total count (it would scan every match), pages by `number` rather than OFFSET
+(an OFFSET walks every skipped row), every filter answerable from an index
+(migration 0005), and the assignees of a whole page read in one query.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+import aiosqlite
+
+from nexusmail.tickets import queries
+from nexusmail.tickets.queries import Attention, InterventionSummary
+
+PAGE_SIZE = 50
+MAX_QUERY_WORDS = 12
+# Words are quoted for FTS5, so its operators (AND, NEAR, column:) stay plain text.
+_WORD = re.compile(r"[^\s\"]+")
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    status: str | None = None
+    employee_id: int | None = None
+    customer: str = ""
+    request_type: str = ""
+    attention: Attention | None = None
+    text: str = ""
+
+
+class AssigneeView(TypedDict):
+    name: str
+    email: str
+    status: str
+
+
+class ListRow(InterventionSummary):
+    assignees: list[AssigneeView]
+
+
+@dataclass(frozen=True)
+class ListPage:
+    rows: list[ListRow]
+    older: int | None   # pass as `before` for the next page, None on the last one
+    newer: int | None   # pass as `after` for the previous page, None on the first one
+
+
+def fts_query(text: str) -> str | None:
+    """An FTS5 MATCH expression requiring every word of `text`; None when it has none.
+
+    Each word becomes a quoted string, so nothing typed can be an FTS5 operator or a
+    syntax error; the tokenizer then folds case and diacritics on both sides.
+    """
+    words = _WORD.findall(text)[:MAX_QUERY_WORDS]
+    return " ".join(f'"{w}"' for w in words) or None
+
+
+def _conditions(f: ListFilter) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if f.status:
+        where.append("i.status = ?")
+        params.append(f.status)
+    if f.employee_id is not None:
+        where.append("i.number IN (SELECT intervention_number FROM assignments"
+                     " WHERE employee_id = ?)")
+        params.append(f.employee_id)
+    if f.customer.strip():
+        pattern = "%" + queries._escape_like(f.customer.strip()) + "%"
+        where.append(
+            "(i.customer_id IN (SELECT id FROM customers WHERE name LIKE ? ESCAPE '\\'"
+            " OR email LIKE ? ESCAPE '\\') OR i.contact_id IN (SELECT id FROM contacts"
+            " WHERE name LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\'))")
+        params += [pattern] * 4
+    if f.request_type.strip():
+        where.append("i.request_type = ? COLLATE NOCASE")
+        params.append(f.request_type.strip())
+    where += _attention_conditions(f.attention)
+    match = fts_query(f.text)
+    if match:
+        where.append(
+            "(i.number IN (SELECT rowid FROM interventions_fts WHERE interventions_fts MATCH ?)"
+            " OR i.number IN (SELECT m.intervention_number FROM messages_fts"
+            " JOIN messages m ON m.id = messages_fts.rowid WHERE messages_fts MATCH ?))")
+        params += [match, match]
+    return where, params
+
+
+def _attention_conditions(attention: Attention | None) -> list[str]:
+    # The same rules as queries.needs_attention, phrased so an index drives each.
+    if attention is Attention.REJECTED:
+        return ["i.status = 'open'",
+                "i.number IN (SELECT intervention_number FROM assignments"
+                " WHERE status = 'rejected')",
+                "NOT EXISTS (SELECT 1 FROM assignments a WHERE a.intervention_number ="
+                " i.number AND a.status IN ('confirmed', 'pending'))"]
+    if attention is Attention.UNCLEAR:
+        return ["i.status = 'open'",
+                "i.number IN (SELECT intervention_number FROM assignments"
+                " WHERE status = 'unclear')"]
+    if attention is Attention.UNVERIFIED:
+        return ["i.number IN (SELECT intervention_number FROM messages"
+                " WHERE kind = 'technician_reply' AND verified = 0)"]
+    if attention is Attention.UNASSIGNED:
+        return ["i.status = 'open'",
+                "NOT EXISTS (SELECT 1 FROM assignments a WHERE a.intervention_number ="
+                " i.number)"]
+    return []
+
+
+async def list_page(
+    conn: aiosqlite.Connection,
+    f: ListFilter,
+    *,
+    before: int | None = None,
+    after: int | None = None,
+    limit: int = PAGE_SIZE,
+) -> ListPage:
+    """The page of matching interventions newest first: below `before`, or the page
+    just above `after` (going back), or the newest."""
+    where, params = _conditions(f)
+    if after is not None:
+        where.append("i.number > ?")
+        params.append(after)
+    elif before is not None:
+        where.append("i.number < ?")
+        params.append(before)
+    order = "ASC" if after is not None else "DESC"
+    clause = (" WHERE " + " AND ".join(where)) if where else ""
+    # Only fixed fragments are joined into the SQL; every value is a bound parameter.
+    rows = list(await conn.execute_fetchall(
+        f"SELECT {queries._INTERVENTION_COLUMNS} {clause}"
+        f" ORDER BY i.number {order} LIMIT ?",
+        [*params, limit + 1],
+    ))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if after is not None:
+        rows.reverse()
+    summaries = [queries._summary(r) for r in rows]
+    assignees = await _assignees(conn, [s["number"] for s in summaries])
+    listed: list[ListRow] = [
+        {**s, "assignees": assignees.get(s["number"], [])} for s in summaries
+    ]
+    if not listed:
+        return ListPage([], None, None)
+    first, last = listed[0]["number"], listed[-1]["number"]
+    if after is None:
+        older = last if more else None
+        newer = first if before is not None else None  # we came here from a newer page
+    else:
+        older = last  # we came here from an older page
+        newer = first if more else None
+    return ListPage(listed, older, newer)
+
+
+async def _assignees(
+    conn: aiosqlite.Connection, numbers: list[int]
+) -> dict[int, list[AssigneeView]]:
+    """Who is on each listed intervention: one query for the whole page."""
+    if not numbers:
+        return {}
+    marks = ",".join("?" * len(numbers))
+    rows = await conn.execute_fetchall(
+        "SELECT a.intervention_number, e.name, e.email, a.status FROM assignments a"  # noqa: S608
+        f" JOIN employees e ON e.id = a.employee_id WHERE a.intervention_number IN ({marks})"
+        " ORDER BY a.id",
+        numbers,
+    )
+    found: dict[int, list[AssigneeView]] = defaultdict(list)
+    for r in rows:
+        found[r[0]].append({"name": r[1], "email": r[2], "status": r[3]})
+    return found
+
+
+async def request_types(conn: aiosqlite.Connection, limit: int = 100) -> list[str]:
+    """Request types in use, for the filter's suggestions.
+
+    A skip-scan: each step seeks the next distinct value in the type index, so this
+    costs `limit` index seeks however many interventions there are (a plain DISTINCT
+    would walk all 100,000 index entries on every list page).
+    """
+    rows = await conn.execute_fetchall(
+        "WITH RECURSIVE types(v) AS ("
+        " SELECT min(request_type COLLATE NOCASE) FROM interventions WHERE request_type > ''"
+        " UNION ALL SELECT (SELECT min(request_type COLLATE NOCASE) FROM interventions"
+        "  WHERE request_type COLLATE NOCASE > types.v) FROM types WHERE types.v IS NOT NULL"
+        " LIMIT ?) SELECT v FROM types WHERE v IS NOT NULL",
+        (limit,),
+    )
+    return [str(r[0]) for r in rows]
