@@ -114,8 +114,7 @@ async def test_missing_required_fields_and_no_token(api: Api) -> None:
 async def test_occurrences_preview_shows_opened_ones(api: Api, store: Store,
                                                      settings: Settings,
                                                      clock: FakeClock) -> None:
-    """The preview lists the next dates with their opening dates, and the intervention
-    number of an occurrence already opened."""
+    """The preview lists dates, opening dates and the intervention of opened ones."""
     schedule = await create(api, first_date="2026-01-31")
     preview = (await api.client.get(
         f"/api/v1/schedules/{schedule['id']}/occurrences?count=3")).json()
@@ -137,8 +136,7 @@ async def test_occurrences_preview_shows_opened_ones(api: Api, store: Store,
 
 async def test_patch_pauses_resumes_and_edits_without_reopening(
         api: Api, store: Store, settings: Settings, clock: FakeClock) -> None:
-    """Pause stops openings; an edit after an opening never opens that occurrence again;
-    the detail lists what was handled."""
+    """PATCH pauses, resumes and edits; an opened occurrence never opens again."""
     schedule = await create(api, first_date="2026-03-04", assignees=[])
     url = f"/api/v1/schedules/{schedule['id']}"
     sched = Scheduler(store, settings, clock, reply_keys=KEYS, on_outbox=lambda: None)

@@ -64,9 +64,7 @@ def client(daemon: Daemon, token: str) -> httpx.AsyncClient:
 
 async def test_schedule_opens_once_across_ticks_restart_and_downtime(
         tmp_path: Path, sink: tuple[CaptureHandler, int]) -> None:
-    """First date in 3 days with 3 lead days: one intervention at the next tick, mailed
-    to the assignee; still one after two more ticks and a restart; after downtime the
-    missed occurrences open marked late; paused, nothing more opens."""
+    """One case and mail per occurrence across ticks, a restart, downtime (late) and pause."""
     mails, port = sink
     settings = make_settings(tmp_path, relay_port=port, scheduler={"interval_s": 0.1})
     clock = FakeClock(START)

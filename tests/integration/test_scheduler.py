@@ -79,8 +79,7 @@ def settings(tmp_path: Path) -> Settings:
 
 async def test_opens_on_the_opening_date_once(store: Store, settings: Settings,
                                               clock: FakeClock) -> None:
-    """Monthly on the 10th with 3 lead days opens on the 7th, on time, once; the
-    intervention names its occurrence and the customer gets no acknowledgement."""
+    """Monthly 10th, 3 lead days: opened on the 7th, once, naming its date, no customer ack."""
     schedule_id = await add(store, clock)
     sched = scheduler(store, settings, clock)
     clock.advance(timedelta(days=4))                      # 6 March
@@ -107,8 +106,7 @@ async def test_opens_on_the_opening_date_once(store: Store, settings: Settings,
 
 async def test_assignees_get_the_assignment_mail(store: Store, settings: Settings,
                                                  clock: FakeClock) -> None:
-    """A default assignee is assigned and their assignment mail queued; the outbox is
-    woken once."""
+    """A default assignee is assigned, their mail queued, the outbox woken once."""
     await store.write(lambda tx: add_employee(tx, email=MARCO, name="Marco Bianchi",
                                               language="it", now=clock.now()))
     await add(store, clock, assignees=(MARCO,), first_date=date(2026, 3, 5))
@@ -122,8 +120,7 @@ async def test_assignees_get_the_assignment_mail(store: Store, settings: Setting
 
 async def test_an_assignee_gone_leaves_the_case_open_and_unassigned(
         store: Store, settings: Settings, clock: FakeClock) -> None:
-    """An assignee deactivated since the schedule was made does not stop the opening:
-    the case opens unassigned with a note saying why."""
+    """A deactivated assignee does not stop the opening; a note says why."""
     await store.write(lambda tx: add_employee(tx, email=MARCO, name="Marco", language="it",
                                               now=clock.now()))
     await add(store, clock, assignees=(MARCO,), first_date=date(2026, 3, 5))
@@ -136,8 +133,7 @@ async def test_an_assignee_gone_leaves_the_case_open_and_unassigned(
 
 async def test_downtime_catch_up_marks_late_and_records_skips(
         tmp_path: Path, store: Store, clock: FakeClock) -> None:
-    """Down for five weeks: the upcoming occurrence and the latest past one open, marked
-    late; the older ones are recorded as skipped, not dropped."""
+    """After downtime the upcoming and latest past open late; older ones are skipped."""
     await add(store, clock, interval=Interval.WEEKLY, first_date=date(2026, 3, 4),
               lead_days=2)
     clock.advance(timedelta(days=36))                     # 7 April
@@ -154,8 +150,7 @@ async def test_downtime_catch_up_marks_late_and_records_skips(
 
 async def test_pause_stops_openings_and_resume_does_not_catch_up_the_pause(
         store: Store, settings: Settings, clock: FakeClock) -> None:
-    """A paused schedule opens nothing; resumed, it continues from today (the pause's
-    occurrences are not opened) and an edit never reopens an opened occurrence."""
+    """Paused opens nothing; resume starts from today; an edit never reopens an occurrence."""
     schedule_id = await add(store, clock, interval=Interval.WEEKLY,
                             first_date=date(2026, 3, 3), lead_days=1)
     sched = scheduler(store, settings, clock)
@@ -183,8 +178,7 @@ async def test_pause_stops_openings_and_resume_does_not_catch_up_the_pause(
 async def test_racing_ticks_and_two_stores_open_once(tmp_path: Path, store: Store,
                                                      settings: Settings,
                                                      clock: FakeClock) -> None:
-    """Two ticks at once, and a second store (a second daemon) on the same file ticking
-    at the same time, open each occurrence once."""
+    """Racing ticks, and a second store on the same file, open each occurrence once."""
     for n in range(20):
         await add(store, clock, first_date=date(2026, 3, 3 + n % 3), subject=f"S{n}")
     async with Store(tmp_path / "nexusmail.sqlite3") as other:
@@ -224,9 +218,7 @@ steps = st.lists(st.one_of(st.integers(0, 40), st.just("restart")), min_size=1, 
 def test_every_occurrence_is_handled_exactly_once(interval: Interval, every: int, first: int,
                                                   lead: int, plan: list[int | str],
                                                   policy: str) -> None:
-    """Over any sequence of clock moves, ticks and restarts (a new Store and Scheduler on
-    the same file), each due occurrence is handled once: opened once or recorded as
-    skipped, never both, never silently missed, with one intervention per opening."""
+    """Over any ticks, clock moves and restarts, each due occurrence is handled exactly once."""
     first_date = TODAY + timedelta(days=first)
     rule = Recurrence(interval, first_date, every=every)
 
@@ -288,8 +280,7 @@ def test_store_rejects_a_second_row_for_one_occurrence(tmp_path: Path) -> None:
 
 
 async def test_due_query_reads_the_index_not_every_schedule(store: Store) -> None:
-    """The tick finds due schedules through the partial index schedules_due, so its cost
-    follows the due ones (issue 4, point 5), not a scan of every schedule."""
+    """The due query searches the partial index schedules_due, never scans every schedule."""
     async with store.read() as conn:
         plan = await conn.execute_fetchall("EXPLAIN QUERY PLAN " + DUE_SQL, ("2026-03-02",))
     details = [row[3] for row in plan]

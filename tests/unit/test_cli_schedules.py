@@ -43,8 +43,7 @@ def run(config: str, *args: str) -> int:
 
 def test_add_list_show_preview_pause_resume(config: str, capsys: pytest.CaptureFixture[str]
                                             ) -> None:
-    """The whole round: add prints the next opening; list, show and preview agree; pause
-    and resume change the status."""
+    """add, list, show, preview, pause and resume agree with each other."""
     first = TODAY + timedelta(days=40)
     assert run(config, "schedule", "add", "condominio@example.it", "--subject", "Caldaia",
                "--interval", "monthly", "--first-date", first.isoformat(),
@@ -72,8 +71,7 @@ def test_add_list_show_preview_pause_resume(config: str, capsys: pytest.CaptureF
 
 def test_errors_name_the_field_and_exit_non_zero(config: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    """A bad rule or an unknown assignee is refused with the field named (exit 2); an
-    unknown schedule exits 1."""
+    """Bad input names the field and exits 2; an unknown schedule exits 1."""
     base = ["schedule", "add", "c@example.it", "--subject", "S", "--interval", "weekly",
             "--first-date", TODAY.isoformat(), "--lead-days", "1"]
     assert run(config, *base, "--day-rule", "last_day") == 2

@@ -147,8 +147,7 @@ def test_plan_opens_lead_days_ahead() -> None:
     (CatchUp.ALL, ["2026-04-20", "2026-04-27", "2026-05-04", "2026-05-11"], []),
 ])
 def test_catch_up_policies(policy: CatchUp, opened: list[str], skipped: list[str]) -> None:
-    """After downtime: upcoming ones always open (late), past ones by policy; the rest
-    are returned as skipped, never dropped."""
+    """Past-date occurrences open by catch-up policy (late); the rest come back as skipped."""
     rule = Recurrence(W, D("2026-04-20"))
     plan = plan_due(rule, 2, from_date=D("2026-04-20"), today=D("2026-05-10"), catch_up=policy)
     assert [o.occurrence.isoformat() for o in plan.to_open] == opened
@@ -167,8 +166,7 @@ rules = st.builds(
 
 @given(rules)
 def test_dates_strictly_increase_and_keep_the_anchor(rule: Recurrence) -> None:
-    """Dates strictly increase, sit a whole number of periods from the first date, and
-    fall on the anchor day (or the month's last day when the month is shorter)."""
+    """Dates strictly increase, whole periods apart, on the anchor day or the month's last."""
     found = occurrences(rule, limit=30)
     assert found[0] == rule.first_date
     assert all(a < b for a, b in itertools.pairwise(found))
@@ -187,8 +185,7 @@ def test_dates_strictly_increase_and_keep_the_anchor(rule: Recurrence) -> None:
 @given(rules, st.integers(0, 400), st.dates(min_value=date(2000, 1, 1),
                                              max_value=date(2090, 1, 1)))
 def test_opening_is_date_minus_lead_days(rule: Recurrence, lead: int, today: date) -> None:
-    """Every planned opening is its occurrence minus the lead days, on or before today,
-    and the next occurrence opens after today."""
+    """Each opening is its date minus the lead days, by today; the next one opens later."""
     plan = plan_due(rule, lead, from_date=rule.first_date, today=today,
                     catch_up=CatchUp.ALL)
     for opening in plan.to_open:
