@@ -286,3 +286,21 @@ async def test_due_query_reads_the_index_not_every_schedule(store: Store) -> Non
     details = [row[3] for row in plan]
     assert any("USING INDEX schedules_due" in d for d in details), details
     assert not any(d.startswith("SCAN") for d in details), details
+
+
+@pytest.mark.parametrize(("first_date", "lead", "last_minute"), [
+    (date(2026, 3, 31), 2, datetime(2026, 3, 28, 22, 59, tzinfo=UTC)),   # CET, DST next day
+    (date(2026, 10, 25), 0, datetime(2026, 10, 24, 21, 59, tzinfo=UTC)),  # CEST, DST ends
+])
+async def test_opening_follows_the_rome_calendar_across_dst(
+        store: Store, tmp_path: Path, first_date: date, lead: int,
+        last_minute: datetime) -> None:
+    """An opening waits for the Rome date, not the UTC one, on both DST weekends."""
+    clock = FakeClock(last_minute - timedelta(days=1))
+    await add(store, clock, first_date=first_date, lead_days=lead)
+    clock.advance(timedelta(days=1))                  # 23:59 in Rome, the day before
+    sched = scheduler(store, make_settings(tmp_path), clock)
+    assert (await sched.tick()).opened == 0
+    clock.advance(timedelta(minutes=1))               # midnight in Rome
+    result = await sched.tick()
+    assert (result.opened, result.late) == (1, 0)
