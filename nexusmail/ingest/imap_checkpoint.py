@@ -1,0 +1,87 @@
+"""What IMAP collection remembers between runs: checkpoints and oversize mails (0004_imap).
+
+Plain functions over a sqlite3 connection, run by `Store.write` (one writer, invariant 8),
+so each change is committed before the caller acts on it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from nexusmail.clock import iso
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Every mail with a UID up to `highest_uid` in this UIDVALIDITY was stored
+    (or recorded as oversize)."""
+
+    uidvalidity: int
+    highest_uid: int
+
+
+@dataclass(frozen=True)
+class OversizeMail:
+    uid: int
+    size: int
+    message_id: str | None
+    sender: str
+    subject: str
+
+
+def load_checkpoint(tx: sqlite3.Connection, account: str, folder: str) -> Checkpoint | None:
+    row = tx.execute(
+        "SELECT uidvalidity, highest_uid FROM imap_checkpoints WHERE account = ? AND folder = ?",
+        (account, folder),
+    ).fetchone()
+    return None if row is None else Checkpoint(int(row[0]), int(row[1]))
+
+
+def save_checkpoint(tx: sqlite3.Connection, account: str, folder: str, checkpoint: Checkpoint,
+                    now: datetime) -> None:
+    tx.execute(
+        "INSERT INTO imap_checkpoints (account, folder, uidvalidity, highest_uid, updated_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, folder) DO UPDATE SET"
+        " uidvalidity = excluded.uidvalidity, highest_uid = excluded.highest_uid,"
+        " updated_at = excluded.updated_at",
+        (account, folder, checkpoint.uidvalidity, checkpoint.highest_uid, iso(now)),
+    )
+
+
+def record_oversize(tx: sqlite3.Connection, account: str, folder: str, uidvalidity: int,
+                    mails: Iterable[OversizeMail], now: datetime) -> list[OversizeMail]:
+    """Record mails left on the server; return those not recorded before (to report)."""
+    new = []
+    for mail in mails:
+        cursor = tx.execute(
+            "INSERT OR IGNORE INTO imap_oversize (account, folder, uidvalidity, uid, size,"
+            " message_id, sender, subject, found_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (account, folder, uidvalidity, mail.uid, mail.size, mail.message_id, mail.sender,
+             mail.subject[:1000], iso(now)),
+        )
+        if cursor.rowcount:
+            new.append(mail)
+    return new
+
+
+def oversize_uids(tx: sqlite3.Connection, account: str, folder: str,
+                  uidvalidity: int) -> set[int]:
+    rows = tx.execute(
+        "SELECT uid FROM imap_oversize WHERE account = ? AND folder = ? AND uidvalidity = ?",
+        (account, folder, uidvalidity),
+    ).fetchall()
+    return {int(row[0]) for row in rows}
+
+
+def known_mails(tx: sqlite3.Connection,
+                keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which (Message-ID, sender) pairs the inbound log already holds: the same key
+    `apply_inbound` treats as a duplicate."""
+    return {
+        (message_id, sender) for message_id, sender in keys
+        if tx.execute("SELECT 1 FROM inbound WHERE message_id = ? AND sender = ?",
+                      (message_id, sender)).fetchone() is not None
+    }
