@@ -40,7 +40,13 @@ from nexusmail.ingest.imap_checkpoint import (
     record_oversize,
     save_checkpoint,
 )
-from nexusmail.ingest.imap_session import AuthFailed, CollectError, ImapSession, chunk_by_size
+from nexusmail.ingest.imap_session import (
+    AuthFailed,
+    CollectError,
+    ImapSession,
+    chunk_by_size,
+    describe_error,
+)
 from nexusmail.tickets.inbound import IngestResult
 from nexusmail.tickets.models import Outcome
 
@@ -136,12 +142,12 @@ class AccountCollector:
             except (CollectError, IMAPClientError, OSError, TemporaryFailure) as exc:
                 attempt += 1
                 delay = backoff_s(attempt, self.imap.reconnect_min_s, self.imap.reconnect_max_s)
-                self._failed(_describe(exc), login=False, retry_in_s=delay)
+                self._failed(describe_error(exc), login=False, retry_in_s=delay)
             except Exception as exc:  # a bug must not end collection: report, retry
                 attempt += 1
                 delay = backoff_s(attempt, self.imap.reconnect_min_s, self.imap.reconnect_max_s)
                 log.exception("imap.collector_failed")
-                self._failed(_describe(exc), login=False, retry_in_s=delay)
+                self._failed(describe_error(exc), login=False, retry_in_s=delay)
             finally:
                 self.state.connected = self.state.idle = False
                 await self._call(session.close)
@@ -333,8 +339,3 @@ class AccountCollector:
             self._reported = message
         else:
             log.debug("imap.still_failing", error=message, retry_in_s=round(retry_in_s, 1))
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:300]

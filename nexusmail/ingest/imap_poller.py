@@ -18,7 +18,7 @@ from nexusmail.clock import Clock
 from nexusmail.config import ImapAccount, Settings
 from nexusmail.ingest.accept import Ingest
 from nexusmail.ingest.imap_account import AccountCollector
-from nexusmail.ingest.imap_session import CollectError, ImapSession
+from nexusmail.ingest.imap_session import CollectError, ImapSession, describe_error
 
 
 class ImapCollector:
@@ -102,7 +102,7 @@ def _check_account(account: ImapAccount, settings: Settings,
             move_to_exists=None if move_to is None else bool(client.folder_exists(move_to)))
     except (CollectError, IMAPClientError, OSError) as exc:
         return AccountReport(name=account.name, host=account.host, ok=False,
-                             error=f"{type(exc).__name__}: {exc}"[:300],
+                             error=describe_error(exc),
                              capabilities=tuple(sorted(session.capabilities)),
                              folder=account.folder)
     finally:

@@ -264,6 +264,13 @@ def chunk_by_size(uids: Iterable[int], sizes: dict[int, int], *, max_count: int,
     return chunks
 
 
+def describe_error(exc: BaseException) -> str:
+    """One line for logs and health: our own errors as written, others with their type."""
+    if isinstance(exc, CollectError):
+        return str(exc)[:300]
+    return f"{type(exc).__name__}: {str(exc) or type(exc).__name__}"[:300]
+
+
 def _delimiter(client: IMAPClient) -> str | None:
     """The hierarchy delimiter (LIST "" "" answers it without listing folders)."""
     for _flags, delimiter, _name in client.list_folders("", ""):
