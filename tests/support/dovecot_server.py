@@ -41,7 +41,7 @@ base_dir = {root}/run
 state_dir = {root}/state
 instance_name = nexusmail-test-{port}
 log_path = /dev/stderr
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -71,7 +71,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
 }}
 service anvil {{
@@ -93,8 +94,10 @@ def free_port() -> int:
 @dataclass
 class Dovecot:
     users: dict[str, str] = field(default_factory=lambda: {"alice": "alicepw"})
+    tls_pem: bytes | None = None  # key + certificate chain: STARTTLS and an IMAPS port
     host: str = "127.0.0.1"
     port: int = 0
+    imaps_port: int = 0
     root: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
     _log: IO[bytes] | None = None
@@ -125,9 +128,15 @@ class Dovecot:
         (root / "passwd").write_text(
             "".join(f"{u}:{{PLAIN}}{p}\n" for u, p in self.users.items()))
         self.port = self.port or free_port()
+        ssl = "ssl = no"
+        if self.tls_pem is not None:
+            (root / "tls.pem").write_bytes(self.tls_pem)
+            os.chmod(root / "tls.pem", 0o600)
+            ssl = f"ssl = yes\nssl_cert = <{root}/tls.pem\nssl_key = <{root}/tls.pem"
+            self.imaps_port = self.imaps_port or free_port()
         (root / "dovecot.conf").write_text(CONF_TEMPLATE.format(
             root=root, port=self.port, uid=uid, gid=gid, nonroot=nonroot, chroot=chroot,
-            any_pw=ANY_USER_PASSWORD))
+            any_pw=ANY_USER_PASSWORD, ssl=ssl, imaps_port=self.imaps_port))
         self._log = open(root / "dovecot.log", "wb")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen([binary, "-F", "-c", self.conf], stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
