@@ -10,8 +10,7 @@ Routes (all but /login and the stylesheet need a logged-in operator):
   phone request; `GET /employees`                                   pages_list
 - `GET /interventions/{n}` thread; `POST .../assign|notes|close|reopen`;
   `GET /attachments/{id}[/preview]`, `GET /messages/{id}/raw`       pages_thread
-- TODO(schedules): `GET /schedules` with the next occurrences, once the service
-  schedule work (tickets/scheduler.py, migration 0003) has landed.
+- `GET /schedules`, `GET /schedules/{id}` with the next dates     pages_schedules
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ from nexusmail.admin.pages_base import (
 )
 from nexusmail.admin.pages_list import list_routes
 from nexusmail.admin.pages_login import login_routes
+from nexusmail.admin.pages_schedules import schedule_routes
 from nexusmail.admin.pages_thread import thread_routes
 from nexusmail.admin.secret_file import load_or_create_secret
 from nexusmail.tickets.cases import Conflict, NotFound
@@ -120,6 +120,7 @@ def build_pages_app(services: ApiServices) -> Starlette:
     routes: list[BaseRoute] = [
         Route(f"/static/{STYLESHEET}", css, methods=["GET"]),
         *login_routes(pages), *list_routes(pages), *thread_routes(pages),
+        *schedule_routes(pages),
     ]
     return Starlette(
         routes=routes,
