@@ -28,6 +28,8 @@ class GroupUsage:
     processes: int
     hwm_mb: float  # sum of VmHWM: peak RSS of each live process
     leader_hwm_mb: float
+    # Sum of Pss now: shared pages (a forked worker's, libraries) are counted once.
+    pss_mb: float = 0.0
 
 
 class Child:
@@ -140,6 +142,16 @@ def thread_cpu(pid: int) -> dict[int, float]:
     return out
 
 
+def _pss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024.0
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0.0
+
+
 def group_usage(pgid: int) -> GroupUsage:
     """utime+stime (all threads) and VmHWM of each live process whose group is `pgid`.
 
@@ -148,6 +160,7 @@ def group_usage(pgid: int) -> GroupUsage:
     """
     cpu_ticks = 0
     hwm = 0.0
+    pss = 0.0
     count = 0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -158,5 +171,6 @@ def group_usage(pgid: int) -> GroupUsage:
             continue
         cpu_ticks += int(fields[11]) + int(fields[12])
         hwm += _hwm_mb(int(entry))
+        pss += _pss_mb(int(entry))
         count += 1
-    return GroupUsage(cpu_ticks / CLK_TCK, count, hwm, _hwm_mb(pgid))
+    return GroupUsage(cpu_ticks / CLK_TCK, count, hwm, _hwm_mb(pgid), pss)

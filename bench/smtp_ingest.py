@@ -70,6 +70,8 @@ class RunResult:
     cpu_s: float  # server CPU (utime+stime, its whole process group) during the load
     rss_mb: float  # VmHWM at the end, summed over the group's processes
     processes: int
+    main_rss_mb: float = 0.0  # VmHWM of the server's own process
+    pss_mb: float = 0.0  # Pss at the end, summed over the group (shared pages once)
     exit_code: int | None = None
     stop_s: float | None = None
     # nexusmail only
@@ -237,7 +239,8 @@ def run_stock(children: Children, plan: Plan, connections: int, round_no: int) -
     finally:
         server.stop()
     return RunResult("stock", connections, round_no, load, after.cpu_s - before.cpu_s,
-                     after.hwm_mb, after.processes, server.exit_code, server.stop_s)
+                     after.hwm_mb, after.processes, after.leader_hwm_mb, after.pss_mb,
+                     server.exit_code, server.stop_s)
 
 
 def write_config(path: Path, data_dir: Path, smtp_port: int, web_port: int,
@@ -392,7 +395,8 @@ def run_nexusmail(children: Children, plan: Plan, connections: int, round_no: in
     stored = sum(outcomes.get(o, 0) for o in STORED_OUTCOMES)
     result = RunResult(
         "nexusmail", connections, round_no, load, after_load.cpu_s - before.cpu_s,
-        after_drain.hwm_mb, after_drain.processes, daemon.exit_code, daemon.stop_s,
+        after_drain.hwm_mb, after_drain.processes, after_drain.leader_hwm_mb,
+        after_drain.pss_mb, daemon.exit_code, daemon.stop_s,
         cpu_s_with_drain=after_drain.cpu_s - before.cpu_s, outcomes=outcomes, outbox=outbox,
         acks=_sink_messages(count_file) or acks,
         stored_ok=stored == load["ok"] == load["mails"] and sum(outcomes.values()) == stored,
@@ -421,7 +425,8 @@ def results_table(results: list[RunResult]) -> str:
     # CPU during the load only; nexusmail sends most acks after the load at 32
     # connections, so the second figure (until the sink has every ack) compares fairly.
     head = ("| server | conns | round | msgs/s | p50 ms | p99 ms | max ms | CPU ms/mail "
-            "| CPU ms/mail incl. acks | peak RSS MB | errors | stored new+follow-up "
+            "| CPU ms/mail incl. acks | peak RSS MB main / all procs | errors "
+            "| stored new+follow-up "
             "| acks at sink |")
     rows = [head, "|" + "---|" * 13]
     for r in sorted(results, key=lambda r: (r.connections, r.round, r.server != "stock")):
@@ -431,7 +436,8 @@ def results_table(results: list[RunResult]) -> str:
         rows.append(
             f"| {r.server} | {r.connections} | {r.round + 1} | {r.load['msgs_per_s']:.0f} "
             f"| {r.load['p50_ms']:.1f} | {r.load['p99_ms']:.1f} | {r.load['max_ms']:.0f} "
-            f"| {r.cpu_ms_per_mail:.2f} | {with_acks} | {r.rss_mb:.0f} | {r.load['errors']} "
+            f"| {r.cpu_ms_per_mail:.2f} | {with_acks} | {r.main_rss_mb:.0f} / {r.rss_mb:.0f} "
+            f"| {r.load['errors']} "
             f"| {_fmt_stored(r)} | {acks} |")
     return "\n".join(rows)
 
@@ -453,6 +459,8 @@ def summary(results: list[RunResult]) -> list[dict[str, Any]]:
                         1000 * (r.cpu_s_with_drain or r.cpu_s) / max(1, r.load["mails"])
                         for r in runs), 2),
                     "rss_mb_max": round(max(r.rss_mb for r in runs), 1),
+                    "main_rss_mb_max": round(max(r.main_rss_mb for r in runs), 1),
+                    "pss_mb_max": round(max(r.pss_mb for r in runs), 1),
                     "errors": sum(r.load["errors"] for r in runs),
                 }
         if stock and nexus:
@@ -478,9 +486,12 @@ def verdict(rows: list[dict[str, Any]], results: list[RunResult]) -> list[str]:
          top["ratio"] >= TARGET_RATIO, f"{top['ratio']}×"),
         (f"p99 < {TARGET_P99_MS:.0f} ms (worst round)", nexus["p99_ms_worst"] < TARGET_P99_MS,
          f"{nexus['p99_ms_worst']:.1f} ms"),
-        (f"peak RSS < {TARGET_RSS_MB:.0f} MB",
-         max(r.rss_mb for r in results if r.server == "nexusmail") < TARGET_RSS_MB,
-         f"{max(r.rss_mb for r in results if r.server == 'nexusmail'):.0f} MB"),
+        # Judged on the sum of every process's peak (parse workers included): an upper
+        # bound, since pages shared between them count more than once.
+        (f"peak RSS < {TARGET_RSS_MB:.0f} MB (sum of all daemon processes' peaks)",
+         nexus["rss_mb_max"] < TARGET_RSS_MB,
+         f"{nexus['rss_mb_max']:.0f} MB; main process {nexus['main_rss_mb_max']:.0f} MB; "
+         f"Pss of all at the end {nexus['pss_mb_max']:.0f} MB"),
         ("every mail stored (new + follow-up = sent), no errors",
          all(r.stored_ok and r.load["errors"] == 0
              for r in results if r.server == "nexusmail"), ""),
@@ -618,7 +629,8 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(result)
                 print(f"  {server}: {result.load['msgs_per_s']:.0f} msgs/s, "
                       f"p50 {result.load['p50_ms']:.1f} ms, p99 {result.load['p99_ms']:.1f} ms, "
-                      f"{result.cpu_ms_per_mail:.2f} ms CPU/mail, {result.rss_mb:.0f} MB, "
+                      f"{result.cpu_ms_per_mail:.2f} ms CPU/mail, {result.main_rss_mb:.0f} MB "
+                      f"(all processes {result.rss_mb:.0f} MB), "
                       f"errors {result.load['errors']}"
                       + (f", outcomes {result.outcomes}, acks {result.acks}"
                          if server == "nexusmail" else ""), flush=True)
