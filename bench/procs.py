@@ -152,6 +152,25 @@ def _pss_mb(pid: int) -> float:
     return 0.0
 
 
+def group_cpu_by_process(pgid: int) -> dict[int, tuple[str, float]]:
+    """(command line, CPU seconds) of each live process in the group, by pid."""
+    out: dict[int, tuple[str, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        fields = _stat_fields(int(entry))
+        if fields is None or int(fields[2]) != pgid:
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except FileNotFoundError:
+            continue
+        # Interpreter path dropped: the arguments say which role the process has.
+        name = " ".join(a.decode(errors="replace") for a in argv[1:4] if a)[:80]
+        out[int(entry)] = (name, (int(fields[11]) + int(fields[12])) / CLK_TCK)
+    return out
+
+
 def group_usage(pgid: int) -> GroupUsage:
     """utime+stime (all threads) and VmHWM of each live process whose group is `pgid`.
 

@@ -40,7 +40,7 @@ from types import FrameType
 from typing import Any
 
 from corpus import DEFAULT_MAILS, DEFAULT_SEED, SUPPORT_ADDRESS, Corpus, build, corpus_paths
-from procs import Child, Children, group_usage, thread_cpu
+from procs import Child, Children, group_cpu_by_process, group_usage, thread_cpu
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
@@ -82,6 +82,7 @@ class RunResult:
     stored_ok: bool | None = None
     log_problems: list[str] = field(default_factory=list)
     thread_cpu_s: dict[str, float] = field(default_factory=dict)  # --thread-cpu only
+    process_cpu_s: dict[str, float] = field(default_factory=dict)  # --thread-cpu only
 
     @property
     def mails_ok(self) -> int:
@@ -380,8 +381,10 @@ def run_nexusmail(children: Children, plan: Plan, connections: int, round_no: in
                                 env=env)
         wait_for_event(daemon, "daemon.started", smtp_port=smtp_port)
         before, threads_before = group_usage(daemon.pgid), thread_cpu(daemon.pid)
+        procs_before = group_cpu_by_process(daemon.pgid)
         load = run_load(children, plan, smtp_port, connections, run_dir)
         after_load, threads_after = group_usage(daemon.pgid), thread_cpu(daemon.pid)
+        procs_after = group_cpu_by_process(daemon.pgid)
         db_path = _database_path(data_dir)
         outcomes, outbox, acks = wait_for_acks(db_path, count_file)
         after_drain = group_usage(daemon.pgid)
@@ -404,6 +407,10 @@ def run_nexusmail(children: Children, plan: Plan, connections: int, round_no: in
     )
     if threads_out is not None:
         result.thread_cpu_s = _cpu_by_thread_name(threads_before, threads_after, threads_out)
+        result.process_cpu_s = {
+            f"pid {pid}{' (daemon)' if pid == daemon.pid else ''}: {name}":
+                round(cpu_s - procs_before.get(pid, (name, 0.0))[1], 2)
+            for pid, (name, cpu_s) in procs_after.items()}
     if not plan.keep:
         shutil.rmtree(data_dir, ignore_errors=True)
     return result
@@ -620,6 +627,10 @@ def main(argv: list[str] | None = None) -> int:
                 for name, cpu_s in result.thread_cpu_s.items():
                     per_mail_ms = 1000 * cpu_s / args.mails
                     print(f"    {name:40s} {cpu_s:7.2f} s  {per_mail_ms:6.2f} ms/mail")
+                print("  processes in the daemon's group, CPU s during the load:")
+                for name, cpu_s in result.process_cpu_s.items():
+                    per_mail_ms = 1000 * cpu_s / args.mails
+                    print(f"    {name:80s} {cpu_s:7.2f} s  {per_mail_ms:6.2f} ms/mail")
                 return 0
             for round_no, conns, server in _schedule(args.rounds, args.connections, servers):
                 print(f"round {round_no + 1}/{args.rounds}, {conns} connections, {server} ...",
