@@ -12,6 +12,7 @@ from __future__ import annotations
 import binascii
 import codecs
 import re
+from collections import Counter
 
 # Labels that say "I don't know" (RFC 1428 `unknown-8bit`, Sendmail's `x-unknown`).
 _UNKNOWN_LABELS = frozenset(
@@ -124,10 +125,15 @@ def has_surrogates(value: str) -> bool:
 
 def normalize_romanian(text: str) -> str:
     """Cedilla ş ţ Ş Ţ (cp1250, iso-8859-2, old keyboards) to the correct comma-below letters."""
-    return text.translate(_CEDILLA_TO_COMMA)
+    # str.replace per letter: str.translate with a table walks every character in
+    # Python-level lookups and cost ~0.3 ms on an ordinary 8 KB body.
+    for cedilla, comma in _CEDILLA_TO_COMMA:
+        if cedilla in text:
+            text = text.replace(cedilla, comma)
+    return text
 
 
-_CEDILLA_TO_COMMA = str.maketrans({"ş": "ș", "ţ": "ț", "Ş": "Ș", "Ţ": "Ț"})
+_CEDILLA_TO_COMMA = (("ş", "ș"), ("ţ", "ț"), ("Ş", "Ș"), ("Ţ", "Ț"))
 
 
 def _codec_name(declared: str | None) -> str | None:
@@ -208,16 +214,19 @@ def _score(text: str | None) -> int:
     if text is None:
         return -(10**9)
     score = 0
-    for ch in text:
-        if ch < "\x80":
-            continue
+    # Only the non-ASCII characters matter; a regex finds them at C speed, so a long
+    # mostly-ASCII body costs a scan, not a Python loop over every character.
+    for ch, count in Counter(_NON_ASCII.findall(text)).items():
         if ch in _PLAUSIBLE:
-            score += 2
+            score += 2 * count
         elif ch < "\xa0":
-            score -= 5  # C1 control: certainly the wrong charset
+            score -= 5 * count  # C1 control: certainly the wrong charset
         else:
-            score -= 1
+            score -= count
     return score - 3 * len(_MOJIBAKE.findall(text))
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def _repair_double_utf8(text: str) -> str:
