@@ -20,6 +20,8 @@ from nexusmail.tickets.queries import Attention, InterventionSummary
 
 PAGE_SIZE = 50
 MAX_QUERY_WORDS = 12
+# A search looks at this many of the most recent matching messages (and subjects).
+MAX_TEXT_MATCHES = 5000
 # Words are quoted for FTS5, so its operators (AND, NEAR, column:) stay plain text.
 _WORD = re.compile(r"[^\s\"]+")
 
@@ -65,7 +67,9 @@ def _conditions(f: ListFilter) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     if f.status:
-        where.append("i.status = ?")
+        # With a customer chosen, their few cases are the better way in than every
+        # open (or closed) case: `+` keeps SQLite off the status index then.
+        where.append("+i.status = ?" if f.customer.strip() else "i.status = ?")
         params.append(f.status)
     if f.employee_id is not None:
         where.append("i.number IN (SELECT intervention_number FROM assignments"
@@ -73,10 +77,12 @@ def _conditions(f: ListFilter) -> tuple[list[str], list[Any]]:
         params.append(f.employee_id)
     if f.customer.strip():
         pattern = "%" + queries._escape_like(f.customer.strip()) + "%"
+        # A customer matches by its own name or address or by any of its contacts';
+        # one IN over customer ids lets the (customer_id, number) index drive.
         where.append(
-            "(i.customer_id IN (SELECT id FROM customers WHERE name LIKE ? ESCAPE '\\'"
-            " OR email LIKE ? ESCAPE '\\') OR i.contact_id IN (SELECT id FROM contacts"
-            " WHERE name LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\'))")
+            "i.customer_id IN (SELECT id FROM customers WHERE name LIKE ? ESCAPE '\\'"
+            " OR email LIKE ? ESCAPE '\\' UNION SELECT customer_id FROM contacts"
+            " WHERE name LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\')")
         params += [pattern] * 4
     if f.request_type.strip():
         where.append("i.request_type = ? COLLATE NOCASE")
@@ -84,11 +90,16 @@ def _conditions(f: ListFilter) -> tuple[list[str], list[Any]]:
     where += _attention_conditions(f.attention)
     match = fts_query(f.text)
     if match:
+        # Newest matches first, at most MAX_TEXT_MATCHES of each: FTS5 walks its doclist
+        # by rowid without sorting, so a word found in a quarter of a million messages
+        # costs the same as a rare one. Such a search lists the cases of its most recent
+        # matches, which are what the newest-first pages show anyway.
         where.append(
-            "(i.number IN (SELECT rowid FROM interventions_fts WHERE interventions_fts MATCH ?)"
-            " OR i.number IN (SELECT m.intervention_number FROM messages_fts"
-            " JOIN messages m ON m.id = messages_fts.rowid WHERE messages_fts MATCH ?))")
-        params += [match, match]
+            "(i.number IN (SELECT rowid FROM interventions_fts WHERE interventions_fts MATCH ?"
+            " ORDER BY rowid DESC LIMIT ?) OR i.number IN (SELECT m.intervention_number"
+            " FROM messages m WHERE m.id IN (SELECT rowid FROM messages_fts"
+            " WHERE messages_fts MATCH ? ORDER BY rowid DESC LIMIT ?)))")
+        params += [match, MAX_TEXT_MATCHES, match, MAX_TEXT_MATCHES]
     return where, params
 
 
@@ -133,10 +144,15 @@ async def list_page(
         params.append(before)
     order = "ASC" if after is not None else "DESC"
     clause = (" WHERE " + " AND ".join(where)) if where else ""
+    # The page's numbers first, then the columns of those alone: the summary columns
+    # hold correlated subqueries, and a plan that gathers matches before sorting them
+    # (an OR of two searches) must not compute them for every match.
     # Only fixed fragments are joined into the SQL; every value is a bound parameter.
+    page_numbers = (f"SELECT i.number FROM interventions i{clause}"  # noqa: S608
+                    f" ORDER BY i.number {order} LIMIT ?")
     rows = list(await conn.execute_fetchall(
-        f"SELECT {queries._INTERVENTION_COLUMNS} {clause}"
-        f" ORDER BY i.number {order} LIMIT ?",
+        f"SELECT {queries._INTERVENTION_COLUMNS} WHERE i.number IN ({page_numbers})"
+        f" ORDER BY i.number {order}",
         [*params, limit + 1],
     ))
     more = len(rows) > limit
