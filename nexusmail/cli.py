@@ -155,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     cli_schedules.register(commands, config_opt, add, _group)
 
     add(commands, "check-config", _cmd_check_config,
-        "Validate the configuration and print the effective settings (secrets masked).",
+        "Validate the configuration and print the effective settings (secrets masked);"
+        " log in to every IMAP account and report what is there, changing nothing.",
         "  nexusmail check-config --config /etc/nexusmail/nexusmail.toml\n"
         "  NEXUSMAIL_SMTP__PORT=2526 nexusmail check-config")
     add(commands, "version", _cmd_version, "Print the version.", "  nexusmail version")
@@ -362,7 +363,15 @@ def _cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"# {key} is not set")
             else:
                 print(f"{key} = {json.dumps(value, ensure_ascii=False)}")
-    return EXIT_OK
+    if not settings.imap.accounts:
+        return EXIT_OK
+    from nexusmail.ingest.imap_poller import check_accounts  # imapclient only when needed
+
+    print("\n# IMAP accounts (logged in and looked; nothing changed)")
+    reports = asyncio.run(check_accounts(settings))
+    for report in reports:
+        print("\n".join("# " + line for line in report.lines()))
+    return EXIT_OK if all(report.ok for report in reports) else EXIT_FAILED
 
 
 def _cmd_version(args: argparse.Namespace, settings: Settings | None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import stat
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -15,9 +16,11 @@ from typing import Any
 import httpx
 import pytest
 import structlog
+import trustme
 from daemon_harness import SUPPORT, make_settings, running_daemon
 from dovecot_server import ANY_USER_PASSWORD, Dovecot, dovecot_binary, new_user
 
+from nexusmail.cli import main
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
 from nexusmail.ingest.accept import Envelope, Ingest
@@ -306,3 +309,43 @@ async def test_oauth2_token_command_is_run_and_failures_are_clear(
     assert "secret-token-123" not in repr(refused) + repr(logs)
     assert not broken.ok
     assert "oauth2_token_command failed (exit 3): no refresh token" in (broken.error or "")
+
+
+def test_check_config_prints_each_account(tmp_path: Path, dovecot: Dovecot, user: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`nexusmail check-config` reports every account and fails when one cannot be used."""
+    dovecot.append(user, [make_mail(1)])
+    path = tmp_path / "n.toml"
+    base = (f'[storage]\ndata_dir = "{tmp_path}"\n[[imap.accounts]]\nname = "support"\n'
+            f'host = "127.0.0.1"\nport = {dovecot.port}\ntls = "none"\nusername = "{user}"\n')
+    path.write_text(base + f'password = "{ANY_USER_PASSWORD}"\n')
+    assert main(["--config", str(path), "check-config"]) == 0
+    out = capsys.readouterr().out
+    assert "# support (127.0.0.1): OK" in out
+    assert "folder 'INBOX': 1 messages" in out
+    assert "IDLE" in out
+    path.write_text(base + 'password = "wrong"\n')
+    assert main(["--config", str(path), "check-config"]) == 1
+    assert "FAILED: login refused" in capsys.readouterr().out
+
+
+async def test_tls_modes_verify_the_server_certificate(tmp_path: Path) -> None:
+    """STARTTLS and implicit TLS log in when the certificate is trusted; an untrusted
+    one is refused with a clear error, before any password is sent."""
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1", "localhost")
+    trusted = ssl.create_default_context()
+    ca.configure_trust(trusted)
+    with Dovecot(tls_pem=leaf.private_key_and_cert_chain_pem.bytes()) as server:
+        user = new_user()
+        settings = settings_for(tmp_path, [
+            {**account(server, user), "name": "starttls", "tls": "starttls"},
+            {**account(server, user), "name": "implicit", "tls": "implicit",
+             "port": server.imaps_port},
+        ])
+        starttls, implicit = await check_accounts(settings, ssl_context=trusted)
+        untrusted, _ = await check_accounts(settings)
+    assert starttls.ok
+    assert implicit.ok
+    assert not untrusted.ok
+    assert "CERTIFICATE_VERIFY_FAILED" in (untrusted.error or "")
