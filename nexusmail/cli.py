@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import ValidationError
 
-from nexusmail import __version__, cli_schedules
+from nexusmail import __version__, cli_operators, cli_schedules
 from nexusmail.admin import tokens
 from nexusmail.admin.api_models import AssignmentIn, EmployeeIn, describe_validation_error
 from nexusmail.clock import SystemClock
@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="language of the mails they get (default: [mail] "
                               "default_language)")
     add(employee, "list", _cmd_employee_list, "List employees.", "  nexusmail employee list")
+    cli_operators.register(commands, config_opt, add, _group)
 
     assign_cmd = add(
         commands, "assign", _cmd_assign,
