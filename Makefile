@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?=
 # Debian packages the test suite drives for real (IMAP server, browser, MTA).
-TEST_DEBS := dovecot-imapd chromium
+TEST_DEBS := dovecot-imapd chromium postfix
 
 .PHONY: run test check lint typecheck unit bench install install-test system-deps clean
 

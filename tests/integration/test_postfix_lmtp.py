@@ -1,0 +1,131 @@
+"""Postfix in front: a real Postfix delivers the support domain to the daemon over LMTP.
+
+One Postfix per module (it takes ~2.5 s to start); each test runs its own daemon on
+the LMTP port Postfix was configured with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import aiosmtplib
+import pytest
+from aiosmtpd.controller import Controller
+from daemon_harness import SUPPORT, Daemon, make_settings, running_daemon
+from postfix_relay import PostfixRelay, free_port
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("postfix") is None or os.geteuid() != 0,
+    reason="needs the Debian postfix package and root (make system-deps)")
+
+DOMAIN = SUPPORT.rpartition("@")[2]
+WAIT_S = 15.0
+
+
+@pytest.fixture(scope="module")
+def lmtp_port() -> int:
+    """The port every test's daemon listens on with LMTP (Postfix's transport)."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def postfix(lmtp_port: int) -> Iterator[PostfixRelay]:
+    """A throwaway Postfix relaying the support domain to 127.0.0.1:lmtp_port."""
+    relay = PostfixRelay(lmtp_port, domain=DOMAIN).start()
+    try:
+        yield relay
+    finally:
+        relay.stop()
+
+
+def customer_mail(message_id: str, *, body: str = "The printer in room 2 is jammed.") -> bytes:
+    return (f"From: Ana Rossi <ana@example.it>\r\nTo: {SUPPORT}\r\n"
+            f"Subject: Printer jammed\r\nMessage-ID: <{message_id}>\r\n\r\n{body}\r\n").encode()
+
+
+async def send_via_postfix(postfix: PostfixRelay, raw: bytes) -> None:
+    await aiosmtplib.send(raw, sender="ana@example.it", recipients=[SUPPORT],
+                          hostname="127.0.0.1", port=postfix.smtp_port, timeout=10)
+
+
+async def eventually(check: Callable[[], object], what: str) -> None:
+    """Poll `check` (sync or async) until it is truthy; fail after WAIT_S."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def inbound_for(daemon: Daemon, message_id: str) -> list[tuple[object, ...]]:
+    return await daemon.query(
+        "SELECT source, outcome, intervention_number FROM inbound WHERE message_id = ?",
+        message_id)
+
+
+async def test_postfix_delivers_to_the_daemon_over_lmtp(
+    tmp_path: Path, postfix: PostfixRelay, lmtp_port: int, relay: Controller
+) -> None:
+    """Mail sent to Postfix reaches the daemon by LMTP and opens an intervention."""
+    settings = make_settings(tmp_path / "data", relay_port=relay.port,
+                             smtp={"port": lmtp_port, "protocol": "lmtp"})
+    async with running_daemon(settings) as daemon:
+        await send_via_postfix(postfix, customer_mail("pf-1@example.it"))
+
+        async def arrived() -> bool:
+            return bool(await inbound_for(daemon, "pf-1@example.it"))
+
+        await eventually(arrived, "the mail through Postfix")
+        assert await inbound_for(daemon, "pf-1@example.it") == [("lmtp", "new_request", 1)]
+        subjects = await daemon.query("SELECT subject FROM interventions")
+        assert subjects == [("Printer jammed",)]
+        await relay.handler.wait_for_async(1)  # the acknowledgement left through the outbox
+    await eventually(lambda: not postfix.queued_ids(), "an empty Postfix queue")
+    assert re.search(r"to=<support@firm\.test>.*status=sent \(250 2\.0\.0 Ok", postfix.log_text())
+
+
+async def test_postfix_holds_and_retries_after_451(
+    tmp_path: Path, postfix: PostfixRelay, lmtp_port: int, relay: Controller
+) -> None:
+    """When storage fails the daemon answers 451: Postfix keeps the mail queued and
+    retries; once storage recovers the mail is stored exactly once."""
+    settings = make_settings(tmp_path / "data", relay_port=relay.port,
+                             smtp={"port": lmtp_port, "protocol": "lmtp"})
+    message_id = "pf-451@example.it"
+    async with running_daemon(settings) as daemon:
+        store = daemon.running.store
+        # A real SQLITE_FULL: the database may not grow by a single page.
+        pages = await store.write(lambda tx: tx.execute("PRAGMA page_count").fetchone()[0])
+        await store.write(lambda tx: tx.execute(f"PRAGMA max_page_count = {pages}"))
+        await send_via_postfix(postfix, customer_mail(message_id, body="x" * 100_000))
+
+        def deferred_twice() -> bool:
+            return postfix.log_text().count("status=deferred (host 127.0.0.1[127.0.0.1] said: "
+                                            "451 4.3.0 Temporary storage failure") >= 2
+
+        await eventually(deferred_twice, "two deferred LMTP attempts")
+        assert postfix.queued_ids()  # held by Postfix, not bounced
+        assert await daemon.query("SELECT count(*) FROM inbound") == [(0,)]
+        assert await daemon.query("SELECT count(*) FROM interventions") == [(0,)]
+
+        await store.write(lambda tx: tx.execute("PRAGMA max_page_count = 1073741823"))
+
+        async def stored() -> bool:
+            return bool(await inbound_for(daemon, message_id))
+
+        await eventually(stored, "the retried mail")
+        await eventually(lambda: not postfix.queued_ids(), "an empty Postfix queue")
+        assert await inbound_for(daemon, message_id) == [("lmtp", "new_request", 1)]
+        assert await daemon.query("SELECT count(*) FROM interventions") == [(1,)]
+        assert "bounced" not in postfix.log_text()
