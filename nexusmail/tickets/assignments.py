@@ -129,8 +129,9 @@ def assignment_context(tx: sqlite3.Connection, number: int) -> dict[str, Any]:
     attachments = tx.execute(
         "SELECT a.sha256, a.filename, a.content_type, a.size FROM attachments a"
         " JOIN messages m ON m.id = a.message_id"
-        " WHERE m.intervention_number = ? AND m.direction = 'in' AND a.inline = 0 ORDER BY a.id",
-        (number,),
+        # The customer's files only: a technician's site photos are not "the case".
+        " WHERE m.intervention_number = ? AND m.kind = ? AND a.inline = 0 ORDER BY a.id",
+        (number, MessageKind.CUSTOMER_MAIL),
     ).fetchall()
     return {
         "number": number, "tag": format_tag(number), "subject": row["subject"],
