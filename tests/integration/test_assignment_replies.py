@@ -194,3 +194,18 @@ async def test_late_reply_after_close_is_recorded_not_acted_on(case: Case) -> No
     data = await case.intervention()
     [reply] = [m for m in data["messages"] if m["kind"] == "technician_reply"]
     assert reply["verdict"] == "confirmed"
+
+
+async def test_later_assignment_carries_only_the_customers_files(case: Case) -> None:
+    """A technician's site photo is on the thread, but not sent on to the next one."""
+    assert await case.reply("luca@firm.test", "Confermo", photo=True) == 250
+    store = case.daemon.running.store
+    now = SystemClock().now()
+    await store.write(partial(add_employee, email="ana@firm.test", name="Ana", language="en",
+                              now=now))
+    await store.write(partial(assign, number=1, employee_email="ana@firm.test", now=now,
+                              settings=case.daemon.settings,
+                              reply_keys=load_reply_keys(case.daemon.settings)))
+    mails = await case.sink.wait_for_async(5, within_s=15)
+    [to_ana] = [m for m in mails if m.rcpt_tos == ["ana@firm.test"]]
+    assert list(to_ana.message().iter_attachments()) == []
