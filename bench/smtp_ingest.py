@@ -497,7 +497,7 @@ def verdict(rows: list[dict[str, Any]], results: list[RunResult]) -> list[str]:
         # bound, since pages shared between them count more than once.
         (f"peak RSS < {TARGET_RSS_MB:.0f} MB (sum of all daemon processes' peaks)",
          nexus["rss_mb_max"] < TARGET_RSS_MB,
-         f"{nexus['rss_mb_max']:.0f} MB; main process {nexus['main_rss_mb_max']:.0f} MB; "
+         f"{nexus['rss_mb_max']:.1f} MB; main process {nexus['main_rss_mb_max']:.0f} MB; "
          f"Pss of all at the end {nexus['pss_mb_max']:.0f} MB"),
         ("every mail stored (new + follow-up = sent), no errors",
          all(r.stored_ok and r.load["errors"] == 0
