@@ -48,6 +48,12 @@ class Envelope:
 
 
 @dataclass(frozen=True)
+class _Options:
+    acknowledge: bool
+    retry_of: int | None
+
+
+@dataclass(frozen=True)
 class Prepared:
     """What the CPU-heavy first step yields; computed off the event loop."""
 
@@ -99,11 +105,15 @@ class Ingest:
             return False
         return True
 
-    async def accept(self, raw: bytes, envelope: Envelope, source: str) -> IngestResult:
+    async def accept(self, raw: bytes, envelope: Envelope, source: str, *,
+                     acknowledge: bool = True, retry_of: int | None = None) -> IngestResult:
+        """`acknowledge=False` for imported history (no acknowledgement for a case it
+        opens); `retry_of`: the quarantined inbound row these bytes are retried for."""
         self.in_flight += 1
         self._idle.clear()
         try:
-            result = await self._accept(raw, envelope, source)
+            result = await self._accept(raw, envelope, source,
+                                        _Options(acknowledge, retry_of))
         finally:
             self.in_flight -= 1
             if self.in_flight == 0:
@@ -111,7 +121,8 @@ class Ingest:
         self.accepted += 1
         return result
 
-    async def _accept(self, raw: bytes, envelope: Envelope, source: str) -> IngestResult:
+    async def _accept(self, raw: bytes, envelope: Envelope, source: str,
+                      options: _Options) -> IngestResult:
         trace_id = uuid.uuid4().hex[:16]
         with structlog.contextvars.bound_contextvars(trace_id=trace_id, source=source):
             try:
@@ -119,7 +130,7 @@ class Ingest:
             except Exception as exc:  # our parser's bug must not lose the mail
                 return await self._quarantine(raw, envelope, source, f"parse failed: {exc!r}")
             with structlog.contextvars.bound_contextvars(message_id=prepared.mail.message_id):
-                return await self._apply(raw, envelope, source, prepared)
+                return await self._apply(raw, envelope, source, prepared, options)
 
     async def _prepare(self, raw: bytes, envelope: Envelope) -> Prepared:
         limits = self.settings.limits
@@ -133,7 +144,7 @@ class Ingest:
         return job()
 
     async def _apply(self, raw: bytes, envelope: Envelope, source: str,
-                     prepared: Prepared) -> IngestResult:
+                     prepared: Prepared, options: _Options) -> IngestResult:
         mail = prepared.mail
         try:
             stored = [] if prepared.noise else await asyncio.to_thread(
@@ -145,6 +156,7 @@ class Ingest:
             raw=raw, raw_sha256=prepared.raw_sha256, mail=mail, source=source,
             envelope_from=envelope.mail_from, envelope_to=tuple(envelope.rcpt_tos),
             noise_reason=prepared.noise, attachments=stored, language=prepared.language,
+            acknowledge=options.acknowledge, retry_of=options.retry_of,
         )
         try:
             result = await self.store.write(partial(

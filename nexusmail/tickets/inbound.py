@@ -48,6 +48,11 @@ class InboundMail:
     noise_reason: str | None
     attachments: Sequence[StoredAttachment]   # already written to the blob store
     language: str | None = None
+    # Imported history (`nexusmail import mbox`): a case it opens is not acknowledged.
+    acknowledge: bool = True
+    # A retry of this quarantined inbound row (`nexusmail quarantine retry`): the row is
+    # processed in place, and only while it is still quarantined (a second retry is a no-op).
+    retry_of: int | None = None
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,16 @@ def apply_inbound(
 ) -> IngestResult:
     mail = inbound.mail
     sender = mail.from_addr or (inbound.envelope_from or "").lower()
-    duplicate = _find_duplicate(tx, inbound.raw_sha256, mail.message_id, sender)
+    if inbound.retry_of is not None:
+        settled = _settled_retry(tx, inbound.retry_of)
+        if settled is not None:
+            return settled
+    duplicate = _find_duplicate(tx, inbound.raw_sha256, mail.message_id, sender,
+                                inbound.retry_of)
     if duplicate is not None:
+        if inbound.retry_of is not None:
+            return _finish(tx, inbound.retry_of, Outcome.DUPLICATE, duplicate[1],
+                           f"already received as inbound {duplicate[0]}")
         return IngestResult(Outcome.DUPLICATE, duplicate[0], duplicate[1], "already received")
 
     tx.execute("INSERT OR IGNORE INTO raw_messages (sha256, data) VALUES (?, ?)",
@@ -114,7 +127,7 @@ def apply_inbound(
             subject=strip_reply_prefixes(subject) or subject,
             description=mail.body_text, source=Source.EMAIL,
             related_number=decision.related, first_message=message,
-            language_hint=inbound.language,
+            language_hint=inbound.language, acknowledge=inbound.acknowledge,
         ),
         now=now, settings=settings,
     )
@@ -124,21 +137,38 @@ def apply_inbound(
 
 
 def _find_duplicate(
-    tx: sqlite3.Connection, raw_sha256: str, message_id: str | None, sender: str
+    tx: sqlite3.Connection, raw_sha256: str, message_id: str | None, sender: str,
+    retry_of: int | None = None,
 ) -> tuple[int, int | None] | None:
-    row = tx.execute("SELECT id, intervention_number FROM inbound WHERE raw_sha256 = ?",
-                     (raw_sha256,)).fetchone()
+    # `id IS NOT ?`: a retried row is not a duplicate of itself (NULL excludes nothing).
+    row = tx.execute("SELECT id, intervention_number FROM inbound WHERE raw_sha256 = ?"
+                     " AND id IS NOT ?", (raw_sha256, retry_of)).fetchone()
     if row is None and message_id:
         row = tx.execute(
-            "SELECT id, intervention_number FROM inbound WHERE message_id = ? AND sender = ?",
-            (message_id, sender),
+            "SELECT id, intervention_number FROM inbound WHERE message_id = ? AND sender = ?"
+            " AND id IS NOT ?", (message_id, sender, retry_of),
         ).fetchone()
     return None if row is None else (row[0], row[1])
+
+
+def _settled_retry(tx: sqlite3.Connection, inbound_id: int) -> IngestResult | None:
+    """The row's present result when it is no longer quarantined; None to process it."""
+    row = tx.execute("SELECT outcome, intervention_number, reason FROM inbound WHERE id = ?",
+                     (inbound_id,)).fetchone()
+    if row is None:
+        raise LookupError(f"inbound mail {inbound_id} does not exist")
+    if row[0] == Outcome.QUARANTINED:
+        return None
+    return IngestResult(Outcome(row[0]), inbound_id, row[1], row[2])
 
 
 def _log_inbound(tx: sqlite3.Connection, inbound: InboundMail, sender: str,
                  now: datetime) -> int:
     mail = inbound.mail
+    if inbound.retry_of is not None:  # keeps its id, source and received_at
+        tx.execute("UPDATE inbound SET message_id = ?, sender = ?, subject = ? WHERE id = ?",
+                   (mail.message_id, sender, mail.subject[:1000], inbound.retry_of))
+        return inbound.retry_of
     inbound_id = tx.execute(
         "INSERT INTO inbound (raw_sha256, size, message_id, sender, envelope_from, envelope_to,"
         " source, subject, outcome, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -208,8 +238,12 @@ def quarantine(
     tx: sqlite3.Connection, inbound: InboundMail, *, reason: str, now: datetime
 ) -> IngestResult:
     """Keep a mail we failed to process, with the reason, for a later retry (never drop)."""
-    row = tx.execute("SELECT id FROM inbound WHERE raw_sha256 = ?",
-                     (inbound.raw_sha256,)).fetchone()
+    row = tx.execute("SELECT id, outcome, intervention_number, reason FROM inbound"
+                     " WHERE raw_sha256 = ?", (inbound.raw_sha256,)).fetchone()
+    if row is not None and row[1] != Outcome.QUARANTINED:
+        # Already processed (a redelivery whose parse failed only this time, or a retry
+        # that lost a race): keep that result rather than overwrite it.
+        return IngestResult(Outcome.DUPLICATE, int(row[0]), row[2], "already received")
     if row is not None:
         inbound_id = int(row[0])
     else:

@@ -47,6 +47,8 @@ class OpenRequest:
     first_message: NewMessage | None = None
     # Language the request was written in, when known (used for a new customer).
     language_hint: str | None = None
+    # False for imported history: old customers must not get an acknowledgement now.
+    acknowledge: bool = True
 
 
 def open_request(
@@ -77,6 +79,8 @@ def open_request(
         extra={"entry": "operator"},
     )
     add_message(tx, number, first, now=now)
+    if not request.acknowledge:
+        return number
     in_reply_to = [first.message_id] if first.message_id else []
     acknowledge(tx, number, customer, subject=request.subject, in_reply_to=in_reply_to,
                 language=customer.language or request.language_hint, now=now,
