@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import ValidationError
 
-from nexusmail import __version__, cli_operators, cli_schedules
+from nexusmail import __version__, cli_operators, cli_ops, cli_schedules
 from nexusmail.admin import tokens
 from nexusmail.admin.api_models import AssignmentIn, EmployeeIn, describe_validation_error
 from nexusmail.clock import SystemClock
@@ -154,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true",
                       help="print the same JSON as GET /api/v1/interventions/NUMBER")
     cli_schedules.register(commands, config_opt, add, _group)
+    cli_ops.register(commands, config_opt, add, _group)
 
     add(commands, "check-config", _cmd_check_config,
         "Validate the configuration and print the effective settings (secrets masked);"

@@ -1,0 +1,225 @@
+"""Backup and restore of a data dir: the database, the attachment files, the keys.
+
+The database is copied with SQLite's online backup API in one step, so the copy is one
+consistent snapshot even while the daemon writes (WAL: the daemon's writer is never
+blocked). Attachment files are copied after that snapshot: a blob is written before the
+commit that refers to it, so every blob the snapshot names exists by then. Blobs are
+content-addressed, so a later backup into the same directory copies only new ones.
+Blocking file I/O throughout: the CLI calls these functions outside any event loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from nexusmail import __version__
+from nexusmail.admin.pages import SESSION_KEY_FILE
+from nexusmail.paths import BLOBS_DIR, DATABASE_NAME
+from nexusmail.reply_keys import KEY_FILE
+
+MANIFEST_NAME = "manifest.json"
+CONFIG_NAME = "nexusmail.toml"
+FORMAT = 1
+# Secrets that live in the data dir: without the reply key, replies to assignment mails
+# sent before the restore would no longer verify.
+KEY_FILES = (KEY_FILE, SESSION_KEY_FILE)
+COUNTED_TABLES = ("interventions", "messages", "attachments", "inbound", "outbox",
+                  "customers", "employees")
+
+
+class BackupError(Exception):
+    """A backup or restore that cannot go on; the message says why."""
+
+
+@dataclass(frozen=True)
+class BackupReport:
+    manifest: dict[str, Any]
+    blobs_copied: int
+
+
+def create_backup(data_dir: Path, dest: Path, config_file: Path | None = None) -> BackupReport:
+    """Back `data_dir` up into `dest` (created if needed; an older backup there is updated)."""
+    db = data_dir / DATABASE_NAME
+    if not db.is_file():
+        raise BackupError(f"no database at {db}")
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / DATABASE_NAME
+    tmp = dest / f".{DATABASE_NAME}.tmp"
+    tmp.unlink(missing_ok=True)
+    source = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        source.execute("PRAGMA busy_timeout = 5000")
+        copy = sqlite3.connect(tmp)
+        try:
+            # pages=-1: the whole database in one step, under one read transaction.
+            source.backup(copy, pages=-1)
+            copy.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+            counts = _counts(copy)
+        finally:
+            copy.close()
+    finally:
+        source.close()
+    _fsync_file(tmp)
+    os.replace(tmp, target)
+    blobs_copied, blob_count, blob_bytes = _copy_blobs(data_dir / BLOBS_DIR, dest / BLOBS_DIR)
+    keys = []
+    for name in KEY_FILES:
+        if (data_dir / name).is_file():
+            _copy_private(data_dir / name, dest / name)
+            keys.append(name)
+    if config_file is not None:
+        shutil.copyfile(config_file, dest / CONFIG_NAME)
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "nexusmail_version": __version__,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "database": {"file": DATABASE_NAME, "sha256": file_sha256(target),
+                     "size": target.stat().st_size},
+        "counts": counts,
+        "blobs": {"files": blob_count, "bytes": blob_bytes},
+        "key_files": keys,
+        "config_file": CONFIG_NAME if config_file is not None else None,
+    }
+    _write_atomically(dest / MANIFEST_NAME,
+                      (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+    return BackupReport(manifest, blobs_copied)
+
+
+def restore_backup(backup: Path, data_dir: Path, *, force: bool = False) -> dict[str, Any]:
+    """Verify the backup in `backup`, then restore it into `data_dir`; return its manifest.
+
+    Refuses a data dir that already holds a database or attachments unless `force`
+    (the daemon must be stopped then: its open database is replaced underneath it).
+    """
+    manifest = verify_backup(backup)
+    db = data_dir / DATABASE_NAME
+    blobs = data_dir / BLOBS_DIR
+    occupied = db.exists() or (blobs.is_dir() and any(blobs.iterdir()))
+    if occupied and not force:
+        raise BackupError(f"{data_dir} already holds a nexusmail store; "
+                          "use --force to replace it (stop the daemon first)")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = data_dir / f".{DATABASE_NAME}.restore"
+    shutil.copyfile(backup / DATABASE_NAME, tmp)
+    _fsync_file(tmp)
+    # A WAL left by the replaced database would be replayed over the restored one.
+    for suffix in ("-wal", "-shm", "-journal"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    os.replace(tmp, db)
+    _copy_blobs(backup / BLOBS_DIR, blobs)
+    for name in manifest.get("key_files", []):
+        _copy_private(backup / name, data_dir / name)
+    return manifest
+
+
+def verify_backup(backup: Path) -> dict[str, Any]:
+    """The manifest, once the database and every attachment file match it."""
+    try:
+        manifest: dict[str, Any] = json.loads((backup / MANIFEST_NAME).read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BackupError(f"no readable {MANIFEST_NAME} in {backup}: {exc}") from exc
+    if manifest.get("format") != FORMAT:
+        raise BackupError(f"unknown backup format {manifest.get('format')!r}")
+    db = backup / DATABASE_NAME
+    if not db.is_file() or file_sha256(db) != manifest["database"]["sha256"]:
+        raise BackupError(f"{db} is missing or does not match the manifest's sha256")
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        check = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        counts = _counts(conn)
+    finally:
+        conn.close()
+    if check != "ok":
+        raise BackupError(f"{db} fails the integrity check: {check}")
+    if counts != manifest["counts"]:
+        raise BackupError(f"row counts {counts} differ from the manifest's {manifest['counts']}")
+    files = 0
+    for path in _blob_files(backup / BLOBS_DIR):
+        if file_sha256(path) != path.name:
+            raise BackupError(f"attachment file {path} does not match its name (damaged)")
+        files += 1
+    if files < manifest["blobs"]["files"]:
+        raise BackupError(f"{manifest['blobs']['files']} attachment files expected, "
+                          f"{files} found")
+    for name in manifest.get("key_files", []):
+        if not (backup / name).is_file():
+            raise BackupError(f"key file {name} is missing from the backup")
+    return manifest
+
+
+def file_sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _counts(conn: sqlite3.Connection) -> dict[str, int]:
+    present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    return {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])  # noqa: S608
+            for t in COUNTED_TABLES if t in present}
+
+
+def _blob_files(root: Path) -> Iterator[Path]:
+    """The attachment files under `root` (blobs/ab/cd/<sha256>), not temporary ones."""
+    if not root.is_dir():
+        return
+    for path in sorted(root.glob("??/??/*")):
+        if len(path.name) == 64 and path.is_file():
+            yield path
+
+
+def _copy_blobs(source: Path, dest: Path) -> tuple[int, int, int]:
+    """Copy the files `dest` lacks; return (copied, files, bytes) of the whole tree."""
+    copied = files = size = 0
+    for path in _blob_files(source):
+        relative = path.relative_to(source)
+        target = dest / relative
+        files += 1
+        size += path.stat().st_size
+        if target.exists():
+            continue  # content-addressed: same name, same bytes
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        os.close(fd)
+        try:
+            shutil.copyfile(path, tmp_name)
+            _fsync_file(Path(tmp_name))
+            os.replace(tmp_name, target)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        copied += 1
+    return copied, files, size
+
+
+def _copy_private(source: Path, target: Path) -> None:
+    """Copy a secret file, readable by its owner only."""
+    _write_atomically(target, source.read_bytes(), mode=0o600)
+
+
+def _write_atomically(target: Path, data: bytes, mode: int = 0o644) -> None:
+    tmp = target.with_name(f".{target.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(tmp, mode)
+    os.replace(tmp, target)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
