@@ -36,6 +36,7 @@ from nexusmail.dispatch.transport import (
     TransientSendError,
     Transport,
 )
+from nexusmail.metrics import Metrics
 from nexusmail.tickets.store import Store
 
 log = structlog.get_logger(__name__)
@@ -70,8 +71,10 @@ class OutboxWorker:
         *,
         concurrency: int = 4,
         rng: random.Random | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.transport = transport
         self.composer = composer
         self.clock = clock
@@ -171,6 +174,7 @@ class OutboxWorker:
             composed = await asyncio.to_thread(self.composer.compose, row)
         except ComposeError as exc:
             await self._mark_failed(row, None, str(exc))
+            self._count("compose")
             bound.error("outbox.failed", reason="compose", error=str(exc))
             return
         try:
@@ -179,12 +183,14 @@ class OutboxWorker:
             )
         except PermanentSendError as exc:
             await self._mark_failed(row, composed, str(exc))
+            self._count("refused")
             bound.error("outbox.failed", reason="refused", error=str(exc), code=exc.code)
             return
         except TransientSendError as exc:
             attempts = row.attempts + 1
             if attempts >= self.outbound.max_attempts:
                 await self._mark_failed(row, composed, f"gave up after {attempts} attempts: {exc}")
+                self._count("attempts")
                 bound.error("outbox.failed", reason="attempts", error=str(exc), code=exc.code)
                 return
             now = self.clock.now()
@@ -193,11 +199,18 @@ class OutboxWorker:
             if isinstance(exc, RelayUnavailableError):
                 self._pause_relay(now, retry_at)
             await self._mark_retry(row, retry_at, str(exc))
+            self._count("retry")
             bound.warning("outbox.retry", error=str(exc), code=exc.code, retry_at=iso(retry_at))
             return
         self.relay_paused_until = None
         await self._mark_sent(row, composed)
+        self._count("sent")
         bound.info("outbox.sent", subject=composed.subject)
+
+    def _count(self, result: str) -> None:
+        """After the outcome's commit: `sent`, `retry`, or why the mail failed for good."""
+        if self.metrics is not None:
+            self.metrics.outbox_result(result)
 
     def _pause_relay(self, now: datetime, until: datetime) -> None:
         # Several rows failing in one pass: the earliest retry ends the pause.
@@ -259,6 +272,7 @@ class OutboxWorker:
             )
 
         await self.store.write(mark)
+        self._count("row")
         log.error("outbox.failed", outbox_id=row_id, reason="row", error=error)
 
 

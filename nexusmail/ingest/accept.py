@@ -24,6 +24,7 @@ from nexusmail.ingest.language import guess_language
 from nexusmail.ingest.mail import MailAttachment, ParsedMail
 from nexusmail.ingest.noise import noise_reason
 from nexusmail.ingest.parse import parse_mail
+from nexusmail.metrics import TEMPORARY_FAILURE, Metrics
 from nexusmail.tickets.blobs import BlobStore, sha256_hex
 from nexusmail.tickets.cases import StoredAttachment
 from nexusmail.tickets.inbound import InboundMail, IngestResult, apply_inbound, quarantine
@@ -83,8 +84,10 @@ class Ingest:
         executor: Executor | None = None,
         on_outbox: Callable[[], None] = lambda: None,
         reply_keys: Sequence[bytes] = (),
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.blobs = blobs
         self.settings = settings
         self.clock = clock
@@ -109,16 +112,25 @@ class Ingest:
                      acknowledge: bool = True, retry_of: int | None = None) -> IngestResult:
         """`acknowledge=False` for imported history (no acknowledgement for a case it
         opens); `retry_of`: the quarantined inbound row these bytes are retried for."""
+        started = self.clock.monotonic()  # the bytes are here: DATA ended, or IMAP fetched
         self.in_flight += 1
         self._idle.clear()
         try:
             result = await self._accept(raw, envelope, source,
                                         _Options(acknowledge, retry_of))
+        except TemporaryFailure:
+            if self.metrics is not None:
+                self.metrics.mail(source, TEMPORARY_FAILURE)
+            raise
         finally:
             self.in_flight -= 1
             if self.in_flight == 0:
                 self._idle.set()
         self.accepted += 1
+        if self.metrics is not None:
+            self.metrics.mail(source, result.outcome, seconds=self.clock.monotonic() - started)
+            if result.verdict is not None:
+                self.metrics.assignment_reply(result.verdict, acted=bool(result.acted))
         return result
 
     async def _accept(self, raw: bytes, envelope: Envelope, source: str,

@@ -13,6 +13,7 @@ import structlog
 
 from nexusmail.ingest.accept import Envelope, Ingest, TemporaryFailure
 from nexusmail.ingest.addresses import is_support_recipient, normalize
+from nexusmail.metrics import RECIPIENT_REFUSED, Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -25,8 +26,10 @@ S554_NO_RECIPIENTS = "554 5.5.1 No valid recipients"
 
 class SmtpHandler:
     def __init__(self, ingest: Ingest, support_addresses: Collection[str], *,
-                 source: str = "smtp", lmtp: bool = False) -> None:
+                 source: str = "smtp", lmtp: bool = False,
+                 metrics: Metrics | None = None) -> None:
         self.ingest = ingest
+        self.metrics = metrics
         self.support_addresses = frozenset(support_addresses)
         self.source = source
         self.lmtp = lmtp
@@ -35,6 +38,8 @@ class SmtpHandler:
                           rcpt_options: list[str]) -> str:
         if not is_support_recipient(address, self.support_addresses):
             log.info("smtp.rcpt_refused", rcpt=normalize(address), peer=str(session.peer))
+            if self.metrics is not None:
+                self.metrics.mail(self.source, RECIPIENT_REFUSED)
             return S550_NO_SUCH_USER.format(address=normalize(address))
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 Ok"

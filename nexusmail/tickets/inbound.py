@@ -61,6 +61,8 @@ class IngestResult:
     inbound_id: int | None
     intervention_number: int | None = None
     reason: str = ""
+    verdict: str | None = None         # a technician reply's, for metrics after the commit
+    acted: bool | None = None          # whether that reply changed its assignment
 
 
 def apply_inbound(
@@ -105,8 +107,9 @@ def apply_inbound(
         reading = read_reply(mail.body_text)
         effect = record_reply(tx, match, reading, message, sender=sender, now=now,
                               settings=settings)
-        return _finish(tx, inbound_id, Outcome.TECHNICIAN_REPLY, match.intervention_number,
-                       effect.note or f"{effect.verdict}")
+        return replace(_finish(tx, inbound_id, Outcome.TECHNICIAN_REPLY,
+                               match.intervention_number, effect.note or f"{effect.verdict}"),
+                       verdict=str(effect.verdict), acted=effect.acted)
 
     decision = decide_thread(_thread_facts(tx, mail, sender))
     if decision.thread is Thread.FOLLOW_UP and decision.number is not None:

@@ -21,6 +21,7 @@ import structlog
 
 from nexusmail.clock import Clock
 from nexusmail.config import Settings
+from nexusmail.metrics import Metrics
 from nexusmail.tickets.recurrence import CatchUp, local_date
 from nexusmail.tickets.schedules import DueResult, open_due
 from nexusmail.tickets.store import StorageError, Store
@@ -52,8 +53,10 @@ class TickResult:
 
 class Scheduler:
     def __init__(self, store: Store, settings: Settings, clock: Clock, *,
-                 reply_keys: Sequence[bytes], on_outbox: Callable[[], None]) -> None:
+                 reply_keys: Sequence[bytes], on_outbox: Callable[[], None],
+                 metrics: Metrics | None = None) -> None:
         self.store = store
+        self.metrics = metrics
         self.settings = settings
         self.clock = clock
         self.reply_keys = reply_keys
@@ -104,6 +107,9 @@ class Scheduler:
         if result.mails:
             self.on_outbox()
         self.last_tick = now
+        if self.metrics is not None:
+            self.metrics.scheduler_ticked(opened=result.opened, late=result.late,
+                                          failed=result.failed)
         log.info("schedule.tick", today=today.isoformat(), due=result.due,
                  opened=result.opened, late=result.late, skipped=result.skipped,
                  failed=result.failed, mails=result.mails,
