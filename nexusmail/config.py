@@ -58,6 +58,8 @@ class WebSettings(_Section):
     login_failures_per_ip: int = Field(20, ge=1)
     login_failures_per_account: int = Field(5, ge=1)
     login_window_s: int = Field(900, ge=1)
+    # GET /metrics without a token (scrapers on the host); false asks for the bearer token.
+    metrics_public: bool = True
 
 
 class MailSettings(_Section):

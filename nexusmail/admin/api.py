@@ -4,7 +4,8 @@ Mounting: `api_routes(services)` returns one `Mount("/api/v1", ...)` holding its
 small Starlette app, so its JSON error handling travels with it into whatever app the
 daemon (and later the admin pages) build; `build_api(services)` is that app alone.
 
-Every route except `GET /api/v1/health` needs `Authorization: Bearer <token>` (see
+Every route except `GET /api/v1/health`, `GET /api/v1/ready` and `GET /metrics`
+(see admin.api_health) needs `Authorization: Bearer <token>` (see
 admin.tokens; `nexusmail token create` makes one).
 
 Shapes:
@@ -52,6 +53,7 @@ from nexusmail.admin.api_base import (
     path_id,
     read_body,
 )
+from nexusmail.admin.api_health import metrics_routes, ready_routes
 from nexusmail.admin.api_models import CloseIn, EmployeeIn, InterventionIn
 from nexusmail.admin.api_schedules import schedule_routes
 from nexusmail.tickets import queries
@@ -76,8 +78,9 @@ _ACTIVE_TYPES = frozenset({
 _MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
 
 def api_routes(services: ApiServices) -> list[BaseRoute]:
-    """The routes to include in the daemon's web app: everything under /api/v1."""
-    return [Mount("/api/v1", app=_api_app(services), name="api")]
+    """The routes to include in the daemon's web app: everything under /api/v1, and
+    /metrics at the root."""
+    return [Mount("/api/v1", app=_api_app(services), name="api"), *metrics_routes(services)]
 
 
 def build_api(services: ApiServices) -> Starlette:
@@ -89,6 +92,7 @@ def _api_app(services: ApiServices) -> Starlette:
     h = _Handlers(services)
     routes = [
         Route("/health", h.health, methods=["GET"]),
+        *ready_routes(services),
         Route("/employees", h.list_employees, methods=["GET"]),
         Route("/employees", h.create_employee, methods=["POST"]),
         Route("/interventions", h.list_interventions, methods=["GET"]),

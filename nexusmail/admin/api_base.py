@@ -17,6 +17,8 @@ from nexusmail.admin import tokens
 from nexusmail.admin.api_models import describe_validation_error, is_malformed_json
 from nexusmail.clock import Clock
 from nexusmail.config import Settings
+from nexusmail.metrics import Metrics
+from nexusmail.readiness import Probes
 from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.store import Store
 
@@ -51,6 +53,10 @@ class ApiServices:
     reply_keys: Sequence[bytes] = ()
     # Per-part states for the health route, e.g. {"imap": {account: state}}.
     health_details: Callable[[], dict[str, Any]] = field(default=_no_details)
+    # GET /metrics renders this registry (None: the route answers 404).
+    metrics: Metrics | None = None
+    # What GET /api/v1/ready asks of the running parts (admin.api_health).
+    probes: Probes = field(default_factory=Probes)
 
 
 class ApiError(Exception):
