@@ -36,7 +36,9 @@ from nexusmail.ingest.imap_poller import ImapCollector
 from nexusmail.ingest.smtp_handler import SmtpHandler
 from nexusmail.ingest.smtp_server import start_listener
 from nexusmail.logs import configure_logging
+from nexusmail.metrics import Metrics
 from nexusmail.paths import blobs_path, database_path
+from nexusmail.readiness import Probes
 from nexusmail.reply_keys import load_reply_keys
 from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.scheduler import Scheduler
@@ -83,9 +85,11 @@ async def serve(
 
         transport = build_transport(settings.outbound, settings.storage.data_dir)
         stack.push_async_callback(transport.close)
+        metrics = Metrics()  # this daemon's own registry (STYLE: nothing process-global)
         worker = OutboxWorker(store, transport, Composer(settings.mail, blob_loader=blobs.get),
                               clock, settings.outbound,
-                              envelope_sender=settings.mail.support_addresses[0])
+                              envelope_sender=settings.mail.support_addresses[0],
+                              metrics=metrics)
         worker_task = asyncio.create_task(worker.run(stop), name="outbox")
         stack.push_async_callback(_await_task, worker_task, "outbox")
 
@@ -94,7 +98,7 @@ async def serve(
         if parsers is not None:
             stack.callback(parsers.shutdown, wait=True, cancel_futures=True)
         ingest = Ingest(store, blobs, settings, clock, executor=parsers,
-                        on_outbox=worker.notify, reply_keys=reply_keys)
+                        on_outbox=worker.notify, reply_keys=reply_keys, metrics=metrics)
         smtp_server = await _start_smtp(settings, ingest)
         stack.push_async_callback(_drain_smtp, smtp_server, ingest)
         collector = ImapCollector(settings, ingest, clock)
@@ -102,13 +106,16 @@ async def serve(
         stack.push_async_callback(_await_task, collector_task, "imap")
 
         scheduler = Scheduler(store, settings, clock, reply_keys=reply_keys,
-                              on_outbox=worker.notify)
+                              on_outbox=worker.notify, metrics=metrics)
         scheduler_task = asyncio.create_task(scheduler.run(stop), name="scheduler")
         stack.push_async_callback(_await_task, scheduler_task, "scheduler")
 
         web_server, web_task, web_port = await _start_web(settings, ApiServices(
             store=store, blobs=blobs, settings=settings, clock=clock, on_outbox=worker.notify,
-            reply_keys=reply_keys, health_details=lambda: {"imap": collector.states()}))
+            reply_keys=reply_keys, health_details=lambda: {"imap": collector.states()},
+            metrics=metrics, probes=Probes(smtp_listening=smtp_server.is_serving,
+                                           scheduler_last_tick=lambda: scheduler.last_tick,
+                                           started_at=clock.now())))
         stack.push_async_callback(_stop_web, web_server, web_task)
 
         running = Running(smtp_port=smtp_server.sockets[0].getsockname()[1], web_port=web_port,
@@ -142,7 +149,8 @@ def _warm_up() -> None:
 
 async def _start_smtp(settings: Settings, ingest: Ingest) -> asyncio.Server:
     handler = SmtpHandler(ingest, settings.mail.support_addresses,
-                          source=settings.smtp.protocol, lmtp=settings.smtp.protocol == "lmtp")
+                          source=settings.smtp.protocol, lmtp=settings.smtp.protocol == "lmtp",
+                          metrics=ingest.metrics)
     return await start_listener(settings, handler)
 
 
