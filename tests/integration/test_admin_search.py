@@ -91,6 +91,30 @@ async def test_search_follows_updates_of_messages(store: Store, clock: FakeClock
     assert await numbers(store, ListFilter(text="prima")) == []
 
 
+async def test_our_own_outgoing_mails_are_not_searched(store: Store, clock: FakeClock) -> None:
+    """Words only in an acknowledgement we sent find nothing (template boilerplate would
+    match every case); the customer's own words still do."""
+    def seed(tx: sqlite3.Connection) -> int:
+        number = open_case(tx, clock, "Caldaia", text="perdita dal tubo")
+        # What the outbox worker does once it has composed the acknowledgement.
+        tx.execute("UPDATE messages SET subject = 'Abbiamo ricevuto', body_text = 'ricontatteremo'"
+                   " WHERE intervention_number = ? AND direction = 'out'", (number,))
+        return number
+
+    number = await store.write(seed)
+    assert await numbers(store, ListFilter(text="ricontatteremo")) == []
+    assert await numbers(store, ListFilter(text="perdita")) == [1]
+
+    def forget(tx: sqlite3.Connection) -> None:
+        tx.execute("DELETE FROM outbox WHERE intervention_number = ?", (number,))
+        tx.execute("DELETE FROM messages WHERE intervention_number = ? AND direction = 'out'",
+                   (number,))
+        # Updating and deleting rows that were never indexed leaves the index sound.
+        tx.execute("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+
+    await store.write(forget)
+
+
 async def test_filters_by_status_assignee_customer_and_type(
     store: Store, clock: FakeClock
 ) -> None:
