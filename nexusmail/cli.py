@@ -178,7 +178,8 @@ def _group(commands: Any, name: str, config_opt: argparse.ArgumentParser, help_t
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from nexusmail.daemon import run_daemon  # the daemon's imports only when running it
 
-    return run_daemon(settings)
+    # SIGHUP re-reads the same file (nexusmail.reload).
+    return run_daemon(settings, config_path=Path(args.config) if args.config else None)
 
 
 def _cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:

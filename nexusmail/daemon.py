@@ -1,8 +1,9 @@
 """`nexusmail run`: builds every part, starts them, stops them in order.
 
 One lifecycle owner (STYLE.md): the store, the SMTP/LMTP listener, the outbox worker
-and the web server live in one AsyncExitStack. SIGTERM/SIGINT set the stop event;
-shutdown stops taking mail first, lets mail in flight finish (bounded), then stops
+and the web server live in one AsyncExitStack. SIGTERM/SIGINT set the stop event,
+SIGHUP a reload (nexusmail.reload); systemd hears of each step (systemd_notify).
+Shutdown stops taking mail first, lets mail in flight finish (bounded), then stops
 the worker and the web server, and closes the store last.
 """
 
@@ -14,16 +15,19 @@ import multiprocessing
 import signal
 import socket
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Coroutine, Generator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
 
 import structlog
 import uvicorn
 from starlette.applications import Starlette
 
-from nexusmail import __version__
+from nexusmail import __version__, systemd_notify
 from nexusmail.admin.api import ApiServices, api_routes
 from nexusmail.admin.pages import page_routes
 from nexusmail.clock import Clock, SystemClock
@@ -39,6 +43,7 @@ from nexusmail.logs import configure_logging
 from nexusmail.metrics import Metrics
 from nexusmail.paths import blobs_path, database_path
 from nexusmail.readiness import Probes
+from nexusmail.reload import CollectorSlot, Reloader
 from nexusmail.reply_keys import load_reply_keys
 from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.scheduler import Scheduler
@@ -72,8 +77,10 @@ async def serve(
     clock: Clock | None = None,
     stop: asyncio.Event | None = None,
     on_ready: Callable[[Running], None] = lambda running: None,
+    config_path: Path | None = None,
+    reload: asyncio.Event | None = None,
 ) -> None:
-    """Run until `stop` is set."""
+    """Run until `stop` is set; each time `reload` is set, re-read `config_path`."""
     clock = clock or SystemClock()
     stop = stop or asyncio.Event()
     started = time.monotonic()
@@ -101,7 +108,7 @@ async def serve(
                         on_outbox=worker.notify, reply_keys=reply_keys, metrics=metrics)
         smtp_server = await _start_smtp(settings, ingest)
         stack.push_async_callback(_drain_smtp, smtp_server, ingest)
-        collector = ImapCollector(settings, ingest, clock)
+        collector = CollectorSlot(ImapCollector(settings, ingest, clock))
         collector_task = asyncio.create_task(collector.run(stop), name="imap")
         stack.push_async_callback(_await_task, collector_task, "imap")
 
@@ -125,7 +132,17 @@ async def serve(
                  data_dir=str(settings.storage.data_dir),
                  outbound=settings.outbound.host or "maildir")
         on_ready(running)
+        status = f"serving: SMTP on port {running.smtp_port}, web on port {running.web_port}"
+        systemd_notify.notify(f"READY=1\nSTATUS={status}")
+        reloader = Reloader(config_path, settings, ingest=ingest, worker=worker,
+                            collector=collector, clock=clock, status=status)
+        _start_task(stack, reloader.run(stop, reload or asyncio.Event()), "reload")
+        watchdog_s = systemd_notify.watchdog_interval_s()
+        if watchdog_s is not None:  # the ping also proves the store's writer answers
+            _start_task(stack, systemd_notify.feed_watchdog(
+                stop, watchdog_s, check=partial(store.write, _no_change)), "watchdog")
         await stop.wait()
+        systemd_notify.notify("STOPPING=1")
         log.info("daemon.stopping")
     log.info("daemon.stopped", uptime_s=round(time.monotonic() - started, 1),
              mails_accepted=ingest.accepted)
@@ -191,6 +208,15 @@ async def _stop_web(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
         task.cancel()
 
 
+def _start_task(stack: AsyncExitStack, coro: Coroutine[Any, Any, None], name: str) -> None:
+    task = asyncio.create_task(coro, name=name)
+    stack.push_async_callback(_await_task, task, name)
+
+
+def _no_change(conn: object) -> None:
+    """An empty unit for the store's writer: it answers, so it is not stuck."""
+
+
 async def _await_task(task: asyncio.Task[None], name: str) -> None:
     try:
         await asyncio.wait_for(task, DRAIN_TIMEOUT_S)
@@ -199,7 +225,7 @@ async def _await_task(task: asyncio.Task[None], name: str) -> None:
         task.cancel()
 
 
-def run_daemon(settings: Settings) -> int:
+def run_daemon(settings: Settings, *, config_path: Path | None = None) -> int:
     """The blocking entry point: logging, signals, the loop."""
     configure_logging(settings.log.level, settings.log.format)
 
@@ -208,7 +234,9 @@ def run_daemon(settings: Settings) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await serve(settings, stop=stop)
+        reload = asyncio.Event()
+        loop.add_signal_handler(signal.SIGHUP, reload.set)
+        await serve(settings, stop=stop, config_path=config_path, reload=reload)
 
     try:
         asyncio.run(main())

@@ -115,9 +115,11 @@ async def start_listener(settings: Settings, handler: SmtpHandler) -> asyncio.Se
     protocol_class = NexusLMTP if settings.smtp.protocol == "lmtp" else NexusSMTP
 
     def factory() -> SMTP:
+        # The size limit is read per connection from ingest's settings, which a reload
+        # (SIGHUP) replaces; host, port and protocol need a restart.
         return protocol_class(
             handler, hostname=settings.smtp.hostname, ident=f"nexusmail {__version__}",
-            data_size_limit=settings.limits.max_message_bytes, decode_data=False,
+            data_size_limit=handler.ingest.settings.limits.max_message_bytes, decode_data=False,
             enable_SMTPUTF8=True,
         )
 
