@@ -91,8 +91,7 @@ async def restore_database(daemon: Daemon, cap: int) -> None:
 
 async def test_metrics_count_what_happened_to_each_mail(daemon: Daemon,
                                                         sink: CaptureHandler) -> None:
-    """A new request, noise, a refused RCPT and a 451 on a full disk each show in
-    nexusmail_mails_total; the latency histogram has the stored ones; the ack is sent."""
+    """New request, noise, refused RCPT and a full-disk 451 are counted; acks and latency too."""
     assert (await daemon.send(mail()))[0] == 250
     assert (await daemon.send(mail("Out of office", "Away until Monday.",
                                    extra={"Auto-Submitted": "auto-replied"})))[0] == 250
@@ -148,8 +147,7 @@ async def test_outbox_backlog_is_read_at_scrape_time(tmp_path: Path) -> None:
 
 
 async def test_ready_names_a_full_database_and_recovers(daemon: Daemon) -> None:
-    """/ready is 200 with every part, 503 naming storage while the database is full,
-    and 200 again once it has room; /health stays a plain liveness answer."""
+    """/ready: 200 with every part, 503 naming storage while full, 200 after; /health plain."""
     reply = await ready(daemon)
     assert reply.status_code == 200, reply.text
     body = reply.json()
