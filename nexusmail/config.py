@@ -112,7 +112,7 @@ class LimitsSettings(_Section):
 
 
 class IngestSettings(_Section):
-    # Worker processes that parse big mails on other cores (0: parse in the daemon).
+    # Worker processes that parse mails on other cores (0: parse in the daemon).
     parse_processes: int = Field(1, ge=0, le=64)
 
 
