@@ -27,6 +27,7 @@ from typing import IO, Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from dovecot_server import ANY_USER_PASSWORD, Dovecot, dovecot_binary, new_user
 from smtp_sink import CaptureHandler, free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,7 +85,8 @@ def test_sysusers_snippet_creates_the_units_user(tmp_path: Path) -> None:
     unit = UNIT.read_text(encoding="utf-8")
     user = re.search(r"^User=(\S+)$", unit, re.MULTILINE)
     group = re.search(r"^Group=(\S+)$", unit, re.MULTILINE)
-    assert user and group
+    assert user
+    assert group
     passwd = (tmp_path / "etc" / "passwd").read_text()
     assert re.search(rf"^{user[1]}:x:\d+:\d+:.*:/var/lib/nexusmail:", passwd, re.MULTILINE)
     assert re.search(rf"^{group[1]}:x:", (tmp_path / "etc" / "group").read_text(), re.MULTILINE)
@@ -165,11 +167,8 @@ class DaemonProcess:
         self.events = Events(self.process.stdout)
 
     def write_config(self, text: str | None = None) -> None:
-        if text is None:
-            text = "".join(f"[{name}]\n" + "".join(f"{key} = {json.dumps(value)}\n"
-                                                   for key, value in values.items())
-                           for name, values in self.config.items())
-        self.config_path.write_text(text, encoding="utf-8")
+        self.config_path.write_text(_toml(self.config) if text is None else text,
+                                    encoding="utf-8")
 
     def send(self, sender: str, subject: str, body: str = "My printer does not print.") -> str:
         """Send one mail; "250", or the refusal as "code text"."""
@@ -191,6 +190,22 @@ class DaemonProcess:
         self.process.stdout.close()
         self.stderr.close()
         self.notifications.sock.close()
+
+
+def _toml(config: dict[str, dict[str, Any]]) -> str:
+    """Enough TOML for these configs: scalars and lists as JSON, lists of tables
+    (`[[imap.accounts]]`) as tables."""
+    out = []
+    for name, values in config.items():
+        out.append(f"[{name}]")
+        tables = {k: v for k, v in values.items() if isinstance(v, list) and v
+                  and isinstance(v[0], dict)}
+        out += [f"{k} = {json.dumps(v)}" for k, v in values.items() if k not in tables]
+        for key, rows in tables.items():
+            for row in rows:
+                out.append(f"[[{name}.{key}]]")
+                out += [f"{k} = {json.dumps(v)}" for k, v in row.items()]
+    return "\n".join(out) + "\n"
 
 
 @pytest.fixture
@@ -282,3 +297,41 @@ def test_sighup_reloads_templates_and_limits(start_daemon: Any, tmp_path: Path,
 
     daemon.process.send_signal(signal.SIGTERM)
     assert daemon.process.wait(20) == 0
+
+
+def test_sighup_adds_and_removes_imap_accounts(start_daemon: Any) -> None:
+    """An account added to the config and reloaded starts collecting; removed and
+    reloaded, it stops (mail appended afterwards stays on the server)."""
+    if dovecot_binary() is None:
+        pytest.skip("dovecot is not installed (apt-get install dovecot-imapd)")
+    with Dovecot() as dovecot:
+        user = new_user()
+        dovecot.append(user, [_mail("ana@example.org", "Boiler")])
+        daemon: DaemonProcess = start_daemon("@nexusmail-test-" + uuid.uuid4().hex)
+        daemon.notifications.next("READY=1")
+        daemon.config["imap"] = {"reconnect_min_s": 0.1, "accounts": [{
+            "name": "support", "host": dovecot.host, "port": dovecot.port, "tls": "none",
+            "username": user, "password": ANY_USER_PASSWORD}]}
+        daemon.write_config()
+        daemon.process.send_signal(signal.SIGHUP)
+        reloaded = daemon.events.wait_for("daemon.reloaded")
+        assert (reloaded["reloaded"], reloaded["imap_restarted"]) == (
+            ["templates", "[imap] accounts", "[imap] reconnect_min_s"], True)
+        accepted = daemon.events.wait_for("mail.accepted")
+        assert (accepted["source"], accepted["outcome"]) == ("imap:support", "new_request")
+
+        del daemon.config["imap"]
+        daemon.write_config()
+        daemon.process.send_signal(signal.SIGHUP)
+        assert daemon.events.wait_for("daemon.reloaded")["imap_restarted"] is True
+        daemon.notifications.next("READY=1")
+        dovecot.append(user, [_mail("bob@example.org", "Scanner")])
+        time.sleep(1.5)  # the old collector (IDLE) would have taken it by now
+        assert dovecot.status(user)["messages"] == 1
+        daemon.process.send_signal(signal.SIGTERM)
+        assert daemon.process.wait(20) == 0
+
+
+def _mail(sender: str, subject: str) -> bytes:
+    return (f"From: {sender}\r\nTo: {SUPPORT}\r\nSubject: {subject}\r\n"
+            f"Message-ID: <{uuid.uuid4().hex}@example.org>\r\n\r\nIt stopped.\r\n").encode()
