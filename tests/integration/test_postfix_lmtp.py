@@ -37,7 +37,7 @@ def lmtp_port() -> int:
 @pytest.fixture(scope="module")
 def postfix(lmtp_port: int) -> Iterator[PostfixRelay]:
     """A throwaway Postfix relaying the support domain to 127.0.0.1:lmtp_port."""
-    relay = PostfixRelay(lmtp_port, domain=DOMAIN).start()
+    relay = PostfixRelay(lmtp_port, domain=DOMAIN, recipients=(SUPPORT,)).start()
     try:
         yield relay
     finally:
@@ -77,7 +77,8 @@ async def inbound_for(daemon: Daemon, message_id: str) -> list[tuple[object, ...
 async def test_postfix_delivers_to_the_daemon_over_lmtp(
     tmp_path: Path, postfix: PostfixRelay, lmtp_port: int, relay: Controller
 ) -> None:
-    """Mail sent to Postfix reaches the daemon by LMTP and opens an intervention."""
+    """Mail sent to Postfix reaches the daemon by LMTP and opens an intervention; plus
+    addresses pass, unknown recipients are refused by Postfix at RCPT."""
     settings = make_settings(tmp_path / "data", relay_port=relay.port,
                              smtp={"port": lmtp_port, "protocol": "lmtp"})
     async with running_daemon(settings) as daemon:
@@ -91,6 +92,19 @@ async def test_postfix_delivers_to_the_daemon_over_lmtp(
         subjects = await daemon.query("SELECT subject FROM interventions")
         assert subjects == [("Printer jammed",)]
         await relay.handler.wait_for_async(1)  # the acknowledgement left through the outbox
+        plus = SUPPORT.replace("@", "+tok@")
+        await aiosmtplib.send(customer_mail("pf-2@example.it"), sender="ana@example.it",
+                              recipients=[plus], hostname="127.0.0.1", port=postfix.smtp_port)
+
+        async def plus_arrived() -> bool:
+            return bool(await inbound_for(daemon, "pf-2@example.it"))
+
+        await eventually(plus_arrived, "the mail to a plus address")
+        with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
+            await aiosmtplib.send(customer_mail("pf-3@example.it"), sender="ana@example.it",
+                                  recipients=[f"nobody@{DOMAIN}"], hostname="127.0.0.1",
+                                  port=postfix.smtp_port)
+        assert refused.value.recipients[0].code == 550  # by Postfix, before any queueing
     await eventually(lambda: not postfix.queued_ids(), "an empty Postfix queue")
     assert re.search(r"to=<support@firm\.test>.*status=sent \(250 2\.0\.0 Ok", postfix.log_text())
 

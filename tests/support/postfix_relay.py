@@ -69,6 +69,8 @@ local_recipient_maps =
 alias_maps =
 alias_database =
 relay_domains = {domain}
+relay_recipient_maps = {recipient_map}
+recipient_delimiter = +
 mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 transport_maps = inline:{{ {domain}=lmtp:inet:127.0.0.1:{lmtp_port} }}
@@ -94,9 +96,11 @@ def free_port() -> int:
 class PostfixRelay:
     """One Postfix instance relaying `domain` to an LMTP server on 127.0.0.1."""
 
-    def __init__(self, lmtp_port: int, domain: str = "nexus.test") -> None:
+    def __init__(self, lmtp_port: int, domain: str = "nexus.test",
+                 recipients: tuple[str, ...] = ()) -> None:
         self.lmtp_port = lmtp_port
         self.domain = domain
+        self.recipients = recipients  # empty: any address of the domain is relayed
         self.root = Path(tempfile.mkdtemp(prefix="nm-postfix-"))
         self.conf = self.root / "conf"
         self.smtp_port = 0
@@ -115,7 +119,8 @@ class PostfixRelay:
         # Postfix refuses a data_directory it does not own.
         os.chown(self.root / "data", pwd.getpwnam("postfix").pw_uid, -1)
         (self.conf / "main.cf").write_text(
-            MAIN_CF.format(root=self.root, domain=self.domain, lmtp_port=self.lmtp_port))
+            MAIN_CF.format(root=self.root, domain=self.domain, lmtp_port=self.lmtp_port,
+                           recipient_map=self._recipient_map()))
         (self.conf / "master.cf").write_text(MASTER_CF.format(smtp_port=self.smtp_port))
         # start-fg runs postfix-script's checks and creates the queue directories.
         self._log = (self.root / "maillog").open("wb")
@@ -128,6 +133,11 @@ class PostfixRelay:
             self.stop()
             raise
         return self
+
+    def _recipient_map(self) -> str:
+        if not self.recipients:
+            return ""
+        return "inline:{ " + ", ".join(f"{r}=OK" for r in self.recipients) + " }"
 
     def _wait_for_greeting(self) -> None:
         assert self._proc is not None
