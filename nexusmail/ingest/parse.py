@@ -210,6 +210,10 @@ def _one_id(value: str | None, defects: list[str]) -> str | None:
 
 def _ids(value: str) -> tuple[str, ...]:
     """Message-IDs without angle brackets, in order, once each (RFC 5322 §3.6.4)."""
+    if has_surrogates(value):
+        # Raw 8-bit bytes in an ID (RFC 5322 allows none) came through as lone surrogates,
+        # which SQLite cannot store: the mail was then neither processed nor quarantined.
+        value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     found = _ID_IN_ANGLES.findall(value)
     if not found:
         found = _ID_BARE.findall(value.strip())[:1]

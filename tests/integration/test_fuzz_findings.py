@@ -1,0 +1,44 @@
+"""Inputs the fuzzer (bench/fuzz_ingest.py) found breaking ingest, kept as regressions."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+from daemon_harness import SUPPORT, make_settings
+
+from nexusmail.clock import SystemClock
+from nexusmail.ingest.accept import Envelope, Ingest
+from nexusmail.paths import blobs_path, database_path
+from nexusmail.tickets.blobs import BlobStore, sha256_hex
+from nexusmail.tickets.models import Outcome
+from nexusmail.tickets.store import Store
+
+FINDINGS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "fuzz"
+
+
+def kept_row(db: Path, raw: bytes) -> tuple[int, str] | None:
+    """The inbound row holding these exact bytes (its id and outcome), if any."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT i.id, i.outcome FROM inbound i JOIN raw_messages r"
+                           " ON r.sha256 = i.raw_sha256 WHERE i.raw_sha256 = ?",
+                           (sha256_hex(raw),)).fetchone()
+    finally:
+        conn.close()
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+@pytest.mark.parametrize("path", sorted(FINDINGS_DIR.glob("*.eml")), ids=lambda p: p.name)
+async def test_fuzz_findings_are_processed_not_quarantined(tmp_path: Path, path: Path) -> None:
+    """Inputs the fuzzer once broke ingest with (8-bit bytes in Message-ID/References
+    could be neither stored nor quarantined: 451 forever) are now processed and kept."""
+    settings_ = make_settings(tmp_path / "d")
+    raw = await asyncio.to_thread(path.read_bytes)
+    async with Store(database_path(settings_)) as store:
+        ingest = Ingest(store, BlobStore(blobs_path(settings_)), settings_, SystemClock())
+        result = await ingest.accept(raw, Envelope("x@example.org", [SUPPORT]), "smtp")
+    assert result.outcome is not Outcome.QUARANTINED, result.reason
+    assert kept_row(database_path(settings_), raw) == (result.inbound_id, str(result.outcome))
