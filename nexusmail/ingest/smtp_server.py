@@ -14,6 +14,7 @@ nobody; the size limit still bounds the whole message.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import structlog
@@ -30,6 +31,11 @@ END_OF_DATA = b"\r\n.\r\n"
 # Bytes that may follow the size limit before we stop keeping them (headers of the
 # 552 path only need the end marker found).
 _TAIL = len(END_OF_DATA)
+
+# "<local@domain>" with dot-atom parts (RFC 5321 4.1.2), the form nearly every client
+# sends in MAIL FROM and RCPT TO; anything else goes to aiosmtpd's full parser.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_SIMPLE_PATH = re.compile(rf"<({_ATEXT}(?:\.{_ATEXT})*@{_ATEXT}(?:\.{_ATEXT})*)>")
 
 
 class BulkDataMixin:
@@ -98,13 +104,33 @@ class BulkDataMixin:
         return data.replace(b"\r\n.", b"\r\n")
 
 
-class NexusSMTP(BulkDataMixin, SMTP):
+class SimpleAddressMixin:
+    """A fast path for aiosmtpd's `_getaddr` (email._header_value_parser, ~0.05 ms per
+    MAIL or RCPT command); same results, which a test compares over many forms."""
+
+    local_part_limit: int
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        match = _SIMPLE_PATH.match(arg)
+        if match is not None:
+            after = arg[match.end():]
+            rest = after.lstrip(" \t")
+            local_part = match.group(1).rpartition("@")[0]
+            if (not after or (rest != after and not rest[:1].isspace()
+                              and not rest.startswith("("))) and not (
+                    self.local_part_limit and len(local_part) > self.local_part_limit):
+                return match.group(1), rest
+        slow: tuple[str | None, str | None] = super()._getaddr(arg)  # type: ignore[misc]
+        return slow
+
+
+class NexusSMTP(SimpleAddressMixin, BulkDataMixin, SMTP):
     def __init__(self, handler: Any, *, data_size_limit: int, **kwargs: Any) -> None:
         self._allow_long_reads(data_size_limit)
         super().__init__(handler, data_size_limit=data_size_limit, **kwargs)
 
 
-class NexusLMTP(BulkDataMixin, LMTP):
+class NexusLMTP(SimpleAddressMixin, BulkDataMixin, LMTP):
     def __init__(self, handler: Any, *, data_size_limit: int, **kwargs: Any) -> None:
         self._allow_long_reads(data_size_limit)
         super().__init__(handler, data_size_limit=data_size_limit, **kwargs)
