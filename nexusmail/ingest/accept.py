@@ -156,7 +156,8 @@ class Ingest:
                      prepared: Prepared, options: _Options) -> IngestResult:
         mail = prepared.mail
         try:
-            stored = [] if prepared.noise else await asyncio.to_thread(
+            # Most mails carry no file: no thread hop for nothing (~0.1 ms each).
+            stored = [] if prepared.noise or not mail.attachments else await asyncio.to_thread(
                 self._store_attachments, mail.attachments)
         except OSError as exc:
             log.error("mail.blob_write_failed", error=str(exc))
