@@ -56,6 +56,11 @@ class SmtpHandler:
         except TemporaryFailure as exc:
             log.warning("smtp.temporary_failure", error=str(exc))
             status = S451_TRY_AGAIN
+        except Exception:
+            # The loop boundary: accept() keeps what it can (quarantine); anything that
+            # still escapes is our fault, and a 5xx would make the sender drop the mail.
+            log.exception("smtp.accept_failed")
+            status = S451_TRY_AGAIN
         else:
             status = S250_QUEUED.format(inbound_id=result.inbound_id)
         if self.lmtp:

@@ -138,3 +138,28 @@ async def test_any_lines_round_trip(server: tuple[Keep, int], client: Client,
     server[0].contents.clear()
     assert (await client.send(stuff(message))).startswith(b"250")
     assert server[0].contents == [message]
+
+
+async def test_our_own_failure_is_never_a_5xx() -> None:
+    """An unexpected error behind DATA answers 451 (the sender keeps the mail and
+    retries), never aiosmtpd's 500."""
+    from nexusmail.ingest.smtp_handler import SmtpHandler
+
+    class Broken:
+        """Stands in for Ingest at the handler's seam, failing as a bug would."""
+
+        async def accept(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("a bug")
+
+    handler = SmtpHandler(Broken(), {"b@x.it"})  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    srv = await loop.create_server(
+        lambda: NexusSMTP(handler, data_size_limit=10_000, decode_data=False,
+                          hostname="t.test"), "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.sockets[0].getsockname()[1])
+    client = Client(reader, writer)
+    await client.reply()
+    await client.say(b"EHLO c.test\r\n")
+    assert (await client.send(b"Subject: x\r\n\r\nbody\r\n")).startswith(b"451")
+    writer.close()
+    srv.close()
