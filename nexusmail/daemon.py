@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import signal
 import socket
 import time
 from collections.abc import Callable, Coroutine, Generator
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from functools import partial
@@ -37,6 +35,7 @@ from nexusmail.dispatch.outbox import OutboxWorker
 from nexusmail.dispatch.transport import build_transport
 from nexusmail.ingest.accept import Ingest
 from nexusmail.ingest.imap_poller import ImapCollector
+from nexusmail.ingest.parse_workers import ParseWorkers
 from nexusmail.ingest.smtp_handler import SmtpHandler
 from nexusmail.ingest.smtp_server import start_listener
 from nexusmail.logs import configure_logging
@@ -101,10 +100,12 @@ async def serve(
         stack.push_async_callback(_await_task, worker_task, "outbox")
 
         reply_keys = await asyncio.to_thread(load_reply_keys, settings)
-        parsers = _parse_processes(settings.ingest.parse_processes)
-        if parsers is not None:
-            stack.callback(parsers.shutdown, wait=True, cancel_futures=True)
-        ingest = Ingest(store, blobs, settings, clock, executor=parsers,
+        parsers = None
+        if settings.ingest.parse_processes:
+            parsers = ParseWorkers(settings.ingest.parse_processes, warm_up=_warm_up)
+            stack.push_async_callback(parsers.close)
+            await parsers.start()
+        ingest = Ingest(store, blobs, settings, clock, parsers=parsers,
                         on_outbox=worker.notify, reply_keys=reply_keys, metrics=metrics)
         smtp_server = await _start_smtp(settings, ingest)
         stack.push_async_callback(_drain_smtp, smtp_server, ingest)
@@ -146,18 +147,6 @@ async def serve(
         log.info("daemon.stopping")
     log.info("daemon.stopped", uptime_s=round(time.monotonic() - started, 1),
              mails_accepted=ingest.accepted)
-
-
-def _parse_processes(count: int) -> ProcessPoolExecutor | None:
-    if count == 0:
-        return None
-    # forkserver, not fork: forking a process that runs threads (the store's writer)
-    # can copy a held lock into the child.
-    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("forkserver"))
-    # Start them now (and import the parser there) rather than on the first big mail.
-    for future in [pool.submit(_warm_up) for _ in range(count)]:
-        future.result()
-    return pool
 
 
 def _warm_up() -> None:
