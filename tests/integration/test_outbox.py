@@ -490,3 +490,37 @@ async def test_wrong_relay_password_is_retried_not_failed(
         assert "wrong" not in row["last_error"]
     finally:
         await asyncio.to_thread(controller.stop)
+
+
+async def test_a_relay_that_stops_answering_times_out_and_is_dropped() -> None:
+    """A relay silent after the mail's data: the send gives up within the transaction's
+    deadline (timeout_s per reply expected), as relay trouble, and drops the connection."""
+    from nexusmail.dispatch.transport import RelayUnavailableError
+
+    async def silent_after_data(reader: asyncio.StreamReader,
+                                writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 hi\r\n")
+        in_data = False
+        while line := await reader.readline():
+            if in_data:
+                continue  # the data, its end included, is never answered: the relay hangs
+            if line.upper().startswith(b"DATA"):
+                writer.write(b"354 go on\r\n")
+                in_data = True
+            else:
+                writer.write(b"250 ok\r\n")
+        writer.close()
+
+    server = await asyncio.start_server(silent_after_data, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = SmtpRelayTransport(outbound(port, timeout_s=0.2))
+    message = EmailMessage()
+    message["Subject"] = "x"
+    message.set_content("body")
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(RelayUnavailableError, match="timed out"):
+        await transport.send(message, sender=SENDER, recipients=[CUSTOMER])
+    assert asyncio.get_running_loop().time() - started < 2.0
+    assert transport._idle == []
+    await transport.close()
+    server.close()
