@@ -15,7 +15,7 @@ import json
 import logging
 import sqlite3
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from nexusmail import __version__, cli_operators, cli_ops, cli_schedules
 from nexusmail.admin import tokens
 from nexusmail.admin.api_models import AssignmentIn, EmployeeIn, describe_validation_error
+from nexusmail.cli_support import print_table, with_store
 from nexusmail.clock import SystemClock
 from nexusmail.config import ConfigError, Settings, load_settings
 from nexusmail.paths import blobs_path, database_path
@@ -192,7 +193,7 @@ def _cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     async def create(store: Store) -> str:
         return await store.write(lambda tx: tokens.create_token(tx, name, now))
 
-    token = _with_store(settings, create)
+    token = with_store(settings, create)
     print(f"Created API token {name!r}. It is shown only now; store it safely:")
     print(token)
     return EXIT_OK
@@ -206,9 +207,9 @@ def _cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
     rows = [
         [str(t.id), t.name, t.created_at,
          f"revoked {t.revoked_at}" if t.revoked_at else "active"]
-        for t in _with_store(settings, fetch)
+        for t in with_store(settings, fetch)
     ]
-    _print_table(["ID", "NAME", "CREATED", "STATUS"], rows)
+    print_table(["ID", "NAME", "CREATED", "STATUS"], rows)
     return EXIT_OK
 
 
@@ -220,7 +221,7 @@ def _cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
         await store.write(lambda tx: tokens.revoke_token(tx, token_id, now))
 
     try:
-        _with_store(settings, revoke)
+        with_store(settings, revoke)
     except (NotFound, Conflict) as exc:
         print(f"nexusmail: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -244,7 +245,7 @@ def _cmd_employee_add(args: argparse.Namespace, settings: Settings) -> int:
             tx, email=employee.email, name=employee.name, language=employee.language, now=now))
 
     try:
-        employee_id = _with_store(settings, insert)
+        employee_id = with_store(settings, insert)
     except Conflict as exc:
         print(f"nexusmail: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -261,9 +262,9 @@ def _cmd_employee_list(args: argparse.Namespace, settings: Settings) -> int:
     rows = [
         [str(e["id"]), e["email"], e["name"], e["language"],
          "active" if e["active"] else "inactive"]
-        for e in _with_store(settings, fetch)
+        for e in with_store(settings, fetch)
     ]
-    _print_table(["ID", "EMAIL", "NAME", "LANGUAGE", "STATUS"], rows)
+    print_table(["ID", "EMAIL", "NAME", "LANGUAGE", "STATUS"], rows)
     return EXIT_OK
 
 
@@ -283,7 +284,7 @@ def _cmd_assign(args: argparse.Namespace, settings: Settings) -> int:
             tx, number, email, now=now, settings=settings, reply_keys=keys, assigned_by="cli"))
 
     try:
-        assignment_id = _with_store(settings, insert)
+        assignment_id = with_store(settings, insert)
     except (NotFound, Conflict) as exc:
         print(f"nexusmail: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -299,7 +300,7 @@ def _cmd_intervention_show(args: argparse.Namespace, settings: Settings) -> int:
         async with store.read() as conn:
             return await queries.get_intervention(conn, number)
 
-    detail = _with_store(settings, fetch)
+    detail = with_store(settings, fetch)
     if detail is None:
         print(f"nexusmail: intervention {number} does not exist", file=sys.stderr)
         return EXIT_FAILED
@@ -382,21 +383,6 @@ def _cmd_version(args: argparse.Namespace, settings: Settings | None) -> int:
     return EXIT_OK
 
 
-def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
-    async def run() -> T:
-        async with Store(database_path(settings)) as store:
-            return await fn(store)
-
-    return asyncio.run(run())
-
-
-def _print_table(header: list[str], rows: list[list[str]]) -> None:
-    if not rows:
-        print("(none)")
-        return
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _quiet_logging() -> None:

@@ -8,16 +8,15 @@ input otherwise (`printf '%s\\n' "$PW" | nexusmail operator add ...`).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TextIO, TypeVar
 
 from nexusmail.admin.api_models import MAX_ADDRESS_CHARS
+from nexusmail.cli_support import with_store
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
-from nexusmail.paths import database_path
 from nexusmail.tickets import operators
 from nexusmail.tickets.cases import Conflict, NotFound
 from nexusmail.tickets.store import Store
@@ -87,7 +86,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
             tx, email=email, name=args.name, password_hash=password_hash, now=now))
 
     try:
-        operator_id = _with_store(settings, insert)
+        operator_id = with_store(settings, insert)
     except Conflict as exc:
         print(f"nexusmail: {exc} (`nexusmail operator password {email}` sets a new "
               "password)", file=sys.stderr)
@@ -110,7 +109,7 @@ def cmd_password(args: argparse.Namespace, settings: Settings) -> int:
             tx, email=email, password_hash=password_hash, now=now))
 
     try:
-        _with_store(settings, update)
+        with_store(settings, update)
     except NotFound as exc:
         print(f"nexusmail: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -123,7 +122,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         async with store.read() as conn:
             return await operators.list_operators(conn)
 
-    rows = _with_store(settings, fetch)
+    rows = with_store(settings, fetch)
     if not rows:
         print("(none)")
         return EXIT_OK
@@ -131,11 +130,3 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         state = "active" if active else "inactive"
         print(f"{operator_id}  {email}  {name or '-'}  {state}  {created_at}")
     return EXIT_OK
-
-
-def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
-    async def run() -> T:
-        async with Store(database_path(settings)) as store:
-            return await fn(store)
-
-    return asyncio.run(run())

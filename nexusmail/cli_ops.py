@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from nexusmail.backup import BackupError, create_backup, restore_backup
+from nexusmail.cli_support import print_table, with_store
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
 from nexusmail.ingest.accept import Envelope, Ingest, TemporaryFailure
@@ -110,8 +111,8 @@ def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
             return list(await cursor.fetchall())
 
     rows = [[str(r[0]), r[1], r[2], r[3] or "-", _clip(r[4] or "-", 40), _clip(r[5], 60)]
-            for r in _with_store(settings, fetch)]
-    _print_table(["ID", "RECEIVED", "SOURCE", "SENDER", "SUBJECT", "REASON"], rows)
+            for r in with_store(settings, fetch)]
+    print_table(["ID", "RECEIVED", "SOURCE", "SENDER", "SUBJECT", "REASON"], rows)
     return EXIT_OK
 
 
@@ -127,7 +128,7 @@ def cmd_quarantine_show(args: argparse.Namespace, settings: Settings) -> int:
                                             (row[6],))).fetchone()
             return row, None if raw is None else bytes(raw[0])
 
-    row, raw = _with_store(settings, fetch)
+    row, raw = with_store(settings, fetch)
     if row is None:
         print(f"nexusmail: inbound mail {inbound_id} does not exist", file=sys.stderr)
         return EXIT_FAILED
@@ -260,13 +261,6 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
 
 # --- helpers --------------------------------------------------------------------------
 
-def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
-    async def run() -> T:
-        async with Store(database_path(settings)) as store:
-            return await fn(store)
-
-    return asyncio.run(run())
-
 
 def _with_ingest(settings: Settings, fn: Callable[[Ingest, Store], Awaitable[T]]) -> T:
     """Run `fn` with an Ingest built as the daemon builds it (parsing in this process)."""
@@ -285,12 +279,4 @@ def _clip(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
-
-def _print_table(header: list[str], rows: list[list[str]]) -> None:
-    if not rows:
-        print("(none)")
-        return
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 

@@ -8,10 +8,9 @@ YYYY-MM-DD calendar dates in `[scheduler] timezone`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -19,9 +18,9 @@ from pydantic import ValidationError
 
 from nexusmail.admin.api_models import describe_validation_error
 from nexusmail.admin.schedule_models import MAX_LEAD_DAYS, ScheduleIn
+from nexusmail.cli_support import print_table, with_store
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
-from nexusmail.paths import database_path
 from nexusmail.tickets import schedule_queries
 from nexusmail.tickets.cases import NotFound
 from nexusmail.tickets.recurrence import DayRule, Interval, local_date
@@ -135,7 +134,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
             return await schedule_queries.get_schedule(conn, schedule_id)
 
     try:
-        created = _with_store(settings, insert)
+        created = with_store(settings, insert)
     except InvalidSchedule as exc:
         print(f"nexusmail: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -150,14 +149,14 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         async with store.read() as conn:
             return await schedule_queries.list_schedules(conn)
 
-    items = _with_store(settings, fetch)
+    items = with_store(settings, fetch)
     if args.json:
         print(json.dumps(items, ensure_ascii=False, indent=2))
         return EXIT_OK
     rows = [[str(s["id"]), s["customer"]["email"], s["subject"], _rule(s),
              str(s["lead_days"]), "active" if s["active"] else "paused", _next(s)]
             for s in items]
-    _print_table(["ID", "CUSTOMER", "SUBJECT", "RULE", "LEAD", "STATUS", "NEXT"], rows)
+    print_table(["ID", "CUSTOMER", "SUBJECT", "RULE", "LEAD", "STATUS", "NEXT"], rows)
     return EXIT_OK
 
 
@@ -211,14 +210,14 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
         async with store.read() as conn:
             return await schedule_queries.preview(conn, schedule_id, today=today, count=count)
 
-    items = _with_store(settings, fetch)
+    items = with_store(settings, fetch)
     if items is None:
         print(f"nexusmail: schedule {schedule_id} does not exist", file=sys.stderr)
         return EXIT_FAILED
     if args.json:
         print(json.dumps(items, indent=2))
         return EXIT_OK
-    _print_table(["DATE", "OPENS ON", "INTERVENTION"],
+    print_table(["DATE", "OPENS ON", "INTERVENTION"],
                  [[i["date"], i["opens_on"], str(i["intervention_number"] or "-")]
                   for i in items])
     return EXIT_OK
@@ -234,7 +233,7 @@ def _set_active(settings: Settings, schedule_id: int, *, active: bool) -> int:
             return await schedule_queries.get_schedule(conn, schedule_id)
 
     try:
-        detail = _with_store(settings, change)
+        detail = with_store(settings, change)
     except NotFound as exc:
         print(f"nexusmail: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -249,7 +248,7 @@ def _load(settings: Settings, schedule_id: int) -> schedule_queries.ScheduleDeta
         async with store.read() as conn:
             return await schedule_queries.get_schedule(conn, schedule_id)
 
-    detail = _with_store(settings, fetch)
+    detail = with_store(settings, fetch)
     if detail is None:
         print(f"nexusmail: schedule {schedule_id} does not exist", file=sys.stderr)
     return detail
@@ -279,18 +278,4 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from None
 
 
-def _with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
-    async def run() -> T:
-        async with Store(database_path(settings)) as store:
-            return await fn(store)
 
-    return asyncio.run(run())
-
-
-def _print_table(header: list[str], rows: list[list[str]]) -> None:
-    if not rows:
-        print("(none)")
-        return
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,9 +14,13 @@ from nexusmail.tickets.store import Store
 
 
 @pytest.fixture(autouse=True)
-def _reset_logging() -> Iterator[None]:
-    """Configuration made by one test (cli.main() binds structlog to the stdout pytest
-    captures for that test) must not leak: a later test would log to a closed file."""
+def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test sees no NEXUSMAIL_* variable of the machine's environment, and leaves
+    no logging set-up behind (cli.main() binds structlog to the stdout pytest captures
+    for that test: a later test would log to a closed file)."""
+    for name in list(os.environ):
+        if name.startswith("NEXUSMAIL_"):
+            monkeypatch.delenv(name)
     yield
     structlog.reset_defaults()
 

@@ -9,13 +9,11 @@ import json
 import mailbox
 import os
 import sqlite3
-from collections.abc import Iterator
 from email.message import EmailMessage
 from functools import partial
 from pathlib import Path
 
 import pytest
-import structlog
 from aiosmtpd.controller import Controller
 from daemon_harness import SUPPORT, make_settings, running_daemon
 from mail_corpus import load
@@ -31,17 +29,6 @@ from nexusmail.paths import blobs_path, database_path
 from nexusmail.tickets.blobs import BlobStore, sha256_hex
 from nexusmail.tickets.inbound import InboundMail, quarantine
 from nexusmail.tickets.store import Store
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # The CLI configures structlog for its process; give the other tests theirs back.
-    for name in list(os.environ):
-        if name.startswith("NEXUSMAIL_"):
-            monkeypatch.delenv(name)
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
 
 
 def write_config(path: Path, data_dir: Path) -> Path:

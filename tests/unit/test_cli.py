@@ -8,12 +8,11 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
-import structlog
 
 from nexusmail.admin.tokens import token_is_valid
 from nexusmail.cli import main
@@ -28,17 +27,6 @@ from nexusmail.tickets.store import Store
 
 T = TypeVar("T")
 
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # The CLI configures structlog for its process; give other tests theirs back, and
-    # keep NEXUSMAIL_* variables of the environment out of these settings.
-    for name in list(os.environ):
-        if name.startswith("NEXUSMAIL_"):
-            monkeypatch.delenv(name)
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
 
 
 @pytest.fixture

@@ -4,31 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 
 from nexusmail.cli import main
 from nexusmail.config import load_settings
 from nexusmail.paths import database_path
 from nexusmail.tickets.operators import find_operator, verify_password
 from nexusmail.tickets.store import Store
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # The CLI configures structlog for its process; give other tests theirs back.
-    for name in list(os.environ):
-        if name.startswith("NEXUSMAIL_"):
-            monkeypatch.delenv(name)
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
 
 
 @pytest.fixture

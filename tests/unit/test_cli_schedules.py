@@ -4,29 +4,16 @@ temp dir (the CLI reads the system clock, so dates here are relative to today)."
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import structlog
 
 from nexusmail.cli import main
 from nexusmail.tickets.recurrence import local_date
 
 TODAY = local_date(datetime.now(UTC), "Europe/Rome")
 
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # The CLI configures structlog for its process; give other tests theirs back.
-    for name in list(os.environ):
-        if name.startswith("NEXUSMAIL_"):
-            monkeypatch.delenv(name)
-    saved = structlog.get_config()
-    yield
-    structlog.configure(**saved)
 
 
 @pytest.fixture
