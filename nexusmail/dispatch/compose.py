@@ -22,7 +22,6 @@ from email.generator import BytesGenerator
 from email.message import Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
-from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr
 from typing import Any, ClassVar
 
@@ -211,10 +210,10 @@ class Composer:
     def _body(text: str, html: str | None, message_id: str) -> Message:
         # compat32 building: the modern EmailMessage API parsed every header we set
         # and cost ~2.7 ms per mail, most of the outbox worker's CPU in the benchmark.
-        plain = MIMEText(text, "plain", _UTF8_QP)  # type: ignore[arg-type]  # typeshed: str only
+        plain = _qp_text(text, "plain")
         if html is None:
             return plain
-        rich = MIMEText(html, "html", _UTF8_QP)  # type: ignore[arg-type]
+        rich = _qp_text(html, "html")
         return MIMEMultipart("alternative", _boundary("alt", message_id), _subparts=[plain, rich])
 
     def _pick_language(self, row: OutboxRow) -> str:
@@ -259,6 +258,18 @@ class Composer:
         # RFC 2231 form, so accented file names survive every client.
         part.add_header("Content-Disposition", "attachment", filename=("utf-8", "", filename))
         return part
+
+
+def _qp_text(text: str, subtype: str) -> Message:
+    """What MIMEText(text, subtype, utf-8 quoted-printable) builds, byte for byte (a
+    test compares them), at a third of the cost: MIMEText parses back the parameters
+    of the Content-Type header it has just written, for every part."""
+    part = Message()
+    part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
+    part["MIME-Version"] = "1.0"
+    part["Content-Transfer-Encoding"] = "quoted-printable"
+    part.set_payload(_UTF8_QP.body_encode(text))
+    return part
 
 
 class _WirePolicy(Compat32):

@@ -237,3 +237,17 @@ def test_any_subject_survives_the_wire(subject: str) -> None:
     assert all(len(word) <= 75 for word in words)
     parsed = message_from_bytes(raw, policy=policy.default)
     assert parsed["Subject"] == composed.subject
+
+
+@settings(max_examples=300)
+@given(text=st.text(max_size=300), subtype=st.sampled_from(["plain", "html"]))
+def test_text_parts_are_mimetext_byte_for_byte(text: str, subtype: str) -> None:
+    """Our cheap text part flattens exactly as email.mime's MIMEText would."""
+    from email.mime.text import MIMEText
+
+    from nexusmail.dispatch.compose import _UTF8_QP, _qp_text
+
+    stock = MIMEText(text, subtype, _UTF8_QP)  # type: ignore[arg-type]
+    ours = _qp_text(text, subtype)
+    assert wire_bytes(ours) == wire_bytes(stock)
+    assert ours.get_payload(decode=True) == stock.get_payload(decode=True)
