@@ -497,19 +497,25 @@ async def test_a_relay_that_stops_answering_times_out_and_is_dropped() -> None:
     deadline (timeout_s per reply expected), as relay trouble, and drops the connection."""
     from nexusmail.dispatch.transport import RelayUnavailableError
 
+    handler_done = asyncio.Event()
+
     async def silent_after_data(reader: asyncio.StreamReader,
                                 writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 hi\r\n")
         in_data = False
-        while line := await reader.readline():
-            if in_data:
-                continue  # the data, its end included, is never answered: the relay hangs
-            if line.upper().startswith(b"DATA"):
-                writer.write(b"354 go on\r\n")
-                in_data = True
-            else:
-                writer.write(b"250 ok\r\n")
-        writer.close()
+        try:
+            while line := await reader.readline():
+                if in_data:
+                    continue  # the data, its end included, is never answered: a hang
+                if line.upper().startswith(b"DATA"):
+                    writer.write(b"354 go on\r\n")
+                    in_data = True
+                else:
+                    writer.write(b"250 ok\r\n")
+        finally:
+            writer.close()
+            await writer.wait_closed()
+            handler_done.set()
 
     server = await asyncio.start_server(silent_after_data, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -523,4 +529,6 @@ async def test_a_relay_that_stops_answering_times_out_and_is_dropped() -> None:
     assert asyncio.get_running_loop().time() - started < 2.0
     assert transport._idle == []
     await transport.close()
+    await asyncio.wait_for(handler_done.wait(), 5)  # our side closed: the relay sees EOF
     server.close()
+    await server.wait_closed()
