@@ -23,7 +23,9 @@ import contextlib
 import json
 import random
 import sqlite3
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -43,6 +45,15 @@ log = structlog.get_logger(__name__)
 
 JITTER = 0.2  # ±20%: rows that failed together do not all come back together
 MAX_ERROR_CHARS = 1000
+# Sent rows are marked in one write per this many rows tried.
+MARK_BATCH = 16
+
+
+@dataclass(frozen=True)
+class _Sent:
+    row: OutboxRow
+    composed: ComposedMail
+    log: Any  # the row's bound logger
 
 
 class OutboxWorker:
@@ -137,31 +148,39 @@ class OutboxWorker:
                 return 0
             slots = asyncio.Semaphore(self.concurrency)
 
-            async def bounded(raw: sqlite3.Row) -> bool:
+            async def bounded(raw: sqlite3.Row) -> _Sent | bool:
                 async with slots:
                     if self._relay_paused(self.clock.now()):
                         return False  # the relay went down during this pass: leave it
-                    await self._process(raw)
-                    return True
+                    return await self._process(raw) or True
 
-            results = await asyncio.gather(
-                *(bounded(raw) for raw in rows), return_exceptions=True
-            )
+            tried = 0
+            failure: BaseException | None = None
+            for start in range(0, len(rows), MARK_BATCH):
+                results = await asyncio.gather(
+                    *(bounded(raw) for raw in rows[start:start + MARK_BATCH]),
+                    return_exceptions=True,
+                )
+                await self._mark_sent([r for r in results if isinstance(r, _Sent)])
+                tried += sum(1 for r in results if r is True or isinstance(r, _Sent))
+                failure = failure or next(
+                    (r for r in results if isinstance(r, BaseException)), None)
             # Every row got its turn; now let an unexpected failure reach the loop.
-            for result in results:
-                if isinstance(result, BaseException):
-                    raise result
-            return sum(1 for result in results if result is True)
+            if failure is not None:
+                raise failure
+            return tried
 
     def _relay_paused(self, now: datetime) -> bool:
         return self.relay_paused_until is not None and now < self.relay_paused_until
 
-    async def _process(self, raw: sqlite3.Row) -> None:
+    async def _process(self, raw: sqlite3.Row) -> _Sent | None:
+        """Compose and send one row; a sent one is returned for marking with its batch,
+        any other outcome is written here."""
         try:
             row = OutboxRow.from_db(raw)
         except ComposeError as exc:
             await self._give_up_raw(int(raw["id"]), str(exc))
-            return
+            return None
         bound = log.bind(
             message_id=row.message_id,
             intervention=row.intervention_number,
@@ -176,7 +195,7 @@ class OutboxWorker:
             await self._mark_failed(row, None, str(exc))
             self._count("compose")
             bound.error("outbox.failed", reason="compose", error=str(exc))
-            return
+            return None
         try:
             await self.transport.send(
                 composed.message, sender=self.envelope_sender, recipients=[row.recipient]
@@ -185,14 +204,14 @@ class OutboxWorker:
             await self._mark_failed(row, composed, str(exc))
             self._count("refused")
             bound.error("outbox.failed", reason="refused", error=str(exc), code=exc.code)
-            return
+            return None
         except TransientSendError as exc:
             attempts = row.attempts + 1
             if attempts >= self.outbound.max_attempts:
                 await self._mark_failed(row, composed, f"gave up after {attempts} attempts: {exc}")
                 self._count("attempts")
                 bound.error("outbox.failed", reason="attempts", error=str(exc), code=exc.code)
-                return
+                return None
             now = self.clock.now()
             # Whole seconds, as the store keeps it: the pause and the row agree.
             retry_at = (now + self.backoff(row.attempts)).replace(microsecond=0)
@@ -201,11 +220,9 @@ class OutboxWorker:
             await self._mark_retry(row, retry_at, str(exc))
             self._count("retry")
             bound.warning("outbox.retry", error=str(exc), code=exc.code, retry_at=iso(retry_at))
-            return
+            return None
         self.relay_paused_until = None
-        await self._mark_sent(row, composed)
-        self._count("sent")
-        bound.info("outbox.sent", subject=composed.subject)
+        return _Sent(row, composed, bound)
 
     def _count(self, result: str) -> None:
         """After the outcome's commit: `sent`, `retry`, or why the mail failed for good."""
@@ -228,18 +245,26 @@ class OutboxWorker:
 
     # -- writes: each outcome is one store.write, the thread message included -----------
 
-    async def _mark_sent(self, row: OutboxRow, composed: ComposedMail) -> None:
+    async def _mark_sent(self, sent: list[_Sent]) -> None:
+        """One write for a batch of sent rows (one commit instead of one each; a crash
+        before it resends the batch, under the same Message-IDs: at-least-once)."""
+        if not sent:
+            return
         sent_at = iso(self.clock.now())
 
         def mark(tx: sqlite3.Connection) -> None:
-            tx.execute(
-                "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
-                " last_error = '' WHERE id = ?",
-                (sent_at, row.id),
-            )
-            _fill_thread_message(tx, row, composed, delivery="sent", error="")
+            for item in sent:
+                tx.execute(
+                    "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
+                    " last_error = '' WHERE id = ?",
+                    (sent_at, item.row.id),
+                )
+                _fill_thread_message(tx, item.row, item.composed, delivery="sent", error="")
 
         await self.store.write(mark)
+        for item in sent:
+            self._count("sent")
+            item.log.info("outbox.sent", subject=item.composed.subject)
 
     async def _mark_retry(self, row: OutboxRow, retry_at: datetime, error: str) -> None:
         def mark(tx: sqlite3.Connection) -> None:

@@ -368,6 +368,22 @@ async def test_many_rows_go_out_in_parallel_once_each(
     assert transport.connections_opened <= 4
 
 
+async def test_sent_rows_are_marked_in_batches(
+    store: Store, clock: FakeClock, sink: Sink, transports: Callable[[Transport], Transport]
+) -> None:
+    """Sent rows are marked sent a batch per write, not one commit each; every row and
+    its thread message end up marked."""
+    ids = [await enqueue_ack(store, clock, recipient=f"c{i}@example.org") for i in range(20)]
+    transport = SmtpRelayTransport(outbound(sink.port), max_connections=4)
+    worker = make_worker(store, clock, transports(transport), outbound(sink.port))
+    commits_before = store.commits
+    assert await worker.send_due() == 20
+    assert store.commits - commits_before <= 2  # 20 rows, batches of 16
+    for message_id in ids:
+        assert (await outbox_row(store, message_id))["status"] == "sent"
+        assert json.loads((await thread_message(store, message_id))["extra"])["delivery"] == "sent"
+
+
 async def test_run_sends_at_once_on_notify_and_stops_promptly(
     store: Store, clock: FakeClock, sink: Sink, transports: Callable[[Transport], Transport]
 ) -> None:
