@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+from machine import cpu_model
 
 from nexusmail.tickets.operators import hash_password
 from nexusmail.tickets.store import connect, migrate
@@ -185,15 +186,6 @@ def cycle(rng: random.Random, make: object) -> Iterator[str]:
     while True:
         yield make(rng) if callable(make) else str(make)
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

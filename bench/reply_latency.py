@@ -30,6 +30,7 @@ from typing import Any
 import aiosmtplib
 import httpx
 from aiosmtpd.controller import Controller
+from machine import cpu_model
 
 from nexusmail.admin.tokens import create_token
 from nexusmail.clock import SystemClock
@@ -127,8 +128,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=100)
     args = parser.parse_args()
     latencies = asyncio.run(run(args.cases))
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                .splitlines() if line.startswith("model name")), platform.machine())
+    cpu = cpu_model()
     quantiles = statistics.quantiles(latencies, n=100)
     print(f"machine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}")
     print(f"command: python bench/{Path(sys.argv[0]).name} --cases {args.cases}")

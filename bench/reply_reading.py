@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from types import ModuleType
 
+from machine import cpu_model
+
 from nexusmail.ingest.reply_reading import read_reply
 
 CASES_PATH = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "replies" / "cases.py"
@@ -35,15 +37,6 @@ def load_cases() -> ModuleType:
     spec.loader.exec_module(module)
     return module
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,6 +30,7 @@ from functools import partial
 from pathlib import Path
 
 import structlog
+from machine import cpu_model
 
 from nexusmail.clock import SystemClock, iso
 from nexusmail.config import Settings
@@ -112,7 +113,7 @@ def report(args: argparse.Namespace, plan: list[tuple[object, ...]], idle: list[
     print(f"# schedule tick benchmark: {args.schedules:,} schedules, {args.due} due per tick,"
           f" {args.rounds} rounds, assignees: {not args.no_assignees}")
     print(f"# command: python bench/schedule_tick.py {' '.join(sys.argv[1:])}".rstrip())
-    print(f"# machine: {platform.processor() or platform.machine()}, {_cpu()},"
+    print(f"# machine: {platform.processor() or platform.machine()}, {cpu_model()},"
           f" {os.cpu_count()} CPUs; Python {platform.python_version()};"
           f" SQLite {sqlite3.sqlite_version}; {platform.system()} {platform.release()}")
     print(f"# due query plan: {plan}")
@@ -125,15 +126,6 @@ def report(args: argparse.Namespace, plan: list[tuple[object, ...]], idle: list[
     rest = [t - o for t, o in zip(total, opening, strict=True)]
     print(f"  tick apart from the openings              {ms(rest)}")
 
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from types import FrameType
 from typing import Any
 
 from corpus import DEFAULT_MAILS, DEFAULT_SEED, SUPPORT_ADDRESS, Corpus, build, corpus_paths
+from machine import cpu_model
 from procs import Child, Children, group_cpu_by_process, group_usage, thread_cpu
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -107,12 +108,7 @@ class Plan:
 # --- machine and command ---------------------------------------------------------------
 
 def machine_info() -> dict[str, Any]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+    model = cpu_model()
     mem_gb = 0.0
     with contextlib.suppress(OSError):
         for line in Path("/proc/meminfo").read_text().splitlines():
