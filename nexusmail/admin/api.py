@@ -14,7 +14,7 @@ Shapes:
 - `GET /api/v1/interventions?status=open|closed&q=text&limit=1..200&offset=0` →
   `{"items": [summary...], "total": N, "limit": L, "offset": O}`, newest first; a
   summary is the detail below without `description`, `assignments` and `messages`.
-  Each carries `needs_attention`: a list of tickets.queries.Attention flags
+  Each carries `needs_attention`: a list of tickets.attention.Attention flags
   (`rejected`, `unclear`, `unverified`, `unassigned`).
 - `GET /api/v1/interventions/{number}`, and the 201 of `POST /api/v1/interventions`
   and the 200 of `POST .../{number}/close` (body optional: `{"note": "..."}`): see

@@ -21,9 +21,9 @@ from nexusmail.admin.api_base import MAX_ID, ApiError
 from nexusmail.admin.api_models import InterventionIn, describe_validation_error
 from nexusmail.admin.pages_base import Pages, check_csrf, form_text, redirect
 from nexusmail.tickets import queries, search
+from nexusmail.tickets.attention import Attention
 from nexusmail.tickets.intake import OpenRequest
 from nexusmail.tickets.models import Priority, Source, Status
-from nexusmail.tickets.queries import Attention
 
 log = structlog.get_logger(__name__)
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from enum import StrEnum
 from typing import Any, TypedDict
 
 import aiosqlite
 
+from nexusmail.tickets.attention import needs_attention
 from nexusmail.tickets.models import Status
 
 
@@ -374,38 +374,6 @@ def _summary(row: Any) -> InterventionSummary:
             has_unverified_reply=bool(row["has_unverified_reply"]),
         ),
     }
-
-
-# Pure: computed from the facts the intervention's own query gathers (no extra query).
-class Attention(StrEnum):
-    """Why an open intervention needs an operator (computed from data, never stored)."""
-
-    REJECTED = "rejected"       # rejected, and nobody confirmed or is still to answer
-    UNCLEAR = "unclear"         # a technician's reply could not be read as yes or no
-    UNVERIFIED = "unverified"   # a reply to an assignment came from someone else
-    UNASSIGNED = "unassigned"   # open, and nobody was ever assigned
-
-
-def needs_attention(
-    *, status: str, assignment_statuses: set[str], has_unverified_reply: bool
-) -> list[str]:
-    """The Attention flags of an intervention, in a fixed order.
-
-    A closed intervention needs no (re)assignment, so only an unverified reply still
-    flags it: someone other than the technician answered, and an operator should look.
-    """
-    flags: list[str] = []
-    if status == Status.OPEN:
-        if "rejected" in assignment_statuses and not assignment_statuses & {"confirmed",
-                                                                          "pending"}:
-            flags.append(Attention.REJECTED)
-        if "unclear" in assignment_statuses:
-            flags.append(Attention.UNCLEAR)
-    if has_unverified_reply:
-        flags.append(Attention.UNVERIFIED)
-    if status == Status.OPEN and not assignment_statuses:
-        flags.append(Attention.UNASSIGNED)
-    return flags
 
 
 def _assignment(row: Any) -> AssignmentView:

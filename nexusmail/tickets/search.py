@@ -16,7 +16,8 @@ from typing import Any, TypedDict
 import aiosqlite
 
 from nexusmail.tickets import queries
-from nexusmail.tickets.queries import Attention, InterventionSummary
+from nexusmail.tickets.attention import Attention
+from nexusmail.tickets.queries import InterventionSummary
 
 PAGE_SIZE = 50
 MAX_QUERY_WORDS = 12
@@ -104,7 +105,7 @@ def _conditions(f: ListFilter) -> tuple[list[str], list[Any]]:
 
 
 def _attention_conditions(attention: Attention | None) -> list[str]:
-    # The same rules as queries.needs_attention, phrased so an index drives each.
+    # The same rules as attention.needs_attention, phrased so an index drives each.
     if attention is Attention.REJECTED:
         return ["i.status = 'open'",
                 "i.number IN (SELECT intervention_number FROM assignments"

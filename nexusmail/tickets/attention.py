@@ -1,0 +1,42 @@
+"""Why an intervention needs an operator: pure rules over the facts a query gathered.
+
+Computed from data, never stored, so the list, the thread page and the JSON API always
+agree with the assignments and replies as they are now.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from nexusmail.tickets.models import Status
+
+
+class Attention(StrEnum):
+    """Why an open intervention needs an operator (computed from data, never stored)."""
+
+    REJECTED = "rejected"       # rejected, and nobody confirmed or is still to answer
+    UNCLEAR = "unclear"         # a technician's reply could not be read as yes or no
+    UNVERIFIED = "unverified"   # a reply to an assignment came from someone else
+    UNASSIGNED = "unassigned"   # open, and nobody was ever assigned
+
+
+def needs_attention(
+    *, status: str, assignment_statuses: set[str], has_unverified_reply: bool
+) -> list[str]:
+    """The Attention flags of an intervention, in a fixed order.
+
+    A closed intervention needs no (re)assignment, so only an unverified reply still
+    flags it: someone other than the technician answered, and an operator should look.
+    """
+    flags: list[str] = []
+    if status == Status.OPEN:
+        if "rejected" in assignment_statuses and not assignment_statuses & {"confirmed",
+                                                                          "pending"}:
+            flags.append(Attention.REJECTED)
+        if "unclear" in assignment_statuses:
+            flags.append(Attention.UNCLEAR)
+    if has_unverified_reply:
+        flags.append(Attention.UNVERIFIED)
+    if status == Status.OPEN and not assignment_statuses:
+        flags.append(Attention.UNASSIGNED)
+    return flags
