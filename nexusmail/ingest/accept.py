@@ -193,19 +193,33 @@ class Ingest:
 
     async def _quarantine(self, raw: bytes, envelope: Envelope, source: str,
                           reason: str) -> IngestResult:
-        empty = ParsedMail(message_id=None, in_reply_to=(), references=(), subject="",
-                           from_addr="", from_name="", to_addrs=(), cc_addrs=(), reply_to=(),
-                           date=None, body_text="", body_html=None, attachments=())
-        inbound = InboundMail(raw=raw, raw_sha256=sha256_hex(raw), mail=empty, source=source,
-                              envelope_from=envelope.mail_from,
-                              envelope_to=tuple(envelope.rcpt_tos), noise_reason=None,
-                              attachments=())
-        return await self._quarantine_prepared(inbound, reason)
+        return await self._quarantine_prepared(
+            _raw_only(raw, envelope, source), reason, parsed_fields=False)
 
-    async def _quarantine_prepared(self, inbound: InboundMail, reason: str) -> IngestResult:
+    async def _quarantine_prepared(self, inbound: InboundMail, reason: str, *,
+                                   parsed_fields: bool = True) -> IngestResult:
         log.error("mail.quarantined", reason=reason)
         try:
             return await self.store.write(partial(quarantine, inbound=inbound, reason=reason,
                                                   now=self.clock.now()))
-        except Exception as exc:
+        except StorageError as exc:
             raise TemporaryFailure(f"cannot quarantine: {exc}") from exc
+        except Exception as exc:
+            if not parsed_fields:
+                raise TemporaryFailure(f"cannot quarantine: {exc}") from exc
+            # Something in what we parsed cannot be stored either: keep the raw bytes
+            # alone (an operator can retry them), rather than answer 451 for ever.
+            return await self._quarantine_prepared(
+                _raw_only(inbound.raw, Envelope(inbound.envelope_from, inbound.envelope_to),
+                          inbound.source),
+                f"{reason}; parsed fields not storable: {exc!r}"[:2000], parsed_fields=False)
+
+
+def _raw_only(raw: bytes, envelope: Envelope, source: str) -> InboundMail:
+    """A mail kept as its bytes alone, nothing parsed from it."""
+    empty = ParsedMail(message_id=None, in_reply_to=(), references=(), subject="",
+                       from_addr="", from_name="", to_addrs=(), cc_addrs=(), reply_to=(),
+                       date=None, body_text="", body_html=None, attachments=())
+    return InboundMail(raw=raw, raw_sha256=sha256_hex(raw), mail=empty, source=source,
+                       envelope_from=envelope.mail_from, envelope_to=tuple(envelope.rcpt_tos),
+                       noise_reason=None, attachments=())

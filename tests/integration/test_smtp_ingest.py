@@ -302,3 +302,19 @@ async def test_big_mails_parse_in_the_parse_process(tmp_path: Path, relay: Contr
         assert [code for code, _ in results] == [250, 250]
         rows = await daemon.query("SELECT filename, size, sha256 FROM attachments")
     assert rows == [("guasto.jpg", 300_000, hashlib.sha256(photo).hexdigest())]
+
+
+async def test_unstorable_parsed_fields_still_keep_the_raw_mail(daemon: Daemon) -> None:
+    """When neither processing nor quarantining can store what we parsed, the raw bytes
+    are quarantined alone and the sender gets 250: never 451 for ever, nothing lost."""
+    await daemon.running.store.write(lambda tx: tx.execute(
+        "CREATE TRIGGER reject_boom BEFORE INSERT ON inbound WHEN NEW.subject LIKE 'boom%'"
+        " BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END"))
+    raw = customer_mail("boom: unstorable")
+    code, _ = await daemon.send(raw)
+    assert code == 250
+    rows = await daemon.query("SELECT outcome, subject, reason FROM inbound")
+    assert [(outcome, subject) for outcome, subject, _ in rows] == [("quarantined", "")]
+    assert "parsed fields not storable" in rows[0][2]
+    assert await daemon.query("SELECT count(*) FROM raw_messages") == [(1,)]
+    assert await interventions(daemon) == []
