@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO, TypeVar
 
-from nexusmail.admin.api_models import MAX_ADDRESS_CHARS
+from nexusmail.admin.api_models import MAX_ADDRESS_CHARS, check_address
 from nexusmail.cli_support import with_store
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
@@ -64,12 +64,13 @@ def read_password(stdin: TextIO | None = None) -> str:
 
 
 def _checked_email(email: str) -> str:
-    email = email.strip().lower()
-    local, _, domain = email.partition("@")
-    if not local or not domain or len(email) > MAX_ADDRESS_CHARS or any(
-            c.isspace() for c in email):
-        raise ValueError(f"{email!r} is not an email address")
-    return email
+    email = email.strip()
+    try:
+        if len(email) > MAX_ADDRESS_CHARS:
+            raise ValueError("is too long")
+        return check_address(email)
+    except ValueError as exc:
+        raise ValueError(f"{email!r} {exc}") from None
 
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:

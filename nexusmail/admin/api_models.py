@@ -32,7 +32,9 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
-def _check_address(value: str) -> str:
+def check_address(value: str) -> str:
+    """The address lower-cased, or ValueError: one rule for the API, the CLI and the
+    schedule bodies."""
     local, _, domain = value.partition("@")
     if (
         not local
@@ -53,7 +55,7 @@ class EmployeeIn(_Body):
     @field_validator("email")
     @classmethod
     def _address(cls, value: str) -> str:
-        return _check_address(value)
+        return check_address(value)
 
 
 class InterventionIn(_Body):
@@ -71,7 +73,7 @@ class InterventionIn(_Body):
     @field_validator("customer_email")
     @classmethod
     def _address(cls, value: str) -> str:
-        return _check_address(value)
+        return check_address(value)
 
     @field_validator("assignees")
     @classmethod
@@ -79,7 +81,7 @@ class InterventionIn(_Body):
         checked = []
         for item in value:
             try:
-                checked.append(_check_address(item.strip()))
+                checked.append(check_address(item.strip()))
             except ValueError:
                 raise ValueError(f"{item!r} is not an email address") from None
         # The same address twice is one assignment, not a conflict with itself.
@@ -122,7 +124,7 @@ class AssignmentIn(_Body):
     @field_validator("employee_email")
     @classmethod
     def _address(cls, value: str) -> str:
-        return _check_address(value)
+        return check_address(value)
 
 
 def _limits(info: ValidationInfo) -> LimitsSettings:

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from nexusmail.admin.api_models import MAX_ADDRESS_CHARS, MAX_ASSIGNEES, _Body, _check_address
+from nexusmail.admin.api_models import MAX_ADDRESS_CHARS, MAX_ASSIGNEES, _Body, check_address
 from nexusmail.tickets.recurrence import DayRule, Interval
 from nexusmail.tickets.schedules import DEFAULT_REQUEST_TYPE, ScheduleSpec
 
@@ -27,7 +27,7 @@ def _addresses(value: list[str]) -> list[str]:
     checked = []
     for item in value:
         try:
-            checked.append(_check_address(item.strip()))
+            checked.append(check_address(item.strip()))
         except ValueError:
             raise ValueError(f"{item!r} is not an email address") from None
     return list(dict.fromkeys(checked))
@@ -52,7 +52,7 @@ class ScheduleIn(_Body):
     @field_validator("customer_email")
     @classmethod
     def _address(cls, value: str) -> str:
-        return _check_address(value)
+        return check_address(value)
 
     @field_validator("assignees")
     @classmethod

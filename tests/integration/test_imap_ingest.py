@@ -7,7 +7,7 @@ import os
 import ssl
 import stat
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from email.message import EmailMessage
 from pathlib import Path
@@ -19,6 +19,7 @@ import structlog
 import trustme
 from daemon_harness import SUPPORT, make_settings, running_daemon
 from dovecot_server import ANY_USER_PASSWORD, Dovecot, dovecot_binary, new_user
+from polling import eventually
 
 from nexusmail.cli import main
 from nexusmail.clock import SystemClock
@@ -87,17 +88,6 @@ async def collecting(settings: Settings, store: Store) -> AsyncIterator[ImapColl
         await asyncio.wait_for(task, 10)
 
 
-async def wait_until(check: Callable[[], Any], timeout_s: float = 8.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {timeout_s} s")
-        await asyncio.sleep(0.05)
 
 
 async def rows(store: Store, sql: str, *params: Any) -> list[tuple[Any, ...]]:
@@ -122,16 +112,16 @@ async def test_new_mail_during_idle_becomes_intervention_within_2s(
             health = (await http.get(f"{daemon.web_url}/api/v1/health")).json()
             state = health["imap"]["support"]
             return bool(state["connected"] and state["idle"] and state["last_success"])
-        await wait_until(idling)
+        await eventually(idling)
         await asyncio.sleep(0.3)  # inside IDLE, not in the first sync
         started = time.monotonic()
         await asyncio.to_thread(dovecot.append, user, [make_mail(1)])
 
         async def intervention() -> bool:
             return bool(await daemon.query("SELECT number FROM interventions"))
-        await wait_until(intervention, timeout_s=2.0)
+        await eventually(intervention, "the intervention", timeout_s=2.0)
         assert time.monotonic() - started < 2.0
-        await wait_until(lambda: asyncio.to_thread(dovecot.folder_uids, user,
+        await eventually(lambda: asyncio.to_thread(dovecot.folder_uids, user,
                                                    "nexusmail.processed"))
         state = (await http.get(f"{daemon.web_url}/api/v1/health")).json()["imap"]["support"]
     assert await asyncio.to_thread(dovecot.folder_uids, user) == {}
@@ -150,7 +140,7 @@ async def test_seen_mails_are_ingested_and_flag_mode_keeps_them(
     await asyncio.to_thread(dovecot.append, user, [make_mail(3)])
     settings = settings_for(tmp_path, [account(dovecot, user, after="flag")])
     async with collecting(settings, store) as collector:
-        await wait_until(lambda: collector.states()["support"]["acknowledged"] == 3)
+        await eventually(lambda: collector.states()["support"]["acknowledged"] == 3)
     assert await count(store, "SELECT count(*) FROM interventions") == 3
     flags = await asyncio.to_thread(dovecot.folder_uids, user)
     assert all(PROCESSED in f for f in flags.values())
@@ -175,14 +165,14 @@ async def test_restart_in_the_middle_of_a_batch(
         await ingest.accept(raw, Envelope(mail_from=None), source="imap:support")
     first = ImapCollector(settings, ingest, clock)
     task = asyncio.create_task(first.run(asyncio.Event()))
-    await wait_until(lambda: first.states()["support"]["stored"] >= 20)
+    await eventually(lambda: first.states()["support"]["stored"] >= 20)
     task.cancel()  # abrupt: no checkpoint and no move for the chunk in flight
     with pytest.raises(asyncio.CancelledError):
         await task
     await asyncio.sleep(0.3)  # writes already queued still commit, as after a real crash
     assert 0 < await count(store, STORED) < total
     async with collecting(settings, store) as second:
-        await wait_until(lambda: second.states()["support"]["highest_uid"] == total)
+        await eventually(lambda: second.states()["support"]["highest_uid"] == total)
         state = second.states()["support"]
     assert await count(store, STORED) == total
     assert await count(store, "SELECT count(*) FROM interventions") == total
@@ -198,14 +188,14 @@ async def test_uidvalidity_change_loses_and_duplicates_nothing(
     await asyncio.to_thread(dovecot.append, user, [make_mail(1), make_mail(2, message_id=False)])
     settings = settings_for(tmp_path, [account(dovecot, user, after="flag")])
     async with collecting(settings, store) as collector:
-        await wait_until(lambda: collector.states()["support"]["acknowledged"] == 2)
+        await eventually(lambda: collector.states()["support"]["acknowledged"] == 2)
     old = dovecot.status(user)["uidvalidity"]
     await asyncio.to_thread(dovecot.doveadm, "mailbox", "update", "-u", user,
                             "--uid-validity", str(old + 1000), "INBOX")
     await asyncio.to_thread(dovecot.append, user, [make_mail(3)])
     with structlog.testing.capture_logs() as logs:
         async with collecting(settings, store) as collector:
-            await wait_until(lambda: collector.states()["support"]["highest_uid"] == 3)
+            await eventually(lambda: collector.states()["support"]["highest_uid"] == 3)
             state = collector.states()["support"]
     assert state["uidvalidity"] == old + 1000
     assert await count(store, STORED) == 3
@@ -227,7 +217,7 @@ async def test_wrong_password_is_reported_once(
                             imap={"login_retry_s": 0.1})
     with structlog.testing.capture_logs() as logs:
         async with collecting(settings, store) as collector:
-            await wait_until(lambda: collector.states()["support"]["login_failures"] >= 3)
+            await eventually(lambda: collector.states()["support"]["login_failures"] >= 3)
             state = collector.states()["support"]
     assert [e["event"] for e in logs].count("imap.login_failed") == 1
     assert not state["connected"]
@@ -245,7 +235,7 @@ async def test_oversized_mail_stays_on_the_server(
                             imap={"poll_interval_s": 0.05}, limits={"max_message_bytes": 4096})
     with structlog.testing.capture_logs() as logs:
         async with collecting(settings, store) as collector:
-            await wait_until(lambda: collector.states()["support"]["acknowledged"] == 1)
+            await eventually(lambda: collector.states()["support"]["acknowledged"] == 1)
             await asyncio.sleep(0.5)  # several more polls
             state = collector.states()["support"]
     assert state["oversize_left"] == 1

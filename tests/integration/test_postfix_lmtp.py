@@ -6,18 +6,17 @@ the LMTP port Postfix was configured with.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiosmtplib
 import pytest
 from aiosmtpd.controller import Controller
 from daemon_harness import SUPPORT, Daemon, make_settings, running_daemon
+from polling import eventually
 from postfix_relay import PostfixRelay, free_port
 
 pytestmark = pytest.mark.skipif(
@@ -54,18 +53,6 @@ async def send_via_postfix(postfix: PostfixRelay, raw: bytes) -> None:
                           hostname="127.0.0.1", port=postfix.smtp_port, timeout=10)
 
 
-async def eventually(check: Callable[[], object], what: str) -> None:
-    """Poll `check` (sync or async) until it is truthy; fail after WAIT_S."""
-    deadline = time.monotonic() + WAIT_S
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def inbound_for(daemon: Daemon, message_id: str) -> list[tuple[object, ...]]:
@@ -87,7 +74,7 @@ async def test_postfix_delivers_to_the_daemon_over_lmtp(
         async def arrived() -> bool:
             return bool(await inbound_for(daemon, "pf-1@example.it"))
 
-        await eventually(arrived, "the mail through Postfix")
+        await eventually(arrived, "the mail through Postfix", timeout_s=WAIT_S)
         assert await inbound_for(daemon, "pf-1@example.it") == [("lmtp", "new_request", 1)]
         subjects = await daemon.query("SELECT subject FROM interventions")
         assert subjects == [("Printer jammed",)]
@@ -99,13 +86,13 @@ async def test_postfix_delivers_to_the_daemon_over_lmtp(
         async def plus_arrived() -> bool:
             return bool(await inbound_for(daemon, "pf-2@example.it"))
 
-        await eventually(plus_arrived, "the mail to a plus address")
+        await eventually(plus_arrived, "the mail to a plus address", timeout_s=WAIT_S)
         with pytest.raises(aiosmtplib.SMTPRecipientsRefused) as refused:
             await aiosmtplib.send(customer_mail("pf-3@example.it"), sender="ana@example.it",
                                   recipients=[f"nobody@{DOMAIN}"], hostname="127.0.0.1",
                                   port=postfix.smtp_port)
         assert refused.value.recipients[0].code == 550  # by Postfix, before any queueing
-    await eventually(lambda: not postfix.queued_ids(), "an empty Postfix queue")
+    await eventually(lambda: not postfix.queued_ids(), "an empty Postfix queue", timeout_s=WAIT_S)
     assert re.search(r"to=<support@firm\.test>.*status=sent \(250 2\.0\.0 Ok", postfix.log_text())
 
 
@@ -128,7 +115,7 @@ async def test_postfix_holds_and_retries_after_451(
             return postfix.log_text().count("status=deferred (host 127.0.0.1[127.0.0.1] said: "
                                             "451 4.3.0 Temporary storage failure") >= 2
 
-        await eventually(deferred_twice, "two deferred LMTP attempts")
+        await eventually(deferred_twice, "two deferred LMTP attempts", timeout_s=WAIT_S)
         assert postfix.queued_ids()  # held by Postfix, not bounced
         assert await daemon.query("SELECT count(*) FROM inbound") == [(0,)]
         assert await daemon.query("SELECT count(*) FROM interventions") == [(0,)]
@@ -138,8 +125,9 @@ async def test_postfix_holds_and_retries_after_451(
         async def stored() -> bool:
             return bool(await inbound_for(daemon, message_id))
 
-        await eventually(stored, "the retried mail")
-        await eventually(lambda: not postfix.queued_ids(), "an empty Postfix queue")
+        await eventually(stored, "the retried mail", timeout_s=WAIT_S)
+        await eventually(lambda: not postfix.queued_ids(), "an empty Postfix queue",
+                         timeout_s=WAIT_S)
         assert await inbound_for(daemon, message_id) == [("lmtp", "new_request", 1)]
         assert await daemon.query("SELECT count(*) FROM interventions") == [(1,)]
         assert "bounced" not in postfix.log_text()
