@@ -128,6 +128,9 @@ def make_environment(mail_settings: MailSettings) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # No stat() of every template file per mail (two per acknowledgement): a reload
+        # (SIGHUP) builds a new environment, which is when edited templates take effect.
+        auto_reload=False,
     )
 
 
