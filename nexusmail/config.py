@@ -102,6 +102,9 @@ class OutboundSettings(_Section):
     retry_base_s: float = Field(30.0, gt=0)
     retry_max_s: float = Field(3600.0, gt=0)
     poll_interval_s: float = Field(1.0, gt=0)
+    # While mail is being accepted, a due mail waits up to this long before it is sent
+    # (0: send at once): senders wait on our 250, customers do not count the seconds.
+    yield_to_ingest_s: float = Field(5.0, ge=0, le=300)
 
 
 class LimitsSettings(_Section):

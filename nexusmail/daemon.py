@@ -107,6 +107,7 @@ async def serve(
             await parsers.start()
         ingest = Ingest(store, blobs, settings, clock, parsers=parsers,
                         on_outbox=worker.notify, reply_keys=reply_keys, metrics=metrics)
+        worker.yield_to_ingest(ingest.idle)
         smtp_server = await _start_smtp(settings, ingest)
         stack.push_async_callback(_drain_smtp, smtp_server, ingest)
         collector = CollectorSlot(ImapCollector(settings, ingest, clock))

@@ -7,6 +7,12 @@ attempts used up). When the relay itself is unreachable (RelayUnavailableError),
 worker also pauses all sending until that row's retry time, so a dead relay costs one
 connection attempt per backoff step, not one per queued row.
 
+Incoming mail first. While mail is being accepted (the ingest's idle event is clear),
+a due row waits until ingest goes quiet, but never longer than `[outbound]
+yield_to_ingest_s` after it became due: the senders of a burst wait on our 250 while
+their acknowledgements can follow seconds later, and a steady stream of mail cannot
+starve the outbox (the oldest rows go out first, at most that late).
+
 Crash semantics. The relay's acceptance and our "sent" mark are two systems, so the
 mail is delivered at least once, never at most once: a crash (or a cancelled task at
 shutdown) after the relay accepted but before the mark is committed leaves the row
@@ -96,6 +102,14 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self._pass_lock = asyncio.Lock()  # one pass at a time: a row is never sent twice at once
         self.relay_paused_until: datetime | None = None
+        self.ingest_idle: asyncio.Event | None = None  # see yield_to_ingest
+        # When the earliest row held back for ingest may go regardless (None: none held).
+        self.held_until: datetime | None = None
+
+    def yield_to_ingest(self, idle: asyncio.Event) -> None:
+        """Hold due rows back while `idle` is clear (mail being accepted), each at most
+        `yield_to_ingest_s` (module docstring)."""
+        self.ingest_idle = idle
 
     def notify(self) -> None:
         """Something was enqueued: send it now rather than after the poll interval."""
@@ -118,6 +132,9 @@ class OutboxWorker:
                     break
                 if handled >= batch:
                     continue  # a full batch: more may be due already
+                if self.held_until is not None:
+                    await self._wait_out_hold(stop)
+                    continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.outbound.poll_interval_s)
         finally:
@@ -125,6 +142,22 @@ class OutboxWorker:
             with contextlib.suppress(asyncio.CancelledError):
                 await stop_watch
             log.info("outbox.stopped")
+
+    async def _wait_out_hold(self, stop: asyncio.Event) -> None:
+        """Until ingest goes quiet, the hold ends or `stop`; each new row's wake-up is
+        ignored meanwhile (it would only find itself held too). Capped by the poll
+        interval, so a clock that jumps (or a test's fake one) is noticed."""
+        if self.held_until is None or self.ingest_idle is None:
+            return
+        left_s = (self.held_until - self.clock.now()).total_seconds()
+        waits = {asyncio.ensure_future(self.ingest_idle.wait()),
+                 asyncio.ensure_future(stop.wait())}
+        try:
+            await asyncio.wait(waits, timeout=max(0.0, min(left_s, self.outbound.poll_interval_s)),
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
 
     async def _wake_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -137,9 +170,11 @@ class OutboxWorker:
             now = self.clock.now()
             if self._relay_paused(now):
                 return 0
+            self.held_until = None
             async with self.store.read() as conn:
                 rows = list(await conn.execute_fetchall(
-                    f"SELECT {OutboxRow.COLUMNS} FROM outbox"  # noqa: S608 (constant columns)
+                    f"SELECT {OutboxRow.COLUMNS}, next_attempt_at"  # noqa: S608 (constant)
+                    " FROM outbox"
                     " WHERE status = 'pending' AND next_attempt_at <= ?"
                     " ORDER BY next_attempt_at, id LIMIT ?",
                     (iso(now), limit),
@@ -150,8 +185,11 @@ class OutboxWorker:
 
             async def bounded(raw: sqlite3.Row) -> _Sent | bool:
                 async with slots:
-                    if self._relay_paused(self.clock.now()):
+                    now = self.clock.now()
+                    if self._relay_paused(now):
                         return False  # the relay went down during this pass: leave it
+                    if self._held_for_ingest(raw, now):
+                        return False
                     return await self._process(raw) or True
 
             tried = 0
@@ -169,6 +207,19 @@ class OutboxWorker:
             if failure is not None:
                 raise failure
             return tried
+
+    def _held_for_ingest(self, raw: sqlite3.Row, now: datetime) -> bool:
+        """Whether this row waits for ingest to go quiet; notes when it may go anyway."""
+        hold_s = self.outbound.yield_to_ingest_s
+        if self.ingest_idle is None or self.ingest_idle.is_set() or hold_s <= 0:
+            return False
+        due = datetime.fromisoformat(str(raw["next_attempt_at"]))
+        may_go_at = due + timedelta(seconds=hold_s)
+        if now >= may_go_at:
+            return False
+        if self.held_until is None or may_go_at < self.held_until:
+            self.held_until = may_go_at
+        return True
 
     def _relay_paused(self, now: datetime) -> bool:
         return self.relay_paused_until is not None and now < self.relay_paused_until

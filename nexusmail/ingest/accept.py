@@ -93,13 +93,14 @@ class Ingest:
         self.own_domains = frozenset(a.rpartition("@")[2] for a in settings.mail.support_addresses)
         self.accepted = 0
         self.in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
+        # Set while no mail is being accepted (the outbox yields to ingest on it).
+        self.idle = asyncio.Event()
+        self.idle.set()
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait until no mail is being accepted; False if `timeout_s` ran out first."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout_s)
+            await asyncio.wait_for(self.idle.wait(), timeout_s)
         except TimeoutError:
             return False
         return True
@@ -110,7 +111,7 @@ class Ingest:
         opens); `retry_of`: the quarantined inbound row these bytes are retried for."""
         started = self.clock.monotonic()  # the bytes are here: DATA ended, or IMAP fetched
         self.in_flight += 1
-        self._idle.clear()
+        self.idle.clear()
         try:
             result = await self._accept(raw, envelope, source,
                                         _Options(acknowledge, retry_of))
@@ -121,7 +122,7 @@ class Ingest:
         finally:
             self.in_flight -= 1
             if self.in_flight == 0:
-                self._idle.set()
+                self.idle.set()
         self.accepted += 1
         if self.metrics is not None:
             self.metrics.mail(source, result.outcome, seconds=self.clock.monotonic() - started)

@@ -401,6 +401,60 @@ async def test_run_sends_at_once_on_notify_and_stops_promptly(
     await asyncio.wait_for(task, timeout=2)
 
 
+async def test_due_mail_waits_while_mail_is_being_received_then_goes(
+    store: Store, clock: FakeClock, sink: Sink, transports: Callable[[Transport], Transport]
+) -> None:
+    """While ingest is busy a due mail is held (wake-ups do not send it); once ingest
+    goes quiet it leaves at once, well before the hold would have ended."""
+    settings = outbound(sink.port, poll_interval_s=30.0, yield_to_ingest_s=60.0)
+    worker = make_worker(store, clock, transports(SmtpRelayTransport(settings)), settings)
+    receiving = asyncio.Event()  # clear: a mail is being accepted
+    worker.yield_to_ingest(receiving)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    message_id = await enqueue_ack(store, clock)
+    worker.notify()
+    await asyncio.sleep(0.3)
+    assert sink.handler.messages == []
+    assert (await outbox_row(store, message_id))["status"] == "pending"
+    receiving.set()
+    (got,) = await sink.handler.wait_for_async(1, within_s=3)
+    assert got.message_id == message_id
+    stop.set()
+    await asyncio.wait_for(task, timeout=2)
+
+
+async def test_held_mail_goes_after_yield_to_ingest_s_even_while_busy(
+    store: Store, clock: FakeClock, sink: Sink, transports: Callable[[Transport], Transport]
+) -> None:
+    """A steady stream of incoming mail cannot starve the outbox: a row held for ingest
+    goes once it has been due for yield_to_ingest_s, busy or not."""
+    settings = outbound(sink.port, yield_to_ingest_s=5.0)
+    worker = make_worker(store, clock, transports(SmtpRelayTransport(settings)), settings)
+    worker.yield_to_ingest(asyncio.Event())  # never set: always receiving
+    message_id = await enqueue_ack(store, clock)
+    assert await worker.send_due() == 0
+    assert worker.held_until == clock.now() + timedelta(seconds=5)
+    clock.advance(timedelta(seconds=4))
+    assert await worker.send_due() == 0
+    clock.advance(timedelta(seconds=1))
+    assert await worker.send_due() == 1
+    assert worker.held_until is None
+    (got,) = await sink.handler.wait_for_async(1)
+    assert got.message_id == message_id
+
+
+async def test_zero_yield_to_ingest_sends_at_once_while_busy(
+    store: Store, clock: FakeClock, sink: Sink, transports: Callable[[Transport], Transport]
+) -> None:
+    """yield_to_ingest_s = 0 turns the hold off: mail goes while ingest is busy."""
+    settings = outbound(sink.port, yield_to_ingest_s=0.0)
+    worker = make_worker(store, clock, transports(SmtpRelayTransport(settings)), settings)
+    worker.yield_to_ingest(asyncio.Event())
+    await enqueue_ack(store, clock)
+    assert await worker.send_due() == 1
+
+
 async def test_attachments_are_sent_from_the_blob_store(
     store: Store, clock: FakeClock, sink: Sink, tmp_path: Path,
     transports: Callable[[Transport], Transport],
