@@ -80,6 +80,9 @@ class RunResult:
     outcomes: dict[str, int] = field(default_factory=dict)
     outbox: dict[str, int] = field(default_factory=dict)
     acks: int | None = None
+    # Seconds from the end of the load until the sink had every ack (polled each 0.25 s):
+    # the outbox yields to ingest ([outbound] yield_to_ingest_s), so acks trail a burst.
+    acks_drain_s: float | None = None
     stored_ok: bool | None = None
     log_problems: list[str] = field(default_factory=list)
     thread_cpu_s: dict[str, float] = field(default_factory=dict)  # --thread-cpu only
@@ -382,7 +385,9 @@ def run_nexusmail(children: Children, plan: Plan, connections: int, round_no: in
         after_load, threads_after = group_usage(daemon.pgid), thread_cpu(daemon.pid)
         procs_after = group_cpu_by_process(daemon.pgid)
         db_path = _database_path(data_dir)
+        load_ended = time.monotonic()
         outcomes, outbox, acks = wait_for_acks(db_path, count_file)
+        acks_drain_s = time.monotonic() - load_ended
         after_drain = group_usage(daemon.pgid)
         if outcomes.get("quarantined"):
             for reason in quarantine_reasons(db_path):
@@ -397,7 +402,7 @@ def run_nexusmail(children: Children, plan: Plan, connections: int, round_no: in
         after_drain.hwm_mb, after_drain.processes, after_drain.leader_hwm_mb,
         after_drain.pss_mb, daemon.exit_code, daemon.stop_s,
         cpu_s_with_drain=after_drain.cpu_s - before.cpu_s, outcomes=outcomes, outbox=outbox,
-        acks=_sink_messages(count_file) or acks,
+        acks=_sink_messages(count_file) or acks, acks_drain_s=acks_drain_s,
         stored_ok=stored == load["ok"] == load["mails"] and sum(outcomes.values()) == stored,
         log_problems=_log_problems(daemon.log_text()),
     )
@@ -430,10 +435,12 @@ def results_table(results: list[RunResult]) -> str:
     head = ("| server | conns | round | msgs/s | p50 ms | p99 ms | max ms | CPU ms/mail "
             "| CPU ms/mail incl. acks | peak RSS MB main / all procs | errors "
             "| stored new+follow-up "
-            "| acks at sink |")
+            "| acks at sink (s after load) |")
     rows = [head, "|" + "---|" * 13]
     for r in sorted(results, key=lambda r: (r.connections, r.round, r.server != "stock")):
         acks = "–" if r.acks is None else str(r.acks)
+        if r.acks_drain_s is not None:
+            acks += f" (+{r.acks_drain_s:.1f})"
         with_acks = ("–" if r.cpu_s_with_drain is None
                      else f"{1000 * r.cpu_s_with_drain / max(1, r.load['mails']):.2f}")
         rows.append(

@@ -102,7 +102,8 @@ async def serve(
         reply_keys = await asyncio.to_thread(load_reply_keys, settings)
         parsers = None
         if settings.ingest.parse_processes:
-            parsers = ParseWorkers(settings.ingest.parse_processes, warm_up=_warm_up)
+            parsers = ParseWorkers(settings.ingest.parse_processes,
+                                   preload=("nexusmail.ingest.prepare",))
             stack.push_async_callback(parsers.close)
             await parsers.start()
         ingest = Ingest(store, blobs, settings, clock, parsers=parsers,
@@ -148,10 +149,6 @@ async def serve(
         log.info("daemon.stopping")
     log.info("daemon.stopped", uptime_s=round(time.monotonic() - started, 1),
              mails_accepted=ingest.accepted)
-
-
-def _warm_up() -> None:
-    import nexusmail.ingest.accept  # noqa: F401 - loads the parser into the worker
 
 
 async def _start_smtp(settings: Settings, ingest: Ingest) -> asyncio.Server:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import traceback
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -19,11 +19,9 @@ import structlog
 
 from nexusmail.clock import Clock
 from nexusmail.config import Settings
-from nexusmail.ingest.language import guess_language
 from nexusmail.ingest.mail import MailAttachment, ParsedMail
-from nexusmail.ingest.noise import noise_reason
-from nexusmail.ingest.parse import parse_mail
 from nexusmail.ingest.parse_workers import ParseWorkers
+from nexusmail.ingest.prepare import Prepared, prepare
 from nexusmail.metrics import TEMPORARY_FAILURE, Metrics
 from nexusmail.tickets.blobs import BlobStore, sha256_hex
 from nexusmail.tickets.cases import StoredAttachment
@@ -48,25 +46,6 @@ class Envelope:
 class _Options:
     acknowledge: bool
     retry_of: int | None
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """What the CPU-heavy first step yields; computed off the event loop."""
-
-    raw_sha256: str
-    mail: ParsedMail
-    noise: str | None
-    language: str | None
-
-
-def prepare(raw: bytes, envelope_from: str | None, own_domains: Collection[str],
-            max_body_chars: int, max_attachments: int) -> Prepared:
-    """Hash, parse and classify: pure, picklable, so it may run in another process."""
-    mail = parse_mail(raw, max_body_chars=max_body_chars, max_attachments=max_attachments)
-    noise = noise_reason(mail, envelope_from=envelope_from, own_domains=own_domains)
-    language = None if noise else guess_language(mail.subject + "\n" + mail.body_text)
-    return Prepared(sha256_hex(raw), mail, noise, language)
 
 
 class Ingest:

@@ -9,31 +9,35 @@ pair; the loop writes length-prefixed pickles and reads the answers, in order, a
 they come (~0.1 ms per job).
 
 A worker that dies (killed, out of memory, a crash in a C extension) fails the jobs it
-had (ingest quarantines those mails) and is started again for the next job.
+had (ingest quarantines those mails) and is started again for the next job. The
+worker's side is `parse_process`, a plain child process (see there why).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
+import os
 import pickle
-import signal
 import socket
-import struct
+import subprocess
+import sys
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
+
+import nexusmail
+from nexusmail.ingest import parse_process
+from nexusmail.ingest.parse_process import HEADER as _HEADER
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-_HEADER = struct.Struct("!Q")  # the length of the pickle that follows
 _STOP_TIMEOUT_S = 5.0
 # Jobs handed to one worker at a time: enough that it never waits for the loop, few
 # enough that the others wait as the caller's bytes, not as pickled copies in a socket
@@ -48,7 +52,7 @@ class WorkerLost(Exception):
 
 @dataclass
 class _Worker:
-    process: BaseProcess
+    process: subprocess.Popen[bytes]
     writer: asyncio.StreamWriter
     pending: deque[asyncio.Future[Any]] = field(default_factory=deque)
     reading: asyncio.Task[None] | None = None
@@ -56,19 +60,16 @@ class _Worker:
 
 
 class ParseWorkers:
-    """`processes` worker processes (forkserver); `run(fn, *args)` in the least busy one.
+    """`processes` worker processes; `run(fn, *args)` in the least busy one.
 
     `fn`, its arguments and its result must pickle; `fn` runs in the worker, so it must
-    be a module-level function. `warm_up` runs once in each new worker (imports).
+    be a module-level function. Each new worker imports the `preload` modules first.
     """
 
-    def __init__(self, processes: int, *, warm_up: Callable[[], None] | None = None) -> None:
+    def __init__(self, processes: int, *, preload: Sequence[str] = ()) -> None:
         if processes < 1:
             raise ValueError("ParseWorkers needs at least one process")
-        # forkserver, not fork: forking a process that runs threads (the store's writer)
-        # can copy a held lock into the child.
-        self._context = multiprocessing.get_context("forkserver")
-        self._warm_up = warm_up
+        self._preload = tuple(preload)
         self._slots: list[_Worker | None] = [None] * processes
         self._starting: list[asyncio.Task[_Worker] | None] = [None] * processes
         self._closed = False
@@ -77,7 +78,7 @@ class ParseWorkers:
     async def start(self) -> None:
         """Start every worker now (warmed up, answering) rather than on the first mail."""
         workers = await asyncio.gather(*(self._worker(i) for i in range(len(self._slots))))
-        await asyncio.gather(*(self._call(worker, _ready, ()) for worker in workers))
+        await asyncio.gather(*(self._call(worker, parse_process.ready, ()) for worker in workers))
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         async with self._ahead:
@@ -117,10 +118,11 @@ class ParseWorkers:
             if worker.reading is not None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(worker.reading), _STOP_TIMEOUT_S)
-            await asyncio.to_thread(worker.process.join, _STOP_TIMEOUT_S)
-            if worker.process.is_alive():
+            try:
+                await asyncio.to_thread(worker.process.wait, _STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
                 worker.process.kill()
-                await asyncio.to_thread(worker.process.join)
+                await asyncio.to_thread(worker.process.wait)
             if worker.reading is not None:
                 worker.reading.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -148,10 +150,14 @@ class ParseWorkers:
 
     async def _start_worker(self, index: int) -> _Worker:
         ours, theirs = socket.socketpair()
-        process = self._context.Process(target=_serve, args=(theirs, self._warm_up),
-                                        name=f"nexusmail-parse-{index}", daemon=True)
+        command = [sys.executable, "-m", parse_process.__name__, str(theirs.fileno()),
+                   *self._preload]
         try:
-            await asyncio.to_thread(process.start)
+            # fork+exec at once (no Python runs in the child before exec), so the
+            # threads of the daemon (the store's writer) cannot leave a held lock behind.
+            process = await asyncio.to_thread(
+                subprocess.Popen, command, pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL, env=_child_environment())
         finally:
             theirs.close()
         reader, writer = await asyncio.open_connection(sock=ours)
@@ -186,33 +192,13 @@ class ParseWorkers:
             for future in lost:
                 future.set_exception(WorkerLost(f"parse process {worker.process.pid} died"))
             worker.writer.close()
+            worker.process.poll()  # reaped now if it has exited
 
 
-def _ready() -> bool:
-    return True
-
-
-def _serve(sock: socket.socket, warm_up: Callable[[], None] | None) -> None:
-    """The worker's loop: read a job, run it, answer; return at end of input."""
-    # The daemon stops its workers by closing their sockets once mail in flight is
-    # parsed; a SIGINT/SIGTERM sent to the whole process group must not cut that short.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    if warm_up is not None:
-        warm_up()
-    with sock, sock.makefile("rb") as stream, contextlib.suppress(ConnectionError):
-        while True:
-            header = stream.read(_HEADER.size)
-            if len(header) < _HEADER.size:
-                return
-            (size,) = _HEADER.unpack(header)
-            fn, args = pickle.loads(stream.read(size))  # noqa: S301 (from our parent)
-            try:
-                answer: tuple[bool, Any] = (True, fn(*args))
-            except Exception as exc:  # the caller decides; this loop must go on
-                answer = (False, exc)
-            try:
-                data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
-            except Exception as exc:
-                data = pickle.dumps((False, RuntimeError(f"answer does not pickle: {exc!r}")))
-            sock.sendall(_HEADER.pack(len(data)) + data)
+def _child_environment() -> dict[str, str]:
+    """Ours, with this copy of nexusmail first on the path: the worker must unpickle
+    the same code as the daemon, whether installed or run from a source tree."""
+    source_root = str(Path(nexusmail.__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ,
+            "PYTHONPATH": source_root + (os.pathsep + path if path else "")}
