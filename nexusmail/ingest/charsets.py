@@ -38,6 +38,12 @@ _UTF8 = "utf-8"
 _SURROGATE_RISK = frozenset({"utf-7", "utf-16", "utf-16-le", "utf-16-be", "utf-32"})
 # Tried in this order when the declared charset fails; the best-scoring one wins.
 _FALLBACKS = ("cp1252", "cp1250", "iso8859-2")
+# The 8-bit charsets we weigh against each other. Each decodes a byte on its own, and
+# ASCII bytes the same way in all of them, so they are compared on the non-ASCII runs
+# alone (what `_score` looks at): the same winner, at a fraction of the cost of
+# decoding and scanning an 8 KB body three or four times.
+_SINGLE_BYTE = frozenset({"iso8859-1", "cp1252", "iso8859-15", "cp1250", "iso8859-2"})
+_HIGH_RUN = re.compile(rb"[\x80-\xff]+")
 
 # Letters and punctuation our users really write (it, ro, en) in the 8-bit range.
 _ITALIAN = "àèéìòùÀÈÉÌÒÙ"
@@ -178,10 +184,16 @@ def _believable(payload: bytes, codec: str, text: str) -> bool:
         return True
     if _is_utf8(payload):
         return False  # valid multi-byte utf-8 almost never happens by chance in 8-bit text
-    if codec not in ("iso8859-1", "cp1252", "iso8859-15", "cp1250", "iso8859-2"):
+    if codec not in _SINGLE_BYTE:
         return True  # a charset we have no better guess for (cyrillic, greek, ...)
-    best = max(_score(_try_decode(payload, name)) for name in _FALLBACKS)
-    return _score(text) >= best
+    sample = _high_runs(payload)
+    best = max(_score(_try_decode(sample, name)) for name in _FALLBACKS)
+    return _score(_try_decode(sample, codec)) >= best
+
+
+def _high_runs(payload: bytes) -> bytes:
+    """The runs of non-ASCII bytes, space-separated: enough to score 8-bit charsets."""
+    return b" ".join(_HIGH_RUN.findall(payload))
 
 
 def _is_utf8(payload: bytes) -> bool:
@@ -195,17 +207,21 @@ def _is_utf8(payload: bytes) -> bool:
 def _guess(payload: bytes, *, preferred: str | None) -> str:
     if _is_utf8(payload):
         return _repair_double_utf8(payload.decode(_UTF8))
-    best_text: str | None = None
+    best_name: str | None = None
     best_score = -(10**9)
     # The declared charset (if it decoded at all) keeps ties: it was a hint, not a lie.
     candidates = ((preferred,) if preferred else ()) + _FALLBACKS
+    sample = (_high_runs(payload) if all(name in _SINGLE_BYTE for name in candidates)
+              else payload)
     for name in candidates:
-        text = _try_decode(payload, name)
+        text = _try_decode(sample, name)
         score = _score(text)
         if text is not None and score > best_score:
-            best_text, best_score = text, score
-    if best_text is not None:
-        return best_text
+            best_name, best_score = name, score
+    if best_name is not None:
+        best_text = _try_decode(payload, best_name)
+        if best_text is not None:
+            return best_text
     return payload.decode(_UTF8, errors="replace")
 
 

@@ -21,6 +21,11 @@ _WORDS = {
            "not", "with", "for", "hello", "hi", "regards", "have", "it", "this", "working"},
 }
 _TOKEN = re.compile(r"[^\W\d_]+", re.UNICODE)
+# word -> the languages it counts for: one pass over the words instead of one a language.
+_LANGUAGES_OF: dict[str, tuple[str, ...]] = {}
+for _lang, _vocab in _WORDS.items():
+    for _word in _vocab:
+        _LANGUAGES_OF[_word] = (*_LANGUAGES_OF.get(_word, ()), _lang)
 
 
 def guess_language(text: str, *, sample_chars: int = 2000) -> str | None:
@@ -28,7 +33,10 @@ def guess_language(text: str, *, sample_chars: int = 2000) -> str | None:
     words = _TOKEN.findall(text[:sample_chars].lower())
     if not words:
         return None
-    scores = {lang: sum(1 for w in words if w in vocab) for lang, vocab in _WORDS.items()}
+    scores = dict.fromkeys(_WORDS, 0)
+    for word in words:
+        for lang in _LANGUAGES_OF.get(word, ()):
+            scores[lang] += 1
     # Romanian letters are decisive where they appear.
     scores["ro"] += 3 * sum(text.count(c) for c in "ășțȘȚşţ")
     best = max(scores, key=lambda lang: scores[lang])
