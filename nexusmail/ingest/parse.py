@@ -18,8 +18,8 @@ malformed fields.
 from __future__ import annotations
 
 import email.utils
-import hashlib
 import re
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
@@ -123,7 +123,7 @@ def _skim_encoded_runs(raw: bytes) -> tuple[bytes, dict[str, str]]:
     if len(raw) < 32 * 1024:
         return raw, {}
     runs: dict[str, str] = {}
-    nonce = hashlib.sha256(raw).hexdigest()[:16]  # a marker no sender can have written
+    nonce = secrets.token_hex(8)  # a marker no sender can guess
 
     def cut(match: re.Match[bytes]) -> bytes:
         marker = _RUN_MARKER.format(nonce, len(runs))
@@ -136,7 +136,9 @@ def _skim_encoded_runs(raw: bytes) -> tuple[bytes, dict[str, str]]:
 
 def _restore_encoded_runs(message: Message, runs: dict[str, str]) -> None:
     def put_back(match: re.Match[str]) -> str:
-        run = runs[match.group(1)]
+        run = runs.get(match.group(1))
+        if run is None:
+            return match.group()  # the sender's own text that only looks like a marker
         if match.group(2):
             return run  # the marker line's newline stood for the run's last one
         # Last line of a part: the newline before a boundary belongs to the boundary.

@@ -60,3 +60,19 @@ def test_base64_looking_text_body_is_untouched() -> None:
     block = ("QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5\n" * 700)
     raw = ("From: a@b.it\nTo: support@firm.test\nSubject: chiave\n\n" + block).encode()
     assert parse_mail(raw).body_text == block.rstrip("\n")
+
+
+def test_text_that_looks_like_a_skim_marker_is_left_alone() -> None:
+    """A sender who writes our marker's shape (guessing its nonce) changes nothing: the
+    mail keeps its parts and its text reads as written."""
+    photo = os.urandom(60_000)
+    outer = EmailMessage()
+    outer["From"] = "mario@example.it"
+    outer["To"] = "support@firm.test"
+    outer["Subject"] = "foto"
+    outer.set_content("vedi NEXUSMAIL-SKIMMED-RUN-0123456789abcdef-0\n")
+    outer.add_attachment(photo, maintype="image", subtype="jpeg", filename="f.jpg")
+    mail = parse_mail(outer.as_bytes(policy=SMTP))
+    assert mail.body_text == "vedi NEXUSMAIL-SKIMMED-RUN-0123456789abcdef-0"
+    assert [a.data for a in mail.attachments] == [photo]
+    assert not mail.defects
