@@ -168,9 +168,9 @@ class OutboxWorker:
         tried (sent, rescheduled or failed). While the relay is paused, nothing is tried."""
         async with self._pass_lock:
             now = self.clock.now()
+            self.held_until = None
             if self._relay_paused(now):
                 return 0
-            self.held_until = None
             async with self.store.read() as conn:
                 rows = list(await conn.execute_fetchall(
                     f"SELECT {OutboxRow.COLUMNS}, next_attempt_at"  # noqa: S608 (constant)
