@@ -173,6 +173,10 @@ async def test_restart_in_the_middle_of_a_batch(
     assert 0 < await count(store, STORED) < total
     async with collecting(settings, store) as second:
         await eventually(lambda: second.states()["support"]["highest_uid"] == total)
+        # The checkpoint is committed before its chunk is moved: wait for the move too.
+        async def inbox_empty() -> bool:
+            return not await asyncio.to_thread(dovecot.folder_uids, user)
+        await eventually(inbox_empty, "an empty INBOX", every_s=0.2)
         state = second.states()["support"]
     assert await count(store, STORED) == total
     assert await count(store, "SELECT count(*) FROM interventions") == total
