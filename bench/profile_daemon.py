@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     nexusmail_args = [a for a in args.nexusmail_args if a != "--"] or ["run"]
 
-    from nexusmail.cli import main as nexusmail_main
+    from nexusmail.cli.main import main as nexusmail_main
 
     if args.threads_out is not None:
         _threads_file = args.threads_out.open("w")

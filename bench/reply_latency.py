@@ -36,11 +36,11 @@ from nexusmail.admin.tokens import create_token
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
 from nexusmail.daemon import Running, serve
-from nexusmail.reply_keys import load_reply_keys
 from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.cases import add_employee
-from nexusmail.tickets.intake import OpenRequest, open_request
 from nexusmail.tickets.models import Source
+from nexusmail.tickets.new_requests import OpenRequest, open_request
+from nexusmail.tickets.reply_tokens import load_reply_keys
 
 SUPPORT = "support@firm.test"
 TECH = "luca@firm.test"

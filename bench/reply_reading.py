@@ -24,7 +24,7 @@ from types import ModuleType
 
 from machine import cpu_model
 
-from nexusmail.ingest.reply_reading import read_reply
+from nexusmail.mail.reply_reading import read_reply
 
 CASES_PATH = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "replies" / "cases.py"
 

@@ -1,5 +1,5 @@
 """Allow `python -m nexusmail` (used by the systemd unit)."""
 
-from nexusmail.cli import main
+from nexusmail.cli.main import main
 
 raise SystemExit(main())

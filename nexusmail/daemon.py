@@ -2,7 +2,7 @@
 
 One lifecycle owner (STYLE.md): the store, the SMTP/LMTP listener, the outbox worker
 and the web server live in one AsyncExitStack. SIGTERM/SIGINT set the stop event,
-SIGHUP a reload (nexusmail.reload); systemd hears of each step (systemd_notify).
+SIGHUP a reload (nexusmail.service.reload); systemd hears of each step (systemd_notify).
 Shutdown stops taking mail first, lets mail in flight finish (bounded), then stops
 the worker and the web server, and closes the store last.
 """
@@ -25,26 +25,27 @@ import structlog
 import uvicorn
 from starlette.applications import Starlette
 
-from nexusmail import __version__, systemd_notify
-from nexusmail.admin.api import ApiServices, api_routes
-from nexusmail.admin.pages import page_routes
+from nexusmail import __version__
+from nexusmail.admin.api.routes import ApiServices, api_routes
+from nexusmail.admin.pages.routes import page_routes
 from nexusmail.clock import Clock, SystemClock
 from nexusmail.config import Settings
 from nexusmail.dispatch.compose import Composer
-from nexusmail.dispatch.outbox import OutboxWorker
+from nexusmail.dispatch.outbox_worker import OutboxWorker
 from nexusmail.dispatch.transport import build_transport
 from nexusmail.ingest.accept import Ingest
-from nexusmail.ingest.imap_poller import ImapCollector
+from nexusmail.ingest.imap.poller import ImapCollector
 from nexusmail.ingest.parse_workers import ParseWorkers
 from nexusmail.ingest.smtp_handler import SmtpHandler
 from nexusmail.ingest.smtp_server import start_listener
 from nexusmail.logs import configure_logging
-from nexusmail.metrics import Metrics
 from nexusmail.paths import blobs_path, database_path
-from nexusmail.readiness import Probes
-from nexusmail.reload import CollectorSlot, Reloader
-from nexusmail.reply_keys import load_reply_keys
+from nexusmail.service import systemd_notify
+from nexusmail.service.metrics import Metrics
+from nexusmail.service.readiness import Probes
+from nexusmail.service.reload import CollectorSlot, Reloader
 from nexusmail.tickets.blobs import BlobStore
+from nexusmail.tickets.reply_tokens import load_reply_keys
 from nexusmail.tickets.scheduler import Scheduler
 from nexusmail.tickets.store import Store
 

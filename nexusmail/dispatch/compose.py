@@ -29,7 +29,7 @@ import jinja2
 
 from nexusmail.clock import Clock, SystemClock
 from nexusmail.config import MailSettings
-from nexusmail.headers import OWN_MAIL_HEADER
+from nexusmail.mail.headers import OWN_MAIL_HEADER
 
 FALLBACK_LANGUAGE = "en"
 

@@ -19,13 +19,13 @@ import structlog
 
 from nexusmail.clock import Clock
 from nexusmail.config import Settings
-from nexusmail.ingest.mail import MailAttachment, ParsedMail
 from nexusmail.ingest.parse_workers import ParseWorkers
 from nexusmail.ingest.prepare import Prepared, prepare
-from nexusmail.metrics import TEMPORARY_FAILURE, Metrics
+from nexusmail.mail.parsed import MailAttachment, ParsedMail
+from nexusmail.service.metrics import TEMPORARY_FAILURE, Metrics
+from nexusmail.tickets.apply_mail import InboundMail, IngestResult, apply_inbound, quarantine
 from nexusmail.tickets.blobs import BlobStore, sha256_hex
 from nexusmail.tickets.cases import StoredAttachment
-from nexusmail.tickets.inbound import InboundMail, IngestResult, apply_inbound, quarantine
 from nexusmail.tickets.models import Outcome
 from nexusmail.tickets.store import StorageError, Store
 

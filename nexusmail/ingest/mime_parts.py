@@ -16,7 +16,7 @@ from email.policy import compat32
 from email.utils import collapse_rfc2231_value
 
 from nexusmail.ingest.charsets import decode_bytes, decode_header, has_surrogates
-from nexusmail.ingest.mail import MailAttachment
+from nexusmail.mail.parsed import MailAttachment
 
 MAX_DEPTH = 32
 MAX_FILENAME_CHARS = 200

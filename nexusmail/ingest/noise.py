@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from nexusmail.headers import OWN_MAIL_HEADER
-from nexusmail.ingest.mail import ParsedMail
+from nexusmail.mail.headers import OWN_MAIL_HEADER
+from nexusmail.mail.parsed import ParsedMail
 
 OWN_MAIL = "own-mail"
 X_AUTOREPLY = "x-autoreply"

@@ -35,8 +35,8 @@ from nexusmail.ingest.charsets import (
     has_surrogates,
     normalize_romanian,
 )
-from nexusmail.ingest.html import html_to_text, sanitize_html
-from nexusmail.ingest.mail import MailAttachment, ParsedMail
+from nexusmail.mail.html import html_to_text, sanitize_html
+from nexusmail.mail.parsed import MailAttachment, ParsedMail
 
 # The fields the classifier (noise, threading) and the admin page read.
 CLASSIFIER_HEADERS = frozenset({

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from nexusmail.ingest.language import guess_language
-from nexusmail.ingest.mail import ParsedMail
 from nexusmail.ingest.noise import noise_reason
 from nexusmail.ingest.parse import parse_mail
+from nexusmail.mail.language import guess_language
+from nexusmail.mail.parsed import ParsedMail
 from nexusmail.tickets.blobs import sha256_hex
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import structlog
 
 from nexusmail.ingest.accept import Envelope, Ingest, TemporaryFailure
-from nexusmail.ingest.addresses import is_support_recipient, normalize
-from nexusmail.metrics import RECIPIENT_REFUSED, Metrics
+from nexusmail.mail.addresses import is_support_recipient, normalize
+from nexusmail.service.metrics import RECIPIENT_REFUSED, Metrics
 
 log = structlog.get_logger(__name__)
 

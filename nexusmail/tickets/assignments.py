@@ -19,14 +19,14 @@ import structlog
 
 from nexusmail.clock import iso
 from nexusmail.config import Settings
-from nexusmail.dispatch.reply_tokens import make_token, parse_token, reply_address, verify_token
-from nexusmail.ingest.addresses import base_address, is_support_recipient, plus_extension
-from nexusmail.ingest.mail import ParsedMail
-from nexusmail.ingest.reply_reading import ReplyReading, Verdict
+from nexusmail.mail.addresses import base_address, is_support_recipient, plus_extension
+from nexusmail.mail.parsed import ParsedMail
+from nexusmail.mail.reply_reading import ReplyReading, Verdict
 from nexusmail.tickets.cases import Conflict, NewMessage, NotFound, add_message, intervention_status
-from nexusmail.tickets.intake import own_domain
 from nexusmail.tickets.models import Direction, MessageKind, Status
-from nexusmail.tickets.outbox_rows import OutgoingMail, enqueue_mail
+from nexusmail.tickets.new_requests import own_domain
+from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
+from nexusmail.tickets.reply_tokens import make_token, parse_token, reply_address, verify_token
 from nexusmail.tickets.tags import format_tag, parse_tag
 
 log = structlog.get_logger(__name__)

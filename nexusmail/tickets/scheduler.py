@@ -21,7 +21,7 @@ import structlog
 
 from nexusmail.clock import Clock
 from nexusmail.config import Settings
-from nexusmail.metrics import Metrics
+from nexusmail.service.metrics import Metrics
 from nexusmail.tickets.recurrence import CatchUp, local_date
 from nexusmail.tickets.schedules import DueResult, open_due
 from nexusmail.tickets.store import StorageError, Store

@@ -15,8 +15,8 @@ from playwright.async_api import Page, expect
 from smtp_sink import Captured, CaptureHandler
 
 from nexusmail.clock import SystemClock
-from nexusmail.reply_keys import load_reply_keys
 from nexusmail.tickets.assignments import assign
+from nexusmail.tickets.reply_tokens import load_reply_keys
 
 PHOTO = tiny_png()
 OPERATOR = "anna@firm.test"

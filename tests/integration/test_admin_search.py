@@ -12,8 +12,8 @@ from nexusmail.config import Settings
 from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.attention import Attention
 from nexusmail.tickets.cases import NewMessage, add_employee, add_message, close_intervention
-from nexusmail.tickets.intake import OpenRequest, open_request
 from nexusmail.tickets.models import Direction, MessageKind, Source
+from nexusmail.tickets.new_requests import OpenRequest, open_request
 from nexusmail.tickets.search import ListFilter, fts_query, list_page, request_types
 from nexusmail.tickets.store import Store, connect, migrate
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from api_harness import Api, running_api
 
-from nexusmail.admin.api import MAX_BODY_BYTES
+from nexusmail.admin.api.routes import MAX_BODY_BYTES
 from nexusmail.admin.tokens import revoke_token
 from nexusmail.clock import FakeClock
 from nexusmail.config import Settings

@@ -17,11 +17,11 @@ from api_harness import Api, running_api
 from nexusmail.clock import FakeClock
 from nexusmail.config import Settings
 from nexusmail.dispatch.compose import Composer, OutboxRow
-from nexusmail.dispatch.reply_tokens import verify_token
-from nexusmail.ingest.reply_reading import read_reply
+from nexusmail.mail.reply_reading import read_reply
 from nexusmail.tickets.assignments import AssignmentMatch, record_reply
 from nexusmail.tickets.cases import NewMessage, add_employee
 from nexusmail.tickets.models import Direction, MessageKind
+from nexusmail.tickets.reply_tokens import verify_token
 from nexusmail.tickets.store import Store
 
 SUPPORT = "support@firm.test"

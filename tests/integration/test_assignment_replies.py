@@ -17,9 +17,9 @@ from smtp_sink import Captured, CaptureHandler
 
 from nexusmail.admin.tokens import create_token
 from nexusmail.clock import SystemClock
-from nexusmail.reply_keys import load_reply_keys
 from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.cases import add_employee
+from nexusmail.tickets.reply_tokens import load_reply_keys
 
 PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40  # a small "JPEG"
 

@@ -21,11 +21,11 @@ from daemon_harness import SUPPORT, make_settings, running_daemon
 from dovecot_server import ANY_USER_PASSWORD, Dovecot, dovecot_binary, new_user
 from polling import eventually
 
-from nexusmail.cli import main
+from nexusmail.cli.main import main
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
 from nexusmail.ingest.accept import Envelope, Ingest
-from nexusmail.ingest.imap_poller import ImapCollector, check_accounts
+from nexusmail.ingest.imap.poller import ImapCollector, check_accounts
 from nexusmail.paths import blobs_path
 from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.store import Store

@@ -19,9 +19,9 @@ from smtp_sink import CaptureHandler
 
 from nexusmail.admin.tokens import create_token
 from nexusmail.clock import FakeClock, SystemClock
-from nexusmail.reply_keys import load_reply_keys
 from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.cases import add_employee
+from nexusmail.tickets.reply_tokens import load_reply_keys
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 LUCA = "luca@firm.test"

@@ -18,16 +18,16 @@ from aiosmtpd.controller import Controller
 from daemon_harness import SUPPORT, make_settings, running_daemon
 from mail_corpus import load
 
-from nexusmail.backup import MANIFEST_NAME
-from nexusmail.cli import main
+from nexusmail.cli.main import main
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings, load_settings
 from nexusmail.ingest.accept import Envelope, Ingest
-from nexusmail.ingest.mail import ParsedMail
-from nexusmail.mbox_import import ProgressBar
+from nexusmail.ingest.mbox_import import ProgressBar
+from nexusmail.mail.parsed import ParsedMail
 from nexusmail.paths import blobs_path, database_path
+from nexusmail.service.backup import MANIFEST_NAME
+from nexusmail.tickets.apply_mail import InboundMail, quarantine
 from nexusmail.tickets.blobs import BlobStore, sha256_hex
-from nexusmail.tickets.inbound import InboundMail, quarantine
 from nexusmail.tickets.store import Store
 
 

@@ -21,18 +21,18 @@ from smtp_sink import CaptureHandler, free_port, start_sink
 from nexusmail.clock import FakeClock, iso
 from nexusmail.config import MailSettings, OutboundSettings
 from nexusmail.dispatch.compose import Composer
-from nexusmail.dispatch.outbox import OutboxWorker
+from nexusmail.dispatch.outbox_worker import OutboxWorker
 from nexusmail.dispatch.transport import (
     MaildirTransport,
     SmtpRelayTransport,
     Transport,
     build_transport,
 )
-from nexusmail.headers import OWN_MAIL_HEADER
+from nexusmail.mail.headers import OWN_MAIL_HEADER
 from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.cases import NewIntervention, create_intervention, find_or_create_customer
 from nexusmail.tickets.models import MessageKind, Source
-from nexusmail.tickets.outbox_rows import OutgoingMail, enqueue_mail
+from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
 from nexusmail.tickets.store import Store
 
 MAIL = MailSettings(company_name="Termoidraulica Rossi", support_addresses=("help@rossi.example",))

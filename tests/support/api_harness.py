@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from nexusmail.admin.api import ApiServices, build_api
+from nexusmail.admin.api.routes import ApiServices, build_api
 from nexusmail.admin.tokens import create_token
 from nexusmail.clock import FakeClock
 from nexusmail.config import Settings

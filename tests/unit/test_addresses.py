@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nexusmail.ingest.addresses import base_address, is_support_recipient, plus_extension
+from nexusmail.mail.addresses import base_address, is_support_recipient, plus_extension
 
 OURS = {"support@firm.it", "assistenza@firm.it"}
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from nexusmail.admin.auth import LoginLimiter, csrf_matches, csrf_token
-from nexusmail.admin.pages_base import safe_next
-from nexusmail.admin.pages_thread import mail_frame_document
+from nexusmail.admin.pages.base import safe_next
+from nexusmail.admin.pages.thread import mail_frame_document
 from nexusmail.admin.secret_file import load_or_create_secret
 from nexusmail.clock import FakeClock
 from nexusmail.tickets.operators import (

@@ -15,14 +15,13 @@ from typing import TypeVar
 import pytest
 
 from nexusmail.admin.tokens import token_is_valid
-from nexusmail.cli import main
+from nexusmail.cli.main import main
 from nexusmail.clock import FakeClock
 from nexusmail.config import load_settings
-from nexusmail.dispatch.reply_tokens import verify_token
 from nexusmail.paths import database_path
-from nexusmail.reply_keys import load_reply_keys
-from nexusmail.tickets.intake import OpenRequest, open_request
 from nexusmail.tickets.models import Source
+from nexusmail.tickets.new_requests import OpenRequest, open_request
+from nexusmail.tickets.reply_tokens import load_reply_keys, verify_token
 from nexusmail.tickets.store import Store
 
 T = TypeVar("T")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nexusmail.cli import main
+from nexusmail.cli.main import main
 from nexusmail.config import load_settings
 from nexusmail.paths import database_path
 from nexusmail.tickets.operators import find_operator, verify_password

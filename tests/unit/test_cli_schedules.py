@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nexusmail.cli import main
+from nexusmail.cli.main import main
 from nexusmail.tickets.recurrence import local_date
 
 TODAY = local_date(datetime.now(UTC), "Europe/Rome")

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from nexusmail.clock import FakeClock
 from nexusmail.config import MailSettings
 from nexusmail.dispatch.compose import ComposeError, Composer, OutboxRow, wire_bytes
-from nexusmail.headers import OWN_MAIL_HEADER
+from nexusmail.mail.headers import OWN_MAIL_HEADER
 
 SETTINGS = MailSettings(
     company_name="Termoidraulica Rossi S.r.l.",

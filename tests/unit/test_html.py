@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nexusmail.ingest.html import html_to_text, sanitize_html
+from nexusmail.mail.html import html_to_text, sanitize_html
 
 
 @pytest.mark.parametrize(

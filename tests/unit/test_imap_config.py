@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from nexusmail.config import ConfigError, load_settings
-from nexusmail.ingest.imap_account import backoff_s
-from nexusmail.ingest.imap_session import chunk_by_size
+from nexusmail.ingest.imap.account import backoff_s
+from nexusmail.ingest.imap.session import chunk_by_size
 
 ACCOUNT = '[[imap.accounts]]\nname = "a"\nusername = "u"\npassword = "p"\n'
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nexusmail.ingest.language import guess_language
+from nexusmail.mail.language import guess_language
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from nexusmail.ingest.mail import ParsedMail
 from nexusmail.ingest.noise import is_auto_reply, is_noise, noise_reason
+from nexusmail.mail.parsed import ParsedMail
 
 OWN = ("termoservice.it",)
 

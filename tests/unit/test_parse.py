@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mail_corpus import cases, corpus_files, load, own_domains
 
-from nexusmail.ingest.mail import ParsedMail
 from nexusmail.ingest.mime_parts import safe_filename, unflow
 from nexusmail.ingest.noise import noise_reason
 from nexusmail.ingest.parse import parse_mail
+from nexusmail.mail.parsed import ParsedMail
 from nexusmail.tickets.tags import parse_tag
 
 CASES = cases()

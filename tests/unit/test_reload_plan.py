@@ -1,4 +1,4 @@
-"""What a SIGHUP applies live and what it leaves for a restart (nexusmail.reload)."""
+"""What a SIGHUP applies live and what it leaves for a restart (nexusmail.service.reload)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from nexusmail.config import ImapAccount, Settings
-from nexusmail.reload import plan_reload
+from nexusmail.service.reload import plan_reload
 
 OLD = Settings.model_validate({"mail": {"support_addresses": ["support@firm.test"]}})
 ACCOUNT = ImapAccount(name="inbox", host="imap.firm.test", username="u",

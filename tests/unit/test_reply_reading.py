@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nexusmail.ingest.html import html_to_text, sanitize_html
-from nexusmail.ingest.quote_strip import cut_html_quote, fold
-from nexusmail.ingest.reply_reading import ReplyReading, Verdict, read_reply, strip_quote
+from nexusmail.mail.html import html_to_text, sanitize_html
+from nexusmail.mail.quote_strip import cut_html_quote, fold
+from nexusmail.mail.reply_reading import ReplyReading, Verdict, read_reply, strip_quote
 
 
 def _load_cases() -> ModuleType:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from nexusmail.dispatch.reply_tokens import (
+from nexusmail.tickets.reply_tokens import (
     ReplyToken,
     make_token,
     parse_token,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nexusmail.systemd_notify import feed_watchdog, notify, watchdog_interval_s
+from nexusmail.service.systemd_notify import feed_watchdog, notify, watchdog_interval_s
 
 
 @pytest.fixture

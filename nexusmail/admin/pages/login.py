@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nexusmail.admin import auth
-from nexusmail.admin.pages_base import Pages, check_csrf, form_text, redirect, safe_next
+from nexusmail.admin.pages.base import Pages, check_csrf, form_text, redirect, safe_next
 from nexusmail.tickets.operators import find_operator, verify_password
 
 log = structlog.get_logger(__name__)

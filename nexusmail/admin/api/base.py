@@ -14,11 +14,11 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from nexusmail.admin import tokens
-from nexusmail.admin.api_models import describe_validation_error, is_malformed_json
+from nexusmail.admin.api.models import describe_validation_error, is_malformed_json
 from nexusmail.clock import Clock
 from nexusmail.config import Settings
-from nexusmail.metrics import Metrics
-from nexusmail.readiness import Probes
+from nexusmail.service.metrics import Metrics
+from nexusmail.service.readiness import Probes
 from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.store import Store
 

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO, TypeVar
 
-from nexusmail.admin.api_models import MAX_ADDRESS_CHARS, check_address
-from nexusmail.cli_support import with_store
+from nexusmail.admin.api.models import MAX_ADDRESS_CHARS, check_address
+from nexusmail.cli.support import with_store
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
 from nexusmail.tickets import operators

@@ -41,8 +41,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from nexusmail.admin.api_assignments import assignment_routes, open_with_assignees, signing_keys
-from nexusmail.admin.api_base import (
+from nexusmail.admin.api.assignments import assignment_routes, open_with_assignees, signing_keys
+from nexusmail.admin.api.base import (
     MAX_BODY_BYTES,
     MAX_ID,
     ApiError,
@@ -53,13 +53,13 @@ from nexusmail.admin.api_base import (
     path_id,
     read_body,
 )
-from nexusmail.admin.api_health import metrics_routes, ready_routes
-from nexusmail.admin.api_models import CloseIn, EmployeeIn, InterventionIn
-from nexusmail.admin.api_schedules import schedule_routes
+from nexusmail.admin.api.health import metrics_routes, ready_routes
+from nexusmail.admin.api.models import CloseIn, EmployeeIn, InterventionIn
+from nexusmail.admin.api.schedules import schedule_routes
 from nexusmail.tickets import queries
 from nexusmail.tickets.cases import Conflict, NotFound, add_employee, close_intervention
-from nexusmail.tickets.intake import OpenRequest
 from nexusmail.tickets.models import Source, Status
+from nexusmail.tickets.new_requests import OpenRequest
 from nexusmail.tickets.store import StorageError
 
 # Re-exported: the daemon and the tests build the API from this module.

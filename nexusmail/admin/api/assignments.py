@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message
 
-from nexusmail.admin.api_base import (
+from nexusmail.admin.api.base import (
     ApiError,
     ApiServices,
     authenticate,
@@ -33,7 +33,7 @@ from nexusmail.admin.api_base import (
     path_id,
     read_body,
 )
-from nexusmail.admin.api_models import AssignmentIn
+from nexusmail.admin.api.models import AssignmentIn
 from nexusmail.config import Settings
 from nexusmail.tickets import queries
 from nexusmail.tickets.assignments import assign
@@ -45,8 +45,8 @@ from nexusmail.tickets.cases import (
     add_message,
     intervention_status,
 )
-from nexusmail.tickets.intake import OpenRequest, open_request
 from nexusmail.tickets.models import Direction, MessageKind
+from nexusmail.tickets.new_requests import OpenRequest, open_request
 
 log = structlog.get_logger(__name__)
 

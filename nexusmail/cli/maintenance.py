@@ -3,7 +3,7 @@
 Quarantine retries and imports run the stored or read bytes through `Ingest.accept`,
 the same pipeline as SMTP; they open the store themselves (beside a running daemon,
 whose outbox worker sends what they queue on its next poll). Backup and restore are
-plain file work (nexusmail.backup).
+plain file work (nexusmail.service.backup).
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nexusmail.backup import BackupError, create_backup, restore_backup
-from nexusmail.cli_support import print_table, with_store
+from nexusmail.cli.support import print_table, with_store
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
 from nexusmail.ingest.accept import Envelope, Ingest, TemporaryFailure
-from nexusmail.mbox_import import ProgressBar, import_messages, open_mbox
+from nexusmail.ingest.mbox_import import ProgressBar, import_messages, open_mbox
 from nexusmail.paths import blobs_path, database_path
-from nexusmail.reply_keys import load_reply_keys
+from nexusmail.service.backup import BackupError, create_backup, restore_backup
 from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.models import Outcome
+from nexusmail.tickets.reply_tokens import load_reply_keys
 from nexusmail.tickets.store import Store
 
 T = TypeVar("T")

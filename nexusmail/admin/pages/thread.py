@@ -19,10 +19,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from nexusmail.admin.api import content_disposition, safe_media_type
-from nexusmail.admin.api_assignments import FORM_OVERHEAD_BYTES, _limit_body, signing_keys
-from nexusmail.admin.api_base import MAX_ID, ApiError
-from nexusmail.admin.pages_base import (
+from nexusmail.admin.api.assignments import FORM_OVERHEAD_BYTES, _limit_body, signing_keys
+from nexusmail.admin.api.base import MAX_ID, ApiError
+from nexusmail.admin.api.routes import content_disposition, safe_media_type
+from nexusmail.admin.pages.base import (
     MAIL_FRAME_CSP,
     PageError,
     Pages,
@@ -30,7 +30,7 @@ from nexusmail.admin.pages_base import (
     form_text,
     redirect,
 )
-from nexusmail.ingest.html import sanitize_html
+from nexusmail.mail.html import sanitize_html
 from nexusmail.tickets import queries
 from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.cases import (

@@ -16,14 +16,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from nexusmail.admin.api_assignments import open_with_assignees, signing_keys
-from nexusmail.admin.api_base import MAX_ID, ApiError
-from nexusmail.admin.api_models import InterventionIn, describe_validation_error
-from nexusmail.admin.pages_base import Pages, check_csrf, form_text, redirect
+from nexusmail.admin.api.assignments import open_with_assignees, signing_keys
+from nexusmail.admin.api.base import MAX_ID, ApiError
+from nexusmail.admin.api.models import InterventionIn, describe_validation_error
+from nexusmail.admin.pages.base import Pages, check_csrf, form_text, redirect
 from nexusmail.tickets import queries, search
 from nexusmail.tickets.attention import Attention
-from nexusmail.tickets.intake import OpenRequest
 from nexusmail.tickets.models import Priority, Source, Status
+from nexusmail.tickets.new_requests import OpenRequest
 
 log = structlog.get_logger(__name__)
 

@@ -3,10 +3,10 @@
 - `GET /api/v1/ready` (no token) → 200 when ready, 503 when not; always JSON:
   `{"status": "ready"|"not ready", "reasons": ["<part>: <why>", ...], "storage": {...},
   "smtp": {...}, "imap": {...}, "outbox": {...}, "scheduler": {...}}` (see
-  nexusmail.readiness for what each part checks). `GET /api/v1/health` stays liveness
+  nexusmail.service.readiness for what each part checks). `GET /api/v1/health` stays liveness
   only: it answers whenever the loop runs.
 - `GET /metrics` → the Prometheus text format of the daemon's registry (see
-  nexusmail.metrics). Without a token unless `[web] metrics_public = false`; it is
+  nexusmail.service.metrics). Without a token unless `[web] metrics_public = false`; it is
   outside /api/v1 because that is where scrapers look by default.
 """
 
@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from nexusmail.admin.api_base import ApiError, ApiServices, authenticate
-from nexusmail.metrics import Backlog, ScrapeState
-from nexusmail.readiness import check_ready, read_backlog
+from nexusmail.admin.api.base import ApiError, ApiServices, authenticate
+from nexusmail.service.metrics import Backlog, ScrapeState
+from nexusmail.service.readiness import check_ready, read_backlog
 from nexusmail.tickets.store import StorageError
 
 log = structlog.get_logger(__name__)

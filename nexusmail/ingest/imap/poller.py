@@ -17,8 +17,8 @@ from imapclient.exceptions import IMAPClientError
 from nexusmail.clock import Clock
 from nexusmail.config import ImapAccount, Settings
 from nexusmail.ingest.accept import Ingest
-from nexusmail.ingest.imap_account import AccountCollector
-from nexusmail.ingest.imap_session import CollectError, ImapSession, describe_error
+from nexusmail.ingest.imap.account import AccountCollector
+from nexusmail.ingest.imap.session import CollectError, ImapSession, describe_error
 
 
 class ImapCollector:

@@ -10,8 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from nexusmail.admin.api_base import MAX_ID
-from nexusmail.admin.pages_base import PageError, Pages
+from nexusmail.admin.api.base import MAX_ID
+from nexusmail.admin.pages.base import PageError, Pages
 from nexusmail.tickets import schedule_queries
 from nexusmail.tickets.recurrence import local_date
 

@@ -22,17 +22,18 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import ValidationError
 
-from nexusmail import __version__, cli_operators, cli_ops, cli_schedules
+from nexusmail import __version__
 from nexusmail.admin import tokens
-from nexusmail.admin.api_models import AssignmentIn, EmployeeIn, describe_validation_error
-from nexusmail.cli_support import print_table, with_store
+from nexusmail.admin.api.models import AssignmentIn, EmployeeIn, describe_validation_error
+from nexusmail.cli import maintenance, operators, schedules
+from nexusmail.cli.support import print_table, with_store
 from nexusmail.clock import SystemClock
 from nexusmail.config import ConfigError, Settings, load_settings
 from nexusmail.paths import blobs_path, database_path
-from nexusmail.reply_keys import load_reply_keys
 from nexusmail.tickets import queries
 from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.cases import Conflict, NotFound, add_employee
+from nexusmail.tickets.reply_tokens import load_reply_keys
 from nexusmail.tickets.store import StorageError, Store
 
 T = TypeVar("T")
@@ -133,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="language of the mails they get (default: [mail] "
                               "default_language)")
     add(employee, "list", _cmd_employee_list, "List employees.", "  nexusmail employee list")
-    cli_operators.register(commands, config_opt, add, _group)
+    operators.register(commands, config_opt, add, _group)
 
     assign_cmd = add(
         commands, "assign", _cmd_assign,
@@ -154,8 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("number", type=int, help="the intervention's number (42 for [#42])")
     show.add_argument("--json", action="store_true",
                       help="print the same JSON as GET /api/v1/interventions/NUMBER")
-    cli_schedules.register(commands, config_opt, add, _group)
-    cli_ops.register(commands, config_opt, add, _group)
+    schedules.register(commands, config_opt, add, _group)
+    maintenance.register(commands, config_opt, add, _group)
 
     add(commands, "check-config", _cmd_check_config,
         "Validate the configuration and print the effective settings (secrets masked);"
@@ -179,7 +180,7 @@ def _group(commands: Any, name: str, config_opt: argparse.ArgumentParser, help_t
 def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from nexusmail.daemon import run_daemon  # the daemon's imports only when running it
 
-    # SIGHUP re-reads the same file (nexusmail.reload).
+    # SIGHUP re-reads the same file (nexusmail.service.reload).
     return run_daemon(settings, config_path=Path(args.config) if args.config else None)
 
 
@@ -369,7 +370,7 @@ def _cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"{key} = {json.dumps(value, ensure_ascii=False)}")
     if not settings.imap.accounts:
         return EXIT_OK
-    from nexusmail.ingest.imap_poller import check_accounts  # imapclient only when needed
+    from nexusmail.ingest.imap.poller import check_accounts  # imapclient only when needed
 
     print("\n# IMAP accounts (logged in and looked; nothing changed)")
     reports = asyncio.run(check_accounts(settings))

@@ -31,7 +31,7 @@ from imapclient.exceptions import IMAPClientError
 from nexusmail.clock import Clock, iso
 from nexusmail.config import ImapAccount, Settings
 from nexusmail.ingest.accept import Envelope, Ingest, TemporaryFailure
-from nexusmail.ingest.imap_checkpoint import (
+from nexusmail.ingest.imap.checkpoint import (
     Checkpoint,
     OversizeMail,
     known_mails,
@@ -40,14 +40,14 @@ from nexusmail.ingest.imap_checkpoint import (
     record_oversize,
     save_checkpoint,
 )
-from nexusmail.ingest.imap_session import (
+from nexusmail.ingest.imap.session import (
     AuthFailed,
     CollectError,
     ImapSession,
     chunk_by_size,
     describe_error,
 )
-from nexusmail.tickets.inbound import IngestResult
+from nexusmail.tickets.apply_mail import IngestResult
 from nexusmail.tickets.models import Outcome
 
 log = structlog.get_logger(__name__)

@@ -27,8 +27,8 @@ import unicodedata
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 
-from nexusmail.ingest.html import html_to_text
-from nexusmail.ingest.quote_strip import cut_html_quote, fold, strip_quote
+from nexusmail.mail.html import html_to_text
+from nexusmail.mail.quote_strip import cut_html_quote, fold, strip_quote
 
 __all__ = ["ReplyReading", "Verdict", "read_reply", "strip_quote"]
 

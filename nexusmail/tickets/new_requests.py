@@ -22,7 +22,7 @@ from nexusmail.tickets.cases import (
     find_or_create_customer,
 )
 from nexusmail.tickets.models import Direction, MessageKind, Priority, Source
-from nexusmail.tickets.outbox_rows import OutgoingMail, enqueue_mail, recent_count
+from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail, recent_count
 from nexusmail.tickets.tags import format_tag
 
 log = structlog.get_logger(__name__)

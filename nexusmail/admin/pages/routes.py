@@ -30,8 +30,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nexusmail.admin import auth
-from nexusmail.admin.api_base import ApiError, ApiServices
-from nexusmail.admin.pages_base import (
+from nexusmail.admin.api.base import ApiError, ApiServices
+from nexusmail.admin.pages.base import (
     CsrfRejected,
     LoginRequired,
     PageError,
@@ -41,10 +41,10 @@ from nexusmail.admin.pages_base import (
     login_redirect,
     make_filters,
 )
-from nexusmail.admin.pages_list import list_routes
-from nexusmail.admin.pages_login import login_routes
-from nexusmail.admin.pages_schedules import schedule_routes
-from nexusmail.admin.pages_thread import thread_routes
+from nexusmail.admin.pages.listing import list_routes
+from nexusmail.admin.pages.login import login_routes
+from nexusmail.admin.pages.schedules import schedule_routes
+from nexusmail.admin.pages.thread import thread_routes
 from nexusmail.admin.secret_file import load_or_create_secret
 from nexusmail.tickets.cases import Conflict, NotFound
 from nexusmail.tickets.store import StorageError

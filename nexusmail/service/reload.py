@@ -22,10 +22,10 @@ from pydantic import BaseModel
 from nexusmail.clock import Clock
 from nexusmail.config import ConfigError, Settings, load_settings
 from nexusmail.dispatch.compose import Composer
-from nexusmail.dispatch.outbox import OutboxWorker
+from nexusmail.dispatch.outbox_worker import OutboxWorker
 from nexusmail.ingest.accept import Ingest
-from nexusmail.ingest.imap_poller import ImapCollector
-from nexusmail.systemd_notify import notify, reloading_state
+from nexusmail.ingest.imap.poller import ImapCollector
+from nexusmail.service.systemd_notify import notify, reloading_state
 
 log = structlog.get_logger(__name__)
 

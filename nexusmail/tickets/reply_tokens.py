@@ -5,15 +5,26 @@ matched to its assignment even when a mail client drops In-Reply-To, and a made-
 altered address matches nothing (DESIGN invariant 5). It is lower-case hex because some
 MTAs lower-case local parts. Keys rotate: the first signs, every listed key verifies.
 Who may act on a matched reply is decided elsewhere (the sender must be the employee).
+
+The keys come from config, or are generated once: a fresh install must work with no
+key configured, and must keep verifying the replies to mails it already sent after a
+restart, so a generated key is written to the data dir (mode 0600) and reused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from nexusmail.config import Settings
+
+KEY_FILE = "reply-signing.key"
 
 SIGNATURE_HEX_CHARS = 20  # 80 bits: forging one by guessing is out of reach
 _TOKEN = re.compile(rf"^a(\d{{1,12}})n(\d{{1,12}})s([0-9a-f]{{{SIGNATURE_HEX_CHARS}}})$")
@@ -55,3 +66,32 @@ def parse_token(token: str) -> ReplyToken | None:
     """What an (unverified) token claims; verify it against the intended recipient."""
     match = _TOKEN.match(token.strip().lower())
     return None if match is None else ReplyToken(int(match[1]), int(match[2]))
+
+
+def load_reply_keys(settings: Settings) -> list[bytes]:
+    """The signing key first, then the others that still verify (blocking file I/O)."""
+    configured = [k.get_secret_value().encode() for k in settings.replies.secret_keys]
+    if configured:
+        return configured
+    path = settings.storage.data_dir / KEY_FILE
+    if not path.exists():
+        _write_new_key(path)
+    return [path.read_text(encoding="ascii").strip().encode()]
+
+
+def _write_new_key(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write a temporary file, then link it into place: a CLI command and the daemon
+    # starting together on a fresh install both end up reading the one key that won.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass  # another process won the race; its key is the one
+    finally:
+        tmp.unlink()

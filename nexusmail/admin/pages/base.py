@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nexusmail.admin import auth
-from nexusmail.admin.api_base import ApiServices
+from nexusmail.admin.api.base import ApiServices
 from nexusmail.tickets.operators import Operator, get_operator
 
 # The page itself: nothing inline, nothing from elsewhere, no scripts at all (the

@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from nexusmail.admin.api_models import describe_validation_error
-from nexusmail.admin.schedule_models import MAX_LEAD_DAYS, ScheduleIn
-from nexusmail.cli_support import print_table, with_store
+from nexusmail.admin.api.models import describe_validation_error
+from nexusmail.admin.api.schedule_models import MAX_LEAD_DAYS, ScheduleIn
+from nexusmail.cli.support import print_table, with_store
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
 from nexusmail.tickets import schedule_queries

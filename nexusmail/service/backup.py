@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from nexusmail import __version__
-from nexusmail.admin.pages import SESSION_KEY_FILE
+from nexusmail.admin.pages.routes import SESSION_KEY_FILE
 from nexusmail.paths import BLOBS_DIR, DATABASE_NAME
-from nexusmail.reply_keys import KEY_FILE
+from nexusmail.tickets.reply_tokens import KEY_FILE
 
 MANIFEST_NAME = "manifest.json"
 CONFIG_NAME = "nexusmail.toml"

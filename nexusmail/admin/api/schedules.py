@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from nexusmail.admin.api_base import (
+from nexusmail.admin.api.base import (
     ApiError,
     ApiServices,
     authenticate,
@@ -35,7 +35,7 @@ from nexusmail.admin.api_base import (
     path_id,
     read_body,
 )
-from nexusmail.admin.schedule_models import ScheduleIn, SchedulePatch
+from nexusmail.admin.api.schedule_models import ScheduleIn, SchedulePatch
 from nexusmail.tickets import schedule_queries
 from nexusmail.tickets.recurrence import local_date
 from nexusmail.tickets.schedules import InvalidSchedule, create_schedule, update_schedule

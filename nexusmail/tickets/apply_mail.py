@@ -18,9 +18,9 @@ import structlog
 
 from nexusmail.clock import iso
 from nexusmail.config import Settings
-from nexusmail.ingest.addresses import is_support_recipient
-from nexusmail.ingest.mail import ParsedMail
-from nexusmail.ingest.reply_reading import read_reply
+from nexusmail.mail.addresses import is_support_recipient
+from nexusmail.mail.parsed import ParsedMail
+from nexusmail.mail.reply_reading import read_reply
 from nexusmail.tickets.assignments import find_assignment_for_reply, record_reply
 from nexusmail.tickets.cases import (
     NewMessage,
@@ -29,8 +29,8 @@ from nexusmail.tickets.cases import (
     add_participants,
     add_thread_refs,
 )
-from nexusmail.tickets.intake import OpenRequest, open_request
 from nexusmail.tickets.models import Direction, MessageKind, Outcome, Source, Status
+from nexusmail.tickets.new_requests import OpenRequest, open_request
 from nexusmail.tickets.tags import parse_tag, strip_reply_prefixes
 from nexusmail.tickets.thread_rules import Thread, ThreadFacts, decide_thread
 

@@ -29,7 +29,7 @@ import aiosqlite
 
 from nexusmail.clock import iso
 from nexusmail.config import Settings
-from nexusmail.metrics import Backlog
+from nexusmail.service.metrics import Backlog
 from nexusmail.tickets.store import Store
 
 STORAGE_TIMEOUT_S = 3.0

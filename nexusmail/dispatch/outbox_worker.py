@@ -44,7 +44,7 @@ from nexusmail.dispatch.transport import (
     TransientSendError,
     Transport,
 )
-from nexusmail.metrics import Metrics
+from nexusmail.service.metrics import Metrics
 from nexusmail.tickets.store import Store
 
 log = structlog.get_logger(__name__)
