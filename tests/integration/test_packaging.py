@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -26,3 +27,22 @@ def test_wheel_contains_migrations_and_templates(tmp_path: Path) -> None:
     missing = [str(p.relative_to(ROOT)) for p in wanted
                if str(p.relative_to(ROOT)) not in names]
     assert missing == []
+
+
+def test_sdist_ships_license_config_and_systemd_files(tmp_path: Path) -> None:
+    """The source distribution carries the licence, the example config and the systemd
+    files the README installs from, and declares its licence in the metadata."""
+    subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "-o", str(tmp_path), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )
+    [sdist] = tmp_path.glob("nexusmail-*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = {name.partition("/")[2] for name in archive.getnames()}
+        [pkg_info] = [m for m in archive.getmembers() if m.name.count("/") == 1
+                      and m.name.endswith("/PKG-INFO")]
+        metadata = archive.extractfile(pkg_info).read().decode()  # type: ignore[union-attr]
+    wanted = {"LICENSE", "config/nexusmail.example.toml", "systemd/nexusmail.service",
+              "systemd/nexusmail.sysusers"}
+    assert wanted <= names
+    assert "License-Expression: Apache-2.0" in metadata
