@@ -30,6 +30,7 @@ from nexusmail.admin.api.routes import ApiServices, api_routes
 from nexusmail.admin.pages.routes import page_routes
 from nexusmail.clock import Clock, SystemClock
 from nexusmail.config import Settings
+from nexusmail.config_warnings import config_warnings
 from nexusmail.dispatch.compose import Composer
 from nexusmail.dispatch.outbox_worker import OutboxWorker
 from nexusmail.dispatch.transport import build_transport
@@ -135,6 +136,8 @@ async def serve(
                  smtp_protocol=settings.smtp.protocol, web_port=running.web_port,
                  data_dir=str(settings.storage.data_dir),
                  outbound=settings.outbound.host or "maildir")
+        for warning in config_warnings(settings):
+            log.warning("config.warning", key=warning.key, problem=warning.message)
         on_ready(running)
         status = f"serving: SMTP on port {running.smtp_port}, web on port {running.web_port}"
         systemd_notify.notify(f"READY=1\nSTATUS={status}")

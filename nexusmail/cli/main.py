@@ -29,6 +29,7 @@ from nexusmail.cli import maintenance, operators, schedules
 from nexusmail.cli.support import print_table, with_store
 from nexusmail.clock import SystemClock
 from nexusmail.config import ConfigError, Settings, load_settings
+from nexusmail.config_warnings import config_warnings
 from nexusmail.paths import blobs_path, database_path
 from nexusmail.tickets import queries
 from nexusmail.tickets.assignments import assign
@@ -358,6 +359,8 @@ def _indented(text: str) -> list[str]:
 def _cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     source = args.config or "embedded defaults"
     print(f"# configuration OK ({source}; secrets masked)")
+    for warning in config_warnings(settings):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"# database: {database_path(settings)}")
     print(f"# attachments: {blobs_path(settings)}")
     # model_dump in JSON mode masks SecretStr; JSON scalars and lists read as TOML.

@@ -23,11 +23,13 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 POSTQUEUE = shutil.which("postqueue") or "/usr/sbin/postqueue"
+POSTMAP = shutil.which("postmap") or "/usr/sbin/postmap"
 
 MASTER_CF = """\
 127.0.0.1:{smtp_port} inet n - n - - smtpd
@@ -68,19 +70,34 @@ mydestination =
 local_recipient_maps =
 alias_maps =
 alias_database =
-relay_domains = {domain}
-relay_recipient_maps = {recipient_map}
-recipient_delimiter = +
 mynetworks = 127.0.0.0/8
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-transport_maps = inline:{{ {domain}=lmtp:inet:127.0.0.1:{lmtp_port} }}
-default_transport = error:no outbound delivery in tests
+{recipe}
+{outbound}
 maillog_file = /dev/stdout
 smtputf8_enable = no
 queue_run_delay = 1s
 minimal_backoff_time = 1s
 maximal_backoff_time = 2s
 """
+
+# The README's recipe, written inline (a Recipe replaces it with the README's own text).
+DEFAULT_RECIPE = """\
+relay_domains = {domain}
+relay_recipient_maps = {recipient_map}
+recipient_delimiter = +
+transport_maps = inline:{{ {domain}=lmtp:inet:127.0.0.1:{lmtp_port} }}"""
+NO_OUTBOUND = "default_transport = error:no outbound delivery in tests"
+ETC_POSTFIX = "/etc/postfix/"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """main.cf lines and lookup tables as an administrator writes them: paths under
+    /etc/postfix/ land in the instance's own config dir, `hash:` tables are postmap'ed."""
+
+    main_cf: str
+    tables: dict[str, str]  # file name under /etc/postfix -> content
 
 START_TIMEOUT_S = 15.0
 STOP_GRACE_S = 5.0
@@ -97,10 +114,14 @@ class PostfixRelay:
     """One Postfix instance relaying `domain` to an LMTP server on 127.0.0.1."""
 
     def __init__(self, lmtp_port: int, domain: str = "nexus.test",
-                 recipients: tuple[str, ...] = ()) -> None:
+                 recipients: tuple[str, ...] = (), *, recipe: Recipe | None = None,
+                 relayhost_port: int | None = None) -> None:
         self.lmtp_port = lmtp_port
         self.domain = domain
         self.recipients = recipients  # empty: any address of the domain is relayed
+        self.recipe = recipe
+        # Mail for other domains goes to this loopback port (a test's SMTP sink).
+        self.relayhost_port = relayhost_port
         self.root = Path(tempfile.mkdtemp(prefix="nm-postfix-"))
         self.conf = self.root / "conf"
         self.smtp_port = 0
@@ -119,8 +140,9 @@ class PostfixRelay:
         # Postfix refuses a data_directory it does not own.
         os.chown(self.root / "data", pwd.getpwnam("postfix").pw_uid, -1)
         (self.conf / "main.cf").write_text(
-            MAIN_CF.format(root=self.root, domain=self.domain, lmtp_port=self.lmtp_port,
-                           recipient_map=self._recipient_map()))
+            MAIN_CF.format(root=self.root, recipe=self._recipe_lines(),
+                           outbound=self._outbound_lines()))
+        self._write_tables()
         (self.conf / "master.cf").write_text(MASTER_CF.format(smtp_port=self.smtp_port))
         # start-fg runs postfix-script's checks and creates the queue directories.
         self._log = (self.root / "maillog").open("wb")
@@ -133,6 +155,26 @@ class PostfixRelay:
             self.stop()
             raise
         return self
+
+    def _recipe_lines(self) -> str:
+        if self.recipe is None:
+            return DEFAULT_RECIPE.format(domain=self.domain, lmtp_port=self.lmtp_port,
+                                         recipient_map=self._recipient_map())
+        return self.recipe.main_cf.replace(ETC_POSTFIX, f"{self.conf}/")
+
+    def _write_tables(self) -> None:
+        """The recipe's lookup tables, compiled by postmap (which reads main.cf)."""
+        for name, content in (self.recipe.tables if self.recipe else {}).items():
+            table = self.conf / name
+            table.write_text(content)
+            result = subprocess.run([POSTMAP, "-c", str(self.conf), f"hash:{table}"],
+                                    capture_output=True, text=True, timeout=30, check=False)
+            assert result.returncode == 0, result.stderr
+
+    def _outbound_lines(self) -> str:
+        if self.relayhost_port is None:
+            return NO_OUTBOUND
+        return f"relayhost = [127.0.0.1]:{self.relayhost_port}\ndefault_transport = smtp"
 
     def _recipient_map(self) -> str:
         if not self.recipients:

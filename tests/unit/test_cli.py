@@ -120,6 +120,23 @@ def test_check_config_masks_secrets(config: Path, capsys: pytest.CaptureFixture[
     assert 'password = "**********"' in out
 
 
+def test_check_config_warns_about_lmtp_with_the_default_support_address(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Behind an MTA (LMTP) with the placeholder support address and no relay,
+    check-config still succeeds but names both keys that would bounce or hold mail."""
+    lmtp = tmp_path / "lmtp.toml"
+    lmtp.write_text('[smtp]\nprotocol = "lmtp"\n', encoding="utf-8")
+    code, _, err = run(capsys, "check-config", "--config", str(lmtp))
+    assert code == 0
+    assert "warning: [mail] support_addresses: still the default" in err
+    assert "warning: [outbound] host: empty" in err
+    lmtp.write_text('[smtp]\nprotocol = "lmtp"\n[mail]\nsupport_addresses = ["help@firm.it"]\n'
+                    '[outbound]\nhost = "127.0.0.1"\n', encoding="utf-8")
+    code, _, err = run(capsys, "check-config", "--config", str(lmtp))
+    assert (code, err) == (0, "")
+
+
 def test_bad_config_exits_2_naming_the_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

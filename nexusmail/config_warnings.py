@@ -1,0 +1,39 @@
+"""Settings that load but will likely misbehave in production: said at start and by
+`nexusmail check-config`, never refused (the embedded defaults must keep starting)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nexusmail.config import MailSettings, Settings
+
+DEFAULT_SUPPORT_ADDRESSES = MailSettings().support_addresses
+
+
+@dataclass(frozen=True)
+class ConfigWarning:
+    key: str  # "[section] key", as the config file spells it
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+def config_warnings(settings: Settings) -> list[ConfigWarning]:
+    """What an administrator should fix before real mail arrives."""
+    found: list[ConfigWarning] = []
+    behind_mta = settings.smtp.protocol == "lmtp"
+    if behind_mta and settings.mail.support_addresses == DEFAULT_SUPPORT_ADDRESSES:
+        # LMTP means an MTA hands us the firm's real mail: with the placeholder address
+        # every recipient is refused with 550 and the MTA bounces the customer's mail.
+        found.append(ConfigWarning(
+            "[mail] support_addresses",
+            f"still the default ({', '.join(DEFAULT_SUPPORT_ADDRESSES)}) while [smtp] "
+            "protocol is \"lmtp\": mail for the real support address will be refused "
+            "with 550 and bounced by the MTA"))
+    if behind_mta and not settings.outbound.host:
+        found.append(ConfigWarning(
+            "[outbound] host",
+            "empty while [smtp] protocol is \"lmtp\": acknowledgements and assignment "
+            "mails are written to the Maildir in the data dir instead of being sent"))
+    return found
