@@ -15,15 +15,21 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
            "error": logging.ERROR}
 
 
+class _LibraryLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Standard-library records (uvicorn, aiosmtpd, asyncio, Python warnings) rendered
+    as the same lines as ours; a class of its own so a second set-up replaces it."""
+
+
 def configure_logging(level: str = "info", fmt: str = "json") -> None:
     renderer: structlog.typing.Processor = (
         structlog.dev.ConsoleRenderer() if fmt == "console" else structlog.processors.JSONRenderer()
     )
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            timestamper,
             structlog.processors.format_exc_info,
             renderer,
         ],
@@ -31,6 +37,19 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=False,
     )
-    # Libraries that log through the standard library (uvicorn, aiosmtpd) go to stderr,
-    # warnings and up only, so stdout stays pure JSON lines.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # Libraries that log through the standard library (uvicorn, aiosmtpd, asyncio) and
+    # Python's warnings: warnings and up only, as JSON lines like ours with the logger's
+    # name, so a log shipper never meets a plain-text line.
+    handler = _LibraryLogHandler(sys.stdout)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.contextvars.merge_contextvars,
+                           structlog.stdlib.add_logger_name,
+                           structlog.stdlib.add_log_level, timestamper],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer]))
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _LibraryLogHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.captureWarnings(True)

@@ -52,7 +52,8 @@ def create_backup(data_dir: Path, dest: Path, config_file: Path | None = None) -
     db = data_dir / DATABASE_NAME
     if not db.is_file():
         raise BackupError(f"no database at {db}")
-    dest.mkdir(parents=True, exist_ok=True)
+    # A backup holds every customer's mail: readable by the owner only, like the data dir.
+    dest.mkdir(mode=0o700, parents=True, exist_ok=True)
     target = dest / DATABASE_NAME
     tmp = dest / f".{DATABASE_NAME}.tmp"
     tmp.unlink(missing_ok=True)
@@ -108,7 +109,7 @@ def restore_backup(backup: Path, data_dir: Path, *, force: bool = False) -> dict
     if occupied and not force:
         raise BackupError(f"{data_dir} already holds a nexusmail store; "
                           "use --force to replace it (stop the daemon first)")
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = data_dir / f".{DATABASE_NAME}.restore"
     shutil.copyfile(backup / DATABASE_NAME, tmp)
     _fsync_file(tmp)
@@ -187,7 +188,7 @@ def _copy_blobs(source: Path, dest: Path) -> tuple[int, int, int]:
         size += path.stat().st_size
         if target.exists():
             continue  # content-addressed: same name, same bytes
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         os.close(fd)
         try:

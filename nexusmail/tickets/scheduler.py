@@ -110,7 +110,9 @@ class Scheduler:
         if self.metrics is not None:
             self.metrics.scheduler_ticked(opened=result.opened, late=result.late,
                                           failed=result.failed)
-        log.info("schedule.tick", today=today.isoformat(), due=result.due,
+        # Every minute: a quiet tick is debug, one that opened or chased something is info.
+        busy = result.opened or result.late or result.failed or result.mails
+        (log.info if busy else log.debug)("schedule.tick", today=today.isoformat(), due=result.due,
                  opened=result.opened, late=result.late, skipped=result.skipped,
                  failed=result.failed, mails=result.mails,
                  select_ms=round(result.select_s * 1000, 1),

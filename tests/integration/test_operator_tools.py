@@ -314,3 +314,17 @@ def test_restore_refuses_an_occupied_data_dir_and_a_damaged_backup(
     assert main(["restore", str(dest), "--config", str(other)]) == 1
     assert "does not match" in capsys.readouterr().err
     assert not (tmp_path / "other" / "nexusmail.sqlite3").exists()
+
+
+def test_backup_and_restored_data_dirs_are_private(tmp_path: Path) -> None:
+    """A backup holds every customer's mail: the directory it creates, and a data dir a
+    restore creates, are readable by their owner only, whatever the umask."""
+    config = write_config(tmp_path / "nm.toml", tmp_path / "data")
+    settings = load_settings(config)
+    assert asyncio.run(ingest_one(settings, customer_mail(1, b"x" * 50))) == "new_request"
+    dest = tmp_path / "backup"
+    assert main(["backup", str(dest), "--config", str(config)]) == 0
+    assert dest.stat().st_mode & 0o777 == 0o700
+    other = write_config(tmp_path / "o.toml", tmp_path / "restored")
+    assert main(["restore", str(dest), "--config", str(other)]) == 0
+    assert (tmp_path / "restored").stat().st_mode & 0o777 == 0o700

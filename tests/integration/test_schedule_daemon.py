@@ -91,6 +91,10 @@ async def test_schedule_opens_once_across_ticks_restart_and_downtime(
                 assert "Manutenzione caldaia (2026-03-05)" in str(mail.message()["Subject"])
                 await ticks_after(logs, 2)
                 assert await count(daemon, "SELECT count(*) FROM interventions") == 1
+                # A tick every minute: only the ones that did something are worth info.
+                levels = {(e["log_level"], e["opened"] > 0) for e in logs
+                          if e["event"] == "schedule.tick"}
+                assert levels == {("info", True), ("debug", False)}
 
         async with running_daemon(settings, clock=clock) as daemon:       # restart
             await ticks_after(logs, 2)
