@@ -43,6 +43,7 @@ from nexusmail.logs import configure_logging
 from nexusmail.paths import blobs_path, database_path
 from nexusmail.service import systemd_notify
 from nexusmail.service.metrics import Metrics
+from nexusmail.service.ports import check_listen_ports, claim
 from nexusmail.service.readiness import Probes
 from nexusmail.service.reload import CollectorSlot, Reloader
 from nexusmail.tickets.blobs import BlobStore
@@ -85,6 +86,7 @@ async def serve(
     clock = clock or SystemClock()
     stop = stop or asyncio.Event()
     started = time.monotonic()
+    check_listen_ports(settings)
     async with AsyncExitStack() as stack:
         store = Store(database_path(settings))
         await store.open()
@@ -172,12 +174,10 @@ async def _start_web(
     settings: Settings, services: ApiServices
 ) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     app = Starlette(routes=[*api_routes(services), *page_routes(services)])
-    sock = socket.socket(socket.AF_INET6 if ":" in settings.web.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock = claim("[web] port", settings.web.host, settings.web.port)
     # Accepted sockets inherit this: without it a response written in two pieces waits
     # for the client's delayed ACK (40 ms on Linux) before its second piece leaves.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((settings.web.host, settings.web.port))
     sock.listen(128)
     sock.setblocking(False)
     config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -85,3 +86,28 @@ def test_help_lists_the_subcommands() -> None:
                             capture_output=True, text=True, check=True)
     for word in ("run", "token", "employee", "check-config"):
         assert word in result.stdout
+
+
+@pytest.mark.parametrize("section", ["smtp", "web"])
+def test_a_taken_port_fails_at_once_naming_the_key(tmp_path: Path, section: str) -> None:
+    """A port already in use stops `nexusmail run` within seconds with exit 1, and the
+    failure names the `[section] port` to change, not only "Address already in use"."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = {"smtp": free_port(), "web": free_port()}
+        ports[section] = taken.getsockname()[1]
+        config = tmp_path / "nexusmail.toml"
+        config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n'
+                          f"[smtp]\nport = {ports['smtp']}\n[web]\nport = {ports['web']}\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUSMAIL_")}
+        started = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "nexusmail", "--config", str(config),
+                                 "run"], capture_output=True, text=True, env=env, timeout=60,
+                                check=False)
+        elapsed_s = time.monotonic() - started
+    assert result.returncode == 1
+    [failed] = [json.loads(line) for line in result.stdout.splitlines()
+                if '"daemon.failed"' in line]
+    assert f"[{section}] port: 127.0.0.1:{ports[section]} is already in use" in failed["error"]
+    assert elapsed_s < 9  # a start and a stop; before, each started task waited 10 s
