@@ -22,7 +22,7 @@ def check_listen_ports(settings: Settings) -> None:
     for key, host, port in (("[smtp] port", settings.smtp.host, settings.smtp.port),
                             ("[web] port", settings.web.host, settings.web.port)):
         if port:
-            claim(key, host, port)
+            claim(key, host, port).close()
 
 
 def claim(key: str, host: str, port: int) -> socket.socket:
