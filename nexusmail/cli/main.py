@@ -195,7 +195,7 @@ def _cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     async def create(store: Store) -> str:
         return await store.write(lambda tx: tokens.create_token(tx, name, now))
 
-    token = with_store(settings, create)
+    token = with_store(settings, create, create=True)
     print(f"Created API token {name!r}. It is shown only now; store it safely:")
     print(token)
     return EXIT_OK
@@ -247,7 +247,7 @@ def _cmd_employee_add(args: argparse.Namespace, settings: Settings) -> int:
             tx, email=employee.email, name=employee.name, language=employee.language, now=now))
 
     try:
-        employee_id = with_store(settings, insert)
+        employee_id = with_store(settings, insert, create=True)
     except Conflict as exc:
         print(f"nexusmail: {exc}", file=sys.stderr)
         return EXIT_FAILED

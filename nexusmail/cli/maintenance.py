@@ -16,11 +16,17 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nexusmail.cli.support import print_table, with_store
-from nexusmail.clock import SystemClock
+from nexusmail.cli.support import print_table, require_store, with_store
+from nexusmail.clock import Clock, SystemClock
 from nexusmail.config import Settings
 from nexusmail.ingest.accept import Envelope, Ingest, TemporaryFailure
-from nexusmail.ingest.mbox_import import ProgressBar, import_messages, open_mbox
+from nexusmail.ingest.mbox_import import (
+    MailDateClock,
+    NotAnMbox,
+    ProgressBar,
+    import_messages,
+    open_mbox,
+)
 from nexusmail.paths import blobs_path, database_path
 from nexusmail.service.backup import BackupError, create_backup, restore_backup
 from nexusmail.tickets.blobs import BlobStore
@@ -65,14 +71,19 @@ def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand
                      "  nexusmail import mbox old-support.mbox")
     mbox = add(importer, "mbox", cmd_import_mbox,
                "Import an mbox file through the same ingest pipeline as SMTP, as history: "
-               "cases it opens get no acknowledgement. Running it again imports nothing new. "
+               "cases it opens get no acknowledgement, each mail keeps its own date. Running it "
+               "again imports nothing new. "
                "A progress bar goes to stderr; the outcomes are printed at the end.",
                "  nexusmail import mbox support-2025.mbox\n"
                "  nexusmail import mbox Inbox --source thunderbird-inbox\n"
+               "  nexusmail import mbox support-2019.mbox --closed\n"
                "  nexusmail import mbox big.mbox 2>import-progress.log")
     mbox.add_argument("file", type=Path, help="the mbox file (read one message at a time)")
     mbox.add_argument("--source", metavar="NAME",
                       help="recorded as the source 'import:NAME' (default: the file's name)")
+    mbox.add_argument("--closed", action="store_true",
+                      help="close the cases the import opens, each on the date of its last "
+                           "mail (old history, not open work)")
 
     backup = add(commands, "backup", cmd_backup,
                  "Back the store up into DEST_DIR while the daemon runs: a consistent "
@@ -213,13 +224,19 @@ def cmd_import_mbox(args: argparse.Namespace, settings: Settings) -> int:
         print(f"nexusmail: {path} is not a file", file=sys.stderr)
         return EXIT_USAGE
     source = f"import:{args.source or path.name}"
-    total, messages = open_mbox(path)
+    try:
+        total, messages = open_mbox(path)
+    except NotAnMbox as exc:
+        print(f"nexusmail: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     progress = ProgressBar(total)
+    clock = MailDateClock(SystemClock())
 
     async def run(ingest: Ingest, store: Store) -> Any:
-        return await import_messages(ingest, messages(), source=source, progress=progress)
+        return await import_messages(ingest, messages(), source=source, progress=progress,
+                                     clock=clock, closed=args.closed)
 
-    summary = _with_ingest(settings, run)
+    summary = _with_ingest(settings, run, clock=clock, create=True)
     counts = ", ".join(f"{n} {kind}" for kind, n in sorted(summary.outcomes.items()))
     print(f"Imported {path} as {source}: {total} mails ({counts or 'none'}).")
     for index, reason in summary.failed[:20]:
@@ -262,14 +279,18 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
 # --- helpers --------------------------------------------------------------------------
 
 
-def _with_ingest(settings: Settings, fn: Callable[[Ingest, Store], Awaitable[T]]) -> T:
-    """Run `fn` with an Ingest built as the daemon builds it (parsing in this process)."""
+def _with_ingest(settings: Settings, fn: Callable[[Ingest, Store], Awaitable[T]], *,
+                 clock: Clock | None = None, create: bool = False) -> T:
+    """Run `fn` with an Ingest built as the daemon builds it (parsing in this process);
+    only an import (`create`) may start a new, empty store."""
+    if not create:
+        require_store(settings)
     keys = load_reply_keys(settings)  # blocking file read, before the loop runs
 
     async def run() -> T:
         async with Store(database_path(settings)) as store:
-            ingest = Ingest(store, BlobStore(blobs_path(settings)), settings, SystemClock(),
-                            reply_keys=keys)
+            ingest = Ingest(store, BlobStore(blobs_path(settings)), settings,
+                            clock or SystemClock(), reply_keys=keys)
             return await fn(ingest, store)
 
     return asyncio.run(run())

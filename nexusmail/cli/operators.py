@@ -87,7 +87,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
             tx, email=email, name=args.name, password_hash=password_hash, now=now))
 
     try:
-        operator_id = with_store(settings, insert)
+        operator_id = with_store(settings, insert, create=True)
     except Conflict as exc:
         print(f"nexusmail: {exc} (`nexusmail operator password {email}` sets a new "
               "password)", file=sys.stderr)

@@ -134,7 +134,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
             return await schedule_queries.get_schedule(conn, schedule_id)
 
     try:
-        created = with_store(settings, insert)
+        created = with_store(settings, insert, create=True)
     except InvalidSchedule as exc:
         print(f"nexusmail: {exc}", file=sys.stderr)
         return EXIT_USAGE

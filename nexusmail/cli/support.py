@@ -8,19 +8,37 @@ from typing import TypeVar
 
 from nexusmail.config import Settings
 from nexusmail.paths import database_path
-from nexusmail.tickets.store import Store
+from nexusmail.tickets.store import StorageError, Store
 
 T = TypeVar("T")
 
 
-def with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]]) -> T:
+def with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]], *,
+               create: bool = False) -> T:
     """Open the store (its writer takes turns with a running daemon's through SQLite's
-    lock), run `fn` on it, close it."""
+    lock), run `fn` on it, close it.
+
+    Only commands that set a new installation up (`create`) may start an empty store:
+    run from the wrong directory, any other command would find nothing in a database it
+    just made, and leave it behind, instead of saying where it looked."""
+    path = database_path(settings)
+    if not create:
+        require_store(settings)
+
     async def run() -> T:
-        async with Store(database_path(settings)) as store:
+        async with Store(path) as store:
             return await fn(store)
 
     return asyncio.run(run())
+
+
+def require_store(settings: Settings) -> None:
+    """StorageError, saying where it looked, when the data dir holds no database."""
+    path = database_path(settings)
+    if not path.exists():
+        raise StorageError(f"there is no nexusmail database {path} (data dir: "
+                           f"{settings.storage.data_dir}); run this where the daemon runs, "
+                           "or give --config with its [storage] data_dir")
 
 
 def print_table(header: list[str], rows: list[list[str]]) -> None:

@@ -328,3 +328,70 @@ def test_backup_and_restored_data_dirs_are_private(tmp_path: Path) -> None:
     other = write_config(tmp_path / "o.toml", tmp_path / "restored")
     assert main(["restore", str(dest), "--config", str(other)]) == 0
     assert (tmp_path / "restored").stat().st_mode & 0o777 == 0o700
+
+
+def dated_mail(n: int, date: str, *, in_reply_to: int | None = None) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "ana@example.org"
+    msg["To"] = SUPPORT
+    msg["Subject"] = "Boiler" if in_reply_to is None else "Re: Boiler"
+    msg["Message-ID"] = f"<old-{n}@example.org>"
+    if in_reply_to is not None:
+        msg["In-Reply-To"] = f"<old-{in_reply_to}@example.org>"
+    msg["Date"] = date
+    msg.set_content(f"Mail {n} about the boiler.\n")
+    return msg.as_bytes()
+
+
+def test_import_mbox_keeps_each_mails_date_and_closes_old_cases_on_request(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Imported mail is dated by its own Date: (a future one by the import's time), and
+    --closed closes each case the import opened on the date of its last mail."""
+    config = write_config(tmp_path / "nm.toml", tmp_path / "data")
+    box_path = tmp_path / "2019.mbox"
+    box = mailbox.mbox(box_path)
+    box.add(dated_mail(1, "Mon, 04 Mar 2019 09:15:00 +0100"))
+    box.add(dated_mail(2, "Tue, 05 Mar 2019 17:40:00 +0100", in_reply_to=1))
+    box.add(dated_mail(3, "Fri, 01 Jan 2100 10:00:00 +0000"))
+    box.close()
+
+    assert main(["import", "mbox", str(box_path), "--closed", "--config", str(config)]) == 0
+    assert "2 closed" in capsys.readouterr().out
+    settings = load_settings(config)
+    rows = query(settings, "SELECT number, created_at, status, closed_at FROM interventions"
+                           " ORDER BY number")
+    assert rows[0] == (1, "2019-03-04T08:15:00+00:00", "closed", "2019-03-05T16:40:00+00:00")
+    _, created_at, status, _ = rows[1]
+    assert str(created_at) < "2100"  # never dated in the future
+    assert status == "closed"
+    assert query(settings, "SELECT created_at FROM messages WHERE intervention_number = 1"
+                           " AND kind = 'customer_mail' ORDER BY id") == [
+        ("2019-03-04T08:15:00+00:00",), ("2019-03-05T16:40:00+00:00",)]
+
+
+def test_import_of_a_file_that_is_not_an_mbox_fails(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A single saved mail is not an mbox: the import fails (exit 1) saying so, instead
+    of reporting "0 mails", and creates no store."""
+    config = write_config(tmp_path / "nm.toml", tmp_path / "data")
+    eml = tmp_path / "one.eml"
+    eml.write_bytes(customer_mail(1))
+    assert main(["import", "mbox", str(eml), "--config", str(config)]) == 1
+    assert "is not an mbox file" in capsys.readouterr().err
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["employee", "list"], ["token", "list"], ["intervention", "show", "1"],
+    ["quarantine", "list"], ["schedule", "list"], ["operator", "list"],
+])
+def test_read_only_commands_outside_the_data_dir_refuse_and_create_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    """Run where there is no store, a command that only reads says which data dir it
+    looked in and exits 1, leaving no empty database behind."""
+    config = write_config(tmp_path / "nm.toml", tmp_path / "nowhere")
+    assert main([*argv, "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "there is no nexusmail database" in err
+    assert str(tmp_path / "nowhere") in err
+    assert not (tmp_path / "nowhere" / "nexusmail.sqlite3").exists()
