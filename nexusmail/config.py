@@ -60,6 +60,20 @@ class WebSettings(_Section):
     login_window_s: int = Field(900, ge=1)
     # GET /metrics without a token (scrapers on the host); false asks for the bearer token.
     metrics_public: bool = True
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For/-Proto are believed;
+    # empty: none, the client address is the connection's (else anyone could pick one
+    # and slip past the login limit).
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network") from None
+        return value
 
 
 class MailSettings(_Section):

@@ -180,8 +180,10 @@ async def _start_web(
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.listen(128)
     sock.setblocking(False)
+    proxies = list(settings.web.trusted_proxies)
     config = uvicorn.Config(app, lifespan="off", log_config=None, access_log=False,
-                            server_header=False)
+                            server_header=False, proxy_headers=bool(proxies),
+                            forwarded_allow_ips=proxies or None)
     server = _EmbeddedUvicorn(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="web")
     while not server.started:

@@ -8,7 +8,6 @@ tens of milliseconds of CPU: async callers run them in a thread.
 from __future__ import annotations
 
 import functools
-import hashlib
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -45,12 +44,6 @@ class Operator:
     @property
     def display(self) -> str:
         return self.name or self.email
-
-    @property
-    def password_stamp(self) -> str:
-        """Changes with the password: a session remembers it, so setting a new password
-        ends every session opened with the old one."""
-        return hashlib.sha256(self.password_hash.encode()).hexdigest()[:16]
 
 
 def check_password_rules(password: str) -> None:
@@ -100,6 +93,9 @@ def set_password(
     ).rowcount
     if not changed:
         raise NotFound(f"no operator with address {email}")
+    # A new password ends every open session, a stolen cookie's too.
+    tx.execute("DELETE FROM operator_sessions WHERE operator_id IN"
+               " (SELECT id FROM operators WHERE email = ?)", (email.strip().lower(),))
 
 
 async def find_operator(conn: aiosqlite.Connection, email: str) -> Operator | None:
@@ -107,15 +103,6 @@ async def find_operator(conn: aiosqlite.Connection, email: str) -> Operator | No
     rows = list(await conn.execute_fetchall(
         "SELECT id, email, name, password_hash FROM operators WHERE email = ? AND active = 1",
         (email.strip().lower(),),
-    ))
-    return Operator(*rows[0]) if rows else None
-
-
-async def get_operator(conn: aiosqlite.Connection, operator_id: int) -> Operator | None:
-    """The active operator a session names."""
-    rows = list(await conn.execute_fetchall(
-        "SELECT id, email, name, password_hash FROM operators WHERE id = ? AND active = 1",
-        (operator_id,),
     ))
     return Operator(*rows[0]) if rows else None
 

@@ -172,3 +172,70 @@ async def test_api_keeps_its_bearer_auth_and_no_session(daemon: Daemon) -> None:
         reply = await client.get("/api/v1/interventions")
     assert reply.status_code == 401
     assert "set-cookie" not in reply.headers
+
+
+async def test_logout_ends_the_session_for_every_copy_of_the_cookie(daemon: Daemon) -> None:
+    """A cookie copied before logout no longer opens pages: the session is gone from
+    the store, not only from the browser that logged out."""
+    async with logged_in(daemon, OPERATOR) as client:
+        copied = client.cookies["nexusmail_admin"]
+        page = await client.get("/")
+        await client.post("/logout", data={"csrf_token": csrf_of(page.text)})
+    async with httpx.AsyncClient(base_url=daemon.web_url,
+                                 cookies={"nexusmail_admin": copied}) as thief:
+        assert (await thief.get("/")).status_code == 303
+    assert await daemon.query("SELECT count(*) FROM operator_sessions") == [(0,)]
+
+
+async def test_deactivating_an_operator_ends_their_sessions(daemon: Daemon) -> None:
+    """An operator set inactive is logged out at their next request."""
+    async with logged_in(daemon, OPERATOR) as client:
+        assert (await client.get("/")).status_code == 200
+        await daemon.running.store.write(
+            lambda tx: tx.execute("UPDATE operators SET active = 0"))
+        assert (await client.get("/")).status_code == 303
+
+
+async def test_forwarded_for_from_an_untrusted_client_is_ignored(daemon: Daemon) -> None:
+    """Without [web] trusted_proxies, X-Forwarded-For cannot give each guess a fresh
+    address: the failures still count against the connection's own address."""
+    async with httpx.AsyncClient(base_url=daemon.web_url) as client:
+        for n in range(5):
+            client.headers["X-Forwarded-For"] = f"198.51.100.{n + 1}"
+            assert (await log_in(client, f"guess{n}@firm.test", "x" * 12)).status_code == 401
+        client.headers["X-Forwarded-For"] = "198.51.100.99"
+        assert (await log_in(client, OPERATOR)).status_code == 429
+
+
+async def test_a_trusted_proxy_names_the_client(tmp_path: Path) -> None:
+    """Behind a proxy listed in [web] trusted_proxies, the forwarded address is the
+    client: one client's failures do not stop another behind the same proxy."""
+    settings = make_settings(tmp_path / "data", web={
+        "login_failures_per_ip": 3, "trusted_proxies": ["127.0.0.0/8"]})
+    async with running_daemon(settings) as running:
+        await add_operator(running, OPERATOR)
+        async with httpx.AsyncClient(base_url=running.web_url) as client:
+            client.headers["X-Forwarded-For"] = "203.0.113.7"
+            for n in range(3):
+                assert (await log_in(client, f"guess{n}@firm.test", "x" * 12)
+                        ).status_code == 401
+            assert (await log_in(client, OPERATOR)).status_code == 429
+            client.headers["X-Forwarded-For"] = "192.0.2.10"
+            assert (await log_in(client, OPERATOR)).status_code == 303
+
+
+async def test_the_operator_logs_in_from_a_known_browser_while_the_account_is_attacked(
+    daemon: Daemon,
+) -> None:
+    """Guessing an account's password from elsewhere locks it for new browsers only:
+    the browser its operator used before still gets in with the right password."""
+    async with logged_in(daemon, OPERATOR) as operator_browser:
+        page = await operator_browser.get("/")
+        await operator_browser.post("/logout", data={"csrf_token": csrf_of(page.text)})
+        async with httpx.AsyncClient(base_url=daemon.web_url) as attacker:
+            for _ in range(3):
+                assert (await log_in(attacker, OPERATOR, "wrong password!")).status_code == 401
+            assert (await log_in(attacker, OPERATOR)).status_code == 429
+        assert (await log_in(operator_browser, OPERATOR)).status_code == 303
+        assert (await operator_browser.get("/")).status_code == 200
+

@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from nexusmail.admin.auth import LoginLimiter, csrf_matches, csrf_token
+from nexusmail.admin.auth import (
+    FIRST_FAILURE_DELAY_S,
+    MAX_FAILURE_DELAY_S,
+    KnownDevices,
+    LoginLimiter,
+    csrf_matches,
+    csrf_token,
+)
 from nexusmail.admin.pages.base import safe_next
 from nexusmail.admin.pages.thread import mail_frame_document
 from nexusmail.admin.secret_file import load_or_create_secret
@@ -113,3 +120,42 @@ def test_mail_frame_keeps_text_and_drops_what_runs_or_loads() -> None:
     assert "default-src 'none'" in document
     for gone in ("onclick", "<script", "tracker.example", "javascript:"):
         assert gone not in document
+
+
+def test_failed_logins_wait_longer_each_time_up_to_a_cap() -> None:
+    """No wait for a first failure, then a doubling wait, never more than the cap; the
+    larger count of the address and the account decides."""
+    limiter = LoginLimiter(FakeClock(), per_ip=100, per_account=100, window_s=600)
+    delays = []
+    for _ in range(8):
+        limiter.failed("192.0.2.1", "anna@firm.test")
+        delays.append(limiter.failure_delay_s("192.0.2.1", "anna@firm.test"))
+    assert delays[0] == 0
+    assert delays[1:4] == [FIRST_FAILURE_DELAY_S, 2 * FIRST_FAILURE_DELAY_S,
+                           4 * FIRST_FAILURE_DELAY_S]
+    assert max(delays) == MAX_FAILURE_DELAY_S
+    assert limiter.failure_delay_s("198.51.100.1", "anna@firm.test") == MAX_FAILURE_DELAY_S
+
+
+def test_a_known_device_skips_the_accounts_limit_but_not_the_addresss() -> None:
+    """A browser the operator used before may try a locked account; its own address's
+    limit still holds."""
+    limiter = LoginLimiter(FakeClock(), per_ip=5, per_account=2, window_s=600)
+    for _ in range(2):
+        limiter.failed("198.51.100.1", "anna@firm.test")
+    assert limiter.retry_after_s("192.0.2.1", "anna@firm.test") > 0
+    assert limiter.retry_after_s("192.0.2.1", "anna@firm.test", known_device=True) == 0
+    for _ in range(5):
+        limiter.failed("192.0.2.1", "x@firm.test")
+    assert limiter.retry_after_s("192.0.2.1", "anna@firm.test", known_device=True) > 0
+
+
+def test_known_device_cookie_is_signed_and_per_account() -> None:
+    """The cookie proves a login as that account only; tampering or another key fails."""
+    devices = KnownDevices(b"k" * 32)
+    cookie = devices.cookie_for("Anna@Firm.test")
+    assert devices.is_known(cookie, "anna@firm.test")
+    assert not devices.is_known(cookie, "marco@firm.test")
+    assert not devices.is_known(cookie[:-2] + "xx", "anna@firm.test")
+    assert not KnownDevices(b"o" * 32).is_known(cookie, "anna@firm.test")
+    assert not devices.is_known(None, "anna@firm.test")

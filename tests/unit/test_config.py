@@ -39,6 +39,7 @@ def test_file_then_environment_override(tmp_path: Path) -> None:
         ('[mail]\ndefault_language = "de"\n', "[mail] default_language"),
         ("[mail\n", "not valid TOML"),
         ('[outbound]\nusername = "u"\n', "[outbound] host is empty"),
+        ('[web]\ntrusted_proxies = ["10.0.0.0/33"]\n', "[web] trusted_proxies"),
     ],
 )
 def test_errors_name_the_file_and_key(tmp_path: Path, toml: str, expected: str) -> None:

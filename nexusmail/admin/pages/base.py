@@ -20,7 +20,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nexusmail.admin import auth
 from nexusmail.admin.api.base import ApiServices
-from nexusmail.tickets.operators import Operator, get_operator
+from nexusmail.tickets.operator_sessions import session_operator
+from nexusmail.tickets.operators import Operator
 
 # The page itself: nothing inline, nothing from elsewhere, no scripts at all (the
 # pages work without JavaScript). Mail HTML is shown in sandboxed srcdoc frames, which
@@ -57,6 +58,7 @@ class Pages:
     services: ApiServices
     templates: jinja2.Environment
     limiter: auth.LoginLimiter
+    known_devices: auth.KnownDevices
 
     def render(self, request: Request, name: str, status: int = 200, **context: Any
                ) -> HTMLResponse:
@@ -69,18 +71,16 @@ class Pages:
         return HTMLResponse(html, status_code=status)
 
     async def operator(self, request: Request) -> Operator:
-        """The logged-in operator, or LoginRequired (expired, logged out, deactivated)."""
+        """The logged-in operator, or LoginRequired (expired, logged out, deactivated,
+        new password): the session the cookie names must still be in the store."""
         session = request.session
-        operator_id, login_at = session.get("operator_id"), session.get("login_at")
-        max_age = self.services.settings.web.session_max_age_s
-        if not isinstance(operator_id, int) or not isinstance(login_at, int | float):
-            raise LoginRequired
-        if self.services.clock.now().timestamp() - login_at > max_age:
-            session.clear()
+        session_id = session.get("sid")
+        if not isinstance(session_id, str) or not session_id:
             raise LoginRequired
         async with self.services.store.read() as conn:
-            operator = await get_operator(conn, operator_id)
-        if operator is None or session.get("stamp") != operator.password_stamp:
+            operator = await session_operator(conn, session_id,
+                                              now=self.services.clock.now())
+        if operator is None:
             session.clear()
             raise LoginRequired
         request.scope["nexusmail.operator"] = operator

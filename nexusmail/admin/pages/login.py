@@ -1,13 +1,16 @@
-"""Login and logout of operators (issue 6, point 2).
+"""Login and logout of operators.
 
-A login is refused with 429 while the client address or the account has too many
-recent failures (auth.LoginLimiter), before any password is checked; the password
-check itself (argon2, tens of milliseconds of CPU) runs in a thread.
+A login is refused with 429 while the client address, or the account (unless the
+browser is one its operator logged in from before), has too many recent failures
+(auth.LoginLimiter), before any password is checked; the password check itself
+(argon2, tens of milliseconds of CPU) runs in a thread, and a failure's answer is
+slowed down. A successful login opens a session in the store; logout ends it there.
 """
 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 
 import structlog
 from starlette.requests import Request
@@ -16,6 +19,7 @@ from starlette.routing import Route
 
 from nexusmail.admin import auth
 from nexusmail.admin.pages.base import Pages, check_csrf, form_text, redirect, safe_next
+from nexusmail.tickets.operator_sessions import end_session, open_session
 from nexusmail.tickets.operators import find_operator, verify_password
 
 log = structlog.get_logger(__name__)
@@ -47,8 +51,11 @@ class _Handlers:
             email = form_text(form, "email", 254).lower()
             password = form.get("password")
             target = safe_next(form_text(form, "next", 2000))
+        # The proxy's address unless it is one of [web] trusted_proxies (uvicorn then
+        # puts the forwarded client address here).
         ip = request.client.host if request.client else "unknown"
-        wait = self.p.limiter.retry_after_s(ip, email)
+        known = self.p.known_devices.is_known(request.cookies.get(auth.DEVICE_COOKIE), email)
+        wait = self.p.limiter.retry_after_s(ip, email, known_device=known)
         if wait:
             log.warning("admin.login_rate_limited", ip=ip, account=email, retry_after_s=wait)
             response = self.p.render(
@@ -62,25 +69,34 @@ class _Handlers:
             verify_password, operator, password)
         if not ok or operator is None:
             self.p.limiter.failed(ip, email)
-            log.info("admin.login_failed", ip=ip, account=email)
+            log.info("admin.login_failed", ip=ip, account=email, known_device=known)
+            await asyncio.sleep(self.p.limiter.failure_delay_s(ip, email))
             return self.p.render(request, "login.html.j2", status=401, next=target,
                                  email=email, error="Wrong address or password.")
         self.p.limiter.succeeded(email)
+        web = self.p.services.settings.web
+        session_id = await self.p.services.store.write(partial(
+            open_session, operator_id=operator.id, now=self.p.services.clock.now(),
+            max_age_s=web.session_max_age_s, ip=ip))
         # A fresh session (and CSRF token) at login: a session id planted before the
         # login must not become the operator's.
         request.session.clear()
-        request.session.update({
-            "operator_id": operator.id,
-            "login_at": int(self.p.services.clock.now().timestamp()),
-            "stamp": operator.password_stamp,
-            "csrf": auth.new_csrf_token(),
-        })
+        request.session.update({"sid": session_id, "csrf": auth.new_csrf_token()})
         log.info("admin.login", operator=operator.email, ip=ip)
-        return redirect(target)
+        done = redirect(target)
+        done.set_cookie(auth.DEVICE_COOKIE, self.p.known_devices.cookie_for(email),
+                            max_age=auth.DEVICE_MAX_AGE_S, path="/login", httponly=True,
+                            samesite="strict", secure=web.secure_cookies)
+        return done
 
     async def logout(self, request: Request) -> Response:
         async with request.form(max_files=0, max_fields=5,
                                 max_part_size=MAX_LOGIN_FORM_BYTES) as form:
             check_csrf(request, form)
+        session_id = request.session.get("sid")
+        if isinstance(session_id, str) and session_id:
+            # Ended in the store, not only in this browser: a copy of the cookie taken
+            # earlier stops working too.
+            await self.p.services.store.write(partial(end_session, session_id=session_id))
         request.session.clear()
         return redirect("/login")

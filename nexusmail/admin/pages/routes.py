@@ -87,7 +87,8 @@ def build_pages_app(services: ApiServices) -> Starlette:
                   ).read_bytes()
     pages = Pages(services, templates, auth.LoginLimiter(
         services.clock, per_ip=web.login_failures_per_ip,
-        per_account=web.login_failures_per_account, window_s=web.login_window_s))
+        per_account=web.login_failures_per_account, window_s=web.login_window_s),
+        auth.KnownDevices(secret))
 
     async def css(request: Request) -> Response:
         return Response(stylesheet, media_type="text/css",
