@@ -142,7 +142,8 @@ class Ingest:
             log.error("mail.blob_write_failed", error=str(exc))
             raise TemporaryFailure(f"cannot store attachments: {exc.strerror}") from exc
         inbound = InboundMail(
-            raw=raw, raw_sha256=prepared.raw_sha256, mail=mail, source=source,
+            raw=raw, raw_sha256=prepared.raw_sha256,
+            content_sha256=prepared.content_sha256, mail=mail, source=source,
             envelope_from=envelope.mail_from, envelope_to=tuple(envelope.rcpt_tos),
             noise_reason=prepared.noise, attachments=stored, language=prepared.language,
             acknowledge=options.acknowledge, retry_of=options.retry_of,

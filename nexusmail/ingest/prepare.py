@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from nexusmail.ingest.noise import noise_reason
 from nexusmail.ingest.parse import parse_mail
+from nexusmail.mail.fingerprint import content_sha256
 from nexusmail.mail.language import guess_language
 from nexusmail.mail.parsed import ParsedMail
 from nexusmail.tickets.blobs import sha256_hex
@@ -23,6 +24,7 @@ class Prepared:
     """What the CPU-heavy first step yields; computed off the event loop."""
 
     raw_sha256: str
+    content_sha256: str  # the same for every delivery of one mail (mail.fingerprint)
     mail: ParsedMail
     noise: str | None
     language: str | None
@@ -34,4 +36,4 @@ def prepare(raw: bytes, envelope_from: str | None, own_domains: Collection[str],
     mail = parse_mail(raw, max_body_chars=max_body_chars, max_attachments=max_attachments)
     noise = noise_reason(mail, envelope_from=envelope_from, own_domains=own_domains)
     language = None if noise else guess_language(mail.subject + "\n" + mail.body_text)
-    return Prepared(sha256_hex(raw), mail, noise, language)
+    return Prepared(sha256_hex(raw), content_sha256(raw), mail, noise, language)

@@ -1,7 +1,7 @@
 """Applying one inbound mail: everything it causes, in the caller's one transaction.
 
-Steps (DESIGN, ingest 1-4): drop a duplicate (same raw bytes, or same Message-ID from
-the same sender: invariant 2); keep the raw bytes and an inbound-log row; noise is
+Steps (DESIGN, ingest 1-4): drop a duplicate (same raw bytes, or the same content once
+transport headers are set aside: invariant 2); keep the raw bytes and an inbound-log row; noise is
 logged and nothing else (invariant 4); otherwise the mail joins its intervention or
 opens a new one, with its attachments and the outbox rows it causes (invariant 3).
 """
@@ -48,6 +48,9 @@ class InboundMail:
     noise_reason: str | None
     attachments: Sequence[StoredAttachment]   # already written to the blob store
     language: str | None = None
+    # Equal for every delivery of one mail (nexusmail.mail.fingerprint); None when the
+    # mail could not be read (a quarantined one): then only identical bytes are copies.
+    content_sha256: str | None = None
     # Imported history (`nexusmail import mbox`): a case it opens is not acknowledged.
     acknowledge: bool = True
     # A retry of this quarantined inbound row (`nexusmail quarantine retry`): the row is
@@ -79,8 +82,7 @@ def apply_inbound(
         settled = _settled_retry(tx, inbound.retry_of)
         if settled is not None:
             return settled
-    duplicate = _find_duplicate(tx, inbound.raw_sha256, mail.message_id, sender,
-                                inbound.retry_of)
+    duplicate = _find_duplicate(tx, inbound, sender)
     if duplicate is not None:
         if inbound.retry_of is not None:
             return _finish(tx, inbound.retry_of, Outcome.DUPLICATE, duplicate[1],
@@ -140,16 +142,23 @@ def apply_inbound(
 
 
 def _find_duplicate(
-    tx: sqlite3.Connection, raw_sha256: str, message_id: str | None, sender: str,
-    retry_of: int | None = None,
+    tx: sqlite3.Connection, inbound: InboundMail, sender: str
 ) -> tuple[int, int | None] | None:
+    """An earlier delivery of this same mail: the same bytes, or the same content once
+    transport headers are set aside. A known Message-ID with other content is another
+    mail (kept), except against rows stored before fingerprints existed."""
     # `id IS NOT ?`: a retried row is not a duplicate of itself (NULL excludes nothing).
+    retry_of = inbound.retry_of
     row = tx.execute("SELECT id, intervention_number FROM inbound WHERE raw_sha256 = ?"
-                     " AND id IS NOT ?", (raw_sha256, retry_of)).fetchone()
-    if row is None and message_id:
+                     " AND id IS NOT ?", (inbound.raw_sha256, retry_of)).fetchone()
+    if row is None and inbound.content_sha256:
+        row = tx.execute("SELECT id, intervention_number FROM inbound WHERE content_sha256 = ?"
+                         " AND id IS NOT ?", (inbound.content_sha256, retry_of)).fetchone()
+    if row is None and inbound.mail.message_id:
         row = tx.execute(
             "SELECT id, intervention_number FROM inbound WHERE message_id = ? AND sender = ?"
-            " AND id IS NOT ?", (message_id, sender, retry_of),
+            " AND content_sha256 IS NULL AND id IS NOT ?",
+            (inbound.mail.message_id, sender, retry_of),
         ).fetchone()
     return None if row is None else (row[0], row[1])
 
@@ -173,11 +182,12 @@ def _log_inbound(tx: sqlite3.Connection, inbound: InboundMail, sender: str,
                    (mail.message_id, sender, mail.subject[:1000], inbound.retry_of))
         return inbound.retry_of
     inbound_id = tx.execute(
-        "INSERT INTO inbound (raw_sha256, size, message_id, sender, envelope_from, envelope_to,"
-        " source, subject, outcome, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (inbound.raw_sha256, len(inbound.raw), mail.message_id, sender,
-         inbound.envelope_from or "", json.dumps(list(inbound.envelope_to)), inbound.source,
-         mail.subject[:1000], Outcome.UNMATCHED, iso(now)),
+        "INSERT INTO inbound (raw_sha256, content_sha256, size, message_id, sender,"
+        " envelope_from, envelope_to, source, subject, outcome, received_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (inbound.raw_sha256, inbound.content_sha256, len(inbound.raw), mail.message_id,
+         sender, inbound.envelope_from or "", json.dumps(list(inbound.envelope_to)),
+         inbound.source, mail.subject[:1000], Outcome.UNMATCHED, iso(now)),
     ).lastrowid
     assert inbound_id is not None
     return inbound_id
@@ -191,9 +201,11 @@ def _finish(tx: sqlite3.Connection, inbound_id: int, outcome: Outcome, number: i
 
 
 def _thread_facts(tx: sqlite3.Connection, mail: ParsedMail, sender: str) -> ThreadFacts:
-    referenced = None
+    referenced = _look_alike_case(tx, mail, sender)
     # The most recent reference first: In-Reply-To, then References from the end.
     for ref in list(mail.in_reply_to) + list(reversed(mail.references)):
+        if referenced is not None:
+            break
         row = tx.execute("SELECT intervention_number FROM thread_refs WHERE message_id = ?",
                          (ref,)).fetchone()
         if row is not None:
@@ -208,6 +220,19 @@ def _thread_facts(tx: sqlite3.Connection, mail: ParsedMail, sender: str) -> Thre
             "SELECT 1 FROM participants WHERE email = ? AND intervention_number = ?",
             (sender, tag)).fetchone() is not None
     return ThreadFacts(referenced, tag, tag_exists, participant)
+
+
+def _look_alike_case(tx: sqlite3.Connection, mail: ParsedMail, sender: str) -> int | None:
+    """The case of an earlier mail from this sender with this same Message-ID (and, not
+    being a copy, other content): the mailer reused the id for what reads as a second
+    version, so it joins that case rather than opening one."""
+    if not mail.message_id:
+        return None
+    row = tx.execute(
+        "SELECT intervention_number FROM inbound WHERE message_id = ? AND sender = ?"
+        " AND intervention_number IS NOT NULL ORDER BY id LIMIT 1",
+        (mail.message_id, sender)).fetchone()
+    return None if row is None else int(row[0])
 
 
 def _customer_message(inbound: InboundMail, inbound_id: int) -> NewMessage:

@@ -109,14 +109,20 @@ async def test_plus_extension_is_accepted(daemon: Daemon) -> None:
 
 
 async def test_duplicates_have_one_effect(daemon: Daemon, sink: CaptureHandler) -> None:
-    """The same bytes twice, or the same Message-ID again, make one intervention, one ack."""
+    """The same bytes twice, or the same mail again with other transport headers (a
+    second hop, a second support address), make one intervention, one ack."""
     raw = customer_mail(message_id="dup@example.it")
     assert (await daemon.send(raw))[0] == 250
     assert (await daemon.send(raw))[0] == 250
-    # Same Message-ID, different bytes (as after a second hop adds a header).
+    # Same mail, different bytes (as after a second hop adds a header).
     relayed = b"Received: from relay.example.it\r\n" + raw
     assert (await daemon.send(relayed))[0] == 250
+    delivered_again = (b"Delivered-To: support+x@firm.test\r\nX-Spam-Score: 0.2\r\n"
+                       + raw.replace(b"\r\n", b"\n"))
+    assert (await daemon.send(delivered_again))[0] == 250
     assert len(await interventions(daemon)) == 1
+    assert await daemon.query("SELECT outcome, count(*) FROM inbound GROUP BY outcome") == [
+        ("new_request", 1)]
     await sink.wait_for_async(1)
     await asyncio.sleep(0.3)
     assert len(sink.messages) == 1
@@ -318,3 +324,24 @@ async def test_unstorable_parsed_fields_still_keep_the_raw_mail(daemon: Daemon) 
     assert "parsed fields not storable" in rows[0][2]
     assert await daemon.query("SELECT count(*) FROM raw_messages") == [(1,)]
     assert await interventions(daemon) == []
+
+
+async def test_a_reused_message_id_with_other_content_is_kept(
+    daemon: Daemon, sink: CaptureHandler
+) -> None:
+    """A broken mailer sends a second, different mail under a Message-ID it used before:
+    both are stored and visible on the same intervention, nothing is dropped, and the
+    second opens no case of its own."""
+    first = customer_mail(body="La caldaia non parte.", message_id="reused@example.it")
+    second = customer_mail(body="Ora perde anche acqua.", message_id="reused@example.it")
+    assert (await daemon.send(first))[0] == 250
+    code, reply = await daemon.send(second)
+    assert code == 250
+    assert reply.endswith("stored as 2")  # an inbound row of its own
+    assert len(await interventions(daemon)) == 1
+    bodies = await daemon.query("SELECT body_text FROM messages WHERE kind = 'customer_mail'"
+                                " AND intervention_number = 1 ORDER BY id")
+    assert [b for (b,) in bodies] == ["La caldaia non parte.", "Ora perde anche acqua."]
+    assert await daemon.query("SELECT outcome FROM inbound ORDER BY id") == [
+        ("new_request",), ("follow_up",)]
+    await sink.wait_for_async(1)

@@ -212,8 +212,8 @@ class AccountCollector:
         await self._report_oversize(session, uidvalidity, too_big, sizes)
         known: set[int] = set()
         if reconciling:
-            known = await self._known_by_message_id(session, [u for u in uids
-                                                              if u not in self._oversize])
+            known = await self._known_by_message_id(
+                session, [u for u in uids if u not in self._oversize], sizes)
         fetch_sizes = {u: (0 if u in self._oversize else s) for u, s in sizes.items()}
         chunks = chunk_by_size(uids, fetch_sizes, max_count=FETCH_MAX_MAILS,
                                max_bytes=FETCH_MAX_BYTES)
@@ -279,15 +279,18 @@ class AccountCollector:
             self.state.stored += 1
         return result
 
-    async def _known_by_message_id(self, session: ImapSession, uids: Sequence[int]) -> set[int]:
-        """After a UIDVALIDITY change: mails the inbound log already has (same Message-ID
-        and sender) need no download, only their acknowledgement. Mails without a
-        Message-ID are fetched; ingest recognises them by content hash."""
+    async def _known_by_message_id(self, session: ImapSession, uids: Sequence[int],
+                                   sizes: dict[int, int]) -> set[int]:
+        """After a UIDVALIDITY change: mails the inbound log already has (same Message-ID,
+        sender and size) need no download, only their acknowledgement. Anything else is
+        fetched, and ingest decides by content: a mailer may reuse a Message-ID for
+        another mail, and that one must not be skipped."""
         facts = await self._call(session.headers, uids)
-        keys = {(f.message_id, f.sender) for f in facts.values() if f.message_id}
+        keys = {(f.message_id, f.sender, sizes.get(uid, -1))
+                for uid, f in facts.items() if f.message_id}
         found = await self.store.write(partial(known_mails, keys=keys))
-        known = {uid for uid, f in facts.items() if f.message_id and (f.message_id, f.sender)
-                 in found}
+        known = {uid for uid, f in facts.items()
+                 if f.message_id and (f.message_id, f.sender, sizes.get(uid, -1)) in found}
         log.info("imap.reconciled", known=len(known), to_fetch=len(uids) - len(known))
         return known
 

@@ -77,11 +77,12 @@ def oversize_uids(tx: sqlite3.Connection, account: str, folder: str,
 
 
 def known_mails(tx: sqlite3.Connection,
-                keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Which (Message-ID, sender) pairs the inbound log already holds: the same key
-    `apply_inbound` treats as a duplicate."""
+                keys: Iterable[tuple[str, str, int]]) -> set[tuple[str, str, int]]:
+    """Which (Message-ID, sender, size in bytes) the inbound log already holds: a mail
+    the server lists with all three is the one stored (a mail reusing the Message-ID
+    with other content differs in size, and is fetched for ingest to judge)."""
     return {
-        (message_id, sender) for message_id, sender in keys
-        if tx.execute("SELECT 1 FROM inbound WHERE message_id = ? AND sender = ?",
-                      (message_id, sender)).fetchone() is not None
+        (message_id, sender, size) for message_id, sender, size in keys
+        if tx.execute("SELECT 1 FROM inbound WHERE message_id = ? AND sender = ?"
+                      " AND size = ?", (message_id, sender, size)).fetchone() is not None
     }

@@ -1,0 +1,10 @@
+-- Copies of one mail are recognised by their content (what the author's side wrote,
+-- without transport headers), no longer by Message-ID and sender alone: a second mail
+-- that reuses a known Message-ID with other content is kept as a mail of its own.
+-- Mails stored before have no fingerprint (NULL): for them the old rule still holds.
+ALTER TABLE inbound ADD COLUMN content_sha256 TEXT;
+DROP INDEX inbound_by_message_id;
+CREATE INDEX inbound_by_message_id ON inbound (message_id, sender)
+    WHERE message_id IS NOT NULL;
+CREATE INDEX inbound_by_content ON inbound (content_sha256)
+    WHERE content_sha256 IS NOT NULL;
