@@ -18,15 +18,19 @@ class Attention(StrEnum):
     UNCLEAR = "unclear"         # a technician's reply could not be read as yes or no
     UNVERIFIED = "unverified"   # a reply to an assignment came from someone else
     UNASSIGNED = "unassigned"   # open, and nobody was ever assigned
+    # closed, and the customer wrote again since: kept on the thread, not reopened by a
+    # stray "thanks", but an operator must see it (it may be a new fault)
+    MAIL_AFTER_CLOSE = "mail_after_close"
 
 
 def needs_attention(
-    *, status: str, assignment_statuses: set[str], has_unverified_reply: bool
+    *, status: str, assignment_statuses: set[str], has_unverified_reply: bool,
+    has_mail_after_close: bool = False,
 ) -> list[str]:
     """The Attention flags of an intervention, in a fixed order.
 
-    A closed intervention needs no (re)assignment, so only an unverified reply still
-    flags it: someone other than the technician answered, and an operator should look.
+    A closed intervention needs no (re)assignment, so only an unverified reply or a
+    customer's mail since it was closed still flags it: an operator should look.
     """
     flags: list[str] = []
     if status == Status.OPEN:
@@ -39,4 +43,6 @@ def needs_attention(
         flags.append(Attention.UNVERIFIED)
     if status == Status.OPEN and not assignment_statuses:
         flags.append(Attention.UNASSIGNED)
+    if status == Status.CLOSED and has_mail_after_close:
+        flags.append(Attention.MAIL_AFTER_CLOSE)
     return flags

@@ -136,7 +136,9 @@ _INTERVENTION_COLUMNS = """
     (SELECT group_concat(DISTINCT a.status) FROM assignments a
       WHERE a.intervention_number = i.number) AS assignment_statuses,
     EXISTS (SELECT 1 FROM messages m WHERE m.intervention_number = i.number
-      AND m.kind = 'technician_reply' AND m.verified = 0) AS has_unverified_reply
+      AND m.kind = 'technician_reply' AND m.verified = 0) AS has_unverified_reply,
+    EXISTS (SELECT 1 FROM messages m WHERE m.intervention_number = i.number
+      AND m.kind = 'customer_mail' AND m.created_at > i.closed_at) AS has_mail_after_close
     FROM interventions i
     JOIN customers cu ON cu.id = i.customer_id
     LEFT JOIN contacts co ON co.id = i.contact_id
@@ -372,6 +374,7 @@ def _summary(row: Any) -> InterventionSummary:
             status=row["status"],
             assignment_statuses=set((row["assignment_statuses"] or "").split(",")) - {""},
             has_unverified_reply=bool(row["has_unverified_reply"]),
+            has_mail_after_close=bool(row["has_mail_after_close"]),
         ),
     }
 

@@ -119,6 +119,10 @@ def _attention_conditions(attention: Attention | None) -> list[str]:
     if attention is Attention.UNVERIFIED:
         return ["i.number IN (SELECT intervention_number FROM messages"
                 " WHERE kind = 'technician_reply' AND verified = 0)"]
+    if attention is Attention.MAIL_AFTER_CLOSE:
+        return ["i.status = 'closed'",
+                "EXISTS (SELECT 1 FROM messages m WHERE m.intervention_number = i.number"
+                " AND m.kind = 'customer_mail' AND m.created_at > i.closed_at)"]
     if attention is Attention.UNASSIGNED:
         return ["i.status = 'open'",
                 "NOT EXISTS (SELECT 1 FROM assignments a WHERE a.intervention_number ="

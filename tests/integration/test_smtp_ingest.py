@@ -6,6 +6,7 @@ import asyncio
 import email
 import email.policy
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from daemon_harness import SUPPORT, Daemon, make_settings, running_daemon
 from smtp_sink import CaptureHandler
+
+from nexusmail.clock import FakeClock
+from nexusmail.tickets import queries, search
+from nexusmail.tickets.attention import Attention
+from nexusmail.tickets.cases import close_intervention
 
 
 def customer_mail(subject: str = "Caldaia guasta", body: str = "La caldaia non parte.",
@@ -345,3 +351,27 @@ async def test_a_reused_message_id_with_other_content_is_kept(
     assert await daemon.query("SELECT outcome FROM inbound ORDER BY id") == [
         ("new_request",), ("follow_up",)]
     await sink.wait_for_async(1)
+
+
+async def test_customer_mail_after_close_flags_the_closed_case(tmp_path: Path,
+                                                              relay: Controller) -> None:
+    """A customer writing to a closed case leaves it closed but flagged
+    `mail_after_close` in the API's view and findable by the list's attention filter."""
+    clock = FakeClock()
+    async with running_daemon(make_settings(tmp_path / "data", relay_port=relay.port),
+                              clock=clock) as daemon:
+        first = customer_mail(message_id="before-close@example.it")
+        assert (await daemon.send(first))[0] == 250
+        store = daemon.running.store
+        await store.write(lambda tx: close_intervention(tx, 1, now=clock.now(), author="op"))
+        clock.advance(timedelta(hours=2))
+        thanks = customer_mail(subject="Re: Caldaia guasta", body="Si è guastata di nuovo.",
+                               in_reply_to="before-close@example.it")
+        assert (await daemon.send(thanks))[0] == 250
+        async with store.read() as conn:
+            detail = await queries.get_intervention(conn, 1)
+            flagged = await search.list_page(conn, search.ListFilter(
+                attention=Attention.MAIL_AFTER_CLOSE))
+        assert detail is not None
+        assert (detail["status"], detail["needs_attention"]) == ("closed", ["mail_after_close"])
+        assert [row["number"] for row in flagged.rows] == [1]

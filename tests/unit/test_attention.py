@@ -29,3 +29,20 @@ def test_needs_attention(status: str, assignments: set[str], unverified: bool,
     """Rejected without a taker, unclear, unverified and unassigned, in a fixed order."""
     assert needs_attention(status=status, assignment_statuses=assignments,
                            has_unverified_reply=unverified) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "after_close", "expected"),
+    [
+        ("closed", True, [Attention.MAIL_AFTER_CLOSE]),
+        ("closed", False, []),
+        # Reopened: the case is open work again, the flag has done its job.
+        ("open", True, [Attention.UNASSIGNED]),
+    ],
+)
+def test_customer_mail_after_close_flags_a_closed_case(
+        status: str, after_close: bool, expected: list[Attention]) -> None:
+    """A customer's mail to a closed case flags it while it stays closed."""
+    assert needs_attention(status=status, assignment_statuses=set(),
+                           has_unverified_reply=False,
+                           has_mail_after_close=after_close) == expected

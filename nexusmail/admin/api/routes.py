@@ -15,7 +15,7 @@ Shapes:
   `{"items": [summary...], "total": N, "limit": L, "offset": O}`, newest first; a
   summary is the detail below without `description`, `assignments` and `messages`.
   Each carries `needs_attention`: a list of tickets.attention.Attention flags
-  (`rejected`, `unclear`, `unverified`, `unassigned`).
+  (`rejected`, `unclear`, `unverified`, `unassigned`, `mail_after_close`).
 - `GET /api/v1/interventions/{number}`, and the 201 of `POST /api/v1/interventions`
   and the 200 of `POST .../{number}/close` (body optional: `{"note": "..."}`): see
   tickets.queries.InterventionDetail. `POST /api/v1/interventions` takes an optional
