@@ -3,9 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?=
-# Debian packages the test suite drives for real (IMAP server, browser, MTA, and
-# systemd for `systemd-analyze verify/security` and `systemd-sysusers` on the unit).
-TEST_DEBS := dovecot-imapd chromium postfix systemd
+# Debian packages the test suite drives for real (IMAP server, browser, MTA, PostgreSQL
+# with its contrib extensions unaccent and pg_trgm, and systemd for `systemd-analyze
+# verify/security` and `systemd-sysusers` on the unit).
+TEST_DEBS := dovecot-imapd chromium postfix postgresql postgresql-contrib systemd
 
 .PHONY: run test check lint typecheck unit bench install install-test system-deps clean
 
