@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiosqlite
-
 from nexusmail.clock import iso
+from nexusmail.storage.connections import ReadTx, WriteTx
 from nexusmail.tickets.cases import Conflict, NotFound
 
 
@@ -32,7 +30,7 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(tx: sqlite3.Connection, name: str, now: datetime) -> str:
+def create_token(tx: WriteTx, name: str, now: datetime) -> str:
     """Store a new token under `name` (runs in Store.write); return the token itself,
     which is never stored and cannot be shown again."""
     name = name.strip()
@@ -46,7 +44,7 @@ def create_token(tx: sqlite3.Connection, name: str, now: datetime) -> str:
     return token
 
 
-def revoke_token(tx: sqlite3.Connection, token_id: int, now: datetime) -> None:
+def revoke_token(tx: WriteTx, token_id: int, now: datetime) -> None:
     """Refuse a token from now on (runs in Store.write); the row stays for the record."""
     row = tx.execute("SELECT revoked_at FROM api_tokens WHERE id = ?", (token_id,)).fetchone()
     if row is None:
@@ -56,7 +54,7 @@ def revoke_token(tx: sqlite3.Connection, token_id: int, now: datetime) -> None:
     tx.execute("UPDATE api_tokens SET revoked_at = ? WHERE id = ?", (iso(now), token_id))
 
 
-async def list_tokens(conn: aiosqlite.Connection) -> list[TokenInfo]:
+async def list_tokens(conn: ReadTx) -> list[TokenInfo]:
     """Every token ever made, revoked ones included, without their secrets."""
     rows = await conn.execute_fetchall(
         "SELECT id, name, created_at, revoked_at FROM api_tokens ORDER BY id"
@@ -64,7 +62,7 @@ async def list_tokens(conn: aiosqlite.Connection) -> list[TokenInfo]:
     return [TokenInfo(r[0], r[1], r[2], r[3]) for r in rows]
 
 
-async def find_token(conn: aiosqlite.Connection, token: str) -> TokenInfo | None:
+async def find_token(conn: ReadTx, token: str) -> TokenInfo | None:
     """The live (not revoked) token `token` is, or None; its name says who acted."""
     if not token:
         return None
@@ -81,6 +79,6 @@ async def find_token(conn: aiosqlite.Connection, token: str) -> TokenInfo | None
     return TokenInfo(r[0], r[1], r[2], r[3])
 
 
-async def token_is_valid(conn: aiosqlite.Connection, token: str) -> bool:
+async def token_is_valid(conn: ReadTx, token: str) -> bool:
     """True when `token` was issued and is not revoked."""
     return await find_token(conn, token) is not None

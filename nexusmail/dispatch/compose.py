@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import re
-import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email import encoders
@@ -30,6 +29,7 @@ import jinja2
 from nexusmail.clock import Clock, SystemClock
 from nexusmail.config import MailSettings
 from nexusmail.mail.headers import OWN_MAIL_HEADER
+from nexusmail.storage.connections import DbRow
 
 FALLBACK_LANGUAGE = "en"
 
@@ -76,7 +76,7 @@ class OutboxRow:
     )
 
     @classmethod
-    def from_db(cls, row: sqlite3.Row | Mapping[str, Any]) -> OutboxRow:
+    def from_db(cls, row: DbRow | Mapping[str, Any]) -> OutboxRow:
         """Build from a row selected with `COLUMNS`; a context that is not a JSON object
         raises ComposeError (the row can never be sent)."""
         try:

@@ -28,7 +28,6 @@ import asyncio
 import contextlib
 import json
 import random
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,6 +44,7 @@ from nexusmail.dispatch.transport import (
     Transport,
 )
 from nexusmail.service.metrics import Metrics
+from nexusmail.storage.connections import DbRow, WriteTx
 from nexusmail.tickets.store import Store
 
 log = structlog.get_logger(__name__)
@@ -183,7 +183,7 @@ class OutboxWorker:
                 return 0
             slots = asyncio.Semaphore(self.concurrency)
 
-            async def bounded(raw: sqlite3.Row) -> _Sent | bool:
+            async def bounded(raw: DbRow) -> _Sent | bool:
                 async with slots:
                     now = self.clock.now()
                     if self._relay_paused(now):
@@ -208,7 +208,7 @@ class OutboxWorker:
                 raise failure
             return tried
 
-    def _held_for_ingest(self, raw: sqlite3.Row, now: datetime) -> bool:
+    def _held_for_ingest(self, raw: DbRow, now: datetime) -> bool:
         """Whether this row waits for ingest to go quiet; notes when it may go anyway."""
         hold_s = self.outbound.yield_to_ingest_s
         if self.ingest_idle is None or self.ingest_idle.is_set() or hold_s <= 0:
@@ -224,7 +224,7 @@ class OutboxWorker:
     def _relay_paused(self, now: datetime) -> bool:
         return self.relay_paused_until is not None and now < self.relay_paused_until
 
-    async def _process(self, raw: sqlite3.Row) -> _Sent | None:
+    async def _process(self, raw: DbRow) -> _Sent | None:
         """Compose and send one row; a sent one is returned for marking with its batch,
         any other outcome is written here."""
         try:
@@ -303,7 +303,7 @@ class OutboxWorker:
             return
         sent_at = iso(self.clock.now())
 
-        def mark(tx: sqlite3.Connection) -> None:
+        def mark(tx: WriteTx) -> None:
             for item in sent:
                 tx.execute(
                     "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
@@ -318,7 +318,7 @@ class OutboxWorker:
             item.log.info("outbox.sent", subject=item.composed.subject)
 
     async def _mark_retry(self, row: OutboxRow, retry_at: datetime, error: str) -> None:
-        def mark(tx: sqlite3.Connection) -> None:
+        def mark(tx: WriteTx) -> None:
             tx.execute(
                 "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
                 " WHERE id = ? AND status = 'pending'",
@@ -330,7 +330,7 @@ class OutboxWorker:
     async def _mark_failed(
         self, row: OutboxRow, composed: ComposedMail | None, error: str
     ) -> None:
-        def mark(tx: sqlite3.Connection) -> None:
+        def mark(tx: WriteTx) -> None:
             tx.execute(
                 "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?"
                 " WHERE id = ?",
@@ -341,7 +341,7 @@ class OutboxWorker:
         await self.store.write(mark)
 
     async def _give_up_raw(self, row_id: int, error: str) -> None:
-        def mark(tx: sqlite3.Connection) -> None:
+        def mark(tx: WriteTx) -> None:
             tx.execute(
                 "UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?",
                 (error[:MAX_ERROR_CHARS], row_id),
@@ -353,7 +353,7 @@ class OutboxWorker:
 
 
 def _fill_thread_message(
-    tx: sqlite3.Connection,
+    tx: WriteTx,
     row: OutboxRow,
     composed: ComposedMail | None,
     *,

@@ -11,7 +11,6 @@ the history keeps its order and its age. Running the import twice imports nothin
 from __future__ import annotations
 
 import mailbox
-import sqlite3
 import sys
 import time
 from collections import Counter
@@ -26,6 +25,7 @@ from typing import TextIO
 
 from nexusmail.clock import Clock
 from nexusmail.ingest.accept import Envelope, Ingest, TemporaryFailure
+from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets.cases import close_intervention, intervention_status
 from nexusmail.tickets.models import Outcome, Status
 
@@ -137,7 +137,7 @@ async def import_messages(ingest: Ingest, messages: Iterator[bytes], *, source: 
     return summary
 
 
-def _close_imported(tx: sqlite3.Connection, *, number: int, at: datetime) -> None:
+def _close_imported(tx: WriteTx, *, number: int, at: datetime) -> None:
     if intervention_status(tx, number) is not Status.CLOSED:
         close_intervention(tx, number, now=at, author=IMPORT_AUTHOR,
                            note="Imported as a closed case.")

@@ -25,11 +25,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from nexusmail.clock import iso
 from nexusmail.config import Settings
 from nexusmail.service.metrics import Backlog
+from nexusmail.storage.connections import ReadTx, WriteTx
 from nexusmail.tickets.store import Store
 
 STORAGE_TIMEOUT_S = 3.0
@@ -56,7 +55,7 @@ class Readiness:
                 **self.parts}
 
 
-async def read_backlog(conn: aiosqlite.Connection, now: datetime) -> Backlog:
+async def read_backlog(conn: ReadTx, now: datetime) -> Backlog:
     """Pending outbox rows and the age of the oldest (partial index outbox_due)."""
     rows = list(await conn.execute_fetchall(
         "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'"))
@@ -66,7 +65,7 @@ async def read_backlog(conn: aiosqlite.Connection, now: datetime) -> Backlog:
     return Backlog(int(count), age)
 
 
-def storage_room(tx: sqlite3.Connection) -> tuple[int, int]:
+def storage_room(tx: WriteTx) -> tuple[int, int]:
     """Bytes the database may still grow by (page limit) and bytes free on its disk.
 
     Runs in the store's writer thread: the page limit is that connection's own, and

@@ -19,7 +19,7 @@ import functools
 import queue
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -57,12 +57,13 @@ class WriteConnection:
     def __init__(self, conn: psycopg.Connection[Row]) -> None:
         self._conn = conn
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Row]:
-        return self._conn.execute(_sql(sql), params)
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Row]:
+        return self._conn.execute(_sql(sql), parameters)
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> psycopg.Cursor[Row]:
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /
+                    ) -> psycopg.Cursor[Row]:
         cursor = self._conn.cursor()
-        cursor.executemany(_sql(sql), rows)
+        cursor.executemany(_sql(sql), parameters)
         return cursor
 
 
@@ -85,11 +86,12 @@ class ReadConnection:
     def __init__(self, conn: psycopg.AsyncConnection[Row]) -> None:
         self._conn = conn
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> ReadCursor:
-        return ReadCursor(await self._conn.execute(_sql(sql), params))
+    async def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> ReadCursor:
+        return ReadCursor(await self._conn.execute(_sql(sql), tuple(parameters or ())))
 
-    async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        cursor = await self._conn.execute(_sql(sql), params)
+    async def execute_fetchall(self, sql: str, parameters: Iterable[Any] | None = None
+                               ) -> list[Row]:
+        cursor = await self._conn.execute(_sql(sql), tuple(parameters or ()))
         return await cursor.fetchall()
 
 

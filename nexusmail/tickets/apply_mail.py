@@ -9,7 +9,6 @@ opens a new one, with its attachments and the outbox rows it causes (invariant 3
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -21,6 +20,7 @@ from nexusmail.config import Settings
 from nexusmail.mail.addresses import is_support_recipient
 from nexusmail.mail.parsed import ParsedMail
 from nexusmail.mail.reply_reading import read_reply
+from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets.assignments import find_assignment_for_reply, record_reply
 from nexusmail.tickets.cases import (
     NewMessage,
@@ -69,7 +69,7 @@ class IngestResult:
 
 
 def apply_inbound(
-    tx: sqlite3.Connection,
+    tx: WriteTx,
     inbound: InboundMail,
     *,
     now: datetime,
@@ -89,7 +89,8 @@ def apply_inbound(
                            f"already received as inbound {duplicate[0]}")
         return IngestResult(Outcome.DUPLICATE, duplicate[0], duplicate[1], "already received")
 
-    tx.execute("INSERT OR IGNORE INTO raw_messages (sha256, data) VALUES (?, ?)",
+    tx.execute("INSERT INTO raw_messages (sha256, data) VALUES (?, ?)"
+               " ON CONFLICT DO NOTHING",
                (inbound.raw_sha256, inbound.raw))
     inbound_id = _log_inbound(tx, inbound, sender, now)
 
@@ -142,28 +143,29 @@ def apply_inbound(
 
 
 def _find_duplicate(
-    tx: sqlite3.Connection, inbound: InboundMail, sender: str
+    tx: WriteTx, inbound: InboundMail, sender: str
 ) -> tuple[int, int | None] | None:
     """An earlier delivery of this same mail: the same bytes, or the same content once
     transport headers are set aside. A known Message-ID with other content is another
     mail (kept), except against rows stored before fingerprints existed."""
-    # `id IS NOT ?`: a retried row is not a duplicate of itself (NULL excludes nothing).
+    # `id IS DISTINCT FROM ?`: a retried row is not a duplicate of itself (NULL excludes nothing).
     retry_of = inbound.retry_of
     row = tx.execute("SELECT id, intervention_number FROM inbound WHERE raw_sha256 = ?"
-                     " AND id IS NOT ?", (inbound.raw_sha256, retry_of)).fetchone()
+                     " AND id IS DISTINCT FROM ?", (inbound.raw_sha256, retry_of)).fetchone()
     if row is None and inbound.content_sha256:
         row = tx.execute("SELECT id, intervention_number FROM inbound WHERE content_sha256 = ?"
-                         " AND id IS NOT ?", (inbound.content_sha256, retry_of)).fetchone()
+                         " AND id IS DISTINCT FROM ?",
+                         (inbound.content_sha256, retry_of)).fetchone()
     if row is None and inbound.mail.message_id:
         row = tx.execute(
             "SELECT id, intervention_number FROM inbound WHERE message_id = ? AND sender = ?"
-            " AND content_sha256 IS NULL AND id IS NOT ?",
+            " AND content_sha256 IS NULL AND id IS DISTINCT FROM ?",
             (inbound.mail.message_id, sender, retry_of),
         ).fetchone()
     return None if row is None else (row[0], row[1])
 
 
-def _settled_retry(tx: sqlite3.Connection, inbound_id: int) -> IngestResult | None:
+def _settled_retry(tx: WriteTx, inbound_id: int) -> IngestResult | None:
     """The row's present result when it is no longer quarantined; None to process it."""
     row = tx.execute("SELECT outcome, intervention_number, reason FROM inbound WHERE id = ?",
                      (inbound_id,)).fetchone()
@@ -174,33 +176,32 @@ def _settled_retry(tx: sqlite3.Connection, inbound_id: int) -> IngestResult | No
     return IngestResult(Outcome(row[0]), inbound_id, row[1], row[2])
 
 
-def _log_inbound(tx: sqlite3.Connection, inbound: InboundMail, sender: str,
+def _log_inbound(tx: WriteTx, inbound: InboundMail, sender: str,
                  now: datetime) -> int:
     mail = inbound.mail
     if inbound.retry_of is not None:  # keeps its id, source and received_at
         tx.execute("UPDATE inbound SET message_id = ?, sender = ?, subject = ? WHERE id = ?",
                    (mail.message_id, sender, mail.subject[:1000], inbound.retry_of))
         return inbound.retry_of
-    inbound_id = tx.execute(
+    inbound_id: int = tx.execute(
         "INSERT INTO inbound (raw_sha256, content_sha256, size, message_id, sender,"
         " envelope_from, envelope_to, source, subject, outcome, received_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (inbound.raw_sha256, inbound.content_sha256, len(inbound.raw), mail.message_id,
          sender, inbound.envelope_from or "", json.dumps(list(inbound.envelope_to)),
          inbound.source, mail.subject[:1000], Outcome.UNMATCHED, iso(now)),
-    ).lastrowid
-    assert inbound_id is not None
+    ).fetchone()[0]
     return inbound_id
 
 
-def _finish(tx: sqlite3.Connection, inbound_id: int, outcome: Outcome, number: int | None,
+def _finish(tx: WriteTx, inbound_id: int, outcome: Outcome, number: int | None,
             reason: str) -> IngestResult:
     tx.execute("UPDATE inbound SET outcome = ?, reason = ?, intervention_number = ? WHERE id = ?",
                (outcome, reason, number, inbound_id))
     return IngestResult(outcome, inbound_id, number, reason)
 
 
-def _thread_facts(tx: sqlite3.Connection, mail: ParsedMail, sender: str) -> ThreadFacts:
+def _thread_facts(tx: WriteTx, mail: ParsedMail, sender: str) -> ThreadFacts:
     referenced = _look_alike_case(tx, mail, sender)
     # The most recent reference first: In-Reply-To, then References from the end.
     for ref in list(mail.in_reply_to) + list(reversed(mail.references)):
@@ -222,7 +223,7 @@ def _thread_facts(tx: sqlite3.Connection, mail: ParsedMail, sender: str) -> Thre
     return ThreadFacts(referenced, tag, tag_exists, participant)
 
 
-def _look_alike_case(tx: sqlite3.Connection, mail: ParsedMail, sender: str) -> int | None:
+def _look_alike_case(tx: WriteTx, mail: ParsedMail, sender: str) -> int | None:
     """The case of an earlier mail from this sender with this same Message-ID (and, not
     being a copy, other content): the mailer reused the id for what reads as a second
     version, so it joins that case rather than opening one."""
@@ -257,13 +258,13 @@ def _participants(mail: ParsedMail, sender: str, settings: Settings) -> list[str
     return [a for a in everyone if a and not is_support_recipient(a, ours)]
 
 
-def _status(tx: sqlite3.Connection, number: int) -> Status:
+def _status(tx: WriteTx, number: int) -> Status:
     row = tx.execute("SELECT status FROM interventions WHERE number = ?", (number,)).fetchone()
     return Status(row[0])
 
 
 def quarantine(
-    tx: sqlite3.Connection, inbound: InboundMail, *, reason: str, now: datetime
+    tx: WriteTx, inbound: InboundMail, *, reason: str, now: datetime
 ) -> IngestResult:
     """Keep a mail we failed to process, with the reason, for a later retry (never drop)."""
     row = tx.execute("SELECT id, outcome, intervention_number, reason FROM inbound"
@@ -275,7 +276,8 @@ def quarantine(
     if row is not None:
         inbound_id = int(row[0])
     else:
-        tx.execute("INSERT OR IGNORE INTO raw_messages (sha256, data) VALUES (?, ?)",
+        tx.execute("INSERT INTO raw_messages (sha256, data) VALUES (?, ?)"
+               " ON CONFLICT DO NOTHING",
                    (inbound.raw_sha256, inbound.raw))
         inbound_id = _log_inbound(tx, inbound, inbound.mail.from_addr, now)
     return _finish(tx, inbound_id, Outcome.QUARANTINED, None, reason[:2000])

@@ -9,7 +9,6 @@ comes from that assignment's employee and the intervention is open (DESIGN invar
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +21,7 @@ from nexusmail.config import Settings
 from nexusmail.mail.addresses import base_address, is_support_recipient, plus_extension
 from nexusmail.mail.parsed import ParsedMail
 from nexusmail.mail.reply_reading import ReplyReading, Verdict
+from nexusmail.storage.connections import INTEGRITY_ERRORS, WriteTx
 from nexusmail.tickets.cases import Conflict, NewMessage, NotFound, add_message, intervention_status
 from nexusmail.tickets.models import Direction, MessageKind, Status
 from nexusmail.tickets.new_requests import own_domain
@@ -50,7 +50,7 @@ class AssignmentMatch:
 
 
 def assign(
-    tx: sqlite3.Connection,
+    tx: WriteTx,
     number: int,
     employee_email: str,
     *,
@@ -71,14 +71,13 @@ def assign(
     if not employee["active"]:
         raise Conflict(f"employee {employee_email} is not active")
     try:
-        assignment_id = tx.execute(
+        assignment_id: int = tx.execute(
             "INSERT INTO assignments (intervention_number, employee_id, assigned_by, created_at)"
-            " VALUES (?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?) RETURNING id",
             (number, employee["id"], assigned_by, iso(now)),
-        ).lastrowid
-    except sqlite3.IntegrityError:
+        ).fetchone()[0]
+    except INTEGRITY_ERRORS:
         raise Conflict(f"{employee_email} is already assigned to {number}") from None
-    assert assignment_id is not None
     token = make_token(reply_keys[0], assignment_id, number, employee["email"])
     context = assignment_context(tx, number)
     context.update(
@@ -114,7 +113,7 @@ def files_to_attach(case_attachments: list[dict[str, Any]],
     return chosen
 
 
-def assignment_context(tx: sqlite3.Connection, number: int) -> dict[str, Any]:
+def assignment_context(tx: WriteTx, number: int) -> dict[str, Any]:
     """Every case detail the technician needs, as JSON-ready data for the template."""
     row = tx.execute(
         "SELECT i.*, c.name AS customer_name, c.email AS customer_email, c.phone AS"
@@ -148,7 +147,7 @@ def assignment_context(tx: sqlite3.Connection, number: int) -> dict[str, Any]:
 
 
 def find_assignment_for_reply(
-    tx: sqlite3.Connection,
+    tx: WriteTx,
     mail: ParsedMail,
     *,
     sender: str,
@@ -192,7 +191,7 @@ _MATCH_BY = {
 }
 
 
-def _load(tx: sqlite3.Connection, matched_by: str, params: tuple[Any, ...]
+def _load(tx: WriteTx, matched_by: str, params: tuple[Any, ...]
           ) -> AssignmentMatch | None:
     row = tx.execute(_MATCH_BY[matched_by], params).fetchone()
     if row is None:
@@ -210,7 +209,7 @@ class ReplyEffect:
 
 
 def record_reply(
-    tx: sqlite3.Connection,
+    tx: WriteTx,
     match: AssignmentMatch,
     reading: ReplyReading,
     message: NewMessage,
@@ -266,7 +265,7 @@ def _next_status(current: str, verdict: Verdict) -> str:
     return UNCLEAR if current in (PENDING, UNCLEAR) else current
 
 
-def _queue_follow_up_mails(tx: sqlite3.Connection, match: AssignmentMatch,
+def _queue_follow_up_mails(tx: WriteTx, match: AssignmentMatch,
                            reading: ReplyReading, *, reply_message_id: str | None,
                            now: datetime, settings: Settings) -> None:
     number = match.intervention_number

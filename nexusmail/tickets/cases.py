@@ -7,13 +7,13 @@ it queues) commits together or not at all.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from nexusmail.clock import iso
+from nexusmail.storage.connections import INTEGRITY_ERRORS, WriteTx
 from nexusmail.tickets.models import Direction, MessageKind, Priority, Source, Status
 
 
@@ -79,7 +79,7 @@ class NewMessage:
 
 
 def find_or_create_customer(
-    tx: sqlite3.Connection, *, email: str, name: str, now: datetime
+    tx: WriteTx, *, email: str, name: str, now: datetime
 ) -> CustomerRef:
     """The customer an address belongs to; an unknown address becomes a new, unverified
     customer with one contact (an operator verifies or merges it later)."""
@@ -93,64 +93,64 @@ def find_or_create_customer(
         return CustomerRef(row["customer_id"], row["contact_id"], row["name"], email,
                            row["language"], created=False)
     display = name.strip() or email
-    customer_id = tx.execute(
-        "INSERT INTO customers (name, email, verified, created_at) VALUES (?, ?, 0, ?)",
+    customer_id: int = tx.execute(
+        "INSERT INTO customers (name, email, verified, created_at) VALUES (?, ?, 0, ?)"
+        " RETURNING id",
         (display, email, iso(now)),
-    ).lastrowid
-    contact_id = tx.execute(
+    ).fetchone()[0]
+    contact_id: int = tx.execute(
         "INSERT INTO contacts (customer_id, name, email, verified, created_at)"
-        " VALUES (?, ?, ?, 0, ?)",
+        " VALUES (?, ?, ?, 0, ?) RETURNING id",
         (customer_id, name.strip(), email, iso(now)),
-    ).lastrowid
-    assert customer_id is not None
-    assert contact_id is not None
+    ).fetchone()[0]
     return CustomerRef(customer_id, contact_id, display, email, None, created=True)
 
 
-def create_intervention(tx: sqlite3.Connection, new: NewIntervention, *, now: datetime) -> int:
+def create_intervention(tx: WriteTx, new: NewIntervention, *, now: datetime) -> int:
     """Open an intervention; return its number."""
-    number = tx.execute(
+    number: int = tx.execute(
         "INSERT INTO interventions (customer_id, contact_id, request_type, subject, description,"
         " priority, desired_from, desired_to, status, source, related_number, created_at,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING number",
         (new.customer_id, new.contact_id, new.request_type, new.subject, new.description,
          new.priority, _date(new.desired_from), _date(new.desired_to), Status.OPEN, new.source,
          new.related_number, iso(now), iso(now)),
-    ).lastrowid
-    assert number is not None
+    ).fetchone()[0]
     return number
 
 
-def add_participants(tx: sqlite3.Connection, number: int, emails: Sequence[str]) -> None:
+def add_participants(tx: WriteTx, number: int, emails: Sequence[str]) -> None:
     """Record addresses that took part, so their tagged replies thread (issue 2, point 7)."""
     tx.executemany(
-        "INSERT OR IGNORE INTO participants (intervention_number, email) VALUES (?, ?)",
+        "INSERT INTO participants (intervention_number, email) VALUES (?, ?)"
+        " ON CONFLICT DO NOTHING",
         [(number, e.lower()) for e in emails if e],
     )
 
 
-def add_thread_refs(tx: sqlite3.Connection, number: int, message_ids: Sequence[str]) -> None:
+def add_thread_refs(tx: WriteTx, number: int, message_ids: Sequence[str]) -> None:
     tx.executemany(
-        "INSERT OR IGNORE INTO thread_refs (message_id, intervention_number) VALUES (?, ?)",
+        "INSERT INTO thread_refs (message_id, intervention_number) VALUES (?, ?)"
+        " ON CONFLICT DO NOTHING",
         [(m, number) for m in message_ids if m],
     )
 
 
 def add_message(
-    tx: sqlite3.Connection, number: int, message: NewMessage, *, now: datetime
+    tx: WriteTx, number: int, message: NewMessage, *, now: datetime
 ) -> int:
     """Append a message (with its attachment rows) to an intervention's thread."""
-    message_row = tx.execute(
+    message_row: int = tx.execute(
         "INSERT INTO messages (intervention_number, kind, direction, author, from_addr, to_addrs,"
         " cc_addrs, subject, body_text, body_html, message_id, inbound_id, verdict, verified,"
-        " extra, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " extra, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " RETURNING id",
         (number, message.kind, message.direction, message.author, message.from_addr,
          json.dumps(list(message.to_addrs)), json.dumps(list(message.cc_addrs)),
          message.subject, message.body_text, message.body_html, message.message_id,
          message.inbound_id, message.verdict, int(message.verified),
          json.dumps(message.extra, ensure_ascii=False), iso(now)),
-    ).lastrowid
-    assert message_row is not None
+    ).fetchone()[0]
     tx.executemany(
         "INSERT INTO attachments (message_id, filename, content_type, size, sha256, content_id,"
         " inline) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -163,7 +163,7 @@ def add_message(
     return message_row
 
 
-def intervention_status(tx: sqlite3.Connection, number: int) -> Status:
+def intervention_status(tx: WriteTx, number: int) -> Status:
     row = tx.execute("SELECT status FROM interventions WHERE number = ?", (number,)).fetchone()
     if row is None:
         raise NotFound(f"intervention {number} does not exist")
@@ -171,7 +171,7 @@ def intervention_status(tx: sqlite3.Connection, number: int) -> Status:
 
 
 def close_intervention(
-    tx: sqlite3.Connection, number: int, *, now: datetime, author: str, note: str = ""
+    tx: WriteTx, number: int, *, now: datetime, author: str, note: str = ""
 ) -> None:
     """Mark an intervention finished, with a status-change entry on its thread."""
     if intervention_status(tx, number) is Status.CLOSED:
@@ -188,7 +188,7 @@ def close_intervention(
     )
 
 
-def reopen_intervention(tx: sqlite3.Connection, number: int, *, now: datetime, author: str) -> None:
+def reopen_intervention(tx: WriteTx, number: int, *, now: datetime, author: str) -> None:
     if intervention_status(tx, number) is Status.OPEN:
         raise Conflict(f"intervention {number} is already open")
     tx.execute(
@@ -204,17 +204,17 @@ def reopen_intervention(tx: sqlite3.Connection, number: int, *, now: datetime, a
 
 
 def add_employee(
-    tx: sqlite3.Connection, *, email: str, name: str, language: str, now: datetime
+    tx: WriteTx, *, email: str, name: str, language: str, now: datetime
 ) -> int:
     """Add an employee (technician); an existing address raises Conflict."""
     try:
-        employee_id = tx.execute(
-            "INSERT INTO employees (email, name, language, created_at) VALUES (?, ?, ?, ?)",
+        employee_id: int = tx.execute(
+            "INSERT INTO employees (email, name, language, created_at) VALUES (?, ?, ?, ?)"
+            " RETURNING id",
             (email.strip().lower(), name.strip(), language, iso(now)),
-        ).lastrowid
-    except sqlite3.IntegrityError:
+        ).fetchone()[0]
+    except INTEGRITY_ERRORS:
         raise Conflict(f"an employee with address {email} exists already") from None
-    assert employee_id is not None
     return employee_id
 
 

@@ -5,13 +5,13 @@ Used for mail that opens a case and for an operator's quick entry of a phone cal
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import structlog
 
 from nexusmail.config import Settings
+from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets.cases import (
     CustomerRef,
     NewIntervention,
@@ -52,7 +52,7 @@ class OpenRequest:
 
 
 def open_request(
-    tx: sqlite3.Connection, request: OpenRequest, *, now: datetime, settings: Settings
+    tx: WriteTx, request: OpenRequest, *, now: datetime, settings: Settings
 ) -> int:
     """Open an intervention for `request`; queue its acknowledgement; return its number."""
     customer = find_or_create_customer(
@@ -89,7 +89,7 @@ def open_request(
 
 
 def acknowledge(
-    tx: sqlite3.Connection,
+    tx: WriteTx,
     number: int,
     customer: CustomerRef,
     *,

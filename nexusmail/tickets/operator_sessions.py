@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 from datetime import datetime, timedelta
 
-import aiosqlite
-
 from nexusmail.clock import iso
+from nexusmail.storage.connections import ReadTx, WriteTx
 from nexusmail.tickets.operators import Operator
 
 
@@ -23,7 +21,7 @@ def _hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
-def open_session(tx: sqlite3.Connection, operator_id: int, *, now: datetime,
+def open_session(tx: WriteTx, operator_id: int, *, now: datetime,
                  max_age_s: int, ip: str = "") -> str:
     """A new session for the operator; returns the id for the cookie (never stored).
     Expired sessions of everyone are swept on the way: logins are rare, rows few."""
@@ -38,7 +36,7 @@ def open_session(tx: sqlite3.Connection, operator_id: int, *, now: datetime,
     return session_id
 
 
-async def session_operator(conn: aiosqlite.Connection, session_id: str, *,
+async def session_operator(conn: ReadTx, session_id: str, *,
                            now: datetime) -> Operator | None:
     """The active operator of a live session, or None (ended, expired, deactivated)."""
     rows = list(await conn.execute_fetchall(
@@ -50,11 +48,11 @@ async def session_operator(conn: aiosqlite.Connection, session_id: str, *,
     return Operator(*rows[0]) if rows else None
 
 
-def end_session(tx: sqlite3.Connection, session_id: str) -> None:
+def end_session(tx: WriteTx, session_id: str) -> None:
     tx.execute("DELETE FROM operator_sessions WHERE id_hash = ?", (_hash(session_id),))
 
 
-def end_operator_sessions(tx: sqlite3.Connection, operator_id: int) -> int:
+def end_operator_sessions(tx: WriteTx, operator_id: int) -> int:
     """End every session of one operator (new password, deactivated); how many ended."""
     return tx.execute("DELETE FROM operator_sessions WHERE operator_id = ?",
                       (operator_id,)).rowcount

@@ -8,15 +8,14 @@ tens of milliseconds of CPU: async callers run them in a thread.
 from __future__ import annotations
 
 import functools
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import aiosqlite
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from nexusmail.clock import iso
+from nexusmail.storage.connections import INTEGRITY_ERRORS, ReadTx, WriteTx
 from nexusmail.tickets.cases import Conflict, NotFound
 
 # Below this a password is refused: the login rate limit slows guessing, it cannot
@@ -69,23 +68,22 @@ def verify_password(operator: Operator | None, password: str) -> bool:
 
 
 def add_operator(
-    tx: sqlite3.Connection, *, email: str, name: str, password_hash: str, now: datetime
+    tx: WriteTx, *, email: str, name: str, password_hash: str, now: datetime
 ) -> int:
     """Add an operator; an existing address raises Conflict."""
     try:
-        operator_id = tx.execute(
+        operator_id: int = tx.execute(
             "INSERT INTO operators (email, name, password_hash, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?) RETURNING id",
             (email.strip().lower(), name.strip(), password_hash, iso(now), iso(now)),
-        ).lastrowid
-    except sqlite3.IntegrityError:
+        ).fetchone()[0]
+    except INTEGRITY_ERRORS:
         raise Conflict(f"an operator with address {email} exists already") from None
-    assert operator_id is not None
     return operator_id
 
 
 def set_password(
-    tx: sqlite3.Connection, *, email: str, password_hash: str, now: datetime
+    tx: WriteTx, *, email: str, password_hash: str, now: datetime
 ) -> None:
     changed = tx.execute(
         "UPDATE operators SET password_hash = ?, updated_at = ? WHERE email = ?",
@@ -98,7 +96,7 @@ def set_password(
                " (SELECT id FROM operators WHERE email = ?)", (email.strip().lower(),))
 
 
-async def find_operator(conn: aiosqlite.Connection, email: str) -> Operator | None:
+async def find_operator(conn: ReadTx, email: str) -> Operator | None:
     """The active operator with this login address, hash included (for the login)."""
     rows = list(await conn.execute_fetchall(
         "SELECT id, email, name, password_hash FROM operators WHERE email = ? AND active = 1",
@@ -107,7 +105,7 @@ async def find_operator(conn: aiosqlite.Connection, email: str) -> Operator | No
     return Operator(*rows[0]) if rows else None
 
 
-async def list_operators(conn: aiosqlite.Connection) -> list[tuple[int, str, str, bool, str]]:
+async def list_operators(conn: ReadTx) -> list[tuple[int, str, str, bool, str]]:
     rows = await conn.execute_fetchall(
         "SELECT id, email, name, active, created_at FROM operators ORDER BY id"
     )

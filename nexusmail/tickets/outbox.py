@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from nexusmail.clock import iso
+from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets.models import Direction, MessageKind
 
 
@@ -36,7 +36,7 @@ def new_message_id(domain: str) -> str:
 
 
 def enqueue_mail(
-    tx: sqlite3.Connection, mail: OutgoingMail, *, now: datetime, domain: str
+    tx: WriteTx, mail: OutgoingMail, *, now: datetime, domain: str
 ) -> str:
     """Queue `mail`; record it on its intervention's thread; return its Message-ID."""
     message_id = new_message_id(domain)
@@ -44,12 +44,13 @@ def enqueue_mail(
     if mail.intervention_number is not None:
         thread_message_id = tx.execute(
             "INSERT INTO messages (intervention_number, kind, direction, author, to_addrs,"
-            " message_id, created_at) VALUES (?, ?, ?, 'nexusmail', ?, ?, ?)",
+            " message_id, created_at) VALUES (?, ?, ?, 'nexusmail', ?, ?, ?) RETURNING id",
             (mail.intervention_number, mail.thread_kind, Direction.OUT,
              json.dumps([mail.recipient]), message_id, iso(now)),
-        ).lastrowid
+        ).fetchone()[0]
         tx.execute(
-            "INSERT OR IGNORE INTO thread_refs (message_id, intervention_number) VALUES (?, ?)",
+            "INSERT INTO thread_refs (message_id, intervention_number) VALUES (?, ?)"
+            " ON CONFLICT DO NOTHING",
             (message_id, mail.intervention_number),
         )
     tx.execute(
@@ -64,7 +65,7 @@ def enqueue_mail(
 
 
 def recent_count(
-    tx: sqlite3.Connection, *, recipient: str, kind: str, since: datetime
+    tx: WriteTx, *, recipient: str, kind: str, since: datetime
 ) -> int:
     """How many mails of `kind` went (or are going) to `recipient` since `since`."""
     row = tx.execute(

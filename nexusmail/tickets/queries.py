@@ -12,8 +12,7 @@ import json
 from collections import defaultdict
 from typing import Any, TypedDict
 
-import aiosqlite
-
+from nexusmail.storage.connections import ReadTx
 from nexusmail.tickets.attention import needs_attention
 from nexusmail.tickets.models import Status
 
@@ -146,7 +145,7 @@ _INTERVENTION_COLUMNS = """
 
 
 async def list_interventions(
-    conn: aiosqlite.Connection,
+    conn: ReadTx,
     *,
     status: Status | str | None = None,
     q: str | None = None,
@@ -184,7 +183,7 @@ async def list_interventions(
     }
 
 
-async def get_intervention(conn: aiosqlite.Connection, number: int) -> InterventionDetail | None:
+async def get_intervention(conn: ReadTx, number: int) -> InterventionDetail | None:
     """One intervention with its whole thread (issue 2, point 12), or None."""
     rows = list(
         await conn.execute_fetchall(
@@ -203,7 +202,7 @@ async def get_intervention(conn: aiosqlite.Connection, number: int) -> Intervent
     }
 
 
-async def get_intervention_status(conn: aiosqlite.Connection, number: int) -> str | None:
+async def get_intervention_status(conn: ReadTx, number: int) -> str | None:
     """`open` or `closed`; None when there is no such intervention."""
     rows = list(await conn.execute_fetchall(
         "SELECT status FROM interventions WHERE number = ?", (number,)
@@ -217,7 +216,7 @@ _ASSIGNMENT_COLUMNS = (
 )
 
 
-async def _assignments(conn: aiosqlite.Connection, number: int) -> list[AssignmentView]:
+async def _assignments(conn: ReadTx, number: int) -> list[AssignmentView]:
     rows = await conn.execute_fetchall(
         f"SELECT {_ASSIGNMENT_COLUMNS} WHERE a.intervention_number = ? ORDER BY a.id",
         (number,),
@@ -225,7 +224,7 @@ async def _assignments(conn: aiosqlite.Connection, number: int) -> list[Assignme
     return [_assignment(r) for r in rows]
 
 
-async def get_assignment(conn: aiosqlite.Connection, assignment_id: int) -> AssignmentView | None:
+async def get_assignment(conn: ReadTx, assignment_id: int) -> AssignmentView | None:
     rows = list(await conn.execute_fetchall(
         f"SELECT {_ASSIGNMENT_COLUMNS} WHERE a.id = ?", (assignment_id,)
     ))
@@ -238,7 +237,7 @@ _MESSAGE_COLUMNS = (
 )
 
 
-async def _messages(conn: aiosqlite.Connection, number: int) -> list[MessageView]:
+async def _messages(conn: ReadTx, number: int) -> list[MessageView]:
     """The thread in order, attachments grouped in Python from one second query."""
     attachment_rows = await conn.execute_fetchall(
         "SELECT a.id, a.message_id, a.filename, a.content_type, a.size, a.sha256"
@@ -256,7 +255,7 @@ async def _messages(conn: aiosqlite.Connection, number: int) -> list[MessageView
     return [_message(m, by_message.get(m["id"], [])) for m in message_rows]
 
 
-async def get_message(conn: aiosqlite.Connection, message_id: int) -> MessageView | None:
+async def get_message(conn: ReadTx, message_id: int) -> MessageView | None:
     """One thread message with its attachments (e.g. the note just added)."""
     rows = list(await conn.execute_fetchall(
         f"SELECT {_MESSAGE_COLUMNS} WHERE id = ?", (message_id,)
@@ -272,7 +271,7 @@ async def get_message(conn: aiosqlite.Connection, message_id: int) -> MessageVie
 
 
 async def get_attachment(
-    conn: aiosqlite.Connection, attachment_id: int
+    conn: ReadTx, attachment_id: int
 ) -> StoredAttachmentView | None:
     """An attachment's metadata (its bytes are in the BlobStore under `sha256`)."""
     rows = list(
@@ -287,7 +286,7 @@ async def get_attachment(
     return {**_attachment(rows[0]), "message_id": rows[0]["message_id"]}
 
 
-async def get_message_raw_sha(conn: aiosqlite.Connection, message_id: int) -> str | None:
+async def get_message_raw_sha(conn: ReadTx, message_id: int) -> str | None:
     """The sha256 of the original mail a thread message came from; None for messages
     we wrote ourselves (notes, status changes, outgoing mail)."""
     rows = list(
@@ -300,7 +299,7 @@ async def get_message_raw_sha(conn: aiosqlite.Connection, message_id: int) -> st
     return str(rows[0][0]) if rows else None
 
 
-async def get_raw_message(conn: aiosqlite.Connection, sha256: str) -> bytes | None:
+async def get_raw_message(conn: ReadTx, sha256: str) -> bytes | None:
     """The raw bytes of an inbound mail, as kept in raw_messages."""
     rows = list(
         await conn.execute_fetchall("SELECT data FROM raw_messages WHERE sha256 = ?", (sha256,))
@@ -308,14 +307,14 @@ async def get_raw_message(conn: aiosqlite.Connection, sha256: str) -> bytes | No
     return bytes(rows[0][0]) if rows else None
 
 
-async def list_employees(conn: aiosqlite.Connection) -> list[EmployeeView]:
+async def list_employees(conn: ReadTx) -> list[EmployeeView]:
     rows = await conn.execute_fetchall(
         "SELECT id, email, name, language, active, created_at FROM employees ORDER BY id"
     )
     return [_employee(r) for r in rows]
 
 
-async def get_employee(conn: aiosqlite.Connection, employee_id: int) -> EmployeeView | None:
+async def get_employee(conn: ReadTx, employee_id: int) -> EmployeeView | None:
     rows = list(
         await conn.execute_fetchall(
             "SELECT id, email, name, language, active, created_at FROM employees WHERE id = ?",
@@ -326,7 +325,7 @@ async def get_employee(conn: aiosqlite.Connection, employee_id: int) -> Employee
 
 
 async def inbound_log(
-    conn: aiosqlite.Connection, limit: int = 100, outcome: str | None = None
+    conn: ReadTx, limit: int = 100, outcome: str | None = None
 ) -> list[InboundView]:
     """The most recent inbound mails, newest first, optionally of one outcome."""
     # A fixed clause, not `? IS NULL OR ...`, so the (outcome, id) index is used.

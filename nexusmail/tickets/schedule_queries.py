@@ -9,8 +9,7 @@ import json
 from datetime import date
 from typing import Any, TypedDict
 
-import aiosqlite
-
+from nexusmail.storage.connections import DbRow, ReadTx
 from nexusmail.tickets.recurrence import DayRule, Interval, Recurrence, occurrences, opening_date
 
 # Previews longer than this are a client's loop, not a person reading dates.
@@ -71,7 +70,7 @@ _SELECT = (
 )
 
 
-def _view(row: aiosqlite.Row) -> ScheduleView:
+def _view(row: DbRow) -> ScheduleView:
     return {
         "id": row["id"],
         "customer": {"name": row["customer_name"], "email": row["customer_email"] or ""},
@@ -86,13 +85,13 @@ def _view(row: aiosqlite.Row) -> ScheduleView:
     }
 
 
-async def list_schedules(conn: aiosqlite.Connection) -> list[ScheduleView]:
+async def list_schedules(conn: ReadTx) -> list[ScheduleView]:
     """Every schedule, by id."""
     rows = await conn.execute_fetchall(_SELECT + " ORDER BY s.id")
     return [_view(row) for row in rows]
 
 
-async def get_schedule(conn: aiosqlite.Connection, schedule_id: int) -> ScheduleDetail | None:
+async def get_schedule(conn: ReadTx, schedule_id: int) -> ScheduleDetail | None:
     rows = list(await conn.execute_fetchall(_SELECT + " WHERE s.id = ?", (schedule_id,)))
     if not rows:
         return None
@@ -109,7 +108,7 @@ async def get_schedule(conn: aiosqlite.Connection, schedule_id: int) -> Schedule
     return {**_view(rows[0]), "recent": recent}
 
 
-async def preview(conn: aiosqlite.Connection, schedule_id: int, *, today: date,
+async def preview(conn: ReadTx, schedule_id: int, *, today: date,
                   count: int) -> list[PreviewItem] | None:
     """The next `count` occurrence dates from today, with the intervention of those
     already opened (lead days open some ahead); None for an unknown schedule."""

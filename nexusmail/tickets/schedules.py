@@ -14,7 +14,6 @@ taken and creates nothing.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -24,6 +23,7 @@ import structlog
 
 from nexusmail.clock import iso
 from nexusmail.config import Settings
+from nexusmail.storage.connections import DbRow, WriteTx
 from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.cases import (
     Conflict,
@@ -106,7 +106,7 @@ class DueResult:
     unassigned: tuple[str, ...] = ()   # assignees that could not be assigned
 
 
-def create_schedule(tx: sqlite3.Connection, spec: ScheduleSpec, *, today: date,
+def create_schedule(tx: WriteTx, spec: ScheduleSpec, *, today: date,
                     now: datetime) -> int:
     """Store a schedule; its first opening is the first occurrence from today on."""
     rule = _checked_rule(spec)
@@ -114,26 +114,25 @@ def create_schedule(tx: sqlite3.Connection, spec: ScheduleSpec, *, today: date,
     customer = find_or_create_customer(tx, email=spec.customer_email,
                                        name=spec.customer_name, now=now)
     upcoming = next_occurrence(rule, today)
-    schedule_id = tx.execute(
+    schedule_id: int = tx.execute(
         "INSERT INTO schedules (customer_id, contact_id, contract_ref, subject, description,"
         " request_type, interval, every, day_rule, first_date, until_date, count, lead_days,"
         " assignees, active, next_occurrence_on, next_opening_on, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (customer.customer_id, customer.contact_id, spec.contract_ref, spec.subject,
          spec.description, spec.request_type or DEFAULT_REQUEST_TYPE, spec.interval,
          spec.every, spec.day_rule, spec.first_date.isoformat(), _text(spec.until),
          spec.count, spec.lead_days, json.dumps(list(spec.assignees)), int(spec.active),
          _text(upcoming), _text(next_opening_on(upcoming, spec.lead_days)), iso(now),
          iso(now)),
-    ).lastrowid
-    assert schedule_id is not None
+    ).fetchone()[0]
     log.info("schedule.created", schedule_id=schedule_id, customer=spec.customer_email,
              interval=spec.interval, every=spec.every, first_date=spec.first_date.isoformat(),
              lead_days=spec.lead_days, next_occurrence=_text(upcoming))
     return schedule_id
 
 
-def update_schedule(tx: sqlite3.Connection, schedule_id: int, changes: Mapping[str, Any], *,
+def update_schedule(tx: WriteTx, schedule_id: int, changes: Mapping[str, Any], *,
                     today: date, now: datetime) -> None:
     """Edit, pause or resume. A change of the rule, or a resume, restarts the position
     from today (never before an occurrence already handled, so nothing opens twice and
@@ -169,7 +168,7 @@ def update_schedule(tx: sqlite3.Connection, schedule_id: int, changes: Mapping[s
              active=spec.active, next_occurrence=position[0])
 
 
-def open_due(tx: sqlite3.Connection, schedule_id: int, *, today: date, now: datetime,
+def open_due(tx: WriteTx, schedule_id: int, *, today: date, now: datetime,
              settings: Settings, reply_keys: Sequence[bytes],
              catch_up: CatchUp) -> DueResult:
     """Open (and assign) every occurrence of one schedule that is due today; record the
@@ -206,12 +205,12 @@ def open_due(tx: sqlite3.Connection, schedule_id: int, *, today: date, now: date
     return DueResult(tuple(opened), plan.skipped, tuple(unassigned))
 
 
-def _claim(tx: sqlite3.Connection, schedule_id: int, opening: Opening, outcome: str,
+def _claim(tx: WriteTx, schedule_id: int, opening: Opening, outcome: str,
            now: datetime) -> bool:
     """Take the occurrence's unique row; False when it was handled already."""
     cursor = tx.execute(
-        "INSERT OR IGNORE INTO schedule_occurrences (schedule_id, occurrence_on, opens_on,"
-        " outcome, late, handled_at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO schedule_occurrences (schedule_id, occurrence_on, opens_on,"
+        " outcome, late, handled_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (schedule_id, opening.occurrence.isoformat(), opening.opens_on.isoformat(), outcome,
          int(opening.late), iso(now)),
     )
@@ -227,7 +226,7 @@ def occurrence_line(schedule_id: int, opening: Opening, contract_ref: str) -> st
             f"{opening.occurrence.isoformat()}.{late}")
 
 
-def _open_occurrence(tx: sqlite3.Connection, row: sqlite3.Row, spec: ScheduleSpec,
+def _open_occurrence(tx: WriteTx, row: DbRow, spec: ScheduleSpec,
                      opening: Opening, *, now: datetime, settings: Settings,
                      reply_keys: Sequence[bytes]) -> tuple[int, int, list[str]]:
     # No acknowledgement to the customer: they did not write, and a mail per contract
@@ -272,8 +271,8 @@ def _open_occurrence(tx: sqlite3.Connection, row: sqlite3.Row, spec: ScheduleSpe
     return number, mails, failed
 
 
-def load_schedule_row(tx: sqlite3.Connection, schedule_id: int) -> sqlite3.Row:
-    row: sqlite3.Row | None = tx.execute(
+def load_schedule_row(tx: WriteTx, schedule_id: int) -> DbRow:
+    row: DbRow | None = tx.execute(
         "SELECT s.*, coalesce(ct.email, c.email) AS customer_email, c.name AS customer_name"
         " FROM schedules s JOIN customers c ON c.id = s.customer_id"
         " LEFT JOIN contacts ct ON ct.id = s.contact_id WHERE s.id = ?",
@@ -284,7 +283,7 @@ def load_schedule_row(tx: sqlite3.Connection, schedule_id: int) -> sqlite3.Row:
     return row
 
 
-def spec_from_row(row: sqlite3.Row) -> ScheduleSpec:
+def spec_from_row(row: DbRow) -> ScheduleSpec:
     keys = row.keys()
     return ScheduleSpec(
         customer_email=row["customer_email"] if "customer_email" in keys else "",
@@ -308,7 +307,7 @@ def _checked_rule(spec: ScheduleSpec) -> Recurrence:
         raise InvalidSchedule(str(exc)) from None
 
 
-def _check_assignees(tx: sqlite3.Connection, assignees: Sequence[str]) -> None:
+def _check_assignees(tx: WriteTx, assignees: Sequence[str]) -> None:
     for email in assignees:
         row = tx.execute("SELECT active FROM employees WHERE email = ?",
                          (email.lower(),)).fetchone()

@@ -13,8 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-import aiosqlite
-
+from nexusmail.storage.connections import ReadTx
 from nexusmail.tickets import queries
 from nexusmail.tickets.attention import Attention
 from nexusmail.tickets.queries import InterventionSummary
@@ -131,7 +130,7 @@ def _attention_conditions(attention: Attention | None) -> list[str]:
 
 
 async def list_page(
-    conn: aiosqlite.Connection,
+    conn: ReadTx,
     f: ListFilter,
     *,
     before: int | None = None,
@@ -182,7 +181,7 @@ async def list_page(
 
 
 async def _assignees(
-    conn: aiosqlite.Connection, numbers: list[int]
+    conn: ReadTx, numbers: list[int]
 ) -> dict[int, list[AssigneeView]]:
     """Who is on each listed intervention: one query for the whole page."""
     if not numbers:
@@ -200,7 +199,7 @@ async def _assignees(
     return found
 
 
-async def request_types(conn: aiosqlite.Connection, limit: int = 100) -> list[str]:
+async def request_types(conn: ReadTx, limit: int = 100) -> list[str]:
     """Request types in use, for the filter's suggestions.
 
     A skip-scan: each step seeks the next distinct value in the type index, so this

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -35,6 +34,7 @@ from nexusmail.admin.api.base import (
 )
 from nexusmail.admin.api.models import AssignmentIn
 from nexusmail.config import Settings
+from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets import queries
 from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.cases import (
@@ -67,7 +67,7 @@ def assignment_routes(services: ApiServices) -> list[Route]:
 
 
 def open_with_assignees(
-    tx: sqlite3.Connection,
+    tx: WriteTx,
     entry: OpenRequest,
     assignees: Sequence[str],
     *,
@@ -140,7 +140,7 @@ class _Handlers:
         )
         now = self.s.clock.now()
 
-        def add(tx: sqlite3.Connection) -> int:
+        def add(tx: WriteTx) -> int:
             intervention_status(tx, number)  # NotFound if it vanished meanwhile
             return add_message(tx, number, note, now=now)
 

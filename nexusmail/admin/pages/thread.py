@@ -10,7 +10,6 @@ original mails are downloads (`Content-Disposition: attachment`, nosniff).
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from typing import Any
 
 import structlog
@@ -31,6 +30,7 @@ from nexusmail.admin.pages.base import (
     redirect,
 )
 from nexusmail.mail.html import sanitize_html
+from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets import queries
 from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.cases import (
@@ -163,7 +163,7 @@ class _Handlers:
         )
         now = self.p.services.clock.now()
 
-        def add(tx: sqlite3.Connection) -> int:
+        def add(tx: WriteTx) -> int:
             intervention_status(tx, number)  # NotFound for a missing case
             return add_message(tx, number, note, now=now)
 

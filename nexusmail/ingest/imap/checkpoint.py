@@ -6,12 +6,12 @@ so each change is committed before the caller acts on it.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from nexusmail.clock import iso
+from nexusmail.storage.connections import WriteTx
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class OversizeMail:
     subject: str
 
 
-def load_checkpoint(tx: sqlite3.Connection, account: str, folder: str) -> Checkpoint | None:
+def load_checkpoint(tx: WriteTx, account: str, folder: str) -> Checkpoint | None:
     row = tx.execute(
         "SELECT uidvalidity, highest_uid FROM imap_checkpoints WHERE account = ? AND folder = ?",
         (account, folder),
@@ -40,7 +40,7 @@ def load_checkpoint(tx: sqlite3.Connection, account: str, folder: str) -> Checkp
     return None if row is None else Checkpoint(int(row[0]), int(row[1]))
 
 
-def save_checkpoint(tx: sqlite3.Connection, account: str, folder: str, checkpoint: Checkpoint,
+def save_checkpoint(tx: WriteTx, account: str, folder: str, checkpoint: Checkpoint,
                     now: datetime) -> None:
     tx.execute(
         "INSERT INTO imap_checkpoints (account, folder, uidvalidity, highest_uid, updated_at)"
@@ -51,14 +51,15 @@ def save_checkpoint(tx: sqlite3.Connection, account: str, folder: str, checkpoin
     )
 
 
-def record_oversize(tx: sqlite3.Connection, account: str, folder: str, uidvalidity: int,
+def record_oversize(tx: WriteTx, account: str, folder: str, uidvalidity: int,
                     mails: Iterable[OversizeMail], now: datetime) -> list[OversizeMail]:
     """Record mails left on the server; return those not recorded before (to report)."""
     new = []
     for mail in mails:
         cursor = tx.execute(
-            "INSERT OR IGNORE INTO imap_oversize (account, folder, uidvalidity, uid, size,"
-            " message_id, sender, subject, found_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO imap_oversize (account, folder, uidvalidity, uid, size,"
+            " message_id, sender, subject, found_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             (account, folder, uidvalidity, mail.uid, mail.size, mail.message_id, mail.sender,
              mail.subject[:1000], iso(now)),
         )
@@ -67,7 +68,7 @@ def record_oversize(tx: sqlite3.Connection, account: str, folder: str, uidvalidi
     return new
 
 
-def oversize_uids(tx: sqlite3.Connection, account: str, folder: str,
+def oversize_uids(tx: WriteTx, account: str, folder: str,
                   uidvalidity: int) -> set[int]:
     rows = tx.execute(
         "SELECT uid FROM imap_oversize WHERE account = ? AND folder = ? AND uidvalidity = ?",
@@ -76,7 +77,7 @@ def oversize_uids(tx: sqlite3.Connection, account: str, folder: str,
     return {int(row[0]) for row in rows}
 
 
-def known_mails(tx: sqlite3.Connection,
+def known_mails(tx: WriteTx,
                 keys: Iterable[tuple[str, str, int]]) -> set[tuple[str, str, int]]:
     """Which (Message-ID, sender, size in bytes) the inbound log already holds: a mail
     the server lists with all three is the one stored (a mail reusing the Message-ID
