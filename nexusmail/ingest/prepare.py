@@ -16,6 +16,7 @@ from nexusmail.ingest.parse import parse_mail
 from nexusmail.mail.fingerprint import content_sha256
 from nexusmail.mail.language import guess_language
 from nexusmail.mail.parsed import ParsedMail
+from nexusmail.mail.reply_reading import ReplyReading, read_reply
 from nexusmail.tickets.blobs import sha256_hex
 
 
@@ -28,6 +29,9 @@ class Prepared:
     mail: ParsedMail
     noise: str | None
     language: str | None
+    # How it reads as a technician's answer: worked out here, off the store's writer,
+    # for any mail that is not noise (the writer only learns later whether it is one).
+    reading: ReplyReading | None = None
 
 
 def prepare(raw: bytes, envelope_from: str | None, own_domains: Collection[str],
@@ -36,4 +40,5 @@ def prepare(raw: bytes, envelope_from: str | None, own_domains: Collection[str],
     mail = parse_mail(raw, max_body_chars=max_body_chars, max_attachments=max_attachments)
     noise = noise_reason(mail, envelope_from=envelope_from, own_domains=own_domains)
     language = None if noise else guess_language(mail.subject + "\n" + mail.body_text)
-    return Prepared(sha256_hex(raw), content_sha256(raw), mail, noise, language)
+    reading = None if noise else read_reply(mail.body_text)
+    return Prepared(sha256_hex(raw), content_sha256(raw), mail, noise, language, reading)

@@ -101,6 +101,9 @@ _CUT_LINES = (
 _DATED_ATTRIBUTION = re.compile("|".join(f"(?:{p})" for p in _DATED_ATTRIBUTIONS))
 _CUT_LINE = re.compile("|".join(f"(?:{p})" for p in _CUT_LINES))
 _BLANK_RUNS = re.compile(r"\n{3,}")
+# Attribution lines, header fields and footers are short; a longer line is someone's
+# prose and no pattern is tried on it (the patterns' cost then never grows with it).
+MAX_MARKER_CHARS = 400
 
 
 def strip_quote(text: str) -> str:
@@ -110,6 +113,7 @@ def strip_quote(text: str) -> str:
     one and the result has no leading or trailing blank line.
     """
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    quoted_next = _quoted_next(lines)
     kept: list[str] = []
     for index, line in enumerate(lines):
         stripped = line.strip()
@@ -117,6 +121,9 @@ def strip_quote(text: str) -> str:
             kept.append("")
             continue
         if stripped[0] == ">":  # a quoted line, at any depth ("> >", ">>")
+            continue
+        if len(stripped) > MAX_MARKER_CHARS:  # prose, never a marker: no pattern to try
+            kept.append(line.rstrip())
             continue
         folded = fold(stripped)
         if _CUT_LINE.match(folded):
@@ -127,7 +134,7 @@ def strip_quote(text: str) -> str:
         if start is not None:
             # The attribution may have been wrapped: its first lines were kept already.
             del kept[len(kept) - (index - start):]
-            if _next_is_quoted(lines, index + 1):
+            if quoted_next[index + 1]:
                 continue  # only the `>` lines go; what follows them is the sender's again
             break
         kept.append(line.rstrip())
@@ -169,12 +176,17 @@ def _starts_header_block(lines: list[str], index: int, folded: str) -> bool:
     return False
 
 
-def _next_is_quoted(lines: list[str], index: int) -> bool:
-    for line in lines[index:]:
-        stripped = line.strip()
+def _quoted_next(lines: list[str]) -> list[bool]:
+    """For each index, whether the first non-blank line from there on is quoted (`>`):
+    one pass from the end, so a mail of many attributions and blank lines stays linear."""
+    flags = [False] * (len(lines) + 1)
+    following = False
+    for index in range(len(lines) - 1, -1, -1):
+        stripped = lines[index].strip()
         if stripped:
-            return stripped[0] == ">"
-    return False
+            following = stripped[0] == ">"
+        flags[index] = following
+    return flags
 
 
 # -- HTML -----------------------------------------------------------------------------
@@ -201,16 +213,19 @@ def cut_html_quote(html: str) -> str:
     cut = _HTML_CUTS.search(html)
     if cut:
         html = html[:cut.start()]
-    while (opened := _HTML_QUOTE_OPEN.search(html)) is not None:
-        html = html[:opened.start()] + html[_div_end(html, opened.end()):]
-    return html
-
-
-def _div_end(html: str, position: int) -> int:
-    """Offset just past the </div> closing a div opened before `position`."""
-    depth = 1
-    for tag in _DIV_TAG.finditer(html, position):
-        depth += -1 if tag.group(1) else 1
-        if depth == 0:
-            return tag.end()
-    return len(html)  # never closed: the rest is inside the quote
+    # One pass over the div tags: text outside quote divs is kept, a quote div is
+    # skipped with everything nested in it (a copy per quote would be quadratic).
+    pieces: list[str] = []
+    kept_from = 0
+    depth = 0  # div nesting inside the quote being skipped; 0: not in a quote
+    for tag in _DIV_TAG.finditer(html):
+        if depth:
+            depth += -1 if tag.group(1) else 1
+            if depth == 0:
+                kept_from = tag.end()
+        elif not tag.group(1) and _HTML_QUOTE_OPEN.match(html, tag.start()):
+            pieces.append(html[kept_from:tag.start()])
+            depth = 1
+    if not depth:  # a quote never closed runs to the end
+        pieces.append(html[kept_from:])
+    return "".join(pieces)

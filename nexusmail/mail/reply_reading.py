@@ -8,7 +8,15 @@ UNCLEAR: the assignment then stays as it was and an operator reads the reply, wh
 cheaper than a wrongly confirmed visit. Pure functions (DESIGN.md invariant 6).
 
 How a reply is read:
-1. The first of its first few non-blank lines that holds a verdict phrase decides.
+0. Only the first few thousand characters of what the technician wrote count (the
+   verdict opens a reply), so a reply with a megabyte on one line costs no more than a
+   short one: everything here is linear in what it reads.
+1. The first of its first few non-blank lines that holds a verdict phrase decides; but
+   a confirmation is UNCLEAR when any of those lines makes it conditional, uncertain or
+   deferred ("not sure", "I'll let you know when I'm available", "se riesco", "poate"):
+   a false confirmation is the worst mistake (the operator thinks the job is covered).
+   A line that is a leftover header of the quote ("Da: Dispatch <d@firm.it>") says
+   nothing: its "Da" is Italian "from", not Romanian "yes".
 2. Phrases come from one table, matched on folded text (lower case, no diacritics).
    Longer phrases are listed first so that "non posso confermare", "no problem" and
    "non ci sono" are read whole and win over the words inside them.
@@ -57,15 +65,26 @@ class _Where(Enum):
 _W = r"\w+\s+"
 _CONFIRM_STEMS = r"(?:confirm|conferm|accept|accett)\w*"
 _TABLE: tuple[tuple[str, Verdict | None, bool, _Where, tuple[str, ...]], ...] = (
-    # Neither: doubt, a promise to answer later, waiting for someone else's confirmation.
+    # Neither, and a veto on the reply's other phrases: doubt, a condition, a promise to
+    # answer later, waiting for someone else's confirmation.
     ("neutral", None, False, _Where.ANYWHERE, (
         r"not sure", r"no idea", r"(?:i )?don'?t know", r"(?:i'?ll|i will|will) (?:\w+ )?"
         r"(?:confirm|let you know)", r"(?:waiting for|awaiting) (?:the |a )?confirm\w*",
-        r"non (?:lo )?so", r"non sono sicur[oa]",
+        r"let you know", r"get back to you", r"maybe", r"perhaps", r"probably", r"might",
+        r"if", r"unless", r"provided", r"depends", r"when i(?:'?m| am) (?:free|available)",
+        r"not yet", r"hopefully", r"i think", r"should be able",
+        r"non (?:lo )?so", r"non sono sicur[oa]", r"non so se", r"(?:ti|vi) faccio sapere",
+        r"(?:ti|vi) (?:faro|farei) sapere", r"(?:ti|vi) (?:ri)?(?:sento|scrivo|chiamo)",
+        r"forse", r"magari", r"probabilmente", r"dipende", r"a meno che", r"non ancora",
+        r"se (?:riesco|posso|sono|ci sono|mi|non|e|va|tutto|il|la|ho|hai|serve)",
+        r"quando (?:sono|saro|saro') (?:libero|libera|disponibile)", r"spero",
         r"(?:ti|vi) confermo (?:domani|dopo|piu tardi|stasera|in giornata|entro)",
         r"(?:attendo|aspetto|in attesa di?) (?:la )?conferm\w*",
         r"nu (?:stiu|sunt sigur\w*)", r"(?:iti|va) (?:confirm|spun) (?:maine|mai tarziu|diseara"
         r"|dupa)", r"(?:astept|asteptam) (?:\w+ )?confirmar\w*",
+        r"(?:te|va) anunt", r"(?:iti|va) (?:dau de stire|scriu|sun)", r"poate", r"probabil",
+        r"daca", r"depinde", r"cand (?:sunt|voi fi) (?:liber|libera|disponibil\w*)",
+        r"inca nu", r"sper",
     )),
     # Negated confirm: "can't confirm", "non posso confermare", "nu pot confirma".
     ("negated", Verdict.REJECTED, True, _Where.ANYWHERE, (
@@ -107,9 +126,13 @@ _PHRASES = re.compile("|".join(
 _RULES = {name: (verdict, explicit, where) for name, verdict, explicit, where, _ in _TABLE}
 
 _LINES_READ = 5              # the verdict opens the reply; a later "no" is about something else
+MAX_VERDICT_CHARS = 4000     # what the verdict is read from: the opening of the reply
+# A header line left behind by a quote its client marked oddly: "Da: X <x@y>" (Italian
+# "From"), "To: x@y". It names an address, so it is no one's answer.
+_HEADER_RESIDUE = re.compile(r"^[\w *]{1,16}:\s.{0,200}@[^\s@]+\.\w+")
 _CLAUSE_ENDS = ",.;:!?-\u2013\u2014(\n"
 _AFTER_ALONE = ",.;:!-\u2013\u2014)"
-_NEXT_STOP = re.compile(r"[.!?,;:\n]")
+_STOP_MARKS = frozenset(".!?,;:\n")
 _LEADING_PUNCTUATION = re.compile(r"^[\s:;,.!\-\u2013\u2014)]+")
 # A closing greeting on its own line (maybe with the name after a comma); it and the
 # short lines below it (name, phone) are not part of the reason.
@@ -133,35 +156,53 @@ def read_reply(text: str | None, html: str | None = None) -> ReplyReading:
     if text is None or not text.strip():
         text = html_to_text(cut_html_quote(html)) if html else ""
     body = strip_quote(text)
-    lines = unicodedata.normalize("NFC", body).split("\n")
+    lines = unicodedata.normalize("NFC", body[:MAX_VERDICT_CHARS]).split("\n")
+    decided: tuple[list[_Hit], int] | None = None
+    doubted = False
     read = 0
     for index, line in enumerate(lines):
-        if not line.strip():
+        if not line.strip() or _HEADER_RESIDUE.match(fold(line.strip())):
             continue
-        hits = _hits(line)
-        if hits:
-            return _decide(hits, line, lines[index + 1:], body)
+        hits, vetoed = _hits(line)
+        doubted = doubted or vetoed
+        if hits and decided is None:
+            decided = (hits, index)
         read += 1
         if read == _LINES_READ:
             break
-    return ReplyReading(Verdict.UNCLEAR, "", body)
+    if decided is None:
+        return ReplyReading(Verdict.UNCLEAR, "", body)
+    hits, index = decided
+    reading = _decide(hits, lines[index], lines[index + 1:], body)
+    if doubted and reading.verdict is Verdict.CONFIRMED:
+        # Only a confirmation is vetoed: a refusal reaches the operator anyway, and "I
+        # can't, maybe Friday" is still a refusal; "ok, if I'm done in time" is no yes.
+        return ReplyReading(Verdict.UNCLEAR, "", body)
+    return reading
 
 
-def _hits(line: str) -> list[_Hit]:
+def _hits(line: str) -> tuple[list[_Hit], bool]:
+    """The verdict phrases said (not asked) in `line`, and whether a doubt, condition or
+    deferral in it vetoes any verdict. One pass over the line."""
     folded = fold(line)
+    stops = _next_stops(folded)
     hits: list[_Hit] = []
+    vetoed = False
     for match in _PHRASES.finditer(folded):
         name = match.lastgroup
         assert name is not None  # every alternative is a named group
         verdict, explicit, where = _RULES[name]
-        if verdict is None or _in_question(folded, match.end()):
+        if verdict is None:
+            vetoed = True
+            continue
+        if stops[match.end()] == "?":  # asked, not said: "confermo?", "can I confirm?"
             continue
         if where is not _Where.ANYWHERE and not _starts_clause(folded, match.start()):
             continue
         if where is _Where.ALONE and not _is_alone(line, folded, match.start(), match.end()):
             continue
         hits.append(_Hit(verdict, explicit, match.end()))
-    return hits
+    return hits, vetoed
 
 
 def _decide(hits: list[_Hit], line: str, following: list[str], body: str) -> ReplyReading:
@@ -181,15 +222,25 @@ def _reason(rest: str, following: list[str]) -> str:
     return "\n".join(lines).strip()
 
 
-def _in_question(folded: str, end: int) -> bool:
-    """Is the phrase ending at `end` asked rather than said ("confermo?", "can I confirm?")."""
-    stop = _NEXT_STOP.search(folded, end)
-    return stop is not None and stop.group() == "?"
+def _next_stops(folded: str) -> list[str]:
+    """For each offset, the first sentence or clause mark at or after it ("" if none):
+    computed once per line, from the right, instead of a search per phrase found."""
+    stops = [""] * (len(folded) + 1)
+    following = ""
+    for position in range(len(folded) - 1, -1, -1):
+        if folded[position] in _STOP_MARKS:
+            following = folded[position]
+        stops[position] = following
+    return stops
 
 
 def _starts_clause(folded: str, start: int) -> bool:
-    before = folded[:start].rstrip()
-    return not before or before[-1] in _CLAUSE_ENDS
+    """Does a clause begin at `start`: only blanks between it and the line's start or a
+    clause mark? Looks back over the blanks alone."""
+    position = start - 1
+    while position >= 0 and folded[position].isspace():
+        position -= 1
+    return position < 0 or folded[position] in _CLAUSE_ENDS
 
 
 def _is_alone(line: str, folded: str, start: int, end: int) -> bool:

@@ -19,7 +19,7 @@ from nexusmail.clock import iso
 from nexusmail.config import Settings
 from nexusmail.mail.addresses import is_support_recipient
 from nexusmail.mail.parsed import ParsedMail
-from nexusmail.mail.reply_reading import read_reply
+from nexusmail.mail.reply_reading import ReplyReading, read_reply
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets.assignments import find_assignment_for_reply, record_reply
 from nexusmail.tickets.cases import (
@@ -51,6 +51,9 @@ class InboundMail:
     # Equal for every delivery of one mail (nexusmail.mail.fingerprint); None when the
     # mail could not be read (a quarantined one): then only identical bytes are copies.
     content_sha256: str | None = None
+    # The body read as a technician's answer, done before the writer (see ingest.prepare);
+    # None: read here (a retried or hand-made mail).
+    reading: ReplyReading | None = None
     # Imported history (`nexusmail import mbox`): a case it opens is not acknowledged.
     acknowledge: bool = True
     # A retry of this quarantined inbound row (`nexusmail quarantine retry`): the row is
@@ -107,7 +110,7 @@ def apply_inbound(
     if match is not None:
         # body_text, not body_html: for HTML-only mail it was converted with blockquotes as
         # "> " lines, while sanitizing dropped the class markers of the quote blocks.
-        reading = read_reply(mail.body_text)
+        reading = inbound.reading or read_reply(mail.body_text)
         effect = record_reply(tx, match, reading, message, sender=sender, now=now,
                               settings=settings)
         return replace(_finish(tx, inbound_id, Outcome.TECHNICIAN_REPLY,

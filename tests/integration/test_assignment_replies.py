@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
@@ -209,3 +210,39 @@ async def test_later_assignment_carries_only_the_customers_files(case: Case) -> 
     mails = await case.sink.wait_for_async(5, within_s=15)
     [to_ana] = [m for m in mails if m.rcpt_tos == ["ana@firm.test"]]
     assert list(to_ana.message().iter_attachments()) == []
+
+
+async def test_a_megabyte_reply_line_stalls_nothing(tmp_path: Path, relay: Controller) -> None:
+    """A technician's reply that is one 1 MB line of verdict words gets its 250 within
+    2 s, and a customer's mail sent meanwhile is not held behind it by more than 1 s
+    (reading a reply is linear, capped, and done before the store's writer)."""
+    settings = make_settings(tmp_path / "data", relay_port=relay.port,
+                             ingest={"parse_processes": 1})
+    async with running_daemon(settings) as daemon:
+        case = Case(daemon, relay.handler)
+        await case.open()
+        customer = EmailMessage()
+        customer["From"] = "altro@example.it"
+        customer["To"] = SUPPORT
+        customer["Subject"] = "Perdita d'acqua"
+        customer.set_content("Il rubinetto perde.")
+
+        async def timed(sending: Any) -> float:
+            started = asyncio.get_running_loop().time()
+            assert await sending == 250
+            return asyncio.get_running_loop().time() - started
+
+        alone = await timed(_code(daemon.send(customer.as_bytes())))
+        huge = "confermo rifiuto ok no si da " * 36_000  # ~1 MB, not one line break
+        reply_s, during_s = await asyncio.gather(
+            timed(case.reply("luca@firm.test", huge)),
+            timed(_code(daemon.send(customer.as_bytes().replace(b"Perdita", b"Tubo")))))
+        assert reply_s < 2.0
+        assert during_s < alone + 1.0
+        states = await case.assignment_rows()
+        assert states["luca@firm.test"][0] == "unclear"  # its opening says both
+
+
+async def _code(sending: Any) -> int:
+    code, _ = await sending
+    return int(code)

@@ -1,0 +1,86 @@
+"""Every text function on the ingest path is linear in its input: ten times the input
+costs about ten times the time, never a hundred (one hostile mail must not stall the
+others). Inputs are the shapes that made readers quadratic elsewhere: one huge line,
+a keyword repeated without punctuation, many markers, many nested quote blocks.
+
+Timing on a shared machine is noisy, so each size is measured as the best of a few runs
+and the bound is generous: 30x for 10x the input (quadratic work would show ~100x).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from nexusmail.ingest.charsets import decode_bytes, decode_header
+from nexusmail.mail.html import html_to_text
+from nexusmail.mail.language import guess_language
+from nexusmail.mail.quote_strip import cut_html_quote, fold, strip_quote
+from nexusmail.mail.reply_reading import read_reply
+
+RUNS = 3
+MAX_RATIO = 30
+
+
+def _best(fn: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(RUNS):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def _ratio(make: Callable[[int], object], run: Callable[[object], object], n: int) -> float:
+    small, large = make(n), make(10 * n)
+    return _best(lambda: run(large)) / max(_best(lambda: run(small)), 1e-6)
+
+
+CASES: list[tuple[str, Callable[[int], object], Callable[[object], object], int]] = [
+    ("read_reply: one line of repeated keywords",
+     lambda n: "ok si da confermo no " * n, lambda x: read_reply(str(x)), 2_000),
+    ("read_reply: keywords without spaces or punctuation",
+     lambda n: "okokok " + "confermo" * n, lambda x: read_reply(str(x)), 5_000),
+    ("read_reply: many short lines",
+     lambda n: "va bene\n" * n, lambda x: read_reply(str(x)), 5_000),
+    ("strip_quote: attribution lines and blank lines",
+     lambda n: "On Mon, 3 Mar 2025 at 10:00, X <x@y.it> wrote:\n\n\n" * n,
+     lambda x: strip_quote(str(x)), 2_000),
+    ("strip_quote: a single huge line",
+     lambda n: "on " + "1 " * n + "wrote:", lambda x: strip_quote(str(x)), 20_000),
+    ("cut_html_quote: many quote divs",
+     lambda n: '<div class="gmail_quote"><div>q</div></div>text' * n,
+     lambda x: cut_html_quote(str(x)), 2_000),
+    ("html_to_text: many paragraphs",
+     lambda n: "<p>Buongiorno, la caldaia non parte.</p>" * n,
+     lambda x: html_to_text(str(x)), 2_000),
+    ("guess_language: a long text", lambda n: "si la caldaia non parte e " * n,
+     lambda x: guess_language(str(x)), 5_000),
+    ("fold: a long text", lambda n: "ÎN DATA ȘI ŞI perché " * n, lambda x: fold(str(x)),
+     20_000),
+    ("decode_bytes: unlabelled 8-bit text", lambda n: "instalaţie încălzire ".encode(
+        "cp1250") * n, lambda x: decode_bytes(bytes(x), None), 5_000),  # type: ignore[arg-type]
+    ("decode_header: many encoded words", lambda n: "=?utf-8?q?caldaia_=C3=A8?= " * n,
+     lambda x: decode_header(str(x)), 1_000),
+]
+
+
+@pytest.mark.parametrize(("name", "make", "run", "n"), CASES, ids=[c[0] for c in CASES])
+def test_ten_times_the_input_costs_about_ten_times(
+    name: str, make: Callable[[int], object], run: Callable[[object], object], n: int
+) -> None:
+    """The function's time grows linearly with the hostile input described by its id."""
+    ratio = _ratio(make, run, n)
+    assert ratio < MAX_RATIO, f"{name}: 10x the input took {ratio:.0f}x the time"
+
+
+def test_a_megabyte_line_gets_a_verdict_quickly() -> None:
+    """A reply of one 1 MB line of keywords is read (as unclear: the verdict comes from
+    its opening only) well within the time a mail may take."""
+    line = "confermo rifiuto ok no " * 45_000
+    started = time.perf_counter()
+    reading = read_reply(line)
+    assert time.perf_counter() - started < 2.0
+    assert reading.verdict == "unclear"
