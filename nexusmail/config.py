@@ -144,6 +144,13 @@ class RepliesSettings(_Section):
     secret_keys: tuple[SecretStr, ...] = ()
 
 
+class SecuritySettings(_Section):
+    # The authserv-id of the firm's own receiving MTA (the first word of the
+    # Authentication-Results headers it adds). When it says DMARC failed for a reply's
+    # From domain, the reply never changes an assignment. Empty: no such header is read.
+    trusted_authserv_id: str = ""
+
+
 class SchedulerSettings(_Section):
     # Schedule dates are calendar dates in the company's time zone (DST never moves them).
     timezone: str = "Europe/Rome"
@@ -236,6 +243,7 @@ class Settings(_Section):
     ingest: IngestSettings = IngestSettings()
     log: LogSettings = LogSettings()
     replies: RepliesSettings = RepliesSettings()
+    security: SecuritySettings = SecuritySettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     imap: ImapSettings = ImapSettings()
 

@@ -37,6 +37,7 @@ from nexusmail.ingest.charsets import (
 )
 from nexusmail.mail.html import html_to_text, sanitize_html
 from nexusmail.mail.parsed import MailAttachment, ParsedMail
+from nexusmail.mail.sender import MAX_RESULTS_HEADERS, from_problem
 
 # The fields the classifier (noise, threading) and the admin page read.
 CLASSIFIER_HEADERS = frozenset({
@@ -48,6 +49,7 @@ CLASSIFIER_HEADERS = frozenset({
 _MAX_IDS = 100          # References grows with a thread; keep the most recent ones
 _HTML_TEXT_FACTOR = 2    # HTML converted to text: at most this many times max_body_chars
 _MAX_ID_CHARS = 250     # RFC 5322 §2.1.1 line limit is 998; real ids are far shorter
+MAX_RESULTS_CHARS = 2000  # one Authentication-Results value kept; real ones are shorter
 _ID_IN_ANGLES = re.compile(r"<\s*([^<>\s]+?)\s*>")
 _ID_BARE = re.compile(r"[!-~]+@[!-~]+")
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -169,6 +171,8 @@ class _Head:
     reply_to: tuple[str, ...] = ()
     date: datetime | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    sender_problem: str = ""
+    authentication_results: tuple[str, ...] = ()
 
 
 def _read_head(message: Message, defects: list[str]) -> _Head:
@@ -193,6 +197,10 @@ def _read_head(message: Message, defects: list[str]) -> _Head:
             for name, value in first.items()
             if name in CLASSIFIER_HEADERS
         },
+        sender_problem=from_problem(raw.get("from", [])),
+        authentication_results=tuple(
+            _fold(v)[:MAX_RESULTS_CHARS] for v in raw.get("authentication-results", [])
+        )[:MAX_RESULTS_HEADERS],
     )
 
 
@@ -334,6 +342,8 @@ def _assemble(
         content_type=message.get_content_type().lower(),
         defects=tuple(dict.fromkeys(defects)),
         search_text=normalize_romanian(head.subject + "\n" + body_text),
+        sender_problem=head.sender_problem,
+        authentication_results=head.authentication_results,
     )
 
 

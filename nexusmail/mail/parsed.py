@@ -36,6 +36,10 @@ class ParsedMail:
     content_type: str = "text/plain"   # of the top-level part, lower case
     defects: tuple[str, ...] = ()      # what was wrong with the MIME and how we coped
     search_text: str = ""              # body + subject with Romanian cedillas normalised
+    # Why the From cannot be believed enough to act on ("" when it can): see mail.sender.
+    sender_problem: str = ""
+    # The Authentication-Results headers as received (a trusted MTA's DMARC verdict).
+    authentication_results: tuple[str, ...] = ()
 
     def header(self, name: str) -> str:
         return self.headers.get(name.lower(), "")

@@ -20,8 +20,9 @@ from nexusmail.config import Settings
 from nexusmail.mail.addresses import is_support_recipient
 from nexusmail.mail.parsed import ParsedMail
 from nexusmail.mail.reply_reading import ReplyReading, read_reply
+from nexusmail.mail.sender import dmarc_failed
 from nexusmail.storage.connections import WriteTx
-from nexusmail.tickets.assignments import find_assignment_for_reply, record_reply
+from nexusmail.tickets.assignments import ReplyFacts, find_assignment_for_reply, record_reply
 from nexusmail.tickets.cases import (
     NewMessage,
     StoredAttachment,
@@ -111,7 +112,9 @@ def apply_inbound(
         # body_text, not body_html: for HTML-only mail it was converted with blockquotes as
         # "> " lines, while sanitizing dropped the class markers of the quote blocks.
         reading = inbound.reading or read_reply(mail.body_text)
-        effect = record_reply(tx, match, reading, message, sender=sender, now=now,
+        facts = ReplyFacts(sender=sender, sender_doubt=_sender_doubt(mail, sender, settings),
+                           mail_date=mail.date)
+        effect = record_reply(tx, match, reading, message, facts=facts, now=now,
                               settings=settings)
         return replace(_finish(tx, inbound_id, Outcome.TECHNICIAN_REPLY,
                                match.intervention_number, effect.note or f"{effect.verdict}"),
@@ -224,6 +227,16 @@ def _thread_facts(tx: WriteTx, mail: ParsedMail, sender: str) -> ThreadFacts:
             "SELECT 1 FROM participants WHERE email = ? AND intervention_number = ?",
             (sender, tag)).fetchone() is not None
     return ThreadFacts(referenced, tag, tag_exists, participant)
+
+
+def _sender_doubt(mail: ParsedMail, sender: str, settings: Settings) -> str:
+    """Why this mail's From cannot be believed enough to act on ("" when it can)."""
+    if mail.sender_problem:
+        return mail.sender_problem
+    if dmarc_failed(mail.authentication_results, settings.security.trusted_authserv_id,
+                    sender.rpartition("@")[2]):
+        return "DMARC failed for the From domain (trusted Authentication-Results)"
+    return ""
 
 
 def _look_alike_case(tx: WriteTx, mail: ParsedMail, sender: str) -> int | None:

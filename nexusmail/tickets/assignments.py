@@ -9,6 +9,8 @@ comes from that assignment's employee and the intervention is open (DESIGN invar
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -208,26 +210,37 @@ class ReplyEffect:
     note: str                  # why it did not act, for the inbound log
 
 
+@dataclass(frozen=True)
+class ReplyFacts:
+    """What decides whether a reply may change its assignment, beyond who it matched."""
+
+    sender: str                 # the From address
+    sender_doubt: str = ""      # why the From cannot be believed ("": it can)
+    mail_date: datetime | None = None   # its Date:, None when missing
+
+
 def record_reply(
     tx: WriteTx,
     match: AssignmentMatch,
     reading: ReplyReading,
     message: NewMessage,
     *,
-    sender: str,
+    facts: ReplyFacts,
     now: datetime,
     settings: Settings,
 ) -> ReplyEffect:
-    """Put the reply on the thread; change the assignment if its employee sent it."""
+    """Put the reply on the thread; change the assignment only when its employee sent
+    it provably (see `_refusal`)."""
     number = match.intervention_number
-    verified = base_address(sender) == match.employee_email
+    # Bounded by arrival: a Date in the future cannot make a reply outrank later ones.
+    written_at = min(facts.mail_date or now, now)
+    answer_key = _answer_key(reading)
+    refusal = _refusal(tx, match, facts, written_at, answer_key)
+    # Shown as verified when the technician provably wrote it, acted on or not.
+    verified = not refusal or refusal in _REPLAY_NOTES
     is_open = intervention_status(tx, number) is Status.OPEN
-    note = ""
-    if not verified:
-        note = "sender is not the assigned employee"
-    elif not is_open:
-        note = "intervention is closed"
-    acts = verified and is_open
+    note = refusal or ("" if is_open else CLOSED_NOTE)
+    acts = not note
     new_status = _next_status(match.status, reading.verdict) if acts else match.status
     add_message(tx, number, NewMessage(
         kind=MessageKind.TECHNICIAN_REPLY, direction=Direction.IN, subject=message.subject,
@@ -241,7 +254,7 @@ def record_reply(
     ), now=now)
     if not acts:
         log.warning("assignment.reply_not_acted", intervention=number,
-                    assignment_id=match.assignment_id, sender=sender, why=note)
+                    assignment_id=match.assignment_id, sender=facts.sender, why=note)
         return ReplyEffect(False, verified, reading.verdict, note)
     decided = reading.verdict in (Verdict.CONFIRMED, Verdict.REJECTED)
     tx.execute(
@@ -251,9 +264,52 @@ def record_reply(
     )
     _queue_follow_up_mails(tx, match, reading, reply_message_id=message.message_id, now=now,
                            settings=settings)
+    if decided:
+        tx.execute("UPDATE assignments SET decided_mail_date = ? WHERE id = ?",
+                   (iso(written_at), match.assignment_id))
+        tx.execute("INSERT INTO assignment_answers (assignment_id, body_sha256, verdict,"
+                   " applied_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                   (match.assignment_id, answer_key, reading.verdict, iso(now)))
     log.info(f"assignment.{reading.verdict}", intervention=number,
              assignment_id=match.assignment_id, employee=match.employee_email)
     return ReplyEffect(True, verified, reading.verdict, "")
+
+
+CLOSED_NOTE = "intervention is closed"
+OLDER_NOTE = "older than the answer already applied"
+REPEATED_NOTE = "the same answer as one already applied (a replay?)"
+_REPLAY_NOTES = (OLDER_NOTE, REPEATED_NOTE)
+
+
+def _refusal(tx: WriteTx, match: AssignmentMatch, facts: ReplyFacts, written_at: datetime,
+             answer_key: str) -> str:
+    """Why this reply must not change its assignment ("" when it may).
+
+    The sender must be the assigned employee, by a From every parser reads alike and no
+    trusted DMARC failure; and the mail must prove it answers the assignment mail: the
+    signed Reply-To token, or In-Reply-To/References naming that mail's unguessable
+    Message-ID. A subject tag is on every mail of the case, so it proves nothing.
+    An answer older than the one in force, or the very same answer again, is a replay."""
+    if base_address(facts.sender) != match.employee_email:
+        return "sender is not the assigned employee"
+    if facts.sender_doubt:
+        return f"sender in doubt: {facts.sender_doubt}"
+    if match.matched_by == "tag":
+        return "matched by the subject tag only: no proof it answers the assignment mail"
+    row = tx.execute("SELECT decided_mail_date FROM assignments WHERE id = ?",
+                     (match.assignment_id,)).fetchone()
+    if row is not None and row[0] and iso(written_at) < row[0]:
+        return OLDER_NOTE
+    if tx.execute("SELECT 1 FROM assignment_answers WHERE assignment_id = ?"
+                  " AND body_sha256 = ?", (match.assignment_id, answer_key)).fetchone():
+        return REPEATED_NOTE
+    return ""
+
+
+def _answer_key(reading: ReplyReading) -> str:
+    """The same words (case and spacing aside) give the same key."""
+    folded = " ".join(reading.body.casefold().split())
+    return hashlib.sha256(f"{reading.verdict}\n{folded}".encode()).hexdigest()
 
 
 def _next_status(current: str, verdict: Verdict) -> str:
@@ -288,3 +344,45 @@ def _queue_follow_up_mails(tx: WriteTx, match: AssignmentMatch,
                 language=settings.mail.default_language, context=context,
                 intervention_number=number,
             ), now=now, domain=domain)
+
+
+def apply_reply_as_operator(tx: WriteTx, message_id: int, *, operator: str, now: datetime,
+                            settings: Settings) -> int:
+    """An operator applies a technician's reply that was kept without acting (a tag-only
+    match, a From in doubt, a replay...): its verdict becomes the assignment's, the echo
+    and notices go out as for a reply that acted, and the thread says who applied it.
+    Returns the intervention's number."""
+    row = tx.execute("SELECT intervention_number, kind, verdict, body_text, extra FROM messages"
+                     " WHERE id = ?", (message_id,)).fetchone()
+    if row is None or row["kind"] != MessageKind.TECHNICIAN_REPLY:
+        raise NotFound(f"no technician reply {message_id}")
+    extra = json.loads(row["extra"] or "{}")
+    if extra.get("acted") or extra.get("applied_by"):
+        raise Conflict("this reply was applied already")
+    if row["verdict"] not in (Verdict.CONFIRMED, Verdict.REJECTED):
+        raise Conflict("this reply says neither yes nor no: assign or call instead")
+    number = int(row["intervention_number"])
+    if intervention_status(tx, number) is not Status.OPEN:
+        raise Conflict(f"intervention {number} is closed")
+    match = _load(tx, "token", (extra.get("assignment_id"),))
+    if match is None:
+        raise NotFound("the assignment of this reply no longer exists")
+    verdict = Verdict(row["verdict"])
+    reading = ReplyReading(verdict, str(extra.get("reason", "")), row["body_text"])
+    tx.execute("UPDATE assignments SET status = ?, reason = ?, decided_at = ?,"
+               " decided_mail_date = ? WHERE id = ?",
+               (_next_status(match.status, verdict), reading.reason, iso(now), iso(now),
+                match.assignment_id))
+    extra.update(applied_by=operator, applied_at=iso(now))
+    tx.execute("UPDATE messages SET extra = ? WHERE id = ?",
+               (json.dumps(extra, ensure_ascii=False), message_id))
+    add_message(tx, number, NewMessage(
+        kind=MessageKind.NOTE, direction=Direction.INTERNAL, author=operator,
+        body_text=f"Applied the reply of {match.employee_email} ({verdict}) by hand.",
+        extra={"applied_message": message_id},
+    ), now=now)
+    _queue_follow_up_mails(tx, match, reading, reply_message_id=None, now=now,
+                           settings=settings)
+    log.info("assignment.applied_by_operator", intervention=number,
+             assignment_id=match.assignment_id, operator=operator, verdict=str(verdict))
+    return number

@@ -18,7 +18,7 @@ from nexusmail.clock import FakeClock
 from nexusmail.config import Settings
 from nexusmail.dispatch.compose import Composer, OutboxRow
 from nexusmail.mail.reply_reading import read_reply
-from nexusmail.tickets.assignments import AssignmentMatch, record_reply
+from nexusmail.tickets.assignments import AssignmentMatch, ReplyFacts, record_reply
 from nexusmail.tickets.cases import NewMessage, add_employee
 from nexusmail.tickets.models import Direction, MessageKind
 from nexusmail.tickets.reply_tokens import verify_token
@@ -336,8 +336,8 @@ async def reply(api: Api, settings: Settings, clock: FakeClock, number: int, ema
     message = NewMessage(kind=MessageKind.TECHNICIAN_REPLY, direction=Direction.IN,
                          subject="Re: assignment", from_addr=sender or email, body_text=text)
     await api.store.write(lambda tx: record_reply(
-        tx, match, reading, message, sender=sender or email, now=clock.now(),
-        settings=settings))
+        tx, match, reading, message, facts=ReplyFacts(sender=sender or email),
+        now=clock.now(), settings=settings))
 
 
 async def test_needs_attention_follows_the_replies(

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from admin_harness import add_operator, csrf_of, logged_in
 from aiosmtpd.controller import Controller
 from daemon_harness import SUPPORT, Daemon, make_settings, running_daemon
 from smtp_sink import Captured, CaptureHandler
@@ -246,3 +247,133 @@ async def test_a_megabyte_reply_line_stalls_nothing(tmp_path: Path, relay: Contr
 async def _code(sending: Any) -> int:
     code, _ = await sending
     return int(code)
+
+
+def raw_reply(case: Case, employee: str, body: str, *, from_lines: list[str],
+              token: bool = True, refs: bool = True, subject_tag: bool = True,
+              date: str | None = None, extra: str = "") -> bytes:
+    """A reply written byte by byte, so its From can be any trick a forger uses."""
+    original = case.mails[employee].message()
+    to = str(original["Reply-To"]) if token else SUPPORT
+    head = [*(f"From: {line}" for line in from_lines), f"To: {to}",
+            "Subject: Re: " + (str(original["Subject"]) if subject_tag else "intervento"),
+            f"Message-ID: <{_id_part(body, from_lines, date)}@phone.example>"]
+    if refs:
+        head.append(f"In-Reply-To: {original['Message-ID']}")
+    if date:
+        head.append(f"Date: {date}")
+    return ("\r\n".join(head) + "\r\n" + extra + "\r\n" + body + "\r\n").encode()
+
+
+def _id_part(body: str, from_lines: list[str], date: str | None) -> str:
+    return hashlib.sha256(f"{body}{from_lines}{date}".encode()).hexdigest()[:20]
+
+
+async def send_raw(case: Case, raw: bytes, rcpt: str) -> int:
+    code, _ = await case.daemon.send(raw, sender="anyone@evil.example", recipients=[rcpt])
+    return code
+
+
+async def test_a_forged_from_with_the_subject_tag_decides_nothing(case: Case) -> None:
+    """From: the technician and [#1] in the subject, but neither the signed Reply-To nor
+    the assignment mail's Message-ID: kept on the thread, unverified, assignment pending."""
+    raw = raw_reply(case, "luca@firm.test", "Rifiuto, non vengo.",
+                    from_lines=["Luca Bianchi <luca@firm.test>"], token=False, refs=False)
+    assert await send_raw(case, raw, SUPPORT) == 250
+    assert (await case.assignment_rows())["luca@firm.test"][0] == "pending"
+    data = await case.intervention()
+    [reply] = [m for m in data["messages"] if m["kind"] == "technician_reply"]
+    assert (reply["verified"], reply["extra"]["matched_by"]) == (False, "tag")
+    [(reason,)] = await case.daemon.query("SELECT reason FROM inbound ORDER BY id DESC LIMIT 1")
+    assert "subject tag only" in reason
+
+
+@pytest.mark.parametrize("from_lines", [
+    ["luca@firm.test <evil@evil.example>"],
+    ["<luca@firm.test>evil@evil.example"],
+    ["luca@firm.test, evil@evil.example"],
+    ["Luca <luca@firm.test>", "Evil <evil@evil.example>"],
+])
+async def test_from_parser_tricks_never_act(case: Case, from_lines: list[str]) -> None:
+    """With the right token even, a From that parsers could read as someone else is
+    recorded as unverified and decides nothing."""
+    raw = raw_reply(case, "luca@firm.test", "Confermo.", from_lines=from_lines)
+    to = str(case.mails["luca@firm.test"].message()["Reply-To"])
+    assert await send_raw(case, raw, to) == 250
+    assert (await case.assignment_rows())["luca@firm.test"][0] == "pending"
+    [(outcome, reason)] = await case.daemon.query(
+        "SELECT outcome, reason FROM inbound ORDER BY id DESC LIMIT 1")
+    assert outcome == "technician_reply"
+    assert reason.startswith(("sender in doubt", "sender is not the assigned employee"))
+
+
+async def test_a_trusted_dmarc_failure_forbids_acting(tmp_path: Path, relay: Controller) -> None:
+    """When the firm's own MTA ([security] trusted_authserv_id) says DMARC failed for the
+    From domain, the reply is kept but decides nothing; another server's say-so is ignored."""
+    settings = make_settings(tmp_path / "data", relay_port=relay.port,
+                             security={"trusted_authserv_id": "mx.firm.test"})
+    async with running_daemon(settings) as daemon:
+        case = Case(daemon, relay.handler)
+        await case.open()
+        to = str(case.mails["luca@firm.test"].message()["Reply-To"])
+        failed = "Authentication-Results: mx.firm.test; dmarc=fail header.from=firm.test\r\n"
+        raw = raw_reply(case, "luca@firm.test", "Confermo.", from_lines=["luca@firm.test"],
+                        extra=failed)
+        assert await send_raw(case, raw, to) == 250
+        assert (await case.assignment_rows())["luca@firm.test"][0] == "pending"
+        forged = failed.replace("mx.firm.test", "mx.evil.example")
+        raw = raw_reply(case, "luca@firm.test", "Confermo!", from_lines=["luca@firm.test"],
+                        extra=forged)
+        assert await send_raw(case, raw, to) == 250
+        assert (await case.assignment_rows())["luca@firm.test"][0] == "confirmed"
+
+
+async def test_an_earlier_answer_sent_again_does_not_flip_the_decision(case: Case) -> None:
+    """Confirm, then reject: re-sending the confirmation with a new Message-ID changes
+    nothing, whether it keeps its old Date (older than the rejection) or claims a new one
+    (the same answer as one already applied)."""
+    to = str(case.mails["luca@firm.test"].message()["Reply-To"])
+    early, later, newest = ("Mon, 2 Mar 2026 09:00:00 +0100", "Mon, 2 Mar 2026 10:00:00 +0100",
+                            "Mon, 2 Mar 2026 11:00:00 +0100")
+    confirm = raw_reply(case, "luca@firm.test", "Confermo.", from_lines=["luca@firm.test"],
+                        date=early)
+    assert await send_raw(case, confirm, to) == 250
+    reject = raw_reply(case, "luca@firm.test", "Rifiuto, imprevisto.",
+                       from_lines=["luca@firm.test"], date=later)
+    assert await send_raw(case, reject, to) == 250
+    assert (await case.assignment_rows())["luca@firm.test"][0] == "rejected"
+    replayed = confirm.replace(b"Message-ID: <", b"Message-ID: <again")
+    assert await send_raw(case, replayed, to) == 250
+    redated = raw_reply(case, "luca@firm.test", "Confermo.", from_lines=["luca@firm.test"],
+                        date=newest)
+    assert await send_raw(case, redated, to) == 250
+    assert (await case.assignment_rows())["luca@firm.test"][0] == "rejected"
+    reasons = [r for (r,) in await case.daemon.query(
+        "SELECT reason FROM inbound WHERE outcome = 'technician_reply' ORDER BY id")]
+    assert reasons[2:] == ["older than the answer already applied",
+                           "the same answer as one already applied (a replay?)"]
+
+
+async def test_the_operator_applies_a_kept_reply_with_one_click(case: Case) -> None:
+    """A tag-only reply is offered on the thread page with an "Apply" button; one click
+    (or the API) applies its verdict, says who did, and cannot be applied twice."""
+    raw = raw_reply(case, "luca@firm.test", "Rifiuto, sono in ferie.",
+                    from_lines=["luca@firm.test"], token=False, refs=False)
+    assert await send_raw(case, raw, SUPPORT) == 250
+    [(message_id,)] = await case.daemon.query(
+        "SELECT id FROM messages WHERE kind = 'technician_reply'")
+    await add_operator(case.daemon, "anna@firm.test")
+    async with logged_in(case.daemon, "anna@firm.test") as page:
+        thread = await page.get("/interventions/1")
+        assert f'action="/messages/{message_id}/apply"' in thread.text
+        assert "Apply: rejected" in thread.text
+        applied = await page.post(f"/messages/{message_id}/apply",
+                                  data={"csrf_token": csrf_of(thread.text)})
+        assert applied.status_code == 303
+        assert "Apply: rejected" not in (await page.get("/interventions/1")).text
+    assert (await case.assignment_rows())["luca@firm.test"] == ("rejected", "sono in ferie.")
+    again = await case.api("POST", f"/messages/{message_id}/apply")
+    assert again.status_code == 409
+    data = await case.intervention()
+    [reply] = [m for m in data["messages"] if m["kind"] == "technician_reply"]
+    assert reply["extra"]["applied_by"] == "operator:anna@firm.test"

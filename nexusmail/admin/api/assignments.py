@@ -36,7 +36,7 @@ from nexusmail.admin.api.models import AssignmentIn
 from nexusmail.config import Settings
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets import queries
-from nexusmail.tickets.assignments import assign
+from nexusmail.tickets.assignments import apply_reply_as_operator, assign
 from nexusmail.tickets.cases import (
     Conflict,
     NewMessage,
@@ -63,6 +63,7 @@ def assignment_routes(services: ApiServices) -> list[Route]:
     return [
         Route("/interventions/{number:int}/assignments", h.add_assignment, methods=["POST"]),
         Route("/interventions/{number:int}/notes", h.add_note, methods=["POST"]),
+        Route("/messages/{id:int}/apply", h.apply_reply, methods=["POST"]),
     ]
 
 
@@ -115,6 +116,19 @@ class _Handlers:
         async with self.s.store.read() as conn:
             assignment = await queries.get_assignment(conn, assignment_id)
         return JSONResponse(assignment, status_code=201)
+
+    async def apply_reply(self, request: Request) -> Response:
+        """A technician's reply kept without acting, applied by hand; answers the
+        intervention as it is now."""
+        token = await authenticate(self.s, request)
+        message_id = path_id(request, "id")
+        now, settings = self.s.clock.now(), self.s.settings
+        number = await self.s.store.write(lambda tx: apply_reply_as_operator(
+            tx, message_id, operator=f"api:{token.name}", now=now, settings=settings))
+        self.s.on_outbox()
+        async with self.s.store.read() as conn:
+            detail = await queries.get_intervention(conn, number)
+        return JSONResponse(detail)
 
     async def add_note(self, request: Request) -> Response:
         token = await authenticate(self.s, request)

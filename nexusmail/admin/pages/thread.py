@@ -32,7 +32,7 @@ from nexusmail.admin.pages.base import (
 from nexusmail.mail.html import sanitize_html
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets import queries
-from nexusmail.tickets.assignments import assign
+from nexusmail.tickets.assignments import apply_reply_as_operator, assign
 from nexusmail.tickets.cases import (
     NewMessage,
     StoredAttachment,
@@ -62,6 +62,7 @@ def thread_routes(pages: Pages) -> list[Route]:
         Route(n + "/notes", h.add_note, methods=["POST"]),
         Route(n + "/close", h.close, methods=["POST"]),
         Route(n + "/reopen", h.reopen, methods=["POST"]),
+        Route("/messages/{id:int}/apply", h.apply_reply, methods=["POST"]),
         Route("/attachments/{id:int}", h.attachment, methods=["GET"]),
         Route("/attachments/{id:int}/preview", h.preview, methods=["GET"]),
         Route("/messages/{id:int}/raw", h.raw_message, methods=["GET"]),
@@ -145,6 +146,22 @@ class _Handlers:
                  operator=operator.email)
         return redirect(f"/interventions/{number}",
                         f"Assigned {email}; the assignment mail is on its way.", request)
+
+    async def apply_reply(self, request: Request) -> Response:
+        """The operator applies a technician's reply that was kept without acting."""
+        operator = await self.p.operator(request)
+        message_id = _path_number(request, "id")
+        async with request.form(max_files=0, max_fields=5) as form:
+            check_csrf(request, form)
+        now, settings = self.p.services.clock.now(), self.p.services.settings
+        number = await self.p.services.store.write(lambda tx: apply_reply_as_operator(
+            tx, message_id, operator=f"operator:{operator.email}", now=now,
+            settings=settings))
+        self.p.services.on_outbox()
+        log.info("admin.reply_applied", intervention=number, message=message_id,
+                 operator=operator.email)
+        return redirect(f"/interventions/{number}#m{message_id}",
+                        "The reply was applied to its assignment.", request)
 
     async def add_note(self, request: Request) -> Response:
         operator = await self.p.operator(request)
