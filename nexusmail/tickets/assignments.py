@@ -25,15 +25,20 @@ from nexusmail.mail.parsed import ParsedMail
 from nexusmail.mail.reply_reading import ReplyReading, Verdict
 from nexusmail.storage.connections import INTEGRITY_ERRORS, WriteTx
 from nexusmail.tickets.cases import Conflict, NewMessage, NotFound, add_message, intervention_status
-from nexusmail.tickets.models import Direction, MessageKind, Status
+from nexusmail.tickets.models import (
+    AssignmentStatus,
+    Direction,
+    MatchedBy,
+    MessageKind,
+    OutboxKind,
+    Status,
+)
 from nexusmail.tickets.new_requests import own_domain
 from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
 from nexusmail.tickets.reply_tokens import make_token, parse_token, reply_address, verify_token
 from nexusmail.tickets.tags import format_tag, parse_tag
 
 log = structlog.get_logger(__name__)
-
-PENDING, CONFIRMED, REJECTED, UNCLEAR = "pending", "confirmed", "rejected", "unclear"
 
 # The customer's files travel on the assignment mail up to this total; bigger ones are
 # only listed (many receiving servers refuse mails over 10-25 MB).
@@ -47,8 +52,8 @@ class AssignmentMatch:
     employee_email: str
     employee_name: str
     employee_language: str
-    status: str
-    matched_by: str            # token | message_id | tag
+    status: AssignmentStatus
+    matched_by: MatchedBy
 
 
 def assign(
@@ -89,7 +94,7 @@ def assign(
     )
     message_id = enqueue_mail(
         tx,
-        OutgoingMail(kind="assignment", recipient=employee["email"], template="assignment",
+        OutgoingMail(kind=OutboxKind.ASSIGNMENT, recipient=employee["email"], template="assignment",
                      language=employee["language"], context=context,
                      intervention_number=number, thread_kind=MessageKind.ASSIGNMENT_MAIL),
         now=now, domain=own_domain(settings),
@@ -166,18 +171,18 @@ def find_assignment_for_reply(
         claimed = parse_token(extension)
         if claimed is None:
             continue
-        match = _load(tx, "token", (claimed.assignment_id,))
+        match = _load(tx, MatchedBy.TOKEN, (claimed.assignment_id,))
         # The signature binds the employee the mail went to; a tampered token fails here.
         if match and verify_token(reply_keys, extension, match.employee_email):
             return match
     refs = [*mail.in_reply_to, *reversed(mail.references)]
     for ref in refs:
-        match = _load(tx, "message_id", (ref,))
+        match = _load(tx, MatchedBy.MESSAGE_ID, (ref,))
         if match:
             return match
     tag = parse_tag(mail.subject)
     if tag is not None:
-        return _load(tx, "tag", (tag, sender))
+        return _load(tx, MatchedBy.TAG, (tag, sender))
     return None
 
 
@@ -187,19 +192,19 @@ _MATCH_SQL = (
 )
 # How a reply can name its assignment; fixed clauses, parameters bound by sqlite.
 _MATCH_BY = {
-    "token": _MATCH_SQL + "a.id = ?",
-    "message_id": _MATCH_SQL + "a.mail_message_id = ?",
-    "tag": _MATCH_SQL + "a.intervention_number = ? AND e.email = ?",
+    MatchedBy.TOKEN: _MATCH_SQL + "a.id = ?",
+    MatchedBy.MESSAGE_ID: _MATCH_SQL + "a.mail_message_id = ?",
+    MatchedBy.TAG: _MATCH_SQL + "a.intervention_number = ? AND e.email = ?",
 }
 
 
-def _load(tx: WriteTx, matched_by: str, params: tuple[Any, ...]
+def _load(tx: WriteTx, matched_by: MatchedBy, params: tuple[Any, ...]
           ) -> AssignmentMatch | None:
     row = tx.execute(_MATCH_BY[matched_by], params).fetchone()
     if row is None:
         return None
     return AssignmentMatch(row["id"], row["intervention_number"], row["email"], row["name"],
-                           row["language"], row["status"], matched_by)
+                           row["language"], AssignmentStatus(row["status"]), matched_by)
 
 
 @dataclass(frozen=True)
@@ -294,7 +299,7 @@ def _refusal(tx: WriteTx, match: AssignmentMatch, facts: ReplyFacts, written_at:
         return "sender is not the assigned employee"
     if facts.sender_doubt:
         return f"sender in doubt: {facts.sender_doubt}"
-    if match.matched_by == "tag":
+    if match.matched_by is MatchedBy.TAG:
         return "matched by the subject tag only: no proof it answers the assignment mail"
     row = tx.execute("SELECT decided_mail_date FROM assignments WHERE id = ?",
                      (match.assignment_id,)).fetchone()
@@ -312,13 +317,15 @@ def _answer_key(reading: ReplyReading) -> str:
     return hashlib.sha256(f"{reading.verdict}\n{folded}".encode()).hexdigest()
 
 
-def _next_status(current: str, verdict: Verdict) -> str:
+def _next_status(current: AssignmentStatus, verdict: Verdict) -> AssignmentStatus:
     if verdict is Verdict.CONFIRMED:
-        return CONFIRMED
+        return AssignmentStatus.CONFIRMED
     if verdict is Verdict.REJECTED:
-        return REJECTED
+        return AssignmentStatus.REJECTED
     # An unreadable reply flags a pending assignment; a decision already taken stands.
-    return UNCLEAR if current in (PENDING, UNCLEAR) else current
+    if current in (AssignmentStatus.PENDING, AssignmentStatus.UNCLEAR):
+        return AssignmentStatus.UNCLEAR
+    return current
 
 
 def _queue_follow_up_mails(tx: WriteTx, match: AssignmentMatch,
@@ -334,13 +341,14 @@ def _queue_follow_up_mails(tx: WriteTx, match: AssignmentMatch,
                    company_name=settings.mail.company_name)
     domain = own_domain(settings)
     enqueue_mail(tx, OutgoingMail(
-        kind="decision_echo", recipient=match.employee_email, template="decision_echo",
+        kind=OutboxKind.DECISION_ECHO, recipient=match.employee_email, template="decision_echo",
         language=match.employee_language, context=context, intervention_number=number,
     ), now=now, domain=domain)
     if reading.verdict is Verdict.REJECTED:
         for operator in settings.mail.operator_addresses:
             enqueue_mail(tx, OutgoingMail(
-                kind="rejection_notice", recipient=operator, template="assignment_rejected",
+                kind=OutboxKind.REJECTION_NOTICE, recipient=operator,
+                template="assignment_rejected",
                 language=settings.mail.default_language, context=context,
                 intervention_number=number,
             ), now=now, domain=domain)
@@ -364,7 +372,7 @@ def apply_reply_as_operator(tx: WriteTx, message_id: int, *, operator: str, now:
     number = int(row["intervention_number"])
     if intervention_status(tx, number) is not Status.OPEN:
         raise Conflict(f"intervention {number} is closed")
-    match = _load(tx, "token", (extra.get("assignment_id"),))
+    match = _load(tx, MatchedBy.TOKEN, (extra.get("assignment_id"),))
     if match is None:
         raise NotFound("the assignment of this reply no longer exists")
     verdict = Verdict(row["verdict"])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from nexusmail.tickets.models import Status
+from nexusmail.tickets.models import AssignmentStatus, Status
 
 
 class Attention(StrEnum):
@@ -34,10 +34,11 @@ def needs_attention(
     """
     flags: list[str] = []
     if status == Status.OPEN:
-        if "rejected" in assignment_statuses and not assignment_statuses & {"confirmed",
-                                                                          "pending"}:
+        decided_or_waiting = {AssignmentStatus.CONFIRMED, AssignmentStatus.PENDING}
+        if (AssignmentStatus.REJECTED in assignment_statuses
+                and not assignment_statuses & decided_or_waiting):
             flags.append(Attention.REJECTED)
-        if "unclear" in assignment_statuses:
+        if AssignmentStatus.UNCLEAR in assignment_statuses:
             flags.append(Attention.UNCLEAR)
     if has_unverified_reply:
         flags.append(Attention.UNVERIFIED)

@@ -49,3 +49,37 @@ class Source(StrEnum):
     EMAIL = "email"
     API = "api"
     SCHEDULE = "schedule"
+
+
+class AssignmentStatus(StrEnum):
+    """Where a technician's assignment stands (assignments.status)."""
+
+    PENDING = "pending"        # mailed, no answer read yet
+    CONFIRMED = "confirmed"
+    REJECTED = "rejected"
+    UNCLEAR = "unclear"        # answered, but not readable as yes or no
+
+
+class MatchedBy(StrEnum):
+    """How an inbound reply was tied to its assignment, strongest proof first."""
+
+    TOKEN = "token"  # noqa: S105 (a name, not a secret) the signed Reply-To address of the assignment mail
+    MESSAGE_ID = "message_id"  # In-Reply-To/References naming the assignment mail
+    TAG = "tag"                # only the case tag in the subject: proves nothing
+
+
+class OutboxStatus(StrEnum):
+    """An outbox row's state; only `pending` rows are ever sent."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class OutboxKind(StrEnum):
+    """Why an outgoing mail was queued (outbox.kind; rate limits count per kind)."""
+
+    ACKNOWLEDGEMENT = "acknowledgement"
+    ASSIGNMENT = "assignment"
+    DECISION_ECHO = "decision_echo"
+    REJECTION_NOTICE = "rejection_notice"

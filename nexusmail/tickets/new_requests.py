@@ -21,13 +21,11 @@ from nexusmail.tickets.cases import (
     create_intervention,
     find_or_create_customer,
 )
-from nexusmail.tickets.models import Direction, MessageKind, Priority, Source
+from nexusmail.tickets.models import Direction, MessageKind, OutboxKind, Priority, Source
 from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail, recent_count
 from nexusmail.tickets.tags import format_tag
 
 log = structlog.get_logger(__name__)
-
-ACK_KIND = "acknowledgement"
 
 
 @dataclass(frozen=True)
@@ -104,7 +102,7 @@ def acknowledge(
     limit = settings.mail.max_acks_per_hour
     if customer.email in settings.mail.support_addresses:
         return None  # never write to ourselves
-    recent = recent_count(tx, recipient=customer.email, kind=ACK_KIND,
+    recent = recent_count(tx, recipient=customer.email, kind=OutboxKind.ACKNOWLEDGEMENT,
                           since=now - timedelta(hours=1))
     if recent >= limit:
         log.warning("ack.rate_limited", intervention=number, recipient=customer.email,
@@ -113,7 +111,7 @@ def acknowledge(
     return enqueue_mail(
         tx,
         OutgoingMail(
-            kind=ACK_KIND, recipient=customer.email, template="acknowledgement",
+            kind=OutboxKind.ACKNOWLEDGEMENT, recipient=customer.email, template="acknowledgement",
             language=language or settings.mail.default_language,
             context={"number": number, "tag": format_tag(number), "subject": subject,
                      "customer_name": customer.name, "company_name": settings.mail.company_name,

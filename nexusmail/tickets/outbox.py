@@ -16,12 +16,12 @@ from typing import Any
 
 from nexusmail.clock import iso
 from nexusmail.storage.connections import WriteTx
-from nexusmail.tickets.models import Direction, MessageKind
+from nexusmail.tickets.models import Direction, MessageKind, OutboxKind
 
 
 @dataclass(frozen=True)
 class OutgoingMail:
-    kind: str                      # acknowledgement | assignment | decision_echo | ...
+    kind: OutboxKind
     recipient: str
     template: str                  # templates/mail/<language>/<template>.{subject,txt,html}.j2
     language: str
@@ -65,7 +65,7 @@ def enqueue_mail(
 
 
 def recent_count(
-    tx: WriteTx, *, recipient: str, kind: str, since: datetime
+    tx: WriteTx, *, recipient: str, kind: OutboxKind, since: datetime
 ) -> int:
     """How many mails of `kind` went (or are going) to `recipient` since `since`."""
     row = tx.execute(

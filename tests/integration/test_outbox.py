@@ -31,7 +31,7 @@ from nexusmail.dispatch.transport import (
 from nexusmail.mail.headers import OWN_MAIL_HEADER
 from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.cases import NewIntervention, create_intervention, find_or_create_customer
-from nexusmail.tickets.models import MessageKind, Source
+from nexusmail.tickets.models import MessageKind, OutboxKind, Source
 from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
 from nexusmail.tickets.store import Store
 
@@ -108,7 +108,7 @@ async def enqueue_ack(
             now=now)
         ctx = {"number": number, "tag": f"[#{number}]", "subject": "Caldaia in blocco",
                "customer_name": "Maria"} if context is None else context
-        mail = OutgoingMail(kind="acknowledgement", recipient=recipient,
+        mail = OutgoingMail(kind=OutboxKind.ACKNOWLEDGEMENT, recipient=recipient,
                             template="acknowledgement", language=language, context=ctx,
                             intervention_number=number,
                             thread_kind=MessageKind.ACKNOWLEDGEMENT)
