@@ -129,8 +129,12 @@ class LimitsSettings(_Section):
 
 
 class IngestSettings(_Section):
-    # Worker processes that parse mails on other cores (0: parse in the daemon).
-    parse_processes: int = Field(1, ge=0, le=64)
+    # Worker processes that parse mails on other cores (0: parse in the daemon). Two, so
+    # one slow mail never stops the intake of the others.
+    parse_processes: int = Field(2, ge=0, le=64)
+    # A mail whose parsing takes longer is quarantined with the reason (never lost) and
+    # its worker replaced; only with parse_processes above 0.
+    parse_timeout_s: float = Field(10.0, gt=0, le=600)
 
 
 class LogSettings(_Section):

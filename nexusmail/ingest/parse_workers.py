@@ -50,6 +50,10 @@ class WorkerLost(Exception):
     """The parse process died before it answered."""
 
 
+class JobTimedOut(Exception):
+    """A job outran its deadline: its worker was killed (and is replaced)."""
+
+
 @dataclass
 class _Worker:
     process: subprocess.Popen[bytes]
@@ -77,16 +81,26 @@ class ParseWorkers:
 
     async def start(self) -> None:
         """Start every worker now (warmed up, answering) rather than on the first mail."""
-        workers = await asyncio.gather(*(self._worker(i) for i in range(len(self._slots))))
-        await asyncio.gather(*(self._call(worker, parse_process.ready, ()) for worker in workers))
+        await asyncio.gather(*(self._worker(i) for i in range(len(self._slots))))
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+    async def run(self, fn: Callable[..., T], *args: Any, timeout_s: float | None = None) -> T:
+        """`fn(*args)` in a worker. Past `timeout_s` the worker is killed and JobTimedOut
+        raised; jobs that were queued behind it on that worker run again on another
+        (once: a job that kills workers itself is not tried a third time)."""
         async with self._ahead:
-            if self._closed:
-                raise WorkerLost("the parse workers are closed")
-            return await self._call(await self._worker(self._least_busy()), fn, args)
+            for attempt in (1, 2):
+                if self._closed:
+                    raise WorkerLost("the parse workers are closed")
+                worker = await self._worker(self._least_busy())
+                try:
+                    return await self._call(worker, fn, args, timeout_s)
+                except WorkerLost:
+                    if attempt == 2:
+                        raise
+            raise AssertionError("unreachable")
 
-    async def _call(self, worker: _Worker, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    async def _call(self, worker: _Worker, fn: Callable[..., T], args: tuple[Any, ...],
+                    timeout_s: float | None = None) -> T:
         data = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         worker.pending.append(future)
@@ -94,7 +108,16 @@ class ParseWorkers:
         try:
             with contextlib.suppress(ConnectionError):  # the reader fails the future
                 await worker.writer.drain()
-            return await future
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            # The worker is busy with this job and would stay so: kill it; the reader
+            # then fails everything it had and a new worker starts for the next job.
+            log.warning("parse_worker.job_timed_out", pid=worker.process.pid,
+                        timeout_s=timeout_s)
+            future.cancel()
+            with contextlib.suppress(ProcessLookupError):
+                worker.process.kill()
+            raise JobTimedOut(f"parsing took longer than {timeout_s:g} s") from None
         except asyncio.CancelledError:
             future.cancel()  # its answer, when it comes, is dropped
             raise
@@ -164,6 +187,9 @@ class ParseWorkers:
         worker = _Worker(process, writer)
         worker.reading = asyncio.create_task(self._read_answers(worker, reader),
                                              name=f"parse-{index}-answers")
+        # Answering before it is handed a mail: a job's deadline must not count the
+        # interpreter's start and imports (~0.5 s) of a replacement worker.
+        await self._call(worker, parse_process.ready, ())
         self._slots[index] = worker
         log.debug("parse_worker.started", pid=process.pid)
         return worker
@@ -192,7 +218,17 @@ class ParseWorkers:
             for future in lost:
                 future.set_exception(WorkerLost(f"parse process {worker.process.pid} died"))
             worker.writer.close()
-            worker.process.poll()  # reaped now if it has exited
+            # Waited for, so a dead worker leaves no zombie and no ResourceWarning for
+            # whichever code runs at the next garbage collection.
+            await self._reap(worker.process)
+
+    @staticmethod
+    async def _reap(process: subprocess.Popen[bytes]) -> None:
+        try:
+            await asyncio.to_thread(process.wait, _STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            await asyncio.to_thread(process.wait)
 
 
 def _child_environment() -> dict[str, str]:

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from nexusmail.ingest.parse_workers import ParseWorkers, WorkerLost
+from nexusmail.ingest.parse_workers import JobTimedOut, ParseWorkers, WorkerLost
 
 
 @pytest.fixture
@@ -40,15 +40,35 @@ async def test_an_exception_reaches_the_caller_and_the_worker_goes_on(
     assert await workers.run(int, "42") == 42
 
 
-async def test_a_dead_worker_fails_its_jobs_and_is_replaced(workers: ParseWorkers) -> None:
-    """A worker killed mid-job: its jobs fail with WorkerLost, a new one takes the next."""
+async def test_a_dead_worker_is_replaced_and_its_job_tried_once_more(
+        workers: ParseWorkers) -> None:
+    """A worker killed mid-job: the job runs again on a new worker; killed there too,
+    it fails with WorkerLost; a new worker takes the next job."""
     pid = await workers.run(os.getpid)
     sleeping = asyncio.ensure_future(workers.run(time.sleep, 30))
     await asyncio.sleep(0.2)
     os.kill(pid, signal.SIGKILL)
+    await asyncio.sleep(0.5)
+    second = next(w.process.pid for w in workers._slots if w is not None and w.alive)
+    assert second != pid
+    os.kill(second, signal.SIGKILL)
     with pytest.raises(WorkerLost):
         await asyncio.wait_for(sleeping, 10)
-    assert await workers.run(os.getpid) not in (pid, os.getpid())
+    assert await workers.run(os.getpid) not in (pid, second, os.getpid())
+
+
+async def test_a_job_past_its_deadline_is_cut_and_the_queue_behind_it_served(
+        workers: ParseWorkers) -> None:
+    """A job outrunning its deadline raises JobTimedOut and its worker is killed and
+    waited for; a job queued behind it on that worker is answered by the next one."""
+    pid = await workers.run(os.getpid)
+    stuck = asyncio.ensure_future(workers.run(time.sleep, 30, timeout_s=0.5))
+    await asyncio.sleep(0.05)
+    behind = asyncio.ensure_future(workers.run(operator.add, 2, 3))
+    with pytest.raises(JobTimedOut, match=r"longer than 0\.5 s"):
+        await asyncio.wait_for(stuck, 10)
+    assert await asyncio.wait_for(behind, 10) == 5
+    assert await workers.run(os.getpid) != pid
 
 
 async def test_a_cancelled_job_does_not_shift_the_answers(workers: ParseWorkers) -> None:

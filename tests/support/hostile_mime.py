@@ -1,9 +1,10 @@
 """Hypothesis strategies for hostile mail: what the ingest pipeline must survive.
 
 Header soup, oversized header lines, deep multipart nesting, bad base64, invalid and
-unknown charsets, NUL bytes, enormous lines, truncated messages, and mutated corpus
-mails. Used by tests/integration/test_fuzz_ingest.py and bench/fuzz_ingest.py; every
-mail gets a unique Message-ID-free tail so examples do not collapse into duplicates.
+unknown charsets, NUL bytes, enormous lines, truncated messages, mutated corpus mails,
+HTML nested tens of thousands deep, and replies of one long line of verdict words.
+Used by tests/integration/test_fuzz_ingest.py and bench/fuzz_ingest.py; every mail
+gets a unique Message-ID-free tail so examples do not collapse into duplicates.
 """
 
 from __future__ import annotations
@@ -126,6 +127,34 @@ def enormous_line(draw: st.DrawFn) -> bytes:
 
 
 @st.composite
+def nested_html(draw: st.DrawFn) -> bytes:
+    """An HTML body nested tens of thousands deep (divs, blockquotes, tables, unclosed)."""
+    depth = draw(st.integers(1_000, 80_000))
+    tag = draw(st.sampled_from(["div", "blockquote", "table><tr><td", "span", "b", "font"]))
+    closed = draw(st.booleans())
+    close = "</" + tag.split(">")[0] + ">" if closed else ""
+    html = f"<{tag}>" * depth + "testo" + close * depth
+    return (b"From: nested@example.org\r\nSubject: nested\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: text/html; charset=utf-8\r\n\r\n" + html.encode() + b"\r\n")
+
+
+_VERDICT_WORDS = ["ok", "si", "da", "no", "nu", "confermo", "rifiuto", "confirm", "refuz",
+                  "non posso", "can't", "sure", "va bene", "?", ",", "forse", "if"]
+
+
+@st.composite
+def keyword_reply(draw: st.DrawFn) -> bytes:
+    """A technician-style reply: a tag in the subject and one long line (or many lines)
+    of verdict words, the shape that made reply reading quadratic."""
+    words = draw(st.lists(st.sampled_from(_VERDICT_WORDS), min_size=1, max_size=8))
+    repeat = draw(st.integers(1_000, 60_000))
+    separator = draw(st.sampled_from([" ", "", "\n", " . "]))
+    body = (separator.join(words) + " ") * repeat
+    return (b"From: luca@firm.test\r\nSubject: Re: [#1] Caldaia\r\nIn-Reply-To: "
+            b"<nm.x@firm.test>\r\n\r\n" + body.encode() + b"\r\n")
+
+
+@st.composite
 def mutated_corpus(draw: st.DrawFn) -> bytes:
     """A corpus mail with bytes flipped, cut, inserted (NULs too) or duplicated."""
     raw = bytearray(draw(st.sampled_from(CORPUS)))
@@ -156,7 +185,8 @@ def mutated_corpus(draw: st.DrawFn) -> bytes:
 def hostile_mail() -> st.SearchStrategy[bytes]:
     """Any of the hostile kinds, with a unique-ish tail so each example is a new mail."""
     kinds = st.one_of(header_soup(), oversized_headers(), deep_nesting(), bad_parts(),
-                      enormous_line(), mutated_corpus(), st.binary(max_size=2000))
+                      enormous_line(), mutated_corpus(), nested_html(), keyword_reply(),
+                      st.binary(max_size=2000))
     return st.tuples(kinds, st.binary(min_size=8, max_size=8)).map(
         lambda pair: pair[0] + b"\r\n" + pair[1].hex().encode())
 
@@ -173,6 +203,7 @@ def labelled_hostile_mail() -> st.SearchStrategy[tuple[str, bytes]]:
     kinds = {"header_soup": header_soup(), "oversized_headers": oversized_headers(),
              "deep_nesting": deep_nesting(), "bad_parts": bad_parts(),
              "enormous_line": enormous_line(), "mutated_corpus": mutated_corpus(),
+             "nested_html": nested_html(), "keyword_reply": keyword_reply(),
              "random_bytes": st.binary(max_size=2000)}
     return st.one_of(*(
         st.tuples(st.just(name), strategy, st.binary(min_size=8, max_size=8)).map(

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from nexusmail.ingest.charsets import decode_bytes, decode_header
-from nexusmail.mail.html import html_to_text
+from nexusmail.mail.html import html_to_text, sanitize_html
 from nexusmail.mail.language import guess_language
 from nexusmail.mail.quote_strip import cut_html_quote, fold, strip_quote
 from nexusmail.mail.reply_reading import read_reply
@@ -56,6 +56,11 @@ CASES: list[tuple[str, Callable[[int], object], Callable[[object], object], int]
     ("html_to_text: many paragraphs",
      lambda n: "<p>Buongiorno, la caldaia non parte.</p>" * n,
      lambda x: html_to_text(str(x)), 2_000),
+    ("sanitize_html: deeply nested divs",
+     lambda n: "<div>" * n + "x" + "</div>" * n, lambda x: sanitize_html(str(x)), 3_000),
+    ("html_to_text: deeply nested blockquotes",
+     lambda n: "<blockquote>" * n + "x" + "</blockquote>" * n,
+     lambda x: html_to_text(str(x)), 3_000),
     ("guess_language: a long text", lambda n: "si la caldaia non parte e " * n,
      lambda x: guess_language(str(x)), 5_000),
     ("fold: a long text", lambda n: "ÎN DATA ȘI ŞI perché " * n, lambda x: fold(str(x)),

@@ -1,10 +1,11 @@
 """One intervention's page: its thread in time order, and the operator's actions on it.
 
-Mail is hostile input. Its text is escaped by the templates; its HTML is sanitized
-again here at render time (nh3, ingest.html: no scripts, handlers, forms, remote
-images) and shown only inside `<iframe sandbox srcdoc>` carrying its own CSP, so even
-a sanitizer bug could neither run a script nor fetch a tracking pixel. Files and
-original mails are downloads (`Content-Disposition: attachment`, nosniff).
+Mail is hostile input. Its text is escaped by the templates; its HTML, sanitized at
+ingest, is sanitized again here at render time, in a thread (nh3, mail.html: no
+scripts, handlers, forms, remote images, nesting bounded) and shown only inside
+`<iframe sandbox srcdoc>` carrying its own CSP, so even a sanitizer bug could neither
+run a script nor fetch a tracking pixel. Files and original mails are downloads
+(`Content-Disposition: attachment`, nosniff).
 """
 
 from __future__ import annotations
@@ -112,11 +113,14 @@ class _Handlers:
                 "SELECT id, body_html, inbound_id IS NOT NULL FROM messages"
                 " WHERE intervention_number = ?", (number,))
             employees = await queries.list_employees(conn)
-        html_by_id = {r[0]: r[1] for r in rows if r[1]}
         has_raw = {r[0] for r in rows if r[2]}
+        # Sanitizing again (against rows stored before a sanitizer fix) is CPU work: in a
+        # thread (nh3 lets go of the GIL), so a big mail never holds up the event loop,
+        # and with it every SMTP session and page of the daemon.
+        frames = await asyncio.to_thread(
+            lambda: {r[0]: mail_frame_document(r[1]) for r in rows if r[1]})
         entries = [
-            {**m, "frame": mail_frame_document(html_by_id[m["id"]])
-             if m["id"] in html_by_id else None, "has_raw": m["id"] in has_raw}
+            {**m, "frame": frames.get(m["id"]), "has_raw": m["id"] in has_raw}
             for m in detail["messages"]
         ]
         assigned = {a["employee_email"] for a in detail["assignments"]}
