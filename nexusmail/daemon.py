@@ -160,7 +160,7 @@ async def serve(
 async def _start_smtp(settings: Settings, ingest: Ingest) -> asyncio.Server:
     handler = SmtpHandler(ingest, settings.mail.support_addresses,
                           source=settings.smtp.protocol, lmtp=settings.smtp.protocol == "lmtp",
-                          metrics=ingest.metrics)
+                          metrics=ingest.metrics, max_recipients=settings.smtp.max_recipients)
     return await start_listener(settings, handler)
 
 

@@ -22,13 +22,15 @@ S250_QUEUED = "250 2.0.0 Ok: stored as {inbound_id}"
 S451_TRY_AGAIN = "451 4.3.0 Temporary storage failure, please try again later"
 S550_NO_SUCH_USER = "550 5.1.1 <{address}>: recipient not accepted here"
 S554_NO_RECIPIENTS = "554 5.5.1 No valid recipients"
+S452_TOO_MANY_RECIPIENTS = "452 4.5.3 Too many recipients"
 
 
 class SmtpHandler:
     def __init__(self, ingest: Ingest, support_addresses: Collection[str], *,
                  source: str = "smtp", lmtp: bool = False,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, max_recipients: int = 100) -> None:
         self.ingest = ingest
+        self.max_recipients = max_recipients
         self.metrics = metrics
         self.support_addresses = frozenset(support_addresses)
         self.source = source
@@ -36,6 +38,9 @@ class SmtpHandler:
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            # RFC 5321 4.5.3.1.10: a temporary refusal; the client sends the rest later.
+            return S452_TOO_MANY_RECIPIENTS
         if not is_support_recipient(address, self.support_addresses):
             log.info("smtp.rcpt_refused", rcpt=normalize(address), peer=str(session.peer))
             if self.metrics is not None:

@@ -8,7 +8,10 @@ hooks, status codes, SIZE/552) is aiosmtpd's.
 
 Unlike aiosmtpd we do not refuse DATA lines longer than 1000 octets (RFC 5321
 4.5.3.1.6): broken clients send them, and refusing a customer's mail for it helps
-nobody; the size limit still bounds the whole message.
+nobody; the size limit still bounds the whole message. Outside DATA a command line
+stays bounded by RFC 5321's limit (with room for extensions): the stream's read limit
+is raised for DATA only, so 40 clients sending 20 MB "commands" without a line end
+hold a few KB each, not 20 MB. Sessions are capped in all and per client address.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ from nexusmail.ingest.smtp_handler import SmtpHandler
 log = structlog.get_logger(__name__)
 
 END_OF_DATA = b"\r\n.\r\n"
+# A command line: RFC 5321 4.5.3.1.4 says 512 octets, SMTPUTF8 and SIZE/BODY parameters
+# add some; what aiosmtpd reads before answering "500 Command line too long".
+COMMAND_LINE_LIMIT = 4096
+S421_TOO_MANY = b"421 4.7.0 Too many connections, try again later\r\n"
 
 # "<local@domain>" with dot-atom parts (RFC 5321 4.1.2), the form nearly every client
 # sends in MAIL FROM and RCPT TO; anything else goes to aiosmtpd's full parser.
@@ -44,9 +51,11 @@ class BulkDataMixin:
     transport: Any
 
     def _allow_long_reads(self, data_size_limit: int) -> None:
-        # The stream limit bounds how far readuntil() searches for ".\r\n"; a base64
-        # body has no such line, so it must cover a whole message (plus slack).
-        self.line_length_limit = data_size_limit + 64 * 1024
+        # During DATA the stream limit bounds how far readuntil() searches for ".\r\n";
+        # a base64 body has no such line, so it must cover a whole message (plus slack).
+        # Outside DATA it is the command line limit (set at the reader's creation).
+        self._data_read_limit = data_size_limit + 64 * 1024
+        self.line_length_limit = COMMAND_LINE_LIMIT
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
@@ -60,7 +69,7 @@ class BulkDataMixin:
             await smtp.push("501 Syntax: DATA")
             return
         await smtp.push("354 End data with <CR><LF>.<CR><LF>")
-        content = await self._read_data()
+        content = await self._read_data_with_long_lines()
         if content is None:
             smtp._set_post_data_state()
             await smtp.push("552 Error: Too much mail data")
@@ -70,6 +79,15 @@ class BulkDataMixin:
         status = await smtp._call_handler_hook("DATA")
         smtp._set_post_data_state()
         await smtp.push("250 OK" if status is MISSING else status)
+
+    async def _read_data_with_long_lines(self) -> bytes | None:
+        # asyncio.StreamReader keeps its limit in `_limit` (stable since Python 3.4; a
+        # test pins it): raised for this message, back to a command line's after it.
+        self._reader._limit = self._data_read_limit  # type: ignore[attr-defined]
+        try:
+            return await self._read_data()
+        finally:
+            self._reader._limit = COMMAND_LINE_LIMIT  # type: ignore[attr-defined]
 
     async def _read_data(self) -> bytes | None:
         """The message, unstuffed (RFC 5321 4.5.2); None when over the size limit.
@@ -144,21 +162,77 @@ class SimpleAddressMixin:
         return slow
 
 
-class NexusSMTP(SimpleAddressMixin, BulkDataMixin, SMTP):
-    def __init__(self, handler: Any, *, data_size_limit: int, **kwargs: Any) -> None:
+class ConnectionLimits:
+    """Sessions open now, in all and per client address, against the configured caps."""
+
+    def __init__(self, total: int, per_ip: int) -> None:
+        self.total_cap, self.per_ip_cap = total, per_ip
+        self.open_total = 0
+        self.open_by_ip: dict[str, int] = {}
+
+    def admit(self, ip: str) -> bool:
+        if self.open_total >= self.total_cap or self.open_by_ip.get(ip, 0) >= self.per_ip_cap:
+            return False
+        self.open_total += 1
+        self.open_by_ip[ip] = self.open_by_ip.get(ip, 0) + 1
+        return True
+
+    def release(self, ip: str) -> None:
+        self.open_total -= 1
+        left = self.open_by_ip.get(ip, 1) - 1
+        if left:
+            self.open_by_ip[ip] = left
+        else:
+            self.open_by_ip.pop(ip, None)
+
+
+class LimitedConnectionsMixin:
+    """Refuses a session beyond the caps with 421 before aiosmtpd sees it."""
+
+    limits: ConnectionLimits | None = None
+    _admitted_ip: str | None = None
+
+    def connection_made(self, transport: Any) -> None:
+        peer = transport.get_extra_info("peername")
+        ip = str(peer[0]) if peer else ""
+        if self.limits is not None and not self.limits.admit(ip):
+            log.warning("smtp.connection_refused", peer=ip, open=self.limits.open_total)
+            transport.write(S421_TOO_MANY)
+            transport.close()
+            return
+        self._admitted_ip = ip
+        super().connection_made(transport)  # type: ignore[misc]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._admitted_ip is None:
+            return  # refused at once: aiosmtpd never started on it
+        if self.limits is not None:
+            self.limits.release(self._admitted_ip)
+        self._admitted_ip = None
+        super().connection_lost(exc)  # type: ignore[misc]
+
+
+class NexusSMTP(LimitedConnectionsMixin, SimpleAddressMixin, BulkDataMixin, SMTP):
+    def __init__(self, handler: Any, *, data_size_limit: int,
+                 limits: ConnectionLimits | None = None, **kwargs: Any) -> None:
         self._allow_long_reads(data_size_limit)
+        self.limits = limits
         super().__init__(handler, data_size_limit=data_size_limit, **kwargs)
 
 
-class NexusLMTP(SimpleAddressMixin, BulkDataMixin, LMTP):
-    def __init__(self, handler: Any, *, data_size_limit: int, **kwargs: Any) -> None:
+class NexusLMTP(LimitedConnectionsMixin, SimpleAddressMixin, BulkDataMixin, LMTP):
+    def __init__(self, handler: Any, *, data_size_limit: int,
+                 limits: ConnectionLimits | None = None, **kwargs: Any) -> None:
         self._allow_long_reads(data_size_limit)
+        self.limits = limits
         super().__init__(handler, data_size_limit=data_size_limit, **kwargs)
 
 
 async def start_listener(settings: Settings, handler: SmtpHandler) -> asyncio.Server:
     """Listen on [smtp] host/port with SMTP or LMTP, as configured."""
     protocol_class = NexusLMTP if settings.smtp.protocol == "lmtp" else NexusSMTP
+    limits = ConnectionLimits(settings.smtp.max_connections,
+                              settings.smtp.max_connections_per_ip)
 
     def factory() -> SMTP:
         # The size limit is read per connection from ingest's settings, which a reload
@@ -166,7 +240,7 @@ async def start_listener(settings: Settings, handler: SmtpHandler) -> asyncio.Se
         return protocol_class(
             handler, hostname=settings.smtp.hostname, ident=f"nexusmail {__version__}",
             data_size_limit=handler.ingest.settings.limits.max_message_bytes, decode_data=False,
-            enable_SMTPUTF8=True,
+            enable_SMTPUTF8=True, limits=limits,
         )
 
     loop = asyncio.get_running_loop()
