@@ -58,12 +58,19 @@ _DATED_ATTRIBUTIONS = (
     # ro "În data de 03.03.2025 10:00, X a scris:"; Apple Mail ro "Pe 3 mar. 2025, la
     # 10:00, X a scris:"; older Thunderbird ro "La 03.03.2025 10:00, X a scris:".
     r"^(?:in data de|pe|la)\b.*\d.*\ba scris\s*:$",
-    # Old Gmail, every language: "2025-03-03 10:00 GMT+01:00 X <x@y>:".
-    r"^\d{4}-\d\d-\d\d\b.*<[^<>\s]+@[^<>\s]+>\s*:$",
+    # A date or time first and the address last, every language: old Gmail
+    # "2025-03-03 10:00 GMT+01:00 X <x@y>:", Yandex "30.09.2017, 18.30, "X" <x@y>:",
+    # some webmails "11:00 AM, November 17, 2021, "X" <x@y>:".
+    r"^\d.*<[^<>\s]+@[^<>\s]+>\s*:$",
 )
 # Any client, any opening, when the line names an address: "X <x@y> wrote:". Tried
 # after the dated forms, which it would cut short when the client wrapped inside "<x@y>".
 _NAMED_ATTRIBUTION = re.compile(r"^.*@.*\b(?:wrote|ha scritto|a scris)\s*:$")
+# Some clients drop the colon ("On ..., X wrote"): believed only when the quote follows
+# at once or dashes frame the line as a marker, Zoho "---- On ..., X wrote ----".
+_WROTE_BARE = re.compile(r"\b(?:wrote|ha scritto|a scris)$")
+# Dashes around an attribution: Zoho "---- On ... wrote ----", Zimbra "- On ..., X wrote:".
+_FRAME = "-\u2013\u2014 "
 
 # -- Header blocks of the original: "From: / Sent: / To: / Subject:" -------------------
 # Outlook desktop and web, and Outlook mobile, in English / Italian / Romanian; Outlook
@@ -74,6 +81,7 @@ _HEADER_OTHER = re.compile(
     r"|inviato|data|a|oggetto"                       # Outlook it
     r"|trimis|catre|subiect)\s*:"                    # Outlook ro (Data: as in it)
 )
+_HEADER_DATE = re.compile(r"^(?:date|sent|data|inviato|trimis)\s*:")
 
 # -- Lines from which everything is dropped (matched on the folded, stripped line) -------
 _CUT_LINES = (
@@ -85,13 +93,6 @@ _CUT_LINES = (
     r"^_{8,}$",
     # Usenet / RFC 3676 §4.3 signature separator "-- " (its trailing space often lost).
     r"^--$",
-    # Mobile footers, short lines naming a device or app: "Sent from my iPhone",
-    # "Sent from Outlook for Android", it "Inviato da iPhone", "Inviato dal mio
-    # smartphone Samsung", ro "Trimis de pe iPhone", "Trimis de pe Samsung".
-    r"^(?:sent (?:from|with|via)|inviato (?:da|dal|con)|trimis (?:de pe|cu|din))\b"
-    r".{0,40}\b(?:iphone|ipad|android|smartphone|telefon\w*|cellulare|mobile"
-    r"|dispozitiv\w*|outlook|gmail|yahoo|libero|samsung|galaxy|huawei|xiaomi"
-    r"|redmi|honor|oppo|motorola|blackberry|windows|mail)\b.{0,40}$",
     # Outlook mobile ads, en "Get Outlook for iOS<https://aka.ms/...>", it "Scarica
     # Outlook per iOS", ro "Descărcați Outlook pentru Android" / "Obțineți Outlook ...".
     r"^(?:get|scarica|ottieni|descarca\w*|obtine\w*) outlook (?:for|per|pentru)"
@@ -101,9 +102,31 @@ _CUT_LINES = (
 _DATED_ATTRIBUTION = re.compile("|".join(f"(?:{p})" for p in _DATED_ATTRIBUTIONS))
 _CUT_LINE = re.compile("|".join(f"(?:{p})" for p in _CUT_LINES))
 _BLANK_RUNS = re.compile(r"\n{3,}")
+
+# -- Mobile footers: "Sent from my iPhone", "Inviato da iPhone", "Trimis de pe Samsung" --
+# The opening, then what names the device (matched on the folded line).
+_FOOTER_OPENING = re.compile(
+    r"^(?:sent (?:from|with|via)|inviato (?:da|dal|dalla|con)|trimis (?:de pe|cu|din|de))"
+    r"\s+(?:(?:my|the|a|an|il mio|mio|la mia|il|la|un|una|mi|meu|telefonul meu) )?"
+)
+# A device or app named within the first words: "Sent from my Samsung Galaxy smartphone",
+# "Inviato dal mio smartphone Huawei", "Sent from Outlook for Android".
+_DEVICE_WORDS = frozenset({
+    "iphone", "ipad", "android", "smartphone", "tablet", "telefon", "telefonul",
+    "cellulare", "mobile", "dispozitiv", "dispozitivul", "outlook", "gmail", "yahoo",
+    "libero", "mail", "bluemail", "aquamail", "samsung", "galaxy", "huawei", "xiaomi",
+    "redmi", "honor", "oppo", "motorola", "blackberry", "windows", "pixel", "nokia",
+    "oneplus", "sony", "xperia", "realme", "vivo",
+})
+_DEVICE_WITHIN = 3         # words after the opening in which the device must be named
+_FOOTER_MAX_WORDS = 8      # "Sent from my Samsung Galaxy S21 Ultra 5G": a footer is short
+_WORD = re.compile(r"[^\s.,;:!?()<>]+")
+_MODEL_WORD = re.compile(r"^(?:[A-Z][\w+-]*|[\w+-]*\d[\w+-]*)$")
 # Attribution lines, header fields and footers are short; a longer line is someone's
 # prose and no pattern is tried on it (the patterns' cost then never grows with it).
 MAX_MARKER_CHARS = 400
+# Clients wrap quoted text at 72-78 columns; a quoted line this long may have been cut.
+_WRAP_WIDTH = 60
 
 
 def strip_quote(text: str) -> str:
@@ -122,15 +145,17 @@ def strip_quote(text: str) -> str:
             continue
         if stripped[0] == ">":  # a quoted line, at any depth ("> >", ">>")
             continue
+        if index and quoted_next[index + 1] and _continues_quote(lines[index - 1], stripped):
+            continue  # a quoted line the client wrapped without its `>`
         if len(stripped) > MAX_MARKER_CHARS:  # prose, never a marker: no pattern to try
             kept.append(line.rstrip())
             continue
         folded = fold(stripped)
-        if _CUT_LINE.match(folded):
+        if _CUT_LINE.match(folded) or _is_mobile_footer(stripped, folded):
             break
         if _starts_header_block(lines, index, folded):
             break
-        start = _attribution_start(lines, index, folded)
+        start = _attribution_start(lines, index, folded, quoted_next[index + 1])
         if start is not None:
             # The attribution may have been wrapped: its first lines were kept already.
             del kept[len(kept) - (index - start):]
@@ -141,39 +166,99 @@ def strip_quote(text: str) -> str:
     return _BLANK_RUNS.sub("\n\n", "\n".join(kept)).strip("\n")
 
 
-def _attribution_start(lines: list[str], index: int, folded: str) -> int | None:
+def _attribution_start(lines: list[str], index: int, folded: str,
+                       quote_follows: bool) -> int | None:
     """First line of an attribution ending at `index` (wrapped over up to 3 lines)."""
-    if not folded.endswith(":") or not _WROTE_END.search(folded):
+    start = index
+    # An undecoded quoted-printable soft break ("=" ending a line) splits a word of the
+    # attribution, even "wro=" / "te:": mend it before reading the line's end.
+    while start > max(index - 3, 0) and lines[start - 1].rstrip().endswith("="):
+        previous = lines[start - 1].strip()
+        if len(previous) > MAX_MARKER_CHARS:
+            break
+        folded = fold(previous)[:-1] + folded
+        start -= 1
+    core = folded.rstrip(_FRAME)
+    if not core.endswith(":"):
+        framed = core != folded or folded.lstrip(_FRAME) != folded
+        if not (framed or quote_follows) or not _WROTE_BARE.search(core):
+            return None
+        core += ":"
+    elif not _WROTE_END.search(core):
         return None
-    candidate = folded
+    candidate = core
     named = None  # where a line naming an address starts, if no dated opening is found
-    for start in range(index, max(index - 3, -1), -1):
-        if start < index:
-            previous = lines[start].strip()
-            if not previous or previous[0] == ">":
+    for first in range(start, max(start - 3, -1), -1):
+        if first < start:
+            previous = lines[first].strip()
+            if not previous or previous[0] == ">" or len(previous) > MAX_MARKER_CHARS:
                 break
-            candidate = fold(previous) + " " + candidate
-        if _DATED_ATTRIBUTION.match(candidate):
-            return start
-        if named is None and _NAMED_ATTRIBUTION.match(candidate):
-            named = start
+            previous = fold(previous)
+            candidate = (previous[:-1] if previous.endswith("=") else previous + " ") + candidate
+        opening = candidate.lstrip(_FRAME)
+        if _DATED_ATTRIBUTION.match(opening):
+            return first
+        if named is None and _NAMED_ATTRIBUTION.match(opening):
+            named = first
     return named
 
 
+def _is_mobile_footer(line: str, folded: str) -> bool:
+    """A client's "sent from" line, not a sentence that starts like one: a device or app
+    is named in its first words ("Sent from my Samsung Galaxy smartphone"), or all of it
+    is a model name ("Sent from my Pixel 7a"); "Sent from my desk at the office, the
+    mobile is off" is the technician's own sentence."""
+    opening = _FOOTER_OPENING.match(folded)
+    if opening is None:
+        return False
+    words = _WORD.findall(folded, opening.end())
+    if not words or len(words) > _FOOTER_MAX_WORDS:
+        return False
+    if any(word in _DEVICE_WORDS for word in words[:_DEVICE_WITHIN]):
+        return True
+    return len(words) <= 4 and all(
+        _MODEL_WORD.match(word) for word in _WORD.findall(line, opening.end()))
+
+
 def _starts_header_block(lines: list[str], index: int, folded: str) -> bool:
-    """Is this `From:` the first of an Outlook header block (two more fields follow)?"""
+    """Is this the first field of an Outlook header block? It is a `From:` with two
+    more fields below, or (Hotmail, some webmails) a `Date:`/`Sent:` with a `From:` and
+    one more field below it."""
     if "*" in folded:
         folded = folded.replace("*", "")
-    if not _HEADER_FROM.match(folded):
+    opens_with_from = bool(_HEADER_FROM.match(folded))
+    if not opens_with_from and not _HEADER_DATE.match(folded):
         return False
     fields = 0
+    seen_from = opens_with_from
     for line in lines[index + 1:index + 7]:
-        other = fold(line.strip().replace("*", ""))
-        if other and _HEADER_OTHER.match(other):
-            fields += 1
-            if fields == 2:
-                return True
+        stripped = line.strip()
+        if len(stripped) > MAX_MARKER_CHARS:
+            return False
+        other = fold(stripped.replace("*", ""))
+        if not other:
+            continue
+        if _HEADER_FROM.match(other) and not seen_from:
+            seen_from = True
+        elif not _HEADER_OTHER.match(other):
+            continue
+        fields += 1
+        if fields >= 2 and seen_from:
+            return True
     return False
+
+
+def _continues_quote(previous: str, line: str) -> bool:
+    """Is `line` the tail of the quoted line above it, wrapped by a client that does not
+    add `>` to the pieces? The line above was cut mid-sentence at about the usual width
+    and this one goes on in lower case; a reply written between quotes starts a sentence
+    (or is set off by a blank line)."""
+    quoted = previous.lstrip()
+    if not quoted.startswith(">"):
+        return False
+    quoted = quoted.lstrip("> ").rstrip()
+    return (len(quoted) >= _WRAP_WIDTH and quoted[-1] not in ".!?:;"
+            and line[0].islower())
 
 
 def _quoted_next(lines: list[str]) -> list[bool]:
