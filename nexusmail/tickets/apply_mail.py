@@ -1,9 +1,12 @@
 """Applying one inbound mail: everything it causes, in the caller's one transaction.
 
-Steps (DESIGN, ingest 1-4): drop a duplicate (same raw bytes, or the same content once
-transport headers are set aside: invariant 2); keep the raw bytes and an inbound-log row; noise is
-logged and nothing else (invariant 4); otherwise the mail joins its intervention or
-opens a new one, with its attachments and the outbox rows it causes (invariant 3).
+Three steps: gather the facts about the mail from the store, let the pure rules of
+tickets.triage rule on them, and carry the ruling out. A copy of a mail already
+received (same raw bytes, or the same content once transport headers are set aside)
+has no second effect; anything else keeps its raw bytes and an inbound-log row. Noise
+is logged and nothing else, so it never answers; a technician's answer is recorded on
+its assignment; other mail joins its intervention or opens a new one, with its
+attachments and the outgoing mails it causes as outbox rows of the same transaction.
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ from nexusmail.mail.parsed import ParsedMail
 from nexusmail.mail.reply_reading import ReplyReading, read_reply
 from nexusmail.mail.sender import dmarc_failed
 from nexusmail.storage.connections import WriteTx
-from nexusmail.tickets.assignments import ReplyFacts, find_assignment_for_reply, record_reply
+from nexusmail.tickets.assignments import (
+    AssignmentMatch,
+    answer_facts,
+    find_assignment_for_reply,
+    record_reply,
+)
 from nexusmail.tickets.cases import (
     NewMessage,
     StoredAttachment,
@@ -33,7 +41,8 @@ from nexusmail.tickets.cases import (
 from nexusmail.tickets.models import Direction, MessageKind, Outcome, Source, Status
 from nexusmail.tickets.new_requests import OpenRequest, open_request
 from nexusmail.tickets.tags import parse_tag, strip_reply_prefixes
-from nexusmail.tickets.thread_rules import Thread, ThreadFacts, decide_thread
+from nexusmail.tickets.thread_rules import ThreadFacts
+from nexusmail.tickets.triage import Disposition, MailFacts, Ruling, triage
 
 log = structlog.get_logger(__name__)
 
@@ -72,6 +81,15 @@ class IngestResult:
     acted: bool | None = None          # whether that reply changed its assignment
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """A mail naming an assignment: what recording it needs beyond the ruling."""
+
+    match: AssignmentMatch
+    reading: ReplyReading
+    written_at: datetime
+
+
 def apply_inbound(
     tx: WriteTx,
     inbound: InboundMail,
@@ -80,56 +98,100 @@ def apply_inbound(
     settings: Settings,
     reply_keys: Sequence[bytes] = (),
 ) -> IngestResult:
-    mail = inbound.mail
-    sender = mail.from_addr or (inbound.envelope_from or "").lower()
+    sender = inbound.mail.from_addr or (inbound.envelope_from or "").lower()
     if inbound.retry_of is not None:
         settled = _settled_retry(tx, inbound.retry_of)
         if settled is not None:
             return settled
-    duplicate = _find_duplicate(tx, inbound, sender)
-    if duplicate is not None:
-        if inbound.retry_of is not None:
-            return _finish(tx, inbound.retry_of, Outcome.DUPLICATE, duplicate[1],
-                           f"already received as inbound {duplicate[0]}")
-        return IngestResult(Outcome.DUPLICATE, duplicate[0], duplicate[1], "already received")
+    facts, answer = _gather_facts(tx, inbound, sender, now=now, settings=settings,
+                                  reply_keys=reply_keys)
+    return _carry_out(tx, inbound, facts, triage(facts), answer, sender=sender, now=now,
+                      settings=settings)
 
-    tx.execute("INSERT INTO raw_messages (sha256, data) VALUES (?, ?)"
-               " ON CONFLICT DO NOTHING",
-               (inbound.raw_sha256, inbound.raw))
-    inbound_id = _log_inbound(tx, inbound, sender, now)
 
-    if inbound.noise_reason:
-        return _finish(tx, inbound_id, Outcome.NOISE, None, inbound.noise_reason)
-    if not sender:
-        return _finish(tx, inbound_id, Outcome.UNMATCHED, None, "no sender address")
-
-    message = _customer_message(inbound, inbound_id)
-    # A technician's answer to an assignment mail is matched before customer threading:
-    # it references the same intervention, but it is a decision, not a follow-up.
+def _gather_facts(
+    tx: WriteTx,
+    inbound: InboundMail,
+    sender: str,
+    *,
+    now: datetime,
+    settings: Settings,
+    reply_keys: Sequence[bytes],
+) -> tuple[MailFacts, _Answer | None]:
+    """The facts `triage` rules on, looked up in this transaction; none that an earlier
+    one makes moot (a copy, noise or a senderless mail is matched to no case)."""
+    mail = inbound.mail
+    copy = _find_duplicate(tx, inbound, sender)
+    if copy is not None:
+        return MailFacts(copy_of=copy[0], copy_number=copy[1]), None
+    if inbound.noise_reason or not sender:
+        return MailFacts(noise_reason=inbound.noise_reason, has_sender=bool(sender)), None
     match = find_assignment_for_reply(tx, mail, sender=sender, envelope_to=inbound.envelope_to,
                                       settings=settings, reply_keys=reply_keys)
     if match is not None:
         # body_text, not body_html: for HTML-only mail it was converted with blockquotes as
         # "> " lines, while sanitizing dropped the class markers of the quote blocks.
         reading = inbound.reading or read_reply(mail.body_text)
-        facts = ReplyFacts(sender=sender, sender_doubt=_sender_doubt(mail, sender, settings),
-                           mail_date=mail.date)
-        effect = record_reply(tx, match, reading, message, facts=facts, now=now,
-                              settings=settings)
+        # Bounded by arrival: a Date in the future cannot make a reply outrank later ones.
+        written_at = min(mail.date or now, now)
+        answer = answer_facts(tx, match, reading, sender=sender,
+                              sender_doubt=_sender_doubt(mail, sender, settings),
+                              written_at=written_at)
+        return MailFacts(answer=answer), _Answer(match, reading, written_at)
+    thread, closed = _thread_facts(tx, mail, sender)
+    return MailFacts(thread=thread, closed_cases=closed), None
+
+
+def _carry_out(
+    tx: WriteTx,
+    inbound: InboundMail,
+    facts: MailFacts,
+    ruling: Ruling,
+    answer: _Answer | None,
+    *,
+    sender: str,
+    now: datetime,
+    settings: Settings,
+) -> IngestResult:
+    """Everything the ruling causes, in the caller's transaction."""
+    mail = inbound.mail
+    if ruling.disposition is Disposition.COPY:
+        assert facts.copy_of is not None
+        if inbound.retry_of is not None:
+            return _finish(tx, inbound.retry_of, Outcome.DUPLICATE, ruling.number,
+                           f"already received as inbound {facts.copy_of}")
+        return IngestResult(Outcome.DUPLICATE, facts.copy_of, ruling.number, "already received")
+
+    tx.execute("INSERT INTO raw_messages (sha256, data) VALUES (?, ?)"
+               " ON CONFLICT DO NOTHING",
+               (inbound.raw_sha256, inbound.raw))
+    inbound_id = _log_inbound(tx, inbound, sender, now)
+
+    if ruling.disposition is Disposition.NOISE:
+        return _finish(tx, inbound_id, Outcome.NOISE, None, ruling.reason)
+    if ruling.disposition is Disposition.NO_SENDER:
+        return _finish(tx, inbound_id, Outcome.UNMATCHED, None, ruling.reason)
+
+    message = _customer_message(inbound, inbound_id)
+    if ruling.disposition in (Disposition.DECISION, Disposition.KEPT_ANSWER):
+        assert answer is not None
+        effect = record_reply(tx, answer.match, answer.reading, message, ruling, sender=sender,
+                              written_at=answer.written_at, now=now, settings=settings)
         return replace(_finish(tx, inbound_id, Outcome.TECHNICIAN_REPLY,
-                               match.intervention_number, effect.note or f"{effect.verdict}"),
+                               answer.match.intervention_number,
+                               effect.note or f"{effect.verdict}"),
                        verdict=str(effect.verdict), acted=effect.acted)
 
-    decision = decide_thread(_thread_facts(tx, mail, sender))
-    if decision.thread is Thread.FOLLOW_UP and decision.number is not None:
-        number = decision.number
-        closed = _status(tx, number) is Status.CLOSED
-        if closed:  # kept and shown, but a closed case is not reopened by a stray "thanks"
+    if ruling.disposition is Disposition.FOLLOW_UP:
+        assert ruling.number is not None
+        number = ruling.number
+        # Kept and shown, but a closed case is not reopened by a stray "thanks".
+        if ruling.after_close:
             message = _with_extra(message, after_close=True)
         add_message(tx, number, message, now=now)
         add_participants(tx, number, _participants(mail, sender, settings))
         add_thread_refs(tx, number, list(mail.references) + list(mail.in_reply_to))
-        return _finish(tx, inbound_id, Outcome.FOLLOW_UP, number, "after close" if closed else "")
+        return _finish(tx, inbound_id, Outcome.FOLLOW_UP, number, ruling.reason)
 
     subject = _shorten(mail.subject.strip() or "(no subject)", settings.limits.max_subject_chars)
     number = open_request(
@@ -138,14 +200,13 @@ def apply_inbound(
             customer_email=sender, customer_name=mail.from_name,
             subject=strip_reply_prefixes(subject) or subject,
             description=mail.body_text, source=Source.EMAIL,
-            related_number=decision.related, first_message=message,
+            related_number=ruling.related, first_message=message,
             language_hint=inbound.language, acknowledge=inbound.acknowledge,
         ),
         now=now, settings=settings,
     )
     add_participants(tx, number, _participants(mail, sender, settings))
-    reason = f"tag of #{decision.related} from a non-participant" if decision.related else ""
-    return _finish(tx, inbound_id, Outcome.NEW_REQUEST, number, reason)
+    return _finish(tx, inbound_id, Outcome.NEW_REQUEST, number, ruling.reason)
 
 
 def _find_duplicate(
@@ -207,7 +268,9 @@ def _finish(tx: WriteTx, inbound_id: int, outcome: Outcome, number: int | None,
     return IngestResult(outcome, inbound_id, number, reason)
 
 
-def _thread_facts(tx: WriteTx, mail: ParsedMail, sender: str) -> ThreadFacts:
+def _thread_facts(tx: WriteTx, mail: ParsedMail, sender: str
+                  ) -> tuple[ThreadFacts, frozenset[int]]:
+    """What threading reads, and which of the cases it names are closed."""
     referenced = _look_alike_case(tx, mail, sender)
     # The most recent reference first: In-Reply-To, then References from the end.
     for ref in list(mail.in_reply_to) + list(reversed(mail.references)):
@@ -219,14 +282,19 @@ def _thread_facts(tx: WriteTx, mail: ParsedMail, sender: str) -> ThreadFacts:
             referenced = int(row[0])
             break
     tag = parse_tag(mail.subject)
-    tag_exists = participant = False
-    if referenced is None and tag is not None:
-        tag_exists = tx.execute("SELECT 1 FROM interventions WHERE number = ?",
-                                (tag,)).fetchone() is not None
-        participant = tx.execute(
-            "SELECT 1 FROM participants WHERE email = ? AND intervention_number = ?",
-            (sender, tag)).fetchone() is not None
-    return ThreadFacts(referenced, tag, tag_exists, participant)
+    if referenced is not None:
+        closed = _status(tx, referenced) is Status.CLOSED
+        return ThreadFacts(referenced, tag, False, False), frozenset({referenced} if closed
+                                                                     else ())
+    if tag is None:
+        return ThreadFacts(None, None, False, False), frozenset()
+    row = tx.execute("SELECT status FROM interventions WHERE number = ?", (tag,)).fetchone()
+    participant = row is not None and tx.execute(
+        "SELECT 1 FROM participants WHERE email = ? AND intervention_number = ?",
+        (sender, tag)).fetchone() is not None
+    closed = row is not None and Status(row[0]) is Status.CLOSED
+    return ThreadFacts(None, tag, row is not None, participant), frozenset({tag} if closed
+                                                                          else ())
 
 
 def _sender_doubt(mail: ParsedMail, sender: str, settings: Settings) -> str:

@@ -1,10 +1,11 @@
 """Assignments: putting employees on an intervention and acting on their replies.
 
-An assignment mail carries a signed Reply-To (dispatch.reply_tokens). A reply is
+An assignment mail carries a signed Reply-To (tickets.reply_tokens). A reply is
 matched by that token, by In-Reply-To/References to the assignment mail, or by the
-subject tag from an employee assigned there; it ACTS on the assignment only when it
-comes from that assignment's employee and the intervention is open (DESIGN invariant
-5). Every reply, acted on or not, is kept on the thread with its verdict.
+subject tag from an employee assigned there; whether it then ACTS on the assignment is
+ruled in tickets.triage (only a provable answer from that assignment's employee, on an
+open intervention, that is no replay). Every reply, acted on or not, is kept on the
+thread with its verdict.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from nexusmail.tickets.new_requests import own_domain
 from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
 from nexusmail.tickets.reply_tokens import make_token, parse_token, reply_address, verify_token
 from nexusmail.tickets.tags import format_tag, parse_tag
+from nexusmail.tickets.triage import AnswerFacts, Disposition, Ruling
 
 log = structlog.get_logger(__name__)
 
@@ -215,13 +217,30 @@ class ReplyEffect:
     note: str                  # why it did not act, for the inbound log
 
 
-@dataclass(frozen=True)
-class ReplyFacts:
-    """What decides whether a reply may change its assignment, beyond who it matched."""
-
-    sender: str                 # the From address
-    sender_doubt: str = ""      # why the From cannot be believed ("": it can)
-    mail_date: datetime | None = None   # its Date:, None when missing
+def answer_facts(
+    tx: WriteTx,
+    match: AssignmentMatch,
+    reading: ReplyReading,
+    *,
+    sender: str,
+    sender_doubt: str,
+    written_at: datetime,
+) -> AnswerFacts:
+    """What the rules need to know about a mail that names `match` (see tickets.triage)."""
+    row = tx.execute("SELECT decided_mail_date FROM assignments WHERE id = ?",
+                     (match.assignment_id,)).fetchone()
+    decision_written_at = datetime.fromisoformat(row[0]) if row and row[0] else None
+    same_answer = tx.execute("SELECT 1 FROM assignment_answers WHERE assignment_id = ?"
+                             " AND body_sha256 = ?",
+                             (match.assignment_id, _answer_key(reading))).fetchone()
+    return AnswerFacts(
+        number=match.intervention_number, matched_by=match.matched_by,
+        from_employee=base_address(sender) == match.employee_email,
+        sender_doubt=sender_doubt,
+        case_open=intervention_status(tx, match.intervention_number) is Status.OPEN,
+        written_at=written_at, decision_written_at=decision_written_at,
+        same_answer_applied=same_answer is not None,
+    )
 
 
 def record_reply(
@@ -229,38 +248,32 @@ def record_reply(
     match: AssignmentMatch,
     reading: ReplyReading,
     message: NewMessage,
+    ruling: Ruling,
     *,
-    facts: ReplyFacts,
+    sender: str,
+    written_at: datetime,
     now: datetime,
     settings: Settings,
 ) -> ReplyEffect:
-    """Put the reply on the thread; change the assignment only when its employee sent
-    it provably (see `_refusal`)."""
+    """Put the reply on the thread; change the assignment when the ruling says so."""
     number = match.intervention_number
-    # Bounded by arrival: a Date in the future cannot make a reply outrank later ones.
-    written_at = min(facts.mail_date or now, now)
-    answer_key = _answer_key(reading)
-    refusal = _refusal(tx, match, facts, written_at, answer_key)
-    # Shown as verified when the technician provably wrote it, acted on or not.
-    verified = not refusal or refusal in _REPLAY_NOTES
-    is_open = intervention_status(tx, number) is Status.OPEN
-    note = refusal or ("" if is_open else CLOSED_NOTE)
-    acts = not note
+    acts = ruling.disposition is Disposition.DECISION
+    note = ruling.reason if not acts else ""
     new_status = _next_status(match.status, reading.verdict) if acts else match.status
     add_message(tx, number, NewMessage(
         kind=MessageKind.TECHNICIAN_REPLY, direction=Direction.IN, subject=message.subject,
         body_text=reading.body, body_html=message.body_html, author=message.author,
         from_addr=message.from_addr, to_addrs=message.to_addrs, cc_addrs=message.cc_addrs,
         message_id=message.message_id, inbound_id=message.inbound_id,
-        verdict=reading.verdict, verified=verified, attachments=message.attachments,
+        verdict=reading.verdict, verified=ruling.verified, attachments=message.attachments,
         extra={"assignment_id": match.assignment_id, "employee": match.employee_email,
                "matched_by": match.matched_by, "acted": acts, "reason": reading.reason,
                **({"not_acted": note} if note else {})},
     ), now=now)
     if not acts:
         log.warning("assignment.reply_not_acted", intervention=number,
-                    assignment_id=match.assignment_id, sender=facts.sender, why=note)
-        return ReplyEffect(False, verified, reading.verdict, note)
+                    assignment_id=match.assignment_id, sender=sender, why=note)
+        return ReplyEffect(False, ruling.verified, reading.verdict, note)
     decided = reading.verdict in (Verdict.CONFIRMED, Verdict.REJECTED)
     tx.execute(
         "UPDATE assignments SET status = ?, reason = CASE WHEN ? THEN ? ELSE reason END,"
@@ -274,41 +287,10 @@ def record_reply(
                    (iso(written_at), match.assignment_id))
         tx.execute("INSERT INTO assignment_answers (assignment_id, body_sha256, verdict,"
                    " applied_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                   (match.assignment_id, answer_key, reading.verdict, iso(now)))
+                   (match.assignment_id, _answer_key(reading), reading.verdict, iso(now)))
     log.info(f"assignment.{reading.verdict}", intervention=number,
              assignment_id=match.assignment_id, employee=match.employee_email)
-    return ReplyEffect(True, verified, reading.verdict, "")
-
-
-CLOSED_NOTE = "intervention is closed"
-OLDER_NOTE = "older than the answer already applied"
-REPEATED_NOTE = "the same answer as one already applied (a replay?)"
-_REPLAY_NOTES = (OLDER_NOTE, REPEATED_NOTE)
-
-
-def _refusal(tx: WriteTx, match: AssignmentMatch, facts: ReplyFacts, written_at: datetime,
-             answer_key: str) -> str:
-    """Why this reply must not change its assignment ("" when it may).
-
-    The sender must be the assigned employee, by a From every parser reads alike and no
-    trusted DMARC failure; and the mail must prove it answers the assignment mail: the
-    signed Reply-To token, or In-Reply-To/References naming that mail's unguessable
-    Message-ID. A subject tag is on every mail of the case, so it proves nothing.
-    An answer older than the one in force, or the very same answer again, is a replay."""
-    if base_address(facts.sender) != match.employee_email:
-        return "sender is not the assigned employee"
-    if facts.sender_doubt:
-        return f"sender in doubt: {facts.sender_doubt}"
-    if match.matched_by is MatchedBy.TAG:
-        return "matched by the subject tag only: no proof it answers the assignment mail"
-    row = tx.execute("SELECT decided_mail_date FROM assignments WHERE id = ?",
-                     (match.assignment_id,)).fetchone()
-    if row is not None and row[0] and iso(written_at) < row[0]:
-        return OLDER_NOTE
-    if tx.execute("SELECT 1 FROM assignment_answers WHERE assignment_id = ?"
-                  " AND body_sha256 = ?", (match.assignment_id, answer_key)).fetchone():
-        return REPEATED_NOTE
-    return ""
+    return ReplyEffect(True, True, reading.verdict, "")
 
 
 def _answer_key(reading: ReplyReading) -> str:

@@ -18,11 +18,13 @@ from nexusmail.clock import FakeClock
 from nexusmail.config import Settings
 from nexusmail.dispatch.compose import Composer, OutboxRow
 from nexusmail.mail.reply_reading import read_reply
-from nexusmail.tickets.assignments import AssignmentMatch, ReplyFacts, record_reply
+from nexusmail.storage.connections import WriteTx
+from nexusmail.tickets.assignments import AssignmentMatch, answer_facts, record_reply
 from nexusmail.tickets.cases import NewMessage, add_employee
-from nexusmail.tickets.models import Direction, MessageKind
+from nexusmail.tickets.models import Direction, MatchedBy, MessageKind
 from nexusmail.tickets.reply_tokens import verify_token
 from nexusmail.tickets.store import Store
+from nexusmail.tickets.triage import MailFacts, triage
 
 SUPPORT = "support@firm.test"
 KEYS = [b"current-signing-key-0123456789abcdef", b"older-key-still-verifying-0123456"]
@@ -331,13 +333,20 @@ async def reply(api: Api, settings: Settings, clock: FakeClock, number: int, ema
                           " JOIN employees e ON e.id = a.employee_id"
                           " WHERE a.intervention_number = ? AND e.email = ?", number, email)
     ((assignment_id, status, name, language),) = rows
-    match = AssignmentMatch(assignment_id, number, email, name, language, status, "token")
+    match = AssignmentMatch(assignment_id, number, email, name, language, status,
+                            MatchedBy.TOKEN)
     reading = read_reply(text)
     message = NewMessage(kind=MessageKind.TECHNICIAN_REPLY, direction=Direction.IN,
                          subject="Re: assignment", from_addr=sender or email, body_text=text)
-    await api.store.write(lambda tx: record_reply(
-        tx, match, reading, message, facts=ReplyFacts(sender=sender or email),
-        now=clock.now(), settings=settings))
+    now = clock.now()
+
+    def record(tx: WriteTx) -> None:
+        facts = answer_facts(tx, match, reading, sender=sender or email, sender_doubt="",
+                             written_at=now)
+        record_reply(tx, match, reading, message, triage(MailFacts(answer=facts)),
+                     sender=sender or email, written_at=now, now=now, settings=settings)
+
+    await api.store.write(record)
 
 
 async def test_needs_attention_follows_the_replies(
