@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +26,7 @@ from pydantic import (
 )
 
 ENV_PREFIX = "NEXUSMAIL_"
+_AUTHSERV_ID = re.compile(r'[^\s;()"]+')
 Language = Literal["en", "it", "ro"]
 
 
@@ -159,6 +161,17 @@ class SecuritySettings(_Section):
     # Authentication-Results headers it adds). When it says DMARC failed for a reply's
     # From domain, the reply never changes an assignment. Empty: no such header is read.
     trusted_authserv_id: str = ""
+
+    @field_validator("trusted_authserv_id")
+    @classmethod
+    def _one_word(cls, value: str) -> str:
+        # It is compared with the first word of the header: a value with a space or a
+        # ";" could never match, and every DMARC verdict would be silently ignored.
+        value = value.strip()
+        if value and not _AUTHSERV_ID.fullmatch(value):
+            raise ValueError(f"{value!r} is not one word such as mx.firm.it (the first word"
+                             " of your MTA's Authentication-Results headers)")
+        return value
 
 
 class SchedulerSettings(_Section):

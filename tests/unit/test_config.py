@@ -40,6 +40,8 @@ def test_file_then_environment_override(tmp_path: Path) -> None:
         ("[mail\n", "not valid TOML"),
         ('[outbound]\nusername = "u"\n', "[outbound] host is empty"),
         ('[web]\ntrusted_proxies = ["10.0.0.0/33"]\n', "[web] trusted_proxies"),
+        ('[security]\ntrusted_authserv_id = "mx.firm.it; dmarc"\n',
+         "[security] trusted_authserv_id"),
     ],
 )
 def test_errors_name_the_file_and_key(tmp_path: Path, toml: str, expected: str) -> None:
