@@ -354,6 +354,20 @@ async def test_an_earlier_answer_sent_again_does_not_flip_the_decision(case: Cas
                            "the same answer as one already applied (a replay?)"]
 
 
+async def test_a_date_in_the_future_counts_as_its_arrival(case: Case) -> None:
+    """A confirmation dated years ahead does not outrank the rejection that arrives
+    after it: a Date later than the arrival counts as the arrival."""
+    to = str(case.mails["luca@firm.test"].message()["Reply-To"])
+    ahead = raw_reply(case, "luca@firm.test", "Confermo.", from_lines=["luca@firm.test"],
+                      date="Thu, 1 Jan 2037 09:00:00 +0000")
+    assert await send_raw(case, ahead, to) == 250
+    assert (await case.assignment_rows())["luca@firm.test"][0] == "confirmed"
+    undated = raw_reply(case, "luca@firm.test", "Rifiuto, imprevisto.",
+                        from_lines=["luca@firm.test"])
+    assert await send_raw(case, undated, to) == 250
+    assert (await case.assignment_rows())["luca@firm.test"][0] == "rejected"
+
+
 async def test_the_operator_applies_a_kept_reply_with_one_click(case: Case) -> None:
     """A tag-only reply is offered on the thread page with an "Apply" button; one click
     (or the API) applies its verdict, says who did, and cannot be applied twice."""
@@ -367,10 +381,14 @@ async def test_the_operator_applies_a_kept_reply_with_one_click(case: Case) -> N
         thread = await page.get("/interventions/1")
         assert f'action="/messages/{message_id}/apply"' in thread.text
         assert "Apply: rejected" in thread.text
+        # Why it was kept is on the page, not only in a tooltip.
+        assert "not acted on: matched by the subject tag only" in thread.text
         applied = await page.post(f"/messages/{message_id}/apply",
                                   data={"csrf_token": csrf_of(thread.text)})
         assert applied.status_code == 303
-        assert "Apply: rejected" not in (await page.get("/interventions/1")).text
+        after = (await page.get("/interventions/1")).text
+        assert "Apply: rejected" not in after
+        assert "not acted on:" not in after
     assert (await case.assignment_rows())["luca@firm.test"] == ("rejected", "sono in ferie.")
     again = await case.api("POST", f"/messages/{message_id}/apply")
     assert again.status_code == 409
