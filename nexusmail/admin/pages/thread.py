@@ -11,7 +11,12 @@ run a script nor fetch a tracking pixel. Files and original mails are downloads
 from __future__ import annotations
 
 import asyncio
+import base64
+import html
+import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import unquote
 
 import structlog
 from starlette.datastructures import UploadFile
@@ -70,14 +75,55 @@ def thread_routes(pages: Pages) -> list[Route]:
     ]
 
 
-def mail_frame_document(body_html: str) -> str:
-    """A whole document for a srcdoc frame: the sanitized mail under its own CSP."""
+def mail_frame_document(body_html: str, images: Mapping[str, str] | None = None) -> str:
+    """A whole document for a srcdoc frame: the sanitized mail under its own CSP, its
+    inline images (`cid:` references) replaced by the `data:` URLs in `images`."""
+    body = sanitize_html(body_html)
+    if images:
+        body = _CID_SRC.sub(lambda m: _inline_image(m, images), body)
     return (
         '<!doctype html><html><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{MAIL_FRAME_CSP}">'
         '<base target="_blank"></head><body>'
-        f"{sanitize_html(body_html)}</body></html>"
+        f"{body}</body></html>"
     )
+
+
+# After sanitizing, every src is double-quoted; a cid: URL names a Content-ID (RFC 2392).
+_CID_SRC = re.compile(r'src="cid:([^"]*)"', re.IGNORECASE)
+# Inline images go into the frame as data: URLs: the frame is sandboxed without an
+# origin, so it could not fetch them from the page with the operator's cookie, and its
+# policy lets it load nothing else. Bounded, so a mail of huge images stays a page.
+MAX_INLINE_IMAGE_BYTES = 2 * 1024 * 1024
+MAX_INLINE_IMAGES_BYTES = 8 * 1024 * 1024
+
+
+def _inline_image(match: re.Match[str], images: Mapping[str, str]) -> str:
+    content_id = unquote(html.unescape(match.group(1))).strip("<>")
+    data_url = images.get(content_id)
+    return f'src="{data_url}"' if data_url else match.group(0)
+
+
+def inline_images(attachments: Sequence[Any], load: Callable[[str], bytes]
+                  ) -> dict[int, dict[str, str]]:
+    """Per message id, {Content-ID: data URL} for its inline raster images (blocking:
+    reads the stored files; called in a thread)."""
+    found: dict[int, dict[str, str]] = {}
+    budget = MAX_INLINE_IMAGES_BYTES
+    for row in attachments:
+        media_type = safe_media_type(row["content_type"])
+        if media_type not in PREVIEW_TYPES or row["size"] > min(MAX_INLINE_IMAGE_BYTES,
+                                                                   budget):
+            continue
+        try:
+            data = load(row["sha256"])
+        except OSError:
+            continue  # a missing file shows as a broken image, as before
+        budget -= len(data)
+        encoded = base64.b64encode(data).decode("ascii")
+        found.setdefault(row["message_id"], {})[row["content_id"]] = (
+            f"data:{media_type};base64,{encoded}")
+    return found
 
 
 def _path_number(request: Request, name: str) -> int:
@@ -112,13 +158,23 @@ class _Handlers:
             rows = await conn.execute_fetchall(
                 "SELECT id, body_html, inbound_id IS NOT NULL FROM messages"
                 " WHERE intervention_number = ?", (number,))
+            cid_rows = await conn.execute_fetchall(
+                "SELECT a.message_id, a.content_id, a.content_type, a.size, a.sha256"
+                " FROM attachments a JOIN messages m ON m.id = a.message_id"
+                " WHERE m.intervention_number = ? AND a.content_id IS NOT NULL"
+                " AND m.body_html IS NOT NULL ORDER BY a.id", (number,))
             employees = await queries.list_employees(conn)
         has_raw = {r[0] for r in rows if r[2]}
-        # Sanitizing again (against rows stored before a sanitizer fix) is CPU work: in a
-        # thread (nh3 lets go of the GIL), so a big mail never holds up the event loop,
-        # and with it every SMTP session and page of the daemon.
-        frames = await asyncio.to_thread(
-            lambda: {r[0]: mail_frame_document(r[1]) for r in rows if r[1]})
+        blobs = self.p.services.blobs
+
+        def build_frames() -> dict[int, str]:
+            images = inline_images(list(cid_rows), blobs.get)
+            return {r[0]: mail_frame_document(r[1], images.get(r[0])) for r in rows if r[1]}
+
+        # Sanitizing again (against rows stored before a sanitizer fix) and reading the
+        # inline images is CPU and disk work: in a thread (nh3 lets go of the GIL), so a
+        # big mail never holds up the event loop, and with it every SMTP session.
+        frames = await asyncio.to_thread(build_frames)
         entries = [
             {**m, "frame": frames.get(m["id"]), "has_raw": m["id"] in has_raw}
             for m in detail["messages"]
