@@ -40,6 +40,12 @@ def from_problem(values: Sequence[str]) -> str:
     lenient = [addr.lower() for _, addr in email.utils.getaddresses([value])]
     if defects:
         return "From header malformed: " + type(defects[0]).__name__
+    # A group ("team: luca@firm.it;") or a list ending in a separator is not one plain
+    # mailbox, however harmless the address inside it: anything but that is doubted.
+    if any(group.display_name is not None for group in header.groups):
+        return "From header is a group, not a mailbox"
+    if value.rstrip().endswith((",", ";")):
+        return "From header has text after the mailbox"
     if len(strict) != 1 or lenient != strict:
         return "From header names other than exactly one mailbox"
     return ""

@@ -25,6 +25,8 @@ def test_one_plain_mailbox_is_believed(value: str) -> None:
     ([], "no From header"),
     (["Luca <luca@firm.it>, "], "malformed"),
     (["x" * 2000 + " <luca@firm.it>"], "too long"),
+    (["team: luca@firm.it;"], "a group"),
+    (["<luca@firm.it>,"], "text after the mailbox"),
 ])
 def test_parser_tricks_put_the_sender_in_doubt(values: list[str], why: str) -> None:
     """Every From that two parsers could read differently is doubted, with the reason."""
