@@ -1,4 +1,4 @@
-"""Assignment and note routes of the JSON API (issue 3, points 1 and 7).
+"""Assignment and note routes of the JSON API.
 
 - `POST /api/v1/interventions/{number}/assignments` `{"employee_email": ...}` → 201 the
   assignment `{id, employee_email, employee_name, status, decided_at, reason}`, its
@@ -8,6 +8,10 @@
   `file` (zero or more) and `register_ref` (a correspondence-register entry) → 201 the
   note as a thread message (see tickets.queries.MessageView); 413 files above
   `[limits] max_message_bytes`; 415 another body type; 422 neither text nor file.
+- `POST /api/v1/messages/{id}/apply` → 200 the intervention as it is now: a
+  technician's reply that was kept without acting (no proof it answers the assignment
+  mail, a From in doubt, a replay) applied by hand; 404 not such a reply; 409 applied
+  already, neither yes nor no, or intervention closed.
 - `assignees` of `POST /api/v1/interventions`: `open_with_assignees` below.
 """
 
