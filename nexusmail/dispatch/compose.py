@@ -22,7 +22,7 @@ from email.message import Message
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.utils import format_datetime, formataddr
-from typing import Any, ClassVar
+from typing import Any
 
 import jinja2
 
@@ -70,14 +70,9 @@ class OutboxRow:
     thread_message_id: int | None = None
     attempts: int = 0
 
-    COLUMNS: ClassVar[str] = (
-        "id, message_id, kind, recipient, language, template, context,"
-        " intervention_number, thread_message_id, attempts"
-    )
-
     @classmethod
     def from_db(cls, row: DbRow | Mapping[str, Any]) -> OutboxRow:
-        """Build from a row selected with `COLUMNS`; a context that is not a JSON object
+        """Build from a row of `tickets.outbox.due_rows`; a context that is not a JSON object
         raises ComposeError (the row can never be sent)."""
         try:
             context = json.loads(row["context"] or "{}")

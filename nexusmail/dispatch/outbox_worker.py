@@ -1,7 +1,8 @@
-"""The outbox worker: the only part that talks to the relay (DESIGN invariant 3).
+"""The outbox worker: the only part that talks to the relay; the loop and its policy.
 
 It picks pending rows that are due, composes each (jinja2), hands it to the
-transport and records the outcome in one write: `sent`, a later retry with
+transport and records the outcome in one write (the statements are in
+tickets/outbox.py): `sent`, a later retry with
 exponential backoff and jitter, or `failed` (permanent refusal, template error,
 attempts used up). When the relay itself is unreachable (RelayUnavailableError), the
 worker also pauses all sending until that row's retry time, so a dead relay costs one
@@ -18,19 +19,18 @@ mail is delivered at least once, never at most once: a crash (or a cancelled tas
 shutdown) after the relay accepted but before the mark is committed leaves the row
 pending, and it is sent again with the same Message-ID, fixed at enqueue. Receivers
 and our own tests dedupe by Message-ID; our ingest sees the own-mail header on any
-copy that comes back. Rows are never deleted: sent and failed rows are the record of
-what left (and what did not), shown on the intervention's thread.
+copy that comes back. Each sent row is marked before its relay connection carries
+the next mail, so a crash repeats at most one mail per connection in use
+(`concurrency`): marking a batch at once saved commits but let a crash resend the
+whole batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import random
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import structlog
 
@@ -45,21 +45,18 @@ from nexusmail.dispatch.transport import (
 )
 from nexusmail.service.metrics import Metrics
 from nexusmail.storage.connections import DbRow, WriteTx
+from nexusmail.tickets.outbox import (
+    ShownMail,
+    due_rows,
+    mark_failed,
+    mark_retry,
+    mark_sent,
+)
 from nexusmail.tickets.store import Store
 
 log = structlog.get_logger(__name__)
 
 JITTER = 0.2  # ±20%: rows that failed together do not all come back together
-MAX_ERROR_CHARS = 1000
-# Sent rows are marked in one write per this many rows tried.
-MARK_BATCH = 16
-
-
-@dataclass(frozen=True)
-class _Sent:
-    row: OutboxRow
-    composed: ComposedMail
-    log: Any  # the row's bound logger
 
 
 class OutboxWorker:
@@ -172,41 +169,30 @@ class OutboxWorker:
             if self._relay_paused(now):
                 return 0
             async with self.store.read() as conn:
-                rows = list(await conn.execute_fetchall(
-                    f"SELECT {OutboxRow.COLUMNS}, next_attempt_at"  # noqa: S608 (constant)
-                    " FROM outbox"
-                    " WHERE status = 'pending' AND next_attempt_at <= ?"
-                    " ORDER BY next_attempt_at, id LIMIT ?",
-                    (iso(now), limit),
-                ))
+                rows = await due_rows(conn, now, limit)
             if not rows:
                 return 0
             slots = asyncio.Semaphore(self.concurrency)
 
-            async def bounded(raw: DbRow) -> _Sent | bool:
+            async def bounded(raw: DbRow) -> bool:
+                # The slot is held until the outcome is committed: a crash can find at
+                # most one accepted-but-unmarked mail per slot.
                 async with slots:
                     now = self.clock.now()
                     if self._relay_paused(now):
                         return False  # the relay went down during this pass: leave it
                     if self._held_for_ingest(raw, now):
                         return False
-                    return await self._process(raw) or True
+                    await self._process(raw)
+                    return True
 
-            tried = 0
-            failure: BaseException | None = None
-            for start in range(0, len(rows), MARK_BATCH):
-                results = await asyncio.gather(
-                    *(bounded(raw) for raw in rows[start:start + MARK_BATCH]),
-                    return_exceptions=True,
-                )
-                await self._mark_sent([r for r in results if isinstance(r, _Sent)])
-                tried += sum(1 for r in results if r is True or isinstance(r, _Sent))
-                failure = failure or next(
-                    (r for r in results if isinstance(r, BaseException)), None)
+            results = await asyncio.gather(*(bounded(raw) for raw in rows),
+                                           return_exceptions=True)
             # Every row got its turn; now let an unexpected failure reach the loop.
+            failure = next((r for r in results if isinstance(r, BaseException)), None)
             if failure is not None:
                 raise failure
-            return tried
+            return sum(1 for r in results if r is True)
 
     def _held_for_ingest(self, raw: DbRow, now: datetime) -> bool:
         """Whether this row waits for ingest to go quiet; notes when it may go anyway."""
@@ -224,9 +210,8 @@ class OutboxWorker:
     def _relay_paused(self, now: datetime) -> bool:
         return self.relay_paused_until is not None and now < self.relay_paused_until
 
-    async def _process(self, raw: DbRow) -> _Sent | None:
-        """Compose and send one row; a sent one is returned for marking with its batch,
-        any other outcome is written here."""
+    async def _process(self, raw: DbRow) -> None:
+        """Compose and send one row, and commit its outcome."""
         try:
             row = OutboxRow.from_db(raw)
         except ComposeError as exc:
@@ -273,7 +258,9 @@ class OutboxWorker:
             bound.warning("outbox.retry", error=str(exc), code=exc.code, retry_at=iso(retry_at))
             return None
         self.relay_paused_until = None
-        return _Sent(row, composed, bound)
+        await self._mark_sent(row, composed)
+        self._count("sent")
+        bound.info("outbox.sent", subject=composed.subject)
 
     def _count(self, result: str) -> None:
         """After the outcome's commit: `sent`, `retry`, or why the mail failed for good."""
@@ -296,34 +283,17 @@ class OutboxWorker:
 
     # -- writes: each outcome is one store.write, the thread message included -----------
 
-    async def _mark_sent(self, sent: list[_Sent]) -> None:
-        """One write for a batch of sent rows (one commit instead of one each; a crash
-        before it resends the batch, under the same Message-IDs: at-least-once)."""
-        if not sent:
-            return
-        sent_at = iso(self.clock.now())
+    async def _mark_sent(self, row: OutboxRow, composed: ComposedMail) -> None:
+        sent_at = self.clock.now()
 
         def mark(tx: WriteTx) -> None:
-            for item in sent:
-                tx.execute(
-                    "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
-                    " last_error = '' WHERE id = ?",
-                    (sent_at, item.row.id),
-                )
-                _fill_thread_message(tx, item.row, item.composed, delivery="sent", error="")
+            mark_sent(tx, row.id, row.thread_message_id, sent_at=sent_at, shown=_shown(composed))
 
         await self.store.write(mark)
-        for item in sent:
-            self._count("sent")
-            item.log.info("outbox.sent", subject=item.composed.subject)
 
     async def _mark_retry(self, row: OutboxRow, retry_at: datetime, error: str) -> None:
         def mark(tx: WriteTx) -> None:
-            tx.execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
-                " WHERE id = ? AND status = 'pending'",
-                (iso(retry_at), error[:MAX_ERROR_CHARS], row.id),
-            )
+            mark_retry(tx, row.id, retry_at=retry_at, error=error)
 
         await self.store.write(mark)
 
@@ -331,62 +301,19 @@ class OutboxWorker:
         self, row: OutboxRow, composed: ComposedMail | None, error: str
     ) -> None:
         def mark(tx: WriteTx) -> None:
-            tx.execute(
-                "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?"
-                " WHERE id = ?",
-                (error[:MAX_ERROR_CHARS], row.id),
-            )
-            _fill_thread_message(tx, row, composed, delivery="failed", error=error)
+            mark_failed(tx, row.id, row.thread_message_id, error=error,
+                        shown=None if composed is None else _shown(composed))
 
         await self.store.write(mark)
 
     async def _give_up_raw(self, row_id: int, error: str) -> None:
         def mark(tx: WriteTx) -> None:
-            tx.execute(
-                "UPDATE outbox SET status = 'failed', last_error = ? WHERE id = ?",
-                (error[:MAX_ERROR_CHARS], row_id),
-            )
+            mark_failed(tx, row_id, None, error=error, shown=None, attempted=False)
 
         await self.store.write(mark)
         self._count("row")
         log.error("outbox.failed", outbox_id=row_id, reason="row", error=error)
 
 
-def _fill_thread_message(
-    tx: WriteTx,
-    row: OutboxRow,
-    composed: ComposedMail | None,
-    *,
-    delivery: str,
-    error: str,
-) -> None:
-    """Show operators what was sent (or why not) on the intervention's thread."""
-    if row.thread_message_id is None:
-        return
-    found = tx.execute(
-        "SELECT extra FROM messages WHERE id = ?", (row.thread_message_id,)
-    ).fetchone()
-    if found is None:
-        return
-    try:
-        extra = json.loads(found[0] or "{}")
-    except json.JSONDecodeError:
-        extra = {}
-    if not isinstance(extra, dict):
-        extra = {}
-    extra["delivery"] = delivery
-    if error:
-        extra["delivery_error"] = error[:MAX_ERROR_CHARS]
-    else:
-        extra.pop("delivery_error", None)
-    if composed is None:
-        tx.execute(
-            "UPDATE messages SET extra = ? WHERE id = ?",
-            (json.dumps(extra, ensure_ascii=False), row.thread_message_id),
-        )
-        return
-    tx.execute(
-        "UPDATE messages SET subject = ?, body_text = ?, from_addr = ?, extra = ? WHERE id = ?",
-        (composed.subject, composed.body_text, composed.from_addr,
-         json.dumps(extra, ensure_ascii=False), row.thread_message_id),
-    )
+def _shown(composed: ComposedMail) -> ShownMail:
+    return ShownMail(composed.subject, composed.body_text, composed.from_addr)

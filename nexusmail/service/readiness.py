@@ -29,6 +29,7 @@ from nexusmail.clock import iso
 from nexusmail.config import Settings
 from nexusmail.service.metrics import Backlog
 from nexusmail.storage.connections import ReadTx, WriteTx
+from nexusmail.tickets.outbox import pending_backlog
 from nexusmail.tickets.store import Store
 
 STORAGE_TIMEOUT_S = 3.0
@@ -57,12 +58,10 @@ class Readiness:
 
 async def read_backlog(conn: ReadTx, now: datetime) -> Backlog:
     """Pending outbox rows and the age of the oldest (partial index outbox_due)."""
-    rows = list(await conn.execute_fetchall(
-        "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'"))
-    count, oldest = rows[0][0], rows[0][1]
+    count, oldest = await pending_backlog(conn)
     age = None if oldest is None else max(
         0.0, (now - datetime.fromisoformat(oldest)).total_seconds())
-    return Backlog(int(count), age)
+    return Backlog(count, age)
 
 
 def storage_room(tx: WriteTx) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import mailbox
@@ -368,17 +369,44 @@ async def test_many_rows_go_out_in_parallel_once_each(
     assert transport.connections_opened <= 4
 
 
-async def test_sent_rows_are_marked_in_batches(
+class CountUnmarkedOnAccept:
+    """Delegates to a real transport; each time the relay accepts a mail, counts the
+    accepted mails whose rows the database still has pending: what a crash at that
+    moment would send again."""
+
+    def __init__(self, inner: Transport, db_path: Path) -> None:
+        self.inner = inner
+        self.db_path = db_path
+        self.accepted: list[str] = []
+        self.most_unmarked = 0
+
+    async def send(self, message: EmailMessage, *, sender: str, recipients: list[str]) -> None:
+        await self.inner.send(message, sender=sender, recipients=recipients)
+        self.accepted.append(str(message["Message-ID"]).strip("<>"))
+        with contextlib.closing(sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)
+                                ) as db:
+            pending = {r[0] for r in db.execute(
+                "SELECT message_id FROM outbox WHERE status = 'pending'")}
+        self.most_unmarked = max(self.most_unmarked,
+                                 sum(1 for m in self.accepted if m in pending))
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def test_a_crash_resends_at_most_one_mail_per_relay_connection(
     store: Store, clock: FakeClock, sink: Sink, transports: Callable[[Transport], Transport]
 ) -> None:
-    """Sent rows are marked sent a batch per write, not one commit each; every row and
-    its thread message end up marked."""
-    ids = [await enqueue_ack(store, clock, recipient=f"c{i}@example.org") for i in range(20)]
-    transport = SmtpRelayTransport(outbound(sink.port), max_connections=4)
-    worker = make_worker(store, clock, transports(transport), outbound(sink.port))
-    commits_before = store.commits
-    assert await worker.send_due() == 20
-    assert store.commits - commits_before <= 2  # 20 rows, batches of 16
+    """Each sent row is marked before its connection carries the next mail: at any
+    moment at most one accepted-but-unmarked mail per connection (4 here, 40 rows)."""
+    ids = [await enqueue_ack(store, clock, recipient=f"c{i}@example.org") for i in range(40)]
+    settings = outbound(sink.port)
+    probe = CountUnmarkedOnAccept(SmtpRelayTransport(settings, max_connections=4),
+                                  store.db_path)
+    worker = make_worker(store, clock, transports(probe), settings, concurrency=4)
+    assert await worker.send_due() == 40
+    assert sorted(probe.accepted) == sorted(ids)
+    assert 1 <= probe.most_unmarked <= 4
     for message_id in ids:
         assert (await outbox_row(store, message_id))["status"] == "sent"
         assert json.loads((await thread_message(store, message_id))["extra"])["delivery"] == "sent"
