@@ -48,6 +48,9 @@ CLASSIFIER_HEADERS = frozenset({
 })  # fmt: skip
 _MAX_IDS = 100          # References grows with a thread; keep the most recent ones
 _HTML_TEXT_FACTOR = 2    # HTML converted to text: at most this many times max_body_chars
+# Where a reply's quote starts is near the top of its HTML, after the technician's few
+# lines (and Outlook's style sheet, ~20-40 KB): enough of it to find the markers.
+_HTML_AS_SENT_CHARS = 200_000
 _MAX_ID_CHARS = 250     # RFC 5322 §2.1.1 line limit is 998; real ids are far shorter
 MAX_RESULTS_CHARS = 2000  # one Authentication-Results value kept; real ones are shorter
 _ID_IN_ANGLES = re.compile(r"<\s*([^<>\s]+?)\s*>")
@@ -344,6 +347,7 @@ def _assemble(
         search_text=normalize_romanian(head.subject + "\n" + body_text),
         sender_problem=head.sender_problem,
         authentication_results=head.authentication_results,
+        html_as_sent="\n".join(body.html_parts)[:_HTML_AS_SENT_CHARS] if body.html_parts else None,
     )
 
 

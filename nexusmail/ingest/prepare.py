@@ -9,7 +9,7 @@ to 29 MB).
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from nexusmail.ingest.noise import noise_reason
 from nexusmail.ingest.parse import parse_mail
@@ -40,5 +40,7 @@ def prepare(raw: bytes, envelope_from: str | None, own_domains: Collection[str],
     mail = parse_mail(raw, max_body_chars=max_body_chars, max_attachments=max_attachments)
     noise = noise_reason(mail, envelope_from=envelope_from, own_domains=own_domains)
     language = None if noise else guess_language(mail.subject + "\n" + mail.body_text)
-    reading = None if noise else read_reply(mail.body_text)
+    reading = None if noise else read_reply(mail.body_text, mail.html_as_sent)
+    # Read; not carried back to the ingest process, which has the sanitized HTML.
+    mail = replace(mail, html_as_sent=None)
     return Prepared(sha256_hex(raw), content_sha256(raw), mail, noise, language, reading)

@@ -40,6 +40,10 @@ class ParsedMail:
     sender_problem: str = ""
     # The Authentication-Results headers as received (a trusted MTA's DMARC verdict).
     authentication_results: tuple[str, ...] = ()
+    # The opening of the HTML part as the client wrote it: its class and id attributes
+    # mark where the client put the quote (gmail_quote, divRplyFwdMsg, ...), and
+    # sanitizing drops them. Read by reply reading in the parse step, never shown.
+    html_as_sent: str | None = None
 
     def header(self, name: str) -> str:
         return self.headers.get(name.lower(), "")

@@ -279,18 +279,30 @@ def _quoted_next(lines: list[str]) -> list[bool]:
 # writes below it, so the HTML is cut there. Gmail, Apple Mail and Thunderbird use
 # <blockquote>, which html_to_text turns into `>` lines for strip_quote.
 _HTML_CUTS = re.compile(
-    r"<div\b[^>]*\bid=[\"']?(?:appendonsend|divRplyFwdMsg)\b"       # Outlook web / new Outlook
-    r"|<hr\b[^>]*\bid=[\"']?stopSpelling\b"                         # Outlook web, older
-    r"|<div\b[^>]*\bborder-top:\s*solid\s+#(?:E1E1E1|B5C4DF)\b",    # Outlook desktop
+    r"<div\b[^<>]*\bid=[\"']?(?:appendonsend|divRplyFwdMsg)\b"       # Outlook web / new Outlook
+    r"|<(?:div|span)\b[^<>]*\bid=[\"']?OLK_SRC_BODY_SECTION\b"        # Outlook for Mac
+    r"|<hr\b[^<>]*\bid=[\"']?stopSpelling\b"                         # Outlook web, older
+    r"|<div\b[^<>]*\bborder-top:\s*solid\s+#(?:E1E1E1|B5C4DF)\b",    # Outlook desktop
     re.IGNORECASE,
 )
 # Gmail's and Yahoo's quote wrapper, with the attribution inside: dropped whole, so a
 # reply written below it (rare in Gmail HTML, but seen) is kept.
 _HTML_QUOTE_OPEN = re.compile(
-    r"<div\b[^>]*\bclass=[\"']?(?:gmail_quote|yahoo_quoted|moz-cite-prefix)\b[^>]*>",
+    r"<div\b[^<>]*\bclass=[\"']?(?:gmail_quote|yahoo_quoted|moz-cite-prefix"
+    r"|zmail_extra|protonmail_quote)\b[^<>]*>",
     re.IGNORECASE,
 )
-_DIV_TAG = re.compile(r"<(/?)div\b[^>]*>", re.IGNORECASE)
+_DIV_TAG = re.compile(r"<(/?)div\b[^<>]*>", re.IGNORECASE)
+
+
+_BLOCKQUOTE = re.compile(r"<blockquote\b", re.IGNORECASE)
+
+
+def has_html_quote(html: str) -> bool:
+    """Does the HTML mark a quote by its structure (a client's quote div or marker, or a
+    blockquote, which html_to_text turns into `>` lines)?"""
+    return bool(_HTML_CUTS.search(html) or _HTML_QUOTE_OPEN.search(html)
+                or _BLOCKQUOTE.search(html))
 
 
 def cut_html_quote(html: str) -> str:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from enum import Enum, StrEnum
 
 from nexusmail.mail.html import html_to_text
-from nexusmail.mail.quote_strip import cut_html_quote, fold, strip_quote
+from nexusmail.mail.quote_strip import cut_html_quote, fold, has_html_quote, strip_quote
 
 __all__ = ["ReplyReading", "Verdict", "read_reply", "strip_quote"]
 
@@ -152,9 +152,13 @@ class _Hit:
 
 
 def read_reply(text: str | None, html: str | None = None) -> ReplyReading:
-    """Read a technician's reply; the text part is used, the HTML only when it is missing."""
-    if text is None or not text.strip():
-        text = html_to_text(cut_html_quote(html)) if html else ""
+    """Read a technician's reply. When its HTML marks the quote the way a client does
+    (Gmail's, Yahoo's, Thunderbird's or Outlook's markers, a blockquote), the technician's
+    part is taken by that structure; otherwise from the text part by the text rules."""
+    if html and (has_html_quote(html) or text is None or not text.strip()):
+        text = html_to_text(cut_html_quote(html))
+    elif text is None:
+        text = ""
     body = strip_quote(text)
     lines = unicodedata.normalize("NFC", body[:MAX_VERDICT_CHARS]).split("\n")
     decided: tuple[list[_Hit], int] | None = None

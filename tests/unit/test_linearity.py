@@ -17,7 +17,7 @@ import pytest
 from nexusmail.ingest.charsets import decode_bytes, decode_header
 from nexusmail.mail.html import html_to_text, sanitize_html
 from nexusmail.mail.language import guess_language
-from nexusmail.mail.quote_strip import cut_html_quote, fold, strip_quote
+from nexusmail.mail.quote_strip import cut_html_quote, fold, has_html_quote, strip_quote
 from nexusmail.mail.reply_reading import read_reply
 
 RUNS = 3
@@ -57,6 +57,10 @@ CASES: list[tuple[str, Callable[[int], object], Callable[[object], object], int]
     ("cut_html_quote: many quote divs",
      lambda n: '<div class="gmail_quote"><div>q</div></div>text' * n,
      lambda x: cut_html_quote(str(x)), 2_000),
+    ("cut_html_quote: many div tags never closed",
+     lambda n: "<div id=x " * n, lambda x: cut_html_quote(str(x)), 2_000),
+    ("has_html_quote: many div tags never closed",
+     lambda n: "<div class=x " * n, lambda x: has_html_quote(str(x)), 2_000),
     ("html_to_text: many paragraphs",
      lambda n: "<p>Buongiorno, la caldaia non parte.</p>" * n,
      lambda x: html_to_text(str(x)), 2_000),
