@@ -39,6 +39,7 @@ from nexusmail.ingest.imap.poller import ImapCollector
 from nexusmail.ingest.parse_workers import ParseWorkers
 from nexusmail.ingest.smtp_handler import SmtpHandler
 from nexusmail.ingest.smtp_server import start_listener
+from nexusmail.live_settings import LiveSettings
 from nexusmail.logs import configure_logging
 from nexusmail.paths import blobs_path, database_path
 from nexusmail.service import systemd_notify
@@ -110,7 +111,9 @@ async def serve(
                                    preload=("nexusmail.ingest.prepare",))
             stack.push_async_callback(parsers.close)
             await parsers.start()
-        ingest = Ingest(store, blobs, settings, clock, parsers=parsers,
+        # One holder of the settings of the moment, read by every part; reload swaps it.
+        current = LiveSettings(settings)
+        ingest = Ingest(store, blobs, current, clock, parsers=parsers,
                         on_outbox=worker.notify, reply_keys=reply_keys, metrics=metrics)
         worker.yield_to_ingest(ingest.idle)
         smtp_server = await _start_smtp(settings, ingest)
@@ -119,13 +122,13 @@ async def serve(
         collector_task = asyncio.create_task(collector.run(stop), name="imap")
         stack.push_async_callback(_await_task, collector_task, "imap")
 
-        scheduler = Scheduler(store, settings, clock, reply_keys=reply_keys,
+        scheduler = Scheduler(store, current, clock, reply_keys=reply_keys,
                               on_outbox=worker.notify, metrics=metrics)
         scheduler_task = asyncio.create_task(scheduler.run(stop), name="scheduler")
         stack.push_async_callback(_await_task, scheduler_task, "scheduler")
 
         web_server, web_task, web_port = await _start_web(settings, ApiServices(
-            store=store, blobs=blobs, settings=settings, clock=clock, on_outbox=worker.notify,
+            store=store, blobs=blobs, live_settings=current, clock=clock, on_outbox=worker.notify,
             reply_keys=reply_keys, health_details=lambda: {"imap": collector.states()},
             metrics=metrics, probes=Probes(smtp_listening=smtp_server.is_serving,
                                            scheduler_last_tick=lambda: scheduler.last_tick,
@@ -143,7 +146,7 @@ async def serve(
         on_ready(running)
         status = f"serving: SMTP on port {running.smtp_port}, web on port {running.web_port}"
         systemd_notify.notify(f"READY=1\nSTATUS={status}")
-        reloader = Reloader(config_path, settings, ingest=ingest, worker=worker,
+        reloader = Reloader(config_path, current, ingest=ingest, worker=worker,
                             collector=collector, clock=clock, status=status)
         _start_task(stack, reloader.run(stop, reload or asyncio.Event()), "reload")
         watchdog_s = systemd_notify.watchdog_interval_s()

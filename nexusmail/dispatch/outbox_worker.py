@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from nexusmail.clock import Clock, iso
-from nexusmail.config import OutboundSettings
+from nexusmail.config import MailSettings, OutboundSettings
 from nexusmail.dispatch.compose import ComposedMail, ComposeError, Composer, OutboxRow
 from nexusmail.dispatch.transport import (
     PermanentSendError,
@@ -102,6 +102,12 @@ class OutboxWorker:
         self.ingest_idle: asyncio.Event | None = None  # see yield_to_ingest
         # When the earliest row held back for ingest may go regardless (None: none held).
         self.held_until: datetime | None = None
+
+    async def reload_templates(self, mail: MailSettings) -> None:
+        """Compose the next mails from `mail`'s templates, read now (off the loop)."""
+        old = self.composer
+        self.composer = await asyncio.to_thread(
+            Composer, mail, blob_loader=old.blob_loader, clock=old.clock)
 
     def yield_to_ingest(self, idle: asyncio.Event) -> None:
         """Hold due rows back while `idle` is clear (mail being accepted), each at most

@@ -21,6 +21,7 @@ from nexusmail.clock import Clock
 from nexusmail.config import Settings
 from nexusmail.ingest.parse_workers import JobTimedOut, ParseWorkers
 from nexusmail.ingest.prepare import Prepared, prepare
+from nexusmail.live_settings import LiveSettings, live
 from nexusmail.mail.parsed import MailAttachment, ParsedMail
 from nexusmail.service.metrics import TEMPORARY_FAILURE, Metrics
 from nexusmail.tickets.apply_mail import InboundMail, IngestResult, apply_inbound, quarantine
@@ -53,7 +54,7 @@ class Ingest:
         self,
         store: Store,
         blobs: BlobStore,
-        settings: Settings,
+        settings: Settings | LiveSettings,
         clock: Clock,
         *,
         parsers: ParseWorkers | None = None,
@@ -64,17 +65,24 @@ class Ingest:
         self.store = store
         self.metrics = metrics
         self.blobs = blobs
-        self.settings = settings
+        self.live = live(settings)
         self.clock = clock
         self.parsers = parsers
         self.on_outbox = on_outbox
         self.reply_keys = tuple(reply_keys)
-        self.own_domains = frozenset(a.rpartition("@")[2] for a in settings.mail.support_addresses)
+        # The support addresses need a restart (the SMTP handler holds them too).
+        self.own_domains = frozenset(
+            a.rpartition("@")[2] for a in self.settings.mail.support_addresses)
         self.accepted = 0
         self.in_flight = 0
         # Set while no mail is being accepted (the outbox yields to ingest on it).
         self.idle = asyncio.Event()
         self.idle.set()
+
+    @property
+    def settings(self) -> Settings:
+        """The settings of the moment: a reload reaches the next mail."""
+        return self.live.current
 
     async def drain(self, timeout_s: float) -> bool:
         """Wait until no mail is being accepted; False if `timeout_s` ran out first."""

@@ -235,8 +235,8 @@ async def start_listener(settings: Settings, handler: SmtpHandler) -> asyncio.Se
                               settings.smtp.max_connections_per_ip)
 
     def factory() -> SMTP:
-        # The size limit is read per connection from ingest's settings, which a reload
-        # (SIGHUP) replaces; host, port and protocol need a restart.
+        # The size limit is read per connection from ingest's live settings, which a reload
+        # (SIGHUP) swaps; host, port and protocol need a restart.
         return protocol_class(
             handler, hostname=settings.smtp.hostname, ident=f"nexusmail {__version__}",
             data_size_limit=handler.ingest.settings.limits.max_message_bytes, decode_data=False,

@@ -1,11 +1,13 @@
 """SIGHUP: re-read the config file and apply what can change under a running daemon.
 
 Live: the mail templates (a new jinja environment, so edited files and a new
-`[mail] templates_dir` are used by the next mail composed), `[limits]` (ingest, and
-the SMTP size limit from the next connection on) and `[imap]` (the collector is
-restarted with the new accounts; UID checkpoints make that safe). Every other changed
-key is named in the `daemon.reloaded` event as taking effect after a restart. A config
-that does not load is logged with its error and the daemon keeps its settings.
+`[mail] templates_dir` are used by the next mail composed), `[limits]` and `[imap]`
+(the collector is restarted with the new accounts; UID checkpoints make that safe).
+`[limits]` reaches every part through one `LiveSettings` holder that the reload swaps:
+ingest, the SMTP size limit from the next connection on, the IMAP fetch size, the API
+and the admin pages all read it where they use a value. Every other changed key is
+named in the `daemon.reloaded` event as taking effect after a restart. A config that
+does not load is logged with its error and the daemon keeps its settings.
 `plan_reload` is the pure part; `Reloader` applies a plan to the running parts.
 """
 
@@ -21,10 +23,10 @@ from pydantic import BaseModel
 
 from nexusmail.clock import Clock
 from nexusmail.config import ConfigError, Settings, load_settings
-from nexusmail.dispatch.compose import Composer
 from nexusmail.dispatch.outbox_worker import OutboxWorker
 from nexusmail.ingest.accept import Ingest
 from nexusmail.ingest.imap.poller import ImapCollector
+from nexusmail.live_settings import LiveSettings
 from nexusmail.service.systemd_notify import notify, reloading_state
 
 log = structlog.get_logger(__name__)
@@ -56,9 +58,8 @@ def plan_reload(old: Settings, new: Settings) -> ReloadPlan:
     mail = old.mail.model_copy(update={k: getattr(new.mail, k) for k in LIVE_MAIL_KEYS})
     applied = old.model_copy(
         update={"mail": mail, **{s: getattr(new, s) for s in LIVE_SECTIONS}})
-    # Account collectors read the size limit once, when they are built.
-    restart_imap = (old.imap != new.imap
-                    or old.limits.max_message_bytes != new.limits.max_message_bytes)
+    # Accounts and their connection settings are read when a collector is built.
+    restart_imap = old.imap != new.imap
     return ReloadPlan(applied, tuple(reloaded), tuple(needs_restart), restart_imap)
 
 
@@ -107,7 +108,7 @@ async def _set_when(stop: asyncio.Event, target: asyncio.Event) -> None:
 class Reloader:
     """Waits for reload requests (SIGHUP) and applies them to the running parts."""
 
-    def __init__(self, config_path: Path | None, settings: Settings, *, ingest: Ingest,
+    def __init__(self, config_path: Path | None, settings: LiveSettings, *, ingest: Ingest,
                  worker: OutboxWorker, collector: CollectorSlot, clock: Clock,
                  status: str) -> None:
         self.config_path = config_path
@@ -138,15 +139,11 @@ class Reloader:
             log.error("daemon.reload_failed", config=source, error=str(exc),
                       kept="the running settings")
             return "reload failed, running on the previous settings"
-        plan = plan_reload(self.settings, new)
-        old = self.worker.composer
-        self.worker.composer = await asyncio.to_thread(
-            Composer, plan.settings.mail, blob_loader=old.blob_loader, clock=old.clock)
-        # The SMTP listener reads the size limit from ingest's settings per connection.
-        self.ingest.settings = plan.settings
+        plan = plan_reload(self.settings.current, new)
+        await self.worker.reload_templates(plan.settings.mail)
+        self.settings.swap(plan.settings)
         if plan.restart_imap:
             self.collector.replace(ImapCollector(plan.settings, self.ingest, self.clock))
-        self.settings = plan.settings
         log.info("daemon.reloaded", config=source, reloaded=list(plan.reloaded),
                  needs_restart=list(plan.needs_restart),
                  note=RESTART_NOTE if plan.needs_restart else None,

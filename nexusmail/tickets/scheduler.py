@@ -21,6 +21,7 @@ import structlog
 
 from nexusmail.clock import Clock
 from nexusmail.config import Settings
+from nexusmail.live_settings import LiveSettings, live
 from nexusmail.service.metrics import Metrics
 from nexusmail.tickets.recurrence import CatchUp, local_date
 from nexusmail.tickets.schedules import DueResult, open_due
@@ -52,16 +53,21 @@ class TickResult:
 
 
 class Scheduler:
-    def __init__(self, store: Store, settings: Settings, clock: Clock, *,
+    def __init__(self, store: Store, settings: Settings | LiveSettings, clock: Clock, *,
                  reply_keys: Sequence[bytes], on_outbox: Callable[[], None],
                  metrics: Metrics | None = None) -> None:
         self.store = store
         self.metrics = metrics
-        self.settings = settings
+        self.live = live(settings)
         self.clock = clock
         self.reply_keys = reply_keys
         self.on_outbox = on_outbox
         self.last_tick: datetime | None = None  # for health: when a tick last completed
+
+    @property
+    def settings(self) -> Settings:
+        """The settings of the moment; a tick takes them once and keeps that version."""
+        return self.live.current
 
     async def run(self, stop: asyncio.Event) -> None:
         """Tick now, then every interval until `stop` is set."""
@@ -77,13 +83,14 @@ class Scheduler:
     async def tick(self, stop: asyncio.Event | None = None) -> TickResult:
         """Open every occurrence due today (company calendar), once."""
         started, now = self.clock.monotonic(), self.clock.now()
-        today = local_date(now, self.settings.scheduler.timezone)
+        settings = self.settings
+        today = local_date(now, settings.scheduler.timezone)
         async with self.store.read() as conn:
             due = [row[0] for row in await conn.execute_fetchall(DUE_SQL, (today.isoformat(),))]
         selected = self.clock.monotonic()
-        work = partial(open_due, today=today, now=now, settings=self.settings,
+        work = partial(open_due, today=today, now=now, settings=settings,
                        reply_keys=self.reply_keys,
-                       catch_up=CatchUp(self.settings.scheduler.catch_up))
+                       catch_up=CatchUp(settings.scheduler.catch_up))
         results: list[DueResult] = []
         failed = 0
         for start in range(0, len(due), CHUNK):

@@ -27,6 +27,7 @@ from typing import IO, Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from daemon_harness import config_toml
 from dovecot_server import ANY_USER_PASSWORD, Dovecot, dovecot_binary, new_user
 from smtp_sink import CaptureHandler, free_port
 
@@ -181,7 +182,7 @@ class DaemonProcess:
         self.events = Events(self.process.stdout)
 
     def write_config(self, text: str | None = None) -> None:
-        self.config_path.write_text(_toml(self.config) if text is None else text,
+        self.config_path.write_text(config_toml(self.config) if text is None else text,
                                     encoding="utf-8")
 
     def send(self, sender: str, subject: str, body: str = "My printer does not print.") -> str:
@@ -204,22 +205,6 @@ class DaemonProcess:
         self.process.stdout.close()
         self.stderr.close()
         self.notifications.sock.close()
-
-
-def _toml(config: dict[str, dict[str, Any]]) -> str:
-    """Enough TOML for these configs: scalars and lists as JSON, lists of tables
-    (`[[imap.accounts]]`) as tables."""
-    out = []
-    for name, values in config.items():
-        out.append(f"[{name}]")
-        tables = {k: v for k, v in values.items() if isinstance(v, list) and v
-                  and isinstance(v[0], dict)}
-        out += [f"{k} = {json.dumps(v)}" for k, v in values.items() if k not in tables]
-        for key, rows in tables.items():
-            for row in rows:
-                out.append(f"[[{name}.{key}]]")
-                out += [f"{k} = {json.dumps(v)}" for k, v in row.items()]
-    return "\n".join(out) + "\n"
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from nexusmail.admin.api.routes import ApiServices, build_api
 from nexusmail.admin.tokens import create_token
 from nexusmail.clock import FakeClock
 from nexusmail.config import Settings
+from nexusmail.live_settings import LiveSettings
 from nexusmail.paths import blobs_path
 from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.store import Store
@@ -45,8 +46,9 @@ async def running_api(
 ) -> AsyncIterator[Api]:
     wakeups: list[int] = []
     blobs = BlobStore(blobs_path(settings))
-    app = build_api(ApiServices(store=store, blobs=blobs, settings=settings, clock=clock,
-                                on_outbox=lambda: wakeups.append(1), reply_keys=reply_keys))
+    app = build_api(ApiServices(store=store, blobs=blobs, live_settings=LiveSettings(settings),
+                                clock=clock, on_outbox=lambda: wakeups.append(1),
+                                reply_keys=reply_keys))
     # Port 0: the kernel picks a free port, read back once uvicorn has bound it.
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off",
                                            log_level="warning"))

@@ -7,6 +7,7 @@ dir, outgoing mail through a relay the test provides (an aiosmtpd sink).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,6 +25,12 @@ SUPPORT = "support@firm.test"
 
 
 def make_settings(data_dir: Path, *, relay_port: int | None = None, **sections: Any) -> Settings:
+    return Settings.model_validate(make_config(data_dir, relay_port=relay_port, **sections))
+
+
+def make_config(data_dir: Path, *, relay_port: int | None = None,
+                **sections: Any) -> dict[str, dict[str, Any]]:
+    """The raw sections of `make_settings`, e.g. to write as a config file to reload."""
     raw: dict[str, Any] = {
         "storage": {"data_dir": str(data_dir)},
         "smtp": {"port": 0},
@@ -36,7 +43,24 @@ def make_settings(data_dir: Path, *, relay_port: int | None = None, **sections: 
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
-    return Settings.model_validate(raw)
+    return raw
+
+
+def config_toml(config: dict[str, dict[str, Any]]) -> str:
+    """Enough TOML for these configs: scalars and lists as JSON, lists of tables
+    (`[[imap.accounts]]`) as tables."""
+    out = []
+    for name, values in config.items():
+        out.append(f"[{name}]")
+        tables = {k: v for k, v in values.items() if isinstance(v, list) and v
+                  and isinstance(v[0], dict)}
+        out += [f"{k} = {json.dumps(v)}" for k, v in values.items()
+                if k not in tables and v is not None]
+        for key, rows in tables.items():
+            for row in rows:
+                out.append(f"[[{name}.{key}]]")
+                out += [f"{k} = {json.dumps(v)}" for k, v in row.items()]
+    return "\n".join(out) + "\n"
 
 
 @dataclass
@@ -45,6 +69,7 @@ class Daemon:
     running: Running
     stop: asyncio.Event
     task: asyncio.Task[None]
+    reload: asyncio.Event  # set: re-read the config file, as SIGHUP does
 
     @property
     def smtp_port(self) -> int:
@@ -81,17 +106,18 @@ class Daemon:
 
 
 @asynccontextmanager
-async def running_daemon(settings: Settings, *, clock: Clock | None = None
-                         ) -> AsyncIterator[Daemon]:
-    stop = asyncio.Event()
+async def running_daemon(settings: Settings, *, clock: Clock | None = None,
+                         config_path: Path | None = None) -> AsyncIterator[Daemon]:
+    stop, reload = asyncio.Event(), asyncio.Event()
     ready: asyncio.Future[Running] = asyncio.get_running_loop().create_future()
     task = asyncio.create_task(serve(settings, clock=clock, stop=stop,
-                                     on_ready=ready.set_result))
+                                     on_ready=ready.set_result, config_path=config_path,
+                                     reload=reload))
     done, _ = await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         task.result()
     try:
-        yield Daemon(settings, ready.result(), stop, task)
+        yield Daemon(settings, ready.result(), stop, task, reload)
     finally:
         stop.set()
         await asyncio.wait_for(task, 20)

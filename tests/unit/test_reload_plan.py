@@ -30,7 +30,7 @@ def test_nothing_changed_reloads_templates_only() -> None:
 
 @pytest.mark.parametrize(("sections", "reloaded", "needs_restart", "restart_imap"), [
     ({"limits": {"max_body_chars": 500}}, ["[limits] max_body_chars"], [], False),
-    ({"limits": {"max_message_bytes": 4096}}, ["[limits] max_message_bytes"], [], True),
+    ({"limits": {"max_message_bytes": 4096}}, ["[limits] max_message_bytes"], [], False),
     ({"imap": {"accounts": (ACCOUNT,)}}, ["[imap] accounts"], [], True),
     ({"mail": {"templates_dir": Path("/srv/t")}}, ["[mail] templates_dir"], [], False),
     ({"mail": {"company_name": "Other"}}, [], ["[mail] company_name"], False),

@@ -17,6 +17,7 @@ from nexusmail.admin import tokens
 from nexusmail.admin.api.models import describe_validation_error, is_malformed_json
 from nexusmail.clock import Clock
 from nexusmail.config import Settings
+from nexusmail.live_settings import LiveSettings
 from nexusmail.service.metrics import Metrics
 from nexusmail.service.readiness import Probes
 from nexusmail.tickets.blobs import BlobStore
@@ -45,7 +46,8 @@ class ApiServices:
 
     store: Store
     blobs: BlobStore
-    settings: Settings
+    # The daemon's settings of the moment (a reload swaps them; read `settings`).
+    live_settings: LiveSettings
     clock: Clock
     # Wakes the outbox worker after a write that queued mail (it would poll anyway).
     on_outbox: Callable[[], None] = field(default=_nothing)
@@ -57,6 +59,10 @@ class ApiServices:
     metrics: Metrics | None = None
     # What GET /api/v1/ready asks of the running parts (admin.api_health).
     probes: Probes = field(default_factory=Probes)
+
+    @property
+    def settings(self) -> Settings:
+        return self.live_settings.current
 
 
 class ApiError(Exception):

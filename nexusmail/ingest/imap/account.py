@@ -93,7 +93,6 @@ class AccountCollector:
                  *, ssl_context: ssl.SSLContext | None = None) -> None:
         self.account = account
         self.imap = settings.imap
-        self.max_bytes = settings.limits.max_message_bytes
         self.ingest = ingest
         self.store = ingest.store
         self.clock = clock
@@ -106,6 +105,11 @@ class AccountCollector:
         # imapclient is blocking and not thread-safe: one thread owns the connection.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"imap-{account.name}")
         self._stop_flag = threading.Event()
+
+    @property
+    def max_bytes(self) -> int:
+        # Read per fetch, so a reloaded [limits] max_message_bytes needs no reconnect.
+        return self.ingest.settings.limits.max_message_bytes
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(
