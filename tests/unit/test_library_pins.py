@@ -51,3 +51,24 @@ async def test_stream_reader_keeps_its_limit_in_a_private_attribute() -> None:
     """asyncio.StreamReader stores its read limit as `_limit`, which DATA raises."""
     reader = asyncio.StreamReader(limit=1234)
     assert reader._limit == 1234
+
+
+def test_aiosmtpd_keeps_its_stream_reader_in_reader() -> None:
+    """Our DATA read uses aiosmtpd's `_reader` directly: aiosmtpd must still store it there."""
+    source = inspect.getsource(SMTP._cb_client_connected)
+    assert "self._reader = reader" in source, (
+        f"aiosmtpd {aiosmtpd.__version__} no longer keeps its StreamReader in SMTP._reader")
+
+
+def test_aiosmtpd_exports_the_names_our_data_path_imports() -> None:
+    """`syntax` still marks a command's HELP text and `MISSING` is still the no-hook status."""
+    from aiosmtpd import smtp
+
+    @smtp.syntax("DATA")
+    async def command(arg: str) -> None:
+        """A stand-in SMTP command."""
+
+    assert getattr(command, "__smtp_syntax__", None) == "DATA", (
+        f"aiosmtpd {aiosmtpd.__version__}: syntax() no longer sets __smtp_syntax__")
+    assert "MISSING" in inspect.getsource(SMTP._call_handler_hook), (
+        f"aiosmtpd {aiosmtpd.__version__}: a missing DATA hook no longer returns MISSING")
