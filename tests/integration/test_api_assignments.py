@@ -22,6 +22,7 @@ from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets.assignments import AssignmentMatch, answer_facts, record_reply
 from nexusmail.tickets.cases import NewMessage, add_employee
 from nexusmail.tickets.models import Direction, MatchedBy, MessageKind
+from nexusmail.tickets.outbox import ROW_COLUMNS
 from nexusmail.tickets.reply_tokens import verify_token
 from nexusmail.tickets.store import Store
 from nexusmail.tickets.triage import MailFacts, triage
@@ -417,7 +418,7 @@ async def test_every_mail_the_assignment_flow_queues_composes(
     composer = Composer(settings.mail, blob_loader=api.blobs.get, clock=clock)
     async with api.store.read() as conn:
         # A fixed column list, no input in the SQL.
-        sql = f"SELECT {OutboxRow.COLUMNS} FROM outbox WHERE kind != 'acknowledgement'"  # noqa: S608
+        sql = f"SELECT {ROW_COLUMNS} FROM outbox WHERE kind != 'acknowledgement'"  # noqa: S608
         rows = await conn.execute_fetchall(sql + " ORDER BY id")
     composed = {}
     for row in rows:
