@@ -9,6 +9,11 @@ from nexusmail.config import Settings
 
 DATABASE_NAME = "nexusmail.sqlite3"
 BLOBS_DIR = "blobs"
+# The reply-address signing key and the admin session key, when generated (mode 0600).
+REPLY_KEY_FILE = "reply-signing.key"
+SESSION_KEY_FILE = "admin-session.key"
+# Where outgoing mail goes when no relay is configured: a Maildir any mail client opens.
+OUTGOING_MAILDIR = "outgoing"
 
 
 def database_path(settings: Settings) -> Path:
@@ -19,3 +24,13 @@ def database_path(settings: Settings) -> Path:
 def blobs_path(settings: Settings) -> Path:
     """The root of the content-addressed attachment files (see tickets.blobs)."""
     return settings.storage.data_dir / BLOBS_DIR
+
+
+def reply_key_path(settings: Settings) -> Path:
+    """The generated reply-address signing key (used when none is configured)."""
+    return settings.storage.data_dir / REPLY_KEY_FILE
+
+
+def session_key_path(settings: Settings) -> Path:
+    """The generated key that signs admin session cookies."""
+    return settings.storage.data_dir / SESSION_KEY_FILE

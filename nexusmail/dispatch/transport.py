@@ -19,6 +19,7 @@ import structlog
 
 from nexusmail.config import OutboundSettings
 from nexusmail.dispatch.compose import wire_bytes
+from nexusmail.paths import OUTGOING_MAILDIR
 
 log = structlog.get_logger(__name__)
 
@@ -259,4 +260,4 @@ def build_transport(outbound: OutboundSettings, data_dir: Path) -> Transport:
     """The relay when `[outbound] host` is set, else the Maildir `<data_dir>/outgoing`."""
     if outbound.host:
         return SmtpRelayTransport(outbound)
-    return MaildirTransport(data_dir / "outgoing")
+    return MaildirTransport(data_dir / OUTGOING_MAILDIR)

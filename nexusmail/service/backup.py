@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,16 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from nexusmail import __version__
-from nexusmail.admin.pages.routes import SESSION_KEY_FILE
-from nexusmail.paths import BLOBS_DIR, DATABASE_NAME
-from nexusmail.tickets.reply_tokens import KEY_FILE
+from nexusmail.files import (
+    PRIVATE_MODE,
+    copy_atomically,
+    fsync_file,
+    replace_durably,
+    write_atomically,
+)
+from nexusmail.paths import BLOBS_DIR, DATABASE_NAME, REPLY_KEY_FILE, SESSION_KEY_FILE
 
 MANIFEST_NAME = "manifest.json"
 CONFIG_NAME = "nexusmail.toml"
 FORMAT = 1
 # Secrets that live in the data dir: without the reply key, replies to assignment mails
 # sent before the restore would no longer verify.
-KEY_FILES = (KEY_FILE, SESSION_KEY_FILE)
+KEY_FILES = (REPLY_KEY_FILE, SESSION_KEY_FILE)
 COUNTED_TABLES = ("interventions", "messages", "attachments", "inbound", "outbox",
                   "customers", "employees")
 
@@ -70,8 +73,8 @@ def create_backup(data_dir: Path, dest: Path, config_file: Path | None = None) -
             copy.close()
     finally:
         source.close()
-    _fsync_file(tmp)
-    os.replace(tmp, target)
+    fsync_file(tmp)
+    replace_durably(tmp, target)
     blobs_copied, blob_count, blob_bytes = _copy_blobs(data_dir / BLOBS_DIR, dest / BLOBS_DIR)
     keys = []
     for name in KEY_FILES:
@@ -91,8 +94,8 @@ def create_backup(data_dir: Path, dest: Path, config_file: Path | None = None) -
         "key_files": keys,
         "config_file": CONFIG_NAME if config_file is not None else None,
     }
-    _write_atomically(dest / MANIFEST_NAME,
-                      (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+    write_atomically(dest / MANIFEST_NAME,
+                     (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
     return BackupReport(manifest, blobs_copied)
 
 
@@ -112,11 +115,11 @@ def restore_backup(backup: Path, data_dir: Path, *, force: bool = False) -> dict
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = data_dir / f".{DATABASE_NAME}.restore"
     shutil.copyfile(backup / DATABASE_NAME, tmp)
-    _fsync_file(tmp)
+    fsync_file(tmp)
     # A WAL left by the replaced database would be replayed over the restored one.
     for suffix in ("-wal", "-shm", "-journal"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
-    os.replace(tmp, db)
+    replace_durably(tmp, db)
     _copy_blobs(backup / BLOBS_DIR, blobs)
     for name in manifest.get("key_files", []):
         _copy_private(backup / name, data_dir / name)
@@ -189,38 +192,11 @@ def _copy_blobs(source: Path, dest: Path) -> tuple[int, int, int]:
         if target.exists():
             continue  # content-addressed: same name, same bytes
         target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        os.close(fd)
-        try:
-            shutil.copyfile(path, tmp_name)
-            _fsync_file(Path(tmp_name))
-            os.replace(tmp_name, target)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        copy_atomically(path, target, mode=PRIVATE_MODE)
         copied += 1
     return copied, files, size
 
 
 def _copy_private(source: Path, target: Path) -> None:
     """Copy a secret file, readable by its owner only."""
-    _write_atomically(target, source.read_bytes(), mode=0o600)
-
-
-def _write_atomically(target: Path, data: bytes, mode: int = 0o644) -> None:
-    tmp = target.with_name(f".{target.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, target)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_atomically(target, source.read_bytes(), mode=PRIVATE_MODE)

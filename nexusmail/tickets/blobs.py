@@ -8,9 +8,9 @@ file or none; they are written before the commit that refers to them.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
+
+from nexusmail.files import PRIVATE_MODE, write_atomically
 
 
 def sha256_hex(data: bytes) -> str:
@@ -33,26 +33,10 @@ class BlobStore:
         if target.exists():
             return digest
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as tmp:
-                tmp.write(data)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-            os.replace(tmp_name, target)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        _fsync_dir(target.parent)
+        # Private like the rest of the data dir: attachments are customers' documents.
+        write_atomically(target, data, mode=PRIVATE_MODE)
         return digest
 
     def get(self, digest: str) -> bytes:
         return self.path_for(digest).read_bytes()
 
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from nexusmail.config import Settings
-
-KEY_FILE = "reply-signing.key"
+from nexusmail.files import create_secret_once
+from nexusmail.paths import reply_key_path
 
 SIGNATURE_HEX_CHARS = 20  # 80 bits: forging one by guessing is out of reach
 _TOKEN = re.compile(rf"^a(\d{{1,12}})n(\d{{1,12}})s([0-9a-f]{{{SIGNATURE_HEX_CHARS}}})$")
@@ -73,25 +71,8 @@ def load_reply_keys(settings: Settings) -> list[bytes]:
     configured = [k.get_secret_value().encode() for k in settings.replies.secret_keys]
     if configured:
         return configured
-    path = settings.storage.data_dir / KEY_FILE
+    path = reply_key_path(settings)
     if not path.exists():
-        _write_new_key(path)
+        create_secret_once(path, secrets.token_hex(32) + "\n")
     return [path.read_text(encoding="ascii").strip().encode()]
 
-
-def _write_new_key(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write a temporary file, then link it into place: a CLI command and the daemon
-    # starting together on a fresh install both end up reading the one key that won.
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(secrets.token_hex(32) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        pass  # another process won the race; its key is the one
-    finally:
-        tmp.unlink()

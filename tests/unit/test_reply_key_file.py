@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from nexusmail.config import Settings
-from nexusmail.tickets.reply_tokens import KEY_FILE, load_reply_keys
+from nexusmail.paths import REPLY_KEY_FILE as KEY_FILE
+from nexusmail.tickets.reply_tokens import load_reply_keys
 
 
 def test_generated_key_is_kept_private_and_stable(tmp_path: Path) -> None:

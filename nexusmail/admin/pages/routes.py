@@ -46,12 +46,12 @@ from nexusmail.admin.pages.login import login_routes
 from nexusmail.admin.pages.schedules import schedule_routes
 from nexusmail.admin.pages.thread import thread_routes
 from nexusmail.admin.secret_file import load_or_create_secret
+from nexusmail.paths import session_key_path
 from nexusmail.tickets.cases import Conflict, NotFound
 from nexusmail.tickets.store import StorageError
 
 log = structlog.get_logger(__name__)
 
-SESSION_KEY_FILE = "admin-session.key"
 STYLESHEET = "admin.css"
 
 
@@ -81,7 +81,7 @@ class _LazyPages:
 def build_pages_app(services: ApiServices) -> Starlette:
     """The pages as one Starlette app (blocking: reads the key and the templates)."""
     web = services.settings.web
-    secret = load_or_create_secret(services.settings.storage.data_dir / SESSION_KEY_FILE)
+    secret = load_or_create_secret(session_key_path(services.settings))
     templates = _load_templates(services.settings.scheduler.timezone)
     stylesheet = (resources.files("nexusmail") / "templates" / "admin" / STYLESHEET
                   ).read_bytes()
