@@ -38,6 +38,7 @@ from nexusmail.tickets.cases import (
     add_participants,
     add_thread_refs,
 )
+from nexusmail.tickets.message_extra import MessageExtra
 from nexusmail.tickets.models import Direction, MessageKind, Outcome, Source, Status
 from nexusmail.tickets.new_requests import OpenRequest, open_request
 from nexusmail.tickets.tags import parse_tag, strip_reply_prefixes
@@ -187,7 +188,7 @@ def _carry_out(
         number = ruling.number
         # Kept and shown, but a closed case is not reopened by a stray "thanks".
         if ruling.after_close:
-            message = _with_extra(message, after_close=True)
+            message = _with_extra(message, {"after_close": True})
         add_message(tx, number, message, now=now)
         add_participants(tx, number, _participants(mail, sender, settings))
         add_thread_refs(tx, number, list(mail.references) + list(mail.in_reply_to))
@@ -332,7 +333,7 @@ def _customer_message(inbound: InboundMail, inbound_id: int) -> NewMessage:
     )
 
 
-def _with_extra(message: NewMessage, **extra: object) -> NewMessage:
+def _with_extra(message: NewMessage, extra: MessageExtra) -> NewMessage:
     return replace(message, extra={**message.extra, **extra})
 
 

@@ -11,7 +11,6 @@ thread with its verdict.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +25,7 @@ from nexusmail.mail.parsed import ParsedMail
 from nexusmail.mail.reply_reading import ReplyReading, Verdict
 from nexusmail.storage.connections import INTEGRITY_ERRORS, WriteTx
 from nexusmail.tickets.cases import Conflict, NewMessage, NotFound, add_message, intervention_status
+from nexusmail.tickets.message_extra import dump_extra, load_extra
 from nexusmail.tickets.models import (
     AssignmentStatus,
     Direction,
@@ -346,7 +346,7 @@ def apply_reply_as_operator(tx: WriteTx, message_id: int, *, operator: str, now:
                      " WHERE id = ?", (message_id,)).fetchone()
     if row is None or row["kind"] != MessageKind.TECHNICIAN_REPLY:
         raise NotFound(f"no technician reply {message_id}")
-    extra = json.loads(row["extra"] or "{}")
+    extra = load_extra(row["extra"])
     if extra.get("acted") or extra.get("applied_by"):
         raise Conflict("this reply was applied already")
     if row["verdict"] not in (Verdict.CONFIRMED, Verdict.REJECTED):
@@ -363,9 +363,8 @@ def apply_reply_as_operator(tx: WriteTx, message_id: int, *, operator: str, now:
                " decided_mail_date = ? WHERE id = ?",
                (_next_status(match.status, verdict), reading.reason, iso(now), iso(now),
                 match.assignment_id))
-    extra.update(applied_by=operator, applied_at=iso(now))
-    tx.execute("UPDATE messages SET extra = ? WHERE id = ?",
-               (json.dumps(extra, ensure_ascii=False), message_id))
+    extra["applied_by"], extra["applied_at"] = operator, iso(now)
+    tx.execute("UPDATE messages SET extra = ? WHERE id = ?", (dump_extra(extra), message_id))
     add_message(tx, number, NewMessage(
         kind=MessageKind.NOTE, direction=Direction.INTERNAL, author=operator,
         body_text=f"Applied the reply of {match.employee_email} ({verdict}) by hand.",

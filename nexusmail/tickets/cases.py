@@ -10,10 +10,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
 
 from nexusmail.clock import iso
 from nexusmail.storage.connections import INTEGRITY_ERRORS, WriteTx
+from nexusmail.tickets.message_extra import MessageExtra, dump_extra
 from nexusmail.tickets.models import Direction, MessageKind, Priority, Source, Status
 
 
@@ -74,7 +74,7 @@ class NewMessage:
     inbound_id: int | None = None
     verdict: str | None = None
     verified: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: MessageExtra = field(default_factory=lambda: MessageExtra())
     attachments: Sequence[StoredAttachment] = ()
 
 
@@ -149,7 +149,7 @@ def add_message(
          json.dumps(list(message.to_addrs)), json.dumps(list(message.cc_addrs)),
          message.subject, message.body_text, message.body_html, message.message_id,
          message.inbound_id, message.verdict, int(message.verified),
-         json.dumps(message.extra, ensure_ascii=False), iso(now)),
+         dump_extra(message.extra), iso(now)),
     ).fetchone()[0]
     tx.executemany(
         "INSERT INTO attachments (message_id, filename, content_type, size, sha256, content_id,"

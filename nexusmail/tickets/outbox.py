@@ -19,6 +19,7 @@ from typing import Any
 
 from nexusmail.clock import iso
 from nexusmail.storage.connections import DbRow, ReadTx, WriteTx
+from nexusmail.tickets.message_extra import dump_extra, load_extra
 from nexusmail.tickets.models import Direction, MessageKind, OutboxKind, OutboxStatus
 
 # Longer relay answers are cut: the row and the thread show the start of the reason.
@@ -151,12 +152,7 @@ def _show_delivery(tx: WriteTx, thread_message_id: int | None, shown: ShownMail 
     ).fetchone()
     if found is None:
         return
-    try:
-        extra = json.loads(found[0] or "{}")
-    except json.JSONDecodeError:
-        extra = {}
-    if not isinstance(extra, dict):
-        extra = {}
+    extra = load_extra(found[0])
     extra["delivery"] = delivery
     if error:
         extra["delivery_error"] = error[:MAX_ERROR_CHARS]
@@ -165,11 +161,11 @@ def _show_delivery(tx: WriteTx, thread_message_id: int | None, shown: ShownMail 
     if shown is None:
         tx.execute(
             "UPDATE messages SET extra = ? WHERE id = ?",
-            (json.dumps(extra, ensure_ascii=False), thread_message_id),
+            (dump_extra(extra), thread_message_id),
         )
         return
     tx.execute(
         "UPDATE messages SET subject = ?, body_text = ?, from_addr = ?, extra = ? WHERE id = ?",
         (shown.subject, shown.body_text, shown.from_addr,
-         json.dumps(extra, ensure_ascii=False), thread_message_id),
+         dump_extra(extra), thread_message_id),
     )

@@ -14,6 +14,7 @@ from typing import Any, TypedDict
 
 from nexusmail.storage.connections import ReadTx
 from nexusmail.tickets.attention import needs_attention
+from nexusmail.tickets.message_extra import MessageExtra, load_extra
 from nexusmail.tickets.models import Status
 
 
@@ -45,7 +46,7 @@ MessageView = TypedDict(
         "body_text": str,
         "verdict": str | None,
         "verified": bool,
-        "extra": dict[str, Any],
+        "extra": MessageExtra,
         "created_at": str,
         "attachments": list[AttachmentView],
     },
@@ -402,7 +403,7 @@ def _message(m: Any, attachments: list[AttachmentView]) -> MessageView:
         "body_text": m["body_text"],
         "verdict": m["verdict"],
         "verified": bool(m["verified"]),
-        "extra": _json_object(m["extra"]),
+        "extra": load_extra(m["extra"]),
         "created_at": m["created_at"],
         "attachments": attachments,
     }
@@ -437,14 +438,6 @@ def _json_list(text: str | None) -> list[str]:
     except ValueError:
         return []
     return [str(v) for v in value] if isinstance(value, list) else []
-
-
-def _json_object(text: str | None) -> dict[str, Any]:
-    try:
-        value = json.loads(text or "{}")
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _escape_like(text: str) -> str:

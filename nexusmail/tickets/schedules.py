@@ -35,6 +35,7 @@ from nexusmail.tickets.cases import (
     create_intervention,
     find_or_create_customer,
 )
+from nexusmail.tickets.message_extra import MessageExtra
 from nexusmail.tickets.models import Direction, MessageKind, Source
 from nexusmail.tickets.recurrence import (
     CatchUp,
@@ -240,7 +241,7 @@ def _open_occurrence(tx: WriteTx, row: DbRow, spec: ScheduleSpec,
         desired_from=opening.occurrence, desired_to=opening.occurrence,
     ), now=now)
     add_participants(tx, number, [spec.customer_email])
-    extra = {"entry": "schedule", "schedule_id": row["id"],
+    extra: MessageExtra = {"entry": "schedule", "schedule_id": row["id"],
              "occurrence": opening.occurrence.isoformat(),
              "opens_on": opening.opens_on.isoformat(), "late": opening.late}
     add_message(tx, number, NewMessage(

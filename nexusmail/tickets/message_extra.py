@@ -1,0 +1,56 @@
+"""What a thread message's `extra` JSON column may hold, and reading and writing it.
+
+`messages.extra` carries the facts that only some kinds of message have; each key is
+written by one part (named below) and read by the thread page, the JSON API and the
+CLI. Rows written by older versions may lack any key, so every key is optional.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TypedDict, cast
+
+
+class MessageExtra(TypedDict, total=False):
+    # Customer mail (tickets/apply_mail.py).
+    defects: list[str]          # what the MIME parser had to repair
+    after_close: bool           # arrived while the case was closed
+    # A technician's reply (tickets/assignments.py).
+    assignment_id: int
+    employee: str
+    matched_by: str             # a MatchedBy value
+    acted: bool                 # whether it changed the assignment
+    reason: str                 # the reason read from the reply
+    not_acted: str              # why it did not act, when it did not
+    applied_by: str             # the operator who applied it later by hand
+    applied_at: str
+    # The operator's note for a reply applied by hand: that reply's messages.id.
+    applied_message: int
+    # Notes: who opened the case (tickets/new_requests.py, tickets/schedules.py).
+    entry: str                  # operator | schedule
+    schedule_id: int
+    occurrence: str             # ISO date of the scheduled visit
+    opens_on: str               # ISO date the case was opened for it
+    late: bool                  # opened after its day (the daemon was down)
+    assignee_failed: str        # an assignee the schedule could not assign
+    # Status changes (tickets/cases.py): a Status value.
+    status: str
+    # Intervention entries (admin API and pages): the correspondence register number.
+    register_ref: str
+    # Outgoing mail (tickets/outbox.py): an OutboxStatus value and the relay's refusal.
+    delivery: str
+    delivery_error: str
+
+
+def load_extra(text: str | None) -> MessageExtra:
+    """The stored JSON as a MessageExtra; {} for an empty, broken or non-object value."""
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return cast(MessageExtra, value) if isinstance(value, dict) else {}
+
+
+def dump_extra(extra: MessageExtra) -> str:
+    """The JSON stored in messages.extra (non-ASCII kept readable)."""
+    return json.dumps(extra, ensure_ascii=False)
