@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 from nexusmail.storage.connections import ReadTx
 from nexusmail.tickets.attention import needs_attention
 from nexusmail.tickets.message_extra import MessageExtra, load_extra
-from nexusmail.tickets.models import Status
+from nexusmail.tickets.models import AssignmentStatus, Status
 
 
 class CustomerView(TypedDict):
@@ -57,7 +57,7 @@ class AssignmentView(TypedDict):
     id: int
     employee_email: str
     employee_name: str
-    status: str                 # pending | confirmed | rejected | unclear
+    status: AssignmentStatus
     decided_at: str | None
     reason: str
 
@@ -384,7 +384,7 @@ def _assignment(row: Any) -> AssignmentView:
         "id": row["id"],
         "employee_email": row["email"],
         "employee_name": row["name"],
-        "status": row["status"],
+        "status": AssignmentStatus(row["status"]),
         "decided_at": row["decided_at"],
         "reason": row["reason"],
     }
