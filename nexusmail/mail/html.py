@@ -96,6 +96,11 @@ def bound_html(html: str, max_depth: int = MAX_HTML_DEPTH) -> str:
     return "".join(pieces)
 
 
+# Stored with each message's sanitized HTML. Raise it whenever sanitize_html's rules
+# change: HTML made by an older version is then sanitized again when next shown.
+SANITIZER_VERSION = 2
+
+
 def sanitize_html(html: str) -> str:
     """Safe HTML for the admin page: see the module comment for what goes."""
     cleaned = nh3.clean(

@@ -21,6 +21,7 @@ import structlog
 from nexusmail.clock import iso
 from nexusmail.config import Settings
 from nexusmail.mail.addresses import is_support_recipient
+from nexusmail.mail.html import SANITIZER_VERSION
 from nexusmail.mail.parsed import ParsedMail
 from nexusmail.mail.reply_reading import ReplyReading, read_reply
 from nexusmail.mail.sender import dmarc_failed
@@ -326,6 +327,7 @@ def _customer_message(inbound: InboundMail, inbound_id: int) -> NewMessage:
     return NewMessage(
         kind=MessageKind.CUSTOMER_MAIL, direction=Direction.IN,
         subject=mail.subject, body_text=mail.body_text, body_html=mail.body_html,
+        html_sanitizer=SANITIZER_VERSION if mail.body_html is not None else None,
         author=mail.from_name, from_addr=mail.from_addr, to_addrs=mail.to_addrs,
         cc_addrs=mail.cc_addrs, message_id=mail.message_id, inbound_id=inbound_id,
         attachments=inbound.attachments,

@@ -262,7 +262,8 @@ def record_reply(
     new_status = _next_status(match.status, reading.verdict) if acts else match.status
     add_message(tx, number, NewMessage(
         kind=MessageKind.TECHNICIAN_REPLY, direction=Direction.IN, subject=message.subject,
-        body_text=reading.body, body_html=message.body_html, author=message.author,
+        body_text=reading.body, body_html=message.body_html,
+        html_sanitizer=message.html_sanitizer, author=message.author,
         from_addr=message.from_addr, to_addrs=message.to_addrs, cc_addrs=message.cc_addrs,
         message_id=message.message_id, inbound_id=message.inbound_id,
         verdict=reading.verdict, verified=ruling.verified, attachments=message.attachments,

@@ -66,6 +66,9 @@ class NewMessage:
     subject: str = ""
     body_text: str = ""
     body_html: str | None = None
+    # The mail.html.SANITIZER_VERSION that made body_html; None when it was not made
+    # by the sanitizer (the page then sanitizes it when first shown).
+    html_sanitizer: int | None = None
     author: str = ""
     from_addr: str = ""
     to_addrs: Sequence[str] = ()
@@ -142,12 +145,14 @@ def add_message(
     """Append a message (with its attachment rows) to an intervention's thread."""
     message_row: int = tx.execute(
         "INSERT INTO messages (intervention_number, kind, direction, author, from_addr, to_addrs,"
-        " cc_addrs, subject, body_text, body_html, message_id, inbound_id, verdict, verified,"
-        " extra, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " cc_addrs, subject, body_text, body_html, html_sanitizer, message_id, inbound_id,"
+        " verdict, verified, extra, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " RETURNING id",
         (number, message.kind, message.direction, message.author, message.from_addr,
          json.dumps(list(message.to_addrs)), json.dumps(list(message.cc_addrs)),
-         message.subject, message.body_text, message.body_html, message.message_id,
+         message.subject, message.body_text, message.body_html, message.html_sanitizer,
+         message.message_id,
          message.inbound_id, message.verdict, int(message.verified),
          dump_extra(message.extra), iso(now)),
     ).fetchone()[0]

@@ -15,6 +15,7 @@ from admin_harness import add_employees, add_operator, csrf_of, customer_mail, l
 from daemon_harness import SUPPORT, Daemon, make_settings, running_daemon
 
 from nexusmail.clock import SystemClock
+from nexusmail.mail.html import SANITIZER_VERSION
 from nexusmail.tickets.cases import NewMessage, add_message
 from nexusmail.tickets.models import Direction, MessageKind
 from nexusmail.tickets.recurrence import Interval
@@ -95,6 +96,46 @@ async def test_thread_of_500_messages_renders(daemon: Daemon, client: httpx.Asyn
     assert page.text.index("nota numero 0<") < page.text.index("nota numero 499<")
     assert page.text.count("<iframe sandbox srcdoc=") == 50  # every tenth note
     assert elapsed < 1.0
+
+
+async def test_mail_html_is_sanitized_once_and_shown_as_stored(
+    daemon: Daemon, client: httpx.AsyncClient
+) -> None:
+    """Ingest stores the sanitizer's version with the HTML and the page shows it as
+    stored; HTML not made by the current sanitizer is sanitized on first view and kept."""
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = "cliente@example.it", SUPPORT, "Caldaia"
+    mail.set_content("Vedi sotto.")
+    mail.add_alternative("<p>La <b>caldaia</b> perde.</p>", subtype="html")
+    assert (await daemon.send(mail.as_bytes()))[0] == 250
+    assert await daemon.query(
+        "SELECT html_sanitizer FROM messages WHERE body_html IS NOT NULL") == [
+        (SANITIZER_VERSION,)]
+    now = SystemClock().now()
+
+    def notes(tx: sqlite3.Connection) -> None:
+        # As stored by the current sanitizer: shown without a second pass (which would
+        # drop the data- attribute).
+        add_message(tx, 1, NewMessage(
+            kind=MessageKind.NOTE, direction=Direction.INTERNAL, author="test",
+            body_html='<p data-stored="as-is">corrente</p>',
+            html_sanitizer=SANITIZER_VERSION), now=now)
+        # From an older sanitizer (or none): sanitized when first shown.
+        add_message(tx, 1, NewMessage(
+            kind=MessageKind.NOTE, direction=Direction.INTERNAL, author="test",
+            body_html='<p onclick="steal()">vecchia</p><script>alert(1)</script>',
+            html_sanitizer=SANITIZER_VERSION - 1), now=now)
+
+    await daemon.running.store.write(notes)
+    page = await client.get("/interventions/1")
+    assert page.status_code == 200
+    assert "data-stored" in page.text
+    assert "vecchia" in page.text
+    assert "steal()" not in page.text
+    assert "alert(1)" not in page.text
+    assert await daemon.query(
+        "SELECT body_html, html_sanitizer FROM messages WHERE body_html LIKE '%vecchia%'"
+    ) == [("<p>vecchia</p>", SANITIZER_VERSION)]
 
 
 async def test_files_download_as_attachments_never_rendered(

@@ -1,11 +1,12 @@
 """One intervention's page: its thread in time order, and the operator's actions on it.
 
-Mail is hostile input. Its text is escaped by the templates; its HTML, sanitized at
-ingest, is sanitized again here at render time, in a thread (nh3, mail.html: no
-scripts, handlers, forms, remote images, nesting bounded) and shown only inside
-`<iframe sandbox srcdoc>` carrying its own CSP, so even a sanitizer bug could neither
-run a script nor fetch a tracking pixel. Files and original mails are downloads
-(`Content-Disposition: attachment`, nosniff).
+Mail is hostile input. Its text is escaped by the templates; its HTML is sanitized
+once, at ingest (nh3, mail.html: no scripts, handlers, forms, remote images, nesting
+bounded), and shown as stored; HTML stored by an older sanitizer, or not by the
+sanitizer at all, is sanitized in a thread when first shown and stored again. It is
+shown only inside `<iframe sandbox srcdoc>` carrying its own CSP, so even a sanitizer
+bug could neither run a script nor fetch a tracking pixel. Files and original mails
+are downloads (`Content-Disposition: attachment`, nosniff).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import base64
 import html
 import re
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any
 from urllib.parse import unquote
 
@@ -35,7 +37,7 @@ from nexusmail.admin.pages.base import (
     form_text,
     redirect,
 )
-from nexusmail.mail.html import sanitize_html
+from nexusmail.mail.html import SANITIZER_VERSION, sanitize_html
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets import queries
 from nexusmail.tickets.assignments import apply_reply_as_operator, assign
@@ -75,10 +77,10 @@ def thread_routes(pages: Pages) -> list[Route]:
     ]
 
 
-def mail_frame_document(body_html: str, images: Mapping[str, str] | None = None) -> str:
-    """A whole document for a srcdoc frame: the sanitized mail under its own CSP, its
-    inline images (`cid:` references) replaced by the `data:` URLs in `images`."""
-    body = sanitize_html(body_html)
+def mail_frame_document(safe_html: str, images: Mapping[str, str] | None = None) -> str:
+    """A whole document for a srcdoc frame: the mail's sanitized HTML under its own CSP,
+    its inline images (`cid:` references) replaced by the `data:` URLs in `images`."""
+    body = safe_html
     if images:
         body = _CID_SRC.sub(lambda m: _inline_image(m, images), body)
     return (
@@ -126,6 +128,13 @@ def inline_images(attachments: Sequence[Any], load: Callable[[str], bytes]
     return found
 
 
+def store_sanitized(tx: WriteTx, html: Mapping[int, str]) -> None:
+    """Keep HTML sanitized at display time, with the version that made it."""
+    tx.executemany(
+        "UPDATE messages SET body_html = ?, html_sanitizer = ? WHERE id = ?",
+        [(safe, SANITIZER_VERSION, message_id) for message_id, safe in html.items()])
+
+
 def _path_number(request: Request, name: str) -> int:
     value = int(request.path_params[name])
     if value > MAX_ID:
@@ -156,7 +165,7 @@ class _Handlers:
             # body_html and the raw-mail link are not in the API's thread view: one more
             # query for the whole thread, never one per message.
             rows = await conn.execute_fetchall(
-                "SELECT id, body_html, inbound_id IS NOT NULL FROM messages"
+                "SELECT id, body_html, inbound_id IS NOT NULL, html_sanitizer FROM messages"
                 " WHERE intervention_number = ?", (number,))
             cid_rows = await conn.execute_fetchall(
                 "SELECT a.message_id, a.content_id, a.content_type, a.size, a.sha256"
@@ -165,15 +174,23 @@ class _Handlers:
                 " AND m.body_html IS NOT NULL ORDER BY a.id", (number,))
             employees = await queries.list_employees(conn)
         has_raw = {r[0] for r in rows if r[2]}
+        safe_html = {r[0]: r[1] for r in rows if r[1] and r[3] == SANITIZER_VERSION}
+        stale = [(r[0], r[1]) for r in rows if r[1] and r[3] != SANITIZER_VERSION]
+        # Sanitizing and reading inline images are CPU and disk work: in threads (nh3
+        # lets go of the GIL), so a big mail never holds up the event loop, and with it
+        # every SMTP session. Only HTML the current sanitizer did not make is sanitized,
+        # once: the result is stored.
+        if stale:
+            resanitized = await asyncio.to_thread(
+                lambda: {i: sanitize_html(h) for i, h in stale})
+            await self.p.services.store.write(partial(store_sanitized, html=resanitized))
+            safe_html.update(resanitized)
         blobs = self.p.services.blobs
 
         def build_frames() -> dict[int, str]:
             images = inline_images(list(cid_rows), blobs.get)
-            return {r[0]: mail_frame_document(r[1], images.get(r[0])) for r in rows if r[1]}
+            return {i: mail_frame_document(h, images.get(i)) for i, h in safe_html.items()}
 
-        # Sanitizing again (against rows stored before a sanitizer fix) and reading the
-        # inline images is CPU and disk work: in a thread (nh3 lets go of the GIL), so a
-        # big mail never holds up the event loop, and with it every SMTP session.
         frames = await asyncio.to_thread(build_frames)
         entries = [
             {**m, "frame": frames.get(m["id"]), "has_raw": m["id"] in has_raw}
