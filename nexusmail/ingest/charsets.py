@@ -32,6 +32,16 @@ _ALIASES = {
     "x-mac-roman": "mac-roman",
     "ks_c_5601-1987": "cp949",  # Outlook's label for Korean; Python spells it differently
 }
+# Labels mailers write for a charset while sending its larger superset: a gb2312 label
+# over GBK bytes, iso-8859-1 over Windows quotes and the euro sign, euc-kr over cp949.
+# Each superset decodes everything its subset does the same way, so using it is free.
+_SUPERSETS = {
+    "gb2312": "gb18030", "gbk": "gb18030", "iso8859-1": "cp1252", "euc_kr": "cp949",
+    "shift_jis": "cp932", "big5": "big5hkscs", "iso8859-9": "cp1254", "tis-620": "cp874",
+    "iso8859-11": "cp874", "euc_jp": "euc_jis_2004",
+}  # fmt: skip
+# 7-bit charsets that are not ASCII supersets: ASCII bytes mean something else in them.
+_SEVEN_BIT_PREFIXES = ("iso2022", "utf-7", "hz")
 _ASCII_NAMES = frozenset({"ascii"})
 _UTF8 = "utf-8"
 # Codecs that can produce lone surrogates; their output is checked before it is used.
@@ -50,6 +60,34 @@ _ITALIAN = "àèéìòùÀÈÉÌÒÙ"
 _ROMANIAN = "ăâîșțşţĂÂÎȘȚŞŢ"
 _COMMON = "€„“”‘’«»–—…°·çÇüÜöÖäÄß£§©®\u00a0"
 _PLAUSIBLE = frozenset(_ITALIAN + _ROMANIAN + _COMMON)
+# Letters alone cannot tell cp1252 "ã" (Portuguese) from cp1250 "ă" (Romanian): the
+# same byte. The ASCII words around them can, and read the same in every candidate, so
+# the language is guessed once from them and then weighs each candidate's letters.
+_LETTERS_OF = {
+    "it": frozenset(_ITALIAN),
+    "ro": frozenset(_ROMANIAN),
+    "pt": frozenset("ãõçáéíóúâêôàÃÕÇÁÉÍÓÚÂÊÔÀ"),
+    "es": frozenset("ñáéíóúüÑÁÉÍÓÚÜ¿¡"),
+    "fr": frozenset("éèêàçùûôîëïœÉÈÊÀÇ"),
+}
+_ONLY_ROMANIAN = frozenset("ășțşţĂȘȚŞŢ")
+_WORDS_OF = {
+    "it": b"il di che non per una sono con del della grazie buongiorno salve vorrei ho mi"
+          b" cordiali saluti anche abbiamo funziona guasto caldaia",
+    "ro": b"si nu pentru este cu va multumesc buna ziua am un sa de mai rog ca avem pe din"
+          b" centrala",
+    "pt": b"do da dos das que para com uma os em por obrigado obrigada bom dia voce tem"
+          b" foi pelo pela ao caldeira muito",
+    "es": b"el los las del que para con una por gracias hola buenos dias usted tiene"
+          b" muy pero caldera",
+    "fr": b"le les des du que pour avec une est merci bonjour vous nous pas sur",
+}
+_LANGUAGES_OF_WORD: dict[bytes, tuple[str, ...]] = {}
+for _language, _words in _WORDS_OF.items():
+    for _word in _words.split():
+        _LANGUAGES_OF_WORD[_word] = (*_LANGUAGES_OF_WORD.get(_word, ()), _language)
+_ASCII_WORD = re.compile(rb"[A-Za-z]+")
+_LANGUAGE_SAMPLE = 4096  # bytes; the words of a few sentences are enough
 # RFC 2047 encoded-word, loosely: some mailers leave spaces inside the encoded text.
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?]*)\?=")
 # utf-8 read as a single-byte charset: "Ã¨" for "è", "Ä\x83" for "ă".
@@ -60,11 +98,17 @@ _MOJIBAKE = re.compile(
 
 def decode_bytes(payload: bytes, declared: str | None) -> str:
     """Decode `payload` as text: the declared charset when it is honest, else a fallback."""
-    if payload.isascii():
-        # The common case, and safe whatever was declared (all our charsets are ASCII
-        # supersets; a declared utf-16 over ASCII bytes is a lie we do not believe).
-        return payload.decode("ascii")
     codec = _codec_name(declared)
+    if payload.isascii():
+        if codec is not None and codec.startswith(_SEVEN_BIT_PREFIXES):
+            # ISO-2022-JP and UTF-7 write non-ASCII text with ASCII bytes (escape
+            # sequences, "+...-" runs): read as ASCII they are gibberish.
+            text = _try_decode(payload, codec)
+            if text is not None:
+                return text
+        # The common case, and safe for every other label (a declared utf-16 over ASCII
+        # bytes is a lie we do not believe).
+        return payload.decode("ascii")
     if codec is not None and codec not in _ASCII_NAMES:
         text = _try_decode(payload, codec)
         if text is not None and _believable(payload, codec, text):
@@ -78,11 +122,9 @@ def decode_header(value: str) -> str:
     Tolerates what the stdlib rejects: spaces inside an encoded-word, a multi-byte
     character split across two words (PHP mailers), bad base64 padding, unknown charsets.
     """
-    if has_surrogates(value):
-        # compat32 keeps undecodable 8-bit header bytes as surrogate escapes.
-        value = decode_bytes(value.encode("ascii", "surrogateescape"), None)
     if "=?" not in value:
-        return value
+        # compat32 keeps undecodable 8-bit header bytes as surrogate escapes.
+        return _decode_raw(value)
     out: list[str] = []
     position = 0
     pending = b""
@@ -97,7 +139,7 @@ def decode_header(value: str) -> str:
                 out.append(decode_bytes(pending, charset))
             pending = b""
             if not adjacent:
-                out.append(gap)
+                out.append(_decode_raw(gap))
         charset = match.group(1).lower()
         # Bytes of adjacent words in one charset are joined before decoding: mailers
         # split a multi-byte character across two words.
@@ -106,8 +148,15 @@ def decode_header(value: str) -> str:
         after_word = True
     if pending:
         out.append(decode_bytes(pending, charset))
-    out.append(value[position:])
+    out.append(_decode_raw(value[position:]))
     return "".join(out)
+
+
+def _decode_raw(value: str) -> str:
+    """Text around encoded-words: raw 8-bit bytes (kept as surrogate escapes) decoded."""
+    if has_surrogates(value):
+        return decode_bytes(value.encode(_UTF8, "surrogateescape"), None)
+    return value
 
 
 def _decode_word(encoding: str, text: str) -> bytes:
@@ -120,7 +169,9 @@ def _decode_word(encoding: str, text: str) -> bytes:
             return binascii.a2b_base64(cleaned)
         except binascii.Error:
             return text.encode("ascii", "replace")
-    data = text.replace("_", " ").encode("ascii", "replace")
+    # A raw 8-bit byte inside the word (kept as a surrogate escape) is a byte of the
+    # word's charset, like its =XX escapes: keep it as that byte, not as "?".
+    data = text.replace("_", " ").encode(_UTF8, "surrogateescape")
     return re.sub(rb"=([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), data)
 
 
@@ -158,7 +209,8 @@ def _codec_name(declared: str | None) -> str | None:
         return None
     if not getattr(info, "_is_text_encoding", True):
         return None  # base64, rot13, zlib ... are codecs but not charsets
-    return _canonical(info.name)
+    name = _canonical(info.name)
+    return _SUPERSETS.get(name, name)
 
 
 def _canonical(name: str) -> str:
@@ -187,8 +239,9 @@ def _believable(payload: bytes, codec: str, text: str) -> bool:
     if codec not in _SINGLE_BYTE:
         return True  # a charset we have no better guess for (cyrillic, greek, ...)
     sample = _high_runs(payload)
-    best = max(_score(_try_decode(sample, name)) for name in _FALLBACKS)
-    return _score(_try_decode(sample, codec)) >= best
+    language = _language_of(payload)
+    best = max(_score(_try_decode(sample, name), language) for name in _FALLBACKS)
+    return _score(_try_decode(sample, codec), language) >= best
 
 
 def _high_runs(payload: bytes) -> bytes:
@@ -213,9 +266,10 @@ def _guess(payload: bytes, *, preferred: str | None) -> str:
     candidates = ((preferred,) if preferred else ()) + _FALLBACKS
     sample = (_high_runs(payload) if all(name in _SINGLE_BYTE for name in candidates)
               else payload)
+    language = _language_of(payload)
     for name in candidates:
         text = _try_decode(sample, name)
-        score = _score(text)
+        score = _score(text, language)
         if text is not None and score > best_score:
             best_name, best_score = name, score
     if best_name is not None:
@@ -225,15 +279,37 @@ def _guess(payload: bytes, *, preferred: str | None) -> str:
     return payload.decode(_UTF8, errors="replace")
 
 
-def _score(text: str | None) -> int:
-    """How much a decoded text looks like it/ro/en: letters we expect up, controls down."""
+def _language_of(payload: bytes) -> str | None:
+    """The language the ASCII words of the first few KB say clearly, else None."""
+    scores: Counter[str] = Counter()
+    for word in _ASCII_WORD.findall(payload[:_LANGUAGE_SAMPLE].lower()):
+        scores.update(_LANGUAGES_OF_WORD.get(word, ()))
+    ranked = scores.most_common(2)
+    if not ranked or ranked[0][1] < 2:
+        return None
+    if len(ranked) > 1 and ranked[0][1] < 1.5 * ranked[1][1]:
+        return None
+    return ranked[0][0]
+
+
+def _score(text: str | None, language: str | None = None) -> int:
+    """How much a decoded text looks like it/ro/en: letters we expect up, controls down.
+
+    With a language known from the words, its letters count more and letters only
+    Romanian has count against (and the reverse for a Romanian text).
+    """
     if text is None:
         return -(10**9)
     score = 0
+    native = _LETTERS_OF.get(language or "", frozenset())
     # Only the non-ASCII characters matter; a regex finds them at C speed, so a long
     # mostly-ASCII body costs a scan, not a Python loop over every character.
     for ch, count in Counter(_NON_ASCII.findall(text)).items():
-        if ch in _PLAUSIBLE:
+        if ch in native:
+            score += 3 * count
+        elif native and ch in _ONLY_ROMANIAN:
+            score -= 3 * count
+        elif ch in _PLAUSIBLE:
             score += 2 * count
         elif ch < "\xa0":
             score -= 5 * count  # C1 control: certainly the wrong charset

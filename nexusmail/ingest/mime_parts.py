@@ -14,6 +14,7 @@ from email.generator import BytesGenerator
 from email.message import Message
 from email.policy import compat32
 from email.utils import collapse_rfc2231_value
+from typing import Any
 
 from nexusmail.ingest.charsets import decode_bytes, decode_header, has_surrogates
 from nexusmail.mail.parsed import MailAttachment
@@ -96,6 +97,10 @@ def _read_part(
     disposition = part.get_content_disposition()
     if part.is_multipart():
         if ctype.startswith("message/"):
+            forwarded = _whole_mail_forward(part, ctype, depth, disposition)
+            if forwarded is not None:
+                stack.append((forwarded, depth + 1, in_attachment))
+                return None
             return _message_attachment(part, ctype, linesep)
         if depth >= MAX_DEPTH:
             defects.append(f"mime: nesting deeper than {MAX_DEPTH}, inner parts dropped")
@@ -127,6 +132,38 @@ def _read_part(
         content_id=content_id,
         inline=disposition == "inline" or (disposition is None and content_id is not None),
     )
+
+
+def _whole_mail_forward(
+    part: Message, ctype: str, depth: int, disposition: str | None
+) -> Message | None:
+    """The inner mail when the whole mail is one forwarded mail, else None.
+
+    Some clients forward by sending the original as the top-level message/rfc822: as an
+    attachment the request would have no text at all, so its parts are read instead.
+    """
+    if depth or disposition == "attachment" or ctype not in ("message/rfc822", "message/global"):
+        return None
+    inner = [c for c in part.get_payload() if isinstance(c, Message)]
+    return inner[0] if inner else None
+
+
+class MailMessage(Message):
+    """compat32's Message, reading a boundary folded inside its quotes as one token.
+
+    Outlook-era mailers fold a long `boundary="..."` parameter inside the quotes; read
+    literally the fold becomes part of the boundary, which then never appears, and the
+    whole multipart (images included) came out as raw MIME text in the body.
+    """
+
+    def get_boundary(self, failobj: Any = None) -> Any:
+        boundary = super().get_boundary(failobj)
+        if isinstance(boundary, str) and "\n" in boundary:
+            return _FOLD.sub("", boundary)
+        return boundary
+
+
+_FOLD = re.compile(r"\r?\n[ \t]+")
 
 
 def _message_attachment(part: Message, ctype: str, linesep: str) -> MailAttachment:
@@ -183,7 +220,7 @@ def _content_id(part: Message) -> str | None:
 def _raw_filename(part: Message) -> str:
     """Filename from Content-Disposition or Content-Type name=, RFC 2231 and 2047 decoded."""
     try:
-        name = part.get_filename()
+        name = _decoded_params(part).get_filename()
     except (ValueError, LookupError, TypeError, IndexError):
         return ""
     if not name:
@@ -193,6 +230,30 @@ def _raw_filename(part: Message) -> str:
     if "=?" in name:
         name = decode_header(name)
     return name
+
+
+def _decoded_params(part: Message) -> Message:
+    """`part`, or a stand-in holding its parameter fields with raw 8-bit bytes decoded.
+
+    compat32 hands a field with raw 8-bit bytes (a filename sent as plain utf-8) to
+    the parameter parser as a header object that has already replaced each byte with
+    U+FFFD. The raw field is decoded first, as utf-8 when it is valid utf-8, else in
+    the part's declared charset (or the best-scoring guess), then parsed.
+    """
+    raw = [(name, value) for name, value in part.raw_items()
+           if name.lower() in _PARAM_FIELDS and isinstance(value, str)]
+    if not any(has_surrogates(value) for _, value in raw):
+        return part
+    charset = part.get_content_charset()
+    stand_in = Message()
+    for name, value in raw:
+        if has_surrogates(value):
+            value = decode_bytes(value.encode("ascii", "surrogateescape"), charset)
+        stand_in[name] = value
+    return stand_in
+
+
+_PARAM_FIELDS = frozenset({"content-disposition", "content-type"})
 
 
 def _named(attachment: MailAttachment, index: int) -> MailAttachment:

@@ -57,7 +57,7 @@ _ID_IN_ANGLES = re.compile(r"<\s*([^<>\s]+?)\s*>")
 _ID_BARE = re.compile(r"[!-~]+@[!-~]+")
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
-_PARSER = BytesParser(policy=compat32)
+_PARSER = BytesParser(mime_parts.MailMessage, policy=compat32)
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 
 
@@ -70,6 +70,7 @@ def parse_mail(
         # Some gateways prepend blank lines; read literally, the headers would become body.
         raw = raw.lstrip(b"\r\n\t ")
         defects.append("mime: leading blank lines removed")
+    raw = _tidy_obsolete_field_names(raw)
     message = _read_message(raw, defects)
     if message is None or not message.keys():
         defects.append("not-a-mail: no header fields")
@@ -94,6 +95,22 @@ def parse_mail(
         defects.append(f"body: unreadable ({type(exc).__name__})")
         body = mime_parts.Body((), (), ())
     return _assemble(message, head, body, defects, max_body_chars=max_body_chars)
+
+
+# RFC 5322 §4.5 obsolete syntax: whitespace between a field name and its colon
+# ("Subject  :"). The stdlib takes such a line for the end of the header block, so the
+# subject was lost and the remaining fields were read as the body.
+_OBSOLETE_FIELD_NAME = re.compile(rb"(?m)^([!-9;-~]+)[ \t]+:")
+
+
+def _tidy_obsolete_field_names(raw: bytes) -> bytes:
+    """The top-level header block with "Name  :" written as "Name:"; the body untouched."""
+    ends = [end for end in (raw.find(b"\n\n"), raw.find(b"\n\r\n")) if end >= 0]
+    head_end = min(ends) + 1 if ends else len(raw)
+    head = raw[:head_end]
+    if b" :" not in head and b"\t:" not in head:
+        return raw
+    return _OBSOLETE_FIELD_NAME.sub(rb"\1:", head) + raw[head_end:]
 
 
 def _read_message(raw: bytes, defects: list[str]) -> Message | None:

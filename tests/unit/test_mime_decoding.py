@@ -1,0 +1,128 @@
+"""Charsets and MIME shapes that real mailers send and a compat32 parse reads wrong."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from nexusmail.ingest.charsets import decode_bytes, decode_header
+from nexusmail.ingest.parse import parse_mail
+
+PORTUGUESE = "Olá, a caldeira não liga. A informação do técnico: não há água quente. Obrigado"
+ITALIAN = "Buongiorno, la caldaia è in blocco, perché non si accende più: città di Forlì"
+ROMANIAN_PLAIN = "Bună ziua, centrala nu porneşte. Mulţumesc, Ştefan şi soţia"
+ROMANIAN_NO_CEDILLA = "Bună ziua, vă rog să trimită pe cineva mâine, e în bucătărie, la mansardă"
+
+
+def _mail(headers: str, body: bytes = b"hello\n") -> bytes:
+    return headers.replace("\n", "\r\n").encode("utf-8") + b"\r\n" + body
+
+
+@pytest.mark.parametrize(
+    ("payload", "declared", "expected"),
+    [
+        ("会議の件です".encode("iso-2022-jp"), "iso-2022-jp", "会議の件です"),
+        ("Città più".encode("utf-7"), "utf-7", "Città più"),
+        ("锅炉故障，請儘快來".encode("gbk"), "gb2312", "锅炉故障，請儘快來"),
+        ("보일러 고장 똠".encode("cp949"), "ks_c_5601-1987", "보일러 고장 똠"),
+        ("Perché “così” 50 €".encode("cp1252"), "iso-8859-1", "Perché “così” 50 €"),
+        (PORTUGUESE.encode("cp1252"), None, PORTUGUESE),
+        (ITALIAN.encode("cp1252"), None, ITALIAN),
+        (ROMANIAN_PLAIN.encode("cp1250"), None, ROMANIAN_PLAIN),
+        (ROMANIAN_NO_CEDILLA.encode("cp1250"), None, ROMANIAN_NO_CEDILLA),
+        (ROMANIAN_NO_CEDILLA.encode("iso-8859-2"), "iso-8859-1", ROMANIAN_NO_CEDILLA),
+    ],
+)
+def test_charsets_that_need_more_than_the_label(
+        payload: bytes, declared: str | None, expected: str) -> None:
+    """7-bit non-ASCII charsets, superset charsets and unlabelled text by its words."""
+    assert decode_bytes(payload, declared) == expected
+
+
+def test_raw_8bit_byte_inside_an_encoded_word_is_kept() -> None:
+    """A raw utf-8 "é" inside a Q-encoded word decodes to "é", not "?"."""
+    raw = _mail("From: a@b.c\nSubject: =?utf-8?Q?caffè_e_caldaia_rotta?=\n")
+    assert parse_mail(raw).subject == "caffè e caldaia rotta"
+    value = b"=?utf-8?Q?Perch" + "é".encode() + b"_no?="
+    assert decode_header(value.decode("ascii", "surrogateescape")) == "Perché no"
+
+
+def test_raw_utf8_attachment_name_is_not_garbled() -> None:
+    """A filename sent as raw utf-8 in the header parameter keeps its letters."""
+    raw = _mail(
+        "From: a@b.c\nSubject: fattura\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="b"\n',
+        b"--b\r\nContent-Type: text/plain\r\n\r\nin allegato\r\n--b\r\n"
+        b"Content-Type: application/pdf\r\nContent-Disposition: attachment;"
+        b' filename="' + "fattură_città.pdf".encode() + b'"\r\n\r\nxx\r\n--b--\r\n',
+    )
+    assert [a.filename for a in parse_mail(raw).attachments] == ["fattură_città.pdf"]
+
+
+def test_raw_8bit_attachment_name_in_the_mail_charset() -> None:
+    """Raw cp1252 bytes in a filename, not utf-8, decode with the charset the mail declares."""
+    raw = _mail(
+        "From: a@b.c\nSubject: fattura\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="b"\n',
+        b"--b\r\nContent-Type: text/plain; charset=windows-1252\r\n\r\nin allegato\r\n--b\r\n"
+        b"Content-Type: application/pdf; charset=windows-1252\r\n"
+        b'Content-Disposition: attachment; filename="' + "perché.pdf".encode("cp1252")
+        + b'"\r\n\r\nxx\r\n--b--\r\n',
+    )
+    assert [a.filename for a in parse_mail(raw).attachments] == ["perché.pdf"]
+
+
+def test_top_level_forward_uses_the_inner_mail_text() -> None:
+    """A mail that is itself message/rfc822 gets the inner mail's text as its body."""
+    raw = _mail(
+        "From: a@b.c\nSubject: Fwd: guasto\nMIME-Version: 1.0\nContent-Type: message/rfc822\n",
+        b"From: cliente@example.it\r\nSubject: guasto\r\nContent-Type: text/plain;"
+        b" charset=utf-8\r\n\r\nLa caldaia \xc3\xa8 in blocco.\r\n",
+    )
+    parsed = parse_mail(raw)
+    assert parsed.subject == "Fwd: guasto"
+    assert "La caldaia è in blocco." in parsed.body_text
+
+
+def test_boundary_folded_inside_quotes() -> None:
+    """A boundary parameter folded inside its quotes still splits the parts."""
+    raw = _mail(
+        "From: a@b.c\nSubject: foto\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="----=_NextPart_000_0012_01D9\n'
+        ' A8B7.5C3E2F10"\n',
+        b"------=_NextPart_000_0012_01D9A8B7.5C3E2F10\r\nContent-Type: text/plain\r\n\r\n"
+        b"Ecco la foto.\r\n------=_NextPart_000_0012_01D9A8B7.5C3E2F10\r\n"
+        b"Content-Type: image/jpeg; name=foto.jpg\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        b"/9j/4AAQ\r\n------=_NextPart_000_0012_01D9A8B7.5C3E2F10--\r\n",
+    )
+    parsed = parse_mail(raw)
+    assert parsed.body_text == "Ecco la foto."
+    assert [a.filename for a in parsed.attachments] == ["foto.jpg"]
+
+
+def test_obsolete_space_before_header_colon() -> None:
+    """`Subject  :` (RFC 5322 obsolete syntax) still gives the subject and the body."""
+    raw = _mail("From: a@b.c\nSubject  : Caldaia rotta\nTo : support@example.it\n",
+                b"La caldaia non parte.\r\n")
+    parsed = parse_mail(raw)
+    assert parsed.subject == "Caldaia rotta"
+    assert parsed.to_addrs == ("support@example.it",)
+    assert parsed.body_text == "La caldaia non parte."
+
+
+@pytest.mark.parametrize("declared", [None, "iso-8859-1", "gb2312"])
+def test_charset_decoding_is_linear(declared: str | None) -> None:
+    """Ten times the 8-bit text takes at most about ten times as long to decode."""
+    unit = (PORTUGUESE + " " + ROMANIAN_PLAIN + " ").encode("cp1252", "replace") * 200
+
+    def cost(payload: bytes) -> float:
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            decode_bytes(payload, declared)
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    small, large = cost(unit), cost(unit * 10)
+    assert large <= 10 * small * 2.5 + 0.002, (small, large)
