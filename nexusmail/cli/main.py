@@ -15,9 +15,9 @@ import json
 import logging
 import sqlite3
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 from pydantic import ValidationError
@@ -25,8 +25,16 @@ from pydantic import ValidationError
 from nexusmail import __version__
 from nexusmail.admin import tokens
 from nexusmail.admin.api.models import AssignmentIn, EmployeeIn, describe_validation_error
-from nexusmail.cli import maintenance, operators, schedules
-from nexusmail.cli.support import print_table, with_store
+from nexusmail.cli import backup, mail_import, operators, quarantine, schedules
+from nexusmail.cli.support import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    Command,
+    fail,
+    print_table,
+    with_store,
+)
 from nexusmail.clock import SystemClock
 from nexusmail.config import ConfigError, Settings, load_settings
 from nexusmail.config_warnings import config_warnings
@@ -36,11 +44,6 @@ from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.cases import Conflict, NotFound, add_employee
 from nexusmail.tickets.reply_tokens import load_reply_keys
 from nexusmail.tickets.store import StorageError, Store
-
-T = TypeVar("T")
-Command = Callable[[argparse.Namespace, Settings], int]
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -62,16 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(Path(args.config) if args.config else None)
     except ConfigError as exc:
-        print(f"nexusmail: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(str(exc), EXIT_USAGE)
     if command is not _cmd_run:
         _quiet_logging()
     try:
         return command(args, settings)
     except (StorageError, sqlite3.Error, OSError) as exc:
-        print(f"nexusmail: cannot use the store in {settings.storage.data_dir}: {exc}",
-              file=sys.stderr)
-        return EXIT_FAILED
+        return fail(f"cannot use the store in {settings.storage.data_dir}: {exc}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true",
                       help="print the same JSON as GET /api/v1/interventions/NUMBER")
     schedules.register(commands, config_opt, add, _group)
-    maintenance.register(commands, config_opt, add, _group)
+    quarantine.register(commands, config_opt, add, _group)
+    mail_import.register(commands, config_opt, add, _group)
+    backup.register(commands, config_opt, add, _group)
 
     add(commands, "check-config", _cmd_check_config,
         "Validate the configuration and print the effective settings (secrets masked);"
@@ -188,8 +190,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     name = args.name.strip()
     if not name:
-        print("nexusmail: --name must not be empty", file=sys.stderr)
-        return EXIT_USAGE
+        return fail("--name must not be empty", EXIT_USAGE)
     now = SystemClock().now()
 
     async def create(store: Store) -> str:
@@ -225,8 +226,7 @@ def _cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with_store(settings, revoke)
     except (NotFound, Conflict) as exc:
-        print(f"nexusmail: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(str(exc))
     print(f"Revoked API token {token_id}.")
     return EXIT_OK
 
@@ -238,8 +238,7 @@ def _cmd_employee_add(args: argparse.Namespace, settings: Settings) -> int:
             "language": args.language or settings.mail.default_language,
         })
     except ValidationError as exc:
-        print(f"nexusmail: {describe_validation_error(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(describe_validation_error(exc), EXIT_USAGE)
     now = SystemClock().now()
 
     async def insert(store: Store) -> int:
@@ -249,8 +248,7 @@ def _cmd_employee_add(args: argparse.Namespace, settings: Settings) -> int:
     try:
         employee_id = with_store(settings, insert, create=True)
     except Conflict as exc:
-        print(f"nexusmail: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(str(exc))
     print(f"Added employee {employee_id}: {employee.name} <{employee.email}>"
           f" ({employee.language}).")
     return EXIT_OK
@@ -274,8 +272,7 @@ def _cmd_assign(args: argparse.Namespace, settings: Settings) -> int:
     try:
         email = AssignmentIn.model_validate({"employee_email": args.employee_email}).employee_email
     except ValidationError as exc:
-        print(f"nexusmail: {describe_validation_error(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(describe_validation_error(exc), EXIT_USAGE)
     number: int = args.number
     # Blocking file read (or first-time key creation): fine here, before the loop runs.
     keys = load_reply_keys(settings)
@@ -288,8 +285,7 @@ def _cmd_assign(args: argparse.Namespace, settings: Settings) -> int:
     try:
         assignment_id = with_store(settings, insert)
     except (NotFound, Conflict) as exc:
-        print(f"nexusmail: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(str(exc))
     print(f"Assigned {email} to intervention {number} (assignment {assignment_id}); "
           "the assignment mail is queued for the daemon to send.")
     return EXIT_OK
@@ -304,8 +300,7 @@ def _cmd_intervention_show(args: argparse.Namespace, settings: Settings) -> int:
 
     detail = with_store(settings, fetch)
     if detail is None:
-        print(f"nexusmail: intervention {number} does not exist", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(f"intervention {number} does not exist")
     if args.json:
         print(json.dumps(detail, ensure_ascii=False, indent=2))
     else:

@@ -10,23 +10,22 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from collections.abc import Callable
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 
 from nexusmail.admin.api.models import MAX_ADDRESS_CHARS, check_address
-from nexusmail.cli.support import with_store
+from nexusmail.cli.support import (
+    EXIT_OK,
+    EXIT_USAGE,
+    AddCommand,
+    AddGroup,
+    fail,
+    with_store,
+)
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
 from nexusmail.tickets import operators
 from nexusmail.tickets.cases import Conflict, NotFound
 from nexusmail.tickets.store import Store
-
-T = TypeVar("T")
-Command = Callable[[argparse.Namespace, Settings], int]
-AddCommand = Callable[[Any, str, Command, str, str], argparse.ArgumentParser]
-AddGroup = Callable[[Any, str, argparse.ArgumentParser, str, str], Any]
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand,
@@ -78,8 +77,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
         email = _checked_email(args.email)
         password_hash = operators.hash_password(read_password())
     except ValueError as exc:
-        print(f"nexusmail: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(str(exc), EXIT_USAGE)
     now = SystemClock().now()
 
     async def insert(store: Store) -> int:
@@ -89,9 +87,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     try:
         operator_id = with_store(settings, insert, create=True)
     except Conflict as exc:
-        print(f"nexusmail: {exc} (`nexusmail operator password {email}` sets a new "
-              "password)", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(f"{exc} (`nexusmail operator password {email}` sets a new password)")
     print(f"Added operator {operator_id}: {email}. They can log in to the admin page now.")
     return EXIT_OK
 
@@ -101,8 +97,7 @@ def cmd_password(args: argparse.Namespace, settings: Settings) -> int:
         email = _checked_email(args.email)
         password_hash = operators.hash_password(read_password())
     except ValueError as exc:
-        print(f"nexusmail: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(str(exc), EXIT_USAGE)
     now = SystemClock().now()
 
     async def update(store: Store) -> None:
@@ -112,8 +107,7 @@ def cmd_password(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with_store(settings, update)
     except NotFound as exc:
-        print(f"nexusmail: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(str(exc))
     print(f"Set a new password for {email}.")
     return EXIT_OK
 

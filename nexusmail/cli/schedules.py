@@ -9,16 +9,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import ValidationError
 
 from nexusmail.admin.api.models import describe_validation_error
 from nexusmail.admin.api.schedule_models import MAX_LEAD_DAYS, ScheduleIn
-from nexusmail.cli.support import print_table, with_store
+from nexusmail.cli.support import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    AddCommand,
+    AddGroup,
+    fail,
+    print_table,
+    with_store,
+)
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
 from nexusmail.tickets import schedule_queries
@@ -32,12 +39,6 @@ from nexusmail.tickets.schedules import (
 )
 from nexusmail.tickets.store import Store
 
-T = TypeVar("T")
-Command = Callable[[argparse.Namespace, Settings], int]
-AddCommand = Callable[[Any, str, Command, str, str], argparse.ArgumentParser]
-AddGroup = Callable[[Any, str, argparse.ArgumentParser, str, str], Any]
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _ADD_EXAMPLES = (
     "  # monthly on the 10th, opened 3 days ahead (on the 7th), assigned to Marco\n"
     "  nexusmail schedule add condominio@example.it --subject 'Manutenzione caldaia' \\\n"
@@ -123,8 +124,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
             "request_type": args.request_type, "contract_ref": args.contract_ref,
         })
     except ValidationError as exc:
-        print(f"nexusmail: {describe_validation_error(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(describe_validation_error(exc), EXIT_USAGE)
     spec, (today, now) = body.spec(), _today(settings)
 
     async def insert(store: Store) -> schedule_queries.ScheduleDetail | None:
@@ -136,8 +136,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     try:
         created = with_store(settings, insert, create=True)
     except InvalidSchedule as exc:
-        print(f"nexusmail: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(str(exc), EXIT_USAGE)
     assert created is not None
     print(f"Added schedule {created['id']}: {created['subject']} for "
           f"{created['customer']['email']}; next {_next(created)}.")
@@ -200,9 +199,7 @@ def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
     count: int = args.count
     if not 1 <= count <= schedule_queries.MAX_PREVIEW:
-        print(f"nexusmail: --count should be from 1 to {schedule_queries.MAX_PREVIEW}",
-              file=sys.stderr)
-        return EXIT_USAGE
+        return fail(f"--count should be from 1 to {schedule_queries.MAX_PREVIEW}", EXIT_USAGE)
     schedule_id: int = args.id
     today, _ = _today(settings)
 
@@ -212,8 +209,7 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
 
     items = with_store(settings, fetch)
     if items is None:
-        print(f"nexusmail: schedule {schedule_id} does not exist", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(f"schedule {schedule_id} does not exist")
     if args.json:
         print(json.dumps(items, indent=2))
         return EXIT_OK
@@ -235,8 +231,7 @@ def _set_active(settings: Settings, schedule_id: int, *, active: bool) -> int:
     try:
         detail = with_store(settings, change)
     except NotFound as exc:
-        print(f"nexusmail: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return fail(str(exc))
     assert detail is not None
     state = f"resumed; next {_next(detail)}" if active else "paused"
     print(f"Schedule {schedule_id} {state}.")
@@ -250,7 +245,7 @@ def _load(settings: Settings, schedule_id: int) -> schedule_queries.ScheduleDeta
 
     detail = with_store(settings, fetch)
     if detail is None:
-        print(f"nexusmail: schedule {schedule_id} does not exist", file=sys.stderr)
+        fail(f"schedule {schedule_id} does not exist")
     return detail
 
 

@@ -1,16 +1,36 @@
-"""Pieces every offline CLI command uses: the store opened for one command, a table."""
+"""Pieces every CLI command group uses: exit codes, error printing, the store (or a whole
+ingest pipeline) opened for one command, a table."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from nexusmail.clock import Clock, SystemClock
 from nexusmail.config import Settings
-from nexusmail.paths import database_path
+from nexusmail.ingest.accept import Ingest
+from nexusmail.paths import blobs_path, database_path
+from nexusmail.tickets.blobs import BlobStore
+from nexusmail.tickets.reply_tokens import load_reply_keys
 from nexusmail.tickets.store import StorageError, Store
 
 T = TypeVar("T")
+# What a command returns, as its process exit status: scripts and systemd units test it.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# A command, and the two parser builders main() hands to each group's register().
+Command = Callable[[argparse.Namespace, Settings], int]
+AddCommand = Callable[[Any, str, Command, str, str], argparse.ArgumentParser]
+AddGroup = Callable[[Any, str, argparse.ArgumentParser, str, str], Any]
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> int:
+    """Print "nexusmail: message" on stderr and return `code`, for `return fail(...)`."""
+    print(f"nexusmail: {message}", file=sys.stderr)
+    return code
 
 
 def with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]], *,
@@ -28,6 +48,23 @@ def with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]], *,
     async def run() -> T:
         async with Store(path) as store:
             return await fn(store)
+
+    return asyncio.run(run())
+
+
+def with_ingest(settings: Settings, fn: Callable[[Ingest, Store], Awaitable[T]], *,
+                clock: Clock | None = None, create: bool = False) -> T:
+    """Run `fn` with an Ingest built as the daemon builds it (parsing in this process);
+    only an import (`create`) may start a new, empty store."""
+    if not create:
+        require_store(settings)
+    keys = load_reply_keys(settings)  # blocking file read, before the loop runs
+
+    async def run() -> T:
+        async with Store(database_path(settings)) as store:
+            ingest = Ingest(store, BlobStore(blobs_path(settings)), settings,
+                            clock or SystemClock(), reply_keys=keys)
+            return await fn(ingest, store)
 
     return asyncio.run(run())
 

@@ -1,0 +1,166 @@
+"""`nexusmail quarantine list|show|retry`: the mails whose processing failed.
+
+A retry runs the stored bytes through `Ingest.accept`, the same pipeline as SMTP; it
+opens the store itself (beside a running daemon, whose outbox worker sends what it
+queues on its next poll).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from nexusmail.cli.support import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    AddCommand,
+    AddGroup,
+    fail,
+    print_table,
+    with_ingest,
+    with_store,
+)
+from nexusmail.config import Settings
+from nexusmail.ingest.accept import Envelope, Ingest, TemporaryFailure
+from nexusmail.tickets.models import Outcome
+from nexusmail.tickets.store import Store
+
+MAX_HEADER_LINES = 200   # `quarantine show` prints at most this much of a header block
+
+
+def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand,
+             group: AddGroup) -> None:
+    """Add the `quarantine` command group to the CLI's parser."""
+    quarantine = group(commands, "quarantine", config_opt,
+                       "Look at and retry mails whose processing failed (kept, never dropped).",
+                       "  nexusmail quarantine list\n  nexusmail quarantine show 17\n"
+                       "  nexusmail quarantine retry 17\n  nexusmail quarantine retry --all")
+    add(quarantine, "list", cmd_quarantine_list,
+        "List quarantined mails: id, received, source, sender, subject, reason.",
+        "  nexusmail quarantine list\n  nexusmail quarantine list --config nexusmail.toml")
+    show = add(quarantine, "show", cmd_quarantine_show,
+               "Print a quarantined mail: its details, the reason and its raw headers.",
+               "  nexusmail quarantine show 17")
+    show.add_argument("id", type=int, help="the mail's id, as `quarantine list` shows it")
+    retry = add(quarantine, "retry", cmd_quarantine_retry,
+                "Run quarantined mails through ingest again (the same pipeline as SMTP). "
+                "A mail that still fails stays quarantined with the new reason; retrying "
+                "a mail that is no longer quarantined does nothing.",
+                "  nexusmail quarantine retry 17\n  nexusmail quarantine retry 17 18 21\n"
+                "  nexusmail quarantine retry --all   # e.g. after upgrading past a fix")
+    retry.add_argument("ids", type=int, nargs="*", metavar="ID",
+                       help="the mails' ids, as `quarantine list` shows them")
+    retry.add_argument("--all", action="store_true", help="every quarantined mail")
+
+
+_ROW = ("SELECT id, received_at, source, COALESCE(NULLIF(sender, ''), envelope_from), subject,"
+        " reason, raw_sha256, size, message_id, envelope_to, outcome FROM inbound")
+
+
+def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def fetch(store: Store) -> list[Any]:
+        async with store.read() as conn:
+            cursor = await conn.execute(_ROW + " WHERE outcome = ? ORDER BY id",
+                                        (Outcome.QUARANTINED,))
+            return list(await cursor.fetchall())
+
+    rows = [[str(r[0]), r[1], r[2], r[3] or "-", _clip(r[4] or "-", 40), _clip(r[5], 60)]
+            for r in with_store(settings, fetch)]
+    print_table(["ID", "RECEIVED", "SOURCE", "SENDER", "SUBJECT", "REASON"], rows)
+    return EXIT_OK
+
+
+def cmd_quarantine_show(args: argparse.Namespace, settings: Settings) -> int:
+    inbound_id: int = args.id
+
+    async def fetch(store: Store) -> tuple[Any, bytes | None]:
+        async with store.read() as conn:
+            row = await (await conn.execute(_ROW + " WHERE id = ?", (inbound_id,))).fetchone()
+            if row is None:
+                return None, None
+            raw = await (await conn.execute("SELECT data FROM raw_messages WHERE sha256 = ?",
+                                            (row[6],))).fetchone()
+            return row, None if raw is None else bytes(raw[0])
+
+    row, raw = with_store(settings, fetch)
+    if row is None:
+        return fail(f"inbound mail {inbound_id} does not exist")
+    print(f"inbound mail {row[0]}  ({row[10]})")
+    for label, value in (("received", row[1]), ("source", row[2]), ("sender", row[3]),
+                         ("envelope to", ", ".join(json.loads(row[9]))),
+                         ("message-id", row[8]), ("subject", row[4]),
+                         ("size", f"{row[7]} bytes"), ("sha256", row[6])):
+        print(f"{label + ':':<13}{value or '-'}")
+    print("\nreason:")
+    print("\n".join("  " + line for line in (row[5] or "-").splitlines()))
+    print("\nraw headers:")
+    print(raw_headers(raw) if raw is not None else "  (raw bytes missing)")
+    return EXIT_OK
+
+
+def raw_headers(raw: bytes) -> str:
+    """The header block of `raw` as text, however broken the mail (never raises)."""
+    end = min((i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0),
+              default=len(raw))
+    lines = raw[:end].decode("utf-8", "replace").replace("\x00", "\\0").splitlines()
+    shown = [line.rstrip("\r") for line in lines[:MAX_HEADER_LINES]]
+    if len(lines) > MAX_HEADER_LINES:
+        shown.append(f"... ({len(lines) - MAX_HEADER_LINES} more header lines)")
+    return "\n".join(shown)
+
+
+def cmd_quarantine_retry(args: argparse.Namespace, settings: Settings) -> int:
+    wanted: list[int] = args.ids
+    if bool(wanted) == bool(args.all):
+        return fail("give the ids of the mails to retry, or --all", EXIT_USAGE)
+
+    async def retry(ingest: Ingest, store: Store) -> list[tuple[int, str]]:
+        async with store.read() as conn:
+            if args.all:
+                cursor = await conn.execute("SELECT id FROM inbound WHERE outcome = ?"
+                                            " ORDER BY id", (Outcome.QUARANTINED,))
+                ids = [int(r[0]) for r in await cursor.fetchall()]
+            else:
+                ids = wanted
+        return [(i, await _retry_one(ingest, store, i)) for i in ids]
+
+    results = with_ingest(settings, retry)
+    if not results:
+        print("(no quarantined mail)")
+    for inbound_id, line in results:
+        print(f"inbound mail {inbound_id}: {line}")
+    still = [line for _, line in results if not line.startswith(("now ", "not quarantined"))]
+    return EXIT_FAILED if still else EXIT_OK
+
+
+async def _retry_one(ingest: Ingest, store: Store, inbound_id: int) -> str:
+    async with store.read() as conn:
+        row = await (await conn.execute(
+            "SELECT i.outcome, i.source, i.envelope_from, i.envelope_to, r.data FROM inbound i"
+            " LEFT JOIN raw_messages r ON r.sha256 = i.raw_sha256 WHERE i.id = ?",
+            (inbound_id,))).fetchone()
+    if row is None:
+        return "does not exist"
+    if row[0] != Outcome.QUARANTINED:
+        return f"not quarantined (it is {row[0]}); nothing done"
+    if row[4] is None:
+        return "its raw bytes are missing; cannot retry"
+    envelope = Envelope(row[2] or None, tuple(json.loads(row[3])))
+    try:
+        result = await ingest.accept(bytes(row[4]), envelope, row[1], retry_of=inbound_id)
+    except TemporaryFailure as exc:
+        return f"not retried, storage failed: {exc}"
+    if result.outcome is Outcome.QUARANTINED:
+        return f"still quarantined: {result.reason}"
+    number = f" #{result.intervention_number}" if result.intervention_number else ""
+    reason = f" ({result.reason})" if result.reason else ""
+    return f"now {result.outcome}{number}{reason}"
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
