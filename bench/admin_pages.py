@@ -1,4 +1,4 @@
-"""Admin page latency with 100,000 interventions and 1,000,000 messages (issue 6, point 3).
+"""Admin page latency with 100,000 interventions and 1,000,000 messages.
 
 Builds the store in bulk straight into SQLite (through the real migrations, so the FTS
 triggers and indexes are the ones the daemon uses), starts the real daemon on it in its

@@ -1,4 +1,4 @@
-"""Benchmark (not a test) of issue 4, point 5: a scheduler tick over many schedules.
+"""Benchmark (not a test): a scheduler tick over many schedules.
 
     python bench/schedule_tick.py                       # 100,000 schedules, 100 due, 5 rounds
     python bench/schedule_tick.py --schedules 1000000 --due 100

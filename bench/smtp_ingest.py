@@ -54,7 +54,7 @@ ACK_DRAIN_TIMEOUT_S = 300.0
 ACK_IDLE_TIMEOUT_S = 20.0
 POLL_S = 0.1
 
-# Targets from issue 2, checked at the highest connection count.
+# The targets the ingest path was built to, checked at the highest connection count.
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 100.0
 TARGET_RSS_MB = 150.0

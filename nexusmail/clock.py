@@ -1,4 +1,4 @@
-"""Injected time (DESIGN invariant 7): code asks a clock, never `datetime.now()`."""
+"""Injected time: code asks a clock, never `datetime.now()`."""
 
 from __future__ import annotations
 

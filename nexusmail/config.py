@@ -90,7 +90,7 @@ class MailSettings(_Section):
     company_name: str = "Support"
     # A directory whose mail/<lang>/<name>.*.j2 files override the packaged templates.
     templates_dir: Path | None = None
-    # Where rejections and "needs attention" notices go (issue 3).
+    # Where rejections and "needs attention" notices go.
     operator_addresses: tuple[str, ...] = ()
     # Acknowledgements one address may receive per hour, against auto-reply ping-pong.
     max_acks_per_hour: int = Field(10, ge=0)

@@ -1,6 +1,6 @@
 """`nexusmail run`: builds every part, starts them, stops them in order.
 
-One lifecycle owner (STYLE.md): the store, the SMTP/LMTP listener, the outbox worker
+One lifecycle owner: the store, the SMTP/LMTP listener, the outbox worker
 and the web server live in one AsyncExitStack. SIGTERM/SIGINT set the stop event,
 SIGHUP a reload (nexusmail.service.reload); systemd hears of each step (systemd_notify).
 Shutdown stops taking mail first, lets mail in flight finish (bounded), then stops

@@ -2,7 +2,7 @@
 
 Pure apart from reading templates (and attachment blobs through an injected loader):
 the same row composes to the same headers and bodies, with the Message-ID fixed when
-the row was enqueued (DESIGN invariant 3).
+the row was enqueued, so a mail sent again after a crash is the same mail.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 SMTP, LMTP and IMAP only fetch bytes and, after `accept` returns, acknowledge them
 (250, or an IMAP flag/move). `accept` returns only once the raw bytes and everything
-they cause are committed (DESIGN invariant 1); when that cannot be done it raises
+they cause are committed (durable before the 250); when that cannot be done it raises
 TemporaryFailure, and the source must not acknowledge (SMTP answers 451).
 """
 

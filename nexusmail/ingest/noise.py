@@ -1,7 +1,7 @@
 """Is an inbound mail noise: written by a robot, a list or a bounce, or our own come back?
 
-Noise is stored and shown but never opens a case and never gets an answer (DESIGN.md
-invariant 4): answering robots is how mail loops and backscatter start (RFC 3834 §2).
+Noise is stored and shown but never opens a case and never gets an answer:
+answering robots is how mail loops and backscatter start (RFC 3834 §2).
 Decisions are values: a short, stable reason string, or None for a mail from a person.
 We only read headers and the envelope; guessing from body text ("I am out of the
 office") is deliberately not done here.

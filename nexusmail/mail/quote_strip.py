@@ -3,7 +3,7 @@
 A reply to an assignment mail carries that mail back (which says both CONFIRM and
 REJECT), so the verdict must be read from the technician's own lines only. Mail clients
 mark the quote in a handful of ways; each is one compiled pattern below, with the client
-and language that writes it. Pure functions over text (DESIGN.md invariant 6).
+and language that writes it. Pure functions over text: no I/O, no clock.
 
 Three shapes of quote:
 - an attribution line ("On ... wrote:") followed by `>` lines: only those go, so text

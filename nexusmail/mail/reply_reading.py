@@ -5,7 +5,7 @@ assignment says both CONFIRM and REJECT. Technicians answer from phones, in Ital
 Romanian or English, mostly with the verdict word opening the reply ("OK, ci sono
 giovedì", "Rifiuto: sono in ferie", "Nu pot, sunt la alt client"). When in doubt we say
 UNCLEAR: the assignment then stays as it was and an operator reads the reply, which is
-cheaper than a wrongly confirmed visit. Pure functions (DESIGN.md invariant 6).
+cheaper than a wrongly confirmed visit. Pure functions: no I/O, no clock.
 
 How a reply is read:
 0. Only the first few thousand characters of what the technician wrote count (the

@@ -1,4 +1,4 @@
-"""Prometheus metrics (issue 7, point 3): one registry per daemon, passed down.
+"""Prometheus metrics: one registry per daemon, passed down.
 
 No metric is a module global registered at import (STYLE: no process-global
 mutation): `Metrics()` owns its own CollectorRegistry, the daemon builds one and hands

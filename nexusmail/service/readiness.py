@@ -1,4 +1,4 @@
-"""Readiness (issue 7, point 3): can this daemon take mail and do its work right now?
+"""Readiness: can this daemon take mail and do its work right now?
 
 `check_ready` looks at each part and says which one is at fault:
 - storage: a round trip through the store's writer within STORAGE_TIMEOUT_S (a stuck

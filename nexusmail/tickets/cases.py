@@ -123,7 +123,7 @@ def create_intervention(tx: WriteTx, new: NewIntervention, *, now: datetime) -> 
 
 
 def add_participants(tx: WriteTx, number: int, emails: Sequence[str]) -> None:
-    """Record addresses that took part, so their tagged replies thread (issue 2, point 7)."""
+    """Record addresses that took part, so their tagged replies thread."""
     tx.executemany(
         "INSERT INTO participants (intervention_number, email) VALUES (?, ?)"
         " ON CONFLICT DO NOTHING",

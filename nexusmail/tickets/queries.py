@@ -185,7 +185,7 @@ async def list_interventions(
 
 
 async def get_intervention(conn: ReadTx, number: int) -> InterventionDetail | None:
-    """One intervention with its whole thread (issue 2, point 12), or None."""
+    """One intervention with its whole thread, or None."""
     rows = list(
         await conn.execute_fetchall(
             "SELECT " + _INTERVENTION_COLUMNS + " WHERE i.number = ?", (number,)

@@ -1,7 +1,7 @@
-"""Service-schedule dates: occurrences, opening dates and the catch-up rule (issue 4).
+"""Service-schedule dates: occurrences, opening dates and the catch-up rule.
 
-Pure: calendar dates in, calendar dates out, no clock and no I/O (DESIGN invariants 6
-and 7). The caller turns its clock's UTC instant into the company's calendar date
+Pure: calendar dates in, calendar dates out, no clock and no I/O.
+The caller turns its clock's UTC instant into the company's calendar date
 (`local_date`) once; everything here works on `date`, so a DST change can never move
 an occurrence.
 

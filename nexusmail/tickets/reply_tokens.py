@@ -2,7 +2,7 @@
 
 The token binds (intervention, assignment, recipient) with an HMAC, so a reply can be
 matched to its assignment even when a mail client drops In-Reply-To, and a made-up or
-altered address matches nothing (DESIGN invariant 5). It is lower-case hex because some
+altered address matches nothing (replies are authenticated). It is lower-case hex because some
 MTAs lower-case local parts. Keys rotate: the first signs, every listed key verifies.
 Who may act on a matched reply is decided elsewhere (the sender must be the employee).
 

@@ -1,4 +1,4 @@
-"""Service schedules: the task that opens interventions ahead of contract dates (issue 4).
+"""Service schedules: the task that opens interventions ahead of contract dates.
 
 A tick reads the ids of the schedules due today through the partial index on
 next_opening_on (its cost follows the due schedules, not all of them), then opens each
@@ -33,8 +33,8 @@ log = structlog.get_logger(__name__)
 # few enough that the futures of a 100,000-schedule backlog are not all alive at once.
 CHUNK = 256
 # Ordered as the partial index schedules_due is (rowid last): with ORDER BY id alone
-# SQLite prefers a full rowid scan to avoid a sort, the O(schedules) tick issue 4 rules
-# out. test_scheduler pins the plan.
+# SQLite prefers a full rowid scan to avoid a sort, an O(schedules) tick that a
+# company with thousands of schedules would pay every minute. test_scheduler pins the plan.
 DUE_SQL = ("SELECT id FROM schedules WHERE active = 1 AND next_opening_on <= ?"
             " ORDER BY next_opening_on, id")
 

@@ -1,7 +1,7 @@
 """The admin list's read side: filters, full-text search (FTS5) and keyset pagination.
 
-Built to stay fast with 100,000 interventions and 1,000,000 messages (issue 6, point
-3): no total count (it would scan every match), pages by `number` rather than OFFSET
+Built to stay fast with 100,000 interventions and 1,000,000 messages:
+no total count (it would scan every match), pages by `number` rather than OFFSET
 (an OFFSET walks every skipped row), every filter answerable from an index
 (migration 0005), and the assignees of a whole page read in one query.
 """

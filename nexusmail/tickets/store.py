@@ -1,10 +1,10 @@
 """The store: one writer thread with group commit, plus read-only aiosqlite readers.
 
-DESIGN invariant 8: every write goes through `Store.write`, which runs plain
+One writer: every write goes through `Store.write`, which runs plain
 synchronous functions over one sqlite3 connection in one thread. Units queued while
 a commit is in flight are applied together, each inside its own SAVEPOINT, and made
 durable by one COMMIT (one fsync). A unit's future resolves only after that COMMIT,
-so an SMTP 250 sent on it is never ahead of the disk (invariant 1).
+so an SMTP 250 sent on it is never ahead of the disk.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     conn.execute("PRAGMA busy_timeout = 5000")
     if not readonly:
         conn.execute("PRAGMA journal_mode = WAL")
-        # FULL: a COMMIT is on disk when it returns, WAL or not (invariant 1).
+        # FULL: a COMMIT is on disk when it returns, WAL or not, so no 250
+        # is sent for mail a power cut could still lose.
         conn.execute("PRAGMA synchronous = FULL")
     return conn
 

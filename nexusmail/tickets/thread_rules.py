@@ -1,6 +1,6 @@
 """Which intervention an inbound mail belongs to: pure rules over looked-up facts.
 
-Issue 2, point 7: a mail joins an intervention when its In-Reply-To/References name a
+A mail joins an intervention when its In-Reply-To/References name a
 Message-ID we sent or received for it, or when its subject carries the tag [#N] and the
 sender already took part in N. A tag from a stranger opens a new intervention linked
 to N: otherwise anyone could write into anyone's case by guessing a number.

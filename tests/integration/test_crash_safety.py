@@ -1,4 +1,5 @@
-"""Crash safety, proven on the real `nexusmail run` process (DESIGN invariants 1-3).
+"""Crash safety on the real `nexusmail run` process: durable before 250, idempotent
+ingest, transactional outbox.
 
 Short runs of tests/support/crash_cycles.py; bench/crash_safety.py runs the long ones.
 """

@@ -13,7 +13,8 @@ Used by tests/integration/test_crash_safety.py (a few cycles) and bench/crash_sa
   `kill_mid_send`, while the sink holds a mail), the database is checked for
   half-stored mail, and the daemon is restarted on the same data dir;
 - after the last cycle a clean run lets the clients finish and the outbox drain,
-  then SIGTERM; `verify` checks every promise (DESIGN invariants 1-3).
+  then SIGTERM; `verify` checks every promise (durable before 250, idempotent
+  ingest, transactional outbox).
 """
 
 from __future__ import annotations

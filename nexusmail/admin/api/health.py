@@ -1,4 +1,4 @@
-"""Readiness and metrics routes for monitoring (issue 7, point 3).
+"""Readiness and metrics routes for monitoring.
 
 - `GET /api/v1/ready` (no token) → 200 when ready, 503 when not; always JSON:
   `{"status": "ready"|"not ready", "reasons": ["<part>: <why>", ...], "storage": {...},

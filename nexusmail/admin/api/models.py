@@ -67,7 +67,8 @@ class InterventionIn(_Body):
     priority: Priority = Priority.NORMAL
     desired_from: date | None = None
     desired_to: date | None = None
-    # Employees to assign in the same transaction as the creation (issue 3, point 1).
+    # Employees to assign in the same transaction as the creation, so a case
+    # never exists, even briefly, without the technicians it was opened for.
     assignees: list[str] = Field(default_factory=list, max_length=MAX_ASSIGNEES)
 
     @field_validator("customer_email")

@@ -1,4 +1,4 @@
-"""The JSON API (issue 2, point 12): a thin Starlette layer over tickets' use cases.
+"""The JSON API: a thin Starlette layer over tickets' use cases.
 
 Mounting: `api_routes(services)` returns one `Mount("/api/v1", ...)` holding its own
 small Starlette app, so its JSON error handling travels with it into whatever app the

@@ -1,4 +1,4 @@
-"""Request bodies for service schedules (issue 4), shared by the JSON API and the CLI.
+"""Request bodies for service schedules, shared by the JSON API and the CLI.
 
 Field checks live here (types, ranges, addresses); whether the date rule as a whole
 can be used (until after first_date, until or count, day_rule for the interval) is

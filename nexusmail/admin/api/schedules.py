@@ -1,4 +1,4 @@
-"""Service-schedule routes of the JSON API (issue 4, point 4).
+"""Service-schedule routes of the JSON API.
 
 - `POST /api/v1/schedules` `{customer_email, subject, interval, first_date, lead_days,
   customer_name?, description?, every?, day_rule?, until?, count?, assignees?,

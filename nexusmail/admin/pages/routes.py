@@ -1,4 +1,4 @@
-"""The operators' admin page (issue 6): server-rendered, no JavaScript, phone-readable.
+"""The operators' admin page: server-rendered, no JavaScript, phone-readable.
 
 `page_routes(services)` gives the daemon one `Mount("/")` placed after the JSON API's:
 the pages are their own small Starlette app, so the session cookie and the security

@@ -1,6 +1,6 @@
 """One IMAP account's collection loop: connect, collect by UID, acknowledge, wait, repeat.
 
-The field failures this loop is shaped against (issue 5):
+The field failures this loop is shaped against:
 - mails skipped because someone read them in webmail first: new means "UID above the
   checkpoint", never "not \\Seen", and fetching uses BODY.PEEK;
 - inboxes lost after a setup error: mails are moved or flagged, never deleted, and

@@ -1,6 +1,6 @@
 """What IMAP collection remembers between runs: checkpoints and oversize mails (0004_imap).
 
-Plain functions over a sqlite3 connection, run by `Store.write` (one writer, invariant 8),
+Plain functions over a sqlite3 connection, run by `Store.write` (the one writer),
 so each change is committed before the caller acts on it.
 """
 

@@ -185,7 +185,7 @@ class ImapSession:
     # -- acknowledging ------------------------------------------------------------
 
     def acknowledge(self, uids: Sequence[int]) -> None:
-        """Move or flag mails that are already committed (invariant 1)."""
+        """Move or flag mails that are already committed (never before the store holds them)."""
         if not uids:
             return
         client, account = self._c(), self.account

@@ -127,7 +127,7 @@ CREATE TABLE attachments (
 );
 CREATE INDEX attachments_by_message ON attachments(message_id);
 
--- The transactional outbox (DESIGN invariant 3): rows are written with the change that
+-- The transactional outbox: rows are written with the change that
 -- causes them; only the outbox worker talks to the relay.
 CREATE TABLE outbox (
     id                   INTEGER PRIMARY KEY,

@@ -1,4 +1,4 @@
--- Service schedules (issue 4): recurring contract dates that open interventions.
+-- Service schedules: recurring contract dates that open interventions.
 
 CREATE TABLE schedules (
     id                  INTEGER PRIMARY KEY,

@@ -1,4 +1,4 @@
--- IMAP collection (issue 5).
+-- IMAP collection: per-account checkpoints and the mails too big to take.
 
 -- Per account and folder: the mailbox generation (UIDVALIDITY) and the highest UID up to
 -- which every mail was stored (or left on the server as oversize). New mail is

@@ -1,4 +1,4 @@
--- The admin page (issue 6): operators who log in, full-text search, list indexes.
+-- The admin page: operators who log in, full-text search, list indexes.
 
 CREATE TABLE operators (
     id             INTEGER PRIMARY KEY,
@@ -64,7 +64,7 @@ END;
 INSERT INTO interventions_fts (interventions_fts) VALUES ('rebuild');
 INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
 
--- The list's filters, each answerable from an index newest first (issue 6, point 3).
+-- The list's filters, each answerable from an index newest first, with no sort step.
 CREATE INDEX interventions_by_customer ON interventions(customer_id, number);
 CREATE INDEX interventions_by_request_type
     ON interventions(request_type COLLATE NOCASE, number);
