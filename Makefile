@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 CONFIG ?=
 # Debian packages the test suite drives for real (IMAP server, browser, MTA, PostgreSQL
 # with its contrib extensions unaccent and pg_trgm, and systemd for `systemd-analyze
-# verify/security` and `systemd-sysusers` on the unit).
-TEST_DEBS := dovecot-imapd chromium postfix postgresql postgresql-contrib systemd
+# verify/security` and `systemd-sysusers` on the unit), and
+# the CPython email test mails the ingest corpus test reads.
+TEST_DEBS := dovecot-imapd chromium postfix postgresql postgresql-contrib systemd \
+             libpython3.11-testsuite
 
 .PHONY: run test check lint typecheck unit bench install install-test system-deps clean
 

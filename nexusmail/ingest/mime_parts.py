@@ -67,6 +67,7 @@ def read_body(
     texts: list[str] = []
     htmls: list[str] = []
     attachments: list[MailAttachment] = []
+    named_texts: list[str] = []
     capped = False
     stack: list[tuple[Message, int, bool]] = [(message, 0, False)]
     while stack:
@@ -74,6 +75,8 @@ def read_body(
         found = _read_part(part, depth, in_attachment, stack, defects, linesep)
         _note_defects(part, defects)
         if isinstance(found, MailAttachment):
+            if _text_not_marked_attachment(part, found, in_attachment):
+                named_texts.append(decode_bytes(found.data, part.get_content_charset()))
             if len(attachments) < max_attachments:
                 attachments.append(found)
             elif not capped:
@@ -82,7 +85,18 @@ def read_body(
         elif found is not None:
             (htmls if found[0] == "text/html" else texts).append(found[1])
     named = tuple(_named(a, i + 1) for i, a in enumerate(attachments))
+    if not texts and not htmls:
+        # Some mailers give every text part a name ("msg.txt") without marking it an
+        # attachment; with no other text, that is what the person wrote.
+        texts = named_texts
     return Body(tuple(texts), tuple(htmls), named)
+
+
+def _text_not_marked_attachment(
+    part: Message, found: MailAttachment, in_attachment: bool
+) -> bool:
+    return (found.content_type == "text/plain" and not in_attachment
+            and part.get_content_disposition() != "attachment")
 
 
 def _read_part(

@@ -126,3 +126,16 @@ def test_charset_decoding_is_linear(declared: str | None) -> None:
 
     small, large = cost(unit), cost(unit * 10)
     assert large <= 10 * small * 2.5 + 0.002, (small, large)
+
+
+def test_named_inline_text_is_the_body_when_there_is_no_other() -> None:
+    """Text parts that carry a name but are not marked attachment give the body if alone."""
+    raw = _mail(
+        "From: a@b.c\nSubject: log\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="b"\n',
+        b'--b\r\nContent-Type: text/plain; name="msg.txt"\r\n\r\nLa caldaia perde acqua.\r\n'
+        b"--b--\r\n",
+    )
+    parsed = parse_mail(raw)
+    assert parsed.body_text == "La caldaia perde acqua."
+    assert [a.filename for a in parsed.attachments] == ["msg.txt"]
