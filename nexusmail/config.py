@@ -40,6 +40,23 @@ class _Section(BaseModel):
 
 class StorageSettings(_Section):
     data_dir: Path = Path("./nexusmail-data")
+    # Empty: SQLite in the data dir. Or postgresql://user@host:port/dbname; its password
+    # from database_password_file, libpq's PGPASSWORD or ~/.pgpass, never in this file.
+    database_url: str = ""
+    database_password_file: Path | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        scheme = value.partition("://")[0].lower()
+        if value and scheme not in {"sqlite", "postgresql", "postgres"}:
+            raise ValueError("use sqlite:///path/to/file.sqlite3 or "
+                             "postgresql://user@host:port/dbname")
+        if scheme.startswith("postgres") and ":" in value.partition("://")[2].partition(
+                "@")[0] and "@" in value:
+            raise ValueError("put the password in database_password_file (or PGPASSWORD, "
+                             "~/.pgpass), not in the URL: the URL is shown and logged")
+        return value
 
 
 class SmtpSettings(_Section):
@@ -324,7 +341,10 @@ def _describe(source: str, exc: ValidationError) -> str:
         loc = [str(part) for part in error["loc"]]
         key = f"[{loc[0]}] {'.'.join(loc[1:])}" if len(loc) > 1 else (loc[0] if loc else "")
         got = error.get("input")
-        shown = "" if isinstance(got, dict) or error["type"] == "missing" else f" (got {got!r})"
+        # A URL may carry a password (refused, but not repeated on the terminal either).
+        secret = loc[-1:] in (["database_url"], ["password"]) if loc else False
+        shown = ("" if isinstance(got, dict) or error["type"] == "missing" or secret
+                 else f" (got {got!r})")
         if error["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key")
         else:

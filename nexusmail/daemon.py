@@ -41,16 +41,17 @@ from nexusmail.ingest.smtp_handler import SmtpHandler
 from nexusmail.ingest.smtp_server import start_listener
 from nexusmail.live_settings import LiveSettings
 from nexusmail.logs import configure_logging
-from nexusmail.paths import blobs_path, database_path
+from nexusmail.paths import blobs_path
 from nexusmail.service import systemd_notify
 from nexusmail.service.metrics import Metrics
 from nexusmail.service.ports import check_listen_ports, claim
 from nexusmail.service.readiness import Probes
 from nexusmail.service.reload import CollectorSlot, Reloader
+from nexusmail.storage.connections import Storage
+from nexusmail.storage.target import open_store
 from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.reply_tokens import load_reply_keys
 from nexusmail.tickets.scheduler import Scheduler
-from nexusmail.tickets.store import Store
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +64,7 @@ class Running:
 
     smtp_port: int
     web_port: int
-    store: Store = field(repr=False)  # for the operator CLI and tests' fault injection
+    store: Storage = field(repr=False)  # for the operator CLI and tests' fault injection
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -89,7 +90,7 @@ async def serve(
     started = time.monotonic()
     check_listen_ports(settings)
     async with AsyncExitStack() as stack:
-        store = Store(database_path(settings))
+        store = open_store(settings)
         await store.open()
         stack.push_async_callback(store.close)
         blobs = BlobStore(blobs_path(settings))

@@ -71,6 +71,10 @@ def with_ingest(settings: Settings, fn: Callable[[Ingest, Store], Awaitable[T]],
 
 def require_store(settings: Settings) -> None:
     """StorageError, saying where it looked, when the data dir holds no database."""
+    if settings.storage.database_url.startswith("postgres"):
+        raise StorageError("the offline commands work on the SQLite store only so far; this "
+                           "configuration uses PostgreSQL ([storage] database_url): use "
+                           "the API or the admin page")
     path = database_path(settings)
     if not path.exists():
         raise StorageError(f"there is no nexusmail database {path} (data dir: "

@@ -44,7 +44,7 @@ from nexusmail.dispatch.transport import (
     Transport,
 )
 from nexusmail.service.metrics import Metrics
-from nexusmail.storage.connections import DbRow, WriteTx
+from nexusmail.storage.connections import DbRow, Storage, WriteTx
 from nexusmail.tickets.outbox import (
     ShownMail,
     due_rows,
@@ -52,7 +52,6 @@ from nexusmail.tickets.outbox import (
     mark_retry,
     mark_sent,
 )
-from nexusmail.tickets.store import Store
 
 log = structlog.get_logger(__name__)
 
@@ -76,7 +75,7 @@ class OutboxWorker:
 
     def __init__(
         self,
-        store: Store,
+        store: Storage,
         transport: Transport,
         composer: Composer,
         clock: Clock,

@@ -24,11 +24,12 @@ from nexusmail.ingest.prepare import Prepared, prepare
 from nexusmail.live_settings import LiveSettings, live
 from nexusmail.mail.parsed import MailAttachment, ParsedMail
 from nexusmail.service.metrics import TEMPORARY_FAILURE, Metrics
+from nexusmail.storage.connections import Storage
 from nexusmail.tickets.apply_mail import InboundMail, IngestResult, apply_inbound, quarantine
 from nexusmail.tickets.blobs import BlobStore, sha256_hex
 from nexusmail.tickets.cases import StoredAttachment
 from nexusmail.tickets.models import Outcome
-from nexusmail.tickets.store import StorageError, Store
+from nexusmail.tickets.store import StorageError
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +53,7 @@ class _Options:
 class Ingest:
     def __init__(
         self,
-        store: Store,
+        store: Storage,
         blobs: BlobStore,
         settings: Settings | LiveSettings,
         clock: Clock,

@@ -22,15 +22,16 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from nexusmail.clock import iso
 from nexusmail.config import Settings
 from nexusmail.service.metrics import Backlog
-from nexusmail.storage.connections import ReadTx, WriteTx
+from nexusmail.storage.connections import ReadTx, Storage, WriteTx
 from nexusmail.tickets.outbox import pending_backlog
-from nexusmail.tickets.store import Store
+from nexusmail.tickets.store import StorageError
 
 STORAGE_TIMEOUT_S = 3.0
 OVERDUE_INTERVALS = 3
@@ -64,11 +65,23 @@ async def read_backlog(conn: ReadTx, now: datetime) -> Backlog:
     return Backlog(count, age)
 
 
-def storage_room(tx: WriteTx) -> tuple[int, int]:
-    """Bytes the database may still grow by (page limit) and bytes free on its disk.
+# What a PostgreSQL server may still store is its own business (its disk, its
+# monitoring): reported as this much room, the attachments' disk still checked here.
+UNKNOWN_ROOM = 2**62
+
+
+def storage_room(tx: WriteTx, data_dir: Path | None = None) -> tuple[int, int]:
+    """Bytes the database may still grow by (page limit) and bytes free on its disk
+    (on PostgreSQL: free on the data dir's disk, where attachments go).
 
     Runs in the store's writer thread: the page limit is that connection's own, and
     statvfs stays off the event loop."""
+    if getattr(tx, "dialect", "sqlite") == "postgresql":
+        if tx.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+            raise OSError("the database is a read-only standby: mail cannot be stored")
+        disk = os.statvfs(data_dir or Path("."))
+        return UNKNOWN_ROOM, disk.f_bavail * disk.f_frsize
+
     def pragma(name: str) -> int:
         return int(tx.execute(f"PRAGMA {name}").fetchone()[0])
 
@@ -79,7 +92,7 @@ def storage_room(tx: WriteTx) -> tuple[int, int]:
     return db_room, disk.f_bavail * disk.f_frsize
 
 
-async def check_ready(store: Store, probes: Probes, imap: Mapping[str, Mapping[str, Any]],
+async def check_ready(store: Storage, probes: Probes, imap: Mapping[str, Mapping[str, Any]],
                       settings: Settings, now: datetime) -> Readiness:
     reasons: list[str] = []
     parts: dict[str, Any] = {}
@@ -101,7 +114,7 @@ async def check_ready(store: Store, probes: Probes, imap: Mapping[str, Mapping[s
     try:
         async with store.read() as conn:
             backlog: Backlog | None = await read_backlog(conn, now)
-    except (sqlite3.Error, OSError) as exc:
+    except (StorageError, sqlite3.Error, OSError) as exc:
         backlog = None
         parts["outbox"] = {"ok": True, "error": str(exc)}
     if backlog is not None:
@@ -116,11 +129,12 @@ async def check_ready(store: Store, probes: Probes, imap: Mapping[str, Mapping[s
     return Readiness(not reasons, reasons, parts)
 
 
-async def _check_storage(store: Store, settings: Settings) -> dict[str, Any]:
+async def _check_storage(store: Storage, settings: Settings) -> dict[str, Any]:
     need = settings.limits.max_message_bytes
     try:
-        db_room, disk_free = await asyncio.wait_for(store.write(storage_room),
-                                                    STORAGE_TIMEOUT_S)
+        db_room, disk_free = await asyncio.wait_for(
+            store.write(partial(storage_room, data_dir=settings.storage.data_dir)),
+            STORAGE_TIMEOUT_S)
     except TimeoutError:
         return {"ok": False, "error": f"the writer did not answer within {STORAGE_TIMEOUT_S} s"}
     except Exception as exc:  # whatever the writer raised is the answer, not a 500

@@ -9,8 +9,11 @@ what keeps them from growing SQLite-only calls (lastrowid, executescript, ...).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class DbRow(Protocol):
@@ -62,3 +65,18 @@ def _integrity_errors() -> tuple[type[Exception], ...]:
 
 # A constraint refused the change (a unique key above all), on either store.
 INTEGRITY_ERRORS = _integrity_errors()
+
+
+class Storage(Protocol):
+    """A store the daemon's parts can use, SQLite's (tickets.store) or PostgreSQL's
+    (storage.pg_store): write units in the one writer's transactions, reads beside."""
+
+    commits: int
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def write(self, fn: Callable[[WriteTx], T], /) -> T: ...
+
+    def read(self) -> AbstractAsyncContextManager[ReadTx]: ...

@@ -39,6 +39,9 @@ T = TypeVar("T")
 MAX_GROUP_TRIES = 3
 READ_POOL_MAX = 8
 CONNECT_TIMEOUT_S = 10
+# How long a page or the readiness check waits for a reader: short, so an outage is a
+# quick 503 ("storage unavailable"), not a hung request.
+READ_WAIT_S = 3
 # Errors where the database, not the unit, is at fault: the whole group fails with
 # StorageError and nothing of it is acknowledged.
 _STORAGE_FAILURES = (errors.OperationalError, errors.ReadOnlySqlTransaction,
@@ -53,6 +56,8 @@ def _sql(ours: str) -> str:
 
 class WriteConnection:
     """What a write unit gets on PostgreSQL: sqlite3.Connection's execute/executemany."""
+
+    dialect = "postgresql"  # for the few statements that differ by store
 
     def __init__(self, conn: psycopg.Connection[Row]) -> None:
         self._conn = conn
@@ -83,6 +88,8 @@ class ReadCursor:
 class ReadConnection:
     """What a reader gets on PostgreSQL: aiosqlite.Connection's execute calls."""
 
+    dialect = "postgresql"  # for the few statements that differ by store
+
     def __init__(self, conn: psycopg.AsyncConnection[Row]) -> None:
         self._conn = conn
 
@@ -108,8 +115,10 @@ _STOP = object()
 class PgStore:
     """The store on one PostgreSQL database: the writer thread and the readers' pool."""
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, password: str | None = None) -> None:
         self.conninfo = conninfo
+        # Kept out of the URL (which is logged): given to libpq beside it.
+        self._password = password
         self._queue: queue.SimpleQueue[_Unit | object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection[Row] | None = None
@@ -125,8 +134,8 @@ class PgStore:
         self._thread.start()
         self._pool = AsyncConnectionPool(
             self.conninfo, min_size=1, max_size=READ_POOL_MAX, open=False,
-            kwargs={"row_factory": row_factory, "autocommit": True},
-            connection_class=psycopg.AsyncConnection[Row], timeout=CONNECT_TIMEOUT_S,
+            kwargs={"row_factory": row_factory, "autocommit": True, **self._secret()},
+            connection_class=psycopg.AsyncConnection[Row], timeout=READ_WAIT_S,
             # A round trip per borrow: after a restart of the server the pool's old
             # connections are dead, and a page must not fail on one.
             check=AsyncConnectionPool.check_connection)
@@ -134,7 +143,11 @@ class PgStore:
 
     def _connect(self) -> psycopg.Connection[Row]:
         return psycopg.connect(self.conninfo, row_factory=row_factory,
-                               connect_timeout=CONNECT_TIMEOUT_S)
+                               connect_timeout=CONNECT_TIMEOUT_S, password=self._password)
+
+    def _secret(self) -> dict[str, str]:
+        return {"password": self._password} if self._password else {}
+
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -128,13 +128,25 @@ _INBOUND_COLUMNS = (
 
 # The customer shown is the contact the request came from when there is one (its
 # address is the one we answer), else the customer's own address.
+# The set of an intervention's assignment statuses, as one number both stores compute
+# alike (SQLite's group_concat and PostgreSQL's string_agg differ): a bit per status.
+_STATUS_BITS = {status: 1 << n for n, status in enumerate(AssignmentStatus)}
+_STATUS_CASES = " ".join(f"WHEN '{status}' THEN {bit}" for status, bit in _STATUS_BITS.items())
+
+
+def _statuses(bits: int | None) -> set[str]:
+    return {status for status, bit in _STATUS_BITS.items() if (bits or 0) & bit}
+
+
+# A fixed column list: the only piece joined in is _STATUS_CASES, built above from
+# our own enum, never from input.
 _INTERVENTION_COLUMNS = """
     i.number, i.status, i.subject, i.description, i.request_type, i.priority,
     i.desired_from, i.desired_to, i.source, i.related_number,
     i.created_at, i.updated_at, i.closed_at,
     cu.name AS customer_name, COALESCE(co.email, cu.email, '') AS customer_email,
-    (SELECT group_concat(DISTINCT a.status) FROM assignments a
-      WHERE a.intervention_number = i.number) AS assignment_statuses,
+    (SELECT sum(DISTINCT CASE a.status {status_cases} ELSE 0 END)
+      FROM assignments a WHERE a.intervention_number = i.number) AS assignment_status_bits,
     EXISTS (SELECT 1 FROM messages m WHERE m.intervention_number = i.number
       AND m.kind = 'technician_reply' AND m.verified = 0) AS has_unverified_reply,
     EXISTS (SELECT 1 FROM messages m WHERE m.intervention_number = i.number
@@ -142,7 +154,7 @@ _INTERVENTION_COLUMNS = """
     FROM interventions i
     JOIN customers cu ON cu.id = i.customer_id
     LEFT JOIN contacts co ON co.id = i.contact_id
-"""
+""".replace("{status_cases}", _STATUS_CASES)
 
 
 async def list_interventions(
@@ -165,7 +177,9 @@ async def list_interventions(
         params.append(str(status))
     if q:
         pattern = "%" + _escape_like(q) + "%"
-        where.append("(i.subject LIKE ? ESCAPE '\\' OR i.description LIKE ? ESCAPE '\\')")
+        # lower() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.
+        where.append("(lower(i.subject) LIKE lower(?) ESCAPE '\\'"
+                     " OR lower(i.description) LIKE lower(?) ESCAPE '\\')")
         params += [pattern, pattern]
     # Only fixed fragments are joined into the SQL; every value is a bound parameter.
     clause = (" WHERE " + " AND ".join(where)) if where else ""
@@ -372,7 +386,7 @@ def _summary(row: Any) -> InterventionSummary:
         "closed_at": row["closed_at"],
         "needs_attention": needs_attention(
             status=row["status"],
-            assignment_statuses=set((row["assignment_statuses"] or "").split(",")) - {""},
+            assignment_statuses=_statuses(row["assignment_status_bits"]),
             has_unverified_reply=bool(row["has_unverified_reply"]),
             has_mail_after_close=bool(row["has_mail_after_close"]),
         ),

@@ -23,9 +23,10 @@ from nexusmail.clock import Clock
 from nexusmail.config import Settings
 from nexusmail.live_settings import LiveSettings, live
 from nexusmail.service.metrics import Metrics
+from nexusmail.storage.connections import Storage
 from nexusmail.tickets.recurrence import CatchUp, local_date
 from nexusmail.tickets.schedules import DueResult, open_due
-from nexusmail.tickets.store import StorageError, Store
+from nexusmail.tickets.store import StorageError
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +54,7 @@ class TickResult:
 
 
 class Scheduler:
-    def __init__(self, store: Store, settings: Settings | LiveSettings, clock: Clock, *,
+    def __init__(self, store: Storage, settings: Settings | LiveSettings, clock: Clock, *,
                  reply_keys: Sequence[bytes], on_outbox: Callable[[], None],
                  metrics: Metrics | None = None) -> None:
         self.store = store

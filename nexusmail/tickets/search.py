@@ -80,9 +80,10 @@ def _conditions(f: ListFilter) -> tuple[list[str], list[Any]]:
         # A customer matches by its own name or address or by any of its contacts';
         # one IN over customer ids lets the (customer_id, number) index drive.
         where.append(
-            "i.customer_id IN (SELECT id FROM customers WHERE name LIKE ? ESCAPE '\\'"
-            " OR email LIKE ? ESCAPE '\\' UNION SELECT customer_id FROM contacts"
-            " WHERE name LIKE ? ESCAPE '\\' OR email LIKE ? ESCAPE '\\')")
+            "i.customer_id IN (SELECT id FROM customers WHERE lower(name) LIKE lower(?)"
+            " ESCAPE '\\' OR lower(email) LIKE lower(?) ESCAPE '\\' UNION SELECT customer_id"
+            " FROM contacts WHERE lower(name) LIKE lower(?) ESCAPE '\\'"
+            " OR lower(email) LIKE lower(?) ESCAPE '\\')")
         params += [pattern] * 4
     if f.request_type.strip():
         where.append("i.request_type = ? COLLATE NOCASE")

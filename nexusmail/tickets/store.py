@@ -24,10 +24,14 @@ from typing import Any, TypeVar
 import aiosqlite
 import structlog
 
+from nexusmail.storage.connections import WriteTx
+
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-WriteFn = Callable[[sqlite3.Connection], T]
+# A write unit: runs in the writer's transaction on whichever store (SQLite's
+# connection, or the PostgreSQL store's adapter: both are a WriteTx).
+WriteFn = Callable[[WriteTx], T]
 
 # Units applied in one transaction at most; bounds the latency one commit adds.
 MAX_GROUP = 64

@@ -98,7 +98,12 @@ class Daemon:
                 client.close()
 
     async def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        """Read the daemon's database through a separate read-only connection."""
+        """Read the daemon's database through a separate read-only connection (on
+        PostgreSQL, one of the store's readers)."""
+        if self.settings.storage.database_url.startswith("postgres"):
+            async with self.running.store.read() as reader:
+                rows = await reader.execute_fetchall(sql, params)
+            return [tuple(row) for row in rows]
         path = self.settings.storage.data_dir / "nexusmail.sqlite3"
         async with aiosqlite.connect(f"file:{path}?mode=ro", uri=True) as conn:
             rows = await conn.execute_fetchall(sql, params)

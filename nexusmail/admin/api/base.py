@@ -20,8 +20,8 @@ from nexusmail.config import Settings
 from nexusmail.live_settings import LiveSettings
 from nexusmail.service.metrics import Metrics
 from nexusmail.service.readiness import Probes
+from nexusmail.storage.connections import Storage
 from nexusmail.tickets.blobs import BlobStore
-from nexusmail.tickets.store import Store
 
 # An operator's phone entry is a few KB; this leaves room for pasted text while a
 # client cannot make us buffer an arbitrary body.
@@ -44,7 +44,7 @@ def _no_details() -> dict[str, Any]:
 class ApiServices:
     """What the API needs from the daemon."""
 
-    store: Store
+    store: Storage
     blobs: BlobStore
     # The daemon's settings of the moment (a reload swaps them; read `settings`).
     live_settings: LiveSettings

@@ -1,0 +1,88 @@
+"""The daemon on PostgreSQL: mail in over SMTP, cases, acknowledgements, follow-ups
+and the API, against a real cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from email.message import EmailMessage
+from pathlib import Path
+
+import httpx
+from aiosmtpd.controller import Controller
+from daemon_harness import SUPPORT, make_settings, running_daemon
+from postgres_server import PostgresCluster
+
+from nexusmail.admin.tokens import create_token
+from nexusmail.clock import SystemClock
+
+
+def customer_mail(subject: str, body: str, *, message_id: str,
+                  in_reply_to: str | None = None) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "Ana Pop <ana@example.ro>"
+    msg["To"] = SUPPORT
+    msg["Subject"] = subject
+    msg["Message-ID"] = f"<{message_id}>"
+    if in_reply_to:
+        msg["In-Reply-To"] = f"<{in_reply_to}>"
+    msg.set_content(body)
+    return msg.as_bytes()
+
+
+async def test_mail_opens_cases_and_threads_on_postgresql(
+    tmp_path: Path, relay: Controller, postgres_cluster: PostgresCluster
+) -> None:
+    """A new request opens #1 and is acknowledged, a redelivery is one effect, a reply
+    threads, and the API lists and searches it: the same as on SQLite."""
+    url = postgres_cluster.create_database(f"nm_{uuid.uuid4().hex[:12]}")
+    settings = make_settings(tmp_path / "data", relay_port=relay.port,
+                             storage={"database_url": url})
+    async with running_daemon(settings) as daemon:
+        first = customer_mail("Centrala nu pornește", "Instalația de încălzire e oprită.",
+                              message_id="a1@example.ro")
+        assert (await daemon.send(first))[0] == 250
+        assert (await daemon.send(first))[0] == 250  # an MTA's retry
+        [ack] = await relay.handler.wait_for_async(1)
+        assert "[#1]" in str(ack.message()["Subject"])
+        reply = customer_mail("Re: Centrala", "Tot nu merge.", message_id="a2@example.ro",
+                              in_reply_to="a1@example.ro")
+        assert (await daemon.send(reply))[0] == 250
+        token = await daemon.running.store.write(
+            lambda tx: create_token(tx, "pg", SystemClock().now()))
+        async with httpx.AsyncClient(base_url=daemon.web_url + "/api/v1", headers={
+                "Authorization": f"Bearer {token}"}) as api:
+            listed = (await api.get("/interventions")).json()
+            assert [i["number"] for i in listed["items"]] == [1]
+            detail = (await api.get("/interventions/1")).json()
+            kinds = [m["kind"] for m in detail["messages"]]
+            assert kinds.count("customer_mail") == 2
+            found = (await api.get("/interventions", params={"q": "OPRIT"})).json()
+            assert [i["number"] for i in found["items"]] == [1]
+            ready = await api.get("/ready")
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["storage"]["ok"] is True
+        outcomes = await daemon.query("SELECT outcome FROM inbound ORDER BY id")
+        assert outcomes == [("new_request",), ("follow_up",)]
+
+
+async def test_a_database_outage_answers_451_then_recovers(
+    tmp_path: Path, relay: Controller, postgres_cluster: PostgresCluster
+) -> None:
+    """While PostgreSQL is down a mail gets 451 (the sender keeps it and retries), the
+    readiness check says so; once it is back the retry is stored exactly once."""
+    url = postgres_cluster.create_database(f"nm_{uuid.uuid4().hex[:12]}")
+    settings = make_settings(tmp_path / "data", relay_port=relay.port,
+                             storage={"database_url": url})
+    async with running_daemon(settings) as daemon:
+        raw = customer_mail("Centrala", "Nu pornește.", message_id="down@example.ro")
+        await asyncio.to_thread(postgres_cluster.crash)
+        try:
+            assert (await daemon.send(raw))[0] == 451
+            async with httpx.AsyncClient(base_url=daemon.web_url, timeout=20) as client:
+                assert (await client.get("/api/v1/ready")).status_code == 503
+        finally:
+            await asyncio.to_thread(postgres_cluster.start)
+        assert (await daemon.send(raw))[0] == 250
+        assert (await daemon.send(raw))[0] == 250
+        assert await daemon.query("SELECT outcome FROM inbound") == [("new_request",)]
