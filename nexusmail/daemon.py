@@ -1,10 +1,16 @@
 """`nexusmail run`: builds every part, starts them, stops them in order.
 
-One lifecycle owner: the store, the SMTP/LMTP listener, the outbox worker
-and the web server live in one AsyncExitStack. SIGTERM/SIGINT set the stop event,
-SIGHUP a reload (nexusmail.service.reload); systemd hears of each step (systemd_notify).
-Shutdown stops taking mail first, lets mail in flight finish (bounded), then stops
-the worker and the web server, and closes the store last.
+One lifecycle owner: the store, the outbox worker, the parse workers, the SMTP/LMTP
+listener, IMAP collection, the scheduler and the web server live in one AsyncExitStack.
+SIGTERM/SIGINT set the stop event, SIGHUP a reload (nexusmail.service.reload); systemd
+hears of each step (systemd_notify).
+
+The stop event tells every task at once; the stack then closes in reverse order of
+start, each step bounded by DRAIN_TIMEOUT_S: the watchdog and reload tasks, the web
+server, the scheduler, IMAP collection, then the SMTP listener stops taking connections
+and the mail in flight finishes, then the parse workers, the outbox worker (so mail
+queued by that last mail is still committed, and sent on the next start if not now),
+the transport, and the store last.
 """
 
 from __future__ import annotations
@@ -97,7 +103,7 @@ async def serve(
 
         transport = build_transport(settings.outbound, settings.storage.data_dir)
         stack.push_async_callback(transport.close)
-        metrics = Metrics()  # this daemon's own registry (STYLE: nothing process-global)
+        metrics = Metrics()  # this daemon's own registry: two daemons in one process never mix
         worker = OutboxWorker(store, transport, Composer(settings.mail, blob_loader=blobs.get),
                               clock, settings.outbound,
                               envelope_sender=settings.mail.support_addresses[0],

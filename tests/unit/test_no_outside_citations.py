@@ -43,3 +43,18 @@ def test_the_check_catches_a_citation() -> None:
     for text in samples:
         assert CITATION.search(text), text
     assert not CITATION.search("the design of the outbox")
+
+
+def test_markdown_links_stay_inside_the_repository() -> None:
+    """Every relative link of the repo's markdown files names a file that exists in it."""
+    broken: list[str] = []
+    for path in checked_files():
+        if path.suffix != ".md":
+            continue
+        for target in re.findall(r"\]\(([^)#\s]+)", path.read_text("utf-8")):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            resolved = (path.parent / target).resolve()
+            if not resolved.is_relative_to(ROOT) or not resolved.exists():
+                broken.append(f"{path.relative_to(ROOT)}: {target}")
+    assert broken == []
