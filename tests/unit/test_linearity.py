@@ -78,6 +78,14 @@ CASES: list[tuple[str, Callable[[int], object], Callable[[object], object], int]
      20_000),
     ("decode_bytes: unlabelled 8-bit text", lambda n: "instalaţie încălzire ".encode(
         "cp1250") * n, lambda x: decode_bytes(bytes(x), None), 5_000),  # type: ignore[arg-type]
+    ("decode_bytes: words that name a language, under a superset label", lambda n: (
+        "Olá, a caldeira não liga, obrigado. Mulţumesc şi ".encode("cp1250", "replace")
+        * n), lambda x: decode_bytes(bytes(x), "iso-8859-1"), 2_000),  # type: ignore[arg-type]
+    ("decode_bytes: GBK bytes under a gb2312 label", lambda n: "锅炉故障，請儘快來 ".encode(
+        "gbk") * n, lambda x: decode_bytes(bytes(x), "gb2312"), 5_000),  # type: ignore[arg-type]
+    ("decode_header: raw 8-bit bytes inside encoded words",
+     lambda n: "=?utf-8?q?caff\udcc3\udca8_rotto?= x\udce8 " * n,
+     lambda x: decode_header(str(x)), 1_000),
     ("decode_header: many encoded words", lambda n: "=?utf-8?q?caldaia_=C3=A8?= " * n,
      lambda x: decode_header(str(x)), 1_000),
 ]
