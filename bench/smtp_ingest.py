@@ -106,6 +106,8 @@ class Plan:
     keep: bool
     # A `git archive` export of --daemon-rev to run instead of the working tree.
     daemon_tree: Path | None = None
+    # [ingest] parse_processes for the daemon; None leaves the daemon's default.
+    parse_processes: int | None = None
 
 
 # --- machine and command ---------------------------------------------------------------
@@ -244,13 +246,18 @@ def run_stock(children: Children, plan: Plan, connections: int, round_no: int) -
 
 
 def write_config(path: Path, data_dir: Path, smtp_port: int, web_port: int,
-                 sink_port: int) -> None:
+                 sink_port: int, connections: int, parse_processes: int | None) -> None:
+    # All the load comes from one address: the per-address connection cap must let every
+    # connection of the run in (older daemons without the key would refuse it).
+    per_ip = f"max_connections_per_ip = {connections}\n" if connections > 20 else ""
+    ingest = f"[ingest]\nparse_processes = {parse_processes}\n" if parse_processes else ""
     path.write_text(
         "[storage]\n"
         f"data_dir = {json.dumps(str(data_dir))}\n"
         "[smtp]\n"
         'host = "127.0.0.1"\n'
         f"port = {smtp_port}\n"
+        f"{per_ip}"
         "[web]\n"
         'host = "127.0.0.1"\n'
         f"port = {web_port}\n"
@@ -259,6 +266,7 @@ def write_config(path: Path, data_dir: Path, smtp_port: int, web_port: int,
         "[outbound]\n"
         'host = "127.0.0.1"\n'
         f"port = {sink_port}\n"
+        f"{ingest}"
         "[log]\n"
         'level = "warning"\n')
 
@@ -362,7 +370,8 @@ def run_nexusmail(children: Children, plan: Plan, connections: int, round_no: in
         sink_port = int(wait_for_event(sink, "sink.started")["port"])
         smtp_port, web_port = free_port(), free_port()
         config = run_dir / "nexusmail.toml"
-        write_config(config, data_dir, smtp_port, web_port, sink_port)
+        write_config(config, data_dir, smtp_port, web_port, sink_port, connections,
+                     plan.parse_processes)
         nexusmail_args = ["--config", str(config), "run"]
         if profile_out is not None:
             argv = [sys.executable, str(BENCH_DIR / "profile_daemon.py"), "--out",
@@ -584,6 +593,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--daemon-rev", metavar="REV",
                         help="run the daemon from this git revision instead of the working "
                              "tree (others may be editing it mid-run)")
+    parser.add_argument("--parse-processes", type=int, metavar="N",
+                        help="the daemon's [ingest] parse_processes (default: its own)")
     args = parser.parse_args(argv)
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     if not set(servers) <= {"stock", "nexusmail"}:
@@ -604,7 +615,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.daemon_rev:
         daemon_tree = export_revision(args.daemon_rev, work_dir / "daemon-src")
         machine["git"] = f"{args.daemon_rev} ({_short_rev(args.daemon_rev)}, exported)"
-    plan = Plan(corpus, index_path, args.client, work_dir, args.keep, daemon_tree)
+    plan = Plan(corpus, index_path, args.client, work_dir, args.keep, daemon_tree,
+                args.parse_processes)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     results: list[RunResult] = []
     try:
