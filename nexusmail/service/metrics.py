@@ -1,7 +1,7 @@
 """Prometheus metrics: one registry per daemon, passed down.
 
-No metric is a module global registered at import (STYLE: no process-global
-mutation): `Metrics()` owns its own CollectorRegistry, the daemon builds one and hands
+No metric is a module global registered at import (nothing changes process-wide
+state): `Metrics()` owns its own CollectorRegistry, the daemon builds one and hands
 it to the parts that count, so two daemons in one process (the tests) never share a
 count. A part given `metrics=None` counts nothing.
 
