@@ -12,7 +12,7 @@ import getpass
 import sys
 from typing import Any, TextIO
 
-from nexusmail.admin.api.models import MAX_ADDRESS_CHARS, check_address
+from nexusmail.admin.api.models import MAX_ADDRESS_CHARS
 from nexusmail.cli.support import (
     EXIT_OK,
     EXIT_USAGE,
@@ -23,6 +23,7 @@ from nexusmail.cli.support import (
 )
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
+from nexusmail.mail.addresses import check_address
 from nexusmail.tickets import operators
 from nexusmail.tickets.cases import Conflict, NotFound
 from nexusmail.tickets.store import Store

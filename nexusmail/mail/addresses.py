@@ -1,6 +1,6 @@
-"""Address rules for RCPT: which recipients are ours (support addresses and their
-plus-extensions). Anything else is refused at RCPT: never an open relay, and no
-bounce to a forged sender later (backscatter)."""
+"""Address rules: which recipients are ours at RCPT (support addresses and their
+plus-extensions; anything else is refused: never an open relay, and no bounce to a
+forged sender later, backscatter), and what an address typed by a person must look like."""
 
 from __future__ import annotations
 
@@ -29,3 +29,18 @@ def plus_extension(address: str) -> str | None:
 
 def is_support_recipient(address: str, support_addresses: Collection[str]) -> bool:
     return base_address(address) in support_addresses
+
+
+def check_address(value: str) -> str:
+    """The address lower-cased, or ValueError: one rule for every address a person
+    types (the API, the admin pages, the CLI, schedule bodies)."""
+    local, _, domain = value.partition("@")
+    if (
+        not local
+        or not domain
+        or "@" in domain
+        or "." not in domain.strip(".")
+        or any(c.isspace() or c in "<>,;\"" for c in value)
+    ):
+        raise ValueError("is not an email address")
+    return value.lower()

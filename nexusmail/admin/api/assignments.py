@@ -12,14 +12,12 @@
   technician's reply that was kept without acting (no proof it answers the assignment
   mail, a From in doubt, a replay) applied by hand; 404 not such a reply; 409 applied
   already, neither yes nor no, or intervention closed.
-- `assignees` of `POST /api/v1/interventions`: `open_with_assignees` below.
+- `assignees` of `POST /api/v1/interventions`: tickets.entry.open_with_assignees.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-from datetime import datetime
 
 import structlog
 from starlette.datastructures import UploadFile
@@ -37,20 +35,9 @@ from nexusmail.admin.api.base import (
     read_body,
 )
 from nexusmail.admin.api.models import AssignmentIn
-from nexusmail.config import Settings
-from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets import queries
 from nexusmail.tickets.assignments import apply_reply_as_operator, assign
-from nexusmail.tickets.cases import (
-    Conflict,
-    NewMessage,
-    NotFound,
-    StoredAttachment,
-    add_message,
-    intervention_status,
-)
-from nexusmail.tickets.models import Direction, MessageKind
-from nexusmail.tickets.new_requests import OpenRequest, open_request
+from nexusmail.tickets.entry import NoteFile, add_note
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +45,6 @@ log = structlog.get_logger(__name__)
 # held to [limits] max_message_bytes, like an inbound mail.
 FORM_OVERHEAD_BYTES = 1024 * 1024
 MAX_REGISTER_REF_CHARS = 100
-MAX_FILENAME_CHARS = 255
 _FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 
 
@@ -69,28 +55,6 @@ def assignment_routes(services: ApiServices) -> list[Route]:
         Route("/interventions/{number:int}/notes", h.add_note, methods=["POST"]),
         Route("/messages/{id:int}/apply", h.apply_reply, methods=["POST"]),
     ]
-
-
-def open_with_assignees(
-    tx: WriteTx,
-    entry: OpenRequest,
-    assignees: Sequence[str],
-    *,
-    now: datetime,
-    settings: Settings,
-    reply_keys: Sequence[bytes],
-    assigned_by: str,
-) -> int:
-    """Open the intervention and assign everyone listed, all in one transaction: an
-    unknown or inactive employee refuses the whole request (422), nothing is created."""
-    number = open_request(tx, entry, now=now, settings=settings)
-    for email in assignees:
-        try:
-            assign(tx, number, email, now=now, settings=settings, reply_keys=reply_keys,
-                   assigned_by=assigned_by)
-        except (NotFound, Conflict) as exc:
-            raise ApiError(422, f"assignees: {exc}") from None
-    return number
 
 
 def signing_keys(services: ApiServices) -> Sequence[bytes]:
@@ -145,36 +109,21 @@ class _Handlers:
             if await queries.get_intervention_status(conn, number) is None:
                 raise ApiError(404, f"intervention {number} does not exist")
         text, register_ref, files = await self._read_note_form(request)
-        stored = []
-        for name, ctype, data in files:
-            # Blob first, row after: a crash between them leaves an unused file, never a
-            # row without its bytes (tickets.blobs).
-            digest = await asyncio.to_thread(self.s.blobs.put, data)
-            stored.append(StoredAttachment(name, ctype, len(data), digest))
-        note = NewMessage(
-            kind=MessageKind.NOTE, direction=Direction.INTERNAL, author=f"api:{token.name}",
-            body_text=text, attachments=stored,
-            extra={"register_ref": register_ref} if register_ref else {},
-        )
-        now = self.s.clock.now()
-
-        def add(tx: WriteTx) -> int:
-            intervention_status(tx, number)  # NotFound if it vanished meanwhile
-            return add_message(tx, number, note, now=now)
-
-        message_id = await self.s.store.write(add)
+        message_id = await add_note(
+            self.s.store, self.s.blobs, number, author=f"api:{token.name}", text=text,
+            register_ref=register_ref, files=files, now=self.s.clock.now())
         log.info("api.note_added", intervention=number, message_id=message_id,
-                 files=len(stored), token_name=token.name)
+                 files=len(files), token_name=token.name)
         async with self.s.store.read() as conn:
             message = await queries.get_message(conn, message_id)
         return JSONResponse(message, status_code=201)
 
     async def _read_note_form(
         self, request: Request
-    ) -> tuple[str, str, list[tuple[str, str, bytes]]]:
+    ) -> tuple[str, str, list[NoteFile]]:
         limits = self.s.settings.limits
         limited = _limit_body(request, limits.max_message_bytes + FORM_OVERHEAD_BYTES)
-        files: list[tuple[str, str, bytes]] = []
+        files: list[NoteFile] = []
         async with limited.form(max_files=limits.max_attachments, max_fields=10) as form:
             text = _text_field(form.get("text"), "text").strip()
             register_ref = _text_field(form.get("register_ref"), "register_ref").strip()
@@ -189,9 +138,7 @@ class _Handlers:
                 if total > limits.max_message_bytes:
                     raise ApiError(413, f"the files are larger than {limits.max_message_bytes}"
                                         " bytes ([limits] max_message_bytes)")
-                files.append((_clean_filename(upload.filename or ""),
-                              (upload.content_type or "").strip()[:255]
-                              or "application/octet-stream", data))
+                files.append(NoteFile.upload(upload.filename, upload.content_type, data))
         if len(text) > limits.max_body_chars:
             raise ApiError(422, f"text: is longer than {limits.max_body_chars} characters "
                                 "([limits] max_body_chars)")
@@ -228,10 +175,3 @@ def _text_field(value: object, name: str) -> str:
     if not isinstance(value, str):
         raise ApiError(422, f"{name}: should be text, not a file")
     return value
-
-
-def _clean_filename(name: str) -> str:
-    # Some clients send the whole client-side path ("C:\\Users\\...\\foto.jpg").
-    base = name.replace("\\", "/").rpartition("/")[2]
-    cleaned = "".join(c for c in base if c.isprintable()).strip()
-    return cleaned[:MAX_FILENAME_CHARS] or "attachment"

@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from nexusmail.config import LimitsSettings
+from nexusmail.mail.addresses import check_address
 from nexusmail.tickets.models import Priority
 
 # RFC 5321 section 4.5.3.1.3: a path is at most 256 octets, an address 254 of them.
@@ -30,21 +31,6 @@ MAX_ASSIGNEES = 50
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-
-
-def check_address(value: str) -> str:
-    """The address lower-cased, or ValueError: one rule for the API, the CLI and the
-    schedule bodies."""
-    local, _, domain = value.partition("@")
-    if (
-        not local
-        or not domain
-        or "@" in domain
-        or "." not in domain.strip(".")
-        or any(c.isspace() or c in "<>,;\"" for c in value)
-    ):
-        raise ValueError("is not an email address")
-    return value.lower()
 
 
 class EmployeeIn(_Body):

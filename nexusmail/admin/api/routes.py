@@ -29,10 +29,8 @@ Shapes:
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
 import structlog
 from starlette.applications import Starlette
@@ -41,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from nexusmail.admin.api.assignments import assignment_routes, open_with_assignees, signing_keys
+from nexusmail.admin.api.assignments import assignment_routes, signing_keys
 from nexusmail.admin.api.base import (
     MAX_BODY_BYTES,
     MAX_ID,
@@ -56,8 +54,10 @@ from nexusmail.admin.api.base import (
 from nexusmail.admin.api.health import metrics_routes, ready_routes
 from nexusmail.admin.api.models import CloseIn, EmployeeIn, InterventionIn
 from nexusmail.admin.api.schedules import schedule_routes
+from nexusmail.admin.downloads import download_headers, safe_media_type
 from nexusmail.tickets import queries
 from nexusmail.tickets.cases import Conflict, NotFound, add_employee, close_intervention
+from nexusmail.tickets.entry import EntryRefused, open_with_assignees
 from nexusmail.tickets.models import Source, Status
 from nexusmail.tickets.new_requests import OpenRequest
 from nexusmail.tickets.store import StorageError
@@ -69,14 +69,6 @@ log = structlog.get_logger(__name__)
 
 MAX_PAGE = 200
 MAX_QUERY_CHARS = 200
-# Types a browser would execute or render as a page: served as opaque bytes instead.
-_ACTIVE_TYPES = frozenset({
-    "text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
-    "text/javascript", "application/javascript", "application/ecmascript", "text/ecmascript",
-    "multipart/x-mixed-replace", "application/pdf+html",
-})
-_MEDIA_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
-
 def api_routes(services: ApiServices) -> list[BaseRoute]:
     """The routes to include in the daemon's web app: everything under /api/v1, and
     /metrics at the root."""
@@ -111,6 +103,7 @@ def _api_app(services: ApiServices) -> Starlette:
             HTTPException: _http_error,
             NotFound: _status_error(404),
             Conflict: _status_error(409),
+            EntryRefused: _status_error(422),
             StorageError: _storage_error,
             Exception: _internal_error,
         },
@@ -222,7 +215,7 @@ class _Handlers:
         return FileResponse(
             path,
             media_type=safe_media_type(attachment["content_type"]),
-            headers=_download_headers(attachment["filename"]),
+            headers=download_headers(attachment["filename"]),
         )
 
     async def get_raw_message(self, request: Request) -> Response:
@@ -235,7 +228,7 @@ class _Handlers:
             raise ApiError(404, f"message {message_id} has no original mail")
         return Response(
             data, media_type="message/rfc822",
-            headers=_download_headers(f"message-{message_id}.eml"),
+            headers=download_headers(f"message-{message_id}.eml"),
         )
 
     async def _intervention(self, number: int) -> queries.InterventionDetail:
@@ -244,31 +237,6 @@ class _Handlers:
         if detail is None:
             raise ApiError(404, f"intervention {number} does not exist")
         return detail
-
-def safe_media_type(stored: str) -> str:
-    """The stored content type, unless a browser could run it or it is malformed."""
-    base = stored.partition(";")[0].strip().lower()
-    if not _MEDIA_TYPE.match(base) or base in _ACTIVE_TYPES:
-        return "application/octet-stream"
-    return base
-
-
-def content_disposition(filename: str) -> str:
-    """`attachment` with an ASCII fallback name and the exact UTF-8 one (RFC 6266)."""
-    cleaned = "".join(c for c in filename if c.isprintable() and c not in "/\\") or "attachment"
-    fallback = "".join(c if c.isascii() and c not in '"%' else "_" for c in cleaned)
-    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(cleaned, safe='')}"
-
-
-def _download_headers(filename: str) -> dict[str, str]:
-    return {
-        "Content-Disposition": content_disposition(filename),
-        "X-Content-Type-Options": "nosniff",
-        # Should a browser render it anyway, nothing in it may run or load.
-        "Content-Security-Policy": "default-src 'none'; sandbox",
-        "Cache-Control": "private",
-    }
-
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse({"error": message}, status_code=status, headers=headers)

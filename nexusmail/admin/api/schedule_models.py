@@ -12,7 +12,8 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from nexusmail.admin.api.models import MAX_ADDRESS_CHARS, MAX_ASSIGNEES, _Body, check_address
+from nexusmail.admin.api.models import MAX_ADDRESS_CHARS, MAX_ASSIGNEES, _Body
+from nexusmail.mail.addresses import check_address
 from nexusmail.tickets.recurrence import DayRule, Interval
 from nexusmail.tickets.schedules import DEFAULT_REQUEST_TYPE, ScheduleSpec
 

@@ -16,12 +16,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from nexusmail.admin.api.assignments import open_with_assignees, signing_keys
+from nexusmail.admin.api.assignments import signing_keys
 from nexusmail.admin.api.base import MAX_ID, ApiError
 from nexusmail.admin.api.models import InterventionIn, describe_validation_error
 from nexusmail.admin.pages.base import Pages, check_csrf, form_text, redirect
 from nexusmail.tickets import queries, search
 from nexusmail.tickets.attention import Attention
+from nexusmail.tickets.entry import EntryRefused, open_with_assignees
 from nexusmail.tickets.models import Priority, Source, Status
 from nexusmail.tickets.new_requests import OpenRequest
 
@@ -121,7 +122,7 @@ class _Handlers:
             number = await self.p.services.store.write(lambda tx: open_with_assignees(
                 tx, entry, body.assignees, now=now, settings=settings, reply_keys=keys,
                 assigned_by=f"operator:{operator.email}"))
-        except ApiError as exc:
+        except (ApiError, EntryRefused) as exc:
             return await self._entry_form(request, values, exc.message, assignees)
         self.p.services.on_outbox()
         log.info("admin.intervention_created", intervention=number, operator=operator.email,

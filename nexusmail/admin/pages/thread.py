@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from nexusmail.admin.api.assignments import FORM_OVERHEAD_BYTES, _limit_body, signing_keys
 from nexusmail.admin.api.base import MAX_ID, ApiError
-from nexusmail.admin.api.routes import content_disposition, safe_media_type
+from nexusmail.admin.downloads import DOWNLOAD_CSP, download_headers, safe_media_type
 from nexusmail.admin.pages.base import (
     MAIL_FRAME_CSP,
     PageError,
@@ -37,28 +37,23 @@ from nexusmail.admin.pages.base import (
     form_text,
     redirect,
 )
+from nexusmail.mail.addresses import check_address
 from nexusmail.mail.html import SANITIZER_VERSION, sanitize_html
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets import queries
 from nexusmail.tickets.assignments import apply_reply_as_operator, assign
 from nexusmail.tickets.cases import (
-    NewMessage,
-    StoredAttachment,
-    add_message,
     close_intervention,
-    intervention_status,
     reopen_intervention,
 )
-from nexusmail.tickets.models import Direction, MessageKind
+from nexusmail.tickets.entry import NoteFile, add_note
 
 log = structlog.get_logger(__name__)
 
 MAX_REGISTER_REF_CHARS = 100
-MAX_FILENAME_CHARS = 255
 # Raster images a browser only ever draws: shown inline as previews. Never SVG (it
 # can hold script) and nothing the stored type merely claims beyond these.
 PREVIEW_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
-_DOWNLOAD_CSP = "default-src 'none'; sandbox"
 
 
 def thread_routes(pages: Pages) -> list[Route]:
@@ -142,15 +137,6 @@ def _path_number(request: Request, name: str) -> int:
     return value
 
 
-def _download_headers(filename: str) -> dict[str, str]:
-    return {
-        "Content-Disposition": content_disposition(filename),
-        "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": _DOWNLOAD_CSP,
-        "Cache-Control": "private, no-store",
-    }
-
-
 class _Handlers:
     def __init__(self, pages: Pages) -> None:
         self.p = pages
@@ -210,6 +196,10 @@ class _Handlers:
             email = form_text(form, "employee_email", 254)
         if not email:
             raise PageError(422, "Choose an employee to assign.")
+        try:
+            email = check_address(email)
+        except ValueError:
+            raise PageError(422, f"{email!r} is not an email address.") from None
         now, settings = self.p.services.clock.now(), self.p.services.settings
         try:
             keys = signing_keys(self.p.services)
@@ -244,35 +234,21 @@ class _Handlers:
         operator = await self.p.operator(request)
         number = _path_number(request, "number")
         text, register_ref, files = await self._read_note_form(request)
-        stored = []
-        for name, ctype, data in files:
-            # Blob first, row after: a crash between them leaves an unused file, never a
-            # row without its bytes (tickets.blobs).
-            digest = await asyncio.to_thread(self.p.services.blobs.put, data)
-            stored.append(StoredAttachment(name, ctype, len(data), digest))
-        note = NewMessage(
-            kind=MessageKind.NOTE, direction=Direction.INTERNAL,
-            author=f"operator:{operator.email}", body_text=text, attachments=stored,
-            extra={"register_ref": register_ref} if register_ref else {},
-        )
-        now = self.p.services.clock.now()
-
-        def add(tx: WriteTx) -> int:
-            intervention_status(tx, number)  # NotFound for a missing case
-            return add_message(tx, number, note, now=now)
-
-        message_id = await self.p.services.store.write(add)
+        message_id = await add_note(
+            self.p.services.store, self.p.services.blobs, number,
+            author=f"operator:{operator.email}", text=text, register_ref=register_ref,
+            files=files, now=self.p.services.clock.now())
         log.info("admin.note_added", intervention=number, message_id=message_id,
-                 files=len(stored), operator=operator.email)
+                 files=len(files), operator=operator.email)
         return redirect(f"/interventions/{number}#m{message_id}", "Note added.", request)
 
     async def _read_note_form(
         self, request: Request
-    ) -> tuple[str, str, list[tuple[str, str, bytes]]]:
+    ) -> tuple[str, str, list[NoteFile]]:
         limits = self.p.services.settings.limits
         # Refused as soon as the body outgrows the limit, chunked uploads included.
         limited = _limit_body(request, limits.max_message_bytes + FORM_OVERHEAD_BYTES)
-        files: list[tuple[str, str, bytes]] = []
+        files: list[NoteFile] = []
         async with limited.form(max_files=limits.max_attachments, max_fields=10,
                                 max_part_size=limits.max_message_bytes) as form:
             # Checked before any file is read or stored.
@@ -289,9 +265,7 @@ class _Handlers:
                 if total > limits.max_message_bytes:
                     raise PageError(413, "The files are larger than "
                                          f"{limits.max_message_bytes} bytes.")
-                files.append((_clean_filename(upload.filename or ""),
-                              (upload.content_type or "").strip()[:255]
-                              or "application/octet-stream", data))
+                files.append(NoteFile.upload(upload.filename, upload.content_type, data))
         if not text and not files:
             raise PageError(422, "A note needs text or a file.")
         return text, register_ref, files
@@ -325,7 +299,7 @@ class _Handlers:
         found = await self._attachment(request)
         path, attachment = found
         return FileResponse(path, media_type=safe_media_type(attachment["content_type"]),
-                            headers=_download_headers(attachment["filename"]))
+                            headers=download_headers(attachment["filename"]))
 
     async def preview(self, request: Request) -> Response:
         await self.p.operator(request)
@@ -334,7 +308,7 @@ class _Handlers:
         if media_type not in PREVIEW_TYPES:
             raise PageError(404, "This file has no preview; download it instead.")
         return FileResponse(path, media_type=media_type, headers={
-            "X-Content-Type-Options": "nosniff", "Content-Security-Policy": _DOWNLOAD_CSP,
+            "X-Content-Type-Options": "nosniff", "Content-Security-Policy": DOWNLOAD_CSP,
             "Cache-Control": "private, max-age=3600"})
 
     async def _attachment(self, request: Request) -> tuple[Any, queries.StoredAttachmentView]:
@@ -359,12 +333,4 @@ class _Handlers:
         if data is None:
             raise PageError(404, "This message has no original mail.")
         return Response(data, media_type="message/rfc822",
-                        headers=_download_headers(f"message-{message_id}.eml"))
-
-
-def _clean_filename(name: str) -> str:
-    # Some browsers send the whole client-side path ("C:\\Users\\...\\foto.jpg").
-    base = name.replace("\\", "/").rpartition("/")[2]
-    cleaned = "".join(c for c in base if c.isprintable()).strip()
-    return cleaned[:MAX_FILENAME_CHARS] or "attachment"
-
+                        headers=download_headers(f"message-{message_id}.eml"))
