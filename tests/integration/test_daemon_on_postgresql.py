@@ -9,12 +9,15 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
+from admin_harness import add_operator, logged_in
+from admin_harness import customer_mail as admin_mail
 from aiosmtpd.controller import Controller
 from daemon_harness import SUPPORT, make_settings, running_daemon
 from postgres_server import PostgresCluster
 
 from nexusmail.admin.tokens import create_token
 from nexusmail.clock import SystemClock
+from nexusmail.mail.html import SANITIZER_VERSION
 
 
 def customer_mail(subject: str, body: str, *, message_id: str,
@@ -86,3 +89,31 @@ async def test_a_database_outage_answers_451_then_recovers(
         assert (await daemon.send(raw))[0] == 250
         assert (await daemon.send(raw))[0] == 250
         assert await daemon.query("SELECT outcome FROM inbound") == [("new_request",)]
+
+
+async def test_mail_html_sanitized_at_ingest_and_on_first_view_on_postgresql(
+    tmp_path: Path, relay: Controller, postgres_cluster: PostgresCluster
+) -> None:
+    """Ingest stores the sanitizer's version with the HTML; a row without it is
+    sanitized when the page first shows it, and stored with the version."""
+    url = postgres_cluster.create_database(f"nm_{uuid.uuid4().hex[:12]}")
+    settings = make_settings(tmp_path / "data", relay_port=relay.port,
+                             storage={"database_url": url})
+    async with running_daemon(settings) as daemon:
+        raw = admin_mail("Caldaia", "Vedi sotto.", html="<p>La <b>caldaia</b> perde.</p>")
+        assert (await daemon.send(raw))[0] == 250
+        assert await daemon.query(
+            "SELECT html_sanitizer FROM messages WHERE body_html IS NOT NULL") == [
+            (SANITIZER_VERSION,)]
+        await daemon.running.store.write(lambda tx: tx.execute(
+            "UPDATE messages SET body_html = ?, html_sanitizer = NULL"
+            " WHERE body_html IS NOT NULL", ('<p onclick="steal()">vecchia</p>',)))
+        await add_operator(daemon, "anna@firm.test")
+        async with logged_in(daemon, "anna@firm.test") as client:
+            page = await client.get("/interventions/1")
+        assert page.status_code == 200
+        assert "vecchia" in page.text
+        assert "steal()" not in page.text
+        assert await daemon.query(
+            "SELECT body_html, html_sanitizer FROM messages WHERE body_html IS NOT NULL"
+        ) == [("<p>vecchia</p>", SANITIZER_VERSION)]
