@@ -68,11 +68,16 @@ def read_body(
     htmls: list[str] = []
     attachments: list[MailAttachment] = []
     named_texts: list[str] = []
+    # The charset the sender's text declares: raw 8-bit bytes in a later attachment's
+    # name were most likely written in it.
+    mail_charset = message.get_content_charset()
     capped = False
     stack: list[tuple[Message, int, bool]] = [(message, 0, False)]
     while stack:
         part, depth, in_attachment = stack.pop()
-        found = _read_part(part, depth, in_attachment, stack, defects, linesep)
+        if mail_charset is None and part.get_content_maintype() == "text":
+            mail_charset = part.get_content_charset()
+        found = _read_part(part, depth, in_attachment, stack, defects, linesep, mail_charset)
         _note_defects(part, defects)
         if isinstance(found, MailAttachment):
             if _text_not_marked_attachment(part, found, in_attachment):
@@ -106,6 +111,7 @@ def _read_part(
     stack: list[tuple[Message, int, bool]],
     defects: list[str],
     linesep: str,
+    mail_charset: str | None,
 ) -> MailAttachment | tuple[str, str] | None:
     ctype = part.get_content_type().lower()
     disposition = part.get_content_disposition()
@@ -123,7 +129,7 @@ def _read_part(
         inner = in_attachment or disposition == "attachment"
         stack.extend((child, depth + 1, inner) for child in reversed(children))
         return None
-    filename = _raw_filename(part)
+    filename = _raw_filename(part, mail_charset)
     if ctype.startswith("multipart/"):
         # No boundary, or a boundary that never appears: the stdlib leaves the text as
         # one payload. Read it as plain text rather than lose what the person wrote.
@@ -231,10 +237,10 @@ def _content_id(part: Message) -> str | None:
     return cleaned or None
 
 
-def _raw_filename(part: Message) -> str:
+def _raw_filename(part: Message, mail_charset: str | None = None) -> str:
     """Filename from Content-Disposition or Content-Type name=, RFC 2231 and 2047 decoded."""
     try:
-        name = _decoded_params(part).get_filename()
+        name = _decoded_params(part, mail_charset).get_filename()
     except (ValueError, LookupError, TypeError, IndexError):
         return ""
     if not name:
@@ -246,19 +252,19 @@ def _raw_filename(part: Message) -> str:
     return name
 
 
-def _decoded_params(part: Message) -> Message:
+def _decoded_params(part: Message, mail_charset: str | None) -> Message:
     """`part`, or a stand-in holding its parameter fields with raw 8-bit bytes decoded.
 
     compat32 hands a field with raw 8-bit bytes (a filename sent as plain utf-8) to
     the parameter parser as a header object that has already replaced each byte with
     U+FFFD. The raw field is decoded first, as utf-8 when it is valid utf-8, else in
-    the part's declared charset (or the best-scoring guess), then parsed.
+    the part's declared charset, else the mail's (else the best-scoring guess), then parsed.
     """
     raw = [(name, value) for name, value in part.raw_items()
            if name.lower() in _PARAM_FIELDS and isinstance(value, str)]
     if not any(has_surrogates(value) for _, value in raw):
         return part
-    charset = part.get_content_charset()
+    charset = part.get_content_charset() or mail_charset
     stand_in = Message()
     for name, value in raw:
         if has_surrogates(value):

@@ -120,3 +120,17 @@ def test_named_inline_text_is_the_body_when_there_is_no_other() -> None:
     parsed = parse_mail(raw)
     assert parsed.body_text == "La caldaia perde acqua."
     assert [a.filename for a in parsed.attachments] == ["msg.txt"]
+
+
+def test_raw_8bit_attachment_name_in_the_charset_of_the_mail_text() -> None:
+    """Raw cp1251 bytes in a pdf's name decode with the charset the mail's text declares."""
+    raw = _mail(
+        "From: a@b.c\nSubject: otchet\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="b"\n',
+        b"--b\r\nContent-Type: text/plain; charset=windows-1251\r\n\r\n"
+        + "Отчёт во вложении.".encode("cp1251") + b"\r\n--b\r\n"
+        b"Content-Type: application/pdf\r\n"
+        b'Content-Disposition: attachment; filename="' + "отчёт.pdf".encode("cp1251")
+        + b'"\r\n\r\nxx\r\n--b--\r\n',
+    )
+    assert [a.filename for a in parse_mail(raw).attachments] == ["отчёт.pdf"]
