@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nexusmail.mail.html import html_to_text, sanitize_html
+from nexusmail.mail.html import MAX_SANITIZED_HTML_CHARS, html_to_text, sanitize_html
 
 
 @pytest.mark.parametrize(
@@ -108,3 +108,15 @@ def test_html_to_text(html: str, expected: str) -> None:
 def test_html_to_text_never_raises(html: str) -> None:
     """Any string, however broken as HTML, gives text."""
     assert isinstance(html_to_text(html), str)
+
+
+def test_sanitize_html_cuts_what_is_shown_of_a_huge_mail() -> None:
+    """HTML beyond the cap is cut before nh3, marked, and a tag cut in half stays out."""
+    html = "<p>parola</p>" * (MAX_SANITIZED_HTML_CHARS // 13) + '<a onclick="x()" href="ja'
+    html += "vascript:alert(1)'>dopo</a>" + "<p>oltre</p>" * 1_000
+    cleaned = sanitize_html(html)
+    assert len(cleaned) <= MAX_SANITIZED_HTML_CHARS + 100
+    assert cleaned.endswith("<p>[…]</p>")
+    assert "oltre" not in cleaned
+    assert "onclick" not in cleaned
+    assert "javascript" not in cleaned
