@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import queue
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
@@ -29,8 +26,8 @@ import structlog
 from psycopg import errors
 from psycopg_pool import AsyncConnectionPool
 
+from nexusmail.storage.group_commit import GroupCommitWriter, Outcome, StorageError
 from nexusmail.storage.postgresql import Row, migrate, row_factory, translate
-from nexusmail.tickets.store import MAX_GROUP, StorageError
 
 log = structlog.get_logger(__name__)
 
@@ -102,36 +99,23 @@ class ReadConnection:
         return await cursor.fetchall()
 
 
-@dataclass
-class _Unit:
-    fn: Callable[[WriteConnection], Any]
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
-
-
-_STOP = object()
-
-
-class PgStore:
+class PgStore(GroupCommitWriter):
     """The store on one PostgreSQL database: the writer thread and the readers' pool."""
 
     def __init__(self, conninfo: str, *, password: str | None = None) -> None:
+        super().__init__()
         self.conninfo = conninfo
         # Kept out of the URL (which is logged): given to libpq beside it.
         self._password = password
-        self._queue: queue.SimpleQueue[_Unit | object] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection[Row] | None = None
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Row]] | None = None
-        self.commits = 0
 
     async def open(self) -> None:
         self._conn = await asyncio.to_thread(self._connect)
         applied = await asyncio.to_thread(migrate, self._conn)
         if applied:
             log.info("store.migrated", migrations=applied, dialect="postgresql")
-        self._thread = threading.Thread(target=self._run_writer, name="nexusmail-writer")
-        self._thread.start()
+        self.start_writer()
         self._pool = AsyncConnectionPool(
             self.conninfo, min_size=1, max_size=READ_POOL_MAX, open=False,
             kwargs={"row_factory": row_factory, "autocommit": True, **self._secret()},
@@ -148,15 +132,11 @@ class PgStore:
     def _secret(self) -> dict[str, str]:
         return {"password": self._password} if self._password else {}
 
-
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            await asyncio.to_thread(self._thread.join)
-            self._thread = None
+        await self.stop_writer()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -167,15 +147,6 @@ class PgStore:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
-
-    async def write(self, fn: Callable[[Any], T]) -> T:
-        """Run `fn(conn)` in the writer's transaction; return once it is committed."""
-        if self._thread is None:
-            raise StorageError("the store is not open")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Unit(fn, future, loop))
-        return await future
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[ReadConnection]:
@@ -188,51 +159,35 @@ class PgStore:
         except _STORAGE_FAILURES as exc:
             raise StorageError(f"storage failed: {exc}") from exc
 
-    def _run_writer(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            group = [first]
-            while len(group) < MAX_GROUP:
-                try:
-                    group.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            units = [u for u in group if isinstance(u, _Unit)]
-            self._apply_with_retries(units)
-            if _STOP in group:
-                return
-
-    def _apply_with_retries(self, units: list[_Unit]) -> None:
+    def apply_group(self, fns: list[Callable[[Any], Any]]) -> list[Outcome]:
+        """One transaction for the group, retried whole after a serialization failure or
+        a deadlock; the writer reconnects when the server was lost."""
         for attempt in range(1, MAX_GROUP_TRIES + 1):
             try:
-                outcomes = self._apply_group(units)
+                return self._apply_once(fns)
             except _RETRYABLE as exc:
                 if attempt < MAX_GROUP_TRIES:
                     log.warning("store.group_retried", error=str(exc), attempt=attempt)
                     time.sleep(0.01 * attempt)
                     continue
-                outcomes = [(False, StorageError(f"storage failed: {exc}"))] * len(units)
+                return [(False, StorageError(f"storage failed: {exc}"))] * len(fns)
             except (psycopg.Error, OSError) as exc:
-                log.error("store.commit_failed", error=str(exc), units=len(units))
+                log.error("store.commit_failed", error=str(exc), units=len(fns))
                 self._drop_broken_connection()
-                outcomes = [(False, StorageError(f"storage failed: {exc}"))] * len(units)
-            break
-        for unit, (ok, value) in zip(units, outcomes, strict=True):
-            unit.loop.call_soon_threadsafe(_settle, unit.future, ok, value)
+                return [(False, StorageError(f"storage failed: {exc}"))] * len(fns)
+        raise AssertionError("unreachable: the last try returns")
 
-    def _apply_group(self, units: list[_Unit]) -> list[tuple[bool, Any]]:
+    def _apply_once(self, fns: list[Callable[[Any], Any]]) -> list[Outcome]:
         if self._conn is None or self._conn.broken or self._conn.closed:
             self._conn = self._connect()  # raises OperationalError while the server is down
         conn = self._conn
-        outcomes: list[tuple[bool, Any]] = []
+        outcomes: list[Outcome] = []
         with conn.transaction():
             tx = WriteConnection(conn)
-            for unit in units:
+            for fn in fns:
                 try:
                     with conn.transaction():  # a SAVEPOINT: a unit's failure stays its own
-                        value = unit.fn(tx)
+                        value = fn(tx)
                 except _STORAGE_FAILURES + _RETRYABLE:
                     raise  # the database's trouble, not the unit's: the group fails
                 except Exception as exc:  # the unit's own failure: its caller gets it
@@ -245,12 +200,3 @@ class PgStore:
     def _drop_broken_connection(self) -> None:
         if self._conn is not None and (self._conn.broken or self._conn.closed):
             self._conn = None
-
-
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.cancelled():
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)

@@ -1,22 +1,19 @@
-"""The store: one writer thread with group commit, plus read-only aiosqlite readers.
+"""The SQLite store: one writer thread with group commit, plus a read-only reader.
 
-One writer: every write goes through `Store.write`, which runs plain
-synchronous functions over one sqlite3 connection in one thread. Units queued while
-a commit is in flight are applied together, each inside its own SAVEPOINT, and made
-durable by one COMMIT (one fsync). A unit's future resolves only after that COMMIT,
-so an SMTP 250 sent on it is never ahead of the disk.
+One writer: every write goes through `Store.write`, which runs plain synchronous
+functions over one sqlite3 connection in one thread (storage.group_commit). Units
+queued while a commit is in flight are applied together, each inside its own
+SAVEPOINT, and made durable by one COMMIT (one fsync). A unit's future resolves only
+after that COMMIT, so an SMTP 250 sent on it is never ahead of the disk.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
 import sqlite3
-import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,31 +22,23 @@ import aiosqlite
 import structlog
 
 from nexusmail.storage.connections import WriteTx
+from nexusmail.storage.group_commit import (
+    MAX_GROUP,
+    GroupCommitWriter,
+    Outcome,
+    StorageError,
+)
 
 log = structlog.get_logger(__name__)
+
+# StorageError and MAX_GROUP live with the writer both stores share; importers of
+# this module keep finding them here.
+__all__ = ["MAX_GROUP", "StorageError", "Store", "WriteFn", "connect", "migrate"]
 
 T = TypeVar("T")
 # A write unit: runs in the writer's transaction on whichever store (SQLite's
 # connection, or the PostgreSQL store's adapter: both are a WriteTx).
 WriteFn = Callable[[WriteTx], T]
-
-# Units applied in one transaction at most; bounds the latency one commit adds.
-MAX_GROUP = 64
-
-
-class StorageError(Exception):
-    """The store could not make a change durable; the caller must not acknowledge."""
-
-
-@dataclass
-class _Unit:
-    fn: Callable[[sqlite3.Connection], Any]
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
-
-
-_STOP = object()
-
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """A sqlite3 connection with the pragmas every nexusmail connection uses."""
@@ -88,16 +77,14 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     return applied
 
 
-class Store:
-    """Owns the database file: the writer thread and the readers."""
+class Store(GroupCommitWriter):
+    """Owns the database file: the writer thread (group commit) and the reader."""
 
     def __init__(self, db_path: Path) -> None:
+        super().__init__()
         self.db_path = db_path
-        self._queue: queue.SimpleQueue[_Unit | object] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
-        self.commits = 0  # how many COMMITs the writer made (group commit shows here)
 
     async def open(self) -> None:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,8 +92,7 @@ class Store:
         applied = await asyncio.to_thread(migrate, self._conn)
         if applied:
             log.info("store.migrated", migrations=applied, db=str(self.db_path))
-        self._thread = threading.Thread(target=self._run_writer, name="nexusmail-writer")
-        self._thread.start()
+        self.start_writer()
         self._reader = await aiosqlite.connect(f"file:{self.db_path}?mode=ro", uri=True)
         self._reader.row_factory = aiosqlite.Row
         await self._reader.execute("PRAGMA busy_timeout = 5000")
@@ -115,10 +101,7 @@ class Store:
         if self._reader is not None:
             await self._reader.close()
             self._reader = None
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            await asyncio.to_thread(self._thread.join)
-            self._thread = None
+        await self.stop_writer()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -130,19 +113,6 @@ class Store:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    async def write(self, fn: WriteFn[T]) -> T:
-        """Run `fn(conn)` in the writer's transaction; return once it is committed.
-
-        Raises what `fn` raised (its changes rolled back), or StorageError when the
-        commit itself failed (disk full, I/O error).
-        """
-        if self._thread is None:
-            raise StorageError("the store is not open")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Unit(fn, future, loop))
-        return await future
-
     @asynccontextmanager
     async def read(self) -> AsyncIterator[aiosqlite.Connection]:
         """A read-only connection (WAL lets it read while the writer writes)."""
@@ -150,40 +120,22 @@ class Store:
             raise StorageError("the store is not open")
         yield self._reader
 
-    def _run_writer(self) -> None:
+    def apply_group(self, fns: list[Callable[[Any], Any]]) -> list[Outcome]:
         assert self._conn is not None
         conn = self._conn
-        while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            group = [first]
-            while len(group) < MAX_GROUP:
-                try:
-                    group.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stop_after = _STOP in group
-            units = [u for u in group if isinstance(u, _Unit)]
-            self._apply_group(conn, units)
-            if stop_after:
-                return
-
-    def _apply_group(self, conn: sqlite3.Connection, units: list[_Unit]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
+        outcomes: list[Outcome] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for unit in units:
-                outcomes.append(_run_in_savepoint(conn, unit.fn))
+            for fn in fns:
+                outcomes.append(_run_in_savepoint(conn, fn))
             conn.execute("COMMIT")
             self.commits += 1
         except sqlite3.Error as exc:
             _rollback_quietly(conn)
-            log.error("store.commit_failed", error=str(exc), units=len(units))
-            failure = StorageError(f"storage failed: {exc}")
-            outcomes = [(False, failure)] * len(units)
-        for unit, (ok, value) in zip(units, outcomes, strict=True):
-            unit.loop.call_soon_threadsafe(_settle, unit.future, ok, value)
+            log.error("store.commit_failed", error=str(exc), units=len(fns))
+            return [(False, StorageError(f"storage failed: {exc}"))] * len(fns)
+        return [(ok, StorageError(str(value)) if not ok and _is_disk_trouble(value) else value)
+                for ok, value in outcomes]
 
 
 def _run_in_savepoint(conn: sqlite3.Connection, fn: Callable[..., Any]) -> tuple[bool, Any]:
@@ -217,12 +169,5 @@ def _rollback_quietly(conn: sqlite3.Connection) -> None:
         conn.execute("ROLLBACK")
 
 
-def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.cancelled():
-        return
-    if ok:
-        future.set_result(value)
-    elif isinstance(value, sqlite3.OperationalError) and _is_storage_failure(value):
-        future.set_exception(StorageError(str(value)))
-    else:
-        future.set_exception(value)
+def _is_disk_trouble(value: object) -> bool:
+    return isinstance(value, sqlite3.OperationalError) and _is_storage_failure(value)
