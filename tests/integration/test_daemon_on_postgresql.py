@@ -88,6 +88,15 @@ async def test_a_database_outage_answers_451_then_recovers(
             await asyncio.to_thread(postgres_cluster.start)
         assert (await daemon.send(raw))[0] == 250
         assert (await daemon.send(raw))[0] == 250
+        # The readers' pool reconnects in the background (with a backoff): ready again
+        # within seconds, not at once.
+        async with httpx.AsyncClient(base_url=daemon.web_url, timeout=20) as client:
+            for _ in range(60):
+                if (await client.get("/api/v1/ready")).status_code == 200:
+                    break
+                await asyncio.sleep(0.5)
+            else:
+                raise AssertionError("not ready 30 s after the database came back")
         assert await daemon.query("SELECT outcome FROM inbound") == [("new_request",)]
 
 
