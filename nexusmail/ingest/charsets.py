@@ -155,8 +155,17 @@ def decode_header(value: str) -> str:
 def _decode_raw(value: str) -> str:
     """Text around encoded-words: raw 8-bit bytes (kept as surrogate escapes) decoded."""
     if has_surrogates(value):
-        return decode_bytes(value.encode(_UTF8, "surrogateescape"), None)
+        return decode_bytes(_raw_bytes(value), None)
     return value
+
+
+def _raw_bytes(text: str) -> bytes:
+    """The bytes behind `text`: surrogate escapes back to raw bytes, the rest as utf-8."""
+    try:
+        return text.encode(_UTF8, "surrogateescape")
+    except UnicodeEncodeError:
+        # A lone surrogate outside the escape range stands for no byte at all.
+        return text.encode(_UTF8, "replace")
 
 
 def _decode_word(encoding: str, text: str) -> bytes:
@@ -171,7 +180,7 @@ def _decode_word(encoding: str, text: str) -> bytes:
             return text.encode("ascii", "replace")
     # A raw 8-bit byte inside the word (kept as a surrogate escape) is a byte of the
     # word's charset, like its =XX escapes: keep it as that byte, not as "?".
-    data = text.replace("_", " ").encode(_UTF8, "surrogateescape")
+    data = _raw_bytes(text.replace("_", " "))
     return re.sub(rb"=([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), data)
 
 

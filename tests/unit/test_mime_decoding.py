@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nexusmail.ingest.charsets import decode_bytes, decode_header
 from nexusmail.ingest.parse import parse_mail
@@ -134,3 +136,11 @@ def test_raw_8bit_attachment_name_in_the_charset_of_the_mail_text() -> None:
         + b'"\r\n\r\nxx\r\n--b--\r\n',
     )
     assert [a.filename for a in parse_mail(raw).attachments] == ["отчёт.pdf"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["=?utf-8?Q?", "=?utf-8?B?", "?=", "_", "=C3", "a", " ",
+                                 "\udce8", "\ud800", "é", "=?x?Q?"]), max_size=40))
+def test_decode_header_never_raises(pieces: list[str]) -> None:
+    """Any mix of encoded-word pieces, raw-byte escapes and lone surrogates decodes."""
+    assert isinstance(decode_header("".join(pieces)), str)
