@@ -67,7 +67,9 @@ class SmtpSettings(_Section):
     # Sessions at once, in all and from one client address; one more is answered 421.
     # With [limits] max_message_bytes they bound the memory SMTP can take.
     max_connections: int = Field(100, ge=1, le=10_000)
-    max_connections_per_ip: int = Field(20, ge=1, le=10_000)
+    # Above Postfix's 20 parallel deliveries per destination: behind an MTA every
+    # session comes from its one address.
+    max_connections_per_ip: int = Field(40, ge=1, le=10_000)
     # Recipients of one transaction (RFC 5321 4.5.3.1.8 asks for at least 100).
     max_recipients: int = Field(100, ge=1, le=10_000)
 
