@@ -63,13 +63,16 @@ def fts_query(text: str) -> str | None:
     return " ".join(f'"{w}"' for w in words) or None
 
 
-def _conditions(f: ListFilter) -> tuple[list[str], list[Any]]:
+def _conditions(f: ListFilter, dialect: str = "sqlite") -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
+    postgresql = dialect == "postgresql"
     if f.status:
         # With a customer chosen, their few cases are the better way in than every
-        # open (or closed) case: `+` keeps SQLite off the status index then.
-        where.append("+i.status = ?" if f.customer.strip() else "i.status = ?")
+        # open (or closed) case: `+` keeps SQLite off the status index then (PostgreSQL's
+        # planner needs no hint, and has no unary + on text).
+        hint = "+" if f.customer.strip() and not postgresql else ""
+        where.append(f"{hint}i.status = ?")
         params.append(f.status)
     if f.employee_id is not None:
         where.append("i.number IN (SELECT intervention_number FROM assignments"
@@ -86,9 +89,24 @@ def _conditions(f: ListFilter) -> tuple[list[str], list[Any]]:
             " OR lower(email) LIKE lower(?) ESCAPE '\\')")
         params += [pattern] * 4
     if f.request_type.strip():
-        where.append("i.request_type = ? COLLATE NOCASE")
+        where.append("lower(i.request_type) = lower(?)" if postgresql
+                     else "i.request_type = ? COLLATE NOCASE")
         params.append(f.request_type.strip())
     where += _attention_conditions(f.attention)
+    if postgresql:
+        words = " ".join(_WORD.findall(f.text)[:MAX_QUERY_WORDS])
+        if words:
+            # The same words FTS5 would need, through the text search configuration
+            # that folds them alike (see migrations/postgresql/0005_admin.sql).
+            where.append(
+                "(i.number IN (SELECT number FROM interventions WHERE search_vector @@"
+                " plainto_tsquery('nexusmail_text', nexusmail_search_text(?))"
+                " ORDER BY number DESC LIMIT ?) OR i.number IN (SELECT intervention_number"
+                " FROM messages WHERE direction <> 'out' AND search_vector @@"
+                " plainto_tsquery('nexusmail_text', nexusmail_search_text(?))"
+                " ORDER BY id DESC LIMIT ?))")
+            params += [words, MAX_TEXT_MATCHES, words, MAX_TEXT_MATCHES]
+        return where, params
     match = fts_query(f.text)
     if match:
         # Newest matches first, at most MAX_TEXT_MATCHES of each: FTS5 walks its doclist
@@ -140,7 +158,7 @@ async def list_page(
 ) -> ListPage:
     """The page of matching interventions newest first: below `before`, or the page
     just above `after` (going back), or the newest."""
-    where, params = _conditions(f)
+    where, params = _conditions(f, getattr(conn, "dialect", "sqlite"))
     if after is not None:
         where.append("i.number > ?")
         params.append(after)
@@ -207,6 +225,12 @@ async def request_types(conn: ReadTx, limit: int = 100) -> list[str]:
     costs `limit` index seeks however many interventions there are (a plain DISTINCT
     would walk all 100,000 index entries on every list page).
     """
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        # One spelling per type, case aside, from the lower(request_type) index.
+        rows = await conn.execute_fetchall(
+            "SELECT min(request_type) FROM interventions WHERE request_type > ''"
+            " GROUP BY lower(request_type) ORDER BY lower(request_type) LIMIT ?", (limit,))
+        return [str(r[0]) for r in rows]
     rows = await conn.execute_fetchall(
         "WITH RECURSIVE types(v) AS ("
         " SELECT min(request_type COLLATE NOCASE) FROM interventions WHERE request_type > ''"

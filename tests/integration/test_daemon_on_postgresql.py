@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import httpx
 from admin_harness import add_operator, logged_in
@@ -18,6 +19,7 @@ from postgres_server import PostgresCluster
 from nexusmail.admin.tokens import create_token
 from nexusmail.clock import SystemClock
 from nexusmail.mail.html import SANITIZER_VERSION
+from nexusmail.tickets import search
 
 
 def customer_mail(subject: str, body: str, *, message_id: str,
@@ -126,3 +128,34 @@ async def test_mail_html_sanitized_at_ingest_and_on_first_view_on_postgresql(
         assert await daemon.query(
             "SELECT body_html, html_sanitizer FROM messages WHERE body_html IS NOT NULL"
         ) == [("<p>vecchia</p>", SANITIZER_VERSION)]
+
+
+async def test_the_admin_list_filters_and_searches_on_postgresql(
+    tmp_path: Path, relay: Controller, postgres_cluster: PostgresCluster
+) -> None:
+    """The list's text search folds accents and splits addresses as FTS5 does, and its
+    status, customer and request-type filters answer on PostgreSQL as on SQLite."""
+    url = postgres_cluster.create_database(f"nm_{uuid.uuid4().hex[:12]}")
+    settings = make_settings(tmp_path / "data", relay_port=relay.port,
+                             storage={"database_url": url})
+    async with running_daemon(settings) as daemon:
+        for n, (subject, body) in enumerate([
+                ("Centrala nu pornește", "Instalația de încălzire e oprită."),
+                ("Caldaia in blocco", "Scrivete a bob@example.com per il preventivo."),
+                ("Perdita", "Il rubinetto perde.")]):
+            raw = customer_mail(subject, body, message_id=f"s{n}@example.ro")
+            assert (await daemon.send(raw))[0] == 250
+        await daemon.running.store.write(lambda tx: tx.execute(
+            "UPDATE interventions SET request_type = 'Guasto' WHERE number = 2"))
+        async with daemon.running.store.read() as conn:
+            async def numbers(**wanted: Any) -> list[int]:
+                page = await search.list_page(conn, search.ListFilter(**wanted))
+                return [row["number"] for row in page.rows]
+
+            assert await numbers(text="instalatia") == [1]
+            assert await numbers(text="bob") == [2]
+            assert await numbers(text="example com") == [2]
+            assert await numbers(text="caldaia pompa") == []
+            assert await numbers(status="open", customer="ANA POP") == [3, 2, 1]
+            assert await numbers(request_type="GUASTO") == [2]
+            assert await search.request_types(conn) == ["Guasto"]
