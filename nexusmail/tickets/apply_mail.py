@@ -203,12 +203,20 @@ def _carry_out(
             subject=strip_reply_prefixes(subject) or subject,
             description=mail.body_text, source=Source.EMAIL,
             related_number=ruling.related, first_message=message,
-            language_hint=inbound.language, acknowledge=inbound.acknowledge,
+            language_hint=inbound.language,
+            acknowledge=inbound.acknowledge and _worth_acknowledging(mail),
         ),
         now=now, settings=settings,
     )
     add_participants(tx, number, _participants(mail, sender, settings))
     return _finish(tx, inbound_id, Outcome.NEW_REQUEST, number, ruling.reason)
+
+
+def _worth_acknowledging(mail: ParsedMail) -> bool:
+    """A mail without a From: (only an envelope sender, often forged) or with nothing
+    in it opens its case all the same, but gets no acknowledgement: answering those is
+    how a help desk becomes a source of backscatter."""
+    return bool(mail.from_addr) and bool(mail.body_text.strip() or mail.attachments)
 
 
 def _find_duplicate(

@@ -5,6 +5,7 @@ Used for mail that opens a case and for an operator's quick entry of a phone cal
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -113,13 +114,37 @@ def acknowledge(
         OutgoingMail(
             kind=OutboxKind.ACKNOWLEDGEMENT, recipient=customer.email, template="acknowledgement",
             language=language or settings.mail.default_language,
-            context={"number": number, "tag": format_tag(number), "subject": subject,
-                     "customer_name": customer.name, "company_name": settings.mail.company_name,
+            context={"number": number, "tag": format_tag(number),
+                     "subject": quotable(subject, MAX_QUOTED_SUBJECT_CHARS),
+                     "customer_name": quotable(customer.name, MAX_QUOTED_NAME_CHARS),
+                     "company_name": settings.mail.company_name,
                      "in_reply_to": in_reply_to, "references": in_reply_to},
             intervention_number=number, thread_kind=MessageKind.ACKNOWLEDGEMENT,
         ),
         now=now, domain=own_domain(settings),
     )
+
+
+# What an acknowledgement repeats of the sender's own words. A forged sender's display
+# name and subject are the spammer's text: sent back to a third party, they would turn
+# our acknowledgement into their advert. So: short, and no link a client would make.
+MAX_QUOTED_SUBJECT_CHARS = 80
+MAX_QUOTED_NAME_CHARS = 40
+_LINKISH = re.compile(
+    r"(?i)\b(?:[a-z][a-z0-9+.-]*://|www\.)\S*"       # scheme:// or www.
+    # a bare domain.tld(/path) with a top-level domain mail clients turn into links
+    r"|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|info|biz|io|co|me|xyz|top|site|online|shop"
+    r"|store|club|click|link|app|dev|ru|cn|su|it|ro|de|uk|fr|es|eu|us|ly|tk|ml|ga|cf|gq)"
+    r"\b(?:/\S*)?"
+)
+
+
+def quotable(text: str, max_chars: int) -> str:
+    """`text` as an acknowledgement may quote it: links and domain names replaced by
+    "[link]", cut to `max_chars` with an ellipsis. Linear in the text."""
+    text = " ".join(text[: max_chars * 4].split())
+    text = _LINKISH.sub("[link]", text)
+    return text if len(text) <= max_chars else text[: max_chars - 1].rstrip() + "…"
 
 
 def own_domain(settings: Settings) -> str:

@@ -375,3 +375,24 @@ async def test_customer_mail_after_close_flags_the_closed_case(tmp_path: Path,
         assert detail is not None
         assert (detail["status"], detail["needs_attention"]) == ("closed", ["mail_after_close"])
         assert [row["number"] for row in flagged.rows] == [1]
+
+
+async def test_no_acknowledgement_without_a_from_or_anything_written(
+    daemon: Daemon, sink: CaptureHandler
+) -> None:
+    """A mail without From: or with an empty body opens its case but is not answered;
+    a spammer's link in the subject is not repeated in the acknowledgement."""
+    no_from = (b"To: support@firm.test\r\nSubject: Caldaia\r\nMessage-ID: <nf@x.it>\r\n\r\n"
+               b"La caldaia non parte.\r\n")
+    assert (await daemon.send(no_from, sender="forged@victim.example"))[0] == 250
+    empty = customer_mail(body="", message_id="empty@example.it")
+    assert (await daemon.send(empty))[0] == 250
+    spam = customer_mail(subject="Pillole a http://spam.example/buy oggi",
+                         message_id="spam@example.it")
+    assert (await daemon.send(spam))[0] == 250
+    [ack] = await sink.wait_for_async(1)
+    await asyncio.sleep(0.5)
+    assert len(sink.messages) == 1
+    assert "http" not in str(ack.message()["Subject"])
+    assert "[link]" in str(ack.message()["Subject"])
+    assert len(await interventions(daemon)) == 3
