@@ -29,7 +29,7 @@ from typing import Any
 from nexusmail.clock import iso
 from nexusmail.config import Settings
 from nexusmail.service.metrics import Backlog
-from nexusmail.storage.connections import ReadTx, Storage, WriteTx
+from nexusmail.storage.connections import ReadTx, Storage, WriteTx, dialect_of
 from nexusmail.tickets.outbox import pending_backlog
 from nexusmail.tickets.store import StorageError
 
@@ -76,7 +76,7 @@ def storage_room(tx: WriteTx, data_dir: Path | None = None) -> tuple[int, int]:
 
     Runs in the store's writer thread: the page limit is that connection's own, and
     statvfs stays off the event loop."""
-    if getattr(tx, "dialect", "sqlite") == "postgresql":
+    if dialect_of(tx) == "postgresql":
         if tx.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
             raise OSError("the database is a read-only standby: mail cannot be stored")
         disk = os.statvfs(data_dir or Path("."))

@@ -16,6 +16,12 @@ from typing import Any, Protocol, TypeVar
 T = TypeVar("T")
 
 
+def dialect_of(conn: object) -> str:
+    """"postgresql" for the PostgreSQL store's connections, else "sqlite": for the few
+    statements that differ by store."""
+    return str(getattr(conn, "dialect", "sqlite"))
+
+
 class DbRow(Protocol):
     def __getitem__(self, key: Any, /) -> Any: ...
 

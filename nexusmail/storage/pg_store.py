@@ -27,7 +27,7 @@ from psycopg import errors
 from psycopg_pool import AsyncConnectionPool
 
 from nexusmail.storage.group_commit import GroupCommitWriter, Outcome, StorageError
-from nexusmail.storage.postgresql import Row, migrate, row_factory, translate
+from nexusmail.storage.postgresql import Row, connect, migrate, row_factory, translate
 
 log = structlog.get_logger(__name__)
 
@@ -126,8 +126,8 @@ class PgStore(GroupCommitWriter):
         await self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
 
     def _connect(self) -> psycopg.Connection[Row]:
-        return psycopg.connect(self.conninfo, row_factory=row_factory,
-                               connect_timeout=CONNECT_TIMEOUT_S, password=self._password)
+        return connect(self.conninfo, connect_timeout=CONNECT_TIMEOUT_S,
+                       password=self._password)
 
     def _secret(self) -> dict[str, str]:
         return {"password": self._password} if self._password else {}

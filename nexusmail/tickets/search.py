@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from nexusmail.storage.connections import ReadTx
+from nexusmail.storage.connections import ReadTx, dialect_of
 from nexusmail.tickets import queries
 from nexusmail.tickets.attention import Attention
 from nexusmail.tickets.queries import InterventionSummary
@@ -158,7 +158,7 @@ async def list_page(
 ) -> ListPage:
     """The page of matching interventions newest first: below `before`, or the page
     just above `after` (going back), or the newest."""
-    where, params = _conditions(f, getattr(conn, "dialect", "sqlite"))
+    where, params = _conditions(f, dialect_of(conn))
     if after is not None:
         where.append("i.number > ?")
         params.append(after)
@@ -225,7 +225,7 @@ async def request_types(conn: ReadTx, limit: int = 100) -> list[str]:
     costs `limit` index seeks however many interventions there are (a plain DISTINCT
     would walk all 100,000 index entries on every list page).
     """
-    if getattr(conn, "dialect", "sqlite") == "postgresql":
+    if dialect_of(conn) == "postgresql":
         # One spelling per type, case aside, from the lower(request_type) index.
         rows = await conn.execute_fetchall(
             "SELECT min(request_type) FROM interventions WHERE request_type > ''"
