@@ -26,7 +26,7 @@ from nexusmail.ingest.mbox_import import (
     import_messages,
     open_mbox,
 )
-from nexusmail.tickets.store import Store
+from nexusmail.storage.connections import Storage
 
 
 def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand,
@@ -63,7 +63,7 @@ def cmd_import_mbox(args: argparse.Namespace, settings: Settings) -> int:
     progress = ProgressBar(total)
     clock = MailDateClock(SystemClock())
 
-    async def run(ingest: Ingest, store: Store) -> Any:
+    async def run(ingest: Ingest, store: Storage) -> Any:
         return await import_messages(ingest, messages(), source=source, progress=progress,
                                      clock=clock, closed=args.closed)
 

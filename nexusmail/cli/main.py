@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import logging
-import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,20 +29,23 @@ from nexusmail.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
+    STORE_ERRORS,
     Command,
     fail,
     print_table,
+    store_failure,
     with_store,
 )
 from nexusmail.clock import SystemClock
 from nexusmail.config import ConfigError, Settings, load_settings
 from nexusmail.config_warnings import config_warnings
-from nexusmail.paths import blobs_path, database_path
+from nexusmail.paths import blobs_path
+from nexusmail.storage.connections import Storage
+from nexusmail.storage.target import database_target
 from nexusmail.tickets import queries
 from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.cases import Conflict, NotFound, add_employee
 from nexusmail.tickets.reply_tokens import load_reply_keys
-from nexusmail.tickets.store import StorageError, Store
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -70,8 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_logging()
     try:
         return command(args, settings)
-    except (StorageError, sqlite3.Error, OSError) as exc:
-        return fail(f"cannot use the store in {settings.storage.data_dir}: {exc}")
+    except ConfigError as exc:  # e.g. an unreadable [storage] database_password_file
+        return fail(str(exc), EXIT_USAGE)
+    except STORE_ERRORS as exc:
+        return store_failure(settings, exc)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -193,7 +197,7 @@ def _cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
         return fail("--name must not be empty", EXIT_USAGE)
     now = SystemClock().now()
 
-    async def create(store: Store) -> str:
+    async def create(store: Storage) -> str:
         return await store.write(lambda tx: tokens.create_token(tx, name, now))
 
     token = with_store(settings, create, create=True)
@@ -203,7 +207,7 @@ def _cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
-    async def fetch(store: Store) -> list[tokens.TokenInfo]:
+    async def fetch(store: Storage) -> list[tokens.TokenInfo]:
         async with store.read() as conn:
             return await tokens.list_tokens(conn)
 
@@ -220,7 +224,7 @@ def _cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     token_id: int = args.id
     now = SystemClock().now()
 
-    async def revoke(store: Store) -> None:
+    async def revoke(store: Storage) -> None:
         await store.write(lambda tx: tokens.revoke_token(tx, token_id, now))
 
     try:
@@ -241,7 +245,7 @@ def _cmd_employee_add(args: argparse.Namespace, settings: Settings) -> int:
         return fail(describe_validation_error(exc), EXIT_USAGE)
     now = SystemClock().now()
 
-    async def insert(store: Store) -> int:
+    async def insert(store: Storage) -> int:
         return await store.write(lambda tx: add_employee(
             tx, email=employee.email, name=employee.name, language=employee.language, now=now))
 
@@ -255,7 +259,7 @@ def _cmd_employee_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_employee_list(args: argparse.Namespace, settings: Settings) -> int:
-    async def fetch(store: Store) -> list[queries.EmployeeView]:
+    async def fetch(store: Storage) -> list[queries.EmployeeView]:
         async with store.read() as conn:
             return await queries.list_employees(conn)
 
@@ -278,7 +282,7 @@ def _cmd_assign(args: argparse.Namespace, settings: Settings) -> int:
     keys = load_reply_keys(settings)
     now = SystemClock().now()
 
-    async def insert(store: Store) -> int:
+    async def insert(store: Storage) -> int:
         return await store.write(lambda tx: assign(
             tx, number, email, now=now, settings=settings, reply_keys=keys, assigned_by="cli"))
 
@@ -294,7 +298,7 @@ def _cmd_assign(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_intervention_show(args: argparse.Namespace, settings: Settings) -> int:
     number: int = args.number
 
-    async def fetch(store: Store) -> queries.InterventionDetail | None:
+    async def fetch(store: Storage) -> queries.InterventionDetail | None:
         async with store.read() as conn:
             return await queries.get_intervention(conn, number)
 
@@ -356,7 +360,7 @@ def _cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     print(f"# configuration OK ({source}; secrets masked)")
     for warning in config_warnings(settings):
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"# database: {database_path(settings)}")
+    print(f"# database: {database_target(settings).describe()}")
     print(f"# attachments: {blobs_path(settings)}")
     # model_dump in JSON mode masks SecretStr; JSON scalars and lists read as TOML.
     for section, values in settings.model_dump(mode="json").items():

@@ -24,9 +24,9 @@ from nexusmail.cli.support import (
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
 from nexusmail.mail.addresses import check_address
+from nexusmail.storage.connections import Storage
 from nexusmail.tickets import operators
 from nexusmail.tickets.cases import Conflict, NotFound
-from nexusmail.tickets.store import Store
 
 
 def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand,
@@ -81,7 +81,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
         return fail(str(exc), EXIT_USAGE)
     now = SystemClock().now()
 
-    async def insert(store: Store) -> int:
+    async def insert(store: Storage) -> int:
         return await store.write(lambda tx: operators.add_operator(
             tx, email=email, name=args.name, password_hash=password_hash, now=now))
 
@@ -101,7 +101,7 @@ def cmd_password(args: argparse.Namespace, settings: Settings) -> int:
         return fail(str(exc), EXIT_USAGE)
     now = SystemClock().now()
 
-    async def update(store: Store) -> None:
+    async def update(store: Storage) -> None:
         await store.write(lambda tx: operators.set_password(
             tx, email=email, password_hash=password_hash, now=now))
 
@@ -114,7 +114,7 @@ def cmd_password(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    async def fetch(store: Store) -> list[tuple[int, str, str, bool, str]]:
+    async def fetch(store: Storage) -> list[tuple[int, str, str, bool, str]]:
         async with store.read() as conn:
             return await operators.list_operators(conn)
 

@@ -24,8 +24,8 @@ from nexusmail.cli.support import (
 )
 from nexusmail.config import Settings
 from nexusmail.ingest.accept import Envelope, Ingest, TemporaryFailure
+from nexusmail.storage.connections import Storage
 from nexusmail.tickets.models import Outcome
-from nexusmail.tickets.store import Store
 
 MAX_HEADER_LINES = 200   # `quarantine show` prints at most this much of a header block
 
@@ -60,7 +60,7 @@ _ROW = ("SELECT id, received_at, source, COALESCE(NULLIF(sender, ''), envelope_f
 
 
 def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
-    async def fetch(store: Store) -> list[Any]:
+    async def fetch(store: Storage) -> list[Any]:
         async with store.read() as conn:
             cursor = await conn.execute(_ROW + " WHERE outcome = ? ORDER BY id",
                                         (Outcome.QUARANTINED,))
@@ -75,7 +75,7 @@ def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_quarantine_show(args: argparse.Namespace, settings: Settings) -> int:
     inbound_id: int = args.id
 
-    async def fetch(store: Store) -> tuple[Any, bytes | None]:
+    async def fetch(store: Storage) -> tuple[Any, bytes | None]:
         async with store.read() as conn:
             row = await (await conn.execute(_ROW + " WHERE id = ?", (inbound_id,))).fetchone()
             if row is None:
@@ -116,7 +116,7 @@ def cmd_quarantine_retry(args: argparse.Namespace, settings: Settings) -> int:
     if bool(wanted) == bool(args.all):
         return fail("give the ids of the mails to retry, or --all", EXIT_USAGE)
 
-    async def retry(ingest: Ingest, store: Store) -> list[tuple[int, str]]:
+    async def retry(ingest: Ingest, store: Storage) -> list[tuple[int, str]]:
         async with store.read() as conn:
             if args.all:
                 cursor = await conn.execute("SELECT id FROM inbound WHERE outcome = ?"
@@ -135,7 +135,7 @@ def cmd_quarantine_retry(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_FAILED if still else EXIT_OK
 
 
-async def _retry_one(ingest: Ingest, store: Store, inbound_id: int) -> str:
+async def _retry_one(ingest: Ingest, store: Storage, inbound_id: int) -> str:
     async with store.read() as conn:
         row = await (await conn.execute(
             "SELECT i.outcome, i.source, i.envelope_from, i.envelope_to, r.data FROM inbound i"

@@ -28,6 +28,7 @@ from nexusmail.cli.support import (
 )
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
+from nexusmail.storage.connections import Storage
 from nexusmail.tickets import schedule_queries
 from nexusmail.tickets.cases import NotFound
 from nexusmail.tickets.recurrence import DayRule, Interval, local_date
@@ -37,7 +38,6 @@ from nexusmail.tickets.schedules import (
     create_schedule,
     update_schedule,
 )
-from nexusmail.tickets.store import Store
 
 _ADD_EXAMPLES = (
     "  # monthly on the 10th, opened 3 days ahead (on the 7th), assigned to Marco\n"
@@ -127,7 +127,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
         return fail(describe_validation_error(exc), EXIT_USAGE)
     spec, (today, now) = body.spec(), _today(settings)
 
-    async def insert(store: Store) -> schedule_queries.ScheduleDetail | None:
+    async def insert(store: Storage) -> schedule_queries.ScheduleDetail | None:
         schedule_id = await store.write(
             lambda tx: create_schedule(tx, spec, today=today, now=now))
         async with store.read() as conn:
@@ -144,7 +144,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    async def fetch(store: Store) -> list[schedule_queries.ScheduleView]:
+    async def fetch(store: Storage) -> list[schedule_queries.ScheduleView]:
         async with store.read() as conn:
             return await schedule_queries.list_schedules(conn)
 
@@ -203,7 +203,7 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
     schedule_id: int = args.id
     today, _ = _today(settings)
 
-    async def fetch(store: Store) -> list[schedule_queries.PreviewItem] | None:
+    async def fetch(store: Storage) -> list[schedule_queries.PreviewItem] | None:
         async with store.read() as conn:
             return await schedule_queries.preview(conn, schedule_id, today=today, count=count)
 
@@ -222,7 +222,7 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
 def _set_active(settings: Settings, schedule_id: int, *, active: bool) -> int:
     today, now = _today(settings)
 
-    async def change(store: Store) -> schedule_queries.ScheduleDetail | None:
+    async def change(store: Storage) -> schedule_queries.ScheduleDetail | None:
         await store.write(lambda tx: update_schedule(tx, schedule_id, {"active": active},
                                                      today=today, now=now))
         async with store.read() as conn:
@@ -239,7 +239,7 @@ def _set_active(settings: Settings, schedule_id: int, *, active: bool) -> int:
 
 
 def _load(settings: Settings, schedule_id: int) -> schedule_queries.ScheduleDetail | None:
-    async def fetch(store: Store) -> schedule_queries.ScheduleDetail | None:
+    async def fetch(store: Storage) -> schedule_queries.ScheduleDetail | None:
         async with store.read() as conn:
             return await schedule_queries.get_schedule(conn, schedule_id)
 

@@ -5,21 +5,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import psycopg
+
 from nexusmail.clock import Clock, SystemClock
-from nexusmail.config import Settings
+from nexusmail.config import ConfigError, Settings
 from nexusmail.ingest.accept import Ingest
-from nexusmail.paths import blobs_path, database_path
+from nexusmail.paths import blobs_path
+from nexusmail.storage.connections import Storage
+from nexusmail.storage.target import database_target, open_store
 from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.reply_tokens import load_reply_keys
-from nexusmail.tickets.store import StorageError, Store
+from nexusmail.tickets.store import StorageError
 
 T = TypeVar("T")
 # What a command returns, as its process exit status: scripts and systemd units test it.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# What opening or using the store may raise, on either store: main() turns each into one
+# error line naming the store, never a traceback.
+STORE_ERRORS = (StorageError, sqlite3.Error, psycopg.Error, OSError)
 
 # A command, and the two parser builders main() hands to each group's register().
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -33,53 +41,66 @@ def fail(message: str, code: int = EXIT_FAILED) -> int:
     return code
 
 
-def with_store(settings: Settings, fn: Callable[[Store], Awaitable[T]], *,
+def with_store(settings: Settings, fn: Callable[[Storage], Awaitable[T]], *,
                create: bool = False) -> T:
-    """Open the store (its writer takes turns with a running daemon's through SQLite's
-    lock), run `fn` on it, close it.
+    """Open the store the settings name (SQLite or PostgreSQL), run `fn` on it, close it.
 
-    Only commands that set a new installation up (`create`) may start an empty store:
-    run from the wrong directory, any other command would find nothing in a database it
-    just made, and leave it behind, instead of saying where it looked."""
-    path = database_path(settings)
+    Beside a running daemon this takes turns with its writer: through SQLite's lock, or
+    as one more client of the PostgreSQL server. Only commands that set a new
+    installation up (`create`) may start an empty SQLite store: run from the wrong
+    directory, any other command would find nothing in a database it just made, and
+    leave it behind, instead of saying where it looked."""
     if not create:
         require_store(settings)
 
     async def run() -> T:
-        async with Store(path) as store:
+        store = open_store(settings)
+        await store.open()
+        try:
             return await fn(store)
+        finally:
+            await store.close()
 
     return asyncio.run(run())
 
 
-def with_ingest(settings: Settings, fn: Callable[[Ingest, Store], Awaitable[T]], *,
+def with_ingest(settings: Settings, fn: Callable[[Ingest, Storage], Awaitable[T]], *,
                 clock: Clock | None = None, create: bool = False) -> T:
     """Run `fn` with an Ingest built as the daemon builds it (parsing in this process);
     only an import (`create`) may start a new, empty store."""
     if not create:
-        require_store(settings)
+        require_store(settings)  # before the key file, which loading may create
     keys = load_reply_keys(settings)  # blocking file read, before the loop runs
 
-    async def run() -> T:
-        async with Store(database_path(settings)) as store:
-            ingest = Ingest(store, BlobStore(blobs_path(settings)), settings,
-                            clock or SystemClock(), reply_keys=keys)
-            return await fn(ingest, store)
+    async def run(store: Storage) -> T:
+        ingest = Ingest(store, BlobStore(blobs_path(settings)), settings,
+                        clock or SystemClock(), reply_keys=keys)
+        return await fn(ingest, store)
 
-    return asyncio.run(run())
+    return with_store(settings, run, create=create)
 
 
 def require_store(settings: Settings) -> None:
-    """StorageError, saying where it looked, when the data dir holds no database."""
-    if settings.storage.database_url.startswith("postgres"):
-        raise StorageError("the offline commands work on the SQLite store only so far; this "
-                           "configuration uses PostgreSQL ([storage] database_url): use "
-                           "the API or the admin page")
-    path = database_path(settings)
-    if not path.exists():
+    """StorageError, saying where it looked, when the data dir holds no SQLite database.
+
+    A PostgreSQL database is named outright by its URL: connecting says whether it is
+    there, and the daemon's own migrations make an empty one ready."""
+    target = database_target(settings)
+    path = target.sqlite_path
+    if path is not None and not path.exists():
         raise StorageError(f"there is no nexusmail database {path} (data dir: "
                            f"{settings.storage.data_dir}); run this where the daemon runs, "
                            "or give --config with its [storage] data_dir")
+
+
+def store_failure(settings: Settings, exc: Exception) -> int:
+    """The error line for a store that could not be used, naming which one (never its
+    password: the URL the settings hold has none)."""
+    try:
+        where = database_target(settings).describe()
+    except ConfigError:
+        where = settings.storage.data_dir.as_posix()
+    return fail(f"cannot use the store {where}: {exc}")
 
 
 def print_table(header: list[str], rows: list[list[str]]) -> None:
