@@ -17,6 +17,7 @@ from datetime import datetime
 
 from nexusmail.config import Settings
 from nexusmail.storage.connections import Storage, WriteTx
+from nexusmail.tickets import operator_replies
 from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.cases import (
@@ -29,6 +30,7 @@ from nexusmail.tickets.cases import (
 )
 from nexusmail.tickets.models import Direction, MessageKind
 from nexusmail.tickets.new_requests import OpenRequest, open_request
+from nexusmail.tickets.operator_replies import CustomerReply
 
 # What common file systems and the attachments table take for one name.
 MAX_FILENAME_CHARS = 255
@@ -97,10 +99,7 @@ async def add_note(store: Storage, blobs: BlobStore, number: int, *, author: str
 
     Files first, the row after: a crash between them leaves an unused file, never a
     row naming bytes that are not there. `NotFound` when the intervention is gone."""
-    stored = []
-    for file in files:
-        digest = await asyncio.to_thread(blobs.put, file.data)
-        stored.append(StoredAttachment(file.filename, file.content_type, len(file.data), digest))
+    stored = await store_files(blobs, files)
     note = NewMessage(
         kind=MessageKind.NOTE, direction=Direction.INTERNAL, author=author, body_text=text,
         attachments=stored, extra={"register_ref": register_ref} if register_ref else {},
@@ -111,3 +110,26 @@ async def add_note(store: Storage, blobs: BlobStore, number: int, *, author: str
         return add_message(tx, number, note, now=now)
 
     return await store.write(add)
+
+
+async def reply_to_customer(store: Storage, blobs: BlobStore, number: int, *, author: str,
+                            author_name: str, text: str, files: Sequence[NoteFile],
+                            close: bool, now: datetime, settings: Settings) -> int:
+    """Mail the operator's answer (with its files) to the customer of intervention
+    `number`, on its thread, closing the case after it when `close`; the thread
+    message's id. Files first, as for notes. `NotFound`/`Conflict` from
+    tickets.operator_replies."""
+    reply = CustomerReply(text=text, author=author, author_name=author_name,
+                          attachments=await store_files(blobs, files), close=close)
+    return await store.write(
+        lambda tx: operator_replies.reply_to_customer(tx, number, reply, now=now,
+                                                      settings=settings))
+
+
+async def store_files(blobs: BlobStore, files: Sequence[NoteFile]) -> list[StoredAttachment]:
+    """Put each file's bytes in the blob store (off the event loop); their rows to write."""
+    stored = []
+    for file in files:
+        digest = await asyncio.to_thread(blobs.put, file.data)
+        stored.append(StoredAttachment(file.filename, file.content_type, len(file.data), digest))
+    return stored

@@ -25,6 +25,7 @@ class MessageKind(StrEnum):
     NOTE = "note"
     STATUS_CHANGE = "status_change"
     OUTBOUND_MAIL = "outbound_mail"
+    OPERATOR_REPLY = "operator_reply"      # an operator's answer mailed to the customer
 
 
 class Direction(StrEnum):
@@ -83,3 +84,4 @@ class OutboxKind(StrEnum):
     ASSIGNMENT = "assignment"
     DECISION_ECHO = "decision_echo"
     REJECTION_NOTICE = "rejection_notice"
+    OPERATOR_REPLY = "operator_reply"      # written by a person: no Auto-Submitted header

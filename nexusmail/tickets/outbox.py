@@ -38,6 +38,9 @@ class OutgoingMail:
     context: Mapping[str, Any] = field(default_factory=dict)   # JSON-serialisable
     intervention_number: int | None = None
     thread_kind: MessageKind = MessageKind.OUTBOUND_MAIL       # how it shows on the thread
+    # A thread message already written for this mail (an operator's reply, with its
+    # author and files); None: enqueue_mail writes one.
+    thread_message_id: int | None = None
 
 
 def new_message_id(domain: str) -> str:
@@ -50,14 +53,15 @@ def enqueue_mail(
 ) -> str:
     """Queue `mail`; record it on its intervention's thread; return its Message-ID."""
     message_id = new_message_id(domain)
-    thread_message_id = None
-    if mail.intervention_number is not None:
+    thread_message_id = mail.thread_message_id
+    if mail.intervention_number is not None and thread_message_id is None:
         thread_message_id = tx.execute(
             "INSERT INTO messages (intervention_number, kind, direction, author, to_addrs,"
             " message_id, created_at) VALUES (?, ?, ?, 'nexusmail', ?, ?, ?) RETURNING id",
             (mail.intervention_number, mail.thread_kind, Direction.OUT,
              json.dumps([mail.recipient]), message_id, iso(now)),
         ).fetchone()[0]
+    if mail.intervention_number is not None:
         tx.execute(
             "INSERT INTO thread_refs (message_id, intervention_number) VALUES (?, ?)"
             " ON CONFLICT DO NOTHING",

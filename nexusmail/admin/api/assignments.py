@@ -20,11 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import structlog
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Message
 
 from nexusmail.admin.api.base import (
     ApiError,
@@ -35,17 +33,14 @@ from nexusmail.admin.api.base import (
     read_body,
 )
 from nexusmail.admin.api.models import AssignmentIn
+from nexusmail.admin.api.uploads import is_form, read_upload_form
 from nexusmail.tickets import queries
 from nexusmail.tickets.assignments import apply_reply_as_operator, assign
 from nexusmail.tickets.entry import NoteFile, add_note
 
 log = structlog.get_logger(__name__)
 
-# Text fields and multipart framing travel beside the files; the files themselves are
-# held to [limits] max_message_bytes, like an inbound mail.
-FORM_OVERHEAD_BYTES = 1024 * 1024
 MAX_REGISTER_REF_CHARS = 100
-_FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 
 
 def assignment_routes(services: ApiServices) -> list[Route]:
@@ -101,8 +96,7 @@ class _Handlers:
     async def add_note(self, request: Request) -> Response:
         token = await authenticate(self.s, request)
         number = path_id(request, "number")
-        content_type = request.headers.get("content-type", "").partition(";")[0]
-        if content_type.strip().lower() not in _FORM_TYPES:
+        if not is_form(request):
             raise ApiError(415, "send a note as multipart/form-data (text, file, register_ref)")
         # Checked before reading the upload, so no file is stored for a missing case.
         async with self.s.store.read() as conn:
@@ -122,56 +116,14 @@ class _Handlers:
         self, request: Request
     ) -> tuple[str, str, list[NoteFile]]:
         limits = self.s.settings.limits
-        limited = _limit_body(request, limits.max_message_bytes + FORM_OVERHEAD_BYTES)
-        files: list[NoteFile] = []
-        async with limited.form(max_files=limits.max_attachments, max_fields=10) as form:
-            text = _text_field(form.get("text"), "text").strip()
-            register_ref = _text_field(form.get("register_ref"), "register_ref").strip()
-            total = 0
-            for upload in form.getlist("file"):
-                if not isinstance(upload, UploadFile):
-                    raise ApiError(422, "file: should be a file upload, not a text field")
-                if not upload.filename and not upload.size:
-                    continue  # a browser's file input left empty
-                data = await upload.read()
-                total += len(data)
-                if total > limits.max_message_bytes:
-                    raise ApiError(413, f"the files are larger than {limits.max_message_bytes}"
-                                        " bytes ([limits] max_message_bytes)")
-                files.append(NoteFile.upload(upload.filename, upload.content_type, data))
+        form = await read_upload_form(request, limits, ("text", "register_ref"))
+        text, register_ref = form.fields["text"], form.fields["register_ref"]
         if len(text) > limits.max_body_chars:
             raise ApiError(422, f"text: is longer than {limits.max_body_chars} characters "
                                 "([limits] max_body_chars)")
         if len(register_ref) > MAX_REGISTER_REF_CHARS:
             raise ApiError(422, f"register_ref: is longer than {MAX_REGISTER_REF_CHARS}"
                                 " characters")
-        if not text and not files:
+        if not text and not form.files:
             raise ApiError(422, "text: a note needs text or a file")
-        return text, register_ref, files
-
-
-def _limit_body(request: Request, limit: int) -> Request:
-    """The same request, refused with 413 once more than `limit` body bytes arrived: a
-    chunked upload has no Content-Length to refuse up front."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"the request body is larger than {limit} bytes")
-    received = 0
-
-    async def receive() -> Message:
-        nonlocal received
-        message = await request.receive()
-        received += len(message.get("body", b""))
-        if received > limit:
-            raise ApiError(413, f"the request body is larger than {limit} bytes")
-        return message
-
-    return Request(request.scope, receive)
-
-
-def _text_field(value: object, name: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise ApiError(422, f"{name}: should be text, not a file")
-    return value
+        return text, register_ref, form.files

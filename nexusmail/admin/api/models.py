@@ -105,6 +105,13 @@ class CloseIn(_Body):
     note: str = Field("", max_length=10_000)
 
 
+class ReplyIn(_Body):
+    """An operator's answer to the customer (see admin.api.replies)."""
+
+    text: str = Field(min_length=1)
+    close: bool = False
+
+
 class AssignmentIn(_Body):
     employee_email: str = Field(max_length=MAX_ADDRESS_CHARS)
 

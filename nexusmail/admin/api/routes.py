@@ -21,7 +21,8 @@ Shapes:
   tickets.queries.InterventionDetail. `POST /api/v1/interventions` takes an optional
   `assignees: [email, ...]`, assigned in the same transaction (422 naming the employee
   when one is unknown or inactive; nothing is created then).
-- Assignments and notes: see admin.api_assignments.
+- Assignments and notes: see admin.api_assignments; answering the customer:
+  admin.api.replies.
 - `GET /api/v1/employees` → `{"items": [employee...]}` (each with `language` and
   `active`); `POST` → 201 the employee.
 """
@@ -53,6 +54,7 @@ from nexusmail.admin.api.base import (
 )
 from nexusmail.admin.api.health import metrics_routes, ready_routes
 from nexusmail.admin.api.models import CloseIn, EmployeeIn, InterventionIn
+from nexusmail.admin.api.replies import reply_routes
 from nexusmail.admin.api.schedules import schedule_routes
 from nexusmail.admin.downloads import download_headers, safe_media_type
 from nexusmail.tickets import queries
@@ -95,6 +97,7 @@ def _api_app(services: ApiServices) -> Starlette:
         Route("/messages/{id:int}/raw", h.get_raw_message, methods=["GET"]),
         *assignment_routes(services),
         *schedule_routes(services),
+        *reply_routes(services),
     ]
     return Starlette(
         routes=routes,

@@ -26,8 +26,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
-from nexusmail.admin.api.assignments import FORM_OVERHEAD_BYTES, _limit_body, signing_keys
+from nexusmail.admin.api.assignments import signing_keys
 from nexusmail.admin.api.base import MAX_ID, ApiError
+from nexusmail.admin.api.uploads import FORM_OVERHEAD_BYTES, limit_body
 from nexusmail.admin.downloads import DOWNLOAD_CSP, download_headers, safe_media_type
 from nexusmail.admin.pages.base import (
     MAIL_FRAME_CSP,
@@ -46,11 +47,13 @@ from nexusmail.tickets.cases import (
     close_intervention,
     reopen_intervention,
 )
-from nexusmail.tickets.entry import NoteFile, add_note
+from nexusmail.tickets.entry import NoteFile, add_note, reply_to_customer
 
 log = structlog.get_logger(__name__)
 
 MAX_REGISTER_REF_CHARS = 100
+# Form fields held shorter than [limits] max_body_chars.
+_FIELD_LIMITS = {"register_ref": MAX_REGISTER_REF_CHARS, "close": 10}
 # Raster images a browser only ever draws: shown inline as previews. Never SVG (it
 # can hold script) and nothing the stored type merely claims beyond these.
 PREVIEW_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
@@ -63,6 +66,7 @@ def thread_routes(pages: Pages) -> list[Route]:
         Route(n, h.thread, methods=["GET"]),
         Route(n + "/assign", h.assign, methods=["POST"]),
         Route(n + "/notes", h.add_note, methods=["POST"]),
+        Route(n + "/replies", h.reply, methods=["POST"]),
         Route(n + "/close", h.close, methods=["POST"]),
         Route(n + "/reopen", h.reopen, methods=["POST"]),
         Route("/messages/{id:int}/apply", h.apply_reply, methods=["POST"]),
@@ -242,19 +246,46 @@ class _Handlers:
                  files=len(files), operator=operator.email)
         return redirect(f"/interventions/{number}#m{message_id}", "Note added.", request)
 
+    async def reply(self, request: Request) -> Response:
+        """The operator's answer, mailed to the customer and shown on the thread."""
+        operator = await self.p.operator(request)
+        number = _path_number(request, "number")
+        fields, files = await self._read_files_form(request, ("text", "close"))
+        if not fields["text"]:
+            raise PageError(422, "A reply to the customer needs text.")
+        close = fields["close"] == "on"
+        services = self.p.services
+        message_id = await reply_to_customer(
+            services.store, services.blobs, number, author=f"operator:{operator.email}",
+            author_name=operator.name, text=fields["text"], files=files, close=close,
+            now=services.clock.now(), settings=services.settings)
+        services.on_outbox()
+        log.info("admin.customer_replied", intervention=number, message_id=message_id,
+                 files=len(files), closed=close, operator=operator.email)
+        flash = "Reply sent; the intervention is closed." if close else "Reply sent."
+        return redirect(f"/interventions/{number}#m{message_id}", flash, request)
+
     async def _read_note_form(
         self, request: Request
     ) -> tuple[str, str, list[NoteFile]]:
+        fields, files = await self._read_files_form(request, ("text", "register_ref"))
+        if not fields["text"] and not files:
+            raise PageError(422, "A note needs text or a file.")
+        return fields["text"], fields["register_ref"], files
+
+    async def _read_files_form(
+        self, request: Request, names: Sequence[str]
+    ) -> tuple[dict[str, str], list[NoteFile]]:
         limits = self.p.services.settings.limits
         # Refused as soon as the body outgrows the limit, chunked uploads included.
-        limited = _limit_body(request, limits.max_message_bytes + FORM_OVERHEAD_BYTES)
+        limited = limit_body(request, limits.max_message_bytes + FORM_OVERHEAD_BYTES)
         files: list[NoteFile] = []
         async with limited.form(max_files=limits.max_attachments, max_fields=10,
                                 max_part_size=limits.max_message_bytes) as form:
             # Checked before any file is read or stored.
             check_csrf(request, form)
-            text = form_text(form, "text", limits.max_body_chars)
-            register_ref = form_text(form, "register_ref", MAX_REGISTER_REF_CHARS)
+            fields = {name: form_text(form, name, _FIELD_LIMITS.get(name, limits.max_body_chars))
+                      for name in names}
             total = 0
             for upload in form.getlist("file"):
                 if not isinstance(upload, UploadFile) or (not upload.filename
@@ -266,9 +297,7 @@ class _Handlers:
                     raise PageError(413, "The files are larger than "
                                          f"{limits.max_message_bytes} bytes.")
                 files.append(NoteFile.upload(upload.filename, upload.content_type, data))
-        if not text and not files:
-            raise PageError(422, "A note needs text or a file.")
-        return text, register_ref, files
+        return fields, files
 
     async def close(self, request: Request) -> Response:
         operator = await self.p.operator(request)
