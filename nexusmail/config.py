@@ -193,6 +193,12 @@ class SecuritySettings(_Section):
         return value
 
 
+class TicketsSettings(_Section):
+    # A customer's mail on a closed case reopens it (the reopening is on the thread);
+    # false: it is kept on the closed case and flagged "mail after close" instead.
+    reopen_on_customer_reply: bool = True
+
+
 class SchedulerSettings(_Section):
     # Schedule dates are calendar dates in the company's time zone (DST never moves them).
     timezone: str = "Europe/Rome"
@@ -286,6 +292,7 @@ class Settings(_Section):
     log: LogSettings = LogSettings()
     replies: RepliesSettings = RepliesSettings()
     security: SecuritySettings = SecuritySettings()
+    tickets: TicketsSettings = TicketsSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     imap: ImapSettings = ImapSettings()
 

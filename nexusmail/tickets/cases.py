@@ -193,7 +193,9 @@ def close_intervention(
     )
 
 
-def reopen_intervention(tx: WriteTx, number: int, *, now: datetime, author: str) -> None:
+def reopen_intervention(
+    tx: WriteTx, number: int, *, now: datetime, author: str, note: str = ""
+) -> None:
     if intervention_status(tx, number) is Status.OPEN:
         raise Conflict(f"intervention {number} is already open")
     tx.execute(
@@ -203,7 +205,7 @@ def reopen_intervention(tx: WriteTx, number: int, *, now: datetime, author: str)
     add_message(
         tx, number,
         NewMessage(kind=MessageKind.STATUS_CHANGE, direction=Direction.INTERNAL, author=author,
-                   extra={"status": Status.OPEN}),
+                   body_text=note, extra={"status": Status.OPEN}),
         now=now,
     )
 

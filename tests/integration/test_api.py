@@ -175,6 +175,22 @@ async def test_closing_twice_is_a_409(api: Api) -> None:
     assert "already closed" in again.json()["error"]
 
 
+async def test_reopen_answers_the_open_case_and_409_when_open(api: Api) -> None:
+    """Reopening a closed case answers it open, with the reopening on the thread; an
+    open case cannot be reopened (409), an unknown one is 404."""
+    number = (await open_phone_request(api))["number"]
+    reopen = f"/api/v1/interventions/{number}/reopen"
+    assert (await api.client.post(reopen)).status_code == 409
+    assert (await api.client.post(f"/api/v1/interventions/{number}/close")).status_code == 200
+    response = await api.client.post(reopen)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["closed_at"]) == ("open", None)
+    last = body["messages"][-1]
+    assert (last["kind"], last["author"]) == ("status_change", "api:tests")
+    assert (await api.client.post("/api/v1/interventions/99/reopen")).status_code == 404
+
+
 @pytest.mark.parametrize(("method", "path"), [
     ("GET", "/api/v1/interventions/42"),
     ("POST", "/api/v1/interventions/42/close"),

@@ -353,22 +353,45 @@ async def test_a_reused_message_id_with_other_content_is_kept(
     await sink.wait_for_async(1)
 
 
-async def test_customer_mail_after_close_flags_the_closed_case(tmp_path: Path,
-                                                              relay: Controller) -> None:
-    """A customer writing to a closed case leaves it closed but flagged
-    `mail_after_close` in the API's view and findable by the list's attention filter."""
+async def close_then_write_again(daemon: Daemon, clock: FakeClock) -> None:
+    first = customer_mail(message_id="before-close@example.it")
+    assert (await daemon.send(first))[0] == 250
+    store = daemon.running.store
+    await store.write(lambda tx: close_intervention(tx, 1, now=clock.now(), author="op"))
+    clock.advance(timedelta(hours=2))
+    again = customer_mail(subject="Re: Caldaia guasta", body="Si è guastata di nuovo.",
+                          in_reply_to="before-close@example.it")
+    assert (await daemon.send(again))[0] == 250
+
+
+async def test_customer_mail_after_close_reopens_the_case(tmp_path: Path,
+                                                         relay: Controller) -> None:
+    """By default a customer writing to a closed case reopens it: the reopening, naming
+    the sender, is on the thread just before their mail; it shows as open work again."""
     clock = FakeClock()
     async with running_daemon(make_settings(tmp_path / "data", relay_port=relay.port),
                               clock=clock) as daemon:
-        first = customer_mail(message_id="before-close@example.it")
-        assert (await daemon.send(first))[0] == 250
-        store = daemon.running.store
-        await store.write(lambda tx: close_intervention(tx, 1, now=clock.now(), author="op"))
-        clock.advance(timedelta(hours=2))
-        thanks = customer_mail(subject="Re: Caldaia guasta", body="Si è guastata di nuovo.",
-                               in_reply_to="before-close@example.it")
-        assert (await daemon.send(thanks))[0] == 250
-        async with store.read() as conn:
+        await close_then_write_again(daemon, clock)
+        async with daemon.running.store.read() as conn:
+            detail = await queries.get_intervention(conn, 1)
+        assert detail is not None
+        assert (detail["status"], detail["needs_attention"]) == ("open", ["unassigned"])
+        tail = [(m["kind"], m["body_text"]) for m in detail["messages"]][-2:]
+        assert tail == [("status_change", "reopened by a mail from mario.rossi@example.it"),
+                        ("customer_mail", "Si è guastata di nuovo.")]
+        assert len(await interventions(daemon)) == 1
+
+
+async def test_customer_mail_after_close_flags_the_closed_case_when_set_so(
+        tmp_path: Path, relay: Controller) -> None:
+    """With `[tickets] reopen_on_customer_reply = false` the case stays closed but is
+    flagged `mail_after_close` in the API's view and by the list's attention filter."""
+    clock = FakeClock()
+    settings = make_settings(tmp_path / "data", relay_port=relay.port,
+                             tickets={"reopen_on_customer_reply": False})
+    async with running_daemon(settings, clock=clock) as daemon:
+        await close_then_write_again(daemon, clock)
+        async with daemon.running.store.read() as conn:
             detail = await queries.get_intervention(conn, 1)
             flagged = await search.list_page(conn, search.ListFilter(
                 attention=Attention.MAIL_AFTER_CLOSE))

@@ -17,7 +17,8 @@ Shapes:
   Each carries `needs_attention`: a list of tickets.attention.Attention flags
   (`rejected`, `unclear`, `unverified`, `unassigned`, `mail_after_close`).
 - `GET /api/v1/interventions/{number}`, and the 201 of `POST /api/v1/interventions`
-  and the 200 of `POST .../{number}/close` (body optional: `{"note": "..."}`): see
+  and the 200 of `POST .../{number}/close` (body optional: `{"note": "..."}`) and of
+  `POST .../{number}/reopen` (409 when it is open): see
   tickets.queries.InterventionDetail. `POST /api/v1/interventions` takes an optional
   `assignees: [email, ...]`, assigned in the same transaction (422 naming the employee
   when one is unknown or inactive; nothing is created then).
@@ -58,7 +59,13 @@ from nexusmail.admin.api.replies import reply_routes
 from nexusmail.admin.api.schedules import schedule_routes
 from nexusmail.admin.downloads import download_headers, safe_media_type
 from nexusmail.tickets import queries
-from nexusmail.tickets.cases import Conflict, NotFound, add_employee, close_intervention
+from nexusmail.tickets.cases import (
+    Conflict,
+    NotFound,
+    add_employee,
+    close_intervention,
+    reopen_intervention,
+)
 from nexusmail.tickets.entry import EntryRefused, open_with_assignees
 from nexusmail.tickets.models import Source, Status
 from nexusmail.tickets.new_requests import OpenRequest
@@ -93,6 +100,7 @@ def _api_app(services: ApiServices) -> Starlette:
         Route("/interventions", h.create_intervention, methods=["POST"]),
         Route("/interventions/{number:int}", h.get_intervention, methods=["GET"]),
         Route("/interventions/{number:int}/close", h.close_intervention, methods=["POST"]),
+        Route("/interventions/{number:int}/reopen", h.reopen_intervention, methods=["POST"]),
         Route("/attachments/{id:int}", h.get_attachment, methods=["GET"]),
         Route("/messages/{id:int}/raw", h.get_raw_message, methods=["GET"]),
         *assignment_routes(services),
@@ -200,6 +208,15 @@ class _Handlers:
             )
         )
         log.info("api.intervention_closed", intervention=number, token_name=token.name)
+        return JSONResponse(await self._intervention(number))
+
+    async def reopen_intervention(self, request: Request) -> Response:
+        token = await authenticate(self.s, request)
+        number = path_id(request, "number")
+        now = self.s.clock.now()
+        await self.s.store.write(
+            lambda tx: reopen_intervention(tx, number, now=now, author=f"api:{token.name}"))
+        log.info("api.intervention_reopened", intervention=number, token_name=token.name)
         return JSONResponse(await self._intervention(number))
 
     async def get_attachment(self, request: Request) -> Response:
