@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from postgres_server import PostgresCluster
 
-from nexusmail.storage import postgresql
+from nexusmail.storage import postgresql, store_move
 from nexusmail.tickets.store import connect as connect_sqlite
 from nexusmail.tickets.store import migrate as migrate_sqlite
 
@@ -115,3 +115,13 @@ def test_search_finds_on_postgresql_what_fts5_finds(database: str) -> None:
                 " @@ plainto_tsquery('nexusmail_text', nexusmail_search_text(%s))",
                 (text, words)).fetchall()
             assert (bool(fts5), pg) == (expected, expected), (text, words)
+
+
+def test_migrate_store_knows_every_table(database: str, tmp_path: Path) -> None:
+    """`nexusmail migrate-store` refuses a table it does not know: a migration that adds
+    a table must add it to storage.store_move.TABLES (and a row of it to its test)."""
+    with postgresql.connect(database) as conn:
+        postgresql.migrate(conn)
+        rows = conn.execute("SELECT table_name FROM information_schema.tables"
+                            " WHERE table_schema = 'public'").fetchall()
+    assert {r[0] for r in rows} - {"schema_migrations"} == store_move.TABLES
