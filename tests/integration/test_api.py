@@ -123,14 +123,17 @@ async def test_phone_request_creates_an_intervention(api: Api) -> None:
     assert created["source"] == "api"
     assert created["priority"] == "high"
     assert created["desired_from"] == "2026-03-05"
-    assert created["customer"] == {"name": "Mario Rossi", "email": "mario.rossi@example.it"}
+    assert created["customer"]["name"] == "Mario Rossi"
+    assert created["customer"]["email"] == "mario.rossi@example.it"
+    assert created["contact"]["email"] == "mario.rossi@example.it"
     assert created["assignments"] == []
     detail = (await api.client.get(f"/api/v1/interventions/{number}")).json()
     assert detail == created
     assert set(detail) == {
         "number", "status", "subject", "description", "request_type", "priority",
         "desired_from", "desired_to", "source", "related_number", "customer", "created_at",
-        "updated_at", "closed_at", "assignments", "messages", "needs_attention"}
+        "updated_at", "closed_at", "assignments", "messages", "needs_attention",
+        "contact", "site", "equipment", "channel", "requested_at", "owner", "status_reason"}
     assert detail["needs_attention"] == ["unassigned"]
     first = detail["messages"][0]
     assert set(first) == {"id", "kind", "direction", "from", "to", "cc", "author", "subject",

@@ -12,12 +12,14 @@ import nexusmail
 PACKAGE_ROOT = Path(nexusmail.__file__).parent
 
 # Each rule: (the package whose modules are checked, the packages they must not import).
-# tickets and mail are the core that ingest, dispatch and admin are built on: an import the
-# other way makes a cycle and lets the domain depend on a transport. mail is the pure parsed-mail
+# tickets, records (the customer archive beside it) and mail are the core that ingest,
+# dispatch and admin are built on: an import the other way makes a cycle and lets the domain
+# depend on a transport. mail is the pure parsed-mail
 # model, so it also knows nothing of the store or the tickets. The CLI is the outermost layer:
 # only the entry point may import it.
 RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("nexusmail.tickets", ("nexusmail.ingest", "nexusmail.admin", "nexusmail.dispatch")),
+    ("nexusmail.records", ("nexusmail.ingest", "nexusmail.admin", "nexusmail.dispatch")),
     (
         "nexusmail.mail",
         (

@@ -19,7 +19,11 @@ Shapes:
 - `GET /api/v1/interventions/{number}`, and the 201 of `POST /api/v1/interventions`
   and the 200 of `POST .../{number}/close` (body optional: `{"note": "..."}`) and of
   `POST .../{number}/reopen` (409 when it is open): see
-  tickets.queries.InterventionDetail. `POST /api/v1/interventions` takes an optional
+  tickets.queries.InterventionDetail, with the archive's records of
+  records.links.InterventionRecords (`customer{...}`, `contact`, `site`, `equipment`,
+  `channel`, `requested_at`, `owner`, `status_reason`).
+- The archive (customers, contacts, sites, equipment, request types): see
+  admin.api.records. `POST /api/v1/interventions` takes an optional
   `assignees: [email, ...]`, assigned in the same transaction (422 naming the employee
   when one is unknown or inactive; nothing is created then).
 - Assignments and notes: see admin.api_assignments; answering the customer:
@@ -55,9 +59,12 @@ from nexusmail.admin.api.base import (
 )
 from nexusmail.admin.api.health import metrics_routes, ready_routes
 from nexusmail.admin.api.models import CloseIn, EmployeeIn, InterventionIn
+from nexusmail.admin.api.records import record_routes
 from nexusmail.admin.api.replies import reply_routes
 from nexusmail.admin.api.schedules import schedule_routes
 from nexusmail.admin.downloads import download_headers, safe_media_type
+from nexusmail.records.fields import InvalidRecord
+from nexusmail.records.links import intervention_records
 from nexusmail.tickets import queries
 from nexusmail.tickets.cases import (
     Conflict,
@@ -106,6 +113,7 @@ def _api_app(services: ApiServices) -> Starlette:
         *assignment_routes(services),
         *schedule_routes(services),
         *reply_routes(services),
+        *record_routes(services),
     ]
     return Starlette(
         routes=routes,
@@ -115,6 +123,7 @@ def _api_app(services: ApiServices) -> Starlette:
             NotFound: _status_error(404),
             Conflict: _status_error(409),
             EntryRefused: _status_error(422),
+            InvalidRecord: _status_error(422),
             StorageError: _storage_error,
             Exception: _internal_error,
         },
@@ -251,12 +260,15 @@ class _Handlers:
             headers=download_headers(f"message-{message_id}.eml"),
         )
 
-    async def _intervention(self, number: int) -> queries.InterventionDetail:
+    async def _intervention(self, number: int) -> dict[str, Any]:
         async with self.s.store.read() as conn:
             detail = await queries.get_intervention(conn, number)
-        if detail is None:
+            records = await intervention_records(conn, number)
+        if detail is None or records is None:
             raise ApiError(404, f"intervention {number} does not exist")
-        return detail
+        # The archive's view of the customer (and contact, site, machine) replaces the
+        # thread's short one.
+        return {**detail, **records}
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse({"error": message}, status_code=status, headers=headers)

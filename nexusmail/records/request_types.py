@@ -1,0 +1,144 @@
+"""Request types: the list an operator picks a case's type from, with a name per
+language, a default priority and default assignees. An intervention's request_type
+holds one of these codes, or free text as before."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
+
+from nexusmail.records import fields
+from nexusmail.records.fields import InvalidRecord
+from nexusmail.storage.connections import ReadTx, WriteTx
+from nexusmail.tickets.cases import Conflict, NotFound
+
+SERVICE_SCHEDULE = "service_schedule"
+# Codes are what clients and imports write: short, lower case, no spaces.
+_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
+MAX_NAME_CHARS = 100
+MAX_ASSIGNEES = 50
+
+
+class Names(TypedDict):
+    en: str
+    it: str
+    ro: str
+
+
+class RequestTypeView(TypedDict):
+    code: str
+    names: Names
+    default_priority: str
+    default_assignees: list[str]     # employee emails
+
+
+def code(value: Any) -> str:
+    text = (fields.text_or_none(value) or "").lower()
+    if not _CODE.match(text):
+        raise InvalidRecord("code: should be 1 to 50 lower-case letters, digits, '_' or '-'"
+                            ", starting with a letter or digit")
+    return text
+
+
+def _names(value: Mapping[str, Any]) -> dict[str, str]:
+    names = {}
+    for language, name in value.items():
+        if language not in fields.LANGUAGES:
+            raise InvalidRecord(f"names.{language}: should be one of en, it, ro")
+        text = fields.text_or_none(name) or ""
+        if len(text) > MAX_NAME_CHARS:
+            raise InvalidRecord(f"names.{language}: is longer than {MAX_NAME_CHARS}"
+                                " characters")
+        names[language] = text
+    return names
+
+
+def _assignee_ids(tx: WriteTx, emails: Sequence[str]) -> list[int]:
+    if len(emails) > MAX_ASSIGNEES:
+        raise InvalidRecord(f"default_assignees: more than {MAX_ASSIGNEES}")
+    ids = []
+    for raw in dict.fromkeys(emails):
+        email = fields.email(raw, "default_assignees")
+        row = tx.execute("SELECT id, active FROM employees WHERE email = ?",
+                         (email,)).fetchone()
+        if row is None:
+            raise InvalidRecord(f"default_assignees: no employee has the address {email}")
+        if not row[1]:
+            raise InvalidRecord(f"default_assignees: employee {email} is retired")
+        ids.append(int(row[0]))
+    return ids
+
+
+def create_request_type(tx: WriteTx, values: Mapping[str, Any]) -> str:
+    """Add a type to the list; return its code. Its English name defaults to the code."""
+    new_code = code(values.get("code"))
+    if tx.execute("SELECT 1 FROM request_types WHERE code = ?", (new_code,)).fetchone():
+        raise Conflict(f"code: a request type {new_code} exists already")
+    names = {"en": "", "it": "", "ro": "", **_names(values.get("names") or {})}
+    names["en"] = names["en"] or new_code
+    priority = fields.choice(values.get("default_priority"), fields.PRIORITIES,
+                             "default_priority") or "normal"
+    position = tx.execute("SELECT coalesce(max(position), 0) + 1 FROM request_types"
+                          ).fetchone()[0]
+    tx.execute(
+        "INSERT INTO request_types (code, name_en, name_it, name_ro, default_priority,"
+        " position) VALUES (?, ?, ?, ?, ?, ?)",
+        (new_code, names["en"], names["it"], names["ro"], priority, position))
+    _set_assignees(tx, new_code, _assignee_ids(tx, values.get("default_assignees") or []))
+    return new_code
+
+
+def update_request_type(tx: WriteTx, type_code: str, changes: Mapping[str, Any]) -> None:
+    """Change names (those given), the default priority or the assignees (replaced)."""
+    if tx.execute("SELECT 1 FROM request_types WHERE code = ?", (type_code,)).fetchone() is None:
+        raise NotFound(f"request type {type_code} does not exist")
+    for language, name in _names(changes.get("names") or {}).items():
+        # The column name comes from fields.LANGUAGES, checked in _names.
+        tx.execute(f"UPDATE request_types SET name_{language} = ? WHERE code = ?",  # noqa: S608
+                   (name, type_code))
+    if changes.get("default_priority") is not None:
+        priority = fields.choice(changes["default_priority"], fields.PRIORITIES,
+                                 "default_priority")
+        tx.execute("UPDATE request_types SET default_priority = ? WHERE code = ?",
+                   (priority, type_code))
+    if "default_assignees" in changes:
+        _set_assignees(tx, type_code, _assignee_ids(tx, changes["default_assignees"] or []))
+
+
+def _set_assignees(tx: WriteTx, type_code: str, employee_ids: list[int]) -> None:
+    tx.execute("DELETE FROM request_type_assignees WHERE request_type = ?", (type_code,))
+    tx.executemany(
+        "INSERT INTO request_type_assignees (request_type, employee_id) VALUES (?, ?)",
+        [(type_code, e) for e in employee_ids])
+
+
+async def list_request_types(conn: ReadTx) -> list[RequestTypeView]:
+    """The list in its order (position, then code)."""
+    rows = await conn.execute_fetchall(
+        "SELECT code, name_en, name_it, name_ro, default_priority FROM request_types"
+        " ORDER BY position, code")
+    assignees = await conn.execute_fetchall(
+        "SELECT a.request_type, e.email FROM request_type_assignees a"
+        " JOIN employees e ON e.id = a.employee_id ORDER BY e.email")
+    by_type: dict[str, list[str]] = {}
+    for a in assignees:
+        by_type.setdefault(a["request_type"], []).append(a["email"])
+    return [
+        {"code": r["code"],
+         "names": {"en": r["name_en"], "it": r["name_it"], "ro": r["name_ro"]},
+         "default_priority": r["default_priority"],
+         "default_assignees": by_type.get(r["code"], [])}
+        for r in rows
+    ]
+
+
+async def get_request_type(conn: ReadTx, type_code: str) -> RequestTypeView | None:
+    return next((t for t in await list_request_types(conn) if t["code"] == type_code), None)
+
+
+def display_name(kind: RequestTypeView, language: str) -> str:
+    """The type's name in `language`, else in English, else its code."""
+    names = kind["names"]
+    by_language = {"en": names["en"], "it": names["it"], "ro": names["ro"]}
+    return by_language.get(language) or names["en"] or kind["code"]
