@@ -98,6 +98,26 @@ _CUT_LINES = (
     r"^(?:get|scarica|ottieni|descarca\w*|obtine\w*) outlook (?:for|per|pentru)"
     r" (?:ios|android)\b.{0,60}$",
 )
+# Privacy (GDPR) and antivirus footers that mail servers and firms append below the
+# signature, en / it / ro: their "se", "non" and "daca" are nobody's answer. Matched on
+# the opening of the line only, as such notices are often one long paragraph.
+_FOOTER_NOTICES = re.compile(
+    r"^(?:ai sensi (?:del|dell'|degli|della)|informativa (?:sulla )?privacy|(?:avviso|nota)"
+    r" di riservatezza|(?:il presente|questo) (?:messaggio|e-?mail|documento)(?: di posta)?"
+    r" (?:e |puo |contiene |ed? |e' |potrebbe |[^.]{0,30}riservat|[^.]{0,30}destinat)"
+    r"|le informazioni contenute|questa (?:e-?mail|mail|comunicazione) (?:e|e') stata"
+    r" (?:controllata|verificata|scansionata|analizzata)|(?:e-?)?mail priva di virus"
+    r"|acest (?:e-?mail|mesaj)(?: electronic)? (?:este|poate|contine|si |a fost|e |se )"
+    r"|conform (?:regulamentului|gdpr|legii|prevederilor)|in conformitate cu (?:regulamentul"
+    r"|gdpr|legea|prevederile)|informatiile (?:continute|cuprinse)|nota de confidentialitate"
+    r"|this (?:e-?mail|message|communication)(?: and any [\w ]{0,30})? (?:is confidential"
+    r"|is intended|may contain|contains confidential|has been (?:scanned|checked)"
+    r"|was (?:scanned|checked)|is for the)|confidentiality notice|disclaimer\b"
+    r"|privacy notice|the information (?:contained|in this)|virus-free"
+    r"|(?:www\.)?avast\.com)"
+)
+_FOOTER_OPENING_CHARS = 60
+
 # Each table is tried as one alternation: one scan per line instead of one per pattern.
 _DATED_ATTRIBUTION = re.compile("|".join(f"(?:{p})" for p in _DATED_ATTRIBUTIONS))
 _CUT_LINE = re.compile("|".join(f"(?:{p})" for p in _CUT_LINES))
@@ -116,7 +136,8 @@ _DEVICE_WORDS = frozenset({
     "cellulare", "mobile", "dispozitiv", "dispozitivul", "outlook", "gmail", "yahoo",
     "libero", "mail", "bluemail", "aquamail", "samsung", "galaxy", "huawei", "xiaomi",
     "redmi", "honor", "oppo", "motorola", "blackberry", "windows", "pixel", "nokia",
-    "oneplus", "sony", "xperia", "realme", "vivo",
+    "oneplus", "sony", "xperia", "realme", "vivo", "posta", "virgilio", "aruba", "tiscali",
+    "email", "e-mail", "thunderbird", "spark",
 })
 _DEVICE_WITHIN = 3         # words after the opening in which the device must be named
 _FOOTER_MAX_WORDS = 8      # "Sent from my Samsung Galaxy S21 Ultra 5G": a footer is short
@@ -147,6 +168,8 @@ def strip_quote(text: str) -> str:
             continue
         if index and quoted_next[index + 1] and _continues_quote(lines[index - 1], stripped):
             continue  # a quoted line the client wrapped without its `>`
+        if index and _FOOTER_NOTICES.match(fold(stripped[:_FOOTER_OPENING_CHARS])):
+            break
         if len(stripped) > MAX_MARKER_CHARS:  # prose, never a marker: no pattern to try
             kept.append(line.rstrip())
             continue

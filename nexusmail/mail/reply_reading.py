@@ -1,4 +1,5 @@
-"""A technician's reply to an assignment mail, read as confirmed, rejected or unclear.
+"""A technician's reply to an assignment mail: confirmed, rejected, a work report
+(done or not done, with the hours read by mail.hours), or unclear.
 
 The verdict comes only from what the technician wrote (see quote_strip): the quoted
 assignment says both CONFIRM and REJECT. Technicians answer from phones, in Italian,
@@ -26,6 +27,12 @@ How a reply is read:
    ("Confermo? o rifiuto?", "Posso confermare domani?").
 4. The reason is the rest of that line after the phrase plus the following lines,
    without a closing greeting and the name below it.
+5. A work report outranks a yes or a no, read over the same first lines: "not done"
+   anywhere in them ("non ho finito", "manca il pezzo", "trebuie să revin") wins, as a
+   false "done" closes a case that is still broken; otherwise a "done" phrase reports
+   the job done, unless a doubt in its own sentence makes it UNCLEAR ("forse finito";
+   "Fatto. Se ci sono problemi chiamatemi" is still done). A report whose hours cannot
+   be read is still DONE, with its hours None for the operator to fill in.
 """
 
 from __future__ import annotations
@@ -35,8 +42,11 @@ import unicodedata
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 
+from nexusmail.mail.hours import ReportedTime, read_hours
 from nexusmail.mail.html import html_to_text
 from nexusmail.mail.quote_strip import cut_html_quote, fold, has_html_quote, strip_quote
+from nexusmail.mail.report_phrases import DONE, DONE_IF_HOURS, DONE_WORDS, NOT_DONE
+from nexusmail.mail.signature import CLOSING, signature_start
 
 __all__ = ["ReplyReading", "Verdict", "read_reply", "strip_quote"]
 
@@ -45,6 +55,11 @@ class Verdict(StrEnum):
     CONFIRMED = "confirmed"
     REJECTED = "rejected"
     UNCLEAR = "unclear"
+    DONE = "done"              # a work report: the job is finished
+    NOT_DONE = "not_done"      # a work report: not finished (a part, a second visit)
+
+
+REPORTS = frozenset({Verdict.DONE, Verdict.NOT_DONE})
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,14 @@ class ReplyReading:
     verdict: Verdict
     reason: str   # "" when unclear or when nothing follows the verdict phrase
     body: str     # what the technician wrote: strip_quote of the text (or HTML) part
+    # Reports only: whole minutes of work and of travel, None when not stated or unread.
+    work_minutes: int | None = None
+    travel_minutes: int | None = None
+
+    @property
+    def hours_unread(self) -> bool:
+        """A done report without readable hours: the operator fills them in."""
+        return self.verdict is Verdict.DONE and self.work_minutes is None
 
 
 class _Where(Enum):
@@ -65,6 +88,8 @@ class _Where(Enum):
 _W = r"\w+\s+"
 _CONFIRM_STEMS = r"(?:confirm|conferm|accept|accett)\w*"
 _TABLE: tuple[tuple[str, Verdict | None, bool, _Where, tuple[str, ...]], ...] = (
+    # A report that the job is not finished: first, so its "finito" is never read alone.
+    ("not_done", Verdict.NOT_DONE, True, _Where.ANYWHERE, NOT_DONE),
     # Neither, and a veto on the reply's other phrases: doubt, a condition, a promise to
     # answer later, waiting for someone else's confirmation.
     ("neutral", None, False, _Where.ANYWHERE, (
@@ -85,7 +110,16 @@ _TABLE: tuple[tuple[str, Verdict | None, bool, _Where, tuple[str, ...]], ...] = 
         r"(?:te|va) anunt", r"(?:iti|va) (?:dau de stire|scriu|sun)", r"poate", r"probabil",
         r"daca", r"depinde", r"cand (?:sunt|voi fi) (?:liber|libera|disponibil\w*)",
         r"inca nu", r"sper",
+        # Done with something else first: "Ok, quando ho finito a Monza passo".
+        r"(?:quando|appena|dopo che) (?:ho |avro )?(?:finito|terminato)",
+        r"(?:when|once|after) (?:i'?m |i am |i'?ve |i have |i )?(?:done|finished|finish)",
+        r"(?:cand|dupa ce) (?:termin|am terminat|gata)",
+        r"(?:finito|finish\w*|terminat\w*|done) (?:l'altro|the other|with the other|cu celalalt"
+        r"|la celalalt|altrove|elsewhere)",
     )),
+    ("done", Verdict.DONE, True, _Where.ANYWHERE, DONE),
+    ("done_word", Verdict.DONE, True, _Where.CLAUSE_START, DONE_WORDS),
+    ("done_if_hours", Verdict.DONE, True, _Where.CLAUSE_START, DONE_IF_HOURS),
     # Negated confirm: "can't confirm", "non posso confermare", "nu pot confirma".
     ("negated", Verdict.REJECTED, True, _Where.ANYWHERE, (
         r"(?:can'?t|cannot|can not|could not|couldn'?t|won'?t|will not|unable to|not able to"
@@ -134,21 +168,24 @@ _CLAUSE_ENDS = ",.;:!?-\u2013\u2014(\n"
 _AFTER_ALONE = ",.;:!-\u2013\u2014)"
 _STOP_MARKS = frozenset(".!?,;:\n")
 _LEADING_PUNCTUATION = re.compile(r"^[\s:;,.!\-\u2013\u2014)]+")
-# A closing greeting on its own line (maybe with the name after a comma); it and the
-# short lines below it (name, phone) are not part of the reason.
-_CLOSING = re.compile(
-    r"^(?:grazie(?: mille)?|saluti|cordiali saluti|distinti saluti|buona giornata|a presto"
-    r"|thanks(?: a lot)?|thank you|regards|best(?: regards)?|kind regards|cheers"
-    r"|multumesc(?: frumos)?|mersi|cu stima|o zi buna|toate cele bune|salutari|numai bine)"
-    r"\b[\s,.!]*[^\W\d_]*(?: [^\W\d_]+)?[.!]?$"
-)
 
 
 @dataclass(frozen=True)
 class _Hit:
     verdict: Verdict
     explicit: bool
+    start: int
     end: int
+    needs_hours: bool = False
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One of the first lines read, with the phrases said in it and its doubts."""
+
+    index: int
+    hits: list[_Hit]
+    doubts: list[int]          # where a doubt, condition or deferral starts
 
 
 def read_reply(text: str | None, html: str | None = None) -> ReplyReading:
@@ -161,43 +198,99 @@ def read_reply(text: str | None, html: str | None = None) -> ReplyReading:
         text = ""
     body = strip_quote(text)
     lines = unicodedata.normalize("NFC", body[:MAX_VERDICT_CHARS]).split("\n")
-    decided: tuple[list[_Hit], int] | None = None
-    doubted = False
-    read = 0
+    # Above the signature only: a slogan's "problema risolto" or "24h" is nobody's answer.
+    lines = lines[:signature_start(lines)]
+    read: list[_Line] = []
     for index, line in enumerate(lines):
         if not line.strip() or _HEADER_RESIDUE.match(fold(line.strip())):
             continue
-        hits, vetoed = _hits(line)
-        doubted = doubted or vetoed
-        if hits and decided is None:
-            decided = (hits, index)
-        read += 1
-        if read == _LINES_READ:
+        hits, doubts = _hits(line)
+        read.append(_Line(index, hits, doubts))
+        if len(read) == _LINES_READ:
             break
+    report = _report(read, lines, body)
+    if report is not None:
+        return report
+    decided = next((line for line in read if any(h.verdict not in REPORTS for h in line.hits)),
+                   None)
     if decided is None:
         return ReplyReading(Verdict.UNCLEAR, "", body)
-    hits, index = decided
-    reading = _decide(hits, lines[index], lines[index + 1:], body)
-    if doubted and reading.verdict is Verdict.CONFIRMED:
+    hits = [hit for hit in decided.hits if hit.verdict not in REPORTS]
+    reading = _decide(hits, lines[decided.index], lines[decided.index + 1:], body)
+    if reading.verdict is Verdict.CONFIRMED and any(line.doubts for line in read):
         # Only a confirmation is vetoed: a refusal reaches the operator anyway, and "I
         # can't, maybe Friday" is still a refusal; "ok, if I'm done in time" is no yes.
         return ReplyReading(Verdict.UNCLEAR, "", body)
     return reading
 
 
-def _hits(line: str) -> tuple[list[_Hit], bool]:
-    """The verdict phrases said (not asked) in `line`, and whether a doubt, condition or
-    deferral in it vetoes any verdict. One pass over the line."""
+def _report(read: list[_Line], lines: list[str], body: str) -> ReplyReading | None:
+    """The reply read as a work report, or None when it reports nothing. The words the
+    assignment mail asks for make it an answer instead ("Decline - no parts in stock")."""
+    if any(hit.explicit and hit.verdict not in REPORTS for line in read for hit in line.hits):
+        return None
+    for line in read:
+        for hit in line.hits:
+            if hit.verdict is Verdict.NOT_DONE:
+                stated = read_hours("\n".join(lines))
+                return ReplyReading(Verdict.NOT_DONE, _reason_after(hit, line, lines), body,
+                                    stated.work_minutes, stated.travel_minutes)
+    time: ReportedTime | None = None
+    doubted = False
+    for line in read:
+        for hit in line.hits:
+            if hit.verdict is not Verdict.DONE:
+                continue
+            if hit.needs_hours:
+                time = time or read_hours("\n".join(lines))
+                if time.work_minutes is None:
+                    continue
+            if _in_same_sentence(lines[line.index], hit, line.doubts):
+                doubted = True
+                continue
+            time = time or read_hours("\n".join(lines))
+            return ReplyReading(Verdict.DONE, _reason_after(hit, line, lines), body,
+                                time.work_minutes, time.travel_minutes)
+    # "Forse finito", "Fatto, spero che regga": a doubted report is no report and no yes.
+    return ReplyReading(Verdict.UNCLEAR, "", body) if doubted else None
+
+
+def _reason_after(hit: _Hit, line: _Line, lines: list[str]) -> str:
+    rest = _LEADING_PUNCTUATION.sub("", lines[line.index][hit.end:]).strip()
+    return _reason(rest, lines[line.index + 1:])
+
+
+_SENTENCE_ENDS = frozenset(".!?;")
+
+
+def _in_same_sentence(text: str, hit: _Hit, doubts: list[int]) -> bool:
+    """Is one of `doubts` (offsets) in the sentence of `hit`? Looks only between the
+    sentence marks around the hit."""
+    if not doubts:
+        return False
+    start = hit.start
+    while start > 0 and text[start - 1] not in _SENTENCE_ENDS:
+        start -= 1
+    end = hit.end
+    while end < len(text) and text[end] not in _SENTENCE_ENDS:
+        end += 1
+    return any(start <= doubt < end for doubt in doubts)
+
+
+def _hits(line: str) -> tuple[list[_Hit], list[int]]:
+    """The verdict phrases said (not asked) in `line`, and where a doubt, condition or
+    deferral in it starts (it vetoes a confirmation, and a report in its sentence).
+    One pass over the line."""
     folded = fold(line)
     stops = _next_stops(folded)
     hits: list[_Hit] = []
-    vetoed = False
+    doubts: list[int] = []
     for match in _PHRASES.finditer(folded):
         name = match.lastgroup
         assert name is not None  # every alternative is a named group
         verdict, explicit, where = _RULES[name]
         if verdict is None:
-            vetoed = True
+            doubts.append(match.start())
             continue
         if stops[match.end()] == "?":  # asked, not said: "confermo?", "can I confirm?"
             continue
@@ -205,8 +298,9 @@ def _hits(line: str) -> tuple[list[_Hit], bool]:
             continue
         if where is _Where.ALONE and not _is_alone(line, folded, match.start(), match.end()):
             continue
-        hits.append(_Hit(verdict, explicit, match.end()))
-    return hits, vetoed
+        hits.append(_Hit(verdict, explicit, match.start(), match.end(),
+                         needs_hours=name == "done_if_hours"))
+    return hits, doubts
 
 
 def _decide(hits: list[_Hit], line: str, following: list[str], body: str) -> ReplyReading:
@@ -220,7 +314,7 @@ def _decide(hits: list[_Hit], line: str, following: list[str], body: str) -> Rep
 def _reason(rest: str, following: list[str]) -> str:
     lines = [rest, *following]
     for index in range(len(lines) - 1, max(len(lines) - 5, -1), -1):
-        if _CLOSING.match(fold(lines[index].strip())):
+        if CLOSING.match(fold(lines[index].strip())):
             lines = lines[:index]
             break
     return "\n".join(lines).strip()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from nexusmail.ingest.charsets import decode_bytes, decode_header
+from nexusmail.mail.hours import read_hours
 from nexusmail.mail.html import html_to_text, sanitize_html
 from nexusmail.mail.language import guess_language
 from nexusmail.mail.quote_strip import cut_html_quote, fold, has_html_quote, strip_quote
@@ -50,6 +51,15 @@ CASES: list[tuple[str, Callable[[int], object], Callable[[object], object], int]
      lambda n: "okokok " + "confermo" * n, lambda x: read_reply(str(x)), 5_000),
     ("read_reply: many short lines",
      lambda n: "va bene\n" * n, lambda x: read_reply(str(x)), 5_000),
+    ("read_reply: a report whose lines are all hours",
+     lambda n: "Fatto, 2 ore e mezza + 40 min di viaggio\n" * n, lambda x: read_reply(str(x)),
+     2_000),
+    ("read_reply: done words without punctuation",
+     lambda n: "fatto finito gata done " * n, lambda x: read_reply(str(x)), 2_000),
+    ("read_hours: many amounts on one line",
+     lambda n: "2h 30 min 1,5 ore " * n, lambda x: read_hours(str(x)), 2_000),
+    ("read_hours: digits that almost make amounts",
+     lambda n: "12.03 ore 9 333 1234567 2H45-778 " * n, lambda x: read_hours(str(x)), 2_000),
     ("strip_quote: attribution lines and blank lines",
      lambda n: "On Mon, 3 Mar 2025 at 10:00, X <x@y.it> wrote:\n\n\n" * n,
      lambda x: strip_quote(str(x)), 10_000),

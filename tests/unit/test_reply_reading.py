@@ -27,22 +27,21 @@ def _load_cases() -> ModuleType:
 
 
 cases = _load_cases()
+ReplyCase = cases.ReplyCase
 
 
 @pytest.mark.parametrize("case", cases.CASES, ids=[case.name for case in cases.CASES])
-def test_fixture_reply(case: tuple[str, str | None, str | None, str, str, str]) -> None:
-    """Each fixture reply gives its expected verdict, stripped body and reason."""
-    _, text, html, verdict, body, reason = case
-    assert read_reply(text, html) == ReplyReading(Verdict(verdict), reason, body)
+def test_fixture_reply(case: ReplyCase) -> None:
+    """Each fixture reply gives its expected verdict, stripped body, reason and hours."""
+    assert read_reply(case.text, case.html) == ReplyReading(
+        Verdict(case.verdict), case.reason, case.body, case.work_minutes, case.travel_minutes)
 
 
 _HTML_CASES = [case for case in cases.CASES if case.html]
 
 
 @pytest.mark.parametrize("case", _HTML_CASES, ids=[case.name for case in _HTML_CASES])
-def test_html_fixture_reads_alike_after_parsing(
-    case: tuple[str, str | None, str | None, str, str, str]
-) -> None:
+def test_html_fixture_reads_alike_after_parsing(case: ReplyCase) -> None:
     """ParsedMail's sanitized HTML (no class/id) and its HTML-derived text read alike."""
     html = case[2]
     assert html is not None
@@ -52,9 +51,9 @@ def test_html_fixture_reads_alike_after_parsing(
 
 
 def test_fixture_table_is_wide_enough() -> None:
-    """The table keeps at least 60 uniquely named cases with every verdict."""
+    """The table keeps at least 150 uniquely named cases with every verdict."""
     names = [case.name for case in cases.CASES]
-    assert len(names) >= 60
+    assert len(names) >= 150
     assert len(set(names)) == len(names)
     assert {case.verdict for case in cases.CASES} == {v.value for v in Verdict}
 
@@ -251,3 +250,46 @@ def test_read_reply_never_raises(text: str | None, html: str | None) -> None:
     reading = read_reply(text, html)
     assert isinstance(reading.verdict, Verdict)
     assert reading.body == reading.body.strip("\n")
+
+
+# -- Work reports -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [
+        ("Fatto", Verdict.DONE),
+        ("Done.", Verdict.DONE),
+        ("Terminat", Verdict.DONE),
+        ("Gata", Verdict.UNCLEAR),             # "ready" as often as "done": needs hours
+        ("Gata, 2 ore", Verdict.DONE),
+        ("Non ho finito", Verdict.NOT_DONE),
+        ("nu am putut termina", Verdict.NOT_DONE),
+        ("Can't finish today, need a part", Verdict.NOT_DONE),
+        ("Fatto, ma devo tornare per il collaudo", Verdict.NOT_DONE),
+        ("Forse finito", Verdict.UNCLEAR),
+        ("Probably done", Verdict.UNCLEAR),
+        ("Il fatto è che non c'era nessuno", Verdict.UNCLEAR),
+        ("Rifiuto, l'ho già fatto ieri", Verdict.REJECTED),
+        ("Ok, appena finito qui passo", Verdict.UNCLEAR),
+        ("Done with the other job, coming now", Verdict.UNCLEAR),
+        ("Finito?", Verdict.UNCLEAR),
+    ],
+)
+def test_report_words(text: str, verdict: Verdict) -> None:
+    """Done and not-done phrases; not-done wins, a doubt or a question reports nothing."""
+    assert read_reply(text).verdict is verdict
+
+
+def test_a_done_report_without_hours_is_flagged() -> None:
+    """A report is still done when no time can be read; its hours are flagged unread."""
+    reading = read_reply("Fatto, sostituita la valvola")
+    assert reading.verdict is Verdict.DONE
+    assert reading.work_minutes is None
+    assert reading.hours_unread
+    assert not read_reply("Fatto, 2 ore").hours_unread
+
+
+def test_hours_in_the_signature_are_not_read() -> None:
+    """A slogan's "24h" or "3 ore" under the name is not the technician's time."""
+    reading = read_reply("Fatto\n\nMario Rossi\nRossi Impianti: interventi in 3 ore")
+    assert reading.verdict is Verdict.DONE
+    assert reading.work_minutes is None
