@@ -24,7 +24,15 @@ from pydantic import ValidationError
 from nexusmail import __version__
 from nexusmail.admin import tokens
 from nexusmail.admin.api.models import AssignmentIn, EmployeeIn, describe_validation_error
-from nexusmail.cli import backup, mail_import, migrate_store, operators, quarantine, schedules
+from nexusmail.cli import (
+    backup,
+    mail_import,
+    migrate_store,
+    operators,
+    quarantine,
+    records,
+    schedules,
+)
 from nexusmail.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
@@ -165,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     mail_import.register(commands, config_opt, add, _group)
     backup.register(commands, config_opt, add, _group)
     migrate_store.register(commands, config_opt, add, _group)
+    records.register(commands, config_opt, add, _group)
 
     add(commands, "check-config", _cmd_check_config,
         "Validate the configuration and print the effective settings (secrets masked);"
