@@ -20,6 +20,7 @@ from nexusmail.mail.html import html_to_text, sanitize_html
 from nexusmail.mail.language import guess_language
 from nexusmail.mail.quote_strip import cut_html_quote, fold, has_html_quote, strip_quote
 from nexusmail.mail.reply_reading import read_reply
+from nexusmail.tickets.serials import candidate_keys, find_serials
 
 RUNS = 5
 # Quadratic work shows ~100x for 10x the input; a machine shared with other jobs has
@@ -100,6 +101,15 @@ CASES: list[tuple[str, Callable[[int], object], Callable[[object], object], int]
      lambda x: decode_header(str(x)), 1_000),
     ("decode_header: many encoded words", lambda n: "=?utf-8?q?caldaia_=C3=A8?= " * n,
      lambda x: decode_header(str(x)), 1_000),
+    ("find_serials: many serial-like tokens",
+     lambda n: "SN:AB1234, matr.12-345/B e x9x9 " * n,
+     lambda x: find_serials(["AB1234", "12-345/B"], str(x)), 5_000),
+    ("find_serials: one token of joiners never closed",
+     lambda n: "a-" * n + "-", lambda x: find_serials(["AB1234"], str(x)), 20_000),
+    ("find_serials: abbreviations glued together",
+     lambda n: "nr." * n + "1", lambda x: find_serials(["AB1234"], str(x)), 20_000),
+    ("candidate_keys: distinct codes", lambda n: " ".join(f"X{i}Y" for i in range(n)),
+     lambda x: candidate_keys(str(x), limit=10**9), 5_000),
 ]
 
 

@@ -1,0 +1,89 @@
+"""Serial numbers of a customer's machines, found as whole words in a mail's text.
+
+"La caldaia matricola SN:12-345/B non parte" names the machine 12-345/B. A serial is
+found only as a whole token: letters and digits, joined inside by "-", "/", "." or "_"
+("12-345/B", "AB.2024.77"), cut by anything else (spaces, ":", ",", brackets, a
+sentence's final full stop). So serial 345 is not found in "12-345/B" nor in "SN345":
+both are other, longer serials. An abbreviation glued in front with a full stop
+("Nr.4711002", "matr.AB12") is read off. Serials are compared without regard to case
+(people type "ab123" for AB123).
+
+Serials that would be found in ordinary text are never looked for: fewer than
+MIN_SERIAL_CHARS characters, no digit at all (a word), or all digits and shorter than
+MIN_DIGITS_ONLY_CHARS (a year, a quantity, a postcode).
+
+Pure and linear in the text: one regular-expression pass whose tokens cannot overlap,
+then a set lookup per token.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+
+MIN_SERIAL_CHARS = 4
+MIN_DIGITS_ONLY_CHARS = 6
+# Longer tokens are not serials (base64 lines, URLs without their punctuation); cutting
+# them keeps the candidate list of a huge body short.
+MAX_SERIAL_CHARS = 64
+# A token is runs of word characters joined by single "-", "/", "." or "_"; each
+# character is consumed once, so the scan is linear (no run can be read two ways).
+_TOKEN = re.compile(r"[^\W_]+(?:[-/._][^\W_]+)*")
+# Abbreviations written glued to the serial: "Nr.4711002", "matr.AB12", "S.N.AB12".
+_ABBREVIATION = re.compile(r"(?:[^\W\d_]{1,6}\.)+")
+
+
+def serial_key(serial: str) -> str:
+    """The form serials are compared in: no surrounding space, case folded."""
+    return serial.strip().casefold()
+
+
+def is_findable(serial: str) -> bool:
+    """True for a serial that can be told apart from ordinary words and numbers."""
+    key = serial_key(serial)
+    if not MIN_SERIAL_CHARS <= len(key) <= MAX_SERIAL_CHARS:
+        return False
+    if _TOKEN.fullmatch(key) is None or not any(ch.isdigit() for ch in key):
+        return False
+    return not key.isdigit() or len(key) >= MIN_DIGITS_ONLY_CHARS
+
+
+def _tokens(text: str) -> Iterator[str]:
+    """Each token, and once more without an abbreviation glued in front of it."""
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if len(token) > MAX_SERIAL_CHARS:
+            continue
+        token = token.casefold()
+        yield token
+        prefix = _ABBREVIATION.match(token)
+        if prefix is not None and prefix.end() < len(token):
+            yield token[prefix.end():]
+
+
+def candidate_keys(*texts: str, limit: int = 200) -> tuple[str, ...]:
+    """The distinct tokens of `texts` that could be serials, in order of appearance,
+    at most `limit`: what to look up among a customer's machines."""
+    seen: dict[str, None] = {}
+    for text in texts:
+        for token in _tokens(text):
+            if token not in seen and is_findable(token):
+                seen[token] = None
+                if len(seen) >= limit:
+                    return tuple(seen)
+    return tuple(seen)
+
+
+def find_serials(serials: Iterable[str], *texts: str) -> tuple[str, ...]:
+    """The serials (as given) found as whole tokens in `texts`, in order of first
+    appearance, each once."""
+    wanted = {serial_key(s): s for s in serials if is_findable(s)}
+    if not wanted:
+        return ()
+    found: dict[str, None] = {}
+    for text in texts:
+        for token in _tokens(text):
+            serial = wanted.get(token)
+            if serial is not None:
+                found.setdefault(serial, None)
+    return tuple(found)
