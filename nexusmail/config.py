@@ -218,6 +218,33 @@ class SchedulerSettings(_Section):
         return value
 
 
+class CustomersSettings(_Section):
+    # The operator (email) who owns the customers created for unknown senders; empty: none.
+    default_owner: str = ""
+    # Free-mail and shared domains beyond the built-in list (gmail, outlook.*, libero...):
+    # exact names, or "brand.*" for a brand's country domains. Never names a customer.
+    free_mail_domains: tuple[str, ...] = ()
+
+    @field_validator("default_owner")
+    @classmethod
+    def _owner_is_an_address(cls, value: str) -> str:
+        value = value.strip().lower()
+        local, _, domain = value.partition("@")
+        if value and (not local or "." not in domain or " " in value):
+            raise ValueError(f"{value!r} is not an operator's email address")
+        return value
+
+    @field_validator("free_mail_domains")
+    @classmethod
+    def _domains_or_brands(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            name = entry.strip().lower().removesuffix(".*")
+            if not name or not all(part and all(c.isalnum() or c == "-" for c in part)
+                                   for part in name.split(".")):
+                raise ValueError(f"{entry!r} is not a domain (gmail.com) or brand (yahoo.*)")
+        return tuple(entry.strip().lower() for entry in value)
+
+
 class ImapAccount(_Section):
     name: str
     host: str
@@ -295,6 +322,7 @@ class Settings(_Section):
     tickets: TicketsSettings = TicketsSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     imap: ImapSettings = ImapSettings()
+    customers: CustomersSettings = CustomersSettings()
 
     @model_validator(mode="after")
     def _relay_auth_needs_host(self) -> Settings:

@@ -158,7 +158,7 @@ class Ingest:
             content_sha256=prepared.content_sha256, mail=mail, source=source,
             envelope_from=envelope.mail_from, envelope_to=tuple(envelope.rcpt_tos),
             noise_reason=prepared.noise, attachments=stored, language=prepared.language,
-            reading=prepared.reading,
+            reading=prepared.reading, serial_candidates=prepared.serial_candidates,
             acknowledge=options.acknowledge, retry_of=options.retry_of,
         )
         try:

@@ -18,6 +18,7 @@ from nexusmail.mail.language import guess_language
 from nexusmail.mail.parsed import ParsedMail
 from nexusmail.mail.reply_reading import ReplyReading, read_reply
 from nexusmail.tickets.blobs import sha256_hex
+from nexusmail.tickets.serials import serial_candidates
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Prepared:
     # How it reads as a technician's answer: worked out here, off the store's writer,
     # for any mail that is not noise (the writer only learns later whether it is one).
     reading: ReplyReading | None = None
+    # Tokens that may be serials of the customer's machines, for the writer to look up.
+    serial_candidates: tuple[str, ...] = ()
 
 
 def prepare(raw: bytes, envelope_from: str | None, own_domains: Collection[str],
@@ -41,6 +44,8 @@ def prepare(raw: bytes, envelope_from: str | None, own_domains: Collection[str],
     noise = noise_reason(mail, envelope_from=envelope_from, own_domains=own_domains)
     language = None if noise else guess_language(mail.subject + "\n" + mail.body_text)
     reading = None if noise else read_reply(mail.body_text, mail.html_as_sent)
+    serials = () if noise else serial_candidates(mail.subject, mail.body_text)
     # Read; not carried back to the ingest process, which has the sanitized HTML.
     mail = replace(mail, html_as_sent=None)
-    return Prepared(sha256_hex(raw), content_sha256(raw), mail, noise, language, reading)
+    return Prepared(sha256_hex(raw), content_sha256(raw), mail, noise, language, reading,
+                    serials)

@@ -43,6 +43,7 @@ from nexusmail.tickets.cases import (
 from nexusmail.tickets.message_extra import MessageExtra
 from nexusmail.tickets.models import Direction, MessageKind, Outcome, Source, Status
 from nexusmail.tickets.new_requests import OpenRequest, open_request
+from nexusmail.tickets.serials import serial_candidates
 from nexusmail.tickets.tags import parse_tag, strip_reply_prefixes
 from nexusmail.tickets.thread_rules import ThreadFacts
 from nexusmail.tickets.triage import Disposition, MailFacts, Ruling, triage
@@ -72,6 +73,9 @@ class InboundMail:
     # A retry of this quarantined inbound row (`nexusmail quarantine retry`): the row is
     # processed in place, and only while it is still quarantined (a second retry is a no-op).
     retry_of: int | None = None
+    # Subject and body tokens that may be serials (tickets.serials), found before the
+    # writer; None: found here (a retried or hand-made mail).
+    serial_candidates: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +214,9 @@ def _carry_out(
             related_number=ruling.related, first_message=message,
             language_hint=inbound.language,
             acknowledge=inbound.acknowledge and _worth_acknowledging(mail),
+            serial_candidates=(serial_candidates(mail.subject, mail.body_text)
+                               if inbound.serial_candidates is None
+                               else inbound.serial_candidates),
         ),
         now=now, settings=settings,
     )

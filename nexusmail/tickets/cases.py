@@ -16,6 +16,9 @@ from nexusmail.storage.connections import INTEGRITY_ERRORS, WriteTx
 from nexusmail.tickets.message_extra import MessageExtra, dump_extra
 from nexusmail.tickets.models import Direction, MessageKind, Priority, Source, Status
 
+# The channel a case came by when its creator does not say: mail and schedules know it.
+_CHANNEL_OF_SOURCE = {Source.EMAIL: "mail", Source.SCHEDULE: "schedule"}
+
 
 class NotFound(LookupError):
     """The intervention, employee or customer named does not exist."""
@@ -28,11 +31,14 @@ class Conflict(ValueError):
 @dataclass(frozen=True)
 class CustomerRef:
     customer_id: int
-    contact_id: int
+    contact_id: int | None  # None: the customer's own address wrote, not a contact's
     name: str
     email: str
     language: str | None
     created: bool
+    owner: str | None = None
+    # How the address was found: contact | customer | domain | new
+    matched_by: str = "contact"
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,11 @@ class NewIntervention:
     desired_from: date | None = None
     desired_to: date | None = None
     related_number: int | None = None
+    site_id: int | None = None
+    equipment_id: int | None = None
+    channel: str | None = None  # mail | phone | visit | web | schedule
+    requested_at: str | None = None  # when the customer asked, as the operator states it
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,11 +124,14 @@ def create_intervention(tx: WriteTx, new: NewIntervention, *, now: datetime) -> 
     """Open an intervention; return its number."""
     number: int = tx.execute(
         "INSERT INTO interventions (customer_id, contact_id, request_type, subject, description,"
-        " priority, desired_from, desired_to, status, source, related_number, created_at,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING number",
+        " priority, desired_from, desired_to, status, source, related_number, site_id,"
+        " equipment_id, channel, requested_at, owner, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING number",
         (new.customer_id, new.contact_id, new.request_type, new.subject, new.description,
          new.priority, _date(new.desired_from), _date(new.desired_to), Status.OPEN, new.source,
-         new.related_number, iso(now), iso(now)),
+         new.related_number, new.site_id, new.equipment_id,
+         new.channel or _CHANNEL_OF_SOURCE.get(new.source), new.requested_at, new.owner,
+         iso(now), iso(now)),
     ).fetchone()[0]
     return number
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Exact free-mail and shared domains; a subdomain of one is free too (pec.libero.it).
 _FREE_EXACT = frozenset({
@@ -96,6 +97,12 @@ class FreeMail:
         rest = labels[1:]
         return len(rest) == 1 or (
             len(rest) == 2 and rest[0] in _COUNTRY_SECOND_LEVEL and len(rest[1]) == 2)
+
+
+@lru_cache(maxsize=8)
+def free_mail_with(extra: tuple[str, ...]) -> FreeMail:
+    """The list for a configuration's extra domains, built once per distinct setting."""
+    return FreeMail.with_extra(extra)
 
 
 def is_valid_domain(value: str) -> bool:

@@ -20,10 +20,10 @@ from nexusmail.tickets.cases import (
     add_message,
     add_participants,
     create_intervention,
-    find_or_create_customer,
 )
 from nexusmail.tickets.models import Direction, MessageKind, OutboxKind, Priority, Source
 from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail, recent_count
+from nexusmail.tickets.sender_match import link_equipment, match_sender
 from nexusmail.tickets.tags import format_tag
 
 log = structlog.get_logger(__name__)
@@ -48,15 +48,16 @@ class OpenRequest:
     language_hint: str | None = None
     # False for imported history: old customers must not get an acknowledgement now.
     acknowledge: bool = True
+    # Tokens of the mail that may be serials of the customer's machines (tickets.serials).
+    serial_candidates: tuple[str, ...] = ()
 
 
 def open_request(
     tx: WriteTx, request: OpenRequest, *, now: datetime, settings: Settings
 ) -> int:
     """Open an intervention for `request`; queue its acknowledgement; return its number."""
-    customer = find_or_create_customer(
-        tx, email=request.customer_email, name=request.customer_name, now=now
-    )
+    customer = match_sender(tx, email=request.customer_email, name=request.customer_name,
+                            now=now, settings=settings)
     if customer.created and request.language_hint:
         tx.execute("UPDATE customers SET language = ? WHERE id = ?",
                    (request.language_hint, customer.customer_id))
@@ -67,10 +68,12 @@ def open_request(
             subject=request.subject, description=request.description, source=request.source,
             request_type=request.request_type, priority=request.priority,
             desired_from=request.desired_from, desired_to=request.desired_to,
-            related_number=request.related_number,
+            related_number=request.related_number, owner=customer.owner,
         ),
         now=now,
     )
+    if not customer.created:
+        link_equipment(tx, number, customer.customer_id, request.serial_candidates)
     add_participants(tx, number, [customer.email])
     first = request.first_message or NewMessage(
         kind=MessageKind.NOTE, direction=Direction.INTERNAL, author=request.author,

@@ -49,29 +49,39 @@ def is_findable(serial: str) -> bool:
 
 
 def _tokens(text: str) -> Iterator[str]:
-    """Each token, and once more without an abbreviation glued in front of it."""
+    """Each token as written, and once more without an abbreviation glued in front."""
     for match in _TOKEN.finditer(text):
         token = match.group()
         if len(token) > MAX_SERIAL_CHARS:
             continue
-        token = token.casefold()
         yield token
         prefix = _ABBREVIATION.match(token)
         if prefix is not None and prefix.end() < len(token):
             yield token[prefix.end():]
 
 
-def candidate_keys(*texts: str, limit: int = 200) -> tuple[str, ...]:
-    """The distinct tokens of `texts` that could be serials, in order of appearance,
-    at most `limit`: what to look up among a customer's machines."""
-    seen: dict[str, None] = {}
+def serial_candidates(*texts: str, limit: int = 100) -> tuple[str, ...]:
+    """The tokens of `texts` that could be serials, as written, in order of appearance,
+    each once whatever its case, at most `limit`: what to look up among a customer's
+    machines (see `lookup_forms`)."""
+    seen: dict[str, str] = {}
     for text in texts:
         for token in _tokens(text):
-            if token not in seen and is_findable(token):
-                seen[token] = None
+            key = serial_key(token)
+            if key not in seen and is_findable(key):
+                seen[key] = token
                 if len(seen) >= limit:
-                    return tuple(seen)
-    return tuple(seen)
+                    return tuple(seen.values())
+    return tuple(seen.values())
+
+
+def lookup_forms(candidates: Iterable[str]) -> tuple[str, ...]:
+    """The spellings to compare stored serials with by equality (so an index answers):
+    as written, upper case (as labels print them) and lower case."""
+    forms: dict[str, None] = {}
+    for token in candidates:
+        forms.update(dict.fromkeys((token, token.upper(), token.lower())))
+    return tuple(forms)
 
 
 def find_serials(serials: Iterable[str], *texts: str) -> tuple[str, ...]:
@@ -83,7 +93,7 @@ def find_serials(serials: Iterable[str], *texts: str) -> tuple[str, ...]:
     found: dict[str, None] = {}
     for text in texts:
         for token in _tokens(text):
-            serial = wanted.get(token)
+            serial = wanted.get(serial_key(token))
             if serial is not None:
                 found.setdefault(serial, None)
     return tuple(found)

@@ -42,6 +42,8 @@ def test_file_then_environment_override(tmp_path: Path) -> None:
         ('[web]\ntrusted_proxies = ["10.0.0.0/33"]\n', "[web] trusted_proxies"),
         ('[security]\ntrusted_authserv_id = "mx.firm.it; dmarc"\n',
          "[security] trusted_authserv_id"),
+        ('[customers]\ndefault_owner = "mario"\n', "[customers] default_owner"),
+        ('[customers]\nfree_mail_domains = ["my mail.it"]\n', "[customers] free_mail_domains"),
     ],
 )
 def test_errors_name_the_file_and_key(tmp_path: Path, toml: str, expected: str) -> None:

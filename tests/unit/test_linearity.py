@@ -20,7 +20,7 @@ from nexusmail.mail.html import html_to_text, sanitize_html
 from nexusmail.mail.language import guess_language
 from nexusmail.mail.quote_strip import cut_html_quote, fold, has_html_quote, strip_quote
 from nexusmail.mail.reply_reading import read_reply
-from nexusmail.tickets.serials import candidate_keys, find_serials
+from nexusmail.tickets.serials import find_serials, serial_candidates
 
 RUNS = 5
 # Quadratic work shows ~100x for 10x the input; a machine shared with other jobs has
@@ -108,8 +108,8 @@ CASES: list[tuple[str, Callable[[int], object], Callable[[object], object], int]
      lambda n: "a-" * n + "-", lambda x: find_serials(["AB1234"], str(x)), 20_000),
     ("find_serials: abbreviations glued together",
      lambda n: "nr." * n + "1", lambda x: find_serials(["AB1234"], str(x)), 20_000),
-    ("candidate_keys: distinct codes", lambda n: " ".join(f"X{i}Y" for i in range(n)),
-     lambda x: candidate_keys(str(x), limit=10**9), 5_000),
+    ("serial_candidates: distinct codes", lambda n: " ".join(f"X{i}Y" for i in range(n)),
+     lambda x: serial_candidates(str(x), limit=10**9), 5_000),
 ]
 
 

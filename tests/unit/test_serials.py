@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from nexusmail.tickets.serials import candidate_keys, find_serials, is_findable
+from nexusmail.tickets.serials import find_serials, is_findable, lookup_forms, serial_candidates
 
 MACHINES = ("AB1234", "12-345/B", "XC-9000.2", "SN77-01", "4711002", "ro_555x")
 
@@ -68,16 +68,22 @@ def test_unfindable_serials_are_never_found() -> None:
     assert find_serials(["2024", "CALDAIA"], "Nel 2024 la caldaia si è fermata") == ()
 
 
-def test_candidate_keys() -> None:
-    """The tokens worth looking up are the findable ones, case folded, once each, in order."""
-    assert candidate_keys("Guasto AB1234 del 2024", "rif. ab1234 e 12-345/B!") == (
-        "ab1234", "12-345/b")
+def test_serial_candidates() -> None:
+    """The tokens worth looking up are the findable ones, as first written, once each
+    whatever their case, in order; glued abbreviations read off."""
+    assert serial_candidates("Guasto AB1234 del 2024", "rif. ab1234 e Nr.12-345/b!") == (
+        "AB1234", "Nr.12-345/b", "12-345/b")
 
 
-def test_candidate_keys_are_bounded() -> None:
+def test_serial_candidates_are_bounded() -> None:
     """A body of thousands of codes yields at most `limit` candidates."""
     text = " ".join(f"X{n:05d}" for n in range(10_000))
-    assert len(candidate_keys(text, limit=50)) == 50
+    assert len(serial_candidates(text, limit=50)) == 50
+
+
+def test_lookup_forms() -> None:
+    """Each candidate is looked up as written, in upper and in lower case, once each."""
+    assert lookup_forms(["Ab12x", "CD34"]) == ("Ab12x", "AB12X", "ab12x", "CD34", "cd34")
 
 
 @pytest.mark.parametrize(
