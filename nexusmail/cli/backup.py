@@ -1,4 +1,5 @@
-"""`nexusmail backup` and `restore`: plain file work (nexusmail.service.backup)."""
+"""`nexusmail backup` and `restore`: file work for SQLite (nexusmail.service.backup),
+pg_dump and pg_restore for PostgreSQL (nexusmail.service.pg_backup)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 from nexusmail.cli.support import EXIT_OK, AddCommand, AddGroup, fail
 from nexusmail.config import Settings
 from nexusmail.service.backup import BackupError, create_backup, restore_backup
+from nexusmail.service.pg_backup import create_pg_backup, restore_pg_backup
+from nexusmail.storage.target import database_target
 
 
 def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand,
@@ -16,8 +19,10 @@ def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand
     """Add `backup` and `restore` to the CLI's parser."""
     backup = add(commands, "backup", cmd_backup,
                  "Back the store up into DEST_DIR while the daemon runs: a consistent "
-                 "online copy of the database, the attachment files (only those missing "
-                 "from DEST_DIR), the data dir's keys, the --config file, and a manifest "
+                 "online copy of the database (on PostgreSQL a pg_dump custom-format "
+                 "dump; its client tools must be installed), the attachment files "
+                 "(only those missing from DEST_DIR), the data dir's keys, the --config "
+                 "file, and a manifest "
                  "with counts and the database's sha256. Keep DEST_DIR private: it holds "
                  "customer mail and secrets.",
                  "  nexusmail backup /var/backups/nexusmail --config /etc/nexusmail/nm.toml\n"
@@ -26,9 +31,10 @@ def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand
                         help="the backup directory (created; an older backup is updated)")
     restore = add(commands, "restore", cmd_restore,
                   "Verify a backup against its manifest and restore it into [storage] "
-                  "data_dir. Refuses a data dir that already holds a store unless --force "
-                  "(stop the daemon first). The backed-up config file is not put anywhere; "
-                  "its copy is BACKUP_DIR/nexusmail.toml.",
+                  "data_dir (and, for a PostgreSQL backup, with pg_restore into the "
+                  "database_url's database). Refuses a store that already holds data "
+                  "unless --force (stop the daemon first). The backed-up config file is "
+                  "not put anywhere; its copy is BACKUP_DIR/nexusmail.toml.",
                   "  nexusmail restore /var/backups/nexusmail --config /etc/nexusmail/nm.toml\n"
                   "  nexusmail restore backups/2026-03-01 --force")
     restore.add_argument("backup", type=Path, metavar="BACKUP_DIR",
@@ -39,25 +45,38 @@ def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand
 
 def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     config = Path(args.config) if getattr(args, "config", None) else None
+    target = database_target(settings)
+    data_dir = settings.storage.data_dir
     try:
-        report = create_backup(settings.storage.data_dir, args.dest, config)
+        if target.dialect == "postgresql":
+            report = create_pg_backup(target.url, target.password, data_dir, args.dest, config)
+        else:
+            report = create_backup(data_dir, args.dest, config)
     except BackupError as exc:
         return fail(str(exc))
     m = report.manifest
     counts = ", ".join(f"{n} {table}" for table, n in m["counts"].items())
-    print(f"Backed up {settings.storage.data_dir} into {args.dest}: {counts}; "
+    where = f"{target.url} and {data_dir}" if target.dialect == "postgresql" else data_dir
+    print(f"Backed up {where} into {args.dest}: {counts}; "
           f"{m['blobs']['files']} attachment files ({report.blobs_copied} new); "
           f"database sha256 {m['database']['sha256']}.")
     return EXIT_OK
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    target = database_target(settings)
     try:
-        manifest = restore_backup(args.backup, settings.storage.data_dir, force=args.force)
+        if target.dialect == "postgresql":
+            manifest = restore_pg_backup(args.backup, target.url, target.password,
+                                         settings.storage.data_dir, force=args.force)
+        else:
+            manifest = restore_backup(args.backup, settings.storage.data_dir, force=args.force)
     except BackupError as exc:
         return fail(str(exc))
     counts = ", ".join(f"{n} {table}" for table, n in manifest["counts"].items())
-    print(f"Restored the backup of {manifest['created_at']} into "
-          f"{settings.storage.data_dir}: {counts}; {manifest['blobs']['files']} attachment "
-          "files.")
+    where = settings.storage.data_dir.as_posix()
+    if target.dialect == "postgresql":
+        where = f"{target.url} and {where}"
+    print(f"Restored the backup of {manifest['created_at']} into {where}: {counts}; "
+          f"{manifest['blobs']['files']} attachment files.")
     return EXIT_OK

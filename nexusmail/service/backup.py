@@ -75,6 +75,27 @@ def create_backup(data_dir: Path, dest: Path, config_file: Path | None = None) -
         source.close()
     fsync_file(tmp)
     replace_durably(tmp, target)
+    files = copy_data_dir_files(data_dir, dest, config_file)
+    manifest = write_manifest(dest, {"file": DATABASE_NAME, "sha256": file_sha256(target),
+                                     "size": target.stat().st_size}, counts, files)
+    return BackupReport(manifest, files.blobs_copied)
+
+
+@dataclass(frozen=True)
+class FilesCopied:
+    """What a backup took from the data dir besides the database."""
+
+    blobs_copied: int
+    blob_files: int
+    blob_bytes: int
+    key_files: list[str]
+    config_file: str | None
+
+
+def copy_data_dir_files(data_dir: Path, dest: Path, config_file: Path | None) -> FilesCopied:
+    """Copy the attachment files (only those `dest` lacks), the keys and the config file.
+    Called after the database's snapshot: a blob is written before the commit naming it,
+    so every blob the snapshot names exists by then."""
     blobs_copied, blob_count, blob_bytes = _copy_blobs(data_dir / BLOBS_DIR, dest / BLOBS_DIR)
     keys = []
     for name in KEY_FILES:
@@ -83,20 +104,26 @@ def create_backup(data_dir: Path, dest: Path, config_file: Path | None = None) -
             keys.append(name)
     if config_file is not None:
         shutil.copyfile(config_file, dest / CONFIG_NAME)
+    return FilesCopied(blobs_copied, blob_count, blob_bytes, keys,
+                       CONFIG_NAME if config_file is not None else None)
+
+
+def write_manifest(dest: Path, database: dict[str, Any], counts: dict[str, int],
+                   files: FilesCopied) -> dict[str, Any]:
+    """Write the backup's manifest (the last file written: its presence means done)."""
     manifest: dict[str, Any] = {
         "format": FORMAT,
         "nexusmail_version": __version__,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "database": {"file": DATABASE_NAME, "sha256": file_sha256(target),
-                     "size": target.stat().st_size},
+        "database": database,
         "counts": counts,
-        "blobs": {"files": blob_count, "bytes": blob_bytes},
-        "key_files": keys,
-        "config_file": CONFIG_NAME if config_file is not None else None,
+        "blobs": {"files": files.blob_files, "bytes": files.blob_bytes},
+        "key_files": files.key_files,
+        "config_file": files.config_file,
     }
     write_atomically(dest / MANIFEST_NAME,
                      (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
-    return BackupReport(manifest, blobs_copied)
+    return manifest
 
 
 def restore_backup(backup: Path, data_dir: Path, *, force: bool = False) -> dict[str, Any]:
@@ -107,8 +134,7 @@ def restore_backup(backup: Path, data_dir: Path, *, force: bool = False) -> dict
     """
     manifest = verify_backup(backup)
     db = data_dir / DATABASE_NAME
-    blobs = data_dir / BLOBS_DIR
-    occupied = db.exists() or (blobs.is_dir() and any(blobs.iterdir()))
+    occupied = db.exists() or holds_blobs(data_dir)
     if occupied and not force:
         raise BackupError(f"{data_dir} already holds a nexusmail store; "
                           "use --force to replace it (stop the daemon first)")
@@ -120,20 +146,31 @@ def restore_backup(backup: Path, data_dir: Path, *, force: bool = False) -> dict
     for suffix in ("-wal", "-shm", "-journal"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     replace_durably(tmp, db)
-    _copy_blobs(backup / BLOBS_DIR, blobs)
+    restore_data_dir_files(backup, data_dir, manifest)
+    return manifest
+
+
+def holds_blobs(data_dir: Path) -> bool:
+    """Whether the data dir already has attachment files (a store lives there)."""
+    blobs = data_dir / BLOBS_DIR
+    return blobs.is_dir() and any(blobs.iterdir())
+
+
+def restore_data_dir_files(backup: Path, data_dir: Path, manifest: dict[str, Any]) -> None:
+    """Put the backup's attachment files and keys into the data dir."""
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _copy_blobs(backup / BLOBS_DIR, data_dir / BLOBS_DIR)
     for name in manifest.get("key_files", []):
         _copy_private(backup / name, data_dir / name)
-    return manifest
 
 
 def verify_backup(backup: Path) -> dict[str, Any]:
     """The manifest, once the database and every attachment file match it."""
-    try:
-        manifest: dict[str, Any] = json.loads((backup / MANIFEST_NAME).read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        raise BackupError(f"no readable {MANIFEST_NAME} in {backup}: {exc}") from exc
-    if manifest.get("format") != FORMAT:
-        raise BackupError(f"unknown backup format {manifest.get('format')!r}")
+    manifest = read_manifest(backup)
+    if manifest["database"].get("dialect", "sqlite") != "sqlite":
+        raise BackupError(f"{backup} is a backup of a PostgreSQL store: restore it with a "
+                          "configuration whose [storage] database_url names a PostgreSQL "
+                          "database")
     db = backup / DATABASE_NAME
     if not db.is_file() or file_sha256(db) != manifest["database"]["sha256"]:
         raise BackupError(f"{db} is missing or does not match the manifest's sha256")
@@ -147,6 +184,22 @@ def verify_backup(backup: Path) -> dict[str, Any]:
         raise BackupError(f"{db} fails the integrity check: {check}")
     if counts != manifest["counts"]:
         raise BackupError(f"row counts {counts} differ from the manifest's {manifest['counts']}")
+    verify_data_dir_files(backup, manifest)
+    return manifest
+
+
+def read_manifest(backup: Path) -> dict[str, Any]:
+    try:
+        manifest: dict[str, Any] = json.loads((backup / MANIFEST_NAME).read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise BackupError(f"no readable {MANIFEST_NAME} in {backup}: {exc}") from exc
+    if manifest.get("format") != FORMAT:
+        raise BackupError(f"unknown backup format {manifest.get('format')!r}")
+    return manifest
+
+
+def verify_data_dir_files(backup: Path, manifest: dict[str, Any]) -> None:
+    """BackupError unless every attachment file matches its name and the keys are there."""
     files = 0
     for path in _blob_files(backup / BLOBS_DIR):
         if file_sha256(path) != path.name:
@@ -158,7 +211,6 @@ def verify_backup(backup: Path) -> dict[str, Any]:
     for name in manifest.get("key_files", []):
         if not (backup / name).is_file():
             raise BackupError(f"key file {name} is missing from the backup")
-    return manifest
 
 
 def file_sha256(path: Path) -> str:
