@@ -112,8 +112,9 @@ async def test_operator_finds_reads_assigns_notes_and_closes(
     quote = os.urandom(30_000) + b"preventivo"
     upload = tmp_path / "preventivo ricambi.pdf"
     upload.write_bytes(quote)
-    await page.fill("textarea[name=text]", "Ricambio ordinato al fornitore.")
-    await page.set_input_files("input[name=file]", upload)
+    note_form = page.locator("form[action$='/notes']")
+    await note_form.locator("textarea[name=text]").fill("Ricambio ordinato al fornitore.")
+    await note_form.locator("input[name=file]").set_input_files(upload)
     await page.fill("input[name=register_ref]", "2026/0142")
     await page.click("button:has-text('Add note')")
     note = page.locator(".kind-note").last
