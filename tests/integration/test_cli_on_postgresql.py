@@ -74,9 +74,10 @@ def test_offline_commands_work_on_postgresql(
     tmp_path: Path, postgres_cluster: PostgresCluster, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Tokens, employees, operators, import, assign, intervention show, schedules and
-    quarantine list/show/retry all run on a postgresql:// database_url, creating the
-    schema in an empty database, and what they write is in PostgreSQL."""
+    """Tokens, employees, operators, import, assign, intervention show, schedules, the
+    customer archive and quarantine list/show/retry all run on a postgresql://
+    database_url, creating the schema in an empty database, and what they write is in
+    PostgreSQL."""
     url = new_database(postgres_cluster)
     config = write_config(tmp_path, url)
     c = ("--config", config)
@@ -116,6 +117,15 @@ def test_offline_commands_work_on_postgresql(
     assert "Revizie anuală" in run(capsys, "schedule", "list", *c)[1]
     assert run(capsys, "schedule", "pause", "1", *c)[0] == 0
     assert rows(url, "SELECT active FROM schedules") == [(0,)]
+
+    code, out, err = run(capsys, "customer", "add", "Rossi Impianti Srl", "--domain",
+                         "rossi-impianti.it", *c)
+    assert code == 0, err
+    [(customer_id,)] = rows(url, "SELECT id FROM customers WHERE name = 'Rossi Impianti Srl'")
+    assert run(capsys, "equipment", "add", str(customer_id), "SN-12-345/B", *c)[0] == 0
+    assert run(capsys, "customer", "merge", "1", "--into", str(customer_id), *c)[0] == 0
+    assert "Rossi Impianti" in run(capsys, "customer", "list", *c)[1]
+    assert rows(url, "SELECT merged_into FROM customers WHERE id = 1") == [(customer_id,)]
 
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(FAULT)

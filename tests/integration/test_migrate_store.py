@@ -53,8 +53,9 @@ def customer_mail(subject: str, body: str, *, sender: str, message_id: str,
 
 
 def extra_rows(tx: WriteTx) -> None:
-    """Rows no flow of a test daemon writes yet: IMAP state, the customer archive; and
-    a case linked to a LATER one, which a copy in id order alone would trip over."""
+    """Rows no flow of this test writes: IMAP state, the customer archive; and a case
+    linked to a LATER one, a customer merged into a later one, which a copy in id order
+    alone would trip over."""
     now = SystemClock().now().isoformat()
     tx.execute("INSERT INTO imap_checkpoints VALUES ('acct', 'INBOX', 7, 42, ?)", (now,))
     tx.execute("INSERT INTO imap_oversize (account, folder, uidvalidity, uid, size, found_at)"
@@ -67,6 +68,7 @@ def extra_rows(tx: WriteTx) -> None:
     tx.execute("INSERT INTO request_type_assignees (request_type, employee_id)"
                " SELECT code, 1 FROM request_types")
     tx.execute("UPDATE interventions SET related_number = 2 WHERE number = 1")
+    tx.execute("UPDATE customers SET merged_into = 3 WHERE id = 2")
     # As if cases 4..10 had been opened and rolled back: numbers are never given twice.
     tx.execute("UPDATE sqlite_sequence SET seq = 10 WHERE name = 'interventions'")
 
