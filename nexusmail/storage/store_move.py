@@ -117,7 +117,8 @@ def move_store(sqlite_path: Path, url: str, *, password: str | None = None,
 
 def _sqlite_tables(conn: sqlite3.Connection) -> set[str]:
     rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall()
-    fts = {r[0] for r in rows if (r[1] or "").upper().startswith("CREATE VIRTUAL TABLE")}
+    # Only FTS5 indexes are derived; any other virtual table would be data: unknown.
+    fts = {r[0] for r in rows if "USING FTS5" in " ".join((r[1] or "").upper().split())}
     derived = {f"{name}{suffix}" for name in fts for suffix in FTS_SHADOWS}
     return {r[0] for r in rows if not r[0].startswith("sqlite_") and r[0] not in derived}
 
