@@ -30,10 +30,13 @@ from nexusmail.storage.connections import Storage
 
 
 def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand,
-             group: AddGroup) -> None:
-    """Add the `import` command group to the CLI's parser."""
-    importer = group(commands, "import", config_opt, "Bring in old mail.",
-                     "  nexusmail import mbox old-support.mbox")
+             group: AddGroup) -> Any:
+    """Add the `import` command group to the CLI's parser; return the group, to which
+    the spreadsheet imports add their commands."""
+    importer = group(commands, "import", config_opt,
+                     "Bring in old mail, and the customer archive from spreadsheets.",
+                     "  nexusmail import mbox old-support.mbox\n"
+                     "  nexusmail import customers clienti.csv --dry-run")
     mbox = add(importer, "mbox", cmd_import_mbox,
                "Import an mbox file through the same ingest pipeline as SMTP, as history: "
                "cases it opens get no acknowledgement, each mail keeps its own date. Running it "
@@ -49,6 +52,7 @@ def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand
     mbox.add_argument("--closed", action="store_true",
                       help="close the cases the import opens, each on the date of its last "
                            "mail (old history, not open work)")
+    return importer
 
 
 def cmd_import_mbox(args: argparse.Namespace, settings: Settings) -> int:

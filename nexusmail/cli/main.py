@@ -26,6 +26,7 @@ from nexusmail.admin import tokens
 from nexusmail.admin.api.models import AssignmentIn, EmployeeIn, describe_validation_error
 from nexusmail.cli import (
     backup,
+    imports,
     mail_import,
     migrate_store,
     operators,
@@ -170,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="print the same JSON as GET /api/v1/interventions/NUMBER")
     schedules.register(commands, config_opt, add, _group)
     quarantine.register(commands, config_opt, add, _group)
-    mail_import.register(commands, config_opt, add, _group)
+    imports.register(mail_import.register(commands, config_opt, add, _group), add)
     backup.register(commands, config_opt, add, _group)
     migrate_store.register(commands, config_opt, add, _group)
     records.register(commands, config_opt, add, _group)

@@ -15,7 +15,7 @@ from nexusmail.cli.csv_table import (
     header_key,
     read_table,
 )
-from nexusmail.tickets.import_rows import CUSTOMER_COLUMNS, EQUIPMENT_COLUMNS
+from nexusmail.records.import_rows import CUSTOMER_COLUMNS, EQUIPMENT_COLUMNS
 
 ITALIAN = (
     "Ragione sociale;P.IVA;Indirizzo;Telefono;E-mail;Colore preferito\r\n"

@@ -2,8 +2,10 @@
 
 Column names are the JSON field names of the API; the Italian and Romanian names
 firms' spreadsheets use are accepted beside them (compared without case, accents or
-punctuation, so "P.IVA", "Partita IVA" and "partita_iva" are one name). Pure: a row's
-strings in, a typed record or the reason it is refused out.
+punctuation, so "P.IVA", "Partita IVA" and "partita_iva" are one name). Values follow
+the archive's own rules (records.fields), so an imported tax id or domain is written
+as the API writes it and found again by the next import. Pure: a row's strings in, a
+typed record or the reason it is refused out.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from nexusmail.mail.addresses import check_address
-from nexusmail.tickets.mail_domains import FreeMail, is_valid_domain, normalize_domain
+from nexusmail.records import fields
+from nexusmail.records.fields import InvalidRecord
+from nexusmail.tickets.mail_domains import FreeMail
 
 CUSTOMER_COLUMNS: Mapping[str, tuple[str, ...]] = {
     "name": ("nome", "ragione sociale", "denominazione", "cliente", "nominativo",
@@ -54,14 +57,12 @@ EQUIPMENT_COLUMNS: Mapping[str, tuple[str, ...]] = {
 
 MAX_TEXT_CHARS = 2000
 MAX_NAME_CHARS = 300
-MAX_DOMAINS = 20
 _LANGUAGES = {
     "en": "en", "english": "en", "inglese": "en", "engleza": "en",
     "it": "it", "italian": "it", "italiano": "it", "italiana": "it",
     "ro": "ro", "romanian": "ro", "romeno": "ro", "rumeno": "ro", "romana": "ro",
     "română": "ro",
 }  # fmt: skip
-_DOMAIN_SEPARATORS = re.compile(r"[\s|,;]+")
 # Excel shows a long number it was not told is text as 1.23457E+11: the digits are lost.
 _SCIENTIFIC = re.compile(r"\d[.,]\d+E\+\d+", re.IGNORECASE)
 _DATE_FORMATS = (
@@ -70,7 +71,6 @@ _DATE_FORMATS = (
 )
 # Excel adds a midnight to a date cell of a date-time column.
 _MIDNIGHT = re.compile(r"\s+0?0[:.]00(?:[:.]00)?$")
-_TAX_ID_NOISE = re.compile(r"[\s.\-/]+")
 
 
 class RowRefused(ValueError):
@@ -161,13 +161,13 @@ def equipment_row(line: int, values: Mapping[str, str]) -> EquipmentRow:
 
 
 def tax_id_of(value: str, name: str = "tax_id") -> str | None:
-    """A tax id as stored and compared: upper case, without the spaces, dots and dashes
-    people write in it ("IT 012.345.678-90" -> "IT01234567890"); None when empty."""
-    cleaned = _TAX_ID_NOISE.sub("", value).upper()
-    if not cleaned:
+    """A tax id as the archive stores and compares it (spaces dropped, upper case:
+    "it 0123 4567 890" -> "IT01234567890"); None when empty."""
+    cleaned = fields.tax_id(value)
+    if cleaned is None:
         return None
     _refuse_scientific(name, value)
-    if len(cleaned) > 40 or not cleaned.isalnum():
+    if len(cleaned) > 40 or not all(ch.isalnum() or ch in ".-/" for ch in cleaned):
         raise RowRefused(f"{name} {value.strip()!r} is not a tax id")
     return cleaned
 
@@ -199,13 +199,10 @@ def _text(values: Mapping[str, str], name: str, limit: int = MAX_TEXT_CHARS) -> 
 
 
 def _email(value: str) -> str | None:
-    value = value.strip()
-    if not value:
-        return None
     try:
-        return check_address(value)
-    except ValueError:
-        raise RowRefused(f"email {value!r} is not an email address") from None
+        return fields.email(value)
+    except InvalidRecord:
+        raise RowRefused(f"email {value.strip()!r} is not an email address") from None
 
 
 def _language(value: str) -> str | None:
@@ -218,13 +215,12 @@ def _language(value: str) -> str | None:
 
 
 def _domains(value: str, free_mail: FreeMail) -> tuple[str, ...]:
-    domains = tuple(dict.fromkeys(normalize_domain(part)
-                                  for part in _DOMAIN_SEPARATORS.split(value) if part))
-    if len(domains) > MAX_DOMAINS:
-        raise RowRefused(f"more than {MAX_DOMAINS} mail domains")
+    """Domains separated by spaces or "|" (or commas, semicolons), each checked."""
+    try:
+        domains = tuple(fields.mail_domains(value))
+    except InvalidRecord as exc:
+        raise RowRefused(str(exc).replace("mail_domains: ", "mail domain ")) from None
     for domain in domains:
-        if not is_valid_domain(domain):
-            raise RowRefused(f"mail domain {domain!r} is not a domain name")
         if free_mail.is_free(domain):
             raise RowRefused(f"mail domain {domain!r} is a free-mail domain shared by"
                              " unrelated people: it cannot name one customer")
