@@ -199,6 +199,26 @@ class TicketsSettings(_Section):
     reopen_on_customer_reply: bool = True
 
 
+class ReportsSettings(_Section):
+    # When every confirmed technician has reported the job done, the customer gets a
+    # closing mail with the report and the hours (an intervention's own
+    # notify_customer_on_resolve, when set, wins).
+    customer_closing_mail: bool = False
+
+
+class ExportSettings(_Section):
+    # Between the columns of CSV exports; Excel in Italy and Romania expects ";" (the
+    # comma is their decimal mark).
+    csv_delimiter: str = ";"
+
+    @field_validator("csv_delimiter")
+    @classmethod
+    def _one_character(cls, value: str) -> str:
+        if len(value) != 1 or value in "\"\r\n":
+            raise ValueError(f"{value!r} is not one character such as ';' or ','")
+        return value
+
+
 class SchedulerSettings(_Section):
     # Schedule dates are calendar dates in the company's time zone (DST never moves them).
     timezone: str = "Europe/Rome"
@@ -320,6 +340,8 @@ class Settings(_Section):
     replies: RepliesSettings = RepliesSettings()
     security: SecuritySettings = SecuritySettings()
     tickets: TicketsSettings = TicketsSettings()
+    reports: ReportsSettings = ReportsSettings()
+    export: ExportSettings = ExportSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     imap: ImapSettings = ImapSettings()
     customers: CustomersSettings = CustomersSettings()

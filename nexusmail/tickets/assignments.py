@@ -22,10 +22,10 @@ from nexusmail.clock import iso
 from nexusmail.config import Settings
 from nexusmail.mail.addresses import base_address, is_support_recipient, plus_extension
 from nexusmail.mail.parsed import ParsedMail
-from nexusmail.mail.reply_reading import ReplyReading, Verdict
+from nexusmail.mail.reply_reading import REPORTS, ReplyReading, Verdict
 from nexusmail.storage.connections import INTEGRITY_ERRORS, WriteTx
 from nexusmail.tickets.cases import Conflict, NewMessage, NotFound, add_message, intervention_status
-from nexusmail.tickets.message_extra import dump_extra, load_extra
+from nexusmail.tickets.message_extra import MessageExtra, dump_extra, load_extra
 from nexusmail.tickets.models import (
     AssignmentStatus,
     Direction,
@@ -37,6 +37,7 @@ from nexusmail.tickets.models import (
 from nexusmail.tickets.new_requests import own_domain
 from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
 from nexusmail.tickets.reply_tokens import make_token, parse_token, reply_address, verify_token
+from nexusmail.tickets.reports import apply_report
 from nexusmail.tickets.tags import format_tag, parse_tag
 from nexusmail.tickets.triage import AnswerFacts, Disposition, Ruling
 
@@ -237,7 +238,8 @@ def answer_facts(
         number=match.intervention_number, matched_by=match.matched_by,
         from_employee=base_address(sender) == match.employee_email,
         sender_doubt=sender_doubt,
-        case_open=intervention_status(tx, match.intervention_number) is Status.OPEN,
+        # A resolved case still takes reports: a second one corrects the first.
+        case_open=intervention_status(tx, match.intervention_number) is not Status.CLOSED,
         written_at=written_at, decision_written_at=decision_written_at,
         same_answer_applied=same_answer is not None,
     )
@@ -260,7 +262,12 @@ def record_reply(
     acts = ruling.disposition is Disposition.DECISION
     note = ruling.reason if not acts else ""
     new_status = _next_status(match.status, reading.verdict) if acts else match.status
-    add_message(tx, number, NewMessage(
+    report: MessageExtra = {}
+    if reading.verdict in REPORTS:
+        report = {"work_minutes": reading.work_minutes,
+                  "travel_minutes": reading.travel_minutes,
+                  **({"hours_unread": True} if reading.hours_unread else {})}
+    message_row = add_message(tx, number, NewMessage(
         kind=MessageKind.TECHNICIAN_REPLY, direction=Direction.IN, subject=message.subject,
         body_text=reading.body, body_html=message.body_html,
         html_sanitizer=message.html_sanitizer, author=message.author,
@@ -269,12 +276,23 @@ def record_reply(
         verdict=reading.verdict, verified=ruling.verified, attachments=message.attachments,
         extra={"assignment_id": match.assignment_id, "employee": match.employee_email,
                "matched_by": match.matched_by, "acted": acts, "reason": reading.reason,
-               **({"not_acted": note} if note else {})},
+               **({"not_acted": note} if note else {}), **report},
     ), now=now)
     if not acts:
         log.warning("assignment.reply_not_acted", intervention=number,
                     assignment_id=match.assignment_id, sender=sender, why=note)
         return ReplyEffect(False, ruling.verified, reading.verdict, note)
+    if reading.verdict in REPORTS:
+        apply_report(tx, number=number, assignment_id=match.assignment_id,
+                     employee={"email": match.employee_email, "name": match.employee_name,
+                               "language": match.employee_language},
+                     reading=reading, message_row=message_row,
+                     reply_message_id=message.message_id, written_at=written_at, now=now,
+                     settings=settings)
+        _remember_answer(tx, match.assignment_id, reading, now=now)
+        tx.execute("UPDATE assignments SET decided_mail_date = ? WHERE id = ?",
+                   (iso(written_at), match.assignment_id))
+        return ReplyEffect(True, True, reading.verdict, "")
     decided = reading.verdict in (Verdict.CONFIRMED, Verdict.REJECTED)
     tx.execute(
         "UPDATE assignments SET status = ?, reason = CASE WHEN ? THEN ? ELSE reason END,"
@@ -286,12 +304,18 @@ def record_reply(
     if decided:
         tx.execute("UPDATE assignments SET decided_mail_date = ? WHERE id = ?",
                    (iso(written_at), match.assignment_id))
-        tx.execute("INSERT INTO assignment_answers (assignment_id, body_sha256, verdict,"
-                   " applied_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                   (match.assignment_id, _answer_key(reading), reading.verdict, iso(now)))
+        _remember_answer(tx, match.assignment_id, reading, now=now)
     log.info(f"assignment.{reading.verdict}", intervention=number,
              assignment_id=match.assignment_id, employee=match.employee_email)
     return ReplyEffect(True, True, reading.verdict, "")
+
+
+def _remember_answer(tx: WriteTx, assignment_id: int, reading: ReplyReading, *,
+                     now: datetime) -> None:
+    """These words were applied: the same mail sent again is a replay."""
+    tx.execute("INSERT INTO assignment_answers (assignment_id, body_sha256, verdict,"
+               " applied_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+               (assignment_id, _answer_key(reading), reading.verdict, iso(now)))
 
 
 def _answer_key(reading: ReplyReading) -> str:
@@ -353,7 +377,7 @@ def apply_reply_as_operator(tx: WriteTx, message_id: int, *, operator: str, now:
     if row["verdict"] not in (Verdict.CONFIRMED, Verdict.REJECTED):
         raise Conflict("this reply says neither yes nor no: assign or call instead")
     number = int(row["intervention_number"])
-    if intervention_status(tx, number) is not Status.OPEN:
+    if intervention_status(tx, number) is Status.CLOSED:
         raise Conflict(f"intervention {number} is closed")
     match = _load(tx, MatchedBy.TOKEN, (extra.get("assignment_id"),))
     if match is None:

@@ -21,11 +21,16 @@ class Attention(StrEnum):
     # closed, and the customer wrote again since: kept on the thread, not reopened by a
     # stray "thanks", but an operator must see it (it may be a new fault)
     MAIL_AFTER_CLOSE = "mail_after_close"
+    # every confirmed technician reported done: an operator closes it or reopens it
+    RESOLVED = "resolved"
+    NOT_DONE = "not_done"           # a technician reported the job not finished
+    HOURS_UNREAD = "hours_unread"   # a done report whose hours could not be read
 
 
 def needs_attention(
     *, status: str, assignment_statuses: set[str], has_unverified_reply: bool,
-    has_mail_after_close: bool = False,
+    has_mail_after_close: bool = False, has_not_done_report: bool = False,
+    has_hours_unread: bool = False,
 ) -> list[str]:
     """The Attention flags of an intervention, in a fixed order.
 
@@ -46,4 +51,10 @@ def needs_attention(
         flags.append(Attention.UNASSIGNED)
     if status == Status.CLOSED and has_mail_after_close:
         flags.append(Attention.MAIL_AFTER_CLOSE)
+    if status == Status.RESOLVED:
+        flags.append(Attention.RESOLVED)
+    if status != Status.CLOSED and has_not_done_report:
+        flags.append(Attention.NOT_DONE)
+    if has_hours_unread:
+        flags.append(Attention.HOURS_UNREAD)
     return flags

@@ -23,6 +23,12 @@ class MessageExtra(TypedDict, total=False):
     reason: str                 # the reason read from the reply
     not_acted: str              # why it did not act, when it did not
     applied_by: str             # the operator who applied it later by hand
+    # A work report (tickets/reports.py) and an operator's activity (tickets/activities.py):
+    # whole minutes, None when the report stated none that could be read.
+    work_minutes: int | None
+    travel_minutes: int | None
+    hours_unread: bool          # a done report without readable hours: an operator fills them
+    activity_kind: str          # an ActivityKind value (operator's activity entries)
     applied_at: str
     # The operator's note for a reply applied by hand: that reply's messages.id.
     applied_message: int

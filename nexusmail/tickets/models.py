@@ -26,6 +26,7 @@ class MessageKind(StrEnum):
     STATUS_CHANGE = "status_change"
     OUTBOUND_MAIL = "outbound_mail"
     OPERATOR_REPLY = "operator_reply"      # an operator's answer mailed to the customer
+    ACTIVITY = "activity"                  # time an operator recorded (a call, a visit...)
 
 
 class Direction(StrEnum):
@@ -36,6 +37,8 @@ class Direction(StrEnum):
 
 class Status(StrEnum):
     OPEN = "open"
+    # Every confirmed technician reported the job done: an operator closes or reopens it.
+    RESOLVED = "resolved"
     CLOSED = "closed"
 
 
@@ -59,6 +62,7 @@ class AssignmentStatus(StrEnum):
     CONFIRMED = "confirmed"
     REJECTED = "rejected"
     UNCLEAR = "unclear"        # answered, but not readable as yes or no
+    DONE = "done"              # reported the job done (a work report)
 
 
 class MatchedBy(StrEnum):
@@ -85,3 +89,7 @@ class OutboxKind(StrEnum):
     DECISION_ECHO = "decision_echo"
     REJECTION_NOTICE = "rejection_notice"
     OPERATOR_REPLY = "operator_reply"      # written by a person: no Auto-Submitted header
+    REPORT_ECHO = "report_echo"            # to the technician: what their report recorded
+    REPORT_NOT_DONE = "report_not_done"    # to operators: a job is not finished, and why
+    RESOLVED_NOTICE = "resolved_notice"    # to operators: every technician reported done
+    CUSTOMER_CLOSING = "customer_closing"  # to the customer: the job is done, the report

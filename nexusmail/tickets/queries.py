@@ -2,20 +2,21 @@
 
 Every function takes a read connection from `Store.read()` (rows addressable by
 column name) and never writes. A thread is loaded in a fixed number of queries
-(intervention, assignments, messages, attachments), whatever its length: no query per
-message.
+(intervention, assignments, messages, attachments, activities), whatever its length:
+no query per message.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from nexusmail.storage.connections import ReadTx
+from nexusmail.tickets.activity_queries import ActivityView, activities_of
 from nexusmail.tickets.attention import needs_attention
 from nexusmail.tickets.message_extra import MessageExtra, load_extra
-from nexusmail.tickets.models import AssignmentStatus, Status
+from nexusmail.tickets.models import AssignmentStatus, MessageKind, Status
 
 
 class CustomerView(TypedDict):
@@ -49,6 +50,9 @@ MessageView = TypedDict(
         "extra": MessageExtra,
         "created_at": str,
         "attachments": list[AttachmentView],
+        # Technician replies read as work reports: exact hours (minutes / 60) or None.
+        "hours": NotRequired[float | None],
+        "travel_hours": NotRequired[float | None],
     },
 )
 
@@ -83,6 +87,7 @@ class InterventionDetail(InterventionSummary):
     description: str
     assignments: list[AssignmentView]
     messages: list[MessageView]
+    activities: list[ActivityView]
 
 
 class InterventionPage(TypedDict):
@@ -150,7 +155,12 @@ _INTERVENTION_COLUMNS = """
     EXISTS (SELECT 1 FROM messages m WHERE m.intervention_number = i.number
       AND m.kind = 'technician_reply' AND m.verified = 0) AS has_unverified_reply,
     EXISTS (SELECT 1 FROM messages m WHERE m.intervention_number = i.number
-      AND m.kind = 'customer_mail' AND m.created_at > i.closed_at) AS has_mail_after_close
+      AND m.kind = 'customer_mail' AND m.created_at > i.closed_at) AS has_mail_after_close,
+    EXISTS (SELECT 1 FROM assignments a WHERE a.intervention_number = i.number
+      AND a.report = 'not_done' AND a.status = 'confirmed') AS has_not_done_report,
+    EXISTS (SELECT 1 FROM activities ac WHERE ac.intervention_number = i.number
+      AND ac.verdict = 'done' AND ac.work_minutes IS NULL AND ac.superseded_by IS NULL
+      ) AS has_hours_unread
     FROM interventions i
     JOIN customers cu ON cu.id = i.customer_id
     LEFT JOIN contacts co ON co.id = i.contact_id
@@ -209,11 +219,14 @@ async def get_intervention(conn: ReadTx, number: int) -> InterventionDetail | No
         return None
     row = rows[0]
     summary = _summary(row)
+    messages = await _messages(conn, number)
     return {
         **summary,
         "description": row["description"],
         "assignments": await _assignments(conn, number),
-        "messages": await _messages(conn, number),
+        "messages": messages,
+        "activities": await activities_of(
+            conn, number, {message["id"]: message["attachments"] for message in messages}),
     }
 
 
@@ -389,6 +402,8 @@ def _summary(row: Any) -> InterventionSummary:
             assignment_statuses=_statuses(row["assignment_status_bits"]),
             has_unverified_reply=bool(row["has_unverified_reply"]),
             has_mail_after_close=bool(row["has_mail_after_close"]),
+            has_not_done_report=bool(row["has_not_done_report"]),
+            has_hours_unread=bool(row["has_hours_unread"]),
         ),
     }
 
@@ -405,6 +420,19 @@ def _assignment(row: Any) -> AssignmentView:
 
 
 def _message(m: Any, attachments: list[AttachmentView]) -> MessageView:
+    view = _message_fields(m, attachments)
+    extra = view["extra"]
+    if m["kind"] == MessageKind.TECHNICIAN_REPLY and "work_minutes" in extra:
+        view["hours"] = _hours(extra.get("work_minutes"))
+        view["travel_hours"] = _hours(extra.get("travel_minutes"))
+    return view
+
+
+def _hours(minutes: int | None) -> float | None:
+    return None if minutes is None else minutes / 60
+
+
+def _message_fields(m: Any, attachments: list[AttachmentView]) -> MessageView:
     return {
         "id": m["id"],
         "kind": m["kind"],

@@ -141,6 +141,15 @@ def _attention_conditions(attention: Attention | None) -> list[str]:
         return ["i.status = 'closed'",
                 "EXISTS (SELECT 1 FROM messages m WHERE m.intervention_number = i.number"
                 " AND m.kind = 'customer_mail' AND m.created_at > i.closed_at)"]
+    if attention is Attention.RESOLVED:
+        return ["i.status = 'resolved'"]
+    if attention is Attention.NOT_DONE:
+        return ["i.status <> 'closed'",
+                "i.number IN (SELECT intervention_number FROM assignments"
+                " WHERE report = 'not_done' AND status = 'confirmed')"]
+    if attention is Attention.HOURS_UNREAD:
+        return ["i.number IN (SELECT intervention_number FROM activities WHERE verdict = 'done'"
+                " AND work_minutes IS NULL AND superseded_by IS NULL)"]
     if attention is Attention.UNASSIGNED:
         return ["i.status = 'open'",
                 "NOT EXISTS (SELECT 1 FROM assignments a WHERE a.intervention_number ="

@@ -69,6 +69,11 @@ def extra_rows(tx: WriteTx) -> None:
                " SELECT code, 1 FROM request_types")
     tx.execute("UPDATE interventions SET related_number = 2 WHERE number = 1")
     tx.execute("UPDATE customers SET merged_into = 3 WHERE id = 2")
+    for minutes in (150, 160):  # a report, then the one that replaced it
+        tx.execute("INSERT INTO activities (intervention_number, employee_email, kind, day,"
+                   " work_minutes, created_at)"
+                   " VALUES (1, 'luca@firm.test', 'work', '2026-03-03', ?, ?)", (minutes, now))
+    tx.execute("UPDATE activities SET superseded_by = 2 WHERE id = 1")
     # As if cases 4..10 had been opened and rolled back: numbers are never given twice.
     tx.execute("UPDATE sqlite_sequence SET seq = 10 WHERE name = 'interventions'")
 

@@ -1,0 +1,73 @@
+"""The customer's closing mail: the job is done, what was done, and the hours.
+
+Sent when an intervention becomes resolved, if the intervention asks for it
+(notify_customer_on_resolve) or, when it says nothing, `[reports]
+customer_closing_mail`. It goes to the addresses an operator's reply would use, in
+the customer's language, and answers their original request (In-Reply-To its first
+mail, References the later ones), so it lands in the conversation they started.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from nexusmail.config import Settings
+from nexusmail.storage.connections import WriteTx
+from nexusmail.tickets.activities import format_hours
+from nexusmail.tickets.models import MessageKind, OutboxKind
+from nexusmail.tickets.new_requests import own_domain
+from nexusmail.tickets.operator_replies import (
+    _acknowledged_language,
+    _customer_message_ids,
+    _recipients,
+)
+from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
+from nexusmail.tickets.tags import format_tag
+
+
+def wants_closing_mail(tx: WriteTx, number: int, settings: Settings) -> bool:
+    row = tx.execute("SELECT notify_customer_on_resolve FROM interventions WHERE number = ?",
+                     (number,)).fetchone()
+    if row is None or row[0] is None:
+        return settings.reports.customer_closing_mail
+    return bool(row[0])
+
+
+def queue_closing_mail(tx: WriteTx, number: int, *, now: datetime,
+                       settings: Settings) -> list[str]:
+    """Queue the closing mail when it is wanted; the Message-IDs queued."""
+    if not wants_closing_mail(tx, number, settings):
+        return []
+    case = tx.execute(
+        "SELECT i.subject, c.email AS customer_email, c.language, k.email AS contact_email"
+        " FROM interventions i JOIN customers c ON c.id = i.customer_id"
+        " LEFT JOIN contacts k ON k.id = i.contact_id WHERE i.number = ?",
+        (number,)).fetchone()
+    recipients = _recipients(case["contact_email"], case["customer_email"], settings)
+    if not recipients:
+        return []
+    language = (case["language"] or _acknowledged_language(tx, number)
+                or settings.mail.default_language)
+    rows = tx.execute(
+        "SELECT a.text, a.work_minutes, e.name FROM activities a"
+        " LEFT JOIN employees e ON e.id = a.employee_id"
+        " WHERE a.intervention_number = ? AND a.superseded_by IS NULL ORDER BY a.id",
+        (number,)).fetchall()
+    total = sum(row["work_minutes"] or 0 for row in rows)
+    earlier = _customer_message_ids(tx, number)
+    context = {
+        "number": number, "tag": format_tag(number), "subject": case["subject"],
+        "reports": [{"technician": row["name"] or "", "text": row["text"]} for row in rows
+                    if row["text"]],
+        "total_hours": format_hours(total or None, language),
+        # Their original request first: the answer sits under what they wrote.
+        "in_reply_to": earlier[:1], "references": earlier,
+    }
+    return [
+        enqueue_mail(tx, OutgoingMail(
+            kind=OutboxKind.CUSTOMER_CLOSING, recipient=recipient, template="case_resolved",
+            language=language, context=context, intervention_number=number,
+            thread_kind=MessageKind.OUTBOUND_MAIL,
+        ), now=now, domain=own_domain(settings))
+        for recipient in recipients
+    ]

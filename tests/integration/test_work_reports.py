@@ -1,0 +1,210 @@
+"""End to end over real sockets: technicians report the work done by replying to their
+assignment mail; activities, echoes, resolution and the customer's closing mail."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from email.message import EmailMessage
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiosmtpd.controller import Controller
+from daemon_harness import SUPPORT, Daemon, make_settings, running_daemon
+from smtp_sink import Captured, CaptureHandler
+
+from nexusmail.admin.tokens import create_token
+from nexusmail.clock import SystemClock
+from nexusmail.tickets.assignments import assign
+from nexusmail.tickets.cases import add_employee
+from nexusmail.tickets.reply_tokens import load_reply_keys
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n" + bytes(range(256)) * 8
+LUCA, ION, CUSTOMER, DISPATCH = ("luca@firm.test", "ion@firm.test", "cliente@example.it",
+                                 "dispatch@firm.test")
+REQUEST_ID = "richiesta-1@example.it"
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path, relay: Controller) -> AsyncIterator[Daemon]:
+    settings = make_settings(tmp_path / "data", relay_port=relay.port,
+                             mail={"operator_addresses": [DISPATCH]},
+                             reports={"customer_closing_mail": True})
+    async with running_daemon(settings) as running:
+        yield running
+
+
+class Job:
+    """A customer's request by mail, two technicians assigned, their mails captured."""
+
+    def __init__(self, daemon: Daemon, sink: CaptureHandler) -> None:
+        self.daemon = daemon
+        self.sink = sink
+        self.token = ""
+        self.assignment_mails: dict[str, Captured] = {}
+
+    async def open(self) -> None:
+        store = self.daemon.running.store
+        now = SystemClock().now()
+        self.token = await store.write(partial(create_token, name="test", now=now))
+        for email, name, language in [(LUCA, "Luca Bianchi", "it"), (ION, "Ion Popescu", "ro")]:
+            await store.write(partial(add_employee, email=email, name=name, language=language,
+                                      now=now))
+        request = EmailMessage()
+        request["From"], request["To"] = f"Rossi Srl <{CUSTOMER}>", SUPPORT
+        request["Subject"], request["Message-ID"] = "Caldaia in blocco", f"<{REQUEST_ID}>"
+        request.set_content("Buongiorno, la caldaia è in blocco con codice E04. Grazie")
+        assert (await self.daemon.send(request.as_bytes(), sender=CUSTOMER,
+                                       recipients=[SUPPORT]))[0] == 250
+        keys = load_reply_keys(self.daemon.settings)
+        for email in (LUCA, ION):
+            await store.write(partial(assign, number=1, employee_email=email, now=now,
+                                      settings=self.daemon.settings, reply_keys=keys))
+        for email in (LUCA, ION):
+            self.assignment_mails[email] = await self.mail_to(email, "[#1]")
+
+    async def mail_to(self, recipient: str, subject_part: str, *, after: int = 0,
+                      within_s: float = 15) -> Captured:
+        """The first mail to `recipient` whose subject has `subject_part`, among those the
+        sink got after the first `after`."""
+        async with asyncio.timeout(within_s):
+            while True:
+                for mail in self.sink.messages[after:]:
+                    if (recipient in mail.rcpt_tos
+                            and subject_part in str(mail.message()["Subject"])):
+                        return mail
+                await asyncio.sleep(0.05)
+
+    async def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=self.daemon.web_url + "/api/v1") as client:
+            return await client.request(method, path, headers={
+                "Authorization": f"Bearer {self.token}"}, **kwargs)
+
+    async def reply(self, employee: str, body: str, *, sender: str | None = None,
+                    pdf: bool = False) -> int:
+        """`employee` answers their assignment mail (from `sender`, if another)."""
+        original = self.assignment_mails[employee].message()
+        msg = EmailMessage()
+        msg["From"] = sender or employee
+        msg["To"] = original["Reply-To"]
+        msg["Subject"] = "Re: " + str(original["Subject"])
+        msg["In-Reply-To"] = msg["References"] = original["Message-ID"]
+        quoted = "\n".join("> " + line for line in original.get_body(
+            ("plain",)).get_content().splitlines())
+        msg.set_content(f"{body}\n\nIl giorno lun 2 mar 2026 alle ore 09:00 Firm <{SUPPORT}>"
+                        f" ha scritto:\n{quoted}\n")
+        if pdf:
+            msg.add_attachment(PDF, maintype="application", subtype="pdf",
+                               filename="rapportino.pdf")
+        code, _ = await self.daemon.send(msg.as_bytes(), sender=sender or employee,
+                                         recipients=[str(original["Reply-To"])])
+        return code
+
+    async def intervention(self) -> dict[str, Any]:
+        response = await self.api("GET", "/interventions/1")
+        assert response.status_code == 200
+        data: dict[str, Any] = response.json()
+        return data
+
+    async def assignment_status(self) -> dict[str, str]:
+        rows = await self.daemon.query("SELECT e.email, a.status FROM assignments a"
+                                       " JOIN employees e ON e.id = a.employee_id")
+        return {row[0]: row[1] for row in rows}
+
+
+@pytest.fixture
+async def job(daemon: Daemon, relay: Controller) -> Job:
+    opened = Job(daemon, relay.handler)
+    await opened.open()
+    return opened
+
+
+async def test_reports_become_activities_and_resolve_the_case(job: Job) -> None:
+    """Confirm, report "fatto 2 ore e mezza" with a PDF: an activity of 2.5 h with the PDF,
+    the echo in Italian; the case resolves only when the second technician reports too,
+    the operators are told and the customer's closing mail answers their request."""
+    assert await job.reply(LUCA, "Confermo") == 250
+    assert await job.reply(ION, "Confirm, vin joi") == 250
+    before = len(job.sink.messages)
+    assert await job.reply(LUCA, "fatto 2 ore e mezza, sostituita la scheda", pdf=True) == 250
+
+    echo = (await job.mail_to(LUCA, "Registrato", after=before)).message()
+    assert "2,5 h" in str(echo["Subject"])
+    assert "Registrato: 2,5 h su #1" in echo.get_body(("plain",)).get_content()
+    assert (await job.assignment_status()) == {LUCA: "done", ION: "confirmed"}
+    data = await job.intervention()
+    assert data["status"] == "open"
+    [activity] = data["activities"]
+    assert activity["employee_email"] == LUCA
+    assert activity["kind"] == "work"
+    assert activity["hours"] == 2.5
+    assert activity["travel_hours"] is None
+    [pdf] = activity["attachments"]
+    assert pdf["sha256"] == hashlib.sha256(PDF).hexdigest()
+    report = [m for m in data["messages"] if m["kind"] == "technician_reply"][-1]
+    assert (report["verdict"], report["hours"], report["travel_hours"]) == ("done", 2.5, None)
+
+    before = len(job.sink.messages)
+    assert await job.reply(ION, "Gata, o oră și 20 de minute + 40 min deplasare") == 250
+    await job.mail_to(ION, "Înregistrat", after=before)
+    notice = await job.mail_to(DISPATCH, "Resolved", after=before)
+    assert "[#1]" in str(notice.message()["Subject"])
+    closing = (await job.mail_to(CUSTOMER, "completato", after=before)).message()
+    assert closing["In-Reply-To"] == f"<{REQUEST_ID}>"
+    assert "Tempo di lavoro: 3 h 50 min" in closing.get_body(("plain",)).get_content()
+    data = await job.intervention()
+    assert data["status"] == "resolved"
+    assert "resolved" in data["needs_attention"]
+    ion_activity = data["activities"][1]
+    assert ion_activity["hours"] == pytest.approx(4 / 3)
+    assert ion_activity["travel_hours"] == pytest.approx(2 / 3)
+
+    closed = await job.api("POST", "/interventions/1/close", json={})
+    assert closed.status_code == 200, closed.text
+    assert (await job.intervention())["status"] == "closed"
+
+
+async def test_a_not_done_report_keeps_the_assignment_and_alerts_operators(job: Job) -> None:
+    """"Non ho finito, manca il pezzo" leaves the assignment confirmed, flags the case
+    and mails the operators the reason."""
+    assert await job.reply(LUCA, "Confermo") == 250
+    before = len(job.sink.messages)
+    assert await job.reply(LUCA, "Non ho finito, manca il pezzo. Lavorato 1 ora.") == 250
+    notice = (await job.mail_to(DISPATCH, "Not finished", after=before)).message()
+    assert "manca il pezzo" in notice.get_body(("plain",)).get_content()
+    await job.mail_to(LUCA, "non finito", after=before)
+    assert (await job.assignment_status())[LUCA] == "confirmed"
+    data = await job.intervention()
+    assert data["status"] == "open"
+    assert "not_done" in data["needs_attention"]
+    [activity] = data["activities"]
+    assert activity["hours"] == 1.0
+
+
+async def test_a_report_from_a_stranger_with_a_valid_token_changes_nothing(job: Job) -> None:
+    """Another sender replying through Luca's signed address is kept, not acted on."""
+    assert await job.reply(LUCA, "Confermo") == 250
+    assert await job.reply(LUCA, "Fatto, 2 ore", sender="mallory@evil.test") == 250
+    assert (await job.assignment_status())[LUCA] == "confirmed"
+    data = await job.intervention()
+    assert data["activities"] == []
+    stranger = [m for m in data["messages"] if m["kind"] == "technician_reply"][-1]
+    assert stranger["verified"] is False
+    assert stranger["extra"]["acted"] is False
+
+
+async def test_a_later_report_replaces_the_earlier(job: Job) -> None:
+    """Replying again corrects the hours: one current activity, both replies on the thread."""
+    assert await job.reply(LUCA, "Confermo") == 250
+    assert await job.reply(LUCA, "Fatto, 3 ore") == 250
+    assert await job.reply(LUCA, "Scusate, fatto in 2 ore e mezza") == 250
+    data = await job.intervention()
+    assert [a["hours"] for a in data["activities"]] == [2.5]
+    reports = [m for m in data["messages"] if m.get("verdict") == "done"]
+    assert [m["hours"] for m in reports] == [3.0, 2.5]
+    rows = await job.daemon.query("SELECT count(*) FROM activities")
+    assert rows[0][0] == 2
