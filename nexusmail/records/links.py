@@ -60,3 +60,25 @@ async def intervention_records(conn: ReadTx, number: int) -> InterventionRecords
         "status": row["status"],
         "status_reason": row["status_reason"],
     }
+
+
+class CaseLine(TypedDict):
+    number: int
+    subject: str
+    status: str
+    request_type: str
+    equipment_id: int | None
+    created_at: str
+
+
+async def customer_interventions(conn: ReadTx, customer_id: int,
+                                 limit: int = 100) -> list[CaseLine]:
+    """A customer's latest interventions, newest first (the interventions_by_customer
+    index answers it)."""
+    rows = await conn.execute_fetchall(
+        "SELECT number, subject, status, request_type, equipment_id, created_at"
+        " FROM interventions WHERE customer_id = ? ORDER BY number DESC LIMIT ?",
+        (customer_id, limit))
+    return [{"number": r["number"], "subject": r["subject"], "status": r["status"],
+             "request_type": r["request_type"], "equipment_id": r["equipment_id"],
+             "created_at": r["created_at"]} for r in rows]

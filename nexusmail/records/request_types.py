@@ -120,9 +120,9 @@ async def list_request_types(conn: ReadTx) -> list[RequestTypeView]:
         " ORDER BY position, code")
     assignees = await conn.execute_fetchall(
         "SELECT a.request_type, e.email FROM request_type_assignees a"
-        " JOIN employees e ON e.id = a.employee_id ORDER BY e.email")
+        " JOIN employees e ON e.id = a.employee_id")
     by_type: dict[str, list[str]] = {}
-    for a in assignees:
+    for a in sorted(assignees, key=lambda a: str(a["email"])):  # the same order on both stores
         by_type.setdefault(a["request_type"], []).append(a["email"])
     return [
         {"code": r["code"],

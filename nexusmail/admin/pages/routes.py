@@ -11,6 +11,10 @@ Routes (all but /login and the stylesheet need a logged-in operator):
 - `GET /interventions/{n}` thread; `POST .../assign|notes|close|reopen`;
   `GET /attachments/{id}[/preview]`, `GET /messages/{id}/raw`       pages_thread
 - `GET /schedules`, `GET /schedules/{id}` with the next dates     pages_schedules
+- `GET|POST /customers`, `GET|POST /customers/{id}` (card, edit), `POST
+  /customers/{id}/contacts|sites|equipment|merge`                  pages.customers
+- `GET|POST /equipment/{id}` (card, history, edit); `GET|POST /request-types`
+                                                                    pages.installed_base
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from nexusmail.admin.pages.base import (
     login_redirect,
     make_filters,
 )
+from nexusmail.admin.pages.customers import customer_routes
+from nexusmail.admin.pages.installed_base import installed_base_routes
 from nexusmail.admin.pages.listing import list_routes
 from nexusmail.admin.pages.login import login_routes
 from nexusmail.admin.pages.schedules import schedule_routes
@@ -121,7 +127,7 @@ def build_pages_app(services: ApiServices) -> Starlette:
     routes: list[BaseRoute] = [
         Route(f"/static/{STYLESHEET}", css, methods=["GET"]),
         *login_routes(pages), *list_routes(pages), *thread_routes(pages),
-        *schedule_routes(pages),
+        *schedule_routes(pages), *customer_routes(pages), *installed_base_routes(pages),
     ]
     return Starlette(
         routes=routes,

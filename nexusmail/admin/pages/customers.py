@@ -1,0 +1,208 @@
+"""The customer archive on the admin page: the customers list with search and a form for
+a new one, and the customer card (details, contacts, sites, equipment, interventions)
+with its edit and add forms and merging.
+
+Every form posts with the session's CSRF token and ends in a redirect to the card
+(303, so a reload does not post again); a refused value shows the card again with the
+message naming the field (422), a clash (409) the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import structlog
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from nexusmail.admin.api.base import MAX_ID
+from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, redirect
+from nexusmail.records import contacts, customers, equipment, sites
+from nexusmail.records.customer_search import MAX_QUERY_CHARS, search_customers
+from nexusmail.records.fields import InvalidRecord
+from nexusmail.records.links import customer_interventions
+from nexusmail.records.merge import merge_customers
+from nexusmail.storage.connections import WriteTx
+from nexusmail.tickets.cases import Conflict
+
+log = structlog.get_logger(__name__)
+
+PAGE_SIZE = 50
+MAX_FORM_BYTES = 256 * 1024
+CUSTOMER_TEXT = ("name", "tax_id", "address", "phone", "work_phone", "email", "language",
+                 "notes", "mail_domains", "owner")
+CONTACT_TEXT = ("name", "email", "phone", "role", "preferred_channel", "language")
+SITE_TEXT = ("name", "address", "access_notes")
+EQUIPMENT_TEXT = ("serial", "model", "description", "installed_on", "warranty_until",
+                  "notes")
+
+
+def customer_routes(pages: Pages) -> list[Route]:
+    h = _Handlers(pages)
+    return [
+        Route("/customers", h.customers, methods=["GET"]),
+        Route("/customers", h.create, methods=["POST"]),
+        Route("/customers/{id:int}", h.card, methods=["GET"]),
+        Route("/customers/{id:int}", h.edit, methods=["POST"]),
+        Route("/customers/{id:int}/contacts", h.add_contact, methods=["POST"]),
+        Route("/customers/{id:int}/sites", h.add_site, methods=["POST"]),
+        Route("/customers/{id:int}/equipment", h.add_equipment, methods=["POST"]),
+        Route("/customers/{id:int}/merge", h.merge, methods=["POST"]),
+    ]
+
+
+def customer_values(form: FormData) -> dict[str, Any]:
+    """The customer form as the records functions take it: every field (an empty one
+    clears), domains as typed (spaces, commas or `|` between them)."""
+    values: dict[str, Any] = {name: form_text(form, name) for name in CUSTOMER_TEXT}
+    values["verified"] = form.get("verified") == "on"
+    return values
+
+
+class _Handlers:
+    def __init__(self, pages: Pages) -> None:
+        self.p = pages
+
+    async def customers(self, request: Request) -> Response:
+        operator = await self.p.operator(request)
+        q = request.query_params.get("q", "").strip()[:MAX_QUERY_CHARS]
+        offset = _int(request.query_params.get("offset")) or 0
+        async with self.p.services.store.read() as conn:
+            page = await search_customers(conn, q or None, limit=PAGE_SIZE, offset=offset)
+
+        def link(at: int) -> str:
+            return "/customers?" + urlencode({**({"q": q} if q else {}), "offset": at})
+
+        more = offset + PAGE_SIZE < page["total"]
+        return self.p.render(
+            request, "customers.html.j2", page=page, q=q, values={"owner": operator.email},
+            error=None, next_url=link(offset + PAGE_SIZE) if more else None,
+            previous_url=link(max(offset - PAGE_SIZE, 0)) if offset else None)
+
+    async def create(self, request: Request) -> Response:
+        operator = await self.p.operator(request)
+        form = await self._form(request)
+        values = customer_values(form)
+        now = self.p.services.clock.now()
+        try:
+            customer_id = await self.p.services.store.write(
+                lambda tx: customers.create_customer(tx, values, now=now))
+        except (InvalidRecord, Conflict) as exc:
+            async with self.p.services.store.read() as conn:
+                page = await search_customers(conn, None, limit=PAGE_SIZE)
+            return self.p.render(request, "customers.html.j2", status=_status(exc),
+                                 page=page, q="", values=values, error=str(exc),
+                                 next_url=None, previous_url=None)
+        log.info("admin.customer_created", customer_id=customer_id, operator=operator.email)
+        return redirect(f"/customers/{customer_id}", "Customer added.", request)
+
+    async def card(self, request: Request) -> Response:
+        await self.p.operator(request)
+        return await self._card(request, _id(request))
+
+    async def edit(self, request: Request) -> Response:
+        form = await self._form(request)
+        values = customer_values(form)
+        return await self._change(request, "Details saved.", "admin.customer_updated",
+                                  lambda tx, cid, now: customers.update_customer(
+                                      tx, cid, values, now=now))
+
+    async def add_contact(self, request: Request) -> Response:
+        form = await self._form(request)
+        values = {name: form_text(form, name) for name in CONTACT_TEXT}
+        return await self._change(request, "Contact added.", "admin.contact_created",
+                                  lambda tx, cid, now: contacts.add_contact(
+                                      tx, cid, values, now=now))
+
+    async def add_site(self, request: Request) -> Response:
+        form = await self._form(request)
+        values = {name: form_text(form, name) for name in SITE_TEXT}
+        return await self._change(request, "Site added.", "admin.site_created",
+                                  lambda tx, cid, now: sites.add_site(tx, cid, values,
+                                                                      now=now))
+
+    async def add_equipment(self, request: Request) -> Response:
+        form = await self._form(request)
+        values: dict[str, Any] = {name: form_text(form, name) for name in EQUIPMENT_TEXT}
+        values["site_id"] = _int(form_text(form, "site_id"))
+
+        def add(tx: WriteTx, customer_id: int, now: Any) -> int:
+            return equipment.add_equipment(tx, {**values, "customer_id": customer_id},
+                                           now=now)
+
+        return await self._change(request, "Equipment added.", "admin.equipment_created",
+                                  add)
+
+    async def merge(self, request: Request) -> Response:
+        form = await self._form(request)
+        into = _int(form_text(form, "into"))
+        if into is None:
+            return await self._card(request, _id(request), "into: give the id of the "
+                                    "customer to merge into", 422)
+        operator, source = await self.p.operator(request), _id(request)
+        now = self.p.services.clock.now()
+        try:
+            await self.p.services.store.write(
+                lambda tx: merge_customers(tx, source, into, now=now))
+        except (InvalidRecord, Conflict) as exc:
+            return await self._card(request, source, str(exc), _status(exc))
+        log.info("admin.customers_merged", customer_id=source, into=into,
+                 operator=operator.email)
+        return redirect(f"/customers/{into}", f"Customer {source} merged into this one.",
+                        request)
+
+    async def _change(self, request: Request, done: str, event: str,
+                      fn: Callable[[WriteTx, int, Any], Any]) -> Response:
+        """Run one change of the card's customer; back to the card, with the message."""
+        operator = await self.p.operator(request)
+        customer_id, now = _id(request), self.p.services.clock.now()
+        try:
+            await self.p.services.store.write(lambda tx: fn(tx, customer_id, now))
+        except (InvalidRecord, Conflict) as exc:
+            return await self._card(request, customer_id, str(exc), _status(exc))
+        log.info(event, customer_id=customer_id, operator=operator.email)
+        return redirect(f"/customers/{customer_id}", done, request)
+
+    async def _card(self, request: Request, customer_id: int, error: str | None = None,
+                    status: int = 200) -> Response:
+        async with self.p.services.store.read() as conn:
+            customer = await customers.get_customer(conn, customer_id)
+            if customer is None:
+                raise PageError(404, f"Customer {customer_id} does not exist.")
+            people = await contacts.list_contacts(conn, customer_id)
+            places = await sites.list_sites(conn, customer_id)
+            machines = (await equipment.find_equipment(conn, customer_id=customer_id,
+                                                       limit=200))["items"]
+            cases = await customer_interventions(conn, customer_id)
+        site_names = {s["id"]: s["name"] for s in places}
+        serials = {m["id"]: m["serial"] for m in machines}
+        return self.p.render(request, "customer.html.j2", status=status, c=customer,
+                             contacts=people, sites=places, equipment=machines,
+                             cases=cases, site_names=site_names, serials=serials,
+                             error=error)
+
+    async def _form(self, request: Request) -> FormData:
+        await self.p.operator(request)
+        async with request.form(max_files=0, max_fields=50,
+                                max_part_size=MAX_FORM_BYTES) as form:
+            check_csrf(request, form)
+            return form
+
+
+def _status(exc: Exception) -> int:
+    return 409 if isinstance(exc, Conflict) else 422
+
+
+def _id(request: Request) -> int:
+    value = int(request.path_params["id"])
+    if value > MAX_ID:
+        raise PageError(404, f"Customer {value} does not exist.")
+    return value
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() and int(value) <= MAX_ID else None

@@ -1,0 +1,118 @@
+"""The equipment card (a machine, its site and its intervention history, with an edit
+form) and the request types list with a form for a new type, on the admin page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from nexusmail.admin.api.base import MAX_ID
+from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, redirect
+from nexusmail.records import customers, equipment, request_types, sites
+from nexusmail.records.fields import InvalidRecord
+from nexusmail.tickets import queries
+from nexusmail.tickets.cases import Conflict
+
+log = structlog.get_logger(__name__)
+
+MAX_FORM_BYTES = 256 * 1024
+EQUIPMENT_TEXT = ("serial", "model", "description", "installed_on", "warranty_until",
+                  "notes")
+
+
+def installed_base_routes(pages: Pages) -> list[Route]:
+    h = _Handlers(pages)
+    return [
+        Route("/equipment/{id:int}", h.card, methods=["GET"]),
+        Route("/equipment/{id:int}", h.edit, methods=["POST"]),
+        Route("/request-types", h.request_types, methods=["GET"]),
+        Route("/request-types", h.add_request_type, methods=["POST"]),
+    ]
+
+
+class _Handlers:
+    def __init__(self, pages: Pages) -> None:
+        self.p = pages
+
+    async def card(self, request: Request) -> Response:
+        await self.p.operator(request)
+        return await self._card(request, _id(request))
+
+    async def edit(self, request: Request) -> Response:
+        operator = await self.p.operator(request)
+        equipment_id = _id(request)
+        async with request.form(max_files=0, max_fields=50,
+                                max_part_size=MAX_FORM_BYTES) as form:
+            check_csrf(request, form)
+            values: dict[str, Any] = {name: form_text(form, name) for name in EQUIPMENT_TEXT}
+            site = form_text(form, "site_id")
+        values["site_id"] = int(site) if site.isdigit() and int(site) <= MAX_ID else None
+        now = self.p.services.clock.now()
+        try:
+            await self.p.services.store.write(
+                lambda tx: equipment.update_equipment(tx, equipment_id, values, now=now))
+        except (InvalidRecord, Conflict) as exc:
+            return await self._card(request, equipment_id, str(exc),
+                                    409 if isinstance(exc, Conflict) else 422)
+        log.info("admin.equipment_updated", equipment_id=equipment_id,
+                 operator=operator.email)
+        return redirect(f"/equipment/{equipment_id}", "Equipment saved.", request)
+
+    async def _card(self, request: Request, equipment_id: int, error: str | None = None,
+                    status: int = 200) -> Response:
+        async with self.p.services.store.read() as conn:
+            machine = await equipment.get_equipment(conn, equipment_id)
+            if machine is None:
+                raise PageError(404, f"Equipment {equipment_id} does not exist.")
+            customer = await customers.get_customer(conn, machine["customer_id"])
+            places = await sites.list_sites(conn, machine["customer_id"])
+        site = next((s for s in places if s["id"] == machine["site_id"]), None)
+        today = self.p.services.clock.now().date().isoformat()
+        return self.p.render(request, "equipment.html.j2", status=status, e=machine,
+                             customer=customer, sites=places, site=site, today=today,
+                             error=error)
+
+    async def request_types(self, request: Request) -> Response:
+        await self.p.operator(request)
+        return await self._types(request)
+
+    async def add_request_type(self, request: Request) -> Response:
+        operator = await self.p.operator(request)
+        async with request.form(max_files=0, max_fields=100,
+                                max_part_size=MAX_FORM_BYTES) as form:
+            check_csrf(request, form)
+            values: dict[str, Any] = {
+                "code": form_text(form, "code", 50),
+                "names": {lang: form_text(form, f"name_{lang}", 100)
+                          for lang in ("en", "it", "ro")},
+                "default_priority": form_text(form, "default_priority", 20),
+                "default_assignees": [a for a in form.getlist("default_assignees")
+                                      if isinstance(a, str)],
+            }
+        try:
+            code = await self.p.services.store.write(
+                lambda tx: request_types.create_request_type(tx, values))
+        except (InvalidRecord, Conflict) as exc:
+            return await self._types(request, values, str(exc),
+                                     409 if isinstance(exc, Conflict) else 422)
+        log.info("admin.request_type_created", code=code, operator=operator.email)
+        return redirect("/request-types", f"Request type {code} added.", request)
+
+    async def _types(self, request: Request, values: dict[str, Any] | None = None,
+                     error: str | None = None, status: int = 200) -> Response:
+        async with self.p.services.store.read() as conn:
+            kinds = await request_types.list_request_types(conn)
+            employees = [e for e in await queries.list_employees(conn) if e["active"]]
+        return self.p.render(request, "request_types.html.j2", status=status, kinds=kinds,
+                             employees=employees, values=values or {}, error=error)
+
+
+def _id(request: Request) -> int:
+    value = int(request.path_params["id"])
+    if value > MAX_ID:
+        raise PageError(404, f"Equipment {value} does not exist.")
+    return value
