@@ -68,6 +68,17 @@ async def activities_of(
     return [_view(row, files.get(row["message_id"], [])) for row in rows]
 
 
+async def activity(conn: ReadTx, activity_id: int) -> ActivityView | None:
+    """One activity (current or not) with its files, or None."""
+    rows = list(await conn.execute_fetchall(
+        f"SELECT {_COLUMNS} FROM activities a WHERE a.id = ?", (activity_id,)))  # noqa: S608
+    if not rows:
+        return None
+    message = rows[0]["message_id"]
+    files = await _attachments(conn, [message] if message is not None else [])
+    return _view(rows[0], files.get(message, []))
+
+
 async def timesheet(
     conn: ReadTx,
     *,

@@ -25,6 +25,15 @@ from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
 from nexusmail.tickets.tags import format_tag
 
 
+def set_notify_on_resolve(tx: WriteTx, number: int, notify: bool | None) -> int:
+    """Record whether this intervention's customer gets the closing mail (None: as
+    configured); returns `number`, so it chains after the call that opened the case."""
+    if notify is not None:
+        tx.execute("UPDATE interventions SET notify_customer_on_resolve = ? WHERE number = ?",
+                   (int(notify), number))
+    return number
+
+
 def wants_closing_mail(tx: WriteTx, number: int, settings: Settings) -> bool:
     row = tx.execute("SELECT notify_customer_on_resolve FROM interventions WHERE number = ?",
                      (number,)).fetchone()

@@ -88,6 +88,7 @@ class InterventionDetail(InterventionSummary):
     assignments: list[AssignmentView]
     messages: list[MessageView]
     activities: list[ActivityView]
+    notify_customer_on_resolve: bool | None   # None: as [reports] customer_closing_mail
 
 
 class InterventionPage(TypedDict):
@@ -148,7 +149,7 @@ def _statuses(bits: int | None) -> set[str]:
 _INTERVENTION_COLUMNS = """
     i.number, i.status, i.subject, i.description, i.request_type, i.priority,
     i.desired_from, i.desired_to, i.source, i.related_number,
-    i.created_at, i.updated_at, i.closed_at,
+    i.created_at, i.updated_at, i.closed_at, i.notify_customer_on_resolve,
     cu.name AS customer_name, COALESCE(co.email, cu.email, '') AS customer_email,
     (SELECT sum(DISTINCT CASE a.status {status_cases} ELSE 0 END)
       FROM assignments a WHERE a.intervention_number = i.number) AS assignment_status_bits,
@@ -225,6 +226,8 @@ async def get_intervention(conn: ReadTx, number: int) -> InterventionDetail | No
         "description": row["description"],
         "assignments": await _assignments(conn, number),
         "messages": messages,
+        "notify_customer_on_resolve": None if row["notify_customer_on_resolve"] is None
+        else bool(row["notify_customer_on_resolve"]),
         "activities": await activities_of(
             conn, number, {message["id"]: message["attachments"] for message in messages}),
     }

@@ -44,6 +44,8 @@ def test_file_then_environment_override(tmp_path: Path) -> None:
          "[security] trusted_authserv_id"),
         ('[customers]\ndefault_owner = "mario"\n', "[customers] default_owner"),
         ('[customers]\nfree_mail_domains = ["my mail.it"]\n', "[customers] free_mail_domains"),
+        ('[export]\ncsv_delimiter = ";;"\n', "[export] csv_delimiter"),
+        ('[reports]\ncustomer_closing_mail = "maybe"\n', "[reports] customer_closing_mail"),
     ],
 )
 def test_errors_name_the_file_and_key(tmp_path: Path, toml: str, expected: str) -> None:

@@ -56,6 +56,9 @@ class InterventionIn(_Body):
     # Employees to assign in the same transaction as the creation, so a case
     # never exists, even briefly, without the technicians it was opened for.
     assignees: list[str] = Field(default_factory=list, max_length=MAX_ASSIGNEES)
+    # Whether the customer gets a closing mail when the case is resolved; null: as
+    # `[reports] customer_closing_mail` says.
+    notify_customer_on_resolve: bool | None = None
 
     @field_validator("customer_email")
     @classmethod

@@ -27,7 +27,7 @@ Shapes:
   `assignees: [email, ...]`, assigned in the same transaction (422 naming the employee
   when one is unknown or inactive; nothing is created then).
 - Assignments and notes: see admin.api_assignments; answering the customer:
-  admin.api.replies.
+  admin.api.replies; activities and timesheets: admin.api.activities.
 - `GET /api/v1/employees` → `{"items": [employee...]}` (each with `language` and
   `active`); `POST` → 201 the employee.
 """
@@ -45,6 +45,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from nexusmail.admin.api.activities import activity_routes
 from nexusmail.admin.api.assignments import assignment_routes, signing_keys
 from nexusmail.admin.api.base import (
     MAX_BODY_BYTES,
@@ -73,6 +74,7 @@ from nexusmail.tickets.cases import (
     close_intervention,
     reopen_intervention,
 )
+from nexusmail.tickets.customer_closing import set_notify_on_resolve
 from nexusmail.tickets.entry import EntryRefused, open_with_assignees
 from nexusmail.tickets.models import Source, Status
 from nexusmail.tickets.new_requests import OpenRequest
@@ -114,6 +116,7 @@ def _api_app(services: ApiServices) -> Starlette:
         *schedule_routes(services),
         *reply_routes(services),
         *record_routes(services),
+        *activity_routes(services),
     ]
     return Starlette(
         routes=routes,
@@ -163,7 +166,7 @@ class _Handlers:
         params = request.query_params
         status = params.get("status") or None
         if status is not None and status not in {s.value for s in Status}:
-            raise ApiError(422, "status: should be 'open' or 'closed'")
+            raise ApiError(422, "status: should be one of " + ", ".join(Status))
         q = params.get("q") or None
         if q is not None and len(q) > MAX_QUERY_CHARS:
             raise ApiError(422, f"q: is longer than {MAX_QUERY_CHARS} characters")
@@ -192,10 +195,11 @@ class _Handlers:
         )
         now, settings = self.s.clock.now(), self.s.settings
         keys = signing_keys(self.s) if body.assignees else ()
-        number = await self.s.store.write(lambda tx: open_with_assignees(
-            tx, entry, body.assignees, now=now, settings=settings, reply_keys=keys,
-            assigned_by=f"api:{token.name}",
-        ))
+        number = await self.s.store.write(lambda tx: set_notify_on_resolve(
+            tx, open_with_assignees(
+                tx, entry, body.assignees, now=now, settings=settings, reply_keys=keys,
+                assigned_by=f"api:{token.name}"),
+            body.notify_customer_on_resolve))
         self.s.on_outbox()
         log.info("api.intervention_created", intervention=number, source=Source.API,
                  customer=body.customer_email, assignees=body.assignees,
