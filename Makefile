@@ -10,7 +10,8 @@ CONFIG ?=
 TEST_DEBS := dovecot-imapd chromium postfix postgresql postgresql-contrib systemd \
              libpython3.11-testsuite
 
-.PHONY: run test check lint typecheck unit bench install install-test system-deps clean
+.PHONY: run test check lint typecheck unit bench install install-test system-deps clean \
+        i18n-extract i18n-update i18n-compile
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +54,21 @@ system-deps:
 	  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
 	  apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+
+## i18n-extract: collect the admin page's texts into nexusmail/locale/messages.pot
+i18n-extract:
+	$(BIN)/pybabel extract -F babel.cfg -k msg -k N_ --no-location --sort-output \
+	  --project nexusmail --copyright-holder "the nexusmail developers" \
+	  -o nexusmail/locale/messages.pot .
+
+## i18n-update: merge new texts into the Italian and Romanian catalogues (then translate)
+i18n-update: i18n-extract
+	$(BIN)/pybabel update -i nexusmail/locale/messages.pot -d nexusmail/locale \
+	  --no-fuzzy-matching --ignore-obsolete --width 100
+
+## i18n-compile: the .mo files the daemon loads (committed, shipped in the wheel)
+i18n-compile:
+	$(BIN)/pybabel compile -d nexusmail/locale --statistics
 
 bench: install-test
 	$(BIN)/python bench/smtp_ingest.py

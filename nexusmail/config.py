@@ -91,6 +91,9 @@ class WebSettings(_Section):
     # empty: none, the client address is the connection's (else anyone could pick one
     # and slip past the login limit).
     trusted_proxies: tuple[str, ...] = ()
+    # The admin page's language for an operator who chose none and whose browser asks
+    # for none of en, it, ro.
+    default_language: Literal["en", "it", "ro"] = "en"
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -23,6 +23,7 @@ from nexusmail.cli.support import (
 )
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
+from nexusmail.i18n import LANGUAGES
 from nexusmail.mail.addresses import check_address
 from nexusmail.storage.connections import Storage
 from nexusmail.tickets import operators
@@ -42,6 +43,9 @@ def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand
                   "  printf '%s\\n' \"$PASSWORD\" | nexusmail operator add anna@firm.it")
     add_cmd.add_argument("email", help="the address the operator logs in with")
     add_cmd.add_argument("--name", default="", help="full name, as the page shows it")
+    add_cmd.add_argument("--language", choices=LANGUAGES, default=None,
+                         help="the admin page's language for them (default: their browser's,"
+                              " then [web] default_language); they can change it in Settings")
     password = add(operator, "password", cmd_password,
                    "Set a new password for an operator (ends their open sessions).",
                    "  nexusmail operator password anna@firm.it")
@@ -83,7 +87,8 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
 
     async def insert(store: Storage) -> int:
         return await store.write(lambda tx: operators.add_operator(
-            tx, email=email, name=args.name, password_hash=password_hash, now=now))
+            tx, email=email, name=args.name, password_hash=password_hash, now=now,
+            language=args.language))
 
     try:
         operator_id = with_store(settings, insert, create=True)

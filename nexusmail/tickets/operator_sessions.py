@@ -40,7 +40,7 @@ async def session_operator(conn: ReadTx, session_id: str, *,
                            now: datetime) -> Operator | None:
     """The active operator of a live session, or None (ended, expired, deactivated)."""
     rows = list(await conn.execute_fetchall(
-        "SELECT o.id, o.email, o.name, o.password_hash FROM operator_sessions s"
+        "SELECT o.id, o.email, o.name, o.password_hash, o.language FROM operator_sessions s"
         " JOIN operators o ON o.id = s.operator_id"
         " WHERE s.id_hash = ? AND s.expires_at > ? AND o.active = 1",
         (_hash(session_id), iso(now)),

@@ -39,6 +39,7 @@ class Operator:
     email: str
     name: str
     password_hash: str = field(default="", repr=False)
+    language: str | None = None   # None: the browser's, then [web] default_language
 
     @property
     def display(self) -> str:
@@ -68,14 +69,15 @@ def verify_password(operator: Operator | None, password: str) -> bool:
 
 
 def add_operator(
-    tx: WriteTx, *, email: str, name: str, password_hash: str, now: datetime
+    tx: WriteTx, *, email: str, name: str, password_hash: str, now: datetime,
+    language: str | None = None,
 ) -> int:
     """Add an operator; an existing address raises Conflict."""
     try:
         operator_id: int = tx.execute(
-            "INSERT INTO operators (email, name, password_hash, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?) RETURNING id",
-            (email.strip().lower(), name.strip(), password_hash, iso(now), iso(now)),
+            "INSERT INTO operators (email, name, password_hash, language, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            (email.strip().lower(), name.strip(), password_hash, language, iso(now), iso(now)),
         ).fetchone()[0]
     except INTEGRITY_ERRORS:
         raise Conflict(f"an operator with address {email} exists already") from None
@@ -99,7 +101,8 @@ def set_password(
 async def find_operator(conn: ReadTx, email: str) -> Operator | None:
     """The active operator with this login address, hash included (for the login)."""
     rows = list(await conn.execute_fetchall(
-        "SELECT id, email, name, password_hash FROM operators WHERE email = ? AND active = 1",
+        "SELECT id, email, name, password_hash, language FROM operators"
+        " WHERE email = ? AND active = 1",
         (email.strip().lower(),),
     ))
     return Operator(*rows[0]) if rows else None
@@ -110,3 +113,9 @@ async def list_operators(conn: ReadTx) -> list[tuple[int, str, str, bool, str]]:
         "SELECT id, email, name, active, created_at FROM operators ORDER BY id"
     )
     return [(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
+
+
+def set_language(tx: WriteTx, *, operator_id: int, language: str | None, now: datetime) -> None:
+    """The language the operator reads the pages in (None: their browser's)."""
+    tx.execute("UPDATE operators SET language = ?, updated_at = ? WHERE id = ?",
+               (language, iso(now), operator_id))

@@ -6,8 +6,8 @@ them imports it and none imports another.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nexusmail.admin import auth
 from nexusmail.admin.api.base import ApiServices
+from nexusmail.i18n import LANGUAGES, Formats, Msg, msg, negotiate, translations
 from nexusmail.tickets.operator_sessions import session_operator
 from nexusmail.tickets.operators import Operator
 
@@ -45,8 +46,8 @@ class CsrfRejected(Exception):
 class PageError(Exception):
     """A request the page refuses, with the status and a message for the operator."""
 
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, status: int, message: str | Msg) -> None:
+        super().__init__(str(message))
         self.status = status
         self.message = message
 
@@ -56,7 +57,7 @@ class Pages:
     """What the page handlers share: the daemon's services and the loaded templates."""
 
     services: ApiServices
-    templates: jinja2.Environment
+    templates: Mapping[str, jinja2.Environment]   # one per language, gettext installed
     limiter: auth.LoginLimiter
     known_devices: auth.KnownDevices
 
@@ -64,9 +65,12 @@ class Pages:
                ) -> HTMLResponse:
         session = request.scope.get("session", {})
         operator = request.scope.get("nexusmail.operator")
-        html = self.templates.get_template(name).render(
+        language = self.language(request)
+        flash = session.pop("flash", None)
+        html = self.templates[language].get_template(name).render(
             operator=operator, csrf=auth.csrf_token(session) if "session" in request.scope
-            else "", flash=session.pop("flash", None), request_path=request.url.path,
+            else "", flash=shown(flash, language) if flash else None,
+            request_path=request.url.path, language=language,
             company=self.services.settings.mail.company_name, **context)
         return HTMLResponse(html, status_code=status)
 
@@ -86,17 +90,31 @@ class Pages:
         request.scope["nexusmail.operator"] = operator
         return operator
 
+    def language(self, request: Request) -> str:
+        """The operator's chosen language, else their browser's, else the default."""
+        operator = request.scope.get("nexusmail.operator")
+        if operator is not None and operator.language in LANGUAGES:
+            return str(operator.language)
+        return (negotiate(request.headers.get("accept-language", ""))
+                or self.services.settings.web.default_language)
+
+    def text(self, request: Request, message: str | Msg) -> str:
+        """`message` in the language the page speaks to this request."""
+        return shown(message, self.language(request))
+
 
 def check_csrf(request: Request, form: FormData) -> None:
     if not auth.csrf_matches(request.session, form.get(auth.CSRF_FIELD)):
         raise CsrfRejected
 
 
-def redirect(path: str, flash: str | None = None, request: Request | None = None
+def redirect(path: str, flash: str | Msg | None = None, request: Request | None = None
              ) -> RedirectResponse:
-    """303 See Other: after a POST the browser GETs the page (no resubmit on reload)."""
+    """303 See Other: after a POST the browser GETs the page (no resubmit on reload).
+    The flash is kept untranslated (text and values) and translated when shown."""
     if flash and request is not None:
-        request.session["flash"] = flash
+        request.session["flash"] = (
+            {"text": flash.text, "params": flash.params} if isinstance(flash, Msg) else flash)
     return RedirectResponse(path, status_code=303)
 
 
@@ -117,36 +135,18 @@ def form_text(form: FormData, name: str, max_chars: int = 10_000) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise PageError(422, f"{name}: should be text, not a file")
+        raise PageError(422, msg("{field}: should be text, not a file", field=name))
     value = value.strip()
     if len(value) > max_chars:
-        raise PageError(422, f"{name}: is longer than {max_chars} characters")
+        raise PageError(422, msg("{field}: is longer than {limit} characters",
+                                 field=name, limit=max_chars))
     return value
 
 
-def make_filters(timezone: str) -> dict[str, Any]:
-    zone = ZoneInfo(timezone)
-
-    def when(value: str | None) -> str:
-        """A stored UTC timestamp in the company's time zone, to the minute."""
-        if not value:
-            return ""
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            return value
-        if moment.tzinfo is None:
-            return value
-        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-
-    def size(value: int) -> str:
-        for unit in ("B", "KB", "MB"):
-            if value < 1024 or unit == "MB":
-                return f"{value} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-            value = value / 1024  # type: ignore[assignment]
-        return f"{value} B"
-
-    return {"when": when, "size": size, "urlquote": lambda v: quote(str(v), safe="")}
+def make_filters(timezone: str, language: str) -> dict[str, Any]:
+    formats = Formats(language, ZoneInfo(timezone))
+    return {"when": formats.moment, "day": formats.day, "size": formats.size,
+            "urlquote": lambda v: quote(str(v), safe="")}
 
 
 class SecurityHeaders:
@@ -179,6 +179,17 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def error_page(pages: Pages, request: Request, status: int, message: str) -> Response:
+def error_page(pages: Pages, request: Request, status: int, message: str | Msg) -> Response:
     return pages.render(request, "error.html.j2", status=status, status_code=status,
-                        message=message)
+                        message=pages.text(request, message))
+
+
+def shown(message: object, language: str) -> str:
+    """A message (a Msg, its stored form in the session, or plain text) in `language`."""
+    if isinstance(message, Msg):
+        return message.translated(language)
+    if isinstance(message, dict):
+        params = message.get("params")
+        return Msg(str(message.get("text", "")),
+                   params if isinstance(params, dict) else {}).translated(language)
+    return translations(language).gettext(str(message))

@@ -20,6 +20,7 @@ from nexusmail.admin.api.assignments import signing_keys
 from nexusmail.admin.api.base import MAX_ID, ApiError
 from nexusmail.admin.api.models import InterventionIn, describe_validation_error
 from nexusmail.admin.pages.base import Pages, check_csrf, form_text, redirect
+from nexusmail.i18n import msg
 from nexusmail.tickets import queries, search
 from nexusmail.tickets.attention import Attention
 from nexusmail.tickets.entry import EntryRefused, open_with_assignees
@@ -85,6 +86,7 @@ class _Handlers:
         return self.p.render(
             request, "list.html.j2", page=page, chosen=chosen, employees=employees,
             types=types, attentions=[a.value for a in Attention],
+            statuses=[s.value for s in Status],
             older_url=link(before=page.older) if page.older else None,
             newer_url=link(after=page.newer) if page.newer else None,
         )
@@ -127,8 +129,8 @@ class _Handlers:
         self.p.services.on_outbox()
         log.info("admin.intervention_created", intervention=number, operator=operator.email,
                  customer=body.customer_email, assignees=body.assignees)
-        return redirect(f"/interventions/{number}", f"Intervention #{number} opened.",
-                        request)
+        return redirect(f"/interventions/{number}",
+                        msg("Intervention #{number} opened.", number=number), request)
 
     async def _entry_form(self, request: Request, values: dict[str, str],
                           error: str | None, assignees: list[str] | None = None) -> Response:

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from nexusmail.admin import auth
 from nexusmail.admin.pages.base import Pages, check_csrf, form_text, redirect, safe_next
+from nexusmail.i18n import msg
 from nexusmail.tickets.operator_sessions import end_session, open_session
 from nexusmail.tickets.operators import find_operator, verify_password
 
@@ -60,7 +61,8 @@ class _Handlers:
             log.warning("admin.login_rate_limited", ip=ip, account=email, retry_after_s=wait)
             response = self.p.render(
                 request, "login.html.j2", status=429, next=target, email=email,
-                error=f"Too many failed logins. Try again in {wait} seconds.")
+                error=self.p.text(request, msg(
+                    "Too many failed logins. Try again in {seconds} seconds.", seconds=wait)))
             response.headers["Retry-After"] = str(wait)
             return response
         async with self.p.services.store.read() as conn:
@@ -71,8 +73,9 @@ class _Handlers:
             self.p.limiter.failed(ip, email)
             log.info("admin.login_failed", ip=ip, account=email, known_device=known)
             await asyncio.sleep(self.p.limiter.failure_delay_s(ip, email))
-            return self.p.render(request, "login.html.j2", status=401, next=target,
-                                 email=email, error="Wrong address or password.")
+            return self.p.render(
+                request, "login.html.j2", status=401, next=target, email=email,
+                error=self.p.text(request, msg("Wrong address or password.")))
         self.p.limiter.succeeded(email)
         web = self.p.services.settings.web
         session_id = await self.p.services.store.write(partial(

@@ -15,6 +15,7 @@ Routes (all but /login and the stylesheet need a logged-in operator):
   /customers/{id}/contacts|sites|equipment|merge`                  pages.customers
 - `GET|POST /equipment/{id}` (card, history, edit); `GET|POST /request-types`
                                                                     pages.installed_base
+- `GET|POST /settings` the operator's own language                  pages_settings
 """
 
 from __future__ import annotations
@@ -50,8 +51,10 @@ from nexusmail.admin.pages.installed_base import installed_base_routes
 from nexusmail.admin.pages.listing import list_routes
 from nexusmail.admin.pages.login import login_routes
 from nexusmail.admin.pages.schedules import schedule_routes
+from nexusmail.admin.pages.settings import settings_routes
 from nexusmail.admin.pages.thread import thread_routes
 from nexusmail.admin.secret_file import load_or_create_secret
+from nexusmail.i18n import LABELS, LANGUAGE_NAMES, LANGUAGES, msg, translations
 from nexusmail.paths import session_key_path
 from nexusmail.tickets.cases import Conflict, NotFound
 from nexusmail.tickets.store import StorageError
@@ -102,8 +105,8 @@ def build_pages_app(services: ApiServices) -> Starlette:
 
     async def not_found(request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPException) and exc.status_code == 405:
-            return error_page(pages, request, 405, "That does not work with this method.")
-        return error_page(pages, request, 404, "There is no such page.")
+            return error_page(pages, request, 405, msg("That does not work with this method."))
+        return error_page(pages, request, 404, msg("There is no such page."))
 
     async def refused(request: Request, exc: Exception) -> Response:
         if isinstance(exc, PageError | ApiError):
@@ -114,20 +117,22 @@ def build_pages_app(services: ApiServices) -> Starlette:
 
     async def csrf_rejected(request: Request, exc: Exception) -> Response:
         log.warning("admin.csrf_rejected", path=request.url.path)
-        return error_page(pages, request, 403, "The form had expired or did not come from "
-                                               "this page. Go back, reload it and retry.")
+        return error_page(pages, request, 403, msg(
+            "The form had expired or did not come from this page. Go back, reload it and"
+            " retry."))
 
     async def login_required(request: Request, exc: Exception) -> Response:
         return login_redirect(request)
 
     async def storage_failed(request: Request, exc: Exception) -> Response:
         log.error("admin.storage_failed", path=request.url.path, error=str(exc))
-        return error_page(pages, request, 503, "Storage is unavailable; retry shortly.")
+        return error_page(pages, request, 503, msg("Storage is unavailable; retry shortly."))
 
     routes: list[BaseRoute] = [
         Route(f"/static/{STYLESHEET}", css, methods=["GET"]),
         *login_routes(pages), *list_routes(pages), *thread_routes(pages),
         *schedule_routes(pages), *customer_routes(pages), *installed_base_routes(pages),
+        *settings_routes(pages),
     ]
     return Starlette(
         routes=routes,
@@ -147,16 +152,26 @@ def build_pages_app(services: ApiServices) -> Starlette:
     )
 
 
-def _load_templates(timezone: str) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("nexusmail", "templates/admin"),
-        # Everything from mail goes through here: escaping is not optional.
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        auto_reload=False,  # no file checks on the request path
-        trim_blocks=True, lstrip_blocks=True,
-    )
-    env.filters.update(make_filters(timezone))
-    for name in env.list_templates(extensions=["j2"]):
-        env.get_template(name)  # compiled now, in the builder's thread
-    return env
+def _load_templates(timezone: str) -> dict[str, jinja2.Environment]:
+    """One environment per language, each with its catalogue and date formats, every
+    template compiled now (in the builder's thread, not on a request)."""
+    environments = {}
+    for language in LANGUAGES:
+        env = jinja2.Environment(
+            loader=jinja2.PackageLoader("nexusmail", "templates/admin"),
+            # Everything from mail goes through here: escaping is not optional.
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            auto_reload=False,  # no file checks on the request path
+            trim_blocks=True, lstrip_blocks=True,
+            extensions=["jinja2.ext.i18n"],
+        )
+        catalogue = translations(language)
+        env.install_gettext_translations(catalogue, newstyle=True)  # type: ignore[attr-defined]
+        env.globals["label"] = lambda value, c=catalogue: c.gettext(LABELS.get(value, value))
+        env.globals["language_names"] = LANGUAGE_NAMES
+        env.filters.update(make_filters(timezone, language))
+        for name in env.list_templates(extensions=["j2"]):
+            env.get_template(name)
+        environments[language] = env
+    return environments

@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from nexusmail.admin.api.base import MAX_ID
 from nexusmail.admin.pages.base import PageError, Pages
+from nexusmail.i18n import msg
 from nexusmail.tickets import schedule_queries
 from nexusmail.tickets.recurrence import local_date
 
@@ -48,6 +49,6 @@ class _Handlers:
                 preview = await schedule_queries.preview(conn, schedule_id, today=today,
                                                          count=PREVIEW_COUNT)
         if detail is None or preview is None:
-            raise PageError(404, f"Schedule {schedule_id} does not exist.")
+            raise PageError(404, msg("Schedule {id} does not exist.", id=schedule_id))
         return self.p.render(request, "schedule.html.j2", s=detail, preview=preview,
                              today=today.isoformat())

@@ -38,6 +38,7 @@ from nexusmail.admin.pages.base import (
     form_text,
     redirect,
 )
+from nexusmail.i18n import msg
 from nexusmail.mail.addresses import check_address
 from nexusmail.mail.html import SANITIZER_VERSION, sanitize_html
 from nexusmail.storage.connections import WriteTx
@@ -137,7 +138,7 @@ def store_sanitized(tx: WriteTx, html: Mapping[int, str]) -> None:
 def _path_number(request: Request, name: str) -> int:
     value = int(request.path_params[name])
     if value > MAX_ID:
-        raise PageError(404, "There is no such page.")
+        raise PageError(404, msg("There is no such page."))
     return value
 
 
@@ -151,7 +152,7 @@ class _Handlers:
         async with self.p.services.store.read() as conn:
             detail = await queries.get_intervention(conn, number)
             if detail is None:
-                raise PageError(404, f"Intervention #{number} does not exist.")
+                raise PageError(404, msg("Intervention #{number} does not exist.", number=number))
             # body_html and the raw-mail link are not in the API's thread view: one more
             # query for the whole thread, never one per message.
             rows = await conn.execute_fetchall(
@@ -199,11 +200,12 @@ class _Handlers:
             check_csrf(request, form)
             email = form_text(form, "employee_email", 254)
         if not email:
-            raise PageError(422, "Choose an employee to assign.")
+            raise PageError(422, msg("Choose an employee to assign."))
         try:
             email = check_address(email)
         except ValueError:
-            raise PageError(422, f"{email!r} is not an email address.") from None
+            raise PageError(422, msg("{address} is not an email address.",
+                                     address=email)) from None
         now, settings = self.p.services.clock.now(), self.p.services.settings
         try:
             keys = signing_keys(self.p.services)
@@ -215,8 +217,8 @@ class _Handlers:
         self.p.services.on_outbox()
         log.info("admin.assigned", intervention=number, employee=email,
                  operator=operator.email)
-        return redirect(f"/interventions/{number}",
-                        f"Assigned {email}; the assignment mail is on its way.", request)
+        return redirect(f"/interventions/{number}", msg(
+            "Assigned {address}; the assignment mail is on its way.", address=email), request)
 
     async def apply_reply(self, request: Request) -> Response:
         """The operator applies a technician's reply that was kept without acting."""
@@ -232,7 +234,7 @@ class _Handlers:
         log.info("admin.reply_applied", intervention=number, message=message_id,
                  operator=operator.email)
         return redirect(f"/interventions/{number}#m{message_id}",
-                        "The reply was applied to its assignment.", request)
+                        msg("The reply was applied to its assignment."), request)
 
     async def add_note(self, request: Request) -> Response:
         operator = await self.p.operator(request)
@@ -244,7 +246,7 @@ class _Handlers:
             files=files, now=self.p.services.clock.now())
         log.info("admin.note_added", intervention=number, message_id=message_id,
                  files=len(files), operator=operator.email)
-        return redirect(f"/interventions/{number}#m{message_id}", "Note added.", request)
+        return redirect(f"/interventions/{number}#m{message_id}", msg("Note added."), request)
 
     async def reply(self, request: Request) -> Response:
         """The operator's answer, mailed to the customer and shown on the thread."""
@@ -252,7 +254,7 @@ class _Handlers:
         number = _path_number(request, "number")
         fields, files = await self._read_files_form(request, ("text", "close"))
         if not fields["text"]:
-            raise PageError(422, "A reply to the customer needs text.")
+            raise PageError(422, msg("A reply to the customer needs text."))
         close = fields["close"] == "on"
         services = self.p.services
         message_id = await reply_to_customer(
@@ -262,7 +264,8 @@ class _Handlers:
         services.on_outbox()
         log.info("admin.customer_replied", intervention=number, message_id=message_id,
                  files=len(files), closed=close, operator=operator.email)
-        flash = "Reply sent; the intervention is closed." if close else "Reply sent."
+        flash = (msg("Reply sent; the intervention is closed.") if close
+                 else msg("Reply sent."))
         return redirect(f"/interventions/{number}#m{message_id}", flash, request)
 
     async def _read_note_form(
@@ -270,7 +273,7 @@ class _Handlers:
     ) -> tuple[str, str, list[NoteFile]]:
         fields, files = await self._read_files_form(request, ("text", "register_ref"))
         if not fields["text"] and not files:
-            raise PageError(422, "A note needs text or a file.")
+            raise PageError(422, msg("A note needs text or a file."))
         return fields["text"], fields["register_ref"], files
 
     async def _read_files_form(
@@ -294,8 +297,8 @@ class _Handlers:
                 data = await upload.read()
                 total += len(data)
                 if total > limits.max_message_bytes:
-                    raise PageError(413, "The files are larger than "
-                                         f"{limits.max_message_bytes} bytes.")
+                    raise PageError(413, msg("The files are larger than {limit} bytes.",
+                                             limit=limits.max_message_bytes))
                 files.append(NoteFile.upload(upload.filename, upload.content_type, data))
         return fields, files
 
@@ -309,7 +312,8 @@ class _Handlers:
         await self.p.services.store.write(lambda tx: close_intervention(
             tx, number, now=now, author=f"operator:{operator.email}", note=note))
         log.info("admin.closed", intervention=number, operator=operator.email)
-        return redirect(f"/interventions/{number}", f"Intervention #{number} closed.", request)
+        return redirect(f"/interventions/{number}",
+                        msg("Intervention #{number} closed.", number=number), request)
 
     async def reopen(self, request: Request) -> Response:
         operator = await self.p.operator(request)
@@ -320,8 +324,8 @@ class _Handlers:
         await self.p.services.store.write(lambda tx: reopen_intervention(
             tx, number, now=now, author=f"operator:{operator.email}"))
         log.info("admin.reopened", intervention=number, operator=operator.email)
-        return redirect(f"/interventions/{number}", f"Intervention #{number} reopened.",
-                        request)
+        return redirect(f"/interventions/{number}",
+                        msg("Intervention #{number} reopened.", number=number), request)
 
     async def attachment(self, request: Request) -> Response:
         await self.p.operator(request)
@@ -335,7 +339,7 @@ class _Handlers:
         path, attachment = await self._attachment(request)
         media_type = safe_media_type(attachment["content_type"])
         if media_type not in PREVIEW_TYPES:
-            raise PageError(404, "This file has no preview; download it instead.")
+            raise PageError(404, msg("This file has no preview; download it instead."))
         return FileResponse(path, media_type=media_type, headers={
             "X-Content-Type-Options": "nosniff", "Content-Security-Policy": DOWNLOAD_CSP,
             "Cache-Control": "private, max-age=3600"})
@@ -345,12 +349,12 @@ class _Handlers:
         async with self.p.services.store.read() as conn:
             attachment = await queries.get_attachment(conn, attachment_id)
         if attachment is None:
-            raise PageError(404, "There is no such file.")
+            raise PageError(404, msg("There is no such file."))
         path = self.p.services.blobs.path_for(attachment["sha256"])
         if not await asyncio.to_thread(path.is_file):
             log.error("admin.attachment_blob_missing", attachment_id=attachment_id,
                       sha256=attachment["sha256"])
-            raise PageError(404, "The content of this file is missing from the store.")
+            raise PageError(404, msg("The content of this file is missing from the store."))
         return path, attachment
 
     async def raw_message(self, request: Request) -> Response:
@@ -360,6 +364,6 @@ class _Handlers:
             sha = await queries.get_message_raw_sha(conn, message_id)
             data = await queries.get_raw_message(conn, sha) if sha else None
         if data is None:
-            raise PageError(404, "This message has no original mail.")
+            raise PageError(404, msg("This message has no original mail."))
         return Response(data, media_type="message/rfc822",
                         headers=download_headers(f"message-{message_id}.eml"))

@@ -1,0 +1,159 @@
+"""The operators' languages: translations of what they read, and dates and numbers as
+their country writes them.
+
+Texts are written in English in the code and the templates and translated through
+gettext catalogues (`nexusmail/locale/<language>/LC_MESSAGES/messages.po`, compiled to
+`.mo`; `make i18n-extract`, `i18n-update` and `i18n-compile` keep them current).
+Values stored as words (`open`, `high`, `confirmed`...) are shown through `label()`,
+never raw. Dates are in the company's time zone and four-digit years everywhere
+(03/12/2026 14:05 in Italy and Romania), formatted by Babel for the language.
+"""
+
+from __future__ import annotations
+
+import functools
+import gettext
+from dataclasses import dataclass, field
+from datetime import date, datetime, tzinfo
+from importlib import resources
+from typing import Any
+
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_decimal
+
+LANGUAGES = ("en", "it", "ro")
+SOURCE_LANGUAGE = "en"
+LANGUAGE_NAMES = {"en": "English", "it": "Italiano", "ro": "Română"}
+
+# dd/MM/yyyy is how Italian and Romanian offices write dates (Babel's own short
+# formats have two-digit years, and Romanian's uses dots).
+_MOMENT_PATTERNS = {"en": "d MMM yyyy, HH:mm", "it": "dd/MM/yyyy HH:mm", "ro": "dd/MM/yyyy HH:mm"}
+_DAY_PATTERNS = {"en": "d MMM yyyy", "it": "dd/MM/yyyy", "ro": "dd/MM/yyyy"}
+
+
+def N_(text: str) -> str:
+    """Marks `text` for the catalogues without translating it here."""
+    return text
+
+
+# Stored words as operators read them (the keys are what the store and the API use).
+LABELS = {
+    # intervention status
+    "open": N_("open"), "on_hold": N_("on hold"), "resolved": N_("resolved"),
+    "closed": N_("closed"),
+    # priority
+    "low": N_("low"), "normal": N_("normal"), "high": N_("high"), "urgent": N_("urgent"),
+    # assignment status and reply verdicts
+    "pending": N_("pending"), "confirmed": N_("confirmed"), "rejected": N_("rejected"),
+    "unclear": N_("unclear"), "done": N_("done"), "not_done": N_("not done"),
+    # needs attention
+    "unverified": N_("unverified"), "unassigned": N_("unassigned"),
+    "mail_after_close": N_("mail after close"),
+    # where a case came from
+    "email": N_("mail"), "api": N_("entered by hand"), "schedule": N_("service schedule"),
+    "phone": N_("phone"), "visit": N_("visit"), "web": N_("web form"),
+    # delivery of what we sent
+    "sent": N_("sent"), "failed": N_("failed"), "queued": N_("queued"),
+    # schedules
+    "active": N_("active"), "paused": N_("paused"), "inactive": N_("inactive"),
+    "weekly": N_("weekly"), "monthly": N_("monthly"), "quarterly": N_("quarterly"),
+    "yearly": N_("yearly"), "same_day": N_("same day of the month"),
+    "last_day": N_("last day of the month"), "nth_weekday": N_("same weekday of the month"),
+    "opened": N_("opened"), "skipped": N_("skipped"),
+    # languages of employees and customers
+    "en": N_("English"), "it": N_("Italian"), "ro": N_("Romanian"),
+}
+
+
+@functools.cache
+def translations(language: str) -> gettext.NullTranslations:
+    """The compiled catalogue of `language` (English: the texts as written)."""
+    if language not in LANGUAGES or language == SOURCE_LANGUAGE:
+        return gettext.NullTranslations()
+    catalogue = resources.files("nexusmail") / "locale" / language / "LC_MESSAGES" / "messages.mo"
+    with catalogue.open("rb") as handle:
+        return gettext.GNUTranslations(handle)
+
+
+def negotiate(accept_language: str) -> str | None:
+    """The first of our languages a browser's Accept-Language asks for (by weight)."""
+    wanted: list[tuple[float, int, str]] = []
+    for position, item in enumerate(accept_language.split(",")[:20]):
+        tag, _, params = item.strip().partition(";")
+        weight = 1.0
+        if params.strip().startswith("q="):
+            try:
+                weight = float(params.strip()[2:])
+            except ValueError:
+                continue
+        primary = tag.strip().partition("-")[0].lower()
+        if primary in LANGUAGES and weight > 0:
+            wanted.append((-weight, position, primary))
+    return min(wanted)[2] if wanted else None
+
+
+@dataclass(frozen=True)
+class Msg:
+    """A message to show an operator, translated when it is shown (in their language):
+    `text` is the English original with `{name}` placeholders filled from `params`."""
+
+    text: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def translated(self, language: str) -> str:
+        return translations(language).gettext(self.text).format(**self.params)
+
+    def __str__(self) -> str:
+        return self.text.format(**self.params)
+
+
+def msg(text: str, **params: Any) -> Msg:
+    """A message for the catalogues (`msg` is an extraction keyword), filled later."""
+    return Msg(text, params)
+
+
+@dataclass(frozen=True)
+class Formats:
+    """Dates, times and numbers for one language, in the company's time zone."""
+
+    language: str
+    zone: tzinfo
+
+    def moment(self, value: str | datetime | None) -> str:
+        """A stored timestamp (ISO text or datetime), to the minute; a naive or
+        unreadable one as it is."""
+        if not value:
+            return ""
+        moment = value
+        if isinstance(value, str):
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                return value
+        assert isinstance(moment, datetime)
+        if moment.tzinfo is None:
+            return str(value)
+        return format_datetime(moment, _MOMENT_PATTERNS[self.language], tzinfo=self.zone,
+                               locale=self.language)
+
+    def day(self, value: str | date | None) -> str:
+        """A calendar date (ISO text or date)."""
+        if not value:
+            return ""
+        day = value
+        if isinstance(value, str):
+            try:
+                day = date.fromisoformat(value[:10])
+            except ValueError:
+                return value
+        assert isinstance(day, date)
+        return format_date(day, _DAY_PATTERNS[self.language], locale=self.language)
+
+    def size(self, value: int) -> str:
+        """A file size: 512 B, 1,5 KB (it/ro) or 1.5 KB (en)."""
+        if value < 1024:
+            return f"{value} B"
+        scaled, unit = value / 1024, "KB"
+        if scaled >= 1024:
+            scaled, unit = scaled / 1024, "MB"
+        return f"{format_decimal(scaled, '0.0', locale=self.language)} {unit}"

@@ -1,0 +1,124 @@
+"""The admin pages in the operator's language, over HTTP against the real daemon: an
+Italian and a Romanian operator walk every page and meet no English text of ours."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+from admin_harness import add_employees, add_operator, csrf_of, customer_mail, log_in, logged_in
+from daemon_harness import Daemon, make_settings, running_daemon
+
+from nexusmail.clock import SystemClock
+from nexusmail.i18n import LANGUAGE_NAMES, translations
+from nexusmail.tickets.operators import set_language
+from nexusmail.tickets.recurrence import Interval
+from nexusmail.tickets.schedules import ScheduleSpec, create_schedule
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+@pytest.fixture
+async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
+    async with running_daemon(make_settings(tmp_path / "data")) as running:
+        await add_employees(running, ("luca@firm.test", "Luca Bianchi", "it"))
+        assert (await running.send(customer_mail("Caldaia in blocco", "Non parte.")))[0] == 250
+        now = SystemClock().now()
+        spec = ScheduleSpec(customer_email="verdi@example.it", customer_name="Condominio Verdi",
+                            subject="Manutenzione caldaia", interval=Interval.MONTHLY,
+                            first_date=date(now.year + 1, 1, 10), lead_days=3,
+                            contract_ref="C-12")
+        await running.running.store.write(
+            lambda tx: create_schedule(tx, spec, today=now.date(), now=now))
+        yield running
+
+
+async def operator_speaking(daemon: Daemon, email: str, language: str) -> None:
+    operator_id = await add_operator(daemon, email)
+    now = SystemClock().now()
+    await daemon.running.store.write(
+        lambda tx: set_language(tx, operator_id=operator_id, language=language, now=now))
+
+
+def english_left(page: str, language: str) -> list[str]:
+    """Our English texts (those the catalogue translates differently) still visible."""
+    catalogue = translations(language)
+    visible = html.unescape(_TAG.sub(" ", page))
+    attributes = " ".join(html.unescape(v) for v in re.findall(
+        r'(?:placeholder|title|alt)="([^"]*)"', page))
+    left = []
+    for english in catalogue._catalog:  # type: ignore[attr-defined]  # gettext's own table
+        text = english[0] if isinstance(english, tuple) else english
+        if not text or "%" in text or "{" in text or "<" in text or len(text) < 4:
+            continue
+        if catalogue.gettext(text) == text or text in LANGUAGE_NAMES.values():
+            continue  # the same word in both languages ("Email"), or a language's own name
+        if re.search(rf"(?<![\w-]){re.escape(text)}(?![\w-])", visible + " " + attributes):
+            left.append(text)
+    return left
+
+
+PAGES = ["/", "/?status=closed", "/interventions/new", "/employees", "/schedules",
+         "/schedules/1", "/interventions/1", "/settings", "/interventions/999"]
+
+
+@pytest.mark.parametrize(("language", "words"), [
+    ("it", ["Interventi", "Richiesta telefonica", "Esci"]),
+    ("ro", ["Intervenții", "Solicitare telefonică", "Ieșire"]),
+])
+async def test_every_page_speaks_the_operators_language(
+        daemon: Daemon, language: str, words: list[str]) -> None:
+    """Each page, the error page included, is in the operator's language with dates
+    as dd/mm/yyyy; none of our English texts is left."""
+    email = f"op-{language}@firm.test"
+    await operator_speaking(daemon, email, language)
+    async with logged_in(daemon, email) as client:
+        for path in PAGES:
+            response = await client.get(path)
+            assert response.status_code in (200, 404), path
+            assert f'<html lang="{language}">' in response.text, path
+            assert english_left(response.text, language) == [], path
+        listing = (await client.get("/")).text
+        for word in words:
+            assert word in listing
+        assert re.search(r"\d\d/\d\d/20\d\d \d\d:\d\d", listing), "a dd/mm/yyyy HH:MM date"
+        thread = (await client.get("/interventions/1")).text
+        assert ">aperto<" in thread if language == "it" else ">deschisă<" in thread
+
+
+async def test_flash_messages_follow_the_operator(daemon: Daemon) -> None:
+    """A flash set by an action is shown translated on the next page."""
+    await operator_speaking(daemon, "giulia@firm.test", "it")
+    async with logged_in(daemon, "giulia@firm.test") as client:
+        token = csrf_of((await client.get("/interventions/1")).text)
+        closed = await client.post("/interventions/1/close", data={"csrf_token": token},
+                                   follow_redirects=True)
+        assert "Intervento n. 1 chiuso." in closed.text
+
+
+async def test_without_a_choice_the_browser_then_the_default_decides(tmp_path: Path) -> None:
+    """An operator who chose nothing reads the browser's language; with none of ours
+    asked for, `[web] default_language`; the choice in Settings then wins."""
+    settings = make_settings(tmp_path / "data", web={"default_language": "ro"})
+    async with running_daemon(settings) as daemon:
+        await add_operator(daemon, "anna@firm.test")
+        async with httpx.AsyncClient(base_url=daemon.web_url) as client:
+            assert "Autentificare" in (await client.get("/login")).text
+            italian = {"Accept-Language": "it-IT,it;q=0.9,en;q=0.5"}
+            assert "Accedi" in (await client.get("/login", headers=italian)).text
+            assert (await log_in(client, "anna@firm.test")).status_code == 303
+            assert "Intervenții" in (await client.get("/")).text
+            assert "Interventi" in (await client.get("/", headers=italian)).text
+            form = await client.get("/settings")
+            saved = await client.post("/settings", headers=italian, follow_redirects=True,
+                                      data={"csrf_token": csrf_of(form.text), "language": "en"})
+            assert "Settings saved." in saved.text
+            assert ">Interventions<" in (await client.get("/", headers=italian)).text
+            bad = await client.post("/settings", data={
+                "csrf_token": csrf_of(form.text), "language": "de"})
+            assert bad.status_code == 422
