@@ -48,7 +48,7 @@ LABELS = {
     "unclear": N_("unclear"), "done": N_("done"), "not_done": N_("not done"),
     # needs attention
     "unverified": N_("unverified"), "unassigned": N_("unassigned"),
-    "mail_after_close": N_("mail after close"),
+    "mail_after_close": N_("mail after close"), "hours_unread": N_("hours not read"),
     # where a case came from
     "email": N_("mail"), "api": N_("entered by hand"), "schedule": N_("service schedule"),
     "phone": N_("phone"), "visit": N_("visit"), "web": N_("web form"),
