@@ -78,7 +78,9 @@ def _register_customers(commands: Any, config_opt: argparse.ArgumentParser,
                "  nexusmail customer show 12\n  nexusmail customer show 12 --json")
     show.add_argument("id", type=int, help="the customer's id, as `customer list` shows it")
     show.add_argument("--json", action="store_true", help="print JSON")
-    add_cmd = add(customer, "add", cmd_customer_add, "Add a customer (verified).",
+    add_cmd = add(customer, "add", cmd_customer_add,
+                  "Add a customer (verified; owned by --owner, else by [customers] "
+                  "default_owner).",
                   "  nexusmail customer add 'Rossi Impianti Srl' --tax-id IT01234567890 \\\n"
                   "      --email info@rossi-impianti.it --domain rossi-impianti.it")
     add_cmd.add_argument("name", help="the company's or person's name")
@@ -235,7 +237,9 @@ def cmd_customer_add(args: argparse.Namespace, settings: Settings) -> int:
     if body is None:
         return EXIT_USAGE
     values, now = every(body), SystemClock().now()
-    return _write(settings, lambda tx: customers.create_customer(tx, values, now=now),
+    owner = settings.customers.default_owner or None
+    return _write(settings, lambda tx: customers.create_customer(tx, values, now=now,
+                                                                 default_owner=owner),
                   lambda new_id: f"Added customer {new_id}: {args.name}.")
 
 

@@ -90,11 +90,16 @@ def check_owner(tx: WriteTx, owner: str) -> None:
         raise InvalidRecord(f"owner: operator {owner} is retired")
 
 
-def create_customer(tx: WriteTx, values: Mapping[str, Any], *, now: datetime) -> int:
-    """Store a new customer (verified unless `verified` says otherwise); return its id."""
+def create_customer(tx: WriteTx, values: Mapping[str, Any], *, now: datetime,
+                    default_owner: str | None = None) -> int:
+    """Store a new customer (verified unless `verified` says otherwise); return its id.
+    Without an owner of its own it gets `default_owner` (`[customers] default_owner`),
+    as configured."""
     data = clean({"verified": True, **values}, tx=tx)
     if "name" not in data:
         raise InvalidRecord("name: is required")
+    if data.get("owner") is None and default_owner:
+        data["owner"] = default_owner
     domains = data.pop("mail_domains", [])
     columns = list(data)
     customer_id: int = tx.execute(

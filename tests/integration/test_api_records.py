@@ -119,6 +119,21 @@ async def test_a_refused_customer_is_a_422_naming_the_field(
     assert error["error"].startswith(f"{field}:"), error
 
 
+async def test_without_an_owner_a_new_customer_gets_the_default_owner(
+    store: Store, settings: Settings, clock: FakeClock
+) -> None:
+    """`[customers] default_owner` owns a customer created without an owner, even
+    before that operator exists; an owner given in the body wins."""
+    configured = settings.model_copy(update={"customers": settings.customers.model_copy(
+        update={"default_owner": "desk@firm.test"})})
+    async with running_api(store, configured, clock) as api:
+        created = await post(api, "/customers", {"name": "Bianchi"})
+        assert created["owner"] == "desk@firm.test"
+        await add_operator_named(api, "anna@firm.test", clock)
+        chosen = await post(api, "/customers", {"name": "Verdi", "owner": "anna@firm.test"})
+        assert chosen["owner"] == "anna@firm.test"
+
+
 async def test_a_retired_operator_cannot_become_an_owner(api: Api, clock: FakeClock) -> None:
     """An operator that is no longer active is refused as owner, naming `owner`."""
     await add_operator_named(api, "old@firm.test", clock)

@@ -8,7 +8,8 @@ types, and merging customers.
   language?, notes?, mail_domains?[], owner?, verified?}` → 201 the customer:
   `{id, name, tax_id, address, phone, work_phone, email, language, notes,
   mail_domains[], owner, verified, merged_into, created_at}`. `owner` is an operator's
-  email (422 when no active operator has it); a domain held by another customer is 409.
+  email (422 when no active operator has it; without one, `[customers] default_owner`);
+  a domain held by another customer is 409.
 - `GET /api/v1/customers/{id}` → the customer (a merged one too, `merged_into` set);
   `PATCH` any of the fields above → 200 the customer (409 for a merged one).
 - `GET|POST /api/v1/customers/{id}/contacts` → `{"items": [contact...]}` | 201 the
@@ -122,9 +123,9 @@ class _Handlers:
     async def create_customer(self, request: Request) -> Response:
         token = await authenticate(self.s, request)
         values = every(parse_body(self.s, CustomerIn, await read_body(request)))
-        now = self.s.clock.now()
+        now, owner = self.s.clock.now(), self.s.settings.customers.default_owner or None
         customer_id = await self.s.store.write(
-            lambda tx: customers.create_customer(tx, values, now=now))
+            lambda tx: customers.create_customer(tx, values, now=now, default_owner=owner))
         log.info("api.customer_created", customer_id=customer_id, token_name=token.name)
         return JSONResponse(await self._customer(customer_id), status_code=201,
                             headers={"Location": f"/api/v1/customers/{customer_id}"})
