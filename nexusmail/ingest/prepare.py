@@ -42,7 +42,8 @@ def prepare(raw: bytes, envelope_from: str | None, own_domains: Collection[str],
     """Hash, parse and classify: pure, picklable, so it may run in another process."""
     mail = parse_mail(raw, max_body_chars=max_body_chars, max_attachments=max_attachments)
     noise = noise_reason(mail, envelope_from=envelope_from, own_domains=own_domains)
-    language = None if noise else guess_language(mail.subject + "\n" + mail.body_text)
+    language = None if noise else guess_language(mail.subject + "\n" + mail.body_text,
+                                                 sender=mail.from_addr or envelope_from or "")
     reading = None if noise else read_reply(mail.body_text, mail.html_as_sent)
     serials = () if noise else serial_candidates(mail.subject, mail.body_text)
     # Read; not carried back to the ingest process, which has the sanitized HTML.

@@ -28,11 +28,19 @@ for _lang, _vocab in _WORDS.items():
         _LANGUAGES_OF[_word] = (*_LANGUAGES_OF.get(_word, ()), _lang)
 
 
-def guess_language(text: str, *, sample_chars: int = 2000) -> str | None:
-    """'it', 'ro', 'en', or None when the text does not say clearly."""
+# Country domains that name one of our languages: a tie-break for short mails.
+_COUNTRY_LANGUAGES = {"it": "it", "ro": "ro"}
+
+
+def guess_language(text: str, *, sample_chars: int = 2000, sender: str = "") -> str | None:
+    """'it', 'ro', 'en', or None when neither the text nor the sender says clearly.
+
+    When the text is too short or too mixed to decide, the sender's country domain
+    (mario@rossi.it, ana@firma.ro) decides, if its language is not behind another."""
+    country = _COUNTRY_LANGUAGES.get(sender.rpartition(".")[2].lower().rstrip(">"))
     words = _TOKEN.findall(text[:sample_chars].lower())
     if not words:
-        return None
+        return country
     scores = dict.fromkeys(_WORDS, 0)
     for word in words:
         for lang in _LANGUAGES_OF.get(word, ()):
@@ -42,5 +50,5 @@ def guess_language(text: str, *, sample_chars: int = 2000) -> str | None:
     best = max(scores, key=lambda lang: scores[lang])
     ranked = sorted(scores.values(), reverse=True)
     if ranked[0] < 2 or ranked[0] < ranked[1] * 1.5:
-        return None
+        return country if country and scores[country] >= ranked[0] else None
     return best

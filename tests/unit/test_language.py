@@ -23,3 +23,21 @@ from nexusmail.mail.language import guess_language
 def test_guess_language(text: str, expected: str | None) -> None:
     """Italian, Romanian (with or without diacritics) and English are told apart."""
     assert guess_language(text) == expected
+
+
+@pytest.mark.parametrize(("text", "sender", "expected"), [
+    ("Ok", "mario@rossi-srl.it", "it"),                 # nothing to read: the domain decides
+    ("Ok", "ana@firma.ro", "ro"),
+    ("Ok", "bob@example.com", None),
+    ("", "ana@firma.ro", "ro"),
+    ("Grazie", "ana@firma.ro", None),                    # the text leans Italian: no guess
+    ("caldaia guasta", "mario@rossi.it", "it"),
+    ("The boiler is not working, please send someone", "mario@rossi.it", "en"),  # text wins
+    ("Centrala nu funcționează, vă rog", "mario@rossi.it", "ro"),
+    ("Ok", "mario@ROSSI.IT", "it"),
+])
+def test_country_domain_breaks_ties_for_short_mails(
+        text: str, sender: str, expected: str | None) -> None:
+    """A mail too short to read takes the language of the sender's country domain; a
+    mail that says clearly keeps its own language whatever the domain."""
+    assert guess_language(text, sender=sender) == expected
