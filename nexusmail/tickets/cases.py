@@ -213,7 +213,8 @@ def reopen_intervention(
     if intervention_status(tx, number) is Status.OPEN:
         raise Conflict(f"intervention {number} is already open")
     tx.execute(
-        "UPDATE interventions SET status = ?, closed_at = NULL, updated_at = ? WHERE number = ?",
+        "UPDATE interventions SET status = ?, status_reason = '', closed_at = NULL,"
+        " updated_at = ? WHERE number = ?",
         (Status.OPEN, iso(now), number),
     )
     add_message(

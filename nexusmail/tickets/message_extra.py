@@ -8,7 +8,7 @@ CLI. Rows written by older versions may lack any key, so every key is optional.
 from __future__ import annotations
 
 import json
-from typing import TypedDict, cast
+from typing import Any, TypedDict, cast
 
 
 class MessageExtra(TypedDict, total=False):
@@ -33,14 +33,16 @@ class MessageExtra(TypedDict, total=False):
     # The operator's note for a reply applied by hand: that reply's messages.id.
     applied_message: int
     # Notes: who opened the case (tickets/new_requests.py, tickets/schedules.py).
-    entry: str                  # operator | schedule
+    entry: str                  # operator | schedule | edit
     schedule_id: int
     occurrence: str             # ISO date of the scheduled visit
     opens_on: str               # ISO date the case was opened for it
     late: bool                  # opened after its day (the daemon was down)
     assignee_failed: str        # an assignee the schedule could not assign
-    # Status changes (tickets/cases.py): a Status value.
+    # Status changes (tickets/cases.py, tickets/case_edits.py): a Status value.
     status: str
+    # Edits of a case (tickets/case_edits.py): column -> [old, new]; entry is "edit".
+    changes: dict[str, list[Any]]
     # Intervention entries (admin API and pages): the correspondence register number.
     register_ref: str
     # Outgoing mail (tickets/outbox.py): an OutboxStatus value and the relay's refusal.

@@ -37,6 +37,7 @@ class Direction(StrEnum):
 
 class Status(StrEnum):
     OPEN = "open"
+    ON_HOLD = "on_hold"    # suspended, with a reason (waiting for parts, for the customer)
     # Every confirmed technician reported the job done: an operator closes or reopens it.
     RESOLVED = "resolved"
     CLOSED = "closed"

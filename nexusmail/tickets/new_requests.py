@@ -13,6 +13,7 @@ import structlog
 
 from nexusmail.config import Settings
 from nexusmail.storage.connections import WriteTx
+from nexusmail.tickets.case_edits import resolve_links
 from nexusmail.tickets.cases import (
     CustomerRef,
     NewIntervention,
@@ -50,6 +51,14 @@ class OpenRequest:
     acknowledge: bool = True
     # Tokens of the mail that may be serials of the customer's machines (tickets.serials).
     serial_candidates: tuple[str, ...] = ()
+    # What an operator says it is about (each checked against the customer's records)
+    # and how and when it came; `links` names the ones given (tickets.case_edits).
+    contact_email: str | None = None
+    site_id: int | None = None
+    equipment_serial: str | None = None
+    links: frozenset[str] = frozenset()
+    channel: str | None = None
+    requested_at: str | None = None
 
 
 def open_request(
@@ -61,10 +70,16 @@ def open_request(
     if customer.created and request.language_hint:
         tx.execute("UPDATE customers SET language = ? WHERE id = ?",
                    (request.language_hint, customer.customer_id))
+    linked = resolve_links(tx, customer.customer_id, now=now,
+                           contact_email=request.contact_email, site_id=request.site_id,
+                           equipment_serial=request.equipment_serial, given=request.links)
     number = create_intervention(
         tx,
         NewIntervention(
-            customer_id=customer.customer_id, contact_id=customer.contact_id,
+            customer_id=customer.customer_id,
+            contact_id=linked.get("contact_id", customer.contact_id),
+            site_id=linked.get("site_id"), equipment_id=linked.get("equipment_id"),
+            channel=request.channel, requested_at=request.requested_at,
             subject=request.subject, description=request.description, source=request.source,
             request_type=request.request_type, priority=request.priority,
             desired_from=request.desired_from, desired_to=request.desired_to,
@@ -72,7 +87,7 @@ def open_request(
         ),
         now=now,
     )
-    if not customer.created:
+    if not customer.created and "equipment_serial" not in request.links:
         link_equipment(tx, number, customer.customer_id, request.serial_candidates)
     add_participants(tx, number, [customer.email])
     first = request.first_message or NewMessage(

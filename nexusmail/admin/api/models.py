@@ -7,7 +7,7 @@ unknown field is an error (a typo such as `priorty` must not be dropped silently
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import (
@@ -27,6 +27,19 @@ from nexusmail.tickets.models import Priority
 MAX_ADDRESS_CHARS = 254
 # More technicians than this on one intervention is a client bug, not a crew.
 MAX_ASSIGNEES = 50
+
+
+Channel = Literal["mail", "phone", "visit", "web", "schedule"]
+
+
+def moment(value: str) -> str:
+    """A date (2026-03-05) or a date and time (2026-03-05T10:30), in ISO form."""
+    try:
+        return (date.fromisoformat(value) if len(value) <= 10
+                else datetime.fromisoformat(value)).isoformat()
+    except ValueError:
+        raise ValueError("should be a date (YYYY-MM-DD) or date and time (ISO 8601)"
+                         ) from None
 
 
 class _Body(BaseModel):
@@ -59,11 +72,24 @@ class InterventionIn(_Body):
     # Whether the customer gets a closing mail when the case is resolved; null: as
     # `[reports] customer_closing_mail` says.
     notify_customer_on_resolve: bool | None = None
+    # The archive's records it is about (each must belong to the customer), how and
+    # when it came, and the language of a customer new to us.
+    contact_email: str | None = Field(None, max_length=MAX_ADDRESS_CHARS)
+    site_id: int | None = Field(None, ge=1)
+    equipment_serial: str | None = Field(None, min_length=1, max_length=100)
+    requested_at: str | None = Field(None, max_length=40)
+    channel: Channel | None = None
+    language: Literal["en", "it", "ro"] | None = None
 
-    @field_validator("customer_email")
+    @field_validator("customer_email", "contact_email")
     @classmethod
-    def _address(cls, value: str) -> str:
-        return check_address(value)
+    def _address(cls, value: str | None) -> str | None:
+        return None if value is None else check_address(value)
+
+    @field_validator("requested_at")
+    @classmethod
+    def _moment(cls, value: str | None) -> str | None:
+        return None if value is None else moment(value)
 
     @field_validator("assignees")
     @classmethod

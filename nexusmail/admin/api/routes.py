@@ -59,6 +59,7 @@ from nexusmail.admin.api.base import (
     read_body,
 )
 from nexusmail.admin.api.health import metrics_routes, ready_routes
+from nexusmail.admin.api.intervention_edits import archive_links, edit_routes
 from nexusmail.admin.api.models import CloseIn, EmployeeIn, InterventionIn
 from nexusmail.admin.api.records import record_routes
 from nexusmail.admin.api.replies import reply_routes
@@ -67,6 +68,7 @@ from nexusmail.admin.downloads import download_headers, safe_media_type
 from nexusmail.records.fields import InvalidRecord
 from nexusmail.records.links import intervention_records
 from nexusmail.tickets import queries
+from nexusmail.tickets.case_edits import EditRefused
 from nexusmail.tickets.cases import (
     Conflict,
     NotFound,
@@ -117,6 +119,7 @@ def _api_app(services: ApiServices) -> Starlette:
         *reply_routes(services),
         *record_routes(services),
         *activity_routes(services),
+        *edit_routes(services),
     ]
     return Starlette(
         routes=routes,
@@ -127,6 +130,7 @@ def _api_app(services: ApiServices) -> Starlette:
             Conflict: _status_error(409),
             EntryRefused: _status_error(422),
             InvalidRecord: _status_error(422),
+            EditRefused: _status_error(422),
             StorageError: _storage_error,
             Exception: _internal_error,
         },
@@ -191,7 +195,7 @@ class _Handlers:
             subject=body.subject, description=body.description, source=Source.API,
             request_type=body.request_type, priority=body.priority,
             desired_from=body.desired_from, desired_to=body.desired_to,
-            author=f"api:{token.name}",
+            author=f"api:{token.name}", **archive_links(body),
         )
         now, settings = self.s.clock.now(), self.s.settings
         keys = signing_keys(self.s) if body.assignees else ()
