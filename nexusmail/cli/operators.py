@@ -51,6 +51,12 @@ def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand
                    "  nexusmail operator password anna@firm.it")
     password.add_argument("email", help="the operator's login address")
     add(operator, "list", cmd_list, "List operators.", "  nexusmail operator list")
+    for name, fn, text in (
+            ("disable", cmd_disable, "Retire an operator: no login from now on, their open "
+             "sessions end at once; their records and history stay."),
+            ("enable", cmd_enable, "Bring a retired operator back: they can log in again.")):
+        switch = add(operator, name, fn, text, f"  nexusmail operator {name} anna@firm.it")
+        switch.add_argument("email", help="the operator's login address")
 
 
 def read_password(stdin: TextIO | None = None) -> str:
@@ -115,6 +121,34 @@ def cmd_password(args: argparse.Namespace, settings: Settings) -> int:
     except NotFound as exc:
         return fail(str(exc))
     print(f"Set a new password for {email}.")
+    return EXIT_OK
+
+
+def cmd_disable(args: argparse.Namespace, settings: Settings) -> int:
+    return _set_active(args, settings, active=False)
+
+
+def cmd_enable(args: argparse.Namespace, settings: Settings) -> int:
+    return _set_active(args, settings, active=True)
+
+
+def _set_active(args: argparse.Namespace, settings: Settings, *, active: bool) -> int:
+    try:
+        email = _checked_email(args.email)
+    except ValueError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    now = SystemClock().now()
+
+    async def update(store: Storage) -> bool:
+        return await store.write(lambda tx: operators.set_active(
+            tx, email=email, active=active, now=now))
+
+    try:
+        changed = with_store(settings, update)
+    except NotFound as exc:
+        return fail(str(exc))
+    state = "enabled" if active else "disabled"
+    print(f"Operator {email} {state}." if changed else f"Operator {email} was {state} already.")
     return EXIT_OK
 
 

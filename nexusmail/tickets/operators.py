@@ -98,6 +98,22 @@ def set_password(
                " (SELECT id FROM operators WHERE email = ?)", (email.strip().lower(),))
 
 
+def set_active(tx: WriteTx, *, email: str, active: bool, now: datetime) -> bool:
+    """Retire an operator (no login; their open sessions end at once) or bring them
+    back; whether anything changed. NotFound for an unknown address."""
+    email = email.strip().lower()
+    row = tx.execute("SELECT id, active FROM operators WHERE email = ?", (email,)).fetchone()
+    if row is None:
+        raise NotFound(f"no operator with address {email}")
+    if bool(row["active"]) is active:
+        return False
+    tx.execute("UPDATE operators SET active = ?, updated_at = ? WHERE id = ?",
+               (int(active), iso(now), row["id"]))
+    if not active:
+        tx.execute("DELETE FROM operator_sessions WHERE operator_id = ?", (row["id"],))
+    return True
+
+
 async def find_operator(conn: ReadTx, email: str) -> Operator | None:
     """The active operator with this login address, hash included (for the login)."""
     rows = list(await conn.execute_fetchall(

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from nexusmail.cli.main import main
+from nexusmail.clock import SystemClock
 from nexusmail.config import load_settings
 from nexusmail.paths import database_path
+from nexusmail.tickets.operator_sessions import open_session
 from nexusmail.tickets.operators import find_operator, verify_password
 from nexusmail.tickets.store import Store
 
@@ -85,3 +87,37 @@ def test_operator_password_replaces_the_old_one(
     assert code == 0
     assert "a@firm.test" in out
     assert "$argon2" not in out
+
+
+def test_operator_disable_and_enable(
+    config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`operator disable` stops the login and ends an open session at once; list says
+    inactive; `operator enable` lets the same password in again; unknown address: 1."""
+    cfg = str(config)
+    run(monkeypatch, capsys, "una password lunga\n", "operator", "add", "a@firm.test",
+        "--config", cfg)
+
+    async def open_and_check(action: str) -> bool:
+        async with Store(database_path(load_settings(config))) as store:
+            if action == "open":
+                await store.write(lambda tx: open_session(
+                    tx, 1, now=SystemClock().now(), max_age_s=3600))
+            async with store.read() as conn:
+                rows = await conn.execute_fetchall("SELECT count(*) FROM operator_sessions")
+                return bool(next(iter(rows))[0])
+
+    assert asyncio.run(open_and_check("open"))
+    code, out, _ = run(monkeypatch, capsys, "", "operator", "disable", "A@firm.test",
+                       "--config", cfg)
+    assert (code, out.strip()) == (0, "Operator a@firm.test disabled.")
+    assert not password_works(config, "a@firm.test", "una password lunga")
+    assert not asyncio.run(open_and_check("count"))
+    assert "inactive" in run(monkeypatch, capsys, "", "operator", "list", "--config", cfg)[1]
+    assert run(monkeypatch, capsys, "", "operator", "disable", "a@firm.test",
+               "--config", cfg)[1].strip() == "Operator a@firm.test was disabled already."
+    assert run(monkeypatch, capsys, "", "operator", "enable", "a@firm.test",
+               "--config", cfg)[0] == 0
+    assert password_works(config, "a@firm.test", "una password lunga")
+    assert run(monkeypatch, capsys, "", "operator", "enable", "b@firm.test",
+               "--config", cfg)[0] == 1
