@@ -49,6 +49,7 @@ from nexusmail.live_settings import LiveSettings
 from nexusmail.logs import configure_logging
 from nexusmail.paths import blobs_path
 from nexusmail.service import systemd_notify
+from nexusmail.service.malloc_tuning import fix_mmap_threshold
 from nexusmail.service.metrics import Metrics
 from nexusmail.service.ports import check_listen_ports, claim
 from nexusmail.service.readiness import Probes
@@ -95,6 +96,7 @@ async def serve(
     stop = stop or asyncio.Event()
     started = time.monotonic()
     check_listen_ports(settings)
+    fix_mmap_threshold()  # large mails' memory is given back once they are stored
     async with AsyncExitStack() as stack:
         store = open_store(settings)
         await store.open()

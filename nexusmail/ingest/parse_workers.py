@@ -104,7 +104,9 @@ class ParseWorkers:
         data = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         worker.pending.append(future)
-        worker.writer.write(_HEADER.pack(len(data)) + data)
+        # Two writes, not one of header + data: that would copy a 20 MB mail once more.
+        worker.writer.write(_HEADER.pack(len(data)))
+        worker.writer.write(data)
         try:
             with contextlib.suppress(ConnectionError):  # the reader fails the future
                 await worker.writer.drain()
