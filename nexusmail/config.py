@@ -72,6 +72,14 @@ class SmtpSettings(_Section):
     max_connections_per_ip: int = Field(40, ge=1, le=10_000)
     # Recipients of one transaction (RFC 5321 4.5.3.1.8 asks for at least 100).
     max_recipients: int = Field(100, ge=1, le=10_000)
+    # A mail larger than this is written to a file in the data dir while it is received
+    # rather than kept in memory; smaller ones (most mail) stay in memory.
+    spool_threshold_bytes: int = Field(1024 * 1024, ge=64 * 1024, le=1024 * 1024 * 1024)
+    # Spooled mails handed on (read back, parsed, stored) at once must fit in this
+    # together; the others wait their turn on disk, a larger one goes alone. Each takes
+    # about five times its size in the daemon at its peak (copies to and from a parse
+    # worker, the attachments, the store).
+    in_flight_data_bytes: int = Field(32 * 1024 * 1024, ge=1024 * 1024)
 
 
 class WebSettings(_Section):

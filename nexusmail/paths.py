@@ -14,6 +14,8 @@ REPLY_KEY_FILE = "reply-signing.key"
 SESSION_KEY_FILE = "admin-session.key"
 # Where outgoing mail goes when no relay is configured: a Maildir any mail client opens.
 OUTGOING_MAILDIR = "outgoing"
+# Large SMTP mails while they are received (removed once stored or refused).
+SPOOL_DIR = "spool"
 
 
 def database_path(settings: Settings) -> Path:
@@ -34,3 +36,8 @@ def reply_key_path(settings: Settings) -> Path:
 def session_key_path(settings: Settings) -> Path:
     """The generated key that signs admin session cookies."""
     return settings.storage.data_dir / SESSION_KEY_FILE
+
+
+def spool_path(settings: Settings) -> Path:
+    """Where SMTP DATA past the spool threshold is written while it is received."""
+    return settings.storage.data_dir / SPOOL_DIR

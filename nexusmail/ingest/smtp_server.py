@@ -10,14 +10,21 @@ Unlike aiosmtpd we do not refuse DATA lines longer than 1000 octets (RFC 5321
 4.5.3.1.6): broken clients send them, and refusing a customer's mail for it helps
 nobody; the size limit still bounds the whole message. Outside DATA a command line
 stays bounded by RFC 5321's limit (with room for extensions): the stream's read limit
-is raised for DATA only, so 40 clients sending 20 MB "commands" without a line end
+is set for DATA only, so 40 clients sending 20 MB "commands" without a line end
 hold a few KB each, not 20 MB. Sessions are capped in all and per client address.
+
+DATA itself is read in pieces of at most `DATA_READ_CHUNK`; a mail past
+`[smtp] spool_threshold_bytes` goes to a spool file as it comes (`data_spool`), and
+large mails are handed on only while they fit in `[smtp] in_flight_data_bytes`
+together (`data_budget`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from contextlib import AbstractAsyncContextManager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -26,7 +33,10 @@ from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 from nexusmail import __version__
 from nexusmail.config import Settings
+from nexusmail.ingest.data_budget import ByteBudget
+from nexusmail.ingest.data_spool import DataSink, remove_stale_spool_files
 from nexusmail.ingest.smtp_handler import SmtpHandler
+from nexusmail.paths import spool_path
 
 log = structlog.get_logger(__name__)
 
@@ -34,6 +44,10 @@ END_OF_DATA = b"\r\n.\r\n"
 # A command line: RFC 5321 4.5.3.1.4 says 512 octets, SMTPUTF8 and SIZE/BODY parameters
 # add some; what aiosmtpd reads before answering "500 Command line too long".
 COMMAND_LINE_LIMIT = 4096
+# One DATA read returns at most this much (the stream buffers up to twice it): 128 KiB
+# keeps a 200 KB attachment to two reads and a transfer in flight to a few hundred KB.
+DATA_READ_CHUNK = 128 * 1024
+DEFAULT_SPOOL_THRESHOLD = 1024 * 1024
 S421_TOO_MANY = b"421 4.7.0 Too many connections, try again later\r\n"
 
 # "<local@domain>" with dot-atom parts (RFC 5321 4.1.2), the form nearly every client
@@ -49,12 +63,16 @@ class BulkDataMixin:
     envelope: Any
     data_size_limit: int | None
     transport: Any
+    spool_dir: Path | None = None
+    spool_threshold: int = DEFAULT_SPOOL_THRESHOLD
+    budget: ByteBudget | None = None
 
-    def _allow_long_reads(self, data_size_limit: int) -> None:
-        # During DATA the stream limit bounds how far readuntil() searches for ".\r\n";
-        # a base64 body has no such line, so it must cover a whole message (plus slack).
-        # Outside DATA it is the command line limit (set at the reader's creation).
-        self._data_read_limit = data_size_limit + 64 * 1024
+    def _allow_long_reads(self, data_read_chunk: int) -> None:
+        # During DATA the stream limit is how much one read may return without finding
+        # ".\r\n" (a base64 body has none) and, twice over, how much the stream
+        # buffers before it stops reading the socket: the memory of a transfer in
+        # flight. Outside DATA it is the command line limit (set at the reader's creation).
+        self._data_read_limit = data_read_chunk
         self.line_length_limit = COMMAND_LINE_LIMIT
 
     @syntax("DATA")
@@ -69,38 +87,52 @@ class BulkDataMixin:
             await smtp.push("501 Syntax: DATA")
             return
         await smtp.push("354 End data with <CR><LF>.<CR><LF>")
-        content = await self._read_data_with_long_lines()
-        if content is None:
-            smtp._set_post_data_state()
-            await smtp.push("552 Error: Too much mail data")
-            return
-        self.envelope.content = content
-        self.envelope.original_content = content
-        status = await smtp._call_handler_hook("DATA")
-        smtp._set_post_data_state()
+        sink = DataSink(self.spool_dir, self.spool_threshold)
+        try:
+            if not await self._read_data_with_long_lines(sink):
+                smtp._set_post_data_state()
+                await smtp.push("552 Error: Too much mail data")
+                return
+            # Only spooled mails count against the budget: a small one never waits.
+            async with self._budget_for(sink):
+                content = await sink.content()
+                await sink.discard()  # in memory now: the file is not needed
+                self.envelope.content = content
+                self.envelope.original_content = content
+                del content
+                status = await smtp._call_handler_hook("DATA")
+                smtp._set_post_data_state()  # drops the envelope, and the mail with it
+        finally:
+            await sink.discard()
         await smtp.push("250 OK" if status is MISSING else status)
 
-    async def _read_data_with_long_lines(self) -> bytes | None:
+    def _budget_for(self, sink: DataSink) -> AbstractAsyncContextManager[None]:
+        if self.budget is None or not sink.spooled:
+            return nullcontext()
+        return self.budget.hold(sink.size)
+
+    async def _read_data_with_long_lines(self, sink: DataSink) -> bool:
         # asyncio.StreamReader keeps its limit in `_limit` (stable since Python 3.4; a
-        # test pins it): raised for this message, back to a command line's after it.
+        # test pins it): set for this message, back to a command line's after it.
         self._reader._limit = self._data_read_limit  # type: ignore[attr-defined]
         try:
-            return await self._read_data()
+            return await self._read_data(sink)
         finally:
             self._reader._limit = COMMAND_LINE_LIMIT  # type: ignore[attr-defined]
 
-    async def _read_data(self) -> bytes | None:
-        """The message, unstuffed (RFC 5321 4.5.2); None when over the size limit.
+    async def _read_data(self, sink: DataSink) -> bool:
+        """The message into `sink`, still stuffed; False when over the size limit.
 
         The end is exactly "\\r\\n.\\r\\n" (".\\r\\n" alone for an empty message), as
         before. Reads stop at "\\n.\\r", a line that starts ".\\r", which after
-        dot-stuffing only the end marker is: ~3 reads per message, where stopping at
-        every ".\\r\\n" took one read per line ending in a full stop (~46 per mail of
-        the bench corpus). At the start of a line (nothing read yet, or a read that
-        ended in LF) a marker may follow at once, so that read stops at the first CR.
+        dot-stuffing only the end marker is: a few reads per small message, where
+        stopping at every ".\\r\\n" took one read per line ending in a full stop (~46 per
+        mail of the bench corpus). At the start of a line (nothing read yet, or a read
+        that ended in LF) a marker may follow at once, so that read stops at the first
+        CR. A read also stops at the stream limit; the last five bytes seen carry the
+        end marker's detection across such cuts.
         """
         limit = self.data_size_limit or 0
-        parts: list[bytes] = []
         size = 0
         tail = b""
         line_start = True
@@ -109,20 +141,17 @@ class BulkDataMixin:
             if chunk.endswith(b"\n.\r") or (line_start and chunk == b".\r"):
                 chunk += await self._read_exactly(1)  # the end marker's LF, or data
             size += len(chunk)
-            if limit and size > limit + len(END_OF_DATA):
-                parts = []  # keep reading to the end marker, but keep nothing
-            else:
-                parts.append(chunk)
             tail = (tail + chunk)[-len(END_OF_DATA):]
-            if (size == 3 and chunk == b".\r\n") or tail == END_OF_DATA:
-                break
+            done = (size == 3 and chunk == b".\r\n") or tail == END_OF_DATA
+            if limit and size > limit + len(END_OF_DATA):
+                await sink.discard()  # keep reading to the end marker, but keep nothing
+            else:
+                # The final ".\r\n" (its CRLF ends the last line) is always whole in the
+                # last piece: the end is only ever found by the reads above.
+                await sink.add(chunk[:-3] if done else chunk)
+            if done:
+                return not (limit and size > limit + len(END_OF_DATA))
             line_start = chunk.endswith(b"\n")
-        if limit and size > limit + len(END_OF_DATA):
-            return None
-        data = b"".join(parts)[:-3]  # the final ".\r\n"; its CRLF ends the last line
-        if data.startswith(b"."):
-            data = data[1:]
-        return data.replace(b"\r\n.", b"\r\n")
 
     async def _read_until(self, separator: bytes) -> bytes:
         """Up to and including `separator`, or as much as the stream limit allows."""
@@ -214,17 +243,25 @@ class LimitedConnectionsMixin:
 
 class NexusSMTP(LimitedConnectionsMixin, SimpleAddressMixin, BulkDataMixin, SMTP):
     def __init__(self, handler: Any, *, data_size_limit: int,
-                 limits: ConnectionLimits | None = None, **kwargs: Any) -> None:
-        self._allow_long_reads(data_size_limit)
-        self.limits = limits
+                 limits: ConnectionLimits | None = None, spool_dir: Path | None = None,
+                 spool_threshold: int = DEFAULT_SPOOL_THRESHOLD,
+                 budget: ByteBudget | None = None, data_read_chunk: int = DATA_READ_CHUNK,
+                 **kwargs: Any) -> None:
+        self._allow_long_reads(data_read_chunk)
+        self.limits, self.budget = limits, budget
+        self.spool_dir, self.spool_threshold = spool_dir, spool_threshold
         super().__init__(handler, data_size_limit=data_size_limit, **kwargs)
 
 
 class NexusLMTP(LimitedConnectionsMixin, SimpleAddressMixin, BulkDataMixin, LMTP):
     def __init__(self, handler: Any, *, data_size_limit: int,
-                 limits: ConnectionLimits | None = None, **kwargs: Any) -> None:
-        self._allow_long_reads(data_size_limit)
-        self.limits = limits
+                 limits: ConnectionLimits | None = None, spool_dir: Path | None = None,
+                 spool_threshold: int = DEFAULT_SPOOL_THRESHOLD,
+                 budget: ByteBudget | None = None, data_read_chunk: int = DATA_READ_CHUNK,
+                 **kwargs: Any) -> None:
+        self._allow_long_reads(data_read_chunk)
+        self.limits, self.budget = limits, budget
+        self.spool_dir, self.spool_threshold = spool_dir, spool_threshold
         super().__init__(handler, data_size_limit=data_size_limit, **kwargs)
 
 
@@ -233,14 +270,24 @@ async def start_listener(settings: Settings, handler: SmtpHandler) -> asyncio.Se
     protocol_class = NexusLMTP if settings.smtp.protocol == "lmtp" else NexusSMTP
     limits = ConnectionLimits(settings.smtp.max_connections,
                               settings.smtp.max_connections_per_ip)
+    budget = ByteBudget(settings.smtp.in_flight_data_bytes)
+    spool_dir = spool_path(settings)
+    removed = await asyncio.to_thread(
+        remove_stale_spool_files, spool_dir,
+        now_epoch_s=handler.ingest.clock.now().timestamp())
+    if removed:
+        log.warning("smtp.stale_spool_removed", files=removed)
 
     def factory() -> SMTP:
-        # The size limit is read per connection from ingest's live settings, which a reload
-        # (SIGHUP) swaps; host, port and protocol need a restart.
+        # The size limit and the spool threshold are read per connection from ingest's
+        # live settings, which a reload (SIGHUP) swaps; host, port, protocol and the
+        # in-flight budget need a restart.
+        live = handler.ingest.settings
         return protocol_class(
             handler, hostname=settings.smtp.hostname, ident=f"nexusmail {__version__}",
-            data_size_limit=handler.ingest.settings.limits.max_message_bytes, decode_data=False,
-            enable_SMTPUTF8=True, limits=limits,
+            data_size_limit=live.limits.max_message_bytes, decode_data=False,
+            enable_SMTPUTF8=True, limits=limits, spool_dir=spool_dir,
+            spool_threshold=live.smtp.spool_threshold_bytes, budget=budget,
         )
 
     loop = asyncio.get_running_loop()

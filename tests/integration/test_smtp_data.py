@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nexusmail.ingest.smtp_server import NexusSMTP
+from nexusmail.ingest.data_spool import DataSink
+from nexusmail.ingest.smtp_server import COMMAND_LINE_LIMIT, BulkDataMixin, NexusSMTP
 
 
 class Keep:
@@ -53,15 +56,24 @@ class Client:
         return await self.reply()
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[tuple[Keep, int]]:
+# In memory with the daemon's read size; or spooled to a file past 64 bytes, read 7
+# bytes at a time, so every end marker, CRLF-dot and stuffed dot falls across cuts.
+MODES = {"memory": {}, "spooled": {"spool_threshold": 64, "data_read_chunk": 7}}
+
+
+@pytest.fixture(params=list(MODES))
+async def server(request: pytest.FixtureRequest,
+                 tmp_path: Path) -> AsyncIterator[tuple[Keep, int]]:
     keep = Keep()
     loop = asyncio.get_running_loop()
+    spool = tmp_path / "spool"
     srv = await loop.create_server(
         lambda: NexusSMTP(keep, data_size_limit=300_000, decode_data=False,
-                          hostname="t.test"), "127.0.0.1", 0)
+                          hostname="t.test", spool_dir=spool, **MODES[request.param]),
+        "127.0.0.1", 0)
     yield keep, srv.sockets[0].getsockname()[1]
     srv.close()
+    assert not spool.exists() or not list(spool.iterdir()), "a spool file was left behind"
 
 
 @pytest.fixture
@@ -162,4 +174,76 @@ async def test_our_own_failure_is_never_a_5xx() -> None:
     await client.say(b"EHLO c.test\r\n")
     assert (await client.send(b"Subject: x\r\n\r\nbody\r\n")).startswith(b"451")
     writer.close()
+    srv.close()
+
+
+class _Reading(BulkDataMixin):
+    """Our DATA reader over a StreamReader the test feeds piece by piece."""
+
+    def __init__(self, stream: asyncio.StreamReader, data_size_limit: int) -> None:
+        self._reader = stream
+        self.data_size_limit = data_size_limit
+        self._allow_long_reads(8)
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from([b"", b".", b"..", b"a.", b".\r", b"x" * 20]), max_size=12),
+       st.lists(st.integers(min_value=1, max_value=200), max_size=8),
+       st.sampled_from([None, 16]))
+async def test_end_marker_and_dots_split_across_reads(tmp_path: Path, lines: list[bytes],
+                                                      cuts: list[int],
+                                                      threshold: int | None) -> None:
+    """Each piece is read on its own (reads of at most 8 bytes), so the end marker, a
+    CRLF-dot and a stuffed dot fall across reads; the mail comes out exact, in memory
+    or spooled, and the spool file is gone after."""
+    message = b"".join(line + b"\r\n" for line in lines)
+    payload = stuff(message) + b".\r\n" + b"NOOP\r\n"
+    stream = asyncio.StreamReader(limit=COMMAND_LINE_LIMIT)
+    spool = tmp_path / f"spool-{os.urandom(4).hex()}"
+    sink = DataSink(spool if threshold else None, threshold or 0)
+    reading = asyncio.create_task(_Reading(stream, 10_000)._read_data_with_long_lines(sink))
+    bounds = [0, *sorted(min(c, len(payload)) for c in cuts), len(payload)]
+    for start, end in itertools.pairwise(bounds):
+        stream.feed_data(payload[start:end])
+        # Until the reader waits for more (or is done): this piece is a read of its own.
+        for _ in range(1000):
+            if reading.done() or stream._waiter is not None:  # type: ignore[attr-defined]
+                break
+            await asyncio.sleep(0)
+    assert await asyncio.wait_for(reading, 5)
+    assert await sink.content() == message
+    assert sink.spooled == (threshold is not None and len(stuff(message)) > 16)
+    await sink.discard()
+    assert not spool.exists() or not list(spool.iterdir())
+    assert await stream.read(6) == b"NOOP\r\n"  # nothing past the end marker was taken
+
+
+async def test_a_client_gone_mid_data_leaves_no_spool_file(tmp_path: Path) -> None:
+    """A client that disconnects halfway through a spooled mail: the file goes with it."""
+    keep, spool = Keep(), tmp_path / "spool"
+    srv = await asyncio.get_running_loop().create_server(
+        lambda: NexusSMTP(keep, data_size_limit=10_000_000, decode_data=False,
+                          hostname="t.test", spool_dir=spool, spool_threshold=1000),
+        "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.sockets[0].getsockname()[1])
+    client = Client(reader, writer)
+    await client.reply()
+    for command in (b"EHLO c.test\r\n", b"MAIL FROM:<a@x.it>\r\n", b"RCPT TO:<b@x.it>\r\n",
+                    b"DATA\r\n"):
+        await client.say(command)
+    writer.write(b"Subject: half\r\n\r\n" + b"y" * 400_000)  # past a read of 128 KiB
+    await writer.drain()
+    for _ in range(200):
+        if spool.exists() and list(spool.iterdir()):
+            break
+        await asyncio.sleep(0.01)
+    assert len(list(spool.iterdir())) == 1
+    writer.close()
+    for _ in range(200):
+        if not list(spool.iterdir()):
+            break
+        await asyncio.sleep(0.01)
+    assert list(spool.iterdir()) == []
+    assert keep.contents == []
     srv.close()
