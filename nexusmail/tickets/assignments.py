@@ -24,6 +24,7 @@ from nexusmail.mail.addresses import base_address, is_support_recipient, plus_ex
 from nexusmail.mail.parsed import ParsedMail
 from nexusmail.mail.reply_reading import REPORTS, ReplyReading, Verdict
 from nexusmail.storage.connections import INTEGRITY_ERRORS, WriteTx
+from nexusmail.tickets.assignment_road import road_context
 from nexusmail.tickets.cases import Conflict, NewMessage, NotFound, add_message, intervention_status
 from nexusmail.tickets.message_extra import MessageExtra, dump_extra, load_extra
 from nexusmail.tickets.models import (
@@ -68,8 +69,10 @@ def assign(
     settings: Settings,
     reply_keys: Sequence[bytes],
     assigned_by: str = "",
+    note: str = "",
 ) -> int:
-    """Put an employee on an open intervention and queue their assignment mail."""
+    """Put an employee on an open intervention and queue their assignment mail, with
+    `note` (instructions for the technician) on it."""
     if intervention_status(tx, number) is Status.CLOSED:
         raise Conflict(f"intervention {number} is closed")
     employee = tx.execute(
@@ -90,8 +93,9 @@ def assign(
         raise Conflict(f"{employee_email} is already assigned to {number}") from None
     token = make_token(reply_keys[0], assignment_id, number, employee["email"])
     context = assignment_context(tx, number)
+    context.update(road_context(tx, number, today=now.date()))
     context.update(
-        attachments=files_to_attach(context["case_attachments"]),
+        note=note.strip(), attachments=files_to_attach(context["case_attachments"]),
         employee_name=employee["name"], company_name=settings.mail.company_name,
         reply_to=reply_address(settings.mail.support_addresses[0], token),
     )

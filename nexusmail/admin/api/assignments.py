@@ -1,6 +1,7 @@
 """Assignment and note routes of the JSON API.
 
-- `POST /api/v1/interventions/{number}/assignments` `{"employee_email": ...}` → 201 the
+- `POST /api/v1/interventions/{number}/assignments` `{"employee_email": ..., "note":
+  "instructions for the technician, in the mail"}` → 201 the
   assignment `{id, employee_email, employee_name, status, decided_at, reason}`, its
   mail queued in the outbox; 404 unknown intervention or employee; 409 already
   assigned, employee inactive, or intervention closed.
@@ -71,7 +72,7 @@ class _Handlers:
         now, settings, keys = self.s.clock.now(), self.s.settings, signing_keys(self.s)
         assignment_id = await self.s.store.write(lambda tx: assign(
             tx, number, body.employee_email, now=now, settings=settings, reply_keys=keys,
-            assigned_by=f"api:{token.name}",
+            assigned_by=f"api:{token.name}", note=body.note,
         ))
         self.s.on_outbox()
         log.info("api.assignment_created", intervention=number, assignment_id=assignment_id,

@@ -143,6 +143,8 @@ class ReplyIn(_Body):
 
 class AssignmentIn(_Body):
     employee_email: str = Field(max_length=MAX_ADDRESS_CHARS)
+    # Instructions for the technician, shown in the assignment mail.
+    note: str = Field("", max_length=2000)
 
     @field_validator("employee_email")
     @classmethod
