@@ -52,6 +52,9 @@ LABELS = {
     # where a case came from
     "email": N_("mail"), "api": N_("entered by hand"), "schedule": N_("service schedule"),
     "phone": N_("phone"), "visit": N_("visit"), "web": N_("web form"),
+    # kinds of activity (phone and visit above)
+    "work": N_("work"), "remote": N_("remote session"), "workshop": N_("workshop"),
+    "travel": N_("travel"),
     # delivery of what we sent
     "sent": N_("sent"), "failed": N_("failed"), "queued": N_("queued"),
     # schedules

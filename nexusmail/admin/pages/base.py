@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from nexusmail.admin import auth
 from nexusmail.admin.api.base import ApiServices
 from nexusmail.i18n import LANGUAGES, Formats, Msg, msg, negotiate, translations
+from nexusmail.tickets.activities import format_hours
 from nexusmail.tickets.operator_sessions import session_operator
 from nexusmail.tickets.operators import Operator
 
@@ -146,7 +147,8 @@ def form_text(form: FormData, name: str, max_chars: int = 10_000) -> str:
 def make_filters(timezone: str, language: str) -> dict[str, Any]:
     formats = Formats(language, ZoneInfo(timezone))
     return {"when": formats.moment, "day": formats.day, "size": formats.size,
-            "urlquote": lambda v: quote(str(v), safe="")}
+            "urlquote": lambda v: quote(str(v), safe=""),
+            "hours": lambda minutes: format_hours(minutes, language)}
 
 
 class SecurityHeaders:

@@ -11,6 +11,7 @@ Routes (all but /login and the stylesheet need a logged-in operator):
 - `GET /interventions/{n}` thread; `POST .../assign|notes|close|reopen`;
   `GET /attachments/{id}[/preview]`, `GET /messages/{id}/raw`       pages_thread
 - `GET /schedules`, `GET /schedules/{id}` with the next dates     pages_schedules
+- `GET /timesheets?month=YYYY-MM`, `GET /timesheets.csv?month=`   pages.timesheets
 - `GET|POST /customers`, `GET|POST /customers/{id}` (card, edit), `POST
   /customers/{id}/contacts|sites|equipment|merge`                  pages.customers
 - `GET|POST /equipment/{id}` (card, history, edit); `GET|POST /request-types`
@@ -53,6 +54,7 @@ from nexusmail.admin.pages.login import login_routes
 from nexusmail.admin.pages.schedules import schedule_routes
 from nexusmail.admin.pages.settings import settings_routes
 from nexusmail.admin.pages.thread import thread_routes
+from nexusmail.admin.pages.timesheets import timesheet_routes
 from nexusmail.admin.secret_file import load_or_create_secret
 from nexusmail.i18n import LABELS, LANGUAGE_NAMES, LANGUAGES, msg, translations
 from nexusmail.paths import session_key_path
@@ -132,6 +134,7 @@ def build_pages_app(services: ApiServices) -> Starlette:
         Route(f"/static/{STYLESHEET}", css, methods=["GET"]),
         *login_routes(pages), *list_routes(pages), *thread_routes(pages),
         *schedule_routes(pages), *customer_routes(pages), *installed_base_routes(pages),
+        *timesheet_routes(pages),
         *settings_routes(pages),
     ]
     return Starlette(
