@@ -24,6 +24,7 @@ EDITABLE = {
     "desired_to": "desired to", "subject": "subject", "contact_id": "contact",
     "site_id": "site", "equipment_id": "equipment", "channel": "channel",
     "requested_at": "requested at",
+    "notify_customer_on_resolve": "closing mail to the customer",
 }
 
 

@@ -180,3 +180,18 @@ async def test_notify_customer_on_resolve_is_kept_per_intervention(api: Api) -> 
         "customer_email": "x@example.it", "subject": "s", "description": "d",
         "notify_customer_on_resolve": "yes"})
     assert bad.status_code == 422
+
+
+async def test_notify_customer_on_resolve_is_changed_by_patch(api: Api) -> None:
+    """PATCH turns the closing mail on and back to the configured default (null), and
+    the change is written on the thread."""
+    number = await _open(api)
+    on = await api.client.patch(f"/api/v1/interventions/{number}",
+                                json={"notify_customer_on_resolve": True})
+    assert on.status_code == 200, on.text
+    assert on.json()["notify_customer_on_resolve"] is True
+    back = await api.client.patch(f"/api/v1/interventions/{number}",
+                                  json={"notify_customer_on_resolve": None})
+    assert back.json()["notify_customer_on_resolve"] is None
+    notes = [m["body_text"] for m in back.json()["messages"] if m["kind"] == "note"]
+    assert any("closing mail to the customer" in text for text in notes)

@@ -2,7 +2,8 @@
 
 - `PATCH /api/v1/interventions/{number}` with any of `request_type`, `priority`,
   `desired_from`, `desired_to`, `subject`, `contact_email`, `site_id`,
-  `equipment_serial` (null clears a link), `channel`, `requested_at` → 200 the
+  `equipment_serial` (null clears a link), `channel`, `requested_at`,
+  `notify_customer_on_resolve` (true, false, or null: as configured) → 200 the
   intervention; each change is written on its thread with the token's name. A contact,
   site or machine must be the case customer's (422 otherwise); a machine brings its site.
 - `POST /api/v1/interventions/{number}/hold` `{"reason": ...}` → 200, status `on_hold`,
@@ -64,6 +65,8 @@ class InterventionPatchIn(_Body):
     equipment_serial: str | None = Field(None, min_length=1, max_length=100)
     channel: Channel | None = None
     requested_at: str | None = Field(None, max_length=40)
+    # The customer's closing mail when the case is resolved; null: as configured.
+    notify_customer_on_resolve: bool | None = None
 
     @field_validator("contact_email")
     @classmethod
@@ -138,6 +141,9 @@ class _Handlers:
             for name in ("desired_from", "desired_to"):
                 if changes.get(name) is not None:
                     changes[name] = changes[name].isoformat()
+            if "notify_customer_on_resolve" in given:  # stored 0/1, NULL: as configured
+                flag = body.notify_customer_on_resolve
+                changes["notify_customer_on_resolve"] = None if flag is None else int(flag)
             if "request_type" in changes:
                 changes["request_type"] = changes["request_type"] or ""
             if changes.get("subject") is None:
