@@ -16,6 +16,7 @@ from daemon_harness import Daemon, make_settings, running_daemon
 
 from nexusmail.clock import SystemClock
 from nexusmail.i18n import LANGUAGE_NAMES, translations
+from nexusmail.records import equipment, sites
 from nexusmail.tickets.operators import set_language
 from nexusmail.tickets.recurrence import Interval
 from nexusmail.tickets.schedules import ScheduleSpec, create_schedule
@@ -35,6 +36,10 @@ async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
                             contract_ref="C-12")
         await running.running.store.write(
             lambda tx: create_schedule(tx, spec, today=now.date(), now=now))
+        await running.running.store.write(lambda tx: equipment.add_equipment(tx, {
+            "customer_id": 1, "serial": "AB-1", "model": "Vaillant", "warranty_until":
+            "2099-01-31", "site_id": sites.add_site(tx, 1, {"name": "Sede"}, now=now)},
+            now=now))
         yield running
 
 
@@ -64,7 +69,8 @@ def english_left(page: str, language: str) -> list[str]:
 
 
 PAGES = ["/", "/?status=closed", "/interventions/new", "/employees", "/schedules",
-         "/schedules/1", "/interventions/1", "/settings", "/interventions/999"]
+         "/schedules/1", "/interventions/1", "/settings", "/interventions/999",
+         "/customers", "/customers/1", "/equipment/1", "/request-types", "/customers/999"]
 
 
 @pytest.mark.parametrize(("language", "words"), [

@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from nexusmail.admin.api.base import MAX_ID
 from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, redirect
+from nexusmail.i18n import Msg, msg
 from nexusmail.records import contacts, customers, equipment, sites
 from nexusmail.records.customer_search import MAX_QUERY_CHARS, search_customers
 from nexusmail.records.fields import InvalidRecord
@@ -98,7 +99,7 @@ class _Handlers:
                                  page=page, q="", values=values, error=str(exc),
                                  next_url=None, previous_url=None)
         log.info("admin.customer_created", customer_id=customer_id, operator=operator.email)
-        return redirect(f"/customers/{customer_id}", "Customer added.", request)
+        return redirect(f"/customers/{customer_id}", msg("Customer added."), request)
 
     async def card(self, request: Request) -> Response:
         await self.p.operator(request)
@@ -107,21 +108,21 @@ class _Handlers:
     async def edit(self, request: Request) -> Response:
         form = await self._form(request)
         values = customer_values(form)
-        return await self._change(request, "Details saved.", "admin.customer_updated",
+        return await self._change(request, msg("Details saved."), "admin.customer_updated",
                                   lambda tx, cid, now: customers.update_customer(
                                       tx, cid, values, now=now))
 
     async def add_contact(self, request: Request) -> Response:
         form = await self._form(request)
         values = {name: form_text(form, name) for name in CONTACT_TEXT}
-        return await self._change(request, "Contact added.", "admin.contact_created",
+        return await self._change(request, msg("Contact added."), "admin.contact_created",
                                   lambda tx, cid, now: contacts.add_contact(
                                       tx, cid, values, now=now))
 
     async def add_site(self, request: Request) -> Response:
         form = await self._form(request)
         values = {name: form_text(form, name) for name in SITE_TEXT}
-        return await self._change(request, "Site added.", "admin.site_created",
+        return await self._change(request, msg("Site added."), "admin.site_created",
                                   lambda tx, cid, now: sites.add_site(tx, cid, values,
                                                                       now=now))
 
@@ -134,15 +135,15 @@ class _Handlers:
             return equipment.add_equipment(tx, {**values, "customer_id": customer_id},
                                            now=now)
 
-        return await self._change(request, "Equipment added.", "admin.equipment_created",
+        return await self._change(request, msg("Equipment added."), "admin.equipment_created",
                                   add)
 
     async def merge(self, request: Request) -> Response:
         form = await self._form(request)
         into = _int(form_text(form, "into"))
         if into is None:
-            return await self._card(request, _id(request), "into: give the id of the "
-                                    "customer to merge into", 422)
+            return await self._card(request, _id(request), msg(
+                "into: give the id of the customer to merge into"), 422)
         operator, source = await self.p.operator(request), _id(request)
         now = self.p.services.clock.now()
         try:
@@ -152,10 +153,10 @@ class _Handlers:
             return await self._card(request, source, str(exc), _status(exc))
         log.info("admin.customers_merged", customer_id=source, into=into,
                  operator=operator.email)
-        return redirect(f"/customers/{into}", f"Customer {source} merged into this one.",
-                        request)
+        return redirect(f"/customers/{into}",
+                        msg("Customer {id} merged into this one.", id=source), request)
 
-    async def _change(self, request: Request, done: str, event: str,
+    async def _change(self, request: Request, done: Msg, event: str,
                       fn: Callable[[WriteTx, int, Any], Any]) -> Response:
         """Run one change of the card's customer; back to the card, with the message."""
         operator = await self.p.operator(request)
@@ -167,12 +168,12 @@ class _Handlers:
         log.info(event, customer_id=customer_id, operator=operator.email)
         return redirect(f"/customers/{customer_id}", done, request)
 
-    async def _card(self, request: Request, customer_id: int, error: str | None = None,
-                    status: int = 200) -> Response:
+    async def _card(self, request: Request, customer_id: int,
+                    error: str | Msg | None = None, status: int = 200) -> Response:
         async with self.p.services.store.read() as conn:
             customer = await customers.get_customer(conn, customer_id)
             if customer is None:
-                raise PageError(404, f"Customer {customer_id} does not exist.")
+                raise PageError(404, msg("Customer {id} does not exist.", id=customer_id))
             people = await contacts.list_contacts(conn, customer_id)
             places = await sites.list_sites(conn, customer_id)
             machines = (await equipment.find_equipment(conn, customer_id=customer_id,
@@ -183,7 +184,7 @@ class _Handlers:
         return self.p.render(request, "customer.html.j2", status=status, c=customer,
                              contacts=people, sites=places, equipment=machines,
                              cases=cases, site_names=site_names, serials=serials,
-                             error=error)
+                             error=self.p.text(request, error) if error else None)
 
     async def _form(self, request: Request) -> FormData:
         await self.p.operator(request)
@@ -200,7 +201,7 @@ def _status(exc: Exception) -> int:
 def _id(request: Request) -> int:
     value = int(request.path_params["id"])
     if value > MAX_ID:
-        raise PageError(404, f"Customer {value} does not exist.")
+        raise PageError(404, msg("Customer {id} does not exist.", id=value))
     return value
 
 

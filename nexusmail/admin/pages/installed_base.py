@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from nexusmail.admin.api.base import MAX_ID
 from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, redirect
+from nexusmail.i18n import msg
 from nexusmail.records import customers, equipment, request_types, sites
 from nexusmail.records.fields import InvalidRecord
 from nexusmail.tickets import queries
@@ -60,14 +61,14 @@ class _Handlers:
                                     409 if isinstance(exc, Conflict) else 422)
         log.info("admin.equipment_updated", equipment_id=equipment_id,
                  operator=operator.email)
-        return redirect(f"/equipment/{equipment_id}", "Equipment saved.", request)
+        return redirect(f"/equipment/{equipment_id}", msg("Equipment saved."), request)
 
     async def _card(self, request: Request, equipment_id: int, error: str | None = None,
                     status: int = 200) -> Response:
         async with self.p.services.store.read() as conn:
             machine = await equipment.get_equipment(conn, equipment_id)
             if machine is None:
-                raise PageError(404, f"Equipment {equipment_id} does not exist.")
+                raise PageError(404, msg("Equipment {id} does not exist.", id=equipment_id))
             customer = await customers.get_customer(conn, machine["customer_id"])
             places = await sites.list_sites(conn, machine["customer_id"])
         site = next((s for s in places if s["id"] == machine["site_id"]), None)
@@ -100,7 +101,7 @@ class _Handlers:
             return await self._types(request, values, str(exc),
                                      409 if isinstance(exc, Conflict) else 422)
         log.info("admin.request_type_created", code=code, operator=operator.email)
-        return redirect("/request-types", f"Request type {code} added.", request)
+        return redirect("/request-types", msg("Request type {code} added.", code=code), request)
 
     async def _types(self, request: Request, values: dict[str, Any] | None = None,
                      error: str | None = None, status: int = 200) -> Response:
@@ -114,5 +115,5 @@ class _Handlers:
 def _id(request: Request) -> int:
     value = int(request.path_params["id"])
     if value > MAX_ID:
-        raise PageError(404, f"Equipment {value} does not exist.")
+        raise PageError(404, msg("Equipment {id} does not exist.", id=value))
     return value
