@@ -26,6 +26,10 @@ MIN_DIGITS_ONLY_CHARS = 6
 # Longer tokens are not serials (base64 lines, URLs without their punctuation); cutting
 # them keeps the candidate list of a huge body short.
 MAX_SERIAL_CHARS = 64
+# A customer names the machine near the top of what they write; quoted history, long
+# logs pasted below and attachments turned into text add nothing but time (a 1 MB
+# body of words took 2 s to scan whole). Each text is read this far.
+MAX_SCAN_CHARS = 20_000
 # A token is runs of word characters joined by single "-", "/", "." or "_"; each
 # character is consumed once, so the scan is linear (no run can be read two ways).
 _TOKEN = re.compile(r"[^\W_]+(?:[-/._][^\W_]+)*")
@@ -62,11 +66,11 @@ def _tokens(text: str) -> Iterator[str]:
 
 def serial_candidates(*texts: str, limit: int = 100) -> tuple[str, ...]:
     """The tokens of `texts` that could be serials, as written, in order of appearance,
-    each once whatever its case, at most `limit`: what to look up among a customer's
-    machines (see `lookup_forms`)."""
+    each once whatever its case, at most `limit`, from the first MAX_SCAN_CHARS of each
+    text: what to look up among a customer's machines (see `lookup_forms`)."""
     seen: dict[str, str] = {}
     for text in texts:
-        for token in _tokens(text):
+        for token in _tokens(text[:MAX_SCAN_CHARS]):
             key = serial_key(token)
             if key not in seen and is_findable(key):
                 seen[key] = token

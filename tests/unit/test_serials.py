@@ -96,3 +96,10 @@ def test_abbreviations_glued_with_a_full_stop(text: str, found: tuple[str, ...])
     """"Nr.", "matr.", "S.N." written against the serial are read off; a number before
     the stop, or a dash, makes another token."""
     assert find_serials(MACHINES, text) == found
+
+
+def test_serial_candidates_read_only_the_start_of_a_huge_text() -> None:
+    """A serial near the top is found; one buried past the scanned start of a 1 MB
+    body is not looked for, so a pasted log cannot make every mail slow to read."""
+    filler = "parola " * 150_000
+    assert serial_candidates("Caldaia", "matricola AB1234 " + filler + " CD5678") == ("AB1234",)
