@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from functools import partial
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from daemon_harness import SUPPORT, Daemon, make_settings, running_daemon
+from postgres_server import PostgresCluster
 from smtp_sink import Captured, CaptureHandler
 
 from nexusmail.admin.tokens import create_token
@@ -208,3 +210,37 @@ async def test_a_later_report_replaces_the_earlier(job: Job) -> None:
     assert [m["hours"] for m in reports] == [3.0, 2.5]
     rows = await job.daemon.query("SELECT count(*) FROM activities")
     assert rows[0][0] == 2
+
+
+async def test_reports_activities_and_timesheets_on_postgresql(
+    tmp_path: Path, relay: Controller, postgres_cluster: PostgresCluster
+) -> None:
+    """The same statements on PostgreSQL: reports become activities and resolve the case,
+    an operator adds time, a correction supersedes, the timesheet lists and exports."""
+    url = postgres_cluster.create_database(f"nm_{uuid.uuid4().hex[:12]}")
+    settings = make_settings(tmp_path / "data", relay_port=relay.port,
+                             storage={"database_url": url},
+                             mail={"operator_addresses": [DISPATCH]})
+    async with running_daemon(settings) as daemon:
+        job = Job(daemon, relay.handler)
+        await job.open()
+        assert await job.reply(LUCA, "Confermo") == 250
+        assert await job.reply(ION, "Non ho finito, manca il pezzo") == 250
+        assert await job.reply(LUCA, "Fatto, 3 ore", pdf=True) == 250
+        assert await job.reply(LUCA, "Fatto, 2 ore e mezza", pdf=True) == 250
+        assert (await job.intervention())["status"] == "open"  # Ion is not done
+        assert await job.reply(ION, "Gata, o oră și 20 de minute") == 250
+        data = await job.intervention()
+        assert data["status"] == "resolved"
+        assert [(a["employee_email"], a["hours"]) for a in data["activities"]] == [
+            (LUCA, 2.5), (ION, pytest.approx(4 / 3))]
+        added = await job.api("POST", "/interventions/1/activities", json={
+            "employee_email": LUCA, "kind": "phone", "hours": 0.25, "text": "Chiamata"})
+        assert added.status_code == 201, added.text
+        listed = (await job.api("GET", "/activities", params={"employee": LUCA})).json()
+        assert [a["hours"] for a in listed["items"]] == [2.5, 0.25]
+        exported = await job.api("GET", "/activities", params={"format": "csv"})
+        assert exported.content.startswith(b"\xef\xbb\xbf")
+        assert exported.content.count(b"\r\n") == 4  # the header and three activities
+        closed = await job.api("POST", "/interventions/1/close", json={})
+        assert closed.json()["status"] == "closed"
