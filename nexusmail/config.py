@@ -7,10 +7,12 @@ imports a global config. Errors name the file, the key and what was expected.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import os
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -249,6 +251,64 @@ class SchedulerSettings(_Section):
         return value
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_HOURS_RANGE = re.compile(r"([01]\d|2[0-4]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)")
+
+
+class CalendarSettings(_Section):
+    # Business hours (deadlines, reminders) count on these days, within these hours of
+    # the company's time zone, skipping the country's public holidays and the closures.
+    working_days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+    # "08:30-17:30", or a list such as ["08:30-12:30", "14:00-18:00"]; "00:00-24:00" is
+    # the whole day. Kept as (start, end) minutes from midnight.
+    working_hours: tuple[tuple[int, int], ...] = ((8 * 60 + 30, 17 * 60 + 30),)
+    # Public holidays of "IT" or "RO" (from the holidays library), or "" for none.
+    country: Literal["IT", "RO", ""] = ""
+    # Days the company is closed, e.g. ["2026-12-24", "2026-12-31"].
+    closures: tuple[date, ...] = ()
+    timezone: str = "Europe/Rome"
+
+    @field_validator("working_days")
+    @classmethod
+    def _some_days(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name at least one working day, e.g. [\"mon\", \"tue\"]")
+        return tuple(dict.fromkeys(value))
+
+    @field_validator("working_hours", mode="before")
+    @classmethod
+    def _hour_ranges(cls, value: Any) -> Any:
+        ranges = [value] if isinstance(value, str) else value
+        if not isinstance(ranges, list | tuple) or not ranges:
+            raise ValueError('use "08:30-17:30" or a list of such ranges')
+        minutes = []
+        for entry in ranges:
+            if not isinstance(entry, str):
+                minutes.append(tuple(entry))  # already (start, end) minutes
+                continue
+            match = _HOURS_RANGE.fullmatch(entry.replace(" ", ""))
+            if match is None:
+                raise ValueError(f"{entry!r} is not a range like \"08:30-17:30\"")
+            h1, m1, h2, m2 = (int(g) for g in match.groups())
+            minutes.append((h1 * 60 + m1, h2 * 60 + m2))
+        minutes.sort()
+        for start, end in minutes:
+            if not 0 <= start < end <= 24 * 60:
+                raise ValueError("each range must start before it ends, within 00:00-24:00")
+        if any(a[1] > b[0] for a, b in itertools.pairwise(minutes)):
+            raise ValueError("the working hour ranges overlap")
+        return tuple(minutes)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a known time zone (e.g. Europe/Rome)") from None
+        return value
+
+
 class CustomersSettings(_Section):
     # The operator (email) who owns the customers created for unknown senders; empty: none.
     default_owner: str = ""
@@ -356,6 +416,7 @@ class Settings(_Section):
     scheduler: SchedulerSettings = SchedulerSettings()
     imap: ImapSettings = ImapSettings()
     customers: CustomersSettings = CustomersSettings()
+    calendar: CalendarSettings = CalendarSettings()
 
     @model_validator(mode="after")
     def _relay_auth_needs_host(self) -> Settings:
