@@ -65,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     nexusmail_args = [a for a in args.nexusmail_args if a != "--"] or ["run"]
 
-    from nexusmail.cli.main import main as nexusmail_main
+    try:
+        from nexusmail.cli.main import main as nexusmail_main
+    except ImportError:  # revisions before the cli/ package (bench --daemon-rev)
+        from nexusmail.cli import main as nexusmail_main  # type: ignore[attr-defined,no-redef]
 
     if args.threads_out is not None:
         _threads_file = args.threads_out.open("w")
