@@ -37,7 +37,7 @@ from nexusmail.ingest.charsets import (
 )
 from nexusmail.mail.html import html_to_text, sanitize_html
 from nexusmail.mail.parsed import MailAttachment, ParsedMail
-from nexusmail.mail.sender import MAX_RESULTS_HEADERS, from_problem
+from nexusmail.mail.sender import MAX_FROM_CHARS, MAX_RESULTS_HEADERS, NOT_CHECKED
 
 # The fields the classifier (noise, threading) and the admin page read.
 CLASSIFIER_HEADERS = frozenset({
@@ -191,7 +191,7 @@ class _Head:
     reply_to: tuple[str, ...] = ()
     date: datetime | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    sender_problem: str = ""
+    from_values: tuple[str, ...] = ()
     authentication_results: tuple[str, ...] = ()
 
 
@@ -217,7 +217,7 @@ def _read_head(message: Message, defects: list[str]) -> _Head:
             for name, value in first.items()
             if name in CLASSIFIER_HEADERS
         },
-        sender_problem=from_problem(raw.get("from", [])),
+        from_values=tuple(value[: MAX_FROM_CHARS + 1] for value in raw.get("from", [])),
         authentication_results=tuple(
             _fold(v)[:MAX_RESULTS_CHARS] for v in raw.get("authentication-results", [])
         )[:MAX_RESULTS_HEADERS],
@@ -362,7 +362,8 @@ def _assemble(
         content_type=message.get_content_type().lower(),
         defects=tuple(dict.fromkeys(defects)),
         search_text=normalize_romanian(head.subject + "\n" + body_text),
-        sender_problem=head.sender_problem,
+        sender_problem=NOT_CHECKED,
+        from_values=head.from_values,
         authentication_results=head.authentication_results,
         html_as_sent="\n".join(body.html_parts)[:_HTML_AS_SENT_CHARS] if body.html_parts else None,
     )

@@ -37,7 +37,11 @@ class ParsedMail:
     defects: tuple[str, ...] = ()      # what was wrong with the MIME and how we coped
     search_text: str = ""              # body + subject with Romanian cedillas normalised
     # Why the From cannot be believed enough to act on ("" when it can): see mail.sender.
+    # Parsing leaves mail.sender.NOT_CHECKED; the parse step checks the mails that may
+    # answer an assignment (ingest.prepare).
     sender_problem: str = ""
+    # Every From header's value as received, each cut just past what the check reads.
+    from_values: tuple[str, ...] = ()
     # The Authentication-Results headers as received (a trusted MTA's DMARC verdict).
     authentication_results: tuple[str, ...] = ()
     # The opening of the HTML part as the client wrote it: its class and id attributes

@@ -37,6 +37,7 @@ from nexusmail.tickets.models import (
 )
 from nexusmail.tickets.new_requests import own_domain
 from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
+from nexusmail.tickets.reply_claims import may_name_assignment
 from nexusmail.tickets.reply_tokens import make_token, parse_token, reply_address, verify_token
 from nexusmail.tickets.reports import apply_report
 from nexusmail.tickets.tags import format_tag, parse_tag
@@ -170,6 +171,9 @@ def find_assignment_for_reply(
     reply_keys: Sequence[bytes],
 ) -> AssignmentMatch | None:
     """The assignment this mail answers, if any (not yet whether it may act on it)."""
+    if not may_name_assignment(mail, envelope_to):
+        # The same test let the parse step skip reading the mail as an answer.
+        return None
     support = settings.mail.support_addresses
     for address in [*envelope_to, *mail.to_addrs, *mail.cc_addrs]:
         extension = plus_extension(address)
