@@ -131,6 +131,10 @@ async def test_reports_become_activities_and_resolve_the_case(job: Job) -> None:
     the operators are told and the customer's closing mail answers their request."""
     assert await job.reply(LUCA, "Confermo") == 250
     assert await job.reply(ION, "Confirm, vin joi") == 250
+    # The confirmations' echoes are sent after their 250s: wait for them, so the next
+    # "Registrato" to Luca is the report's.
+    await job.mail_to(LUCA, "confermato")
+    await job.mail_to(ION, "confirmat")
     before = len(job.sink.messages)
     assert await job.reply(LUCA, "fatto 2 ore e mezza, sostituita la scheda", pdf=True) == 250
 
