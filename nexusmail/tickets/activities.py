@@ -111,6 +111,47 @@ def add_activity(tx: WriteTx, number: int, new: NewActivity, *, now: datetime) -
     return activity_id
 
 
+@dataclass(frozen=True)
+class ActivityChange:
+    """An operator's correction of an activity: the hours a report left unread, or a
+    misread. None leaves a field as it is."""
+
+    work_minutes: int | None = None
+    travel_minutes: int | None = None
+    author: str = ""
+
+
+def correct_activity(tx: WriteTx, activity_id: int, change: ActivityChange, *,
+                     now: datetime) -> int:
+    """Set the times of a current activity, with a note on its thread saying who changed
+    what; the intervention's number."""
+    row = tx.execute("SELECT intervention_number, employee_email, work_minutes,"
+                     " travel_minutes, superseded_by FROM activities WHERE id = ?",
+                     (activity_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"activity {activity_id} does not exist")
+    if row["superseded_by"] is not None:
+        raise Conflict(f"activity {activity_id} was replaced by a later report"
+                       f" ({row['superseded_by']})")
+    for minutes in (change.work_minutes, change.travel_minutes):
+        if minutes is not None and not 0 <= minutes <= MAX_ACTIVITY_MINUTES:
+            raise Conflict(f"hours must be from 0 to {MAX_ACTIVITY_MINUTES // 60}")
+    work = row["work_minutes"] if change.work_minutes is None else change.work_minutes
+    travel = row["travel_minutes"] if change.travel_minutes is None else change.travel_minutes
+    tx.execute("UPDATE activities SET work_minutes = ?, travel_minutes = ? WHERE id = ?",
+               (work, travel, activity_id))
+    number = int(row["intervention_number"])
+    add_message(tx, number, NewMessage(
+        kind=MessageKind.NOTE, direction=Direction.INTERNAL, author=change.author,
+        body_text=(f"Time of {row['employee_email']} corrected: work "
+                   f"{format_hours(row['work_minutes'], 'en') or '(none)'} -> "
+                   f"{format_hours(work, 'en') or '(none)'}, travel "
+                   f"{format_hours(row['travel_minutes'], 'en') or '(none)'} -> "
+                   f"{format_hours(travel, 'en') or '(none)'}."),
+    ), now=now)
+    return number
+
+
 _DECIMAL_MARK = {"en": ".", "it": ",", "ro": ","}
 
 

@@ -216,6 +216,31 @@ async def test_a_later_report_replaces_the_earlier(job: Job) -> None:
     assert rows[0][0] == 2
 
 
+async def test_a_done_report_without_hours_is_flagged_until_an_operator_fills_them(
+    job: Job
+) -> None:
+    """"Fatto, sostituita la valvola": done with hours null, the echo asks for them, the
+    case is flagged hours_unread; PATCH /activities/{id} fills them and clears the flag."""
+    assert await job.reply(LUCA, "Confermo") == 250
+    before = len(job.sink.messages)
+    assert await job.reply(LUCA, "Fatto, sostituita la valvola") == 250
+    echo = (await job.mail_to(LUCA, "ore non lette", after=before)).message()
+    assert "non siamo riusciti a leggere le ore" in echo.get_body(("plain",)).get_content()
+    data = await job.intervention()
+    assert "hours_unread" in data["needs_attention"]
+    [activity] = data["activities"]
+    assert activity["hours"] is None
+    report = [m for m in data["messages"] if m["kind"] == "technician_reply"][-1]
+    assert (report["verdict"], report["hours"], report["extra"]["hours_unread"]) == (
+        "done", None, True)
+    fixed = await job.api("PATCH", f"/activities/{activity['id']}", json={"hours": 1.5})
+    assert fixed.status_code == 200, fixed.text
+    assert fixed.json()["hours"] == 1.5
+    data = await job.intervention()
+    assert "hours_unread" not in data["needs_attention"]
+    assert any("corrected: work (none) -> 1.5 h" in m["body_text"] for m in data["messages"])
+
+
 async def test_reports_activities_and_timesheets_on_postgresql(
     tmp_path: Path, relay: Controller, postgres_cluster: PostgresCluster
 ) -> None:

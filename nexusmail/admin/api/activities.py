@@ -6,6 +6,10 @@
   most 24 (kept to the minute), `date` YYYY-MM-DD (default: today in
   `[scheduler] timezone`). 404 unknown intervention, 409 closed, 422 naming the field
   (an unknown employee too).
+- `PATCH /api/v1/activities/{id}` `{"hours"?, "travel_hours"?}` → 200 the activity:
+  an operator fills in the hours a report left unread (which clears the intervention's
+  `hours_unread` flag) or corrects a misread; a note on the thread says who changed
+  what. 409 for a report replaced by a later one.
 - `GET /api/v1/activities?employee=&customer=&from=&to=` → `{"items": [activity...]}`,
   each with `customer_id`, `customer_name` and `subject` too; current activities only (a
   report replaced by a later one is left out). `customer` is an id, an address or part
@@ -38,9 +42,11 @@ from nexusmail.tickets import queries
 from nexusmail.tickets.activities import (
     MAX_ACTIVITY_MINUTES,
     MAX_ACTIVITY_TEXT,
+    ActivityChange,
     ActivityKind,
     NewActivity,
     add_activity,
+    correct_activity,
 )
 from nexusmail.tickets.activity_queries import activity, timesheet
 from nexusmail.tickets.cases import NotFound
@@ -59,10 +65,16 @@ class ActivityIn(_Body):
     date: dt.date | None = None  # the module, not the type: the field is named date
 
 
+class ActivityPatchIn(_Body):
+    hours: float | None = Field(None, ge=0, le=MAX_ACTIVITY_MINUTES / 60)
+    travel_hours: float | None = Field(None, ge=0, le=MAX_ACTIVITY_MINUTES / 60)
+
+
 def activity_routes(services: ApiServices) -> list[Route]:
     h = _Activities(services)
     return [
         Route("/interventions/{number:int}/activities", h.add, methods=["POST"]),
+        Route("/activities/{id:int}", h.correct, methods=["PATCH"]),
         Route("/activities", h.list, methods=["GET"]),
     ]
 
@@ -100,6 +112,23 @@ class _Activities:
         async with self.s.store.read() as conn:
             added = await activity(conn, activity_id)
         return JSONResponse(added, status_code=201)
+
+    async def correct(self, request: Request) -> Response:
+        token = await authenticate(self.s, request)
+        activity_id = path_id(request, "id")
+        body = parse_body(self.s, ActivityPatchIn, await read_body(request))
+        change = ActivityChange(
+            work_minutes=None if body.hours is None else round(body.hours * 60),
+            travel_minutes=None if body.travel_hours is None else round(body.travel_hours * 60),
+            author=f"api:{token.name}")
+        now = self.s.clock.now()
+        number = await self.s.store.write(
+            lambda tx: correct_activity(tx, activity_id, change, now=now))
+        log.info("api.activity_corrected", intervention=number, activity_id=activity_id,
+                 token_name=token.name)
+        async with self.s.store.read() as conn:
+            corrected = await activity(conn, activity_id)
+        return JSONResponse(corrected)
 
     async def list(self, request: Request) -> Response:
         await authenticate(self.s, request)
