@@ -5,6 +5,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nexusmail.mail.hours import ReportedTime, read_hours
 
@@ -127,3 +129,23 @@ def test_twenty_minutes_is_a_third_of_an_hour() -> None:
     reading = read_hours("1 ora e 20 minuti + 20 min di viaggio")
     assert reading.hours == Fraction(4, 3)
     assert reading.travel_hours == Fraction(1, 3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_any_text_gives_no_time_or_a_sane_one(text: str) -> None:
+    """Nothing raises; a time read is a positive number of minutes under 100 hours."""
+    reading = read_hours(text)
+    for minutes in (reading.work_minutes, reading.travel_minutes):
+        assert minutes is None or 0 < minutes <= 100 * 60
+
+
+@given(st.integers(1, 12), st.sampled_from([0, 10, 15, 20, 30, 45]),
+       st.sampled_from(["{h} ore e {m} minuti", "{h}h{m:02d}", "{h} hours {m} minutes",
+                        "{h} ore și {m} de minute", "{h}:{m:02d}"]))
+def test_hours_and_minutes_read_back_exactly(hours: int, minutes: int, form: str) -> None:
+    """Whole hours and minutes written in each form come back as the same minutes."""
+    if form == "{h}:{m:02d}" and hours >= 10:
+        hours = 9  # "10:30" reads as a time of day
+    text = "Fatto, " + form.format(h=hours, m=minutes)
+    assert read_hours(text).work_minutes == hours * 60 + minutes
