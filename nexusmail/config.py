@@ -309,6 +309,28 @@ class CalendarSettings(_Section):
         return value
 
 
+class SlaSettings(_Section):
+    # Defaults for interventions no contract covers, in business hours (fractions
+    # allowed); 0: no such deadline.
+    response_hours: float = Field(0.0, ge=0)
+    resolution_hours: float = Field(0.0, ge=0)
+    # A pending assignment with no reply after this many business hours: a reminder to
+    # the technician; after escalate_after_hours: the operators are told. 0: off.
+    remind_after_hours: float = Field(0.0, ge=0)
+    escalate_after_hours: float = Field(0.0, ge=0)
+    # The operators are told this many hours before a resolution deadline passes. 0: off.
+    warn_before_hours: float = Field(0.0, ge=0)
+    # How often the deadline sweep runs; at most a minute, so a step is never later
+    # than that.
+    sweep_interval_s: float = Field(60.0, gt=0, le=60)
+
+
+class ContractsSettings(_Section):
+    # The operators are told once when a contract's remaining prepaid hours fall under
+    # this; 0: never.
+    low_hours_alert: float = Field(0.0, ge=0)
+
+
 class CustomersSettings(_Section):
     # The operator (email) who owns the customers created for unknown senders; empty: none.
     default_owner: str = ""
@@ -417,6 +439,8 @@ class Settings(_Section):
     imap: ImapSettings = ImapSettings()
     customers: CustomersSettings = CustomersSettings()
     calendar: CalendarSettings = CalendarSettings()
+    sla: SlaSettings = SlaSettings()
+    contracts: ContractsSettings = ContractsSettings()
 
     @model_validator(mode="after")
     def _relay_auth_needs_host(self) -> Settings:

@@ -57,6 +57,7 @@ from nexusmail.service.reload import CollectorSlot, Reloader
 from nexusmail.storage.connections import Storage
 from nexusmail.storage.target import open_store
 from nexusmail.tickets.blobs import BlobStore
+from nexusmail.tickets.deadline_sweep import DeadlineSweep
 from nexusmail.tickets.reply_tokens import load_reply_keys
 from nexusmail.tickets.scheduler import Scheduler
 
@@ -135,6 +136,9 @@ async def serve(
                               on_outbox=worker.notify, metrics=metrics)
         scheduler_task = asyncio.create_task(scheduler.run(stop), name="scheduler")
         stack.push_async_callback(_await_task, scheduler_task, "scheduler")
+        sweep = DeadlineSweep(store, current, clock, on_outbox=worker.notify)
+        sweep_task = asyncio.create_task(sweep.run(stop), name="deadlines")
+        stack.push_async_callback(_await_task, sweep_task, "deadlines")
 
         web_server, web_task, web_port = await _start_web(settings, ApiServices(
             store=store, blobs=blobs, live_settings=current, clock=clock, on_outbox=worker.notify,

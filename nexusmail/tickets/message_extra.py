@@ -48,6 +48,8 @@ class MessageExtra(TypedDict, total=False):
     # Outgoing mail (tickets/outbox.py): an OutboxStatus value and the relay's refusal.
     delivery: str
     delivery_error: str
+    # Deadline notes (tickets/deadlines.py): remind | escalate | resolution_warning.
+    sla_step: str
 
 
 def load_extra(text: str | None) -> MessageExtra:

@@ -94,3 +94,6 @@ class OutboxKind(StrEnum):
     REPORT_NOT_DONE = "report_not_done"    # to operators: a job is not finished, and why
     RESOLVED_NOTICE = "resolved_notice"    # to operators: every technician reported done
     CUSTOMER_CLOSING = "customer_closing"  # to the customer: the job is done, the report
+    ASSIGNMENT_REMINDER = "assignment_reminder"  # to the technician: no reply yet
+    SLA_ALERT = "sla_alert"                # to operators: no reply, or a deadline near
+    CONTRACT_HOURS = "contract_hours"      # to operators: a contract's prepaid hours run low

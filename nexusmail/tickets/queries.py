@@ -15,6 +15,7 @@ from typing import Any, NotRequired, TypedDict
 from nexusmail.storage.connections import ReadTx
 from nexusmail.tickets.activity_queries import ActivityView, activities_of
 from nexusmail.tickets.attention import needs_attention
+from nexusmail.tickets.due_filter import DueFilter, due_clause
 from nexusmail.tickets.message_extra import MessageExtra, load_extra
 from nexusmail.tickets.models import AssignmentStatus, MessageKind, Status
 
@@ -81,6 +82,8 @@ class InterventionSummary(TypedDict):
     updated_at: str
     closed_at: str | None
     needs_attention: list[str]
+    response_due: str | None       # UTC ISO 8601; None: no such deadline
+    resolution_due: str | None
 
 
 class InterventionDetail(InterventionSummary):
@@ -150,6 +153,7 @@ _INTERVENTION_COLUMNS = """
     i.number, i.status, i.subject, i.description, i.request_type, i.priority,
     i.desired_from, i.desired_to, i.source, i.related_number,
     i.created_at, i.updated_at, i.closed_at, i.notify_customer_on_resolve,
+    i.response_due, i.resolution_due,
     cu.name AS customer_name, COALESCE(co.email, cu.email, '') AS customer_email,
     (SELECT sum(DISTINCT CASE a.status {status_cases} ELSE 0 END)
       FROM assignments a WHERE a.intervention_number = i.number) AS assignment_status_bits,
@@ -175,8 +179,11 @@ async def list_interventions(
     q: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    due: DueFilter | None = None,
 ) -> InterventionPage:
-    """A page of interventions, newest first, with the total matching count.
+    """A page of interventions, newest first, with the total matching count (`due`:
+    only the open ones with a deadline passed, or falling in a window; see
+    tickets.due_filter).
 
     `q` is a plain substring match over subject and description (LIKE wildcards in it
     are taken literally); full-text search replaces it later.
@@ -192,6 +199,10 @@ async def list_interventions(
         where.append("(lower(i.subject) LIKE lower(?) ESCAPE '\\'"
                      " OR lower(i.description) LIKE lower(?) ESCAPE '\\')")
         params += [pattern, pattern]
+    if due is not None:
+        clause_sql, due_params = due_clause(due)
+        where.append(clause_sql)
+        params += due_params
     # Only fixed fragments are joined into the SQL; every value is a bound parameter.
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     total_rows = await conn.execute_fetchall(
@@ -400,6 +411,8 @@ def _summary(row: Any) -> InterventionSummary:
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
         "closed_at": row["closed_at"],
+        "response_due": row["response_due"],
+        "resolution_due": row["resolution_due"],
         "needs_attention": needs_attention(
             status=row["status"],
             assignment_statuses=_statuses(row["assignment_status_bits"]),

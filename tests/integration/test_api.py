@@ -133,7 +133,7 @@ async def test_phone_request_creates_an_intervention(api: Api) -> None:
         "number", "status", "subject", "description", "request_type", "priority",
         "desired_from", "desired_to", "source", "related_number", "customer", "created_at",
         "updated_at", "closed_at", "assignments", "messages", "activities", "needs_attention",
-        "notify_customer_on_resolve",
+        "notify_customer_on_resolve", "response_due", "resolution_due",
         "contact", "site", "equipment", "channel", "requested_at", "owner", "status_reason"}
     assert detail["needs_attention"] == ["unassigned"]
     first = detail["messages"][0]

@@ -74,6 +74,12 @@ def extra_rows(tx: WriteTx) -> None:
                    " work_minutes, created_at)"
                    " VALUES (1, 'luca@firm.test', 'work', '2026-03-03', ?, ?)", (minutes, now))
     tx.execute("UPDATE activities SET superseded_by = 2 WHERE id = 1")
+    tx.execute("INSERT INTO contracts (customer_id, code, valid_from, prepaid_hours,"
+               " created_at) VALUES (1, 'C-1', '2026-01-01', 12.5, ?)", (now,))
+    tx.execute("UPDATE interventions SET contract_id = 1 WHERE number = 1")
+    tx.execute("INSERT INTO sla_steps (intervention_number, assignment_id, step, due_at,"
+               " done_at, outcome) VALUES (1, 0, 'resolution_warning', ?, ?, 'sent')",
+               (now, now))
     # As if cases 4..10 had been opened and rolled back: numbers are never given twice.
     tx.execute("UPDATE sqlite_sequence SET seq = 10 WHERE name = 'interventions'")
 

@@ -46,6 +46,9 @@ def test_file_then_environment_override(tmp_path: Path) -> None:
         ('[customers]\nfree_mail_domains = ["my mail.it"]\n', "[customers] free_mail_domains"),
         ('[export]\ncsv_delimiter = ";;"\n', "[export] csv_delimiter"),
         ('[reports]\ncustomer_closing_mail = "maybe"\n', "[reports] customer_closing_mail"),
+        ("[sla]\nremind_after_hours = -1\n", "[sla] remind_after_hours"),
+        ("[sla]\nsweep_interval_s = 600\n", "[sla] sweep_interval_s"),
+        ('[contracts]\nlow_hours_alert = "few"\n', "[contracts] low_hours_alert"),
     ],
 )
 def test_errors_name_the_file_and_key(tmp_path: Path, toml: str, expected: str) -> None:

@@ -11,11 +11,13 @@ admin.tokens; `nexusmail token create` makes one).
 Shapes:
 - errors: `{"error": "<message>"}` with 400 (not JSON), 401, 404, 405, 409, 413,
   422 (names each field at fault), 503 (storage unavailable: retry) or 500.
-- `GET /api/v1/interventions?status=open|closed&q=text&limit=1..200&offset=0` →
+- `GET /api/v1/interventions?status=open|closed&q=text&due=overdue|today&limit=1..200&offset=0` →
   `{"items": [summary...], "total": N, "limit": L, "offset": O}`, newest first; a
   summary is the detail below without `description`, `assignments` and `messages`.
   Each carries `needs_attention`: a list of tickets.attention.Attention flags
-  (`rejected`, `unclear`, `unverified`, `unassigned`, `mail_after_close`).
+  (`rejected`, `unclear`, `unverified`, `unassigned`, `mail_after_close`), and
+  `response_due`, `resolution_due` (ISO 8601 with offset, or null). `due` keeps the
+  open ones with a deadline passed (`overdue`) or falling today (tickets.due_filter).
 - `GET /api/v1/interventions/{number}`, and the 201 of `POST /api/v1/interventions`
   and the 200 of `POST .../{number}/close` (body optional: `{"note": "..."}`) and of
   `POST .../{number}/reopen` (409 when it is open): see
@@ -27,7 +29,8 @@ Shapes:
   `assignees: [email, ...]`, assigned in the same transaction (422 naming the employee
   when one is unknown or inactive; nothing is created then).
 - Assignments and notes: see admin.api_assignments; answering the customer:
-  admin.api.replies; activities and timesheets: admin.api.activities.
+  admin.api.replies; activities and timesheets: admin.api.activities; contracts:
+  admin.api.contracts.
 - `GET /api/v1/employees` → `{"items": [employee...]}` (each with `language` and
   `active`); `POST` → 201 the employee.
 """
@@ -58,6 +61,7 @@ from nexusmail.admin.api.base import (
     path_id,
     read_body,
 )
+from nexusmail.admin.api.contracts import contract_routes
 from nexusmail.admin.api.health import metrics_routes, ready_routes
 from nexusmail.admin.api.intervention_edits import archive_links, edit_routes
 from nexusmail.admin.api.models import CloseIn, EmployeeIn, InterventionIn
@@ -77,6 +81,7 @@ from nexusmail.tickets.cases import (
     reopen_intervention,
 )
 from nexusmail.tickets.customer_closing import set_notify_on_resolve
+from nexusmail.tickets.due_filter import Due, due_filter
 from nexusmail.tickets.entry import EntryRefused, open_with_assignees
 from nexusmail.tickets.models import Source, Status
 from nexusmail.tickets.new_requests import OpenRequest
@@ -120,6 +125,7 @@ def _api_app(services: ApiServices) -> Starlette:
         *record_routes(services),
         *activity_routes(services),
         *edit_routes(services),
+        *contract_routes(services),
     ]
     return Starlette(
         routes=routes,
@@ -176,9 +182,14 @@ class _Handlers:
             raise ApiError(422, f"q: is longer than {MAX_QUERY_CHARS} characters")
         limit = int_param(params.get("limit"), "limit", default=50, low=1, high=MAX_PAGE)
         offset = int_param(params.get("offset"), "offset", default=0, low=0, high=MAX_ID)
+        due = params.get("due") or None
+        if due is not None and due not in {d.value for d in Due}:
+            raise ApiError(422, "due: should be one of " + ", ".join(Due))
+        window = (due_filter(Due(due), self.s.clock.now(), self.s.settings.scheduler.timezone)
+                  if due else None)
         async with self.s.store.read() as conn:
             page = await queries.list_interventions(
-                conn, status=status, q=q, limit=limit, offset=offset
+                conn, status=status, q=q, limit=limit, offset=offset, due=window
             )
         return JSONResponse(page)
 
