@@ -290,9 +290,15 @@ def _guess(payload: bytes, *, preferred: str | None) -> str:
 
 def _language_of(payload: bytes) -> str | None:
     """The language the ASCII words of the first few KB say clearly, else None."""
+    # Counted at C speed, then only the ~90 telling words looked up: a Counter.update
+    # per word of the sample cost ~0.2 ms per 8-bit text part.
+    words = Counter(_ASCII_WORD.findall(payload[:_LANGUAGE_SAMPLE].lower()))
     scores: Counter[str] = Counter()
-    for word in _ASCII_WORD.findall(payload[:_LANGUAGE_SAMPLE].lower()):
-        scores.update(_LANGUAGES_OF_WORD.get(word, ()))
+    for word, languages in _LANGUAGES_OF_WORD.items():
+        count = words.get(word)
+        if count:
+            for language in languages:
+                scores[language] += count
     ranked = scores.most_common(2)
     if not ranked or ranked[0][1] < 2:
         return None
