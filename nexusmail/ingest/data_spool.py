@@ -10,6 +10,7 @@ transfer ends, whatever the end: stored, refused as too big, or the client gone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -78,12 +79,26 @@ class DataSink:
         self._unstuffer: Unstuffer | None = None
         self._file: BinaryIO | None = None
         self.path: Path | None = None
+        # Set when the spool file could not be written (disk full): the rest of the
+        # transfer is read and dropped, and the client told to try again later.
+        self.failed: OSError | None = None
 
     @property
     def spooled(self) -> bool:
         return self.path is not None
 
     async def add(self, piece: bytes) -> None:
+        if self.failed is not None:
+            return
+        try:
+            await self._add(piece)
+        except OSError as exc:
+            log.error("smtp.spool_failed", error=str(exc))
+            self.failed = exc
+            with contextlib.suppress(OSError):
+                await self.discard()
+
+    async def _add(self, piece: bytes) -> None:
         if self._unstuffer is None:
             self._parts.append(piece)
             self.size += len(piece)
@@ -95,7 +110,10 @@ class DataSink:
             await self._flush()
 
     async def content(self) -> bytes:
-        """The whole mail, unstuffed: read back from the spool file if it went there."""
+        """The whole mail, unstuffed: read back from the spool file if it went there.
+
+        OSError when the spool file cannot be written or read back.
+        """
         if self._unstuffer is None:
             return unstuff(b"".join(self._parts))
         self._queue(self._unstuffer.finish())
@@ -121,9 +139,9 @@ class DataSink:
     async def _start_spool(self, spool_dir: Path) -> None:
         self._file, path = await asyncio.to_thread(_create_spool_file, spool_dir)
         self.path = path
+        self.size = 0
         self._unstuffer = Unstuffer()
         parts, self._parts = self._parts, []
-        self.size = 0
         for part in parts:
             self._queue(self._unstuffer.feed(part))
         await self._flush()
@@ -151,11 +169,10 @@ def _create_spool_file(spool_dir: Path) -> tuple[BinaryIO, Path]:
 
 
 def _close_and_remove(handle: BinaryIO | None, path: Path) -> None:
-    try:
-        if handle is not None:
+    if handle is not None:
+        with contextlib.suppress(OSError):  # a full disk fails the flush: dropped anyway
             handle.close()
-    finally:
-        path.unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
 
 
 def remove_stale_spool_files(spool_dir: Path, *, now_epoch_s: float) -> int:

@@ -35,7 +35,7 @@ from nexusmail import __version__
 from nexusmail.config import Settings
 from nexusmail.ingest.data_budget import ByteBudget
 from nexusmail.ingest.data_spool import DataSink, remove_stale_spool_files
-from nexusmail.ingest.smtp_handler import SmtpHandler
+from nexusmail.ingest.smtp_handler import S451_TRY_AGAIN, SmtpHandler
 from nexusmail.paths import spool_path
 
 log = structlog.get_logger(__name__)
@@ -48,6 +48,7 @@ COMMAND_LINE_LIMIT = 4096
 # keeps a 200 KB attachment to two reads and a transfer in flight to a few hundred KB.
 DATA_READ_CHUNK = 128 * 1024
 DEFAULT_SPOOL_THRESHOLD = 1024 * 1024
+DATA_TERMINATION_TIMEOUT_S = 600.0
 S421_TOO_MANY = b"421 4.7.0 Too many connections, try again later\r\n"
 
 # "<local@domain>" with dot-atom parts (RFC 5321 4.1.2), the form nearly every client
@@ -93,9 +94,20 @@ class BulkDataMixin:
                 smtp._set_post_data_state()
                 await smtp.push("552 Error: Too much mail data")
                 return
+            # Waiting for the budget, then storing, may outlast the session's idle
+            # timeout; RFC 5321 4.5.3.2.6 gives the client 10 minutes for our answer.
+            smtp._reset_timeout(DATA_TERMINATION_TIMEOUT_S)
             # Only spooled mails count against the budget: a small one never waits.
             async with self._budget_for(sink):
-                content = await sink.content()
+                try:
+                    if sink.failed is not None:
+                        raise sink.failed
+                    content = await sink.content()
+                except OSError as exc:  # disk full: the sender keeps the mail and retries
+                    log.error("smtp.spool_unreadable", error=str(exc))
+                    smtp._set_post_data_state()
+                    await smtp.push(S451_TRY_AGAIN)
+                    return
                 await sink.discard()  # in memory now: the file is not needed
                 self.envelope.content = content
                 self.envelope.original_content = content
@@ -105,6 +117,7 @@ class BulkDataMixin:
         finally:
             await sink.discard()
         await smtp.push("250 OK" if status is MISSING else status)
+        smtp._reset_timeout()
 
     def _budget_for(self, sink: DataSink) -> AbstractAsyncContextManager[None]:
         if self.budget is None or not sink.spooled:
@@ -136,8 +149,10 @@ class BulkDataMixin:
         size = 0
         tail = b""
         line_start = True
+        smtp: Any = self
         while True:
             chunk = await self._read_until(b"\r" if line_start else b"\n.\r")
+            smtp._reset_timeout()  # a client still sending is not idle
             if chunk.endswith(b"\n.\r") or (line_start and chunk == b".\r"):
                 chunk += await self._read_exactly(1)  # the end marker's LF, or data
             size += len(chunk)

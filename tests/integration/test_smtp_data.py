@@ -185,6 +185,9 @@ class _Reading(BulkDataMixin):
         self.data_size_limit = data_size_limit
         self._allow_long_reads(8)
 
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """No session timer here (aiosmtpd's SMTP has one)."""
+
 
 @settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -246,4 +249,53 @@ async def test_a_client_gone_mid_data_leaves_no_spool_file(tmp_path: Path) -> No
         await asyncio.sleep(0.01)
     assert list(spool.iterdir()) == []
     assert keep.contents == []
+    srv.close()
+
+
+async def test_a_spool_that_cannot_be_written_answers_451(tmp_path: Path) -> None:
+    """When the spool file cannot be created or written (here its folder cannot be made;
+    a full disk fails alike) the transfer is read to its end and answered 451, never a
+    5xx that would make the sender drop the mail; the session goes on."""
+    keep, blocker = Keep(), tmp_path / "not-a-folder"
+    blocker.write_text("a file where the spool folder should be")
+    srv = await asyncio.get_running_loop().create_server(
+        lambda: NexusSMTP(keep, data_size_limit=10_000_000, decode_data=False,
+                          hostname="t.test", spool_dir=blocker / "spool", spool_threshold=1000,
+                          data_read_chunk=512),
+        "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.sockets[0].getsockname()[1])
+    client = Client(reader, writer)
+    await client.reply()
+    await client.say(b"EHLO c.test\r\n")
+    big = b"Subject: big\r\n\r\n" + b"z" * 76 * 100 + b"\r\n"
+    assert (await client.send(big)).startswith(b"451")
+    assert (await client.send(b"Subject: small\r\n\r\nok\r\n")).startswith(b"250")
+    assert keep.contents == [b"Subject: small\r\n\r\nok\r\n"]
+    writer.close()
+    srv.close()
+
+
+async def test_a_slow_but_steady_sender_outlasts_the_idle_timeout() -> None:
+    """The session's idle timeout (1 s here) counts from the last piece of DATA read,
+    not from the DATA command: a 2 s transfer in steady pieces is delivered."""
+    keep = Keep()
+    srv = await asyncio.get_running_loop().create_server(
+        lambda: NexusSMTP(keep, data_size_limit=100_000, decode_data=False, hostname="t.test",
+                          data_read_chunk=64, timeout=1),
+        "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.sockets[0].getsockname()[1])
+    client = Client(reader, writer)
+    await client.reply()
+    for command in (b"EHLO c.test\r\n", b"MAIL FROM:<a@x.it>\r\n", b"RCPT TO:<b@x.it>\r\n",
+                    b"DATA\r\n"):
+        await client.say(command)
+    message = b"Subject: slow\r\n\r\n" + b"w" * 76 * 10 + b"\r\n"
+    for i in range(0, len(message), 80):
+        writer.write(message[i:i + 80])
+        await writer.drain()
+        await asyncio.sleep(0.2)
+    writer.write(b".\r\n")
+    assert (await client.reply()).startswith(b"250")
+    assert keep.contents == [message]
+    writer.close()
     srv.close()

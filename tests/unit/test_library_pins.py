@@ -20,6 +20,7 @@ AIOSMTPD_SURFACE = {
     "check_helo_needed": ["helo"],
     "check_auth_needed": ["caller_method"],
     "push": ["status"],
+    "_reset_timeout": ["duration"],
     "connection_made": ["transport"],
     "connection_lost": ["error"],
     "line_length_limit": None,
