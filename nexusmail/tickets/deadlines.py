@@ -38,7 +38,7 @@ from nexusmail.tickets.models import (
 from nexusmail.tickets.new_requests import own_domain
 from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
 from nexusmail.tickets.recurrence import local_date
-from nexusmail.tickets.sla_calendar import AddBusinessHours
+from nexusmail.tickets.sla_calendar import AddBusinessHours, company_zone
 
 log = structlog.get_logger(__name__)
 
@@ -67,7 +67,7 @@ def plan_intervention(tx: WriteTx, number: int, *, now: datetime, settings: Sett
         return
     start = _instant(row["requested_at"]) or datetime.fromisoformat(row["created_at"])
     contract = covering_contract(tx, row["customer_id"],
-                                 local_date(start, settings.scheduler.timezone))
+                                 local_date(start, company_zone(settings)))
     response = _hours(contract, "response_hours", settings.sla.response_hours)
     resolution = _hours(contract, "resolution_hours", settings.sla.resolution_hours)
     response_due = add(start, response) if response else None

@@ -35,8 +35,14 @@ CUSTOMER = "condominio@example.it"
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)   # a Monday, 10:00 in Rome
 
 
-def make_settings(data_dir: Path, **sla: Any) -> Settings:
+ROUND_THE_CLOCK = {"working_days": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                   "working_hours": "00:00-24:00"}
+
+
+def make_settings(data_dir: Path, calendar: dict[str, Any] | None = None,
+                  **sla: Any) -> Settings:
     return Settings.model_validate({
+        "calendar": ROUND_THE_CLOCK if calendar is None else calendar,
         "storage": {"data_dir": str(data_dir)},
         "mail": {"support_addresses": ["support@firm.test"], "company_name": "Firm",
                  "operator_addresses": [DISPATCH]},
@@ -279,7 +285,7 @@ async def test_due_filter_overdue_and_today(store: Store, tmp_path: Path,
     await sweep.tick()
 
     async def listed(due: Due) -> list[int]:
-        window = due_filter(due, clock.now(), settings.scheduler.timezone)
+        window = due_filter(due, clock.now(), settings.calendar.timezone)
         async with store.read() as conn:
             page = await queries.list_interventions(conn, due=window)
         return sorted(i["number"] for i in page["items"])
@@ -291,3 +297,27 @@ async def test_due_filter_overdue_and_today(store: Store, tmp_path: Path,
     assert await listed(Due.TODAY) == [late, answered, fresh]
     assert resolved not in await listed(Due.OVERDUE)
 
+
+
+async def test_deadlines_and_reminders_count_business_hours(store: Store, tmp_path: Path
+                                                            ) -> None:
+    """On the default calendar (Monday to Friday, 08:30-17:30 in Rome) a case opened on
+    Friday at 16:00 is due for a response on Monday at 11:00, and its 2-hour reminder
+    waits over the weekend until Monday 09:00."""
+    clock = FakeClock(datetime(2026, 3, 6, 15, 0, tzinfo=UTC))    # Friday 16:00 in Rome
+    settings = make_settings(tmp_path, calendar={}, remind_after_hours=2)
+    await store.write(lambda tx: add_employee(tx, email=MARCO, name="Marco", language="it",
+                                              now=clock.now()))
+    number = await open_case(store, settings, clock)
+    await store.write(lambda tx: assign(tx, number, MARCO, now=clock.now(),
+                                        settings=settings, reply_keys=KEYS))
+    sweep = DeadlineSweep(store, settings, clock, on_outbox=lambda: None)
+    await sweep.tick()
+    detail = await _detail(store, number)
+    assert detail["response_due"] == "2026-03-09T10:00:00+00:00"     # Monday 11:00
+    clock.advance(timedelta(days=1))                                 # Saturday
+    assert (await sweep.tick()).due == 0
+    clock.advance(timedelta(days=2, hours=-7, minutes=-1))           # Monday 08:59
+    assert (await sweep.tick()).due == 0
+    clock.advance(timedelta(minutes=1))
+    assert (await sweep.tick()).sent == 1

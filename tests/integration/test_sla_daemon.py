@@ -173,6 +173,8 @@ async def test_contracts_through_the_api(tmp_path: Path,
 
             async def covered() -> bool:
                 detail = (await api.get("/interventions/1")).json()
-                return bool(detail["resolution_due"] == "2026-03-03T01:30:00+00:00")
+                # 16.5 business hours from Monday 10:00 in Rome (08:30-17:30): Tuesday
+                # at 17:30.
+                return bool(detail["resolution_due"] == "2026-03-03T16:30:00+00:00")
 
             await eventually(covered)

@@ -185,7 +185,7 @@ class _Handlers:
         due = params.get("due") or None
         if due is not None and due not in {d.value for d in Due}:
             raise ApiError(422, "due: should be one of " + ", ".join(Due))
-        window = (due_filter(Due(due), self.s.clock.now(), self.s.settings.scheduler.timezone)
+        window = (due_filter(Due(due), self.s.clock.now(), self.s.settings.calendar.timezone)
                   if due else None)
         async with self.s.store.read() as conn:
             page = await queries.list_interventions(
