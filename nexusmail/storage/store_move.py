@@ -39,7 +39,7 @@ TABLES = frozenset({
     "participants", "thread_refs", "inbound", "messages", "attachments", "outbox",
     "raw_messages", "assignments", "assignment_answers", "schedules",
     "schedule_occurrences", "imap_checkpoints", "imap_oversize", "operators",
-    "operator_sessions", "activities", "contracts", "sla_steps",
+    "operator_sessions", "activities", "contracts", "sla_steps", "operator_reads",
 })
 # Tables the migrations themselves fill (defaults a firm may edit): in a fresh target
 # they are not "data", and the source's rows replace them.

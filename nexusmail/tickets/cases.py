@@ -178,7 +178,13 @@ def add_message(
     )
     if message.message_id:
         add_thread_refs(tx, number, [message.message_id])
-    tx.execute("UPDATE interventions SET updated_at = ? WHERE number = ?", (iso(now), number))
+    if message.direction == Direction.IN:
+        # The customer or a technician wrote: new for every operator who looked before.
+        tx.execute("UPDATE interventions SET updated_at = ?, last_inbound_at = ?"
+                   " WHERE number = ?", (iso(now), iso(now), number))
+    else:
+        tx.execute("UPDATE interventions SET updated_at = ? WHERE number = ?",
+                   (iso(now), number))
     return message_row
 
 

@@ -81,6 +81,8 @@ class InterventionSummary(TypedDict):
     created_at: str
     updated_at: str
     closed_at: str | None
+    last_activity_at: str            # the last message of any kind (the list's order)
+    last_inbound_at: str | None      # when the customer or a technician last wrote
     needs_attention: list[str]
     response_due: str | None       # UTC ISO 8601; None: no such deadline
     resolution_due: str | None
@@ -153,7 +155,7 @@ _INTERVENTION_COLUMNS = """
     i.number, i.status, i.subject, i.description, i.request_type, i.priority,
     i.desired_from, i.desired_to, i.source, i.related_number,
     i.created_at, i.updated_at, i.closed_at, i.notify_customer_on_resolve,
-    i.response_due, i.resolution_due,
+    i.response_due, i.resolution_due, i.last_inbound_at,
     cu.name AS customer_name, COALESCE(co.email, cu.email, '') AS customer_email,
     (SELECT sum(DISTINCT CASE a.status {status_cases} ELSE 0 END)
       FROM assignments a WHERE a.intervention_number = i.number) AS assignment_status_bits,
@@ -172,6 +174,19 @@ _INTERVENTION_COLUMNS = """
 """.replace("{status_cases}", _STATUS_CASES)
 
 
+# The list's orders. `activity`: what moved last first (any message, ours too);
+# `priority`: urgent first, then newest; `due`: the resolution deadline, soonest first,
+# then the end of the desired period; cases with neither last.
+LIST_ORDERS = {
+    "activity": "i.updated_at DESC, i.number DESC",
+    "number": "i.number DESC",
+    "priority": "CASE i.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal'"
+                " THEN 2 ELSE 3 END, i.number DESC",
+    "due": "CASE WHEN i.resolution_due IS NULL THEN 1 ELSE 0 END, i.resolution_due,"
+           " CASE WHEN i.desired_to IS NULL THEN 1 ELSE 0 END, i.desired_to, i.number DESC",
+}
+
+
 async def list_interventions(
     conn: ReadTx,
     *,
@@ -180,10 +195,11 @@ async def list_interventions(
     limit: int = 50,
     offset: int = 0,
     due: DueFilter | None = None,
+    sort: str = "activity",
 ) -> InterventionPage:
-    """A page of interventions, newest first, with the total matching count (`due`:
-    only the open ones with a deadline passed, or falling in a window; see
-    tickets.due_filter).
+    """A page of interventions in `sort` order (see LIST_ORDERS), with the total
+    matching count (`due`: only the open ones with a deadline passed, or falling in a
+    window; see tickets.due_filter).
 
     `q` is a plain substring match over subject and description (LIKE wildcards in it
     are taken literally); full-text search replaces it later.
@@ -209,7 +225,8 @@ async def list_interventions(
         "SELECT count(*) FROM interventions i" + clause, params  # noqa: S608
     )
     rows = await conn.execute_fetchall(
-        f"SELECT {_INTERVENTION_COLUMNS} {clause} ORDER BY i.number DESC LIMIT ? OFFSET ?",
+        f"SELECT {_INTERVENTION_COLUMNS} {clause} ORDER BY {LIST_ORDERS[sort]}"
+        " LIMIT ? OFFSET ?",
         [*params, limit, offset],
     )
     return {
@@ -413,6 +430,8 @@ def _summary(row: Any) -> InterventionSummary:
         "closed_at": row["closed_at"],
         "response_due": row["response_due"],
         "resolution_due": row["resolution_due"],
+        "last_activity_at": row["updated_at"],
+        "last_inbound_at": row["last_inbound_at"],
         "needs_attention": needs_attention(
             status=row["status"],
             assignment_statuses=_statuses(row["assignment_status_bits"]),

@@ -49,8 +49,8 @@ class ListRow(InterventionSummary):
 @dataclass(frozen=True)
 class ListPage:
     rows: list[ListRow]
-    older: int | None   # pass as `before` for the next page, None on the last one
-    newer: int | None   # pass as `after` for the previous page, None on the first one
+    older: str | None   # pass as `before` for the next page, None on the last one
+    newer: str | None   # pass as `after` for the previous page, None on the first one
 
 
 def fts_query(text: str) -> str | None:
@@ -157,39 +157,68 @@ def _attention_conditions(attention: Attention | None) -> list[str]:
     return []
 
 
+# The admin list's orders: what moved last first (the default), or newest number first.
+ORDERS = ("activity", "number")
+
+
+def _cursor_keys(order: str, cursor: str | None) -> list[Any] | None:
+    """The sort key values a page cursor names; None for a missing or garbled one."""
+    if not cursor:
+        return None
+    if order == "number":
+        return [int(cursor)] if cursor.isdigit() else None
+    moment, _, number = cursor.rpartition(",")
+    return [moment, int(number)] if moment and number.isdigit() else None
+
+
+def _cursor(order: str, row: ListRow) -> str:
+    if order == "number":
+        return str(row["number"])
+    return f"{row['updated_at']},{row['number']}"
+
+
 async def list_page(
     conn: ReadTx,
     f: ListFilter,
     *,
-    before: int | None = None,
-    after: int | None = None,
+    before: str | int | None = None,
+    after: str | int | None = None,
     limit: int = PAGE_SIZE,
+    order: str = "number",
 ) -> ListPage:
-    """The page of matching interventions newest first: below `before`, or the page
-    just above `after` (going back), or the newest."""
+    """A page of matching interventions in `order` (see ORDERS), latest first: the one
+    below the `before` cursor, or just above `after` (going back), or the first.
+    Cursors are the `older`/`newer` of a page listed in the same order."""
     where, params = _conditions(f, dialect_of(conn))
-    if after is not None:
-        where.append("i.number > ?")
-        params.append(after)
-    elif before is not None:
-        where.append("i.number < ?")
-        params.append(before)
-    order = "ASC" if after is not None else "DESC"
+    key = "i.number" if order == "number" else "(i.updated_at, i.number)"
+    ranks = "i.number {0}" if order == "number" else "i.updated_at {0}, i.number {0}"
+    after_keys = _cursor_keys(order, None if after is None else str(after))
+    before_keys = _cursor_keys(order, None if before is None else str(before))
+    marks = "?" if order == "number" else "(?, ?)"
+    if after_keys is not None:
+        where.append(f"{key} > {marks}")
+        params += after_keys
+    elif before_keys is not None:
+        where.append(f"{key} < {marks}")
+        params += before_keys
+    going_back = after_keys is not None
+    direction = "ASC" if going_back else "DESC"
+    sort = ranks.format(direction)
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     # The page's numbers first, then the columns of those alone: the summary columns
     # hold correlated subqueries, and a plan that gathers matches before sorting them
     # (an OR of two searches) must not compute them for every match.
     # Only fixed fragments are joined into the SQL; every value is a bound parameter.
     page_numbers = (f"SELECT i.number FROM interventions i{clause}"  # noqa: S608
-                    f" ORDER BY i.number {order} LIMIT ?")
+                    f" ORDER BY {sort} LIMIT ?")
     rows = list(await conn.execute_fetchall(
         f"SELECT {queries._INTERVENTION_COLUMNS} WHERE i.number IN ({page_numbers})"
-        f" ORDER BY i.number {order}",
+        f" ORDER BY {sort}",
         [*params, limit + 1],
     ))
     more = len(rows) > limit
     rows = rows[:limit]
-    if after is not None:
+    if going_back:
         rows.reverse()
     summaries = [queries._summary(r) for r in rows]
     assignees = await _assignees(conn, [s["number"] for s in summaries])
@@ -198,10 +227,10 @@ async def list_page(
     ]
     if not listed:
         return ListPage([], None, None)
-    first, last = listed[0]["number"], listed[-1]["number"]
-    if after is None:
+    first, last = _cursor(order, listed[0]), _cursor(order, listed[-1])
+    if not going_back:
         older = last if more else None
-        newer = first if before is not None else None  # we came here from a newer page
+        newer = first if before_keys is not None else None  # we came from a newer page
     else:
         older = last  # we came here from an older page
         newer = first if more else None

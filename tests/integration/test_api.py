@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,8 @@ async def test_phone_request_creates_an_intervention(api: Api) -> None:
     assert set(detail) == {
         "number", "status", "subject", "description", "request_type", "priority",
         "desired_from", "desired_to", "source", "related_number", "customer", "created_at",
-        "updated_at", "closed_at", "assignments", "messages", "activities", "needs_attention",
+        "updated_at", "closed_at", "last_activity_at", "last_inbound_at", "assignments",
+        "messages", "activities", "needs_attention",
         "notify_customer_on_resolve", "response_due", "resolution_due",
         "contact", "site", "equipment", "channel", "requested_at", "owner", "status_reason"}
     assert detail["needs_attention"] == ["unassigned"]
@@ -177,6 +179,35 @@ async def test_closing_twice_is_a_409(api: Api) -> None:
     again = await api.client.post(f"/api/v1/interventions/{number}/close")
     assert again.status_code == 409
     assert "already closed" in again.json()["error"]
+
+
+async def test_list_sorts_by_last_activity_unless_asked_otherwise(
+        api: Api, clock: FakeClock) -> None:
+    """The list puts the case that moved last first (a note on an older case lifts it),
+    each item carries `last_activity_at`; `sort=number|priority|due` order otherwise,
+    and an unknown order is a 422 naming the choices."""
+    first = (await open_phone_request(api))["number"]
+    clock.advance(timedelta(minutes=1))
+    second = (await open_phone_request(api, priority="urgent"))["number"]
+    clock.advance(timedelta(minutes=1))
+    noted = await api.client.post(f"/api/v1/interventions/{first}/notes",
+                                  data={"text": "Richiamato il cliente."})
+    assert noted.status_code == 201, noted.text
+
+    async def numbers(**params: str) -> list[int]:
+        response = await api.client.get("/api/v1/interventions", params=params)
+        assert response.status_code == 200, response.text
+        return [item["number"] for item in response.json()["items"]]
+
+    assert await numbers() == [first, second]
+    assert await numbers(sort="activity") == [first, second]
+    assert await numbers(sort="number") == [second, first]
+    assert await numbers(sort="priority") == [second, first]
+    item = (await api.client.get("/api/v1/interventions")).json()["items"][0]
+    assert item["last_activity_at"] > item["created_at"]
+    bad = await api.client.get("/api/v1/interventions", params={"sort": "colour"})
+    assert bad.status_code == 422
+    assert bad.json()["error"] == "sort: should be one of activity, number, priority, due"
 
 
 async def test_reopen_answers_the_open_case_and_409_when_open(api: Api) -> None:

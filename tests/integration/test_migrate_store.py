@@ -125,8 +125,9 @@ async def fill_every_table(daemon: Daemon, relay: Controller) -> str:
                            on_outbox=lambda: None).tick()
     assert tick.opened == 1
     await add_operator(daemon, "anna@firm.test")
-    async with logged_in(daemon, "anna@firm.test"):
-        pass  # the login leaves its session row
+    async with logged_in(daemon, "anna@firm.test") as client:
+        # The login leaves its session row; opening a case, when she last read it.
+        assert (await client.get("/interventions/1")).status_code == 200
     await store.write(extra_rows)
     return token
 

@@ -11,8 +11,10 @@ admin.tokens; `nexusmail token create` makes one).
 Shapes:
 - errors: `{"error": "<message>"}` with 400 (not JSON), 401, 404, 405, 409, 413,
   422 (names each field at fault), 503 (storage unavailable: retry) or 500.
-- `GET /api/v1/interventions?status=open|closed&q=text&due=overdue|today&limit=1..200&offset=0` →
-  `{"items": [summary...], "total": N, "limit": L, "offset": O}`, newest first; a
+- `GET /api/v1/interventions?status=open|closed&q=text&due=overdue|today
+  &sort=activity|number|priority|due&limit=1..200&offset=0` → `{"items": [summary...],
+  "total": N, "limit": L, "offset": O}`, by last activity unless `sort` says otherwise
+  (tickets.queries.LIST_ORDERS); each summary has `last_activity_at`; a
   summary is the detail below without `description`, `assignments` and `messages`.
   Each carries `needs_attention`: a list of tickets.attention.Attention flags
   (`rejected`, `unclear`, `unverified`, `unassigned`, `mail_after_close`), and
@@ -180,6 +182,9 @@ class _Handlers:
         q = params.get("q") or None
         if q is not None and len(q) > MAX_QUERY_CHARS:
             raise ApiError(422, f"q: is longer than {MAX_QUERY_CHARS} characters")
+        sort = params.get("sort") or "activity"
+        if sort not in queries.LIST_ORDERS:
+            raise ApiError(422, "sort: should be one of " + ", ".join(queries.LIST_ORDERS))
         limit = int_param(params.get("limit"), "limit", default=50, low=1, high=MAX_PAGE)
         offset = int_param(params.get("offset"), "offset", default=0, low=0, high=MAX_ID)
         due = params.get("due") or None
@@ -189,7 +194,8 @@ class _Handlers:
                   if due else None)
         async with self.s.store.read() as conn:
             page = await queries.list_interventions(
-                conn, status=status, q=q, limit=limit, offset=offset, due=window
+                conn, status=status, q=q, limit=limit, offset=offset, due=window,
+                sort=sort
             )
         return JSONResponse(page)
 

@@ -26,12 +26,13 @@ from nexusmail.tickets.attention import Attention
 from nexusmail.tickets.entry import EntryRefused, open_with_assignees
 from nexusmail.tickets.models import Priority, Source, Status
 from nexusmail.tickets.new_requests import OpenRequest
+from nexusmail.tickets.operator_reads import is_new, read_times
 
 log = structlog.get_logger(__name__)
 
 MAX_QUERY_CHARS = 200
 MAX_ENTRY_FORM_BYTES = 2 * 1024 * 1024
-_FILTER_KEYS = ("status", "employee", "customer", "type", "attention", "q")
+_FILTER_KEYS = ("status", "employee", "customer", "type", "attention", "q", "sort")
 
 
 def list_routes(pages: Pages) -> list[Route]:
@@ -71,22 +72,26 @@ class _Handlers:
         self.p = pages
 
     async def interventions(self, request: Request) -> Response:
-        await self.p.operator(request)
+        operator = await self.p.operator(request)
         params = request.query_params
         flt, chosen = read_filter(params)
+        order = chosen["sort"] if chosen["sort"] in search.ORDERS else search.ORDERS[0]
         async with self.p.services.store.read() as conn:
-            page = await search.list_page(conn, flt, before=_number(params.get("before")),
-                                          after=_number(params.get("after")))
+            page = await search.list_page(conn, flt, before=params.get("before"),
+                                          after=params.get("after"), order=order)
             employees = await queries.list_employees(conn)
             types = await search.request_types(conn)
+            seen = await read_times(conn, operator.id, [row["number"] for row in page.rows])
+        new = {row["number"] for row in page.rows
+               if is_new(row["last_inbound_at"], seen.get(row["number"]))}
 
-        def link(**extra: int) -> str:
+        def link(**extra: str) -> str:
             return "/?" + urlencode({**{k: v for k, v in chosen.items() if v}, **extra})
 
         return self.p.render(
             request, "list.html.j2", page=page, chosen=chosen, employees=employees,
             types=types, attentions=[a.value for a in Attention],
-            statuses=[s.value for s in Status],
+            statuses=[s.value for s in Status], orders=search.ORDERS, order=order, new=new,
             older_url=link(before=page.older) if page.older else None,
             newer_url=link(after=page.newer) if page.newer else None,
         )

@@ -49,6 +49,8 @@ from nexusmail.tickets.cases import (
     reopen_intervention,
 )
 from nexusmail.tickets.entry import NoteFile, add_note, reply_to_customer
+from nexusmail.tickets.operator_reads import mark_read
+from nexusmail.tickets.store import StorageError
 
 log = structlog.get_logger(__name__)
 
@@ -147,12 +149,13 @@ class _Handlers:
         self.p = pages
 
     async def thread(self, request: Request) -> Response:
-        await self.p.operator(request)
+        operator = await self.p.operator(request)
         number = _path_number(request, "number")
         async with self.p.services.store.read() as conn:
             detail = await queries.get_intervention(conn, number)
             if detail is None:
-                raise PageError(404, msg("Intervention #{number} does not exist.", number=number))
+                raise PageError(404, msg("Intervention #{number} does not exist.",
+                                         number=number))
             # body_html and the raw-mail link are not in the API's thread view: one more
             # query for the whole thread, never one per message.
             rows = await conn.execute_fetchall(
@@ -188,10 +191,21 @@ class _Handlers:
             for m in detail["messages"]
         ]
         assigned = {a["employee_email"] for a in detail["assignments"]}
+        await self._mark_read(operator.id, number)
         return self.p.render(
             request, "thread.html.j2", case=detail, entries=entries,
             assignable=[e for e in employees if e["active"] and e["email"] not in assigned],
             preview_types=PREVIEW_TYPES)
+
+    async def _mark_read(self, operator_id: int, number: int) -> None:
+        """What the operator sees now is no longer new to them. Best effort: a store
+        that cannot take the write must not hide the page."""
+        now = self.p.services.clock.now()
+        try:
+            await self.p.services.store.write(
+                lambda tx: mark_read(tx, operator_id, number, now=now))
+        except StorageError as exc:
+            log.warning("admin.read_not_recorded", intervention=number, error=str(exc))
 
     async def assign(self, request: Request) -> Response:
         operator = await self.p.operator(request)
