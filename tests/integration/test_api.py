@@ -342,8 +342,8 @@ async def add_inbound_mail(api: Api, number: int, clock: FakeClock, raw: bytes,
         tx.execute("INSERT INTO raw_messages (sha256, data) VALUES (?, ?)", (raw_sha, raw))
         inbound_id = tx.execute(
             "INSERT INTO inbound (raw_sha256, size, source, outcome, received_at)"
-            " VALUES (?, ?, 'smtp', 'follow_up', ?)", (raw_sha, len(raw), "2026-03-02T09:00:00"),
-        ).lastrowid
+            " VALUES (?, ?, 'smtp', 'follow_up', ?) RETURNING id",
+            (raw_sha, len(raw), "2026-03-02T09:00:00")).fetchone()[0]
         return add_message(tx, number, NewMessage(
             kind=MessageKind.CUSTOMER_MAIL, direction=Direction.IN,
             from_addr="mario.rossi@example.it", subject="Foto", inbound_id=inbound_id,

@@ -3,31 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 import pytest
 from daemon_harness import SUPPORT, make_settings
+from store_choice import store_at
 
 from nexusmail.clock import SystemClock
 from nexusmail.ingest.accept import Envelope, Ingest
-from nexusmail.paths import blobs_path, database_path
+from nexusmail.paths import blobs_path
+from nexusmail.storage.connections import Storage
 from nexusmail.tickets.blobs import BlobStore, sha256_hex
 from nexusmail.tickets.models import Outcome
-from nexusmail.tickets.store import Store
 
 FINDINGS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "fuzz"
 
 
-def kept_row(db: Path, raw: bytes) -> tuple[int, str] | None:
+async def kept_row(store: Storage, raw: bytes) -> tuple[int, str] | None:
     """The inbound row holding these exact bytes (its id and outcome), if any."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT i.id, i.outcome FROM inbound i JOIN raw_messages r"
-                           " ON r.sha256 = i.raw_sha256 WHERE i.raw_sha256 = ?",
-                           (sha256_hex(raw),)).fetchone()
-    finally:
-        conn.close()
+    async with store.read() as conn:
+        rows = list(await conn.execute_fetchall(
+            "SELECT i.id, i.outcome FROM inbound i JOIN raw_messages r"
+            " ON r.sha256 = i.raw_sha256 WHERE i.raw_sha256 = ?", (sha256_hex(raw),)))
+    row = rows[0] if rows else None
     return None if row is None else (int(row[0]), str(row[1]))
 
 
@@ -37,8 +35,8 @@ async def test_fuzz_findings_are_processed_not_quarantined(tmp_path: Path, path:
     could be neither stored nor quarantined: 451 forever) are now processed and kept."""
     settings_ = make_settings(tmp_path / "d")
     raw = await asyncio.to_thread(path.read_bytes)
-    async with Store(database_path(settings_)) as store:
+    async with store_at(settings_.storage.data_dir) as store:
         ingest = Ingest(store, BlobStore(blobs_path(settings_)), settings_, SystemClock())
         result = await ingest.accept(raw, Envelope("x@example.org", [SUPPORT]), "smtp")
-    assert result.outcome is not Outcome.QUARANTINED, result.reason
-    assert kept_row(database_path(settings_), raw) == (result.inbound_id, str(result.outcome))
+        assert result.outcome is not Outcome.QUARANTINED, result.reason
+        assert await kept_row(store, raw) == (result.inbound_id, str(result.outcome))

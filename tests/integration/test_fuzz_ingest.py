@@ -4,7 +4,6 @@ to the running daemon never crashes, never loses a mail, never answers 5xx for o
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -12,28 +11,27 @@ from daemon_harness import SUPPORT, make_settings, running_daemon
 from hostile_mime import hostile_mail, small_hostile_mail
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
+from store_choice import store_at
 
 from nexusmail.clock import SystemClock
 from nexusmail.ingest.accept import Envelope, Ingest
-from nexusmail.paths import blobs_path, database_path
+from nexusmail.paths import blobs_path
+from nexusmail.storage.connections import Storage
 from nexusmail.tickets.blobs import BlobStore, sha256_hex
 from nexusmail.tickets.models import Outcome
-from nexusmail.tickets.store import Store
 
 # 5xx answers that are the client's own fault: the size limit (RFC 1870). A 500 would be
 # aiosmtpd reporting an exception of ours; lines are allowed up to the size limit.
 CLIENT_FAULTS = {552}
 
 
-def kept_row(db: Path, raw: bytes) -> tuple[int, str] | None:
+async def kept_row(store: Storage, raw: bytes) -> tuple[int, str] | None:
     """The inbound row holding these exact bytes (its id and outcome), if any."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT i.id, i.outcome FROM inbound i JOIN raw_messages r"
-                           " ON r.sha256 = i.raw_sha256 WHERE i.raw_sha256 = ?",
-                           (sha256_hex(raw),)).fetchone()
-    finally:
-        conn.close()
+    async with store.read() as conn:
+        rows = list(await conn.execute_fetchall(
+            "SELECT i.id, i.outcome FROM inbound i JOIN raw_messages r"
+            " ON r.sha256 = i.raw_sha256 WHERE i.raw_sha256 = ?", (sha256_hex(raw),)))
+    row = rows[0] if rows else None
     return None if row is None else (int(row[0]), str(row[1]))
 
 
@@ -48,7 +46,7 @@ def test_hostile_mail_through_ingest_is_kept_or_a_duplicate(
     bytes in an inbound row (or is a duplicate of one): no exception, no lost mail."""
     settings_ = make_settings(tmp_path / "d")
     with asyncio.Runner() as runner:
-        store = Store(database_path(settings_))
+        store = store_at(settings_.storage.data_dir)
         runner.run(store.open())
         ingest = Ingest(store, BlobStore(blobs_path(settings_)), settings_, SystemClock())
         try:
@@ -56,7 +54,7 @@ def test_hostile_mail_through_ingest_is_kept_or_a_duplicate(
                 raw = data.draw(hostile_mail(), label="raw")
                 result = runner.run(ingest.accept(raw, Envelope("x@example.org", [SUPPORT]),
                                                   "smtp"))
-                row = kept_row(database_path(settings_), raw)
+                row = runner.run(kept_row(store, raw))
                 if result.outcome is Outcome.DUPLICATE:
                     assert result.inbound_id is not None
                 else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import mailbox
@@ -30,6 +29,7 @@ from nexusmail.dispatch.transport import (
     build_transport,
 )
 from nexusmail.mail.headers import OWN_MAIL_HEADER
+from nexusmail.storage.connections import Storage
 from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.cases import NewIntervention, create_intervention, find_or_create_customer
 from nexusmail.tickets.models import MessageKind, OutboxKind, Source
@@ -374,18 +374,17 @@ class CountUnmarkedOnAccept:
     accepted mails whose rows the database still has pending: what a crash at that
     moment would send again."""
 
-    def __init__(self, inner: Transport, db_path: Path) -> None:
+    def __init__(self, inner: Transport, store: Storage) -> None:
         self.inner = inner
-        self.db_path = db_path
+        self.store = store
         self.accepted: list[str] = []
         self.most_unmarked = 0
 
     async def send(self, message: EmailMessage, *, sender: str, recipients: list[str]) -> None:
         await self.inner.send(message, sender=sender, recipients=recipients)
         self.accepted.append(str(message["Message-ID"]).strip("<>"))
-        with contextlib.closing(sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)
-                                ) as db:
-            pending = {r[0] for r in db.execute(
+        async with self.store.read() as db:  # a reader beside the worker's writes
+            pending = {r[0] for r in await db.execute_fetchall(
                 "SELECT message_id FROM outbox WHERE status = 'pending'")}
         self.most_unmarked = max(self.most_unmarked,
                                  sum(1 for m in self.accepted if m in pending))
@@ -402,7 +401,7 @@ async def test_a_crash_resends_at_most_one_mail_per_relay_connection(
     ids = [await enqueue_ack(store, clock, recipient=f"c{i}@example.org") for i in range(40)]
     settings = outbound(sink.port)
     probe = CountUnmarkedOnAccept(SmtpRelayTransport(settings, max_connections=4),
-                                  store.db_path)
+                                  store)
     worker = make_worker(store, clock, transports(probe), settings, concurrency=4)
     assert await worker.send_due() == 40
     assert sorted(probe.accepted) == sorted(ids)

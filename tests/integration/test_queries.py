@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 import time
 
+import pytest
+
 from nexusmail.clock import FakeClock
 from nexusmail.tickets import queries
 from nexusmail.tickets.cases import (
@@ -28,6 +30,7 @@ def open_case(tx: sqlite3.Connection, clock: FakeClock, subject: str = "Caldaia"
         description="Non parte.", source=Source.EMAIL), now=clock.now())
 
 
+@pytest.mark.sqlite_only(reason="counts statements with sqlite3's trace callback")
 async def test_a_long_thread_loads_in_a_fixed_number_of_queries(
     store: Store, clock: FakeClock
 ) -> None:

@@ -5,7 +5,6 @@ pause and edits, assignment mails."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import tempfile
 from datetime import UTC, date, datetime, timedelta
 from itertools import takewhile
@@ -16,9 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
+from store_choice import store_at
 
 from nexusmail.clock import FakeClock
 from nexusmail.config import Settings
+from nexusmail.storage.connections import INTEGRITY_ERRORS
 from nexusmail.tickets.cases import add_employee
 from nexusmail.tickets.recurrence import Interval, Recurrence, iter_occurrences, opening_date
 from nexusmail.tickets.scheduler import DUE_SQL, Scheduler
@@ -181,7 +182,7 @@ async def test_racing_ticks_and_two_stores_open_once(tmp_path: Path, store: Stor
     """Racing ticks, and a second store on the same file, open each occurrence once."""
     for n in range(20):
         await add(store, clock, first_date=date(2026, 3, 3 + n % 3), subject=f"S{n}")
-    async with Store(tmp_path / "nexusmail.sqlite3") as other:
+    async with store_at(tmp_path) as other:
         results = await asyncio.gather(
             scheduler(store, settings, clock).tick(), scheduler(store, settings, clock).tick(),
             scheduler(other, settings, clock).tick())
@@ -225,8 +226,7 @@ def test_every_occurrence_is_handled_exactly_once(interval: Interval, every: int
     async def scenario(data_dir: Path) -> None:
         clock = FakeClock(START)
         settings = make_settings(data_dir, policy)
-        path = data_dir / "nexusmail.sqlite3"
-        store = Store(path)
+        store = store_at(data_dir)
         await store.open()
         try:
             await add(store, clock, interval=interval, every=every, first_date=first_date,
@@ -236,7 +236,7 @@ def test_every_occurrence_is_handled_exactly_once(interval: Interval, every: int
             for step in plan:
                 if step == "restart":
                     await store.close()
-                    store = Store(path)
+                    store = store_at(data_dir)
                     await store.open()
                     sched = scheduler(store, settings, clock)
                 else:
@@ -267,18 +267,19 @@ def test_store_rejects_a_second_row_for_one_occurrence(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         clock = FakeClock(START)
-        async with Store(tmp_path / "nexusmail.sqlite3") as store:
+        async with store_at(tmp_path) as store:
             await add(store, clock)
             insert = ("INSERT INTO schedule_occurrences (schedule_id, occurrence_on, opens_on,"
                       " outcome, handled_at) VALUES (1, '2026-03-10', '2026-03-07', 'opened',"
                       " 'x')")
             await store.write(lambda tx: tx.execute(insert))
-            with pytest.raises(sqlite3.IntegrityError):
+            with pytest.raises(INTEGRITY_ERRORS):
                 await store.write(lambda tx: tx.execute(insert))
 
     asyncio.run(scenario())
 
 
+@pytest.mark.sqlite_only(reason="reads SQLite's query plan (EXPLAIN QUERY PLAN)")
 async def test_due_query_reads_the_index_not_every_schedule(store: Store) -> None:
     """The due query searches the partial index schedules_due, never scans every schedule."""
     async with store.read() as conn:

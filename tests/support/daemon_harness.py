@@ -1,7 +1,8 @@
 """Run the real daemon (`nexusmail.daemon.serve`) inside the test's event loop.
 
-Everything is real: SMTP and web on free loopback ports, SQLite in a temporary data
-dir, outgoing mail through a relay the test provides (an aiosmtpd sink).
+Everything is real: SMTP and web on free loopback ports, the run's store (SQLite in a
+temporary data dir, or the test's PostgreSQL database: `store_choice`), outgoing mail
+through a relay the test provides (an aiosmtpd sink).
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from typing import Any
 
 import aiosmtplib
 import aiosqlite
+import psycopg
+from store_choice import database_url_for
 
 from nexusmail.clock import Clock
 from nexusmail.config import Settings
 from nexusmail.daemon import Running, serve
+from nexusmail.storage.postgresql import translate
 
 SUPPORT = "support@firm.test"
 
@@ -31,8 +35,9 @@ def make_settings(data_dir: Path, *, relay_port: int | None = None, **sections: 
 def make_config(data_dir: Path, *, relay_port: int | None = None,
                 **sections: Any) -> dict[str, dict[str, Any]]:
     """The raw sections of `make_settings`, e.g. to write as a config file to reload."""
+    url = database_url_for(data_dir)
     raw: dict[str, Any] = {
-        "storage": {"data_dir": str(data_dir)},
+        "storage": {"data_dir": str(data_dir), **({"database_url": url} if url else {})},
         "smtp": {"port": 0},
         "web": {"port": 0},
         "mail": {"support_addresses": [SUPPORT], "company_name": "Firm"},
@@ -98,12 +103,13 @@ class Daemon:
                 client.close()
 
     async def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        """Read the daemon's database through a separate read-only connection (on
-        PostgreSQL, one of the store's readers)."""
-        if self.settings.storage.database_url.startswith("postgres"):
-            async with self.running.store.read() as reader:
-                rows = await reader.execute_fetchall(sql, params)
-            return [tuple(row) for row in rows]
+        """Read the daemon's database through a separate connection (read-only on
+        SQLite)."""
+        url = self.settings.storage.database_url
+        if url.startswith("postgres"):  # its own connection: works after the daemon stopped
+            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                cursor = await conn.execute(translate(sql), params)
+                return [tuple(row) for row in await cursor.fetchall()]
         path = self.settings.storage.data_dir / "nexusmail.sqlite3"
         async with aiosqlite.connect(f"file:{path}?mode=ro", uri=True) as conn:
             rows = await conn.execute_fetchall(sql, params)
