@@ -20,6 +20,7 @@ from aiosmtpd.controller import Controller
 from daemon_harness import SUPPORT, Daemon, make_settings, running_daemon
 from polling import eventually
 from postfix_relay import PostfixRelay, Recipe, free_port
+from store_faults import writes_refused
 
 from nexusmail.config import Settings
 
@@ -110,22 +111,20 @@ async def test_postfix_holds_and_retries_after_451(
                              smtp={"port": lmtp_port, "protocol": "lmtp"})
     message_id = "pf-451@example.it"
     async with running_daemon(settings) as daemon:
-        store = daemon.running.store
-        # A real SQLITE_FULL: the database may not grow by a single page.
-        pages = await store.write(lambda tx: tx.execute("PRAGMA page_count").fetchone()[0])
-        await store.write(lambda tx: tx.execute(f"PRAGMA max_page_count = {pages}"))
-        await send_via_postfix(postfix, customer_mail(message_id, body="x" * 100_000))
+        # A real SQLITE_FULL (the database may not grow by a single page), or a
+        # read-only PostgreSQL session.
+        async with writes_refused(daemon.running.store):
+            await send_via_postfix(postfix, customer_mail(message_id, body="x" * 100_000))
 
-        def deferred_twice() -> bool:
-            return postfix.log_text().count("status=deferred (host 127.0.0.1[127.0.0.1] said: "
-                                            "451 4.3.0 Temporary storage failure") >= 2
+            def deferred_twice() -> bool:
+                return postfix.log_text().count(
+                    "status=deferred (host 127.0.0.1[127.0.0.1] said: "
+                    "451 4.3.0 Temporary storage failure") >= 2
 
-        await eventually(deferred_twice, "two deferred LMTP attempts", timeout_s=WAIT_S)
-        assert postfix.queued_ids()  # held by Postfix, not bounced
-        assert await daemon.query("SELECT count(*) FROM inbound") == [(0,)]
-        assert await daemon.query("SELECT count(*) FROM interventions") == [(0,)]
-
-        await store.write(lambda tx: tx.execute("PRAGMA max_page_count = 1073741823"))
+            await eventually(deferred_twice, "two deferred LMTP attempts", timeout_s=WAIT_S)
+            assert postfix.queued_ids()  # held by Postfix, not bounced
+            assert await daemon.query("SELECT count(*) FROM inbound") == [(0,)]
+            assert await daemon.query("SELECT count(*) FROM interventions") == [(0,)]
 
         async def stored() -> bool:
             return bool(await inbound_for(daemon, message_id))

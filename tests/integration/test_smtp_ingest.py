@@ -15,6 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from daemon_harness import SUPPORT, Daemon, make_settings, running_daemon
 from smtp_sink import CaptureHandler
+from store_faults import reject_inbound_subjects, writes_refused
 
 from nexusmail.clock import FakeClock
 from nexusmail.tickets import queries, search
@@ -161,15 +162,13 @@ async def test_bounce_with_null_sender_never_answers(daemon: Daemon) -> None:
 
 
 async def test_storage_failure_answers_451_then_recovers(daemon: Daemon) -> None:
-    """Disk full: 451 and nothing half-stored; the sender's retry is accepted."""
-    store = daemon.running.store
-    pages = await store.write(lambda tx: tx.execute("PRAGMA page_count").fetchone()[0])
-    await store.write(lambda tx: tx.execute(f"PRAGMA max_page_count = {pages}"))
+    """The database refusing writes (full, or read-only): 451 and nothing half-stored;
+    the sender's retry is accepted."""
     raw = customer_mail(body="x" * 100_000, message_id="retry@example.it")
-    code, _ = await daemon.send(raw)
-    assert code == 451
-    assert await daemon.query("SELECT count(*) FROM inbound") == [(0,)]
-    await store.write(lambda tx: tx.execute("PRAGMA max_page_count = 1073741823"))
+    async with writes_refused(daemon.running.store):
+        code, _ = await daemon.send(raw)
+        assert code == 451
+        assert await daemon.query("SELECT count(*) FROM inbound") == [(0,)]
     code, _ = await daemon.send(raw)
     assert code == 250
     assert len(await interventions(daemon)) == 1
@@ -319,9 +318,7 @@ async def test_big_mails_parse_in_the_parse_process(tmp_path: Path, relay: Contr
 async def test_unstorable_parsed_fields_still_keep_the_raw_mail(daemon: Daemon) -> None:
     """When neither processing nor quarantining can store what we parsed, the raw bytes
     are quarantined alone and the sender gets 250: never 451 for ever, nothing lost."""
-    await daemon.running.store.write(lambda tx: tx.execute(
-        "CREATE TRIGGER reject_boom BEFORE INSERT ON inbound WHEN NEW.subject LIKE 'boom%'"
-        " BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END"))
+    await daemon.running.store.write(lambda tx: reject_inbound_subjects(tx, "boom"))
     raw = customer_mail("boom: unstorable")
     code, _ = await daemon.send(raw)
     assert code == 250
