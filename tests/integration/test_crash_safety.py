@@ -28,6 +28,7 @@ from crash_cycles import (
     write_config,
 )
 from smtp_sink import free_port
+from store_choice import database_url_for
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -39,7 +40,7 @@ async def test_sigkill_at_random_moments_loses_and_doubles_nothing(tmp_path: Pat
     once, nothing half-stored, every acknowledgement sent under one Message-ID."""
     report = await run_crash_cycles(
         CrashPlan(cycles=5, connections=4, kill_after_s=(0.2, 0.8), sink_delay_s=0.02,
-                  seed=7), tmp_path)
+                  seed=7, database_url=database_url_for(tmp_path / "data")), tmp_path)
     assert report.problems == []
     assert report.kills == 5
     assert report.mails >= 50
@@ -54,7 +55,8 @@ async def test_outbox_killed_mid_send_resends_the_same_message_id(tmp_path: Path
     is sent again with the same Message-ID (at least once, never a second ID)."""
     report = await run_crash_cycles(
         CrashPlan(cycles=3, connections=2, kill_mid_send=True, kill_after_s=(0.0, 0.1),
-                  sink_delay_s=0.3, max_mails=24, seed=11), tmp_path)
+                  sink_delay_s=0.3, max_mails=24, seed=11,
+                  database_url=database_url_for(tmp_path / "data")), tmp_path)
     assert report.problems == []
     assert report.kills_mid_send == 3
     assert report.resent_ack_ids >= 1  # copies of a held mail, same Message-ID
@@ -74,6 +76,8 @@ def small_disk() -> Iterator[Path]:
         pytest.skip(f"cannot mount a tmpfs here: {exc.stderr!r}")
 
 
+@pytest.mark.sqlite_only(reason="fills the disk the SQLite file is on; PostgreSQL's files "
+                                "are on the server's disk")
 async def test_full_disk_answers_451_then_recovers(tmp_path: Path, small_disk: Path) -> None:
     """On a filesystem that is really full, big mails and attachments get 451 and
     nothing is half-stored; once space is freed the resent mails are stored once."""

@@ -79,10 +79,12 @@ class SlowSink(CaptureHandler):
 
 
 def write_config(path: Path, data_dir: Path, *, smtp_port: int, relay_port: int,
-                 parse_processes: int = 0) -> Path:
-    """A TOML config for a daemon relaying to 127.0.0.1:relay_port with quick retries."""
+                 parse_processes: int = 0, database_url: str = "") -> Path:
+    """A TOML config for a daemon relaying to 127.0.0.1:relay_port with quick retries,
+    its store in `data_dir` (SQLite) or at `database_url` (PostgreSQL)."""
     path.write_text(
         f'[storage]\ndata_dir = "{data_dir}"\n'
+        + (f'database_url = "{database_url}"\n' if database_url else "") +
         f"[smtp]\nport = {smtp_port}\n"
         "[web]\nport = 0\n"
         f'[mail]\nsupport_addresses = ["{SUPPORT}"]\ncompany_name = "Firm"\n'
@@ -255,6 +257,8 @@ class LoadStats:
     errors_by_phase: Counter[str] = field(default_factory=Counter)
     temporary_replies: int = 0      # 4xx answers (none expected without storage faults)
     resent: set[str] = field(default_factory=set)  # Message-IDs sent more than once
+    acked_at: list[float] = field(default_factory=list)      # time.monotonic() of each 250
+    temporary_at: list[float] = field(default_factory=list)  # and of each 4xx
 
 
 class Load:
@@ -262,12 +266,15 @@ class Load:
     250 is retried (after the daemon is up again) until it gets one."""
 
     def __init__(self, smtp_port: int, connections: int, rng: random.Random, *,
-                 max_mails: int | None = None, pace_s: float = 0.0) -> None:
+                 max_mails: int | None = None, pace_s: float = 0.0,
+                 pause_after_4xx_s: float = 0.05) -> None:
         self.smtp_port = smtp_port
         self.connections = connections
         self.rng = rng
         self.max_mails = max_mails
         self.pace_s = pace_s
+        # A real MTA waits before it retries a 4xx; a tight loop would only burn CPU.
+        self.pause_after_4xx_s = pause_after_4xx_s
         self.up = asyncio.Event()      # cleared just before a kill, set after the restart
         self.closing = False           # no new mails; finish the ones in hand
         self.mails: list[TestMail] = []
@@ -337,13 +344,16 @@ class Load:
         except aiosmtplib.SMTPResponseException as exc:
             if 400 <= exc.code < 500:
                 self.stats.temporary_replies += 1
+                self.stats.temporary_at.append(time.monotonic())
                 await client.rset()
+                await asyncio.sleep(self.pause_after_4xx_s)
                 return False
             raise
         except (aiosmtplib.SMTPException, OSError):
             self.stats.errors_by_phase[phase] += 1
             raise
         self.stats.acked[mail.message_id] = self.stats.acked.get(mail.message_id, 0) + 1
+        self.stats.acked_at.append(time.monotonic())
         return True
 
 
@@ -381,22 +391,29 @@ HALF_STORED_CHECKS = {
         " (SELECT 1 FROM inbound i WHERE i.id = m.inbound_id)",
     "Message-ID stored more than once":
         "SELECT count(*) FROM (SELECT message_id FROM inbound GROUP BY message_id"
-        " HAVING count(*) > 1)",
+        " HAVING count(*) > 1) AS doubled",
 }
 
 
-def read_db(data_dir: Path) -> sqlite3.Connection:
+def read_db(data_dir: Path, database_url: str = "") -> Any:
+    """A connection that reads the daemon's store: its SQLite file (read-only), or its
+    PostgreSQL database (autocommit: each query sees the latest commit). Both answer
+    `execute(sql)` with a cursor to iterate or `fetchone()`."""
+    if database_url:
+        import psycopg
+
+        return psycopg.connect(database_url, autocommit=True, connect_timeout=10)
     conn = sqlite3.connect(f"file:{data_dir / 'nexusmail.sqlite3'}?mode=ro", uri=True)
     conn.execute("PRAGMA busy_timeout = 5000")
     return conn
 
 
-def half_stored(data_dir: Path) -> list[str]:
+def half_stored(data_dir: Path, database_url: str = "") -> list[str]:
     """What is stored only in part (empty: every mail is whole), blobs included."""
-    if not (data_dir / "nexusmail.sqlite3").exists():
+    if not database_url and not (data_dir / "nexusmail.sqlite3").exists():
         return []
     problems = []
-    with contextlib.closing(read_db(data_dir)) as conn:
+    with contextlib.closing(read_db(data_dir, database_url)) as conn:
         for name, sql in HALF_STORED_CHECKS.items():
             count = conn.execute(sql).fetchone()[0]
             if count:
@@ -408,8 +425,8 @@ def half_stored(data_dir: Path) -> list[str]:
     return problems
 
 
-def stored_message_ids(data_dir: Path) -> set[str]:
-    with contextlib.closing(read_db(data_dir)) as conn:
+def stored_message_ids(data_dir: Path, database_url: str = "") -> set[str]:
+    with contextlib.closing(read_db(data_dir, database_url)) as conn:
         return {row[0] for row in conn.execute("SELECT message_id FROM inbound")}
 
 
@@ -427,6 +444,7 @@ class CrashPlan:
     pace_s: float = 0.0
     parse_processes: int = 0
     seed: int = 1
+    database_url: str = ""   # the daemon's PostgreSQL database; empty: SQLite in the data dir
 
 
 @dataclass
@@ -465,7 +483,8 @@ async def run_crash_cycles(plan: CrashPlan, workdir: Path) -> CrashReport:
     relay = start_sink(sink)
     smtp_port = free_port()
     config = write_config(workdir / "nexusmail.toml", data_dir, smtp_port=smtp_port,
-                          relay_port=relay.port, parse_processes=plan.parse_processes)
+                          relay_port=relay.port, parse_processes=plan.parse_processes,
+                          database_url=plan.database_url)
     daemon = DaemonProcess(config, smtp_port, workdir / "daemon.log")
     load = Load(smtp_port, plan.connections, rng, max_mails=plan.max_mails,
                 pace_s=plan.pace_s)
@@ -485,14 +504,15 @@ async def run_crash_cycles(plan: CrashPlan, workdir: Path) -> CrashReport:
             report.kills += 1
             report.kills_mid_send += held > 0
             await asyncio.sleep(0.02)  # let the clients see their connections drop
-            found = await asyncio.to_thread(half_stored, data_dir)
+            found = await asyncio.to_thread(half_stored, data_dir, plan.database_url)
             report.problems += [f"after kill {report.kills}: {p}" for p in found]
             acked = set(load.stats.acked)
-            stored_unacked |= await asyncio.to_thread(stored_message_ids, data_dir) - acked
+            stored_unacked |= await asyncio.to_thread(
+                stored_message_ids, data_dir, plan.database_url) - acked
             await daemon.start()
             load.up.set()
         await asyncio.wait_for(load.finish(), DRAIN_TIMEOUT_S)
-        await wait_outbox_drained(data_dir)
+        await wait_outbox_drained(data_dir, plan.database_url)
         await _until(lambda: sink.holding == 0, what="the sink's last 250")
         report.exit_code = await daemon.terminate()
     finally:
@@ -501,12 +521,14 @@ async def run_crash_cycles(plan: CrashPlan, workdir: Path) -> CrashReport:
         await asyncio.to_thread(relay.stop)
     report.duration_s = round(time.monotonic() - began, 1)
     report.start_s_mean = round(sum(daemon.start_s) / len(daemon.start_s), 3)
-    _verify(report, load, sink, daemon, data_dir, stored_unacked)
+    verify(report, load, sink, daemon, data_dir, stored_unacked)
     return report
 
 
-def _verify(report: CrashReport, load: Load, sink: SlowSink, daemon: DaemonProcess,
-            data_dir: Path, stored_unacked: set[str]) -> None:
+def verify(report: CrashReport, load: Load, sink: SlowSink, daemon: DaemonProcess,
+           data_dir: Path, stored_unacked: set[str]) -> None:
+    """Check the run's end state against every promise; add what breaks one to
+    `report.problems` (and fill in the report's counts)."""
     problems = report.problems
     mails = {mail.message_id: mail for mail in load.mails}
     report.mails = len(mails)
@@ -521,8 +543,8 @@ def _verify(report: CrashReport, load: Load, sink: SlowSink, daemon: DaemonProce
         problems.append("not every mail got exactly one 250 at the client")
     if report.exit_code != 0:
         problems.append(f"the clean stop exited with {report.exit_code}")
-    problems.extend(half_stored(data_dir))
-    with contextlib.closing(read_db(data_dir)) as conn:
+    problems.extend(half_stored(data_dir, report.plan.database_url))
+    with contextlib.closing(read_db(data_dir, report.plan.database_url)) as conn:
         stored = Counter(r[0] for r in conn.execute("SELECT message_id FROM inbound"))
         outbox = {r[0]: (r[1], r[2]) for r in conn.execute(
             "SELECT message_id, recipient, status FROM outbox WHERE kind = 'acknowledgement'")}
@@ -565,14 +587,14 @@ def _verify(report: CrashReport, load: Load, sink: SlowSink, daemon: DaemonProce
             break
 
 
-async def wait_outbox_drained(data_dir: Path) -> None:
+async def wait_outbox_drained(data_dir: Path, database_url: str = "") -> None:
     """Until no outbox row is pending (sent or failed, each marked in the database)."""
-    await _until(lambda: _outbox_drained(data_dir), what="the outbox to drain",
-                 timeout_s=DRAIN_TIMEOUT_S)
+    await _until(lambda: _outbox_drained(data_dir, database_url),
+                 what="the outbox to drain", timeout_s=DRAIN_TIMEOUT_S)
 
 
-def _outbox_drained(data_dir: Path) -> bool:
-    with contextlib.closing(read_db(data_dir)) as conn:
+def _outbox_drained(data_dir: Path, database_url: str = "") -> bool:
+    with contextlib.closing(read_db(data_dir, database_url)) as conn:
         pending = conn.execute("SELECT count(*) FROM outbox WHERE status = 'pending'")
         return bool(pending.fetchone()[0] == 0)
 
