@@ -15,6 +15,8 @@ figures and the machine as JSON lines and a short table; exit code 1 on any prob
 
     python bench/crash_safety.py                       # 50 + 20 cycles
     python bench/crash_safety.py --cycles 10 --mid-send-cycles 5 --keep
+    python bench/crash_safety.py --database-url postgresql://bench@127.0.0.1:5432/bench
+                                                       # the daemon on PostgreSQL
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pg_database
 from machine import cpu_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
@@ -62,6 +65,8 @@ def machine() -> dict[str, Any]:
 
 async def run_phase(name: str, plan: CrashPlan, keep: bool) -> CrashReport:
     workdir = Path(tempfile.mkdtemp(prefix=f"nm-crash-{name}-"))
+    if plan.database_url:
+        pg_database.reset(plan.database_url)  # each phase starts from an empty store
     try:
         report = await run_crash_cycles(plan, workdir)
     finally:
@@ -89,13 +94,16 @@ async def main(args: argparse.Namespace) -> int:
         "random": CrashPlan(cycles=args.cycles, connections=args.connections,
                             kill_after_s=(args.kill_min_s, args.kill_max_s),
                             sink_delay_s=args.sink_delay_s, parse_processes=args.parse_processes,
-                            seed=args.seed),
+                            seed=args.seed, database_url=args.database_url or ""),
         "mid-send": CrashPlan(cycles=args.mid_send_cycles, connections=2, kill_mid_send=True,
                               kill_after_s=(0.0, 0.1), sink_delay_s=0.3,
                               max_mails=args.mid_send_cycles * 8,
-                              parse_processes=args.parse_processes, seed=args.seed + 1),
+                              parse_processes=args.parse_processes, seed=args.seed + 1,
+                              database_url=args.database_url or ""),
     }
-    print(json.dumps({"machine": machine(),
+    store = ({"postgresql": pg_database.server_version(args.database_url)}
+             if args.database_url else {})
+    print(json.dumps({"machine": {**machine(), **store},
                       "command": "python bench/crash_safety.py " + shlex.join(sys.argv[1:])}))
     reports: dict[str, CrashReport] = {}
     for name, plan in phases.items():
@@ -124,6 +132,10 @@ def parse_args() -> argparse.Namespace:
                         help="the daemon's parse workers (killed with its process group)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep data dirs and logs")
+    parser.add_argument("--database-url", metavar="postgresql://USER@HOST:PORT/DB",
+                        help="run the daemon on this PostgreSQL database; EVERYTHING IN IT "
+                             "IS DROPPED before each phase (password from PGPASSWORD or "
+                             "~/.pgpass)")
     return parser.parse_args()
 
 

@@ -9,6 +9,8 @@ order alternates per round.
     python bench/smtp_ingest.py                       # 2,000 mails, 8 and 32 connections, 2 rounds
     python bench/smtp_ingest.py --mails 2000 --rounds 1
     python bench/smtp_ingest.py --servers stock       # the baseline only
+    python bench/smtp_ingest.py --database-url postgresql://bench@127.0.0.1:5432/bench
+                                                      # and the daemon on PostgreSQL too
     python bench/smtp_ingest.py --profile             # one daemon run under cProfile, top costs
 """
 
@@ -39,6 +41,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import pg_database
 from corpus import DEFAULT_MAILS, DEFAULT_SEED, SUPPORT_ADDRESS, Corpus, build, corpus_paths
 from machine import cpu_model
 from procs import Child, Children, group_cpu_by_process, group_usage, thread_cpu
@@ -58,13 +61,21 @@ POLL_S = 0.1
 TARGET_RATIO = 0.6
 TARGET_P99_MS = 100.0
 TARGET_RSS_MB = 150.0
+# The daemon on PostgreSQL (a server a round trip away, not a file) against SQLite.
+TARGET_PG_RATIO = 0.5
+TARGET_PG_P99_MS = 250.0
+
+# The servers a run can compare: the no-op baseline, the daemon on SQLite (its data
+# dir) and the daemon on PostgreSQL (--database-url).
+STOCK, SQLITE, POSTGRESQL = "stock", "nexusmail", "nexusmail-pg"
+DAEMONS = (SQLITE, POSTGRESQL)
 
 STORED_OUTCOMES = ("new_request", "follow_up")
 
 
 @dataclass
 class RunResult:
-    server: str  # "stock" | "nexusmail"
+    server: str  # STOCK | SQLITE | POSTGRESQL
     connections: int
     round: int
     load: dict[str, Any]
@@ -108,6 +119,8 @@ class Plan:
     daemon_tree: Path | None = None
     # [ingest] parse_processes for the daemon; None leaves the daemon's default.
     parse_processes: int | None = None
+    # The database the POSTGRESQL runs use (emptied before each), or None.
+    database_url: str | None = None
 
 
 # --- machine and command ---------------------------------------------------------------
@@ -227,7 +240,8 @@ def run_load(children: Children, plan: Plan, port: int, connections: int,
 
 # --- one run per server -------------------------------------------------------------------
 
-def run_stock(children: Children, plan: Plan, connections: int, round_no: int) -> RunResult:
+def run_stock(children: Children, plan: Plan, connections: int, round_no: int,
+              server: str = STOCK) -> RunResult:
     run_dir = plan.work_dir / f"stock-c{connections}-r{round_no}"
     run_dir.mkdir()
     server = children.start(
@@ -240,13 +254,14 @@ def run_stock(children: Children, plan: Plan, connections: int, round_no: int) -
         after = group_usage(server.pgid)
     finally:
         server.stop()
-    return RunResult("stock", connections, round_no, load, after.cpu_s - before.cpu_s,
+    return RunResult(STOCK, connections, round_no, load, after.cpu_s - before.cpu_s,
                      after.hwm_mb, after.processes, after.leader_hwm_mb, after.pss_mb,
                      server.exit_code, server.stop_s)
 
 
 def write_config(path: Path, data_dir: Path, smtp_port: int, web_port: int,
-                 sink_port: int, connections: int, parse_processes: int | None) -> None:
+                 sink_port: int, connections: int, parse_processes: int | None,
+                 database_url: str | None = None) -> None:
     # All the load comes from one address: the per-address connection cap must let every
     # connection of the run in (older daemons without the key would refuse it).
     per_ip = f"max_connections_per_ip = {connections}\n" if connections > 20 else ""
@@ -254,6 +269,7 @@ def write_config(path: Path, data_dir: Path, smtp_port: int, web_port: int,
     path.write_text(
         "[storage]\n"
         f"data_dir = {json.dumps(str(data_dir))}\n"
+        + (f"database_url = {json.dumps(database_url)}\n" if database_url else "") +
         "[smtp]\n"
         'host = "127.0.0.1"\n'
         f"port = {smtp_port}\n"
@@ -279,8 +295,22 @@ def _database_path(data_dir: Path) -> Path:
     return data_dir / DATABASE_NAME
 
 
-def quarantine_reasons(db_path: Path) -> list[str]:
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+class StoreReads:
+    """The harness's own reads of a daemon's store: its SQLite file (read-only) or its
+    PostgreSQL database; the SQL is the same on both."""
+
+    def __init__(self, db_path: Path, database_url: str | None) -> None:
+        self.db_path = db_path
+        self.database_url = database_url
+
+    def connect(self) -> Any:
+        if self.database_url:
+            return pg_database.connect(self.database_url)
+        return sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=10)
+
+
+def quarantine_reasons(store: StoreReads) -> list[str]:
+    conn = store.connect()
     try:
         rows = conn.execute("SELECT reason, count(*) FROM inbound WHERE outcome = 'quarantined'"
                             " GROUP BY reason ORDER BY 2 DESC LIMIT 3").fetchall()
@@ -289,9 +319,9 @@ def quarantine_reasons(db_path: Path) -> list[str]:
     return [f"{count}× {reason[:200]}" for reason, count in rows]
 
 
-def query_store(db_path: Path) -> tuple[dict[str, int], dict[str, int]]:
+def query_store(store: StoreReads) -> tuple[dict[str, int], dict[str, int]]:
     """(inbound outcomes, outbox statuses), read-only while the daemon runs."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    conn = store.connect()
     try:
         outcomes = dict(conn.execute(
             "SELECT outcome, count(*) FROM inbound GROUP BY outcome").fetchall())
@@ -309,13 +339,14 @@ def _sink_messages(count_file: Path) -> int:
         return 0
 
 
-def wait_for_acks(db_path: Path, count_file: Path) -> tuple[dict[str, int], dict[str, int], int]:
+def wait_for_acks(store: StoreReads, count_file: Path
+                  ) -> tuple[dict[str, int], dict[str, int], int]:
     """Wait until the sink has one ack per new request, or progress stops."""
     deadline = time.monotonic() + ACK_DRAIN_TIMEOUT_S
     last_change = time.monotonic()
     last = -1
     while True:
-        outcomes, outbox = query_store(db_path)
+        outcomes, outbox = query_store(store)
         acks = _sink_messages(count_file)
         expected = outcomes.get("new_request", 0)
         if acks >= expected and outbox.get("pending", 0) == 0:
@@ -356,9 +387,10 @@ def _cpu_by_thread_name(before: dict[int, float], after: dict[int, float],
 
 
 def run_nexusmail(children: Children, plan: Plan, connections: int, round_no: int,
-                  profile_out: Path | None = None,
+                  server: str = SQLITE, profile_out: Path | None = None,
                   threads_out: Path | None = None) -> RunResult:
-    run_dir = plan.work_dir / f"nexusmail-c{connections}-r{round_no}"
+    database_url = plan.database_url if server == POSTGRESQL else None
+    run_dir = plan.work_dir / f"{server}-c{connections}-r{round_no}"
     data_dir = run_dir / "data"
     run_dir.mkdir()
     count_file = run_dir / "sink.json"
@@ -370,8 +402,10 @@ def run_nexusmail(children: Children, plan: Plan, connections: int, round_no: in
         sink_port = int(wait_for_event(sink, "sink.started")["port"])
         smtp_port, web_port = free_port(), free_port()
         config = run_dir / "nexusmail.toml"
+        if database_url:
+            pg_database.reset(database_url)  # a fresh install: the daemon migrates it
         write_config(config, data_dir, smtp_port, web_port, sink_port, connections,
-                     plan.parse_processes)
+                     plan.parse_processes, database_url)
         nexusmail_args = ["--config", str(config), "run"]
         if profile_out is not None:
             argv = [sys.executable, str(BENCH_DIR / "profile_daemon.py"), "--out",
@@ -393,13 +427,13 @@ def run_nexusmail(children: Children, plan: Plan, connections: int, round_no: in
         load = run_load(children, plan, smtp_port, connections, run_dir)
         after_load, threads_after = group_usage(daemon.pgid), thread_cpu(daemon.pid)
         procs_after = group_cpu_by_process(daemon.pgid)
-        db_path = _database_path(data_dir)
+        store = StoreReads(_database_path(data_dir), database_url)
         load_ended = time.monotonic()
-        outcomes, outbox, acks = wait_for_acks(db_path, count_file)
+        outcomes, outbox, acks = wait_for_acks(store, count_file)
         acks_drain_s = time.monotonic() - load_ended
         after_drain = group_usage(daemon.pgid)
         if outcomes.get("quarantined"):
-            for reason in quarantine_reasons(db_path):
+            for reason in quarantine_reasons(store):
                 print(f"  quarantined: {reason}", file=sys.stderr, flush=True)
     finally:
         if daemon is not None:
@@ -407,7 +441,7 @@ def run_nexusmail(children: Children, plan: Plan, connections: int, round_no: in
         sink.stop()
     stored = sum(outcomes.get(o, 0) for o in STORED_OUTCOMES)
     result = RunResult(
-        "nexusmail", connections, round_no, load, after_load.cpu_s - before.cpu_s,
+        server, connections, round_no, load, after_load.cpu_s - before.cpu_s,
         after_drain.hwm_mb, after_drain.processes, after_drain.leader_hwm_mb,
         after_drain.pss_mb, daemon.exit_code, daemon.stop_s,
         cpu_s_with_drain=after_drain.cpu_s - before.cpu_s, outcomes=outcomes, outbox=outbox,
@@ -429,7 +463,7 @@ def run_nexusmail(children: Children, plan: Plan, connections: int, round_no: in
 # --- report ---------------------------------------------------------------------------------
 
 def _fmt_stored(r: RunResult) -> str:
-    if r.server != "nexusmail":
+    if r.server == STOCK:
         return "–"
     parts = "+".join(str(r.outcomes.get(o, 0)) for o in STORED_OUTCOMES)
     others = {k: v for k, v in r.outcomes.items() if k not in STORED_OUTCOMES}
@@ -446,7 +480,8 @@ def results_table(results: list[RunResult]) -> str:
             "| stored new+follow-up "
             "| acks at sink (s after load) |")
     rows = [head, "|" + "---|" * 13]
-    for r in sorted(results, key=lambda r: (r.connections, r.round, r.server != "stock")):
+    for r in sorted(results, key=lambda r: (r.connections, r.round,
+                                            [STOCK, *DAEMONS].index(r.server))):
         acks = "–" if r.acks is None else str(r.acks)
         if r.acks_drain_s is not None:
             acks += f" (+{r.acks_drain_s:.1f})"
@@ -464,10 +499,11 @@ def results_table(results: list[RunResult]) -> str:
 def summary(results: list[RunResult]) -> list[dict[str, Any]]:
     out = []
     for conns in sorted({r.connections for r in results}):
-        stock = [r for r in results if r.connections == conns and r.server == "stock"]
-        nexus = [r for r in results if r.connections == conns and r.server == "nexusmail"]
+        runs_of = {name: [r for r in results if r.connections == conns and r.server == name]
+                   for name in (STOCK, *DAEMONS)}
+        stock, nexus = runs_of[STOCK], runs_of[SQLITE]
         row: dict[str, Any] = {"connections": conns}
-        for name, runs in (("stock", stock), ("nexusmail", nexus)):
+        for name, runs in runs_of.items():
             if runs:
                 row[name] = {
                     "msgs_per_s": round(statistics.mean(r.load["msgs_per_s"] for r in runs), 1),
@@ -491,15 +527,22 @@ def summary(results: list[RunResult]) -> list[dict[str, Any]]:
                         per_round[s.round + 1] = round(
                             n.load["msgs_per_s"] / s.load["msgs_per_s"], 2)
             row["ratio_per_round"] = per_round
+        for base, key in ((STOCK, "pg_ratio"), (SQLITE, "pg_to_sqlite")):
+            if runs_of[base] and runs_of[POSTGRESQL]:
+                row[key] = round(row[POSTGRESQL]["msgs_per_s"] / row[base]["msgs_per_s"], 2)
+                row[key + "_per_round"] = {
+                    b.round + 1: round(p.load["msgs_per_s"] / b.load["msgs_per_s"], 2)
+                    for b in runs_of[base] for p in runs_of[POSTGRESQL] if p.round == b.round}
         out.append(row)
     return out
 
 
 def verdict(rows: list[dict[str, Any]], results: list[RunResult]) -> list[str]:
     top = max(rows, key=lambda r: r["connections"])
+    checks = _postgresql_checks(top, results)
     if "ratio" not in top:
-        return []
-    nexus = top["nexusmail"]
+        return _checked(checks)
+    nexus = top[SQLITE]
     checks = [
         (f"throughput at {top['connections']} connections ≥ {TARGET_RATIO}× stock",
          top["ratio"] >= TARGET_RATIO, f"{top['ratio']}×"),
@@ -513,8 +556,29 @@ def verdict(rows: list[dict[str, Any]], results: list[RunResult]) -> list[str]:
          f"Pss of all at the end {nexus['pss_mb_max']:.0f} MB"),
         ("every mail stored (new + follow-up = sent), no errors",
          all(r.stored_ok and r.load["errors"] == 0
-             for r in results if r.server == "nexusmail"), ""),
+             for r in results if r.server == SQLITE), ""),
+        *checks,
     ]
+    return _checked(checks)
+
+
+def _postgresql_checks(top: dict[str, Any], results: list[RunResult]
+                       ) -> list[tuple[str, bool, str]]:
+    if "pg_to_sqlite" not in top:
+        return []
+    pg = top[POSTGRESQL]
+    return [
+        (f"PostgreSQL throughput at {top['connections']} connections ≥ {TARGET_PG_RATIO}× "
+         "SQLite", top["pg_to_sqlite"] >= TARGET_PG_RATIO, f"{top['pg_to_sqlite']}×"),
+        (f"PostgreSQL p99 < {TARGET_PG_P99_MS:.0f} ms (worst round)",
+         pg["p99_ms_worst"] < TARGET_PG_P99_MS, f"{pg['p99_ms_worst']:.1f} ms"),
+        ("PostgreSQL: every mail stored (new + follow-up = sent), no errors",
+         all(r.stored_ok and r.load["errors"] == 0
+             for r in results if r.server == POSTGRESQL), ""),
+    ]
+
+
+def _checked(checks: list[tuple[str, bool, str]]) -> list[str]:
     return [f"- {'PASS' if ok else 'FAIL'}: {name}" + (f" — {value}" if value else "")
             for name, ok, value in checks]
 
@@ -544,6 +608,16 @@ def report(machine: dict[str, Any], plan: Plan, args: argparse.Namespace,
                 f"| {row['connections']} | {row['stock']['msgs_per_s']:.0f} "
                 f"| {row['nexusmail']['msgs_per_s']:.0f} | {row['ratio']:.2f}× "
                 f"| {', '.join(f'{v:.2f}' for v in row['ratio_per_round'].values())} |")
+    if any("pg_to_sqlite" in row for row in rows):
+        lines += ["", "| conns | SQLite msgs/s | PostgreSQL msgs/s | PostgreSQL / SQLite "
+                  "| per round | PostgreSQL / stock |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        if "pg_to_sqlite" in row:
+            lines.append(
+                f"| {row['connections']} | {row[SQLITE]['msgs_per_s']:.0f} "
+                f"| {row[POSTGRESQL]['msgs_per_s']:.0f} | {row['pg_to_sqlite']:.2f}× "
+                f"| {', '.join(f'{v:.2f}' for v in row['pg_to_sqlite_per_round'].values())} "
+                f"| {row.get('pg_ratio', '–')}× |")
     checks = verdict(rows, results)
     if checks:
         lines += ["", *checks]
@@ -582,8 +656,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, nargs="+", default=[8, 32])
-    parser.add_argument("--servers", default="stock,nexusmail",
-                        help="comma-separated subset of stock,nexusmail")
+    parser.add_argument("--servers", default=None,
+                        help=f"comma-separated subset of {STOCK},{SQLITE},{POSTGRESQL} "
+                             f"(default: all that apply; {POSTGRESQL} with --database-url)")
     parser.add_argument("--client", choices=["raw", "aiosmtplib"], default="raw")
     parser.add_argument("--profile", action="store_true",
                         help="one nexusmail run under cProfile (figures not comparable)")
@@ -595,13 +670,23 @@ def main(argv: list[str] | None = None) -> int:
                              "tree (others may be editing it mid-run)")
     parser.add_argument("--parse-processes", type=int, metavar="N",
                         help="the daemon's [ingest] parse_processes (default: its own)")
+    parser.add_argument("--database-url", metavar="postgresql://USER@HOST:PORT/DB",
+                        help=f"also run the daemon on this PostgreSQL database ({POSTGRESQL});"
+                             " EVERYTHING IN IT IS DROPPED before each run; the password, "
+                             "if one is needed, from PGPASSWORD or ~/.pgpass")
     args = parser.parse_args(argv)
-    servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-    if not set(servers) <= {"stock", "nexusmail"}:
-        parser.error("--servers takes stock and/or nexusmail")
+    default_servers = [STOCK, SQLITE] + ([POSTGRESQL] if args.database_url else [])
+    servers = ([s.strip() for s in args.servers.split(",") if s.strip()] if args.servers
+               else default_servers)
+    if not set(servers) <= {STOCK, *DAEMONS}:
+        parser.error(f"--servers takes {STOCK}, {SQLITE} and/or {POSTGRESQL}")
+    if POSTGRESQL in servers and not args.database_url:
+        parser.error(f"{POSTGRESQL} needs --database-url")
 
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     machine = machine_info()
+    if args.database_url:
+        machine["postgresql"] = pg_database.server_version(args.database_url)
     print(f"machine: {json.dumps(machine)}", flush=True)
     print(f"command: {command_line()}", flush=True)
     started = time.perf_counter()
@@ -616,7 +701,7 @@ def main(argv: list[str] | None = None) -> int:
         daemon_tree = export_revision(args.daemon_rev, work_dir / "daemon-src")
         machine["git"] = f"{args.daemon_rev} ({_short_rev(args.daemon_rev)}, exported)"
     plan = Plan(corpus, index_path, args.client, work_dir, args.keep, daemon_tree,
-                args.parse_processes)
+                args.parse_processes, args.database_url)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     results: list[RunResult] = []
     try:
@@ -624,8 +709,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile:
                 profile_path = OUT_DIR / f"daemon-{stamp}.prof"
                 conns = max(args.connections)
-                print(f"profiling nexusmail at {conns} connections ...", flush=True)
-                result = run_nexusmail(children, plan, conns, 0, profile_out=profile_path)
+                daemon = POSTGRESQL if POSTGRESQL in servers else SQLITE
+                print(f"profiling {daemon} at {conns} connections ...", flush=True)
+                result = run_nexusmail(children, plan, conns, 0, daemon,
+                                       profile_out=profile_path)
                 print(f"  under the profiler: {result.load['msgs_per_s']} msgs/s, "
                       f"stored ok: {result.stored_ok}", flush=True)
                 print(profile_report(profile_path))
@@ -633,8 +720,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             if args.thread_cpu:
                 conns = max(args.connections)
-                print(f"nexusmail at {conns} connections, CPU per thread ...", flush=True)
-                result = run_nexusmail(children, plan, conns, 0,
+                daemon = POSTGRESQL if POSTGRESQL in servers else SQLITE
+                print(f"{daemon} at {conns} connections, CPU per thread ...", flush=True)
+                result = run_nexusmail(children, plan, conns, 0, daemon,
                                        threads_out=work_dir / "threads.jsonl")
                 print(f"  {result.load['msgs_per_s']} msgs/s, {result.cpu_s:.2f} s CPU in "
                       f"the load window ({result.cpu_ms_per_mail:.2f} ms/mail), stored ok: "
@@ -650,8 +738,8 @@ def main(argv: list[str] | None = None) -> int:
             for round_no, conns, server in _schedule(args.rounds, args.connections, servers):
                 print(f"round {round_no + 1}/{args.rounds}, {conns} connections, {server} ...",
                       flush=True)
-                run = run_stock if server == "stock" else run_nexusmail
-                result = run(children, plan, conns, round_no)
+                run = run_stock if server == STOCK else run_nexusmail
+                result = run(children, plan, conns, round_no, server)
                 results.append(result)
                 print(f"  {server}: {result.load['msgs_per_s']:.0f} msgs/s, "
                       f"p50 {result.load['p50_ms']:.1f} ms, p99 {result.load['p99_ms']:.1f} ms, "
@@ -659,7 +747,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"(all processes {result.rss_mb:.0f} MB), "
                       f"errors {result.load['errors']}"
                       + (f", outcomes {result.outcomes}, acks {result.acks}"
-                         if server == "nexusmail" else ""), flush=True)
+                         if server != STOCK else ""), flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(work_dir, ignore_errors=True)
