@@ -29,19 +29,21 @@ def settings(tmp_path: Path) -> Settings:
 def seed(tx: WriteTx) -> None:
     """Rossi (its site 1 with machine AB1234 at it, contact mario@), Bianchi (site 2)."""
     now = iso(FakeClock().now())
-    tx.execute("INSERT INTO customers (id, name, email, verified, created_at)"
-               " VALUES (1, 'Rossi Srl', 'info@rossi-srl.it', 1, ?)", (now,))
-    tx.execute("INSERT INTO customers (id, name, email, verified, created_at)"
-               " VALUES (2, 'Bianchi', 'ufficio@bianchi.it', 1, ?)", (now,))
-    tx.execute("INSERT INTO contacts (id, customer_id, name, email, phone, verified,"
-               " created_at) VALUES (1, 1, 'Mario', 'mario@rossi-srl.it', '333 1', 1, ?)",
+    # Ids come from insertion order, as on an empty store they do on both stores (a
+    # PostgreSQL identity does not move past an id given by hand, SQLite's rowid does).
+    tx.execute("INSERT INTO customers (name, email, verified, created_at)"
+               " VALUES ('Rossi Srl', 'info@rossi-srl.it', 1, ?)", (now,))
+    tx.execute("INSERT INTO customers (name, email, verified, created_at)"
+               " VALUES ('Bianchi', 'ufficio@bianchi.it', 1, ?)", (now,))
+    tx.execute("INSERT INTO contacts (customer_id, name, email, phone, verified,"
+               " created_at) VALUES (1, 'Mario', 'mario@rossi-srl.it', '333 1', 1, ?)",
                (now,))
     for site_id, customer_id in ((1, 1), (2, 2), (3, 1)):
-        tx.execute("INSERT INTO sites (id, customer_id, name, address, created_at, updated_at)"
-                   " VALUES (?, ?, ?, 'Via Po 1', ?, ?)",
-                   (site_id, customer_id, f"Sede {site_id}", now, now))
-    tx.execute("INSERT INTO equipment (id, customer_id, site_id, serial, model, created_at,"
-               " updated_at) VALUES (1, 1, 1, 'AB1234', 'ecoTEC', ?, ?)", (now, now))
+        tx.execute("INSERT INTO sites (customer_id, name, address, created_at, updated_at)"
+                   " VALUES (?, ?, 'Via Po 1', ?, ?)",
+                   (customer_id, f"Sede {site_id}", now, now))
+    tx.execute("INSERT INTO equipment (customer_id, site_id, serial, model, created_at,"
+               " updated_at) VALUES (1, 1, 'AB1234', 'ecoTEC', ?, ?)", (now, now))
     tx.execute("INSERT INTO employees (email, name, language, created_at)"
                " VALUES ('luca@firm.test', 'Luca', 'it', ?)", (now,))
 

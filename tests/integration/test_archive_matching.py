@@ -38,19 +38,21 @@ def seed(tx: WriteTx) -> None:
     """Rossi Srl (domain rossi-srl.it, contact mario@, boiler AB1234 at its warehouse),
     and Bianchi, known only by its own address, with a machine of its own."""
     now = iso(SystemClock().now())
-    tx.execute("INSERT INTO customers (id, name, tax_id, verified, owner, created_at)"
-               " VALUES (1, 'Rossi Srl', 'IT01234567890', 1, 'anna@firm.test', ?)", (now,))
+    # Ids come from insertion order, as on an empty store they do on both stores (a
+    # PostgreSQL identity does not move past an id given by hand, SQLite's rowid does).
+    tx.execute("INSERT INTO customers (name, tax_id, verified, owner, created_at)"
+               " VALUES ('Rossi Srl', 'IT01234567890', 1, 'anna@firm.test', ?)", (now,))
     tx.execute("INSERT INTO customer_domains (domain, customer_id) VALUES ('rossi-srl.it', 1)")
-    tx.execute("INSERT INTO contacts (id, customer_id, name, email, verified, created_at)"
-               " VALUES (1, 1, 'Mario Rossi', 'mario@rossi-srl.it', 1, ?)", (now,))
-    tx.execute("INSERT INTO sites (id, customer_id, name, address, created_at, updated_at)"
-               " VALUES (1, 1, 'Magazzino', 'Via Po 1, Torino', ?, ?)", (now, now))
-    tx.execute("INSERT INTO equipment (id, customer_id, site_id, serial, model, created_at,"
-               " updated_at) VALUES (1, 1, 1, 'AB1234', 'ecoTEC', ?, ?)", (now, now))
-    tx.execute("INSERT INTO customers (id, name, email, verified, created_at)"
-               " VALUES (2, 'Bianchi', 'ufficio@bianchi.it', 1, ?)", (now,))
-    tx.execute("INSERT INTO equipment (id, customer_id, serial, created_at, updated_at)"
-               " VALUES (2, 2, 'ZX9876', ?, ?)", (now, now))
+    tx.execute("INSERT INTO contacts (customer_id, name, email, verified, created_at)"
+               " VALUES (1, 'Mario Rossi', 'mario@rossi-srl.it', 1, ?)", (now,))
+    tx.execute("INSERT INTO sites (customer_id, name, address, created_at, updated_at)"
+               " VALUES (1, 'Magazzino', 'Via Po 1, Torino', ?, ?)", (now, now))
+    tx.execute("INSERT INTO equipment (customer_id, site_id, serial, model, created_at,"
+               " updated_at) VALUES (1, 1, 'AB1234', 'ecoTEC', ?, ?)", (now, now))
+    tx.execute("INSERT INTO customers (name, email, verified, created_at)"
+               " VALUES ('Bianchi', 'ufficio@bianchi.it', 1, ?)", (now,))
+    tx.execute("INSERT INTO equipment (customer_id, serial, created_at, updated_at)"
+               " VALUES (2, 'ZX9876', ?, ?)", (now, now))
 
 
 @pytest.fixture
