@@ -168,12 +168,13 @@ def strip_quote(text: str) -> str:
             continue
         if index and quoted_next[index + 1] and _continues_quote(lines[index - 1], stripped):
             continue  # a quoted line the client wrapped without its `>`
-        if index and _FOOTER_NOTICES.match(fold(stripped[:_FOOTER_OPENING_CHARS])):
+        long_line = len(stripped) > MAX_MARKER_CHARS
+        folded = fold(stripped[:_FOOTER_OPENING_CHARS] if long_line else stripped)
+        if index and _FOOTER_NOTICES.match(folded):
             break
-        if len(stripped) > MAX_MARKER_CHARS:  # prose, never a marker: no pattern to try
+        if long_line:  # prose, never a marker: no other pattern to try
             kept.append(line.rstrip())
             continue
-        folded = fold(stripped)
         if _CUT_LINE.match(folded) or _is_mobile_footer(stripped, folded):
             break
         if _starts_header_block(lines, index, folded):

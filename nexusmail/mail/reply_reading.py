@@ -41,6 +41,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from enum import Enum, StrEnum
+from typing import NamedTuple
 
 from nexusmail.mail.hours import ReportedTime, read_hours
 from nexusmail.mail.html import html_to_text
@@ -154,9 +155,12 @@ _TABLE: tuple[tuple[str, Verdict | None, bool, _Where, tuple[str, ...]], ...] = 
     ("yes_word", Verdict.CONFIRMED, False, _Where.ALONE, (r"si", r"da")),
     ("no_word", Verdict.REJECTED, False, _Where.ALONE, (r"no", r"nope", r"nu")),
 )
-_PHRASES = re.compile("|".join(
-    rf"(?P<{name}>\b(?:{'|'.join(phrases)})\b)" for name, _, _, _, phrases in _TABLE
-))
+# One word-start test per position for the whole table (not one per group): every
+# phrase starts with a letter, most positions are inside a word or at its end, and this
+# scan is what the reader spends most of its time on.
+_PHRASES = re.compile(r"\b(?=[a-z])(?:" + "|".join(
+    rf"(?P<{name}>(?:{'|'.join(phrases)})\b)" for name, _, _, _, phrases in _TABLE
+) + ")")
 _RULES = {name: (verdict, explicit, where) for name, verdict, explicit, where, _ in _TABLE}
 
 _LINES_READ = 5              # the verdict opens the reply; a later "no" is about something else
@@ -170,8 +174,7 @@ _STOP_MARKS = frozenset(".!?,;:\n")
 _LEADING_PUNCTUATION = re.compile(r"^[\s:;,.!\-\u2013\u2014)]+")
 
 
-@dataclass(frozen=True)
-class _Hit:
+class _Hit(NamedTuple):  # a tuple: made for every phrase found, a dataclass costs more
     verdict: Verdict
     explicit: bool
     start: int
@@ -179,11 +182,10 @@ class _Hit:
     needs_hours: bool = False
 
 
-@dataclass(frozen=True)
-class _Line:
+class _Line(NamedTuple):
     """One of the first lines read, with the phrases said in it and its doubts."""
 
-    index: int
+    at: int                    # its index in the lines
     hits: list[_Hit]
     doubts: list[int]          # where a doubt, condition or deferral starts
 
@@ -208,15 +210,16 @@ def read_reply(text: str | None, html: str | None = None) -> ReplyReading:
         read.append(_Line(index, hits, doubts))
         if len(read) == _LINES_READ:
             break
-    report = _report(read, lines, body)
-    if report is not None:
-        return report
+    if any(hit.verdict in REPORTS for line in read for hit in line.hits):
+        report = _report(read, lines, body)
+        if report is not None:
+            return report
     decided = next((line for line in read if any(h.verdict not in REPORTS for h in line.hits)),
                    None)
     if decided is None:
         return ReplyReading(Verdict.UNCLEAR, "", body)
     hits = [hit for hit in decided.hits if hit.verdict not in REPORTS]
-    reading = _decide(hits, lines[decided.index], lines[decided.index + 1:], body)
+    reading = _decide(hits, lines[decided.at], lines[decided.at + 1:], body)
     if reading.verdict is Verdict.CONFIRMED and any(line.doubts for line in read):
         # Only a confirmation is vetoed: a refusal reaches the operator anyway, and "I
         # can't, maybe Friday" is still a refusal; "ok, if I'm done in time" is no yes.
@@ -245,7 +248,7 @@ def _report(read: list[_Line], lines: list[str], body: str) -> ReplyReading | No
                 time = time or read_hours("\n".join(lines))
                 if time.work_minutes is None:
                     continue
-            if _in_same_sentence(lines[line.index], hit, line.doubts):
+            if _in_same_sentence(lines[line.at], hit, line.doubts):
                 doubted = True
                 continue
             time = time or read_hours("\n".join(lines))
@@ -256,8 +259,8 @@ def _report(read: list[_Line], lines: list[str], body: str) -> ReplyReading | No
 
 
 def _reason_after(hit: _Hit, line: _Line, lines: list[str]) -> str:
-    rest = _LEADING_PUNCTUATION.sub("", lines[line.index][hit.end:]).strip()
-    return _reason(rest, lines[line.index + 1:])
+    rest = _LEADING_PUNCTUATION.sub("", lines[line.at][hit.end:]).strip()
+    return _reason(rest, lines[line.at + 1:])
 
 
 _SENTENCE_ENDS = frozenset(".!?;")

@@ -40,9 +40,9 @@ def signature_start(lines: list[str]) -> int:
         stripped = line.strip()
         if not stripped:
             continue
-        if written and len(stripped) <= _LONGEST_SIGNATURE_LINE and (
-                CLOSING.match(fold(stripped)) or _NAME.match(stripped)
-                or _CONTACT.search(fold(stripped))):
-            return index
+        if written and len(stripped) <= _LONGEST_SIGNATURE_LINE:
+            folded = fold(stripped)
+            if CLOSING.match(folded) or _NAME.match(stripped) or _CONTACT.search(folded):
+                return index
         written = True
     return len(lines)
