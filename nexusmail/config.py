@@ -79,8 +79,8 @@ class SmtpSettings(_Section):
     spool_threshold_bytes: int = Field(1024 * 1024, ge=64 * 1024, le=1024 * 1024 * 1024)
     # Spooled mails handed on (read back, parsed, stored) at once must fit in this
     # together; the others wait their turn on disk, a larger one goes alone. Each takes
-    # about five times its size in the daemon at its peak (copies to and from a parse
-    # worker, the attachments, the store).
+    # a few times its size in the daemon at its peak (the bytes, the attachments parsed
+    # from them, the store's copy).
     in_flight_data_bytes: int = Field(32 * 1024 * 1024, ge=1024 * 1024)
 
 

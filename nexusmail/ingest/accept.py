@@ -14,13 +14,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import structlog
 
 from nexusmail.clock import Clock
 from nexusmail.config import Settings
 from nexusmail.ingest.parse_workers import JobTimedOut, ParseWorkers
-from nexusmail.ingest.prepare import Prepared, prepare
+from nexusmail.ingest.prepare import Prepared, prepare, prepare_file
 from nexusmail.live_settings import LiveSettings, live
 from nexusmail.mail.parsed import MailAttachment, ParsedMail
 from nexusmail.service.metrics import TEMPORARY_FAILURE, Metrics
@@ -48,6 +49,7 @@ class Envelope:
 class _Options:
     acknowledge: bool
     retry_of: int | None
+    raw_file: Path | None = None
 
 
 class Ingest:
@@ -94,15 +96,18 @@ class Ingest:
         return True
 
     async def accept(self, raw: bytes, envelope: Envelope, source: str, *,
-                     acknowledge: bool = True, retry_of: int | None = None) -> IngestResult:
+                     acknowledge: bool = True, retry_of: int | None = None,
+                     raw_file: Path | None = None) -> IngestResult:
         """`acknowledge=False` for imported history (no acknowledgement for a case it
-        opens); `retry_of`: the quarantined inbound row these bytes are retried for."""
+        opens); `retry_of`: the quarantined inbound row these bytes are retried for;
+        `raw_file`: a file holding exactly `raw` (a spooled SMTP mail), which a parse
+        worker reads rather than being sent the bytes."""
         started = self.clock.monotonic()  # the bytes are here: DATA ended, or IMAP fetched
         self.in_flight += 1
         self.idle.clear()
         try:
             result = await self._accept(raw, envelope, source,
-                                        _Options(acknowledge, retry_of))
+                                        _Options(acknowledge, retry_of, raw_file))
         except TemporaryFailure:
             if self.metrics is not None:
                 self.metrics.mail(source, TEMPORARY_FAILURE)
@@ -123,7 +128,7 @@ class Ingest:
         trace_id = uuid.uuid4().hex[:16]
         with structlog.contextvars.bound_contextvars(trace_id=trace_id, source=source):
             try:
-                prepared = await self._prepare(raw, envelope)
+                prepared = await self._prepare(raw, envelope, options.raw_file)
             except JobTimedOut as exc:  # hostile or pathological: kept for a look
                 return await self._quarantine(raw, envelope, source, f"parse failed: {exc}")
             except Exception as exc:  # our parser's bug must not lose the mail
@@ -131,17 +136,21 @@ class Ingest:
             with structlog.contextvars.bound_contextvars(message_id=prepared.mail.message_id):
                 return await self._apply(raw, envelope, source, prepared, options)
 
-    async def _prepare(self, raw: bytes, envelope: Envelope) -> Prepared:
+    async def _prepare(self, raw: bytes, envelope: Envelope,
+                       raw_file: Path | None = None) -> Prepared:
         limits = self.settings.limits
-        args = (raw, envelope.mail_from, self.own_domains, limits.max_body_chars,
+        rest = (envelope.mail_from, self.own_domains, limits.max_body_chars,
                 limits.max_attachments, tuple(envelope.rcpt_tos))
         if self.parsers is not None:
             # Parsing is the largest CPU cost per mail (~1.1 ms on the bench corpus); in
             # a process it runs on another core instead of holding the GIL the event loop
             # and the writer need. Shipping the bytes and the result costs ~0.1 ms.
-            return await self.parsers.run(prepare, *args,
-                                          timeout_s=self.settings.ingest.parse_timeout_s)
-        return prepare(*args)
+            timeout_s = self.settings.ingest.parse_timeout_s
+            if raw_file is not None:
+                return await self.parsers.run(prepare_file, str(raw_file), *rest,
+                                              timeout_s=timeout_s)
+            return await self.parsers.run(prepare, raw, *rest, timeout_s=timeout_s)
+        return prepare(raw, *rest)
 
     async def _apply(self, raw: bytes, envelope: Envelope, source: str,
                      prepared: Prepared, options: _Options) -> IngestResult:

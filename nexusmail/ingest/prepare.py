@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from nexusmail.ingest.noise import noise_reason
 from nexusmail.ingest.parse import parse_mail
@@ -60,3 +61,11 @@ def prepare(raw: bytes, envelope_from: str | None, own_domains: Collection[str],
     mail = replace(mail, html_as_sent=None, from_values=(), sender_problem=sender_problem)
     return Prepared(sha256_hex(raw), content_sha256(raw), mail, noise, language, reading,
                     serials)
+
+
+def prepare_file(path: str, *args: Any, **kwargs: Any) -> Prepared:
+    """`prepare` for a mail spooled to a file: a parse worker reads it from there, so
+    the daemon does not pickle and ship a large mail's bytes (two more copies of it)."""
+    with open(path, "rb") as spooled:
+        raw = spooled.read()
+    return prepare(raw, *args, **kwargs)

@@ -57,7 +57,9 @@ class SmtpHandler:
             raw = raw.encode("utf-8", "surrogateescape")
         try:
             result = await self.ingest.accept(
-                raw, Envelope(envelope.mail_from or "", tuple(envelope.rcpt_tos)), self.source)
+                raw, Envelope(envelope.mail_from or "", tuple(envelope.rcpt_tos)), self.source,
+                # A large mail spooled by our listener: the parse worker reads it there.
+                raw_file=getattr(envelope, "spool_path", None))
         except TemporaryFailure as exc:
             log.warning("smtp.temporary_failure", error=str(exc))
             status = S451_TRY_AGAIN

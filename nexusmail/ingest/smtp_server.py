@@ -108,9 +108,10 @@ class BulkDataMixin:
                     smtp._set_post_data_state()
                     await smtp.push(S451_TRY_AGAIN)
                     return
-                await sink.discard()  # in memory now: the file is not needed
                 self.envelope.content = content
                 self.envelope.original_content = content
+                # Kept until the handler returns: a parse worker reads the mail from it.
+                self.envelope.spool_path = sink.path
                 del content
                 status = await smtp._call_handler_hook("DATA")
                 smtp._set_post_data_state()  # drops the envelope, and the mail with it
