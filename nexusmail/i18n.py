@@ -63,6 +63,9 @@ LABELS = {
     "yearly": N_("yearly"), "same_day": N_("same day of the month"),
     "last_day": N_("last day of the month"), "nth_weekday": N_("same weekday of the month"),
     "opened": N_("opened"), "skipped": N_("skipped"),
+    # deadlines: which one, and the list's deadline filter
+    "response": N_("response"), "resolution": N_("resolution"), "overdue": N_("overdue"),
+    "today": N_("due today"),
     # languages of employees and customers
     "en": N_("English"), "it": N_("Italian"), "ro": N_("Romanian"),
 }

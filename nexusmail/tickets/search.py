@@ -16,6 +16,7 @@ from typing import Any, TypedDict
 from nexusmail.storage.connections import ReadTx, dialect_of
 from nexusmail.tickets import queries
 from nexusmail.tickets.attention import Attention
+from nexusmail.tickets.due_filter import DueFilter, due_clause
 from nexusmail.tickets.queries import InterventionSummary
 
 PAGE_SIZE = 50
@@ -34,6 +35,7 @@ class ListFilter:
     request_type: str = ""
     attention: Attention | None = None
     text: str = ""
+    due: DueFilter | None = None     # overdue or due today (tickets.due_filter)
 
 
 class AssigneeView(TypedDict):
@@ -93,6 +95,10 @@ def _conditions(f: ListFilter, dialect: str = "sqlite") -> tuple[list[str], list
                      else "i.request_type = ? COLLATE NOCASE")
         params.append(f.request_type.strip())
     where += _attention_conditions(f.attention)
+    if f.due is not None:
+        clause, due_params = due_clause(f.due)
+        where.append(clause)
+        params += due_params
     if postgresql:
         words = " ".join(_WORD.findall(f.text)[:MAX_QUERY_WORDS])
         if words:

@@ -7,6 +7,7 @@ view can be bookmarked or sent to a colleague), pages by intervention number
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,9 +21,11 @@ from nexusmail.admin.api.assignments import signing_keys
 from nexusmail.admin.api.base import MAX_ID, ApiError
 from nexusmail.admin.api.models import InterventionIn, describe_validation_error
 from nexusmail.admin.pages.base import Pages, check_csrf, form_text, redirect
+from nexusmail.admin.pages.due_times import next_deadline
 from nexusmail.i18n import msg
 from nexusmail.tickets import queries, search
 from nexusmail.tickets.attention import Attention
+from nexusmail.tickets.due_filter import Due, due_filter
 from nexusmail.tickets.entry import EntryRefused, open_with_assignees
 from nexusmail.tickets.models import Priority, Source, Status
 from nexusmail.tickets.new_requests import OpenRequest
@@ -32,7 +35,7 @@ log = structlog.get_logger(__name__)
 
 MAX_QUERY_CHARS = 200
 MAX_ENTRY_FORM_BYTES = 2 * 1024 * 1024
-_FILTER_KEYS = ("status", "employee", "customer", "type", "attention", "q", "sort")
+_FILTER_KEYS = ("status", "employee", "customer", "type", "attention", "due", "q", "sort")
 
 
 def list_routes(pages: Pages) -> list[Route]:
@@ -76,6 +79,10 @@ class _Handlers:
         params = request.query_params
         flt, chosen = read_filter(params)
         order = chosen["sort"] if chosen["sort"] in search.ORDERS else search.ORDERS[0]
+        now = self.p.services.clock.now()
+        if chosen["due"] in {d.value for d in Due}:
+            flt = replace(flt, due=due_filter(Due(chosen["due"]), now,
+                                              self.p.services.settings.calendar.timezone))
         async with self.p.services.store.read() as conn:
             page = await search.list_page(conn, flt, before=params.get("before"),
                                           after=params.get("after"), order=order)
@@ -92,6 +99,12 @@ class _Handlers:
             request, "list.html.j2", page=page, chosen=chosen, employees=employees,
             types=types, attentions=[a.value for a in Attention],
             statuses=[s.value for s in Status], orders=search.ORDERS, order=order, new=new,
+            due_choices=[d.value for d in Due],
+            dues={row["number"]: next_deadline(
+                status=row["status"], response_due=row["response_due"],
+                resolution_due=row["resolution_due"],
+                assignment_statuses=[a["status"] for a in row["assignees"]], now=now)
+                for row in page.rows},
             older_url=link(before=page.older) if page.older else None,
             newer_url=link(after=page.newer) if page.newer else None,
         )

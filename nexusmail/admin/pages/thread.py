@@ -38,6 +38,7 @@ from nexusmail.admin.pages.base import (
     form_text,
     redirect,
 )
+from nexusmail.admin.pages.due_times import next_deadline
 from nexusmail.i18n import msg
 from nexusmail.mail.addresses import check_address
 from nexusmail.mail.html import SANITIZER_VERSION, sanitize_html
@@ -195,7 +196,11 @@ class _Handlers:
         return self.p.render(
             request, "thread.html.j2", case=detail, entries=entries,
             assignable=[e for e in employees if e["active"] and e["email"] not in assigned],
-            preview_types=PREVIEW_TYPES)
+            preview_types=PREVIEW_TYPES, due=next_deadline(
+                status=detail["status"], response_due=detail["response_due"],
+                resolution_due=detail["resolution_due"],
+                assignment_statuses=[a["status"] for a in detail["assignments"]],
+                now=self.p.services.clock.now()))
 
     async def _mark_read(self, operator_id: int, number: int) -> None:
         """What the operator sees now is no longer new to them. Best effort: a store
