@@ -90,3 +90,31 @@ async def test_thread_lists_activities_and_a_resolved_case_can_be_closed(
     closed = await client.post("/interventions/1/close", data={"csrf_token": csrf_of(page.text)})
     assert closed.status_code == 303
     assert await daemon.query("SELECT status FROM interventions") == [("closed",)]
+
+
+async def test_operators_record_time_and_fill_unread_hours_on_the_page(
+    daemon: Daemon, client: httpx.AsyncClient
+) -> None:
+    """The thread page's form records "2h30" of a visit; a report's unread hours are
+    filled in from the table's own form, as typed ("1,5")."""
+    page = await client.get("/interventions/1")
+    added = await client.post("/interventions/1/activities", data={
+        "csrf_token": csrf_of(page.text), "employee_email": LUCA, "kind": "visit",
+        "hours": "2h30", "date": "2026-02-10", "text": "Sopralluogo"})
+    assert added.status_code == 303
+    assert await daemon.query("SELECT kind, work_minutes FROM activities WHERE day ="
+                              " '2026-02-10'") == [("visit", 150)]
+    bad = await client.post("/interventions/1/activities", data={
+        "csrf_token": csrf_of(page.text), "employee_email": LUCA, "kind": "visit",
+        "hours": "tanto"})
+    assert bad.status_code == 422
+
+    def unread_report(tx: WriteTx) -> None:
+        tx.execute("UPDATE activities SET work_minutes = NULL, verdict = 'done' WHERE id = 1")
+    await daemon.running.store.write(unread_report)
+    page = await client.get("/interventions/1")
+    assert 'action="/activities/1/hours"' in page.text
+    filled = await client.post("/activities/1/hours", data={
+        "csrf_token": csrf_of(page.text), "hours": "1,5"})
+    assert filled.status_code == 303
+    assert await daemon.query("SELECT work_minutes FROM activities WHERE id = 1") == [(90,)]

@@ -12,6 +12,7 @@ Routes (all but /login and the stylesheet need a logged-in operator):
   `GET /attachments/{id}[/preview]`, `GET /messages/{id}/raw`       pages_thread
 - `GET /schedules`, `GET /schedules/{id}` with the next dates     pages_schedules
 - `GET /timesheets?month=YYYY-MM`, `GET /timesheets.csv?month=`   pages.timesheets
+- `POST /interventions/{n}/activities`, `POST /activities/{id}/hours` pages.activity_forms
 - `GET|POST /customers`, `GET|POST /customers/{id}` (card, edit), `POST
   /customers/{id}/contacts|sites|equipment|merge`                  pages.customers
 - `GET|POST /equipment/{id}` (card, history, edit); `GET|POST /request-types`
@@ -37,6 +38,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from nexusmail.admin import auth
 from nexusmail.admin.api.base import ApiError, ApiServices
+from nexusmail.admin.pages.activity_forms import activity_form_routes
 from nexusmail.admin.pages.base import (
     CsrfRejected,
     LoginRequired,
@@ -134,7 +136,7 @@ def build_pages_app(services: ApiServices) -> Starlette:
         Route(f"/static/{STYLESHEET}", css, methods=["GET"]),
         *login_routes(pages), *list_routes(pages), *thread_routes(pages),
         *schedule_routes(pages), *customer_routes(pages), *installed_base_routes(pages),
-        *timesheet_routes(pages),
+        *timesheet_routes(pages), *activity_form_routes(pages),
         *settings_routes(pages),
     ]
     return Starlette(

@@ -196,6 +196,7 @@ class _Handlers:
         return self.p.render(
             request, "thread.html.j2", case=detail, entries=entries,
             assignable=[e for e in employees if e["active"] and e["email"] not in assigned],
+            employees=[e for e in employees if e["active"]],
             preview_types=PREVIEW_TYPES, due=next_deadline(
                 status=detail["status"], response_due=detail["response_due"],
                 resolution_due=detail["resolution_due"],
