@@ -29,6 +29,7 @@ from nexusmail.records.links import customer_interventions
 from nexusmail.records.merge import merge_customers
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets.cases import Conflict
+from nexusmail.tickets.contracts import list_contracts
 
 log = structlog.get_logger(__name__)
 
@@ -179,11 +180,14 @@ class _Handlers:
             machines = (await equipment.find_equipment(conn, customer_id=customer_id,
                                                        limit=200))["items"]
             cases = await customer_interventions(conn, customer_id)
+            deals = await list_contracts(conn, customer_id)
         site_names = {s["id"]: s["name"] for s in places}
         serials = {m["id"]: m["serial"] for m in machines}
         return self.p.render(request, "customer.html.j2", status=status, c=customer,
                              contacts=people, sites=places, equipment=machines,
                              cases=cases, site_names=site_names, serials=serials,
+                             contracts=deals,
+                             low_hours=self.p.services.settings.contracts.low_hours_alert,
                              error=self.p.text(request, error) if error else None)
 
     async def _form(self, request: Request) -> FormData:
