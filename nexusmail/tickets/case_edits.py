@@ -82,6 +82,19 @@ def _shown(value: Any) -> str:
     return "(none)" if value in (None, "") else str(value)
 
 
+def request_type_defaults(tx: WriteTx, code: str) -> tuple[str | None, list[str]]:
+    """The default priority and the active default assignees of request type `code`;
+    (None, []) for free text that names no type of the list."""
+    row = tx.execute("SELECT default_priority FROM request_types WHERE code = ?",
+                     (code,)).fetchone() if code else None
+    if row is None:
+        return None, []
+    assignees = [r[0] for r in tx.execute(
+        "SELECT e.email FROM request_type_assignees a JOIN employees e ON e.id = a.employee_id"
+        " WHERE a.request_type = ? AND e.active = 1 ORDER BY e.email", (code,)).fetchall()]
+    return row["default_priority"], assignees
+
+
 def resolve_links(tx: WriteTx, customer_id: int, *, now: datetime,
                   contact_email: str | None = None, site_id: int | None = None,
                   equipment_serial: str | None = None,

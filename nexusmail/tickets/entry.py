@@ -20,6 +20,7 @@ from nexusmail.storage.connections import Storage, WriteTx
 from nexusmail.tickets import operator_replies
 from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.blobs import BlobStore
+from nexusmail.tickets.case_edits import request_type_defaults
 from nexusmail.tickets.cases import (
     Conflict,
     NewMessage,
@@ -82,8 +83,12 @@ def open_with_assignees(
     assigned_by: str,
 ) -> int:
     """Open the intervention and assign everyone listed, all in one transaction: an
-    unknown or inactive employee refuses the whole entry, nothing is created."""
+    unknown or inactive employee refuses the whole entry, nothing is created. With
+    nobody listed, a request type of the list brings its active default assignees
+    (when assignment mails can be signed)."""
     number = open_request(tx, entry, now=now, settings=settings)
+    if not assignees and reply_keys:
+        assignees = request_type_defaults(tx, entry.request_type)[1]
     for email in assignees:
         try:
             assign(tx, number, email, now=now, settings=settings, reply_keys=reply_keys,

@@ -13,7 +13,7 @@ import structlog
 
 from nexusmail.config import Settings
 from nexusmail.storage.connections import WriteTx
-from nexusmail.tickets.case_edits import resolve_links
+from nexusmail.tickets.case_edits import request_type_defaults, resolve_links
 from nexusmail.tickets.cases import (
     CustomerRef,
     NewIntervention,
@@ -59,6 +59,8 @@ class OpenRequest:
     links: frozenset[str] = frozenset()
     channel: str | None = None
     requested_at: str | None = None
+    # False: the request type's default priority applies (when it is a type of the list).
+    priority_given: bool = True
 
 
 def open_request(
@@ -70,6 +72,9 @@ def open_request(
     if customer.created and request.language_hint:
         tx.execute("UPDATE customers SET language = ? WHERE id = ?",
                    (request.language_hint, customer.customer_id))
+    priority = request.priority
+    if not request.priority_given:
+        priority = Priority(request_type_defaults(tx, request.request_type)[0] or priority)
     linked = resolve_links(tx, customer.customer_id, now=now,
                            contact_email=request.contact_email, site_id=request.site_id,
                            equipment_serial=request.equipment_serial, given=request.links)
@@ -81,7 +86,7 @@ def open_request(
             site_id=linked.get("site_id"), equipment_id=linked.get("equipment_id"),
             channel=request.channel, requested_at=request.requested_at,
             subject=request.subject, description=request.description, source=request.source,
-            request_type=request.request_type, priority=request.priority,
+            request_type=request.request_type, priority=priority,
             desired_from=request.desired_from, desired_to=request.desired_to,
             related_number=request.related_number, owner=customer.owner,
         ),

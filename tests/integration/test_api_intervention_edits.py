@@ -168,3 +168,23 @@ async def test_a_retired_employee_cannot_be_assigned(api: Api) -> None:
     assert assigned.status_code == 201
     missing = await api.client.patch("/api/v1/employees/x@firm.test", json={"active": True})
     assert missing.status_code == 404
+
+
+async def test_a_request_type_of_the_list_brings_its_defaults(api: Api) -> None:
+    """A type of the list gives a new case its default priority and default assignees
+    when the request names neither; a priority or assignees given win; free text as
+    a type changes nothing."""
+    def add_type(tx: WriteTx) -> None:
+        tx.execute("INSERT INTO request_types (code, name_en, default_priority)"
+                   " VALUES ('leak', 'Leak', 'urgent')")
+        tx.execute("INSERT INTO request_type_assignees (request_type, employee_id)"
+                   " SELECT 'leak', id FROM employees WHERE email = 'luca@firm.test'")
+
+    await api.store.write(add_type)
+    case = await create(api, request_type="leak")
+    assert case["priority"] == "urgent"
+    assert [a["employee_email"] for a in case["assignments"]] == ["luca@firm.test"]
+    given = await create(api, request_type="leak", priority="low", assignees=[])
+    assert given["priority"] == "low"
+    free = await create(api, request_type="perdita in cantina")
+    assert (free["priority"], free["assignments"]) == ("normal", [])

@@ -87,7 +87,7 @@ def archive_links(body: InterventionIn) -> dict[str, Any]:
         "equipment_serial": body.equipment_serial,
         "links": frozenset(name for name in _LINKS if name in given),
         "channel": body.channel, "requested_at": body.requested_at,
-        "language_hint": body.language,
+        "language_hint": body.language, "priority_given": "priority" in given,
     }
 
 

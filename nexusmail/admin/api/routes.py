@@ -215,7 +215,7 @@ class _Handlers:
             author=f"api:{token.name}", **archive_links(body),
         )
         now, settings = self.s.clock.now(), self.s.settings
-        keys = signing_keys(self.s) if body.assignees else ()
+        keys = signing_keys(self.s) if body.assignees else tuple(self.s.reply_keys)
         number = await self.s.store.write(lambda tx: set_notify_on_resolve(
             tx, open_with_assignees(
                 tx, entry, body.assignees, now=now, settings=settings, reply_keys=keys,
