@@ -36,4 +36,19 @@ def config_warnings(settings: Settings) -> list[ConfigWarning]:
             "[outbound] host",
             "empty while [smtp] protocol is \"lmtp\": acknowledgements and assignment "
             "mails are written to the Maildir in the data dir instead of being sent"))
+    found += _sla_warnings(settings)
     return found
+
+
+def _sla_warnings(settings: Settings) -> list[ConfigWarning]:
+    # An escalation or a warning with nobody to tell is written on the thread only:
+    # the point of chasing is lost without a word at start.
+    if settings.mail.operator_addresses:
+        return []
+    return [ConfigWarning(f"[{section}] {key}", "is set but [mail] operator_addresses is empty:"
+                          " nobody is told, the step is only written on the thread")
+            for section, key, value in (
+                ("sla", "escalate_after_hours", settings.sla.escalate_after_hours),
+                ("sla", "warn_before_hours", settings.sla.warn_before_hours),
+                ("contracts", "low_hours_alert", settings.contracts.low_hours_alert))
+            if value > 0]
