@@ -26,6 +26,7 @@ from nexusmail.admin import tokens
 from nexusmail.admin.api.models import AssignmentIn, EmployeeIn, describe_validation_error
 from nexusmail.cli import (
     backup,
+    employees,
     imports,
     mail_import,
     migrate_store,
@@ -148,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="language of the mails they get (default: [mail] "
                               "default_language)")
     add(employee, "list", _cmd_employee_list, "List employees.", "  nexusmail employee list")
+    employees.register(employee, add)
     operators.register(commands, config_opt, add, _group)
 
     assign_cmd = add(

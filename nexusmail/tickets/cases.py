@@ -246,5 +246,16 @@ def add_employee(
     return employee_id
 
 
+def set_employee_active(tx: WriteTx, email: str, *, active: bool) -> int:
+    """Retire an employee (no new assignments, so no assignment mail) or bring them
+    back; their id. NotFound for an unknown address."""
+    email = email.strip().lower()
+    row = tx.execute("UPDATE employees SET active = ? WHERE email = ? RETURNING id",
+                     (int(active), email)).fetchone()
+    if row is None:
+        raise NotFound(f"no employee with address {email}")
+    return int(row[0])
+
+
 def _date(value: date | None) -> str | None:
     return value.isoformat() if value else None

@@ -111,6 +111,21 @@ def test_employee_add_and_list(config: Path, capsys: pytest.CaptureFixture[str])
     assert "email" in err
 
 
+def test_employee_disable_and_enable(config: Path, capsys: pytest.CaptureFixture[str]
+                                     ) -> None:
+    """`employee disable` retires an employee (list says inactive), `enable` brings them
+    back; an unknown address fails with 1."""
+    cfg = ["--config", str(config)]
+    run(capsys, *cfg, "employee", "add", "luca@firm.test", "--name", "Luca", "--language", "it")
+    assert run(capsys, *cfg, "employee", "disable", "Luca@firm.test")[:2] == (
+        0, "Employee luca@firm.test disabled.\n")
+    assert "inactive" in run(capsys, *cfg, "employee", "list")[1]
+    assert run(capsys, *cfg, "employee", "enable", "luca@firm.test")[0] == 0
+    assert "inactive" not in run(capsys, *cfg, "employee", "list")[1]
+    code, _, err = run(capsys, *cfg, "employee", "disable", "nobody@firm.test")
+    assert (code, "no employee" in err) == (1, True)
+
+
 def test_check_config_masks_secrets(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """check-config prints the effective settings, never the password."""
     code, out, _ = run(capsys, "check-config", "--config", str(config))

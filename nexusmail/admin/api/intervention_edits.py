@@ -38,7 +38,7 @@ from nexusmail.records.links import intervention_records
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets import queries
 from nexusmail.tickets.case_edits import edit_intervention, hold_intervention, resolve_links
-from nexusmail.tickets.cases import NotFound
+from nexusmail.tickets.cases import NotFound, set_employee_active
 from nexusmail.tickets.models import Priority
 
 log = structlog.get_logger(__name__)
@@ -169,14 +169,8 @@ class _Handlers:
         email = request.path_params["email"].strip().lower()
         body = parse_body(self.s, EmployeePatchIn, await read_body(request))
 
-        def update(tx: WriteTx) -> int:
-            row = tx.execute("UPDATE employees SET active = ? WHERE email = ? RETURNING id",
-                             (int(body.active), email)).fetchone()
-            if row is None:
-                raise NotFound(f"employee {email} does not exist")
-            return int(row[0])
-
-        employee_id = await self.s.store.write(update)
+        employee_id = await self.s.store.write(
+            lambda tx: set_employee_active(tx, email, active=body.active))
         log.info("api.employee_active", employee=email, active=body.active,
                  token_name=token.name)
         async with self.s.store.read() as conn:
