@@ -34,7 +34,7 @@ from nexusmail.tickets.deadlines import (
     plan_intervention,
     run_step,
 )
-from nexusmail.tickets.sla_calendar import adder_of
+from nexusmail.tickets.sla_calendar import AddBusinessHours, adder_of
 from nexusmail.tickets.store import StorageError
 
 log = structlog.get_logger(__name__)
@@ -103,10 +103,8 @@ class DeadlineSweep:
         planned = 0
         for plan, ids in ((plan_intervention, new_cases), (plan_assignment, new_assignments)):
             for start in range(0, len(ids), PLAN_BATCH):
-                batch = ids[start:start + PLAN_BATCH]
-                await self.store.write(partial(_plan_all, plan=plan, ids=batch, now=now,
-                                               settings=settings, add=add))
-                planned += len(batch)
+                planned += await self._plan(plan, ids[start:start + PLAN_BATCH], now=now,
+                                            settings=settings, add=add)
         async with self.store.read() as conn:
             due = await _ids(conn, DUE_STEPS_SQL, (iso(now),))
             low = (await _ids(conn, LOW_CONTRACTS_SQL, (settings.contracts.low_hours_alert,))
@@ -132,6 +130,32 @@ class DeadlineSweep:
             failed=failed, contract_warnings=warned, mails=mails,
             select_ms=round(result.select_s * 1000, 1), run_ms=round(result.run_s * 1000, 1))
         return result
+
+    async def _plan(self, plan: Callable[..., None], batch: list[int], *, now: datetime,
+                    settings: Settings, add: AddBusinessHours) -> int:
+        """Plan a batch in one unit; when that fails, row by row, so one row that cannot
+        be planned (logged, tried again next tick) holds back neither the others nor the
+        steps already due."""
+        try:
+            await self.store.write(partial(_plan_all, plan=plan, ids=batch, now=now,
+                                           settings=settings, add=add))
+            return len(batch)
+        except StorageError:
+            raise
+        except Exception as exc:  # narrowed down row by row below
+            log.warning("sla.plan_batch_failed", what=plan.__name__, rows=len(batch),
+                        error=repr(exc))
+        planned = 0
+        for row_id in batch:
+            try:
+                await self.store.write(partial(_plan_all, plan=plan, ids=[row_id], now=now,
+                                               settings=settings, add=add))
+                planned += 1
+            except StorageError:
+                raise
+            except Exception as exc:  # a loop boundary: the row is retried next tick
+                log.error("sla.plan_failed", what=plan.__name__, id=row_id, error=repr(exc))
+        return planned
 
     async def _run_steps(self, due: list[int], now: datetime, settings: Settings,
                          stop: asyncio.Event | None) -> tuple[list[StepDone], int]:

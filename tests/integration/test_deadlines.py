@@ -321,3 +321,28 @@ async def test_deadlines_and_reminders_count_business_hours(store: Store, tmp_pa
     assert (await sweep.tick()).due == 0
     clock.advance(timedelta(minutes=1))
     assert (await sweep.tick()).sent == 1
+
+
+async def test_a_case_that_cannot_be_planned_holds_back_nothing(
+        store: Store, tmp_path: Path, clock: FakeClock) -> None:
+    """A row whose request time cannot be read is logged and retried; the cases beside
+    it still get their deadlines and the due steps still run."""
+    settings = make_settings(tmp_path, remind_after_hours=1)
+    await store.write(lambda tx: add_employee(tx, email=MARCO, name="Marco", language="it",
+                                              now=clock.now()))
+    good = await open_case(store, settings, clock)
+    await store.write(lambda tx: assign(tx, good, MARCO, now=clock.now(),
+                                        settings=settings, reply_keys=KEYS))
+    sweep = DeadlineSweep(store, settings, clock, on_outbox=lambda: None)
+    await sweep.tick()
+    bad = await open_case(store, settings, clock, "bad")
+    later = await open_case(store, settings, clock, "later")
+    await store.write(lambda tx: tx.execute(
+        "UPDATE interventions SET created_at = 'yesterday' WHERE number = ?", (bad,)))
+    clock.advance(timedelta(hours=1))
+    result = await sweep.tick()
+    assert (result.planned, result.sent) == (1, 1)
+    assert await rows(store, "SELECT number FROM interventions WHERE response_due IS NOT NULL"
+                      " ORDER BY number") == [(good,), (later,)]
+    assert await rows(store, "SELECT number FROM interventions WHERE sla_planned_at IS NULL"
+                      ) == [(bad,)]
