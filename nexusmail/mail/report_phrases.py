@@ -9,8 +9,21 @@ only as the first word of a clause: "Fatto, 2 ore" reports, "il fatto è" does n
 
 from __future__ import annotations
 
+_DAYS = (r"(?:domani|dopodomani|lunedi|martedi|mercoledi|giovedi|venerdi|sabato|la prossima"
+         r"|tomorrow|monday|tuesday|wednesday|thursday|friday|saturday|next week"
+         r"|maine|poimaine|luni|marti|miercuri|joi|vineri|sambata|saptamana viitoare)")
+
 # Not finished, cannot finish, waiting for a part, must come back.
 NOT_DONE = (
+    # Stopped for today, to go on another day: "finito per oggi", "torno domani".
+    r"(?:finito|fatto|finished|done|stopped|terminat|gata) (?:per oggi|per stasera|for today"
+    r"|for the day|pentru azi|pe azi|pe ziua de azi)",
+    r"(?:torno|ritorno|ripasso|rientro|continuo|proseguo|finisco|termino|be back|come back"
+    r"|return|continue|finish|revin|continui|continuam|termin|vin din nou) " + _DAYS,
+    _DAYS + r" (?:continuo|proseguo|finisco|termino|continue|finish|continui|termin)",
+    r"(?:will|i'll|i will) (?:return|come back|be back|finish|continue)",
+    r"(?:fatto|finito|fatta) (?:a )?meta", r"meta (?:del )?lavoro", r"half (?:done|finished)",
+    r"(?:am facut|facut) jumatate",
     # en
     r"not (?:yet )?(?:done|finished|complete|completed|fixed|resolved|solved)",
     r"(?:isn'?t|is not|wasn'?t|was not) (?:yet )?(?:done|finished|complete|fixed|resolved)",
@@ -67,6 +80,7 @@ DONE = (
     r"|riparato|ultimato)",
     r"(?:ho|abbiamo) (?:appena )?(?:finito|terminato|concluso|completato|risolto|sistemato"
     r"|riparato|ultimato|chiuso l'intervento)",
+    r"(?:ok|okay),? (?:fatto|finito|done|gata|terminat)",
     # ro
     r"am (?:terminat|finalizat|rezolvat|reparat|remediat|efectuat interventia|incheiat)",
     r"(?:lucrarea|lucrare|interventia|interventie|totul|problema|defectul) (?:a fost |e |este )?"
@@ -84,5 +98,7 @@ DONE_WORDS = (
     r"interventie (?:finalizata|efectuata|terminata)",
 )
 
-# "Gata" is "done" and also "ready" ("Gata, vin"): a report only when it states hours.
-DONE_IF_HOURS = (r"gata",)
+# "Gata" is "done" and also "ready" ("Gata, vin"), "tutto a posto" may be about the
+# plan: a report only when it states hours ("Gata, 3 ore", "Tutto a posto, 2 ore").
+DONE_IF_HOURS = (r"gata", r"tutto (?:a posto|ok|okay|sistemato)", r"all (?:good|sorted|fine)",
+                 r"totul (?:e )?(?:ok|in regula|bine)")

@@ -10,8 +10,9 @@ and the intervention's resolution when every confirmed technician has reported d
   done report, the intervention becomes `resolved` (an operator closes or reopens it):
   the operators are told, and the customer gets a closing mail when the intervention
   or `[reports] customer_closing_mail` asks for it.
-- not done: the assignment stays (or goes back to) `confirmed`, a resolved intervention
-  is open again, and the operators are told why.
+- not done: a confirmed assignment stays (a done one goes back to) `confirmed`, one
+  never confirmed becomes `unclear` (a not-done report is no yes); a resolved
+  intervention is open again, and the operators are told why.
 """
 
 from __future__ import annotations
@@ -53,9 +54,11 @@ def apply_report(
     """Carry out a work report that the rules let act. `employee` holds the assigned
     employee's email, name and language."""
     done = reading.verdict is Verdict.DONE
+    current = AssignmentStatus(tx.execute("SELECT status FROM assignments WHERE id = ?",
+                                          (assignment_id,)).fetchone()[0])
     tx.execute("UPDATE assignments SET status = ?, report = ?, reason = ? WHERE id = ?",
-               (AssignmentStatus.DONE if done else AssignmentStatus.CONFIRMED,
-                str(reading.verdict), reading.reason, assignment_id))
+               (_status_after(current, done), str(reading.verdict), reading.reason,
+                assignment_id))
     record_report_activity(tx, ReportActivity(
         number=number, assignment_id=assignment_id, employee_email=employee["email"],
         day=local_date(written_at, settings.scheduler.timezone),
@@ -92,12 +95,28 @@ def apply_report(
              travel_minutes=reading.travel_minutes)
 
 
+def _status_after(current: AssignmentStatus, done: bool) -> AssignmentStatus:
+    """Done is done whatever came before (the technician did the job). Not done keeps a
+    confirmed job confirmed (a done one goes back to confirmed); on an assignment never
+    confirmed it confirms nothing ("non posso oggi, torno domani" is no yes): unclear,
+    for an operator to read."""
+    if done:
+        return AssignmentStatus.DONE
+    if current in (AssignmentStatus.CONFIRMED, AssignmentStatus.DONE):
+        return AssignmentStatus.CONFIRMED
+    return AssignmentStatus.UNCLEAR
+
+
 def _resolve_when_all_done(tx: WriteTx, number: int, context: dict[str, Any], *,
                            now: datetime, settings: Settings) -> None:
-    """Resolve an open intervention whose confirmed assignees have all reported done."""
+    """Resolve an open intervention whose confirmed assignees have all reported done
+    (and where nobody's last report said the job is not finished)."""
+    # Still to finish: a confirmed technician, or one whose last word was "not done".
     waiting = tx.execute(
-        "SELECT count(*) FROM assignments WHERE intervention_number = ? AND status = ?",
-        (number, AssignmentStatus.CONFIRMED)).fetchone()[0]
+        "SELECT count(*) FROM assignments WHERE intervention_number = ? AND (status = ?"
+        " OR (report = ? AND status <> ?))",
+        (number, AssignmentStatus.CONFIRMED, Verdict.NOT_DONE,
+         AssignmentStatus.REJECTED)).fetchone()[0]
     if waiting:
         return
     # Guarded: only an open case resolves (a closed or held one is the operator's call).

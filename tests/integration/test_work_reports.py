@@ -191,6 +191,16 @@ async def test_a_not_done_report_keeps_the_assignment_and_alerts_operators(job: 
     assert activity["hours"] == 1.0
 
 
+async def test_a_not_done_report_never_confirms_a_pending_assignment(job: Job) -> None:
+    """"Non posso oggi, torno domani" on an assignment not yet confirmed is no yes: it
+    becomes unclear (and the operators are told), never confirmed."""
+    before = len(job.sink.messages)
+    assert await job.reply(ION, "Non posso oggi, torno domani") == 250
+    await job.mail_to(DISPATCH, "Not finished", after=before)
+    assert (await job.assignment_status())[ION] == "unclear"
+    assert "unclear" in (await job.intervention())["needs_attention"]
+
+
 async def test_a_report_from_a_stranger_with_a_valid_token_changes_nothing(job: Job) -> None:
     """Another sender replying through Luca's signed address is kept, not acted on."""
     assert await job.reply(LUCA, "Confermo") == 250

@@ -272,6 +272,16 @@ def test_read_reply_never_raises(text: str | None, html: str | None) -> None:
         ("Ok, appena finito qui passo", Verdict.UNCLEAR),
         ("Done with the other job, coming now", Verdict.UNCLEAR),
         ("Finito?", Verdict.UNCLEAR),
+        ("Ok, fatto il sopralluogo, torno domani con il pezzo", Verdict.NOT_DONE),
+        ("Finito per oggi, domani continuo", Verdict.NOT_DONE),
+        ("Finished for today", Verdict.NOT_DONE),
+        ("Done with the diagnosis, will return Monday with parts", Verdict.NOT_DONE),
+        ("Terminat pentru azi, continui mâine", Verdict.NOT_DONE),
+        ("Gata diagnoza, revin mâine cu piesa", Verdict.NOT_DONE),
+        ("Fatto metà lavoro", Verdict.NOT_DONE),
+        ("Ok fatto", Verdict.DONE),
+        ("Tutto a posto, 2 ore", Verdict.DONE),
+        ("Tutto ok", Verdict.UNCLEAR),        # the plan or the job? without hours: neither
     ],
 )
 def test_report_words(text: str, verdict: Verdict) -> None:
