@@ -188,3 +188,29 @@ async def test_a_request_type_of_the_list_brings_its_defaults(api: Api) -> None:
     assert given["priority"] == "low"
     free = await create(api, request_type="perdita in cantina")
     assert (free["priority"], free["assignments"]) == ("normal", [])
+
+
+async def test_employee_details_and_absences_are_edited_by_patch(api: Api) -> None:
+    """PATCH changes only the fields given; `absences` replaces the list (sorted by
+    date) and comes back on GET; a span ending before it starts, an unknown language
+    or an unknown field is a 422 naming it, and nothing changes."""
+    changed = await api.client.patch("/api/v1/employees/luca@firm.test", json={
+        "name": "Luca Bianchi", "language": "ro",
+        "absences": [{"from": "2026-08-10", "to": "2026-08-21", "reason": "ferie"},
+                     {"from": "2026-03-02", "to": "2026-03-02", "reason": "corso"}]})
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert (body["name"], body["language"], body["active"]) == ("Luca Bianchi", "ro", True)
+    assert body["absences"] == [
+        {"from": "2026-03-02", "to": "2026-03-02", "reason": "corso"},
+        {"from": "2026-08-10", "to": "2026-08-21", "reason": "ferie"}]
+    assert (await api.client.get("/api/v1/employees/luca@firm.test")).json() == body
+    for bad, field in (({"absences": [{"from": "2026-05-02", "to": "2026-05-01"}]}, "absences"),
+                       ({"language": "de"}, "language"), ({"colour": "red"}, "colour")):
+        refused = await api.client.patch("/api/v1/employees/luca@firm.test", json=bad)
+        assert refused.status_code == 422, bad
+        assert field in refused.json()["error"]
+    cleared = await api.client.patch("/api/v1/employees/luca@firm.test", json={"absences": []})
+    assert cleared.json()["absences"] == []
+    assert cleared.json()["language"] == "ro"
+    assert (await api.client.get("/api/v1/employees/nobody@firm.test")).status_code == 404

@@ -74,6 +74,8 @@ def extra_rows(tx: WriteTx) -> None:
                    " work_minutes, created_at)"
                    " VALUES (1, 'luca@firm.test', 'work', '2026-03-03', ?, ?)", (minutes, now))
     tx.execute("UPDATE activities SET superseded_by = 2 WHERE id = 1")
+    tx.execute("INSERT INTO employee_absences (employee_id, starts_on, ends_on, reason,"
+               " created_at) VALUES (1, '2026-08-03', '2026-08-21', 'ferie', ?)", (now,))
     tx.execute("INSERT INTO contracts (customer_id, code, valid_from, prepaid_hours,"
                " created_at) VALUES (1, 'C-1', '2026-01-01', 12.5, ?)", (now,))
     tx.execute("UPDATE interventions SET contract_id = 1 WHERE number = 1")

@@ -1,4 +1,4 @@
-"""Changing interventions and employees after creation, in the JSON API.
+"""Changing interventions after creation, in the JSON API.
 
 - `PATCH /api/v1/interventions/{number}` with any of `request_type`, `priority`,
   `desired_from`, `desired_to`, `subject`, `contact_email`, `site_id`,
@@ -9,8 +9,7 @@
 - `POST /api/v1/interventions/{number}/hold` `{"reason": ...}` → 200, status `on_hold`,
   the reason on the thread and in `status_reason`; 409 unless open.
   `POST .../reopen` resumes it.
-- `PATCH /api/v1/employees/{email}` `{"active": false|true}` → 200 the employee. An
-  inactive employee cannot be assigned (409) and gets no mail.
+- Employees: see admin.api.employees.
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ from nexusmail.records.links import intervention_records
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets import queries
 from nexusmail.tickets.case_edits import edit_intervention, hold_intervention, resolve_links
-from nexusmail.tickets.cases import NotFound, set_employee_active
+from nexusmail.tickets.cases import NotFound
 from nexusmail.tickets.models import Priority
 
 log = structlog.get_logger(__name__)
@@ -48,10 +47,6 @@ _LINKS = ("contact_email", "site_id", "equipment_serial")
 
 class HoldIn(_Body):
     reason: str = Field(min_length=1, max_length=1000)
-
-
-class EmployeePatchIn(_Body):
-    active: bool
 
 
 class InterventionPatchIn(_Body):
@@ -96,7 +91,6 @@ def edit_routes(services: ApiServices) -> list[Route]:
     return [
         Route("/interventions/{number:int}", h.patch_intervention, methods=["PATCH"]),
         Route("/interventions/{number:int}/hold", h.hold, methods=["POST"]),
-        Route("/employees/{email}", h.patch_employee, methods=["PATCH"]),
     ]
 
 
@@ -163,16 +157,3 @@ class _Handlers:
         log.info("api.intervention_edited", intervention=number, fields=sorted(changed),
                  token_name=token.name)
         return JSONResponse(await self._intervention(number))
-
-    async def patch_employee(self, request: Request) -> Response:
-        token = await authenticate(self.s, request)
-        email = request.path_params["email"].strip().lower()
-        body = parse_body(self.s, EmployeePatchIn, await read_body(request))
-
-        employee_id = await self.s.store.write(
-            lambda tx: set_employee_active(tx, email, active=body.active))
-        log.info("api.employee_active", employee=email, active=body.active,
-                 token_name=token.name)
-        async with self.s.store.read() as conn:
-            employee = await queries.get_employee(conn, employee_id)
-        return JSONResponse(employee)

@@ -64,6 +64,7 @@ from nexusmail.admin.api.base import (
     read_body,
 )
 from nexusmail.admin.api.contracts import contract_routes
+from nexusmail.admin.api.employees import employee_routes
 from nexusmail.admin.api.health import metrics_routes, ready_routes
 from nexusmail.admin.api.intervention_edits import archive_links, edit_routes
 from nexusmail.admin.api.models import CloseIn, EmployeeIn, InterventionIn
@@ -128,6 +129,7 @@ def _api_app(services: ApiServices) -> Starlette:
         *activity_routes(services),
         *edit_routes(services),
         *contract_routes(services),
+        *employee_routes(services),
     ]
     return Starlette(
         routes=routes,

@@ -18,6 +18,8 @@ Routes (all but /login and the stylesheet need a logged-in operator):
 - `GET|POST /equipment/{id}` (card, history, edit); `GET|POST /request-types`
                                                                     pages.installed_base
 - `GET|POST /settings` the operator's own language                  pages_settings
+- `POST /employees`, `GET|POST /employees/{id}`, `POST .../absences[/remove]`
+                                                                    pages.employees
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from nexusmail.admin.pages.base import (
     make_filters,
 )
 from nexusmail.admin.pages.customers import customer_routes
+from nexusmail.admin.pages.employees import employee_routes
 from nexusmail.admin.pages.installed_base import installed_base_routes
 from nexusmail.admin.pages.listing import list_routes
 from nexusmail.admin.pages.login import login_routes
@@ -137,7 +140,7 @@ def build_pages_app(services: ApiServices) -> Starlette:
         *login_routes(pages), *list_routes(pages), *thread_routes(pages),
         *schedule_routes(pages), *customer_routes(pages), *installed_base_routes(pages),
         *timesheet_routes(pages), *activity_form_routes(pages),
-        *settings_routes(pages),
+        *settings_routes(pages), *employee_routes(pages),
     ]
     return Starlette(
         routes=routes,

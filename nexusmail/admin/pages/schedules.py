@@ -1,20 +1,29 @@
-"""Service schedules on the admin page: the list, and one schedule with its next dates.
-
-Read-only: schedules are made and changed through the JSON API or the CLI
-(`nexusmail schedule ...`); the page shows what they will open and when.
-"""
+"""Service schedules on the admin page: the list, one schedule with its next dates,
+adding one, and pausing or resuming it (the JSON API and the CLI edit the rest)."""
 
 from __future__ import annotations
 
+from datetime import date
+
+import structlog
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from nexusmail.admin.api.base import MAX_ID
-from nexusmail.admin.pages.base import PageError, Pages
+from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, redirect
 from nexusmail.i18n import msg
-from nexusmail.tickets import schedule_queries
-from nexusmail.tickets.recurrence import local_date
+from nexusmail.mail.addresses import check_address
+from nexusmail.tickets import queries, schedule_queries
+from nexusmail.tickets.recurrence import Interval, local_date
+from nexusmail.tickets.schedules import (
+    InvalidSchedule,
+    ScheduleSpec,
+    create_schedule,
+    update_schedule,
+)
+
+log = structlog.get_logger(__name__)
 
 PREVIEW_COUNT = 12
 
@@ -24,6 +33,9 @@ def schedule_routes(pages: Pages) -> list[Route]:
     return [
         Route("/schedules", h.schedules, methods=["GET"]),
         Route("/schedules/{id:int}", h.schedule, methods=["GET"]),
+        Route("/schedules", h.add, methods=["POST"]),
+        Route("/schedules/{id:int}/pause", h.pause, methods=["POST"]),
+        Route("/schedules/{id:int}/resume", h.resume, methods=["POST"]),
     ]
 
 
@@ -35,7 +47,9 @@ class _Handlers:
         await self.p.operator(request)
         async with self.p.services.store.read() as conn:
             items = await schedule_queries.list_schedules(conn)
-        return self.p.render(request, "schedules.html.j2", schedules=items)
+            employees = [e for e in await queries.list_employees(conn) if e["active"]]
+        return self.p.render(request, "schedules.html.j2", schedules=items,
+                             employees=employees, intervals=[i.value for i in Interval])
 
     async def schedule(self, request: Request) -> Response:
         await self.p.operator(request)
@@ -52,3 +66,62 @@ class _Handlers:
             raise PageError(404, msg("Schedule {id} does not exist.", id=schedule_id))
         return self.p.render(request, "schedule.html.j2", s=detail, preview=preview,
                              today=today.isoformat())
+
+    async def add(self, request: Request) -> Response:
+        operator = await self.p.operator(request)
+        async with request.form(max_files=0, max_fields=60) as form:
+            check_csrf(request, form)
+            values = {name: form_text(form, name, 10_000) for name in (
+                "customer_email", "customer_name", "subject", "description", "interval",
+                "first_date", "lead_days", "every", "contract_ref")}
+            assignees = tuple(a for a in form.getlist("assignees") if isinstance(a, str))
+        try:
+            spec = ScheduleSpec(
+                customer_email=check_address(values["customer_email"].lower()),
+                customer_name=values["customer_name"], subject=values["subject"],
+                description=values["description"], interval=Interval(values["interval"]),
+                first_date=date.fromisoformat(values["first_date"]),
+                lead_days=int(values["lead_days"] or 0), every=int(values["every"] or 1),
+                contract_ref=values["contract_ref"], assignees=assignees)
+            if not spec.subject:
+                raise InvalidSchedule("subject: is required")
+        except ValueError as exc:
+            raise PageError(422, str(exc)) from None
+        services = self.p.services
+        now = services.clock.now()
+        today = local_date(now, services.settings.scheduler.timezone)
+        try:
+            schedule_id = await services.store.write(
+                lambda tx: create_schedule(tx, spec, today=today, now=now))
+        except InvalidSchedule as exc:
+            raise PageError(422, str(exc)) from None
+        log.info("admin.schedule_added", schedule_id=schedule_id, operator=operator.email)
+        return redirect(f"/schedules/{schedule_id}", msg("Schedule added."), request)
+
+    async def pause(self, request: Request) -> Response:
+        return await self._set_active(request, active=False)
+
+    async def resume(self, request: Request) -> Response:
+        return await self._set_active(request, active=True)
+
+    async def _set_active(self, request: Request, *, active: bool) -> Response:
+        operator = await self.p.operator(request)
+        async with request.form(max_files=0, max_fields=5) as form:
+            check_csrf(request, form)
+        schedule_id = int(request.path_params["id"])
+        services = self.p.services
+        now = services.clock.now()
+        today = local_date(now, services.settings.scheduler.timezone)
+        if schedule_id > MAX_ID:
+            raise PageError(404, msg("Schedule {id} does not exist.", id=schedule_id))
+        try:
+            await services.store.write(lambda tx: update_schedule(
+                tx, schedule_id, {"active": active}, today=today, now=now))
+        except LookupError:
+            raise PageError(404, msg("Schedule {id} does not exist.", id=schedule_id)) from None
+        except InvalidSchedule as exc:
+            raise PageError(422, str(exc)) from None
+        log.info("admin.schedule_active", schedule_id=schedule_id, active=active,
+                 operator=operator.email)
+        return redirect(f"/schedules/{schedule_id}",
+                        msg("Schedule resumed.") if active else msg("Schedule paused."), request)

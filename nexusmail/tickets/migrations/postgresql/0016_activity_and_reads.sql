@@ -7,8 +7,8 @@ UPDATE interventions SET last_inbound_at = (
     WHERE m.intervention_number = interventions.number AND m.direction = 'in');
 
 CREATE TABLE operator_reads (
-    operator_id          INTEGER NOT NULL REFERENCES operators(id),
-    intervention_number  INTEGER NOT NULL REFERENCES interventions(number),
+    operator_id          BIGINT NOT NULL REFERENCES operators(id),
+    intervention_number  BIGINT NOT NULL REFERENCES interventions(number),
     read_at              TEXT NOT NULL,
     PRIMARY KEY (operator_id, intervention_number)
 );
