@@ -87,13 +87,8 @@ def _upsert_customer(tx: WriteTx, row: CustomerRow, now: datetime,
     wanted = {name: getattr(row, name) for name in _CUSTOMER_FIELDS
               if getattr(row, name) not in (None, "")}
     if found is None:
-        customer_id = customers.create_customer(
-            tx, {**wanted, "mail_domains": list(row.mail_domains)}, now=now)
-        if default_owner:
-            # As configured, like the customers mail creates: the operator may not
-            # exist yet (customers.clean would refuse it).
-            tx.execute("UPDATE customers SET owner = ? WHERE id = ?",
-                       (default_owner, customer_id))
+        customers.create_customer(tx, {**wanted, "mail_domains": list(row.mail_domains)},
+                                  now=now, default_owner=default_owner)
         return "created"
     changes: dict[str, Any] = {k: v for k, v in wanted.items() if found[k] != v}
     if row.mail_domains:
