@@ -11,13 +11,14 @@ admin.tokens; `nexusmail token create` makes one).
 Shapes:
 - errors: `{"error": "<message>"}` with 400 (not JSON), 401, 404, 405, 409, 413,
   422 (names each field at fault), 503 (storage unavailable: retry) or 500.
-- `GET /api/v1/interventions?status=open|closed&q=text&due=overdue|today
+- `GET /api/v1/interventions?status=open|on_hold|resolved|closed&q=text&due=overdue|today
   &sort=activity|number|priority|due&limit=1..200&offset=0` → `{"items": [summary...],
   "total": N, "limit": L, "offset": O}`, by last activity unless `sort` says otherwise
   (tickets.queries.LIST_ORDERS); each summary has `last_activity_at`; a
   summary is the detail below without `description`, `assignments` and `messages`.
   Each carries `needs_attention`: a list of tickets.attention.Attention flags
-  (`rejected`, `unclear`, `unverified`, `unassigned`, `mail_after_close`), and
+  (`rejected`, `unclear`, `unverified`, `unassigned`, `mail_after_close`, `resolved`,
+  `not_done`, `hours_unread`), and
   `response_due`, `resolution_due` (ISO 8601 with offset, or null). `due` keeps the
   open ones with a deadline passed (`overdue`) or falling today (tickets.due_filter).
 - `GET /api/v1/interventions/{number}`, and the 201 of `POST /api/v1/interventions`
