@@ -14,6 +14,7 @@ from datetime import datetime
 from nexusmail.config import Settings
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets.activities import format_hours
+from nexusmail.tickets.message_extra import load_extra
 from nexusmail.tickets.models import MessageKind, OutboxKind
 from nexusmail.tickets.new_requests import own_domain
 from nexusmail.tickets.operator_replies import (
@@ -58,16 +59,25 @@ def queue_closing_mail(tx: WriteTx, number: int, *, now: datetime,
     language = (case["language"] or _acknowledged_language(tx, number)
                 or settings.mail.default_language)
     rows = tx.execute(
-        "SELECT a.text, a.work_minutes, e.name FROM activities a"
+        "SELECT a.text, a.work_minutes, a.verdict, e.name, m.extra FROM activities a"
         " LEFT JOIN employees e ON e.id = a.employee_id"
+        " LEFT JOIN messages m ON m.id = a.message_id"
         " WHERE a.intervention_number = ? AND a.superseded_by IS NULL ORDER BY a.id",
         (number,)).fetchall()
     total = sum(row["work_minutes"] or 0 for row in rows)
+    # What the customer reads: the technicians' done reports only (an operator's note of
+    # a phone call is internal), each as the report text after "fatto"/"done".
+    reports = []
+    for row in rows:
+        if row["verdict"] != "done":
+            continue
+        text = str(load_extra(row["extra"]).get("reason") or row["text"]).strip()
+        if text:
+            reports.append({"technician": row["name"] or "", "text": text})
     earlier = _customer_message_ids(tx, number)
     context = {
         "number": number, "tag": format_tag(number), "subject": case["subject"],
-        "reports": [{"technician": row["name"] or "", "text": row["text"]} for row in rows
-                    if row["text"]],
+        "reports": reports,
         "total_hours": format_hours(total or None, language),
         # Their original request first: the answer sits under what they wrote.
         "in_reply_to": earlier[:1], "references": earlier,

@@ -161,7 +161,9 @@ async def test_reports_become_activities_and_resolve_the_case(job: Job) -> None:
     assert "[#1]" in str(notice.message()["Subject"])
     closing = (await job.mail_to(CUSTOMER, "completato", after=before)).message()
     assert closing["In-Reply-To"] == f"<{REQUEST_ID}>"
-    assert "Tempo di lavoro: 3 h 50 min" in closing.get_body(("plain",)).get_content()
+    closing_text = closing.get_body(("plain",)).get_content()
+    assert "Tempo di lavoro: 3 h 50 min" in closing_text
+    assert "Luca Bianchi: 2 ore e mezza, sostituita la scheda" in closing_text
     data = await job.intervention()
     assert data["status"] == "resolved"
     assert "resolved" in data["needs_attention"]
