@@ -336,12 +336,16 @@ def _next_stops(folded: str) -> list[str]:
 
 
 def _starts_clause(folded: str, start: int) -> bool:
-    """Does a clause begin at `start`: only blanks between it and the line's start or a
-    clause mark? Looks back over the blanks alone."""
+    """Does a clause begin at `start`: only blanks between it and the line's start, a
+    clause mark or a symbol ("✅ Fatto", "👍 sure", a quote mark)? Looks back over the
+    blanks alone."""
     position = start - 1
     while position >= 0 and folded[position].isspace():
         position -= 1
-    return position < 0 or folded[position] in _CLAUSE_ENDS
+    if position < 0 or folded[position] in _CLAUSE_ENDS:
+        return True
+    before = folded[position]
+    return not (before.isalnum() or before in "'_")
 
 
 def _is_alone(line: str, folded: str, start: int, end: int) -> bool:

@@ -282,6 +282,9 @@ def test_read_reply_never_raises(text: str | None, html: str | None) -> None:
         ("Ok fatto", Verdict.DONE),
         ("Tutto a posto, 2 ore", Verdict.DONE),
         ("Tutto ok", Verdict.UNCLEAR),        # the plan or the job? without hours: neither
+        ("✅ Fatto, 2 ore", Verdict.DONE),
+        ("👍 sure", Verdict.CONFIRMED),
+        ("l'ho fatto ieri", Verdict.UNCLEAR),
     ],
 )
 def test_report_words(text: str, verdict: Verdict) -> None:
