@@ -4,16 +4,19 @@ employees retired and brought back."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from api_harness import Api, running_api
+from postgres_server import PostgresCluster
 
 from nexusmail.clock import FakeClock, iso
 from nexusmail.config import Settings
 from nexusmail.storage.connections import WriteTx
+from nexusmail.storage.pg_store import PgStore
 from nexusmail.tickets.store import Store
 
 REQUEST = {"customer_email": "info@rossi-srl.it", "customer_name": "Rossi Srl",
@@ -53,6 +56,24 @@ async def api(store: Store, settings: Settings, clock: FakeClock) -> AsyncIterat
     await store.write(seed)
     async with running_api(store, settings, clock, reply_keys=[b"k" * 32]) as running:
         yield running
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def both(request: pytest.FixtureRequest, store: Store, settings: Settings,
+               clock: FakeClock) -> AsyncIterator[Api]:
+    """The API over SQLite, then over PostgreSQL, with the same records."""
+    if request.param == "sqlite":
+        await store.write(seed)
+        async with running_api(store, settings, clock, reply_keys=[b"k" * 32]) as running:
+            yield running
+        return
+    cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+    url = cluster.create_database(f"nm_{uuid.uuid4().hex[:12]}")
+    async with PgStore(url) as pg:
+        await pg.write(seed)
+        async with running_api(cast(Store, pg), settings, clock,
+                               reply_keys=[b"k" * 32]) as running:
+            yield running
 
 
 async def create(api: Api, **fields: Any) -> dict[str, Any]:
@@ -97,12 +118,12 @@ async def test_creation_checks_the_links(api: Api, fields: dict[str, Any],
     assert await api.rows("SELECT count(*) FROM interventions") == [(0,)]
 
 
-async def test_patch_writes_each_change_on_the_thread(api: Api) -> None:
+async def test_patch_writes_each_change_on_the_thread(both: Api) -> None:
     """PATCH changes type, priority, period, subject, contact, site and machine; one
     thread entry names every change, old and new, and who made it. A contact of another
     customer is refused and changes nothing."""
-    number = (await create(api))["number"]
-    response = await api.client.patch(f"/api/v1/interventions/{number}", json={
+    number = (await create(both))["number"]
+    response = await both.client.patch(f"/api/v1/interventions/{number}", json={
         "request_type": "service_schedule", "priority": "urgent",
         "desired_from": "2026-03-05", "desired_to": "2026-03-06", "subject": "Caldaia ferma",
         "contact_email": "mario@rossi-srl.it", "equipment_serial": "AB1234"})
@@ -117,36 +138,36 @@ async def test_patch_writes_each_change_on_the_thread(api: Api) -> None:
     assert entry["extra"]["changes"]["priority"] == ["normal", "urgent"]
     assert "priority: normal -> urgent" in entry["body_text"]
     assert "site: (none) -> 1" in entry["body_text"]
-    moved = await api.client.patch(f"/api/v1/interventions/{number}",
+    moved = await both.client.patch(f"/api/v1/interventions/{number}",
                                    json={"site_id": 3, "equipment_serial": None})
     assert moved.json()["site"]["id"] == 3
     assert moved.json()["equipment"] is None
-    refused = await api.client.patch(f"/api/v1/interventions/{number}",
+    refused = await both.client.patch(f"/api/v1/interventions/{number}",
                                      json={"site_id": 2})
     assert refused.status_code == 422
-    again = await api.client.patch(f"/api/v1/interventions/{number}", json={"priority": "urgent"})
+    again = await both.client.patch(f"/api/v1/interventions/{number}", json={"priority": "urgent"})
     assert len(again.json()["messages"]) == len(moved.json()["messages"])
 
 
-async def test_hold_and_resume(api: Api) -> None:
+async def test_hold_and_resume(both: Api) -> None:
     """hold puts an open case on hold with its reason (thread and status_reason), the
     list filters it by status, a second hold is 409, reopen resumes it."""
-    number = (await create(api))["number"]
-    await create(api)
-    held = await api.client.post(f"/api/v1/interventions/{number}/hold",
+    number = (await create(both))["number"]
+    await create(both)
+    held = await both.client.post(f"/api/v1/interventions/{number}/hold",
                                  json={"reason": "In attesa del ricambio"})
     assert held.status_code == 200
     body = held.json()
     assert (body["status"], body["status_reason"]) == ("on_hold", "In attesa del ricambio")
     assert body["messages"][-1]["body_text"] == "In attesa del ricambio"
     assert body["messages"][-1]["extra"] == {"status": "on_hold"}
-    listed = (await api.client.get("/api/v1/interventions?status=on_hold")).json()
+    listed = (await both.client.get("/api/v1/interventions?status=on_hold")).json()
     assert [item["number"] for item in listed["items"]] == [number]
-    assert (await api.client.post(f"/api/v1/interventions/{number}/hold",
+    assert (await both.client.post(f"/api/v1/interventions/{number}/hold",
                                   json={"reason": "x"})).status_code == 409
-    resumed = (await api.client.post(f"/api/v1/interventions/{number}/reopen")).json()
+    resumed = (await both.client.post(f"/api/v1/interventions/{number}/reopen")).json()
     assert (resumed["status"], resumed["status_reason"]) == ("open", "")
-    assert (await api.client.post(f"/api/v1/interventions/{number}/hold",
+    assert (await both.client.post(f"/api/v1/interventions/{number}/hold",
                                   json={"reason": ""})).status_code == 422
 
 
