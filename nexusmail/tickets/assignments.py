@@ -40,6 +40,7 @@ from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
 from nexusmail.tickets.reply_claims import may_name_assignment
 from nexusmail.tickets.reply_tokens import make_token, parse_token, reply_address, verify_token
 from nexusmail.tickets.reports import apply_report
+from nexusmail.tickets.sla_plan import plan_new_assignment
 from nexusmail.tickets.tags import format_tag, parse_tag
 from nexusmail.tickets.triage import AnswerFacts, Disposition, Ruling
 
@@ -109,6 +110,7 @@ def assign(
     )
     tx.execute("UPDATE assignments SET mail_message_id = ? WHERE id = ?",
                (message_id, assignment_id))
+    plan_new_assignment(tx, assignment_id, now=now, settings=settings)
     log.info("assignment.created", intervention=number, employee=employee["email"],
              assignment_id=assignment_id, message_id=message_id)
     return assignment_id

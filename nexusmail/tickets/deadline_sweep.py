@@ -1,9 +1,9 @@
 """The deadline sweep: the task that plans SLA deadlines and carries out due steps.
 
 A tick (at start, then every `[sla] sweep_interval_s`, sleeping on the stop event):
-1. plans what is new since the last tick (interventions and assignments whose
-   sla_planned_at is NULL, found through partial indexes, so the cost follows the new
-   rows, not all the open ones);
+1. plans what is still unplanned (interventions and assignments whose sla_planned_at
+   is NULL: made outside the usual paths, or re-timed by a contract entered later),
+   found through partial indexes, so the cost follows those rows, not all the open ones;
 2. carries out the steps whose instant has come (partial index on the steps not yet
    taken), each in its own write unit, so one bad step cannot hold back the others;
 3. checks the contracts with prepaid hours that have not warned yet.
@@ -27,14 +27,9 @@ from nexusmail.clock import Clock, iso
 from nexusmail.config import Settings
 from nexusmail.live_settings import LiveSettings, live
 from nexusmail.storage.connections import Storage, WriteTx
-from nexusmail.tickets.deadlines import (
-    StepDone,
-    check_contract_hours,
-    plan_assignment,
-    plan_intervention,
-    run_step,
-)
+from nexusmail.tickets.deadlines import StepDone, check_contract_hours, run_step
 from nexusmail.tickets.sla_calendar import AddBusinessHours, adder_of
+from nexusmail.tickets.sla_plan import plan_assignment, plan_intervention
 from nexusmail.tickets.store import StorageError
 
 log = structlog.get_logger(__name__)

@@ -1,11 +1,6 @@
-"""SLA deadlines and the steps that chase them, the write side (runs in `Store.write`).
-
-Planning: an intervention's response and resolution deadlines are its request instant
-plus the hours of the contract covering it (else the `[sla]` defaults), counted in
-business hours; a pending assignment's reminder and escalation instants are its
-creation plus `[sla] remind_after_hours` / `escalate_after_hours`. The deadline sweep
-plans what is new (the rows whose sla_planned_at is NULL) and then carries out the
-steps whose instant has come.
+"""The steps that chase SLA deadlines, carried out (runs in `Store.write`): a reminder
+to the technician, an alert to the operators, a warning before a resolution deadline,
+and the low-hours warning of a contract. The steps are planned by tickets.sla_plan.
 
 Exactly once: a step is an sla_steps row (UNIQUE intervention, assignment, step),
 taken by a guarded UPDATE (done_at IS NULL, one row changed) in the same transaction
@@ -17,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -27,7 +22,7 @@ from nexusmail.config import Settings
 from nexusmail.storage.connections import DbRow, WriteTx
 from nexusmail.tickets.assignments import assignment_context
 from nexusmail.tickets.cases import NewMessage, add_message
-from nexusmail.tickets.contracts import covering_contract, used_hours
+from nexusmail.tickets.contracts import used_hours
 from nexusmail.tickets.models import (
     AssignmentStatus,
     Direction,
@@ -37,12 +32,10 @@ from nexusmail.tickets.models import (
 )
 from nexusmail.tickets.new_requests import own_domain
 from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
-from nexusmail.tickets.recurrence import local_date
-from nexusmail.tickets.sla_calendar import AddBusinessHours, company_zone
+from nexusmail.tickets.sla_plan import ESCALATE, REMIND, RESOLUTION_WARNING
 
 log = structlog.get_logger(__name__)
 
-REMIND, ESCALATE, RESOLUTION_WARNING = "remind", "escalate", "resolution_warning"
 SENT, MOOT = "sent", "moot"
 AUTHOR = "nexusmail"
 
@@ -55,60 +48,6 @@ class StepDone:
     step: str
     outcome: str          # sent | moot
     mails: int
-
-
-def plan_intervention(tx: WriteTx, number: int, *, now: datetime, settings: Settings,
-                      add: AddBusinessHours) -> None:
-    """Work out an intervention's contract and deadlines, and plan its warning step."""
-    row = tx.execute(
-        "SELECT customer_id, created_at, requested_at, status FROM interventions"
-        " WHERE number = ?", (number,)).fetchone()
-    if row is None:
-        return
-    start = _instant(row["requested_at"]) or datetime.fromisoformat(row["created_at"])
-    contract = covering_contract(tx, row["customer_id"],
-                                 local_date(start, company_zone(settings)))
-    response = _hours(contract, "response_hours", settings.sla.response_hours)
-    resolution = _hours(contract, "resolution_hours", settings.sla.resolution_hours)
-    response_due = add(start, response) if response else None
-    resolution_due = add(start, resolution) if resolution else None
-    tx.execute(
-        "UPDATE interventions SET contract_id = ?, response_due = ?, resolution_due = ?,"
-        " sla_planned_at = ? WHERE number = ?",
-        (contract["id"] if contract else None, _text(response_due), _text(resolution_due),
-         iso(now), number))
-    warn = settings.sla.warn_before_hours
-    if resolution_due is not None and warn > 0 and row["status"] == Status.OPEN:
-        _plan_step(tx, number, 0, RESOLUTION_WARNING, resolution_due - timedelta(hours=warn))
-
-
-def plan_assignment(tx: WriteTx, assignment_id: int, *, now: datetime, settings: Settings,
-                    add: AddBusinessHours) -> None:
-    """Plan a new assignment's reminder and escalation (when configured)."""
-    row = tx.execute("SELECT intervention_number, status, created_at FROM assignments"
-                     " WHERE id = ?", (assignment_id,)).fetchone()
-    if row is None:
-        return
-    created = datetime.fromisoformat(row["created_at"])
-    if row["status"] == AssignmentStatus.PENDING:
-        for step, hours in ((REMIND, settings.sla.remind_after_hours),
-                            (ESCALATE, settings.sla.escalate_after_hours)):
-            if hours > 0:
-                _plan_step(tx, row["intervention_number"], assignment_id, step,
-                           add(created, hours))
-    tx.execute("UPDATE assignments SET sla_planned_at = ? WHERE id = ?",
-               (iso(now), assignment_id))
-
-
-def _plan_step(tx: WriteTx, number: int, assignment_id: int, step: str,
-               due_at: datetime) -> None:
-    # Planned again (a contract added later moves the deadline): a step not yet taken
-    # moves with it; one already taken stays as it was.
-    tx.execute(
-        "INSERT INTO sla_steps (intervention_number, assignment_id, step, due_at)"
-        " VALUES (?, ?, ?, ?) ON CONFLICT (intervention_number, assignment_id, step)"
-        " DO UPDATE SET due_at = excluded.due_at WHERE sla_steps.done_at IS NULL",
-        (number, assignment_id, step, iso(due_at)))
 
 
 def run_step(tx: WriteTx, step_id: int, *, now: datetime,
@@ -254,28 +193,6 @@ def _assignment_reply_to(tx: WriteTx, mail_message_id: str | None) -> str:
     if row is None:
         return ""
     return str(json.loads(row["context"]).get("reply_to") or "")
-
-
-def _hours(contract: DbRow | None, column: str, default: float) -> float:
-    if contract is not None and contract[column] is not None:
-        return float(contract[column])
-    return default
-
-
-def _instant(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return None  # a bare date or local time says too little to count hours from
-    return moment
-
-
-def _text(moment: datetime | None) -> str | None:
-    return iso(moment) if moment else None
 
 
 def _shown(hours: float) -> str:

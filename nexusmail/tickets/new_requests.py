@@ -25,6 +25,7 @@ from nexusmail.tickets.cases import (
 from nexusmail.tickets.models import Direction, MessageKind, OutboxKind, Priority, Source
 from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail, recent_count
 from nexusmail.tickets.sender_match import link_equipment, match_sender
+from nexusmail.tickets.sla_plan import plan_new_intervention
 from nexusmail.tickets.tags import format_tag
 
 log = structlog.get_logger(__name__)
@@ -95,6 +96,7 @@ def open_request(
     if not customer.created and "equipment_serial" not in request.links:
         link_equipment(tx, number, customer.customer_id, request.serial_candidates)
     add_participants(tx, number, [customer.email])
+    plan_new_intervention(tx, number, now=now, settings=settings)
     first = request.first_message or NewMessage(
         kind=MessageKind.NOTE, direction=Direction.INTERNAL, author=request.author,
         subject=request.subject, body_text=request.description,

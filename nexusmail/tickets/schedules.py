@@ -48,6 +48,7 @@ from nexusmail.tickets.recurrence import (
     opening_date,
     plan_due,
 )
+from nexusmail.tickets.sla_plan import plan_new_intervention
 
 log = structlog.get_logger(__name__)
 
@@ -241,6 +242,7 @@ def _open_occurrence(tx: WriteTx, row: DbRow, spec: ScheduleSpec,
         desired_from=opening.occurrence, desired_to=opening.occurrence,
     ), now=now)
     add_participants(tx, number, [spec.customer_email])
+    plan_new_intervention(tx, number, now=now, settings=settings)
     extra: MessageExtra = {"entry": "schedule", "schedule_id": row["id"],
              "occurrence": opening.occurrence.isoformat(),
              "opens_on": opening.opens_on.isoformat(), "late": opening.late}

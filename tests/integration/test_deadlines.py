@@ -325,8 +325,8 @@ async def test_deadlines_and_reminders_count_business_hours(store: Store, tmp_pa
 
 async def test_a_case_that_cannot_be_planned_holds_back_nothing(
         store: Store, tmp_path: Path, clock: FakeClock) -> None:
-    """A row whose request time cannot be read is logged and retried; the cases beside
-    it still get their deadlines and the due steps still run."""
+    """A row the sweep cannot plan (its request time unreadable) is logged and retried;
+    the due steps still run."""
     settings = make_settings(tmp_path, remind_after_hours=1)
     await store.write(lambda tx: add_employee(tx, email=MARCO, name="Marco", language="it",
                                               now=clock.now()))
@@ -337,12 +337,31 @@ async def test_a_case_that_cannot_be_planned_holds_back_nothing(
     await sweep.tick()
     bad = await open_case(store, settings, clock, "bad")
     later = await open_case(store, settings, clock, "later")
+    # As if it had been made by a path that does not plan (an import, an old version).
     await store.write(lambda tx: tx.execute(
-        "UPDATE interventions SET created_at = 'yesterday' WHERE number = ?", (bad,)))
+        "UPDATE interventions SET created_at = 'yesterday', sla_planned_at = NULL,"
+        " response_due = NULL WHERE number = ?", (bad,)))
     clock.advance(timedelta(hours=1))
     result = await sweep.tick()
-    assert (result.planned, result.sent) == (1, 1)
+    assert (result.planned, result.sent) == (0, 1)
     assert await rows(store, "SELECT number FROM interventions WHERE response_due IS NOT NULL"
                       " ORDER BY number") == [(good,), (later,)]
     assert await rows(store, "SELECT number FROM interventions WHERE sla_planned_at IS NULL"
                       ) == [(bad,)]
+
+
+async def test_deadlines_are_there_as_soon_as_the_case_is(store: Store, tmp_path: Path,
+                                                          clock: FakeClock) -> None:
+    """A case and an assignment made through the usual paths are planned in the same
+    transaction: deadlines and steps exist before any sweep runs."""
+    settings = make_settings(tmp_path, remind_after_hours=0.5, escalate_after_hours=1.25)
+    await store.write(lambda tx: add_employee(tx, email=MARCO, name="Marco", language="it",
+                                              now=clock.now()))
+    number = await open_case(store, settings, clock)
+    await store.write(lambda tx: assign(tx, number, MARCO, now=clock.now(),
+                                        settings=settings, reply_keys=KEYS))
+    detail = await _detail(store, number)
+    assert (detail["response_due"], detail["resolution_due"]) == (
+        "2026-03-02T13:00:00+00:00", "2026-03-03T09:00:00+00:00")
+    assert await rows(store, "SELECT step, due_at FROM sla_steps ORDER BY id") == [
+        ("remind", "2026-03-02T09:30:00+00:00"), ("escalate", "2026-03-02T10:15:00+00:00")]

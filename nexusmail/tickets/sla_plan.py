@@ -1,0 +1,114 @@
+"""SLA deadlines, planning (runs in `Store.write`): an intervention's response and
+resolution deadlines, and the instants of a pending assignment's reminder and
+escalation, as sla_steps rows.
+
+An intervention's deadlines are its request instant plus the hours of the contract
+covering it (else the `[sla]` defaults), counted in business hours; a pending
+assignment's reminder and escalation come `[sla] remind_after_hours` /
+`escalate_after_hours` business hours after it was made. Planned when the case or the
+assignment is made, and by the deadline sweep for any row left unplanned
+(sla_planned_at NULL: made elsewhere, or re-timed by a contract entered later).
+Planning again is harmless: a step not yet taken moves, one taken stays.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from nexusmail.clock import iso
+from nexusmail.config import Settings
+from nexusmail.storage.connections import DbRow, WriteTx
+from nexusmail.tickets.contracts import covering_contract
+from nexusmail.tickets.models import AssignmentStatus, Status
+from nexusmail.tickets.recurrence import local_date
+from nexusmail.tickets.sla_calendar import AddBusinessHours, adder_of, company_zone
+
+REMIND, ESCALATE, RESOLUTION_WARNING = "remind", "escalate", "resolution_warning"
+
+
+def plan_new_intervention(tx: WriteTx, number: int, *, now: datetime,
+                          settings: Settings) -> None:
+    """Plan a case just made (its deadlines show at once in its JSON)."""
+    plan_intervention(tx, number, now=now, settings=settings, add=adder_of(settings))
+
+
+def plan_new_assignment(tx: WriteTx, assignment_id: int, *, now: datetime,
+                        settings: Settings) -> None:
+    """Plan an assignment just made."""
+    plan_assignment(tx, assignment_id, now=now, settings=settings, add=adder_of(settings))
+
+
+def plan_intervention(tx: WriteTx, number: int, *, now: datetime, settings: Settings,
+                      add: AddBusinessHours) -> None:
+    """Work out an intervention's contract and deadlines, and plan its warning step."""
+    row = tx.execute(
+        "SELECT customer_id, created_at, requested_at, status FROM interventions"
+        " WHERE number = ?", (number,)).fetchone()
+    if row is None:
+        return
+    start = _instant(row["requested_at"]) or datetime.fromisoformat(row["created_at"])
+    contract = covering_contract(tx, row["customer_id"],
+                                 local_date(start, company_zone(settings)))
+    response = _hours(contract, "response_hours", settings.sla.response_hours)
+    resolution = _hours(contract, "resolution_hours", settings.sla.resolution_hours)
+    response_due = add(start, response) if response else None
+    resolution_due = add(start, resolution) if resolution else None
+    tx.execute(
+        "UPDATE interventions SET contract_id = ?, response_due = ?, resolution_due = ?,"
+        " sla_planned_at = ? WHERE number = ?",
+        (contract["id"] if contract else None, _text(response_due), _text(resolution_due),
+         iso(now), number))
+    warn = settings.sla.warn_before_hours
+    if resolution_due is not None and warn > 0 and row["status"] == Status.OPEN:
+        _plan_step(tx, number, 0, RESOLUTION_WARNING, resolution_due - timedelta(hours=warn))
+
+
+def plan_assignment(tx: WriteTx, assignment_id: int, *, now: datetime, settings: Settings,
+                    add: AddBusinessHours) -> None:
+    """Plan a new assignment's reminder and escalation (when configured)."""
+    row = tx.execute("SELECT intervention_number, status, created_at FROM assignments"
+                     " WHERE id = ?", (assignment_id,)).fetchone()
+    if row is None:
+        return
+    created = datetime.fromisoformat(row["created_at"])
+    if row["status"] == AssignmentStatus.PENDING:
+        for step, hours in ((REMIND, settings.sla.remind_after_hours),
+                            (ESCALATE, settings.sla.escalate_after_hours)):
+            if hours > 0:
+                _plan_step(tx, row["intervention_number"], assignment_id, step,
+                           add(created, hours))
+    tx.execute("UPDATE assignments SET sla_planned_at = ? WHERE id = ?",
+               (iso(now), assignment_id))
+
+
+def _plan_step(tx: WriteTx, number: int, assignment_id: int, step: str,
+               due_at: datetime) -> None:
+    # Planned again (a contract added later moves the deadline): a step not yet taken
+    # moves with it; one already taken stays as it was.
+    tx.execute(
+        "INSERT INTO sla_steps (intervention_number, assignment_id, step, due_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (intervention_number, assignment_id, step)"
+        " DO UPDATE SET due_at = excluded.due_at WHERE sla_steps.done_at IS NULL",
+        (number, assignment_id, step, iso(due_at)))
+
+
+def _hours(contract: DbRow | None, column: str, default: float) -> float:
+    if contract is not None and contract[column] is not None:
+        return float(contract[column])
+    return default
+
+
+def _instant(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None  # a bare date or local time says too little to count hours from
+    return moment
+
+
+def _text(moment: datetime | None) -> str | None:
+    return iso(moment) if moment else None
