@@ -406,3 +406,13 @@ async def test_patch_needs_a_field_and_known_fields(api: Api) -> None:
     assert unknown["error"].startswith("nmae:")
     bad = await get(api, "/equipment?customer=abc", 422)
     assert bad["error"].startswith("customer:")
+
+
+async def test_customer_pages_count_the_same_however_they_are_walked(api: Api) -> None:
+    """The total is the same on a full page, on the last page and past the end."""
+    for name in ("Alfa", "Beta", "Gamma"):
+        await post(api, "/customers", {"name": name})
+    pages = [await get(api, f"/customers?limit=2&offset={at}") for at in (0, 2, 5)]
+    assert [[c["name"] for c in p["items"]] for p in pages] == [["Alfa", "Beta"], ["Gamma"], []]
+    assert [p["total"] for p in pages] == [3, 3, 3]
+    assert (await get(api, "/customers?q=zzz"))["total"] == 0
