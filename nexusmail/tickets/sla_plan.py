@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import structlog
+
 from nexusmail.clock import iso
 from nexusmail.config import Settings
 from nexusmail.storage.connections import DbRow, WriteTx
@@ -23,19 +25,30 @@ from nexusmail.tickets.models import AssignmentStatus, Status
 from nexusmail.tickets.recurrence import local_date
 from nexusmail.tickets.sla_calendar import AddBusinessHours, adder_of, company_zone
 
+log = structlog.get_logger(__name__)
+
 REMIND, ESCALATE, RESOLUTION_WARNING = "remind", "escalate", "resolution_warning"
 
 
 def plan_new_intervention(tx: WriteTx, number: int, *, now: datetime,
                           settings: Settings) -> None:
-    """Plan a case just made (its deadlines show at once in its JSON)."""
-    plan_intervention(tx, number, now=now, settings=settings, add=adder_of(settings))
+    """Plan a case just made (its deadlines show at once in its JSON). A deadline the
+    calendar cannot place never costs the case itself: it stays unplanned, logged, for
+    the sweep to try again."""
+    try:
+        plan_intervention(tx, number, now=now, settings=settings, add=adder_of(settings))
+    except ValueError as exc:  # raised by the calendar before anything is written
+        log.error("sla.plan_failed", what="intervention", id=number, error=str(exc))
 
 
 def plan_new_assignment(tx: WriteTx, assignment_id: int, *, now: datetime,
                         settings: Settings) -> None:
-    """Plan an assignment just made."""
-    plan_assignment(tx, assignment_id, now=now, settings=settings, add=adder_of(settings))
+    """Plan an assignment just made (as plan_new_intervention, never failing it)."""
+    try:
+        plan_assignment(tx, assignment_id, now=now, settings=settings,
+                        add=adder_of(settings))
+    except ValueError as exc:
+        log.error("sla.plan_failed", what="assignment", id=assignment_id, error=str(exc))
 
 
 def plan_intervention(tx: WriteTx, number: int, *, now: datetime, settings: Settings,

@@ -365,3 +365,23 @@ async def test_deadlines_are_there_as_soon_as_the_case_is(store: Store, tmp_path
         "2026-03-02T13:00:00+00:00", "2026-03-03T09:00:00+00:00")
     assert await rows(store, "SELECT step, due_at FROM sla_steps ORDER BY id") == [
         ("remind", "2026-03-02T09:30:00+00:00"), ("escalate", "2026-03-02T10:15:00+00:00")]
+
+
+async def test_a_deadline_the_calendar_cannot_place_never_stops_the_case(
+        store: Store, tmp_path: Path, clock: FakeClock) -> None:
+    """100,000 business hours lie beyond what the calendar counts: the case still opens
+    and is assigned, its deadlines are left for the sweep (logged), nothing fails."""
+    settings = make_settings(tmp_path, calendar={}, remind_after_hours=100_000)
+    await contract(store, clock, code="HUGE", valid_from="2026-01-01",
+                   resolution_hours=100_000)
+    await store.write(lambda tx: add_employee(tx, email=MARCO, name="Marco", language="it",
+                                              now=clock.now()))
+    number = await open_case(store, settings, clock)
+    await store.write(lambda tx: assign(tx, number, MARCO, now=clock.now(),
+                                        settings=settings, reply_keys=KEYS))
+    assert await rows(store, "SELECT status, resolution_due, sla_planned_at FROM"
+                      " interventions") == [("open", None, None)]
+    assert await rows(store, "SELECT status, sla_planned_at FROM assignments") == [
+        ("pending", None)]
+    result = await DeadlineSweep(store, settings, clock, on_outbox=lambda: None).tick()
+    assert (result.planned, result.due) == (0, 0)
