@@ -19,7 +19,8 @@ async def test_customer_with_site_and_machine_and_the_case_linked_by_serial(
 ) -> None:
     """New customer from the list's form, a site and a machine from its card; a mail from
     a new person at the customer's domain naming the serial opens a case that the card
-    and the machine's history both show."""
+    and the machine's history both show, and whose page names the machine, its site
+    and the person."""
     await add_operator(daemon, OPERATOR)
     await log_in_browser(page, OPERATOR)
 
@@ -72,3 +73,6 @@ async def test_customer_with_site_and_machine_and_the_case_linked_by_serial(
     await expect(page.locator(".history .case")).to_contain_text(f"Caldaia {SERIAL}")
     await page.click(".history .case a.title")
     await expect(page.locator("h1")).to_contain_text(f"Caldaia {SERIAL} in blocco")
+    await expect(page.locator(".case-equipment")).to_contain_text(SERIAL)
+    await expect(page.locator(".case-site")).to_contain_text("Via Po 3, 10123 Torino")
+    await expect(page.locator(".case-contact")).to_contain_text("Giulia Bianchi")
