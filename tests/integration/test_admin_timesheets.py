@@ -99,13 +99,13 @@ async def test_operators_record_time_and_fill_unread_hours_on_the_page(
     filled in from the table's own form, as typed ("1,5")."""
     page = await client.get("/interventions/1")
     added = await client.post("/interventions/1/activities", data={
-        "csrf_token": csrf_of(page.text), "employee_email": LUCA, "kind": "visit",
+        "csrf_token": csrf_of(page.text), "employee": LUCA, "kind": "visit",
         "hours": "2h30", "date": "2026-02-10", "text": "Sopralluogo"})
     assert added.status_code == 303
     assert await daemon.query("SELECT kind, work_minutes FROM activities WHERE day ="
                               " '2026-02-10'") == [("visit", 150)]
     bad = await client.post("/interventions/1/activities", data={
-        "csrf_token": csrf_of(page.text), "employee_email": LUCA, "kind": "visit",
+        "csrf_token": csrf_of(page.text), "employee": LUCA, "kind": "visit",
         "hours": "tanto"})
     assert bad.status_code == 422
 

@@ -1,7 +1,7 @@
 """The thread page's time forms: an operator records an activity (a call, a visit, a
 remote session, workshop or travel time) or fills in the hours a report left unread.
 
-- `POST /interventions/{n}/activities` (employee_email, kind, hours, date, text)
+- `POST /interventions/{n}/activities` (employee, kind, hours, date, text)
 - `POST /activities/{id}/hours` (hours): sets the work time of an activity
 
 Hours are typed as people write them: "1,5", "1.5", "2h30", "90 min", "2 ore e mezza"
@@ -61,7 +61,7 @@ class _Handlers:
             raise PageError(404, msg("There is no such page."))
         async with request.form(max_files=0, max_fields=10) as form:
             check_csrf(request, form)
-            email = form_text(form, "employee_email", 320)
+            email = form_text(form, "employee", 320)
             kind = form_text(form, "kind", 20)
             typed = form_text(form, "hours", 40)
             day = form_text(form, "date", 10)
