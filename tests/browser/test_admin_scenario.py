@@ -103,7 +103,8 @@ async def test_operator_finds_reads_assigns_notes_and_closes(
     await expect(photo).to_be_visible()
     assert await photo.evaluate("img => img.complete && img.naturalWidth") == 160
 
-    await page.select_option("select[name=employee_email]", ION)
+    assign_form = page.locator("form[action$='/assign']")
+    await assign_form.locator("select[name=employee_email]").select_option(ION)
     await page.click("button:has-text('Assign and mail them')")
     await expect(page.locator(".flash")).to_contain_text(f"Assigned {ION}")
     assignment = await mail_to(relay.handler, ION)

@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nexusmail.ingest.data_spool import DataSink
 from nexusmail.ingest.smtp_server import END_OF_DATA, BulkDataMixin
 
 
@@ -43,6 +44,17 @@ class _Reader(BulkDataMixin):
         self._reader = reader
         self.data_size_limit = limit
 
+    def _reset_timeout(self) -> None:
+        """aiosmtpd's idle timer; no timer here."""
+
+
+async def _ours(reader: asyncio.StreamReader, limit: int) -> bytes | None:
+    """Our reader into an in-memory sink: the message, or None when over the limit."""
+    sink = DataSink(None, 2**30)
+    if not await _Reader(reader, limit)._read_data(sink):
+        return None
+    return await sink.content()
+
 
 async def _run(stream: bytes, cuts: list[int], limit: int, stream_limit: int,
                ours: bool) -> tuple[Any, bytes]:
@@ -55,8 +67,7 @@ async def _run(stream: bytes, cuts: list[int], limit: int, stream_limit: int,
     reader.feed_data(b"\r\n.\r\nQUIT\r\n")  # every stream ends, so neither reader hangs
     reader.feed_eof()
     try:
-        got: Any = await (_Reader(reader, limit)._read_data() if ours
-                          else _reference(reader, limit))
+        got: Any = await (_ours(reader, limit) if ours else _reference(reader, limit))
     except (asyncio.CancelledError, asyncio.IncompleteReadError):
         got = "connection lost"
     return got, await reader.read()
