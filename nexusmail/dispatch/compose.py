@@ -28,6 +28,7 @@ import jinja2
 
 from nexusmail.clock import Clock, SystemClock
 from nexusmail.config import MailSettings
+from nexusmail.dispatch.calendar_invite import invitation_part
 from nexusmail.mail.headers import OWN_MAIL_HEADER
 from nexusmail.storage.connections import DbRow
 
@@ -176,6 +177,14 @@ class Composer:
             html = html_template.render(context)
 
         body = self._body(text, html, row.message_id)
+        calendar = row.context.get("calendar")
+        if calendar:
+            # Beside the text, as calendar clients expect an invitation: one more
+            # alternative of the same message.
+            parts = body.get_payload() if body.is_multipart() else [body]
+            body = MIMEMultipart(
+                "alternative", _boundary("alt", row.message_id),
+                _subparts=[*parts, invitation_part(calendar, stamp=self.clock.now())])
         attachments = [self._attachment(a) for a in row.context.get("attachments") or ()]
         msg: Message = body
         if attachments:

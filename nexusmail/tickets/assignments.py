@@ -24,6 +24,7 @@ from nexusmail.mail.addresses import base_address, is_support_recipient, plus_ex
 from nexusmail.mail.parsed import ParsedMail
 from nexusmail.mail.reply_reading import REPORTS, ReplyReading, Verdict
 from nexusmail.storage.connections import INTEGRITY_ERRORS, WriteTx
+from nexusmail.tickets.assignment_calendar import CANCEL, visit_window
 from nexusmail.tickets.assignment_road import road_context
 from nexusmail.tickets.cases import Conflict, NewMessage, NotFound, add_message, intervention_status
 from nexusmail.tickets.message_extra import MessageExtra, dump_extra, load_extra
@@ -101,6 +102,11 @@ def assign(
         employee_name=employee["name"], company_name=settings.mail.company_name,
         reply_to=reply_address(settings.mail.support_addresses[0], token),
     )
+    calendar = visit_window(context, assignment_id=assignment_id, domain=own_domain(settings),
+                            organizer=settings.mail.support_addresses[0],
+                            attendee=employee["email"])
+    if calendar is not None:
+        context["calendar"] = calendar
     message_id = enqueue_mail(
         tx,
         OutgoingMail(kind=OutboxKind.ASSIGNMENT, recipient=employee["email"], template="assignment",
@@ -357,9 +363,17 @@ def _queue_follow_up_mails(tx: WriteTx, match: AssignmentMatch,
                    employee_name=match.employee_name, employee_email=match.employee_email,
                    company_name=settings.mail.company_name)
     domain = own_domain(settings)
+    echo = dict(context)
+    if reading.verdict is Verdict.REJECTED:
+        # Out of the technician's calendar again, if their client added the invitation.
+        withdrawn = visit_window(context, assignment_id=match.assignment_id, domain=domain,
+                                 organizer=settings.mail.support_addresses[0],
+                                 attendee=match.employee_email, method=CANCEL)
+        if withdrawn is not None:
+            echo["calendar"] = withdrawn
     enqueue_mail(tx, OutgoingMail(
         kind=OutboxKind.DECISION_ECHO, recipient=match.employee_email, template="decision_echo",
-        language=match.employee_language, context=context, intervention_number=number,
+        language=match.employee_language, context=echo, intervention_number=number,
     ), now=now, domain=domain)
     if reading.verdict is Verdict.REJECTED:
         for operator in settings.mail.operator_addresses:
