@@ -120,3 +120,29 @@ async def test_unknown_records_are_404_pages(client: httpx.AsyncClient) -> None:
     """A customer or machine that does not exist is a 404 page, not an error."""
     assert (await client.get("/customers/42")).status_code == 404
     assert (await client.get("/equipment/42")).status_code == 404
+
+
+async def test_contacts_and_sites_are_edited_on_the_card(daemon: Daemon,
+                                                         client: httpx.AsyncClient) -> None:
+    """A contact's and a site's own forms save them; a form may not change another
+    customer's contact (422, nothing changed)."""
+    await post_form(client, "/customers", "/customers", {"name": "Rossi"})
+    await post_form(client, "/customers", "/customers", {"name": "Verdi"})
+    await post_form(client, "/customers/1", "/customers/1/contacts",
+                    {"name": "Giulia", "email": "g@rossi.it"})
+    await post_form(client, "/customers/1", "/customers/1/sites", {"name": "Sede"})
+    saved = await post_form(client, "/customers/1", "/customers/1/contacts/1", {
+        "name": "Giulia Bianchi", "email": "g@rossi.it", "phone": "333 1",
+        "preferred_channel": "phone", "verified": "on"})
+    assert saved.status_code == 303
+    assert (await post_form(client, "/customers/1", "/customers/1/sites/1", {
+        "name": "Sede centrale", "address": "Via Roma 1"})).status_code == 303
+    assert await daemon.query("SELECT name, phone, preferred_channel FROM contacts") == [
+        ("Giulia Bianchi", "333 1", "phone")]
+    assert await daemon.query("SELECT name, address FROM sites") == [
+        ("Sede centrale", "Via Roma 1")]
+    other = await post_form(client, "/customers/2", "/customers/2/contacts/1",
+                            {"name": "Someone else"})
+    assert other.status_code == 422
+    assert await daemon.query("SELECT customer_id, name FROM contacts") == [
+        (1, "Giulia Bianchi")]

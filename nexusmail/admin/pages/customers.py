@@ -51,7 +51,9 @@ def customer_routes(pages: Pages) -> list[Route]:
         Route("/customers/{id:int}", h.card, methods=["GET"]),
         Route("/customers/{id:int}", h.edit, methods=["POST"]),
         Route("/customers/{id:int}/contacts", h.add_contact, methods=["POST"]),
+        Route("/customers/{id:int}/contacts/{item:int}", h.edit_contact, methods=["POST"]),
         Route("/customers/{id:int}/sites", h.add_site, methods=["POST"]),
+        Route("/customers/{id:int}/sites/{item:int}", h.edit_site, methods=["POST"]),
         Route("/customers/{id:int}/equipment", h.add_equipment, methods=["POST"]),
         Route("/customers/{id:int}/merge", h.merge, methods=["POST"]),
     ]
@@ -127,6 +129,30 @@ class _Handlers:
                                   lambda tx, cid, now: sites.add_site(tx, cid, values,
                                                                       now=now))
 
+    async def edit_contact(self, request: Request) -> Response:
+        form = await self._form(request)
+        values: dict[str, Any] = {name: form_text(form, name) for name in CONTACT_TEXT}
+        values["verified"] = form.get("verified") == "on"
+        contact_id = _item(request)
+
+        def change(tx: WriteTx, customer_id: int, now: Any) -> None:
+            _require_part(tx, "contacts", contact_id, customer_id, "contact")
+            contacts.update_contact(tx, contact_id, values)
+
+        return await self._change(request, msg("Contact saved."), "admin.contact_updated",
+                                  change)
+
+    async def edit_site(self, request: Request) -> Response:
+        form = await self._form(request)
+        values = {name: form_text(form, name) for name in SITE_TEXT}
+        site_id = _item(request)
+
+        def change(tx: WriteTx, customer_id: int, now: Any) -> None:
+            _require_part(tx, "sites", site_id, customer_id, "site")
+            sites.update_site(tx, site_id, values, now=now)
+
+        return await self._change(request, msg("Site saved."), "admin.site_updated", change)
+
     async def add_equipment(self, request: Request) -> Response:
         form = await self._form(request)
         values: dict[str, Any] = {name: form_text(form, name) for name in EQUIPMENT_TEXT}
@@ -196,6 +222,23 @@ class _Handlers:
                                 max_part_size=MAX_FORM_BYTES) as form:
             check_csrf(request, form)
             return form
+
+
+def _require_part(tx: WriteTx, table: str, item_id: int, customer_id: int,
+                  what: str) -> None:
+    """A form of one customer's card may change only that customer's rows."""
+    # `table` is one of our two constants, never input.
+    row = tx.execute(f"SELECT customer_id FROM {table} WHERE id = ?",  # noqa: S608
+                     (item_id,)).fetchone()
+    if row is None or row[0] != customer_id:
+        raise InvalidRecord(f"{what}: {item_id} is not one of customer {customer_id}'s")
+
+
+def _item(request: Request) -> int:
+    value = int(request.path_params["item"])
+    if value > MAX_ID:
+        raise PageError(404, msg("There is no such page."))
+    return value
 
 
 def _status(exc: Exception) -> int:
