@@ -32,6 +32,7 @@ class ListFilter:
     status: str | None = None
     employee_id: int | None = None
     customer: str = ""
+    equipment: str = ""              # a machine's serial, as typed
     request_type: str = ""
     attention: Attention | None = None
     text: str = ""
@@ -90,6 +91,11 @@ def _conditions(f: ListFilter, dialect: str = "sqlite") -> tuple[list[str], list
             " FROM contacts WHERE lower(name) LIKE lower(?) ESCAPE '\\'"
             " OR lower(email) LIKE lower(?) ESCAPE '\\')")
         params += [pattern] * 4
+    if f.equipment.strip():
+        # As typed or in capitals (labels print serials so); equality, so the serial
+        # index finds the machines and the equipment index their cases.
+        where.append("i.equipment_id IN (SELECT id FROM equipment WHERE serial IN (?, ?))")
+        params += [f.equipment.strip(), f.equipment.strip().upper()]
     if f.request_type.strip():
         where.append("lower(i.request_type) = lower(?)" if postgresql
                      else "i.request_type = ? COLLATE NOCASE")

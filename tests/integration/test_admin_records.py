@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from admin_harness import add_operator, csrf_of, logged_in
+from admin_harness import add_operator, csrf_of, customer_mail, logged_in
 from daemon_harness import Daemon, make_settings, running_daemon
 
 OPERATOR = "anna@firm.test"
@@ -146,3 +146,19 @@ async def test_contacts_and_sites_are_edited_on_the_card(daemon: Daemon,
     assert other.status_code == 422
     assert await daemon.query("SELECT customer_id, name FROM contacts") == [
         (1, "Giulia Bianchi")]
+
+
+async def test_the_list_filters_by_machine(daemon: Daemon, client: httpx.AsyncClient) -> None:
+    """`?equipment=SERIAL` (in any case) lists the cases linked to that machine only; the
+    machine's card links to it."""
+    await post_form(client, "/customers", "/customers",
+                    {"name": "Rossi", "email": "info@rossi.it"})
+    await post_form(client, "/customers/1", "/customers/1/equipment", {"serial": "AB-77X"})
+    for subject in ("Guasto AB-77X stamattina", "Richiesta preventivo"):
+        code, _ = await daemon.send(customer_mail(subject, "Grazie.", sender="info@rossi.it"),
+                                    sender="info@rossi.it")
+        assert code == 250
+    listed = (await client.get("/", params={"equipment": "ab-77x"})).text
+    assert "Guasto AB-77X stamattina" in listed
+    assert "Richiesta preventivo" not in listed
+    assert 'href="/?equipment=AB-77X"' in (await client.get("/equipment/1")).text

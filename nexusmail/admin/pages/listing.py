@@ -35,7 +35,8 @@ log = structlog.get_logger(__name__)
 
 MAX_QUERY_CHARS = 200
 MAX_ENTRY_FORM_BYTES = 2 * 1024 * 1024
-_FILTER_KEYS = ("status", "employee", "customer", "type", "attention", "due", "q", "sort")
+_FILTER_KEYS = ("status", "employee", "customer", "equipment", "type", "attention", "due",
+                "q", "sort")
 
 
 def list_routes(pages: Pages) -> list[Route]:
@@ -63,6 +64,7 @@ def read_filter(params: Any) -> tuple[search.ListFilter, dict[str, str]]:
         status=status if status in {s.value for s in Status} else None,
         employee_id=_number(params.get("employee")),
         customer=chosen["customer"],
+        equipment=chosen["equipment"],
         request_type=chosen["type"],
         attention=Attention(attention) if attention in {a.value for a in Attention} else None,
         text=chosen["q"],
