@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import NamedTuple
@@ -170,7 +172,7 @@ MAX_VERDICT_CHARS = 4000     # what the verdict is read from: the opening of the
 _HEADER_RESIDUE = re.compile(r"^[\w *]{1,16}:\s.{0,200}@[^\s@]+\.\w+")
 _CLAUSE_ENDS = ",.;:!?-\u2013\u2014(\n"
 _AFTER_ALONE = ",.;:!-\u2013\u2014)"
-_STOP_MARKS = frozenset(".!?,;:\n")
+_STOP_MARK = re.compile(r"[.!?,;:\n]")
 _LEADING_PUNCTUATION = re.compile(r"^[\s:;,.!\-\u2013\u2014)]+")
 
 
@@ -295,7 +297,7 @@ def _hits(line: str) -> tuple[list[_Hit], list[int]]:
         if verdict is None:
             doubts.append(match.start())
             continue
-        if stops[match.end()] == "?":  # asked, not said: "confermo?", "can I confirm?"
+        if stops(match.end()) == "?":  # asked, not said: "confermo?", "can I confirm?"
             continue
         if where is not _Where.ANYWHERE and not _starts_clause(folded, match.start()):
             continue
@@ -323,16 +325,17 @@ def _reason(rest: str, following: list[str]) -> str:
     return "\n".join(lines).strip()
 
 
-def _next_stops(folded: str) -> list[str]:
-    """For each offset, the first sentence or clause mark at or after it ("" if none):
-    computed once per line, from the right, instead of a search per phrase found."""
-    stops = [""] * (len(folded) + 1)
-    following = ""
-    for position in range(len(folded) - 1, -1, -1):
-        if folded[position] in _STOP_MARKS:
-            following = folded[position]
-        stops[position] = following
-    return stops
+def _next_stops(folded: str) -> Callable[[int], str]:
+    """The first sentence or clause mark at or after an offset ("" if none): the marks
+    are found once per line by one scan, then each phrase's is a binary search (a search
+    per phrase found would be quadratic on a line of many phrases)."""
+    marks = [match.start() for match in _STOP_MARK.finditer(folded)]
+
+    def stop_at(offset: int) -> str:
+        index = bisect_left(marks, offset)
+        return folded[marks[index]] if index < len(marks) else ""
+
+    return stop_at
 
 
 def _starts_clause(folded: str, start: int) -> bool:
