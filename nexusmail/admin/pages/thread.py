@@ -52,7 +52,9 @@ from nexusmail.tickets.cases import (
 )
 from nexusmail.tickets.entry import NoteFile, add_note, reply_to_customer
 from nexusmail.tickets.operator_reads import mark_read
+from nexusmail.tickets.recurrence import local_date
 from nexusmail.tickets.store import StorageError
+from nexusmail.tickets.workload import loads, period_of
 
 log = structlog.get_logger(__name__)
 
@@ -194,10 +196,20 @@ class _Handlers:
             for m in detail["messages"]
         ]
         assigned = {a["employee_email"] for a in detail["assignments"]}
+        candidates = [e for e in employees if e["active"] and e["email"] not in assigned]
+        services = self.p.services
+        today = local_date(services.clock.now(), services.settings.scheduler.timezone)
+        period = period_of(detail["desired_from"], detail["desired_to"], today)
+        async with services.store.read() as conn:
+            load_of = await loads(conn, [e["id"] for e in candidates], *period)
+        # Who is there first, then who has the least to do.
+        candidates.sort(key=lambda e: (not load_of[e["id"]].free,
+                                       load_of[e["id"]].jobs_in_period,
+                                       load_of[e["id"]].open_jobs, e["name"] or e["email"]))
         await self._mark_read(operator.id, number)
         return self.p.render(
             request, "thread.html.j2", case=detail, entries=entries, records=records,
-            assignable=[e for e in employees if e["active"] and e["email"] not in assigned],
+            assignable=candidates, loads=load_of,
             employees=[e for e in employees if e["active"]],
             preview_types=PREVIEW_TYPES, due=next_deadline(
                 status=detail["status"], response_due=detail["response_due"],
