@@ -238,19 +238,22 @@ def _find_duplicate(
     transport headers are set aside. A known Message-ID with other content is another
     mail (kept), except against rows stored before fingerprints existed."""
     # `id IS DISTINCT FROM ?`: a retried row is not a duplicate of itself (NULL excludes nothing).
+    # One statement, each way of matching on its own index and the best way first: on
+    # PostgreSQL every statement is a round trip the one writer waits for.
     retry_of = inbound.retry_of
-    row = tx.execute("SELECT id, intervention_number FROM inbound WHERE raw_sha256 = ?"
-                     " AND id IS DISTINCT FROM ?", (inbound.raw_sha256, retry_of)).fetchone()
-    if row is None and inbound.content_sha256:
-        row = tx.execute("SELECT id, intervention_number FROM inbound WHERE content_sha256 = ?"
-                         " AND id IS DISTINCT FROM ?",
-                         (inbound.content_sha256, retry_of)).fetchone()
-    if row is None and inbound.mail.message_id:
-        row = tx.execute(
-            "SELECT id, intervention_number FROM inbound WHERE message_id = ? AND sender = ?"
-            " AND content_sha256 IS NULL AND id IS DISTINCT FROM ?",
-            (inbound.mail.message_id, sender, retry_of),
-        ).fetchone()
+    row = tx.execute(
+        "SELECT id, intervention_number FROM ("
+        " SELECT id, intervention_number, 0 AS rank FROM inbound"
+        "  WHERE raw_sha256 = ? AND id IS DISTINCT FROM ?"
+        " UNION ALL SELECT id, intervention_number, 1 FROM inbound"
+        "  WHERE content_sha256 = ? AND id IS DISTINCT FROM ?"
+        " UNION ALL SELECT id, intervention_number, 2 FROM inbound"
+        "  WHERE message_id = ? AND sender = ? AND content_sha256 IS NULL"
+        "  AND id IS DISTINCT FROM ?"
+        ") AS found ORDER BY rank LIMIT 1",
+        (inbound.raw_sha256, retry_of, inbound.content_sha256 or None, retry_of,
+         inbound.mail.message_id or None, sender, retry_of),
+    ).fetchone()
     return None if row is None else (row[0], row[1])
 
 
