@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from nexusmail.records.contacts import ContactView, get_contact
+from nexusmail.records.contacts import ContactView, get_contact, list_contacts
 from nexusmail.records.customers import CustomerView, get_customer
 from nexusmail.records.equipment import COLUMNS as EQUIPMENT_COLUMNS
-from nexusmail.records.equipment import EquipmentView
+from nexusmail.records.equipment import EquipmentView, find_equipment
 from nexusmail.records.equipment import view as equipment_view
-from nexusmail.records.sites import SiteView, get_site
+from nexusmail.records.request_types import RequestTypeView, list_request_types
+from nexusmail.records.sites import SiteView, get_site, list_sites
 from nexusmail.storage.connections import ReadTx
 
 # Cases stored without a channel say it by their source.
@@ -82,3 +83,22 @@ async def customer_interventions(conn: ReadTx, customer_id: int,
     return [{"number": r["number"], "subject": r["subject"], "status": r["status"],
              "request_type": r["request_type"], "equipment_id": r["equipment_id"],
              "created_at": r["created_at"]} for r in rows]
+
+
+class LinkChoices(TypedDict):
+    contacts: list[ContactView]
+    sites: list[SiteView]
+    equipment: list[EquipmentView]
+    request_types: list[RequestTypeView]
+
+
+async def link_choices(conn: ReadTx, customer_id: int) -> LinkChoices:
+    """What a case of this customer can be linked to: its contacts, sites and machines,
+    and the list of request types."""
+    return {
+        "contacts": await list_contacts(conn, customer_id),
+        "sites": await list_sites(conn, customer_id),
+        "equipment": (await find_equipment(conn, customer_id=customer_id,
+                                           limit=200))["items"],
+        "request_types": await list_request_types(conn),
+    }

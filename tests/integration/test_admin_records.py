@@ -162,3 +162,34 @@ async def test_the_list_filters_by_machine(daemon: Daemon, client: httpx.AsyncCl
     assert "Guasto AB-77X stamattina" in listed
     assert "Richiesta preventivo" not in listed
     assert 'href="/?equipment=AB-77X"' in (await client.get("/equipment/1")).text
+
+
+async def test_the_case_page_links_contact_site_machine_and_type(
+    daemon: Daemon, client: httpx.AsyncClient
+) -> None:
+    """The thread page's form links the case to the customer's machine (its site comes
+    with it), a new contact address and a request type; the change is on the thread
+    with the operator; another customer's machine is refused naming the field."""
+    await post_form(client, "/customers", "/customers",
+                    {"name": "Rossi", "email": "info@rossi.it"})
+    await post_form(client, "/customers/1", "/customers/1/sites", {"name": "Sede"})
+    await post_form(client, "/customers/1", "/customers/1/equipment",
+                    {"serial": "AB-1", "site_id": "1"})
+    code, _ = await daemon.send(customer_mail("Non parte", "Aiuto.", sender="info@rossi.it"),
+                                sender="info@rossi.it")
+    assert code == 250
+    saved = await post_form(client, "/interventions/1", "/interventions/1/links", {
+        "contact_email": "Luca@Rossi.it", "equipment_serial": "AB-1", "site_id": "",
+        "request_type": "service_schedule", "channel": "phone"})
+    assert saved.status_code == 303
+    assert await daemon.query(
+        "SELECT i.site_id, i.equipment_id, i.request_type, i.channel, c.email"
+        " FROM interventions i JOIN contacts c ON c.id = i.contact_id") == [
+        (1, 1, "service_schedule", "phone", "luca@rossi.it")]
+    page = (await client.get("/interventions/1")).text
+    assert "Links saved." in page
+    assert f"operator:{OPERATOR}" in page
+    refused = await post_form(client, "/interventions/1", "/interventions/1/links",
+                              {"equipment_serial": "ZZ-9"})
+    assert refused.status_code == 422
+    assert "equipment_serial:" in refused.text

@@ -51,6 +51,7 @@ from nexusmail.admin.pages.base import (
     login_redirect,
     make_filters,
 )
+from nexusmail.admin.pages.case_links import case_link_routes
 from nexusmail.admin.pages.customers import customer_routes
 from nexusmail.admin.pages.employees import employee_routes
 from nexusmail.admin.pages.installed_base import installed_base_routes
@@ -139,6 +140,7 @@ def build_pages_app(services: ApiServices) -> Starlette:
         Route(f"/static/{STYLESHEET}", css, methods=["GET"]),
         *login_routes(pages), *list_routes(pages), *thread_routes(pages),
         *schedule_routes(pages), *customer_routes(pages), *installed_base_routes(pages),
+        *case_link_routes(pages),
         *timesheet_routes(pages), *activity_form_routes(pages),
         *settings_routes(pages), *employee_routes(pages),
     ]

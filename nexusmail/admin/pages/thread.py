@@ -42,7 +42,7 @@ from nexusmail.admin.pages.due_times import next_deadline
 from nexusmail.i18n import msg
 from nexusmail.mail.addresses import check_address
 from nexusmail.mail.html import SANITIZER_VERSION, sanitize_html
-from nexusmail.records.links import intervention_records
+from nexusmail.records.links import intervention_records, link_choices
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets import queries
 from nexusmail.tickets.assignments import apply_reply_as_operator, assign
@@ -172,6 +172,8 @@ class _Handlers:
                 " AND m.body_html IS NOT NULL ORDER BY a.id", (number,))
             employees = await queries.list_employees(conn)
             records = await intervention_records(conn, number)
+            choices = (await link_choices(conn, records["customer"]["id"])
+                       if records else None)
         has_raw = {r[0] for r in rows if r[2]}
         safe_html = {r[0]: r[1] for r in rows if r[1] and r[3] == SANITIZER_VERSION}
         stale = [(r[0], r[1]) for r in rows if r[1] and r[3] != SANITIZER_VERSION]
@@ -209,6 +211,7 @@ class _Handlers:
         await self._mark_read(operator.id, number)
         return self.p.render(
             request, "thread.html.j2", case=detail, entries=entries, records=records,
+            choices=choices,
             assignable=candidates, loads=load_of,
             employees=[e for e in employees if e["active"]],
             preview_types=PREVIEW_TYPES, due=next_deadline(
