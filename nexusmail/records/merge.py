@@ -2,7 +2,9 @@
 a second address before anyone linked it) become one.
 
 Everything of the merged customer moves to the one it is merged into: contacts, mail
-domains, sites, equipment, interventions and service schedules. A site with the same
+domains, sites, equipment, interventions, service schedules and contracts (two
+contracts with one code refuse the merge: their hours and dates cannot be added up
+by a rule, an operator renames one first). A site with the same
 name, or a machine with the same serial, as one the target already has is the same
 place or machine: its interventions follow the target's one and the duplicate row goes.
 The target keeps its own details and takes the merged one's only where it has none.
@@ -43,10 +45,17 @@ def merge_customers(tx: WriteTx, source: int, into: int, *, now: datetime) -> Me
         require_active(tx, into)
     except (NotFound, Conflict) as exc:
         raise InvalidRecord(f"into: {exc}") from None
+    clash = tx.execute(
+        "SELECT s.code FROM contracts s JOIN contracts t ON t.customer_id = ?"
+        " AND t.code = s.code WHERE s.customer_id = ? ORDER BY s.code LIMIT 1",
+        (into, source)).fetchone()
+    if clash is not None:
+        raise Conflict(f"contracts: customers {source} and {into} both have a contract"
+                       f" {clash[0]}; rename one before merging")
     sites = _move_sites(tx, source, into)
     equipment = _move_equipment(tx, source, into)
     moved = {}
-    for table in ("contacts", "interventions", "schedules", "customer_domains"):
+    for table in ("contacts", "interventions", "schedules", "customer_domains", "contracts"):
         # Table names are the constants above, never input.
         moved[table] = tx.execute(
             f"UPDATE {table} SET customer_id = ? WHERE customer_id = ?",  # noqa: S608

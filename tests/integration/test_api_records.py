@@ -416,3 +416,24 @@ async def test_customer_pages_count_the_same_however_they_are_walked(api: Api) -
     assert [[c["name"] for c in p["items"]] for p in pages] == [["Alfa", "Beta"], ["Gamma"], []]
     assert [p["total"] for p in pages] == [3, 3, 3]
     assert (await get(api, "/customers?q=zzz"))["total"] == 0
+
+
+async def test_merge_moves_contracts_and_refuses_two_with_one_code(api: Api) -> None:
+    """A duplicate's contract moves with it; two contracts with the same code stop the
+    merge with a 409 naming it, and nothing moves."""
+    keep = await post(api, "/customers", {"name": "Rossi"})
+    dup = await post(api, "/customers", {"name": "rossi"})
+    other = await post(api, "/customers", {"name": "ROSSI"})
+    contract = {"code": "C-1", "valid_from": "2026-01-01"}
+    await post(api, f"/customers/{dup['id']}/contracts", {**contract, "code": "C-2"})
+    await post(api, f"/customers/{keep['id']}/contracts", contract)
+    await post(api, f"/customers/{other['id']}/contracts", contract)
+    await post(api, f"/customers/{other['id']}/contacts", {"email": "x@rossi.it"})
+    await post(api, f"/customers/{dup['id']}/merge", {"into": keep["id"]}, 200)
+    held = await get(api, f"/customers/{keep['id']}/contracts")
+    assert sorted(c["code"] for c in held["items"]) == ["C-1", "C-2"]
+    clash = await post(api, f"/customers/{other['id']}/merge", {"into": keep["id"]}, 409)
+    assert clash["error"].startswith("contracts:")
+    assert "C-1" in clash["error"]
+    assert (await get(api, f"/customers/{other['id']}/contacts"))["items"][0]["email"] == (
+        "x@rossi.it")
