@@ -16,6 +16,7 @@ from nexusmail.records import fields
 from nexusmail.records.fields import InvalidRecord
 from nexusmail.storage.connections import DbRow, ReadTx, WriteTx
 from nexusmail.tickets.cases import Conflict, NotFound
+from nexusmail.tickets.mail_domains import FreeMail
 
 # The columns a caller may set, in the JSON's order; mail_domains lives in its own table.
 EDITABLE = ("name", "tax_id", "address", "phone", "work_phone", "email", "language",
@@ -145,6 +146,9 @@ def set_domains(tx: WriteTx, customer_id: int, domains: Sequence[str]) -> None:
     held by another customer is a Conflict naming that customer."""
     wanted = [fields.mail_domain(d) for d in domains]
     for domain in wanted:
+        # gmail.com names no one customer: mail from it is never matched by domain.
+        if FreeMail().is_free(domain):
+            raise InvalidRecord(f"mail_domains: {domain} is a free-mail domain")
         row = tx.execute("SELECT customer_id FROM customer_domains WHERE domain = ?",
                          (domain,)).fetchone()
         if row is not None and row[0] != customer_id:

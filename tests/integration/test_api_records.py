@@ -106,6 +106,7 @@ async def test_customer_is_created_read_patched_and_listed(api: Api, clock: Fake
     ({"name": "X", "language": "de"}, "language"),
     ({"name": "X", "email": "not-an-address"}, "email"),
     ({"name": "X", "mail_domains": ["no_domain"]}, "mail_domains"),
+    ({"name": "X", "mail_domains": ["Libero.it"]}, "mail_domains"),
     ({"name": "X", "owner": "nobody@firm.test"}, "owner"),
     ({"name": "X", "colour": "red"}, "colour"),
     ({"name": ""}, "name"),
