@@ -195,3 +195,36 @@ async def test_reply_from_the_page_signs_with_the_operators_name(
         assert "Reply to the customer" in thread
         assert "Venim mâine la 9." in thread
     assert await daemon.query("SELECT status FROM interventions") == [("closed",)]
+
+
+async def test_a_canned_reply_fills_the_box_and_a_firm_adds_its_own(
+    tmp_path: Path, relay: Controller
+) -> None:
+    """The thread page offers the canned replies of every language; picking one fills
+    the reply box with its text for this case (title line left out); a file the firm
+    puts in `[mail] templates_dir` is offered too, and an unknown name fills nothing."""
+    own = tmp_path / "templates" / "mail" / "ro" / "canned"
+    own.mkdir(parents=True)
+    (own / "programare.txt.j2").write_text(
+        "Programare confirmată\nVenim la {{ customer_name }} pentru nr. {{ number }}.\n",
+        encoding="utf-8")
+    settings = make_settings(tmp_path / "data", relay_port=relay.port,
+                             mail={"templates_dir": str(tmp_path / "templates")})
+    async with running_daemon(settings) as daemon:
+        await open_case(daemon, relay)
+        await add_operator(daemon, "giulia@firm.test")
+        async with logged_in(daemon, "giulia@firm.test") as client:
+            page = (await client.get("/interventions/1")).text
+            assert 'value="it/tecnico_in_arrivo"' in page
+            assert 'value="ro/programare"' in page
+            picked = (await client.get("/interventions/1",
+                                       params={"canned": "it/tecnico_in_arrivo"})).text
+            box = picked.split('name="text" rows="5" required>', 1)[1].split("</textarea>")[0]
+            assert box.startswith("Gentile Ana Pop,")
+            assert "intervento n. 1" in box
+            assert "Tecnico in arrivo" not in box
+            firm = (await client.get("/interventions/1", params={"canned": "ro/programare"}))
+            assert "Venim la Ana Pop pentru nr. 1." in firm.text
+            for bad in ("it/../../secret", "xx/nothing", "it/missing"):
+                unknown = (await client.get("/interventions/1", params={"canned": bad})).text
+                assert 'required></textarea>' in unknown

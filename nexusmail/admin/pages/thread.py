@@ -29,6 +29,7 @@ from starlette.routing import Route
 from nexusmail.admin.api.assignments import signing_keys
 from nexusmail.admin.api.base import MAX_ID, ApiError
 from nexusmail.admin.api.uploads import FORM_OVERHEAD_BYTES, limit_body
+from nexusmail.admin.canned_replies import Canned, CannedReplies
 from nexusmail.admin.downloads import DOWNLOAD_CSP, download_headers, safe_media_type
 from nexusmail.admin.pages.base import (
     MAIL_FRAME_CSP,
@@ -39,7 +40,7 @@ from nexusmail.admin.pages.base import (
     redirect,
 )
 from nexusmail.admin.pages.due_times import next_deadline
-from nexusmail.i18n import msg
+from nexusmail.i18n import LANGUAGES, msg
 from nexusmail.mail.addresses import check_address
 from nexusmail.mail.html import SANITIZER_VERSION, sanitize_html
 from nexusmail.records.links import intervention_records, link_choices
@@ -151,6 +152,28 @@ def _path_number(request: Request, name: str) -> int:
 class _Handlers:
     def __init__(self, pages: Pages) -> None:
         self.p = pages
+        self._canned: tuple[object, CannedReplies] | None = None
+
+    def canned(self) -> CannedReplies:
+        """The canned replies of the mail settings of the moment (a reload may change
+        the templates directory)."""
+        mail = self.p.services.settings.mail
+        if self._canned is None or self._canned[0] is not mail:
+            self._canned = (mail, CannedReplies(mail))
+        return self._canned[1]
+
+    async def _canned_choice(self, request: Request, detail: Any) -> tuple[list[Canned], str]:
+        """The canned replies to pick from, and the reply box's text when one was
+        picked (`?canned=<language>/<name>`). Template files are read in a thread."""
+        canned = self.canned()
+        choices = await asyncio.to_thread(canned.available, LANGUAGES)
+        language, _, name = request.query_params.get("canned", "").partition("/")
+        if not name:
+            return choices, ""
+        context = {"number": detail["number"], "subject": detail["subject"],
+                   "customer_name": detail["customer"]["name"]}
+        text = await asyncio.to_thread(canned.text, language, name, context)
+        return choices, text or ""
 
     async def thread(self, request: Request) -> Response:
         operator = await self.p.operator(request)
@@ -209,10 +232,11 @@ class _Handlers:
                                        load_of[e["id"]].jobs_in_period,
                                        load_of[e["id"]].open_jobs, e["name"] or e["email"]))
         await self._mark_read(operator.id, number)
+        canned, reply_text = await self._canned_choice(request, detail)
         return self.p.render(
             request, "thread.html.j2", case=detail, entries=entries, records=records,
             choices=choices,
-            assignable=candidates, loads=load_of,
+            assignable=candidates, loads=load_of, canned=canned, reply_text=reply_text,
             employees=[e for e in employees if e["active"]],
             preview_types=PREVIEW_TYPES, due=next_deadline(
                 status=detail["status"], response_due=detail["response_due"],
