@@ -9,6 +9,10 @@ import pytest
 
 from nexusmail.tickets.store import StorageError, Store
 
+# The PostgreSQL store's own tests are tests/integration/test_pg_store.py.
+pytestmark = pytest.mark.sqlite_only(
+    reason="the SQLite store's own tests (sqlite_master, pragmas, its file)")
+
 
 async def test_migrations_create_the_schema(store: Store) -> None:
     """Opening a new store applies every migration."""
