@@ -53,6 +53,9 @@ async def operator_speaking(daemon: Daemon, email: str, language: str) -> None:
 def english_left(page: str, language: str) -> list[str]:
     """Our English texts (those the catalogue translates differently) still visible."""
     catalogue = translations(language)
+    # Canned replies are offered in every customer language by their own titles:
+    # texts for customers, not the interface.
+    page = re.sub(r'<select name="canned">.*?</select>', "", page, flags=re.S)
     visible = html.unescape(_TAG.sub(" ", page))
     attributes = " ".join(html.unescape(v) for v in re.findall(
         r'(?:placeholder|title|alt)="([^"]*)"', page))
