@@ -15,8 +15,10 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 from pydantic import ValidationError
@@ -42,6 +44,7 @@ from nexusmail.cli.support import (
     STORE_ERRORS,
     Command,
     fail,
+    local_minute,
     print_table,
     store_failure,
     with_store,
@@ -321,26 +324,32 @@ def _cmd_intervention_show(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(detail, ensure_ascii=False, indent=2))
     else:
-        print("\n".join(format_intervention(detail)))
+        zone = ZoneInfo(settings.scheduler.timezone)
+        print("\n".join(format_intervention(detail, zone)))
     return EXIT_OK
 
 
-def format_intervention(d: queries.InterventionDetail) -> list[str]:
-    """An intervention as lines for a terminal: header, assignments, then the thread."""
+def format_intervention(d: queries.InterventionDetail, zone: tzinfo = UTC) -> list[str]:
+    """An intervention as lines for a terminal: header, assignments, then the thread;
+    times in the company's time zone (`zone`), as the office reads them."""
+
+    def when(value: str | None) -> str:
+        return local_minute(value, zone)
+
     period = " – ".join(x for x in (d["desired_from"], d["desired_to"]) if x) or "-"
     lines = [
         f"[#{d['number']}] {d['subject']}  ({d['status']})",
         f"customer:   {d['customer']['name']} <{d['customer']['email']}>",
         f"type:       {d['request_type'] or '-'}   priority: {d['priority']}   "
         f"desired: {period}",
-        f"created:    {d['created_at']}   updated: {d['updated_at']}"
-        + (f"   closed: {d['closed_at']}" if d["closed_at"] else ""),
+        f"created:    {when(d['created_at'])}   updated: {when(d['updated_at'])}"
+        + (f"   closed: {when(d['closed_at'])}" if d["closed_at"] else ""),
     ]
     if d["needs_attention"]:
         lines.append(f"attention:  {', '.join(d['needs_attention'])}")
     lines += ["", "description:", *_indented(d["description"]), "", "assignments:"]
     for a in d["assignments"]:
-        decided = f" {a['decided_at']}" if a["decided_at"] else ""
+        decided = f" {when(a['decided_at'])}" if a["decided_at"] else ""
         reason = f": {a['reason']}" if a["reason"] else ""
         lines.append(f"  {a['employee_name']} <{a['employee_email']}>  "
                      f"{a['status']}{decided}{reason}")
@@ -353,7 +362,7 @@ def format_intervention(d: queries.InterventionDetail) -> list[str]:
                else m["from"] or m["author"])
         marks = [m["verdict"] or "", "" if m["verified"] else "UNVERIFIED"]
         marks += [f"{k}={v}" for k, v in m["extra"].items() if k == "register_ref"]
-        lines.append(f"--- #{m['id']} {m['created_at']}  {m['kind']} ({m['direction']})  "
+        lines.append(f"--- #{m['id']} {when(m['created_at'])}  {m['kind']} ({m['direction']})  "
                      f"{who}  {' '.join(x for x in marks if x)}".rstrip())
         if m["subject"]:
             lines.append(f"  subject: {m['subject']}")

@@ -8,6 +8,7 @@ import asyncio
 import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime, tzinfo
 from typing import Any, TypeVar
 
 import psycopg
@@ -111,3 +112,17 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def local_minute(value: str | None, zone: tzinfo) -> str:
+    """A stored UTC timestamp as "YYYY-MM-DD HH:MM" in `zone` (the company's): what the
+    office reads; unreadable values as they are, None as "-"."""
+    if not value:
+        return "-"
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        return value
+    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")

@@ -11,11 +11,13 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from nexusmail.admin.tokens import token_is_valid
 from nexusmail.cli.main import main
+from nexusmail.cli.support import local_minute
 from nexusmail.clock import FakeClock
 from nexusmail.config import load_settings
 from nexusmail.paths import database_path
@@ -303,3 +305,13 @@ def test_intervention_show_prints_details_assignments_and_thread(
     code, _, err = run(capsys, "intervention", "show", "99", "--config", str(config))
     assert code == 1
     assert "intervention 99 does not exist" in err
+
+
+def test_cli_times_are_the_companys() -> None:
+    """The CLI shows stored UTC times to the minute in the company's time zone (summer
+    and winter), and odd values as they are."""
+    rome = ZoneInfo("Europe/Rome")
+    assert local_minute("2026-12-03T14:05:00+00:00", rome) == "2026-12-03 15:05"
+    assert local_minute("2026-07-01T08:00:00+00:00", rome) == "2026-07-01 10:00"
+    assert local_minute(None, rome) == "-"
+    assert local_minute("not a time", rome) == "not a time"
