@@ -122,10 +122,23 @@ class MailSettings(_Section):
     company_name: str = "Support"
     # A directory whose mail/<lang>/<name>.*.j2 files override the packaged templates.
     templates_dir: Path | None = None
-    # Where rejections and "needs attention" notices go.
+    # Where rejections, "needs attention" and "sender muted" notices go.
     operator_addresses: tuple[str, ...] = ()
     # Acknowledgements one address may receive per hour, against auto-reply ping-pong.
+    # Addresses are counted without their +extension (nexusmail.mail.peers).
     max_acks_per_hour: int = Field(10, ge=0)
+    # ...per sender domain, and in all: forged senders must not turn us into a source
+    # of backscatter. Over a budget the case still opens; only the answer is skipped.
+    max_acks_per_hour_per_domain: int = Field(30, ge=0)
+    max_acks_per_hour_total: int = Field(300, ge=0)
+    # The loop guard: a sender (address without +extension) that opened this many new
+    # cases within mute_window_s is muted: its mails that would open a case are kept in
+    # the quarantine, unanswered, until an operator unmutes it or it stays quiet for
+    # mute_window_s. Likewise a whole domain (robots that change their local part);
+    # keep that one high, one busy customer domain must not trip it. 0: never mute.
+    mute_after_new_cases: int = Field(5, ge=0)
+    mute_domain_after_new_cases: int = Field(40, ge=0)
+    mute_window_s: int = Field(600, ge=60, le=7 * 86_400)
 
     @field_validator("support_addresses", "operator_addresses")
     @classmethod

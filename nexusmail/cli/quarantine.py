@@ -1,4 +1,5 @@
-"""`nexusmail quarantine list|show|retry`: the mails whose processing failed.
+"""`nexusmail quarantine list|show|retry`: the mails whose processing failed, and those
+the loop guard held (their sender was muted: retry them once it is unmuted).
 
 A retry runs the stored bytes through `Ingest.accept`, the same pipeline as SMTP; it
 opens the store itself (beside a running daemon, whose outbox worker sends what it
@@ -28,6 +29,8 @@ from nexusmail.storage.connections import Storage
 from nexusmail.tickets.models import Outcome
 
 MAX_HEADER_LINES = 200   # `quarantine show` prints at most this much of a header block
+# Kept for a retry: failed processing, or held by the loop guard.
+_RETRYABLE = (Outcome.QUARANTINED, Outcome.HELD)
 
 
 def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand,
@@ -38,7 +41,7 @@ def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand
                        "  nexusmail quarantine list\n  nexusmail quarantine show 17\n"
                        "  nexusmail quarantine retry 17\n  nexusmail quarantine retry --all")
     add(quarantine, "list", cmd_quarantine_list,
-        "List quarantined mails: id, received, source, sender, subject, reason.",
+        "List quarantined and held mails: id, received, source, sender, subject, reason.",
         "  nexusmail quarantine list\n  nexusmail quarantine list --config nexusmail.toml")
     show = add(quarantine, "show", cmd_quarantine_show,
                "Print a quarantined mail: its details, the reason and its raw headers.",
@@ -62,8 +65,8 @@ _ROW = ("SELECT id, received_at, source, COALESCE(NULLIF(sender, ''), envelope_f
 def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
     async def fetch(store: Storage) -> list[Any]:
         async with store.read() as conn:
-            cursor = await conn.execute(_ROW + " WHERE outcome = ? ORDER BY id",
-                                        (Outcome.QUARANTINED,))
+            cursor = await conn.execute(_ROW + " WHERE outcome IN (?, ?) ORDER BY id",
+                                        _RETRYABLE)
             return list(await cursor.fetchall())
 
     rows = [[str(r[0]), r[1], r[2], r[3] or "-", _clip(r[4] or "-", 40), _clip(r[5], 60)]
@@ -119,8 +122,8 @@ def cmd_quarantine_retry(args: argparse.Namespace, settings: Settings) -> int:
     async def retry(ingest: Ingest, store: Storage) -> list[tuple[int, str]]:
         async with store.read() as conn:
             if args.all:
-                cursor = await conn.execute("SELECT id FROM inbound WHERE outcome = ?"
-                                            " ORDER BY id", (Outcome.QUARANTINED,))
+                cursor = await conn.execute("SELECT id FROM inbound WHERE outcome IN (?, ?)"
+                                            " ORDER BY id", _RETRYABLE)
                 ids = [int(r[0]) for r in await cursor.fetchall()]
             else:
                 ids = wanted
@@ -143,7 +146,7 @@ async def _retry_one(ingest: Ingest, store: Storage, inbound_id: int) -> str:
             (inbound_id,))).fetchone()
     if row is None:
         return "does not exist"
-    if row[0] != Outcome.QUARANTINED:
+    if row[0] not in _RETRYABLE:
         return f"not quarantined (it is {row[0]}); nothing done"
     if row[4] is None:
         return "its raw bytes are missing; cannot retry"
@@ -152,8 +155,8 @@ async def _retry_one(ingest: Ingest, store: Storage, inbound_id: int) -> str:
         result = await ingest.accept(bytes(row[4]), envelope, row[1], retry_of=inbound_id)
     except TemporaryFailure as exc:
         return f"not retried, storage failed: {exc}"
-    if result.outcome is Outcome.QUARANTINED:
-        return f"still quarantined: {result.reason}"
+    if result.outcome in _RETRYABLE:
+        return f"still {result.outcome}: {result.reason}"
     number = f" #{result.intervention_number}" if result.intervention_number else ""
     reason = f" ({result.reason})" if result.reason else ""
     return f"now {result.outcome}{number}{reason}"

@@ -121,6 +121,10 @@ class Ingest:
             self.metrics.mail(source, result.outcome, seconds=self.clock.monotonic() - started)
             if result.verdict is not None:
                 self.metrics.assignment_reply(result.verdict, acted=bool(result.acted))
+            if result.held:
+                self.metrics.held_by_peer_guard()
+            if result.ack_skipped is not None:
+                self.metrics.ack_skipped(result.ack_skipped)
         return result
 
     async def _accept(self, raw: bytes, envelope: Envelope, source: str,

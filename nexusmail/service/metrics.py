@@ -48,6 +48,7 @@ class ScrapeState:
     backlog: Backlog | None = None                       # None: the read failed
     imap: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     scheduler_last_tick: datetime | None = None
+    muted_peers: int | None = None                       # None: the read failed
 
 
 class Metrics:
@@ -59,7 +60,8 @@ class Metrics:
         Info("nexusmail", "The running nexusmail.", registry=r).info({"version": __version__})
         self.mails = Counter(
             "nexusmail_mails", "Inbound mails by source and outcome (new_request, follow_up,"
-            " technician_reply, noise, unmatched, duplicate, quarantined, temporary_failure)"
+            " technician_reply, noise, unmatched, duplicate, quarantined, held,"
+            " temporary_failure)"
             " and refused RCPT recipients (recipient_refused).",
             ["source", "outcome"], registry=r)
         self.ingest_seconds = Histogram(
@@ -78,6 +80,13 @@ class Metrics:
             "nexusmail_assignment_replies", "Technicians' replies to assignments by verdict,"
             " and whether they acted on the assignment (acted=false: not its employee, or"
             " the intervention is closed).", ["verdict", "acted"], registry=r)
+        self.acks_skipped = Counter(
+            "nexusmail_acks_skipped", "Acknowledgements due but not sent, by reason"
+            " (address_budget, domain_budget, total_budget, own_address); the case was"
+            " opened all the same.", ["reason"], registry=r)
+        self.peer_guard_held = Counter(
+            "nexusmail_peer_guard_held", "Mails that would have opened a case, held"
+            " because their sender (or its domain) is muted by the loop guard.", registry=r)
         self.scheduler_opened = Counter("nexusmail_scheduler_opened",
                                         "Interventions opened by service schedules.", registry=r)
         self.scheduler_late = Counter(
@@ -99,6 +108,12 @@ class Metrics:
 
     def assignment_reply(self, verdict: str, *, acted: bool) -> None:
         self.assignment_replies.labels(verdict=str(verdict), acted=str(acted).lower()).inc()
+
+    def ack_skipped(self, reason: str) -> None:
+        self.acks_skipped.labels(reason=str(reason)).inc()
+
+    def held_by_peer_guard(self) -> None:
+        self.peer_guard_held.inc()
 
     def outbox_result(self, result: str) -> None:
         """`sent`, `retry`, or the reason a mail failed for good."""
@@ -132,7 +147,7 @@ class _ScrapeCollector:
         self._metrics = metrics
 
     def describe(self) -> Iterable[Metric]:
-        return self._families(ScrapeState(backlog=Backlog(0, None)))
+        return self._families(ScrapeState(backlog=Backlog(0, None), muted_peers=0))
 
     def collect(self) -> Iterable[Metric]:
         return self._families(self._metrics._scrape)
@@ -154,6 +169,12 @@ class _ScrapeCollector:
         tick = state.scheduler_last_tick
         last_tick.add_metric([], tick.timestamp() if tick is not None else 0.0)
         families.append(last_tick)
+        if state.muted_peers is not None:
+            muted = GaugeMetricFamily(
+                "nexusmail_muted_peers", "Senders and domains the loop guard holds"
+                " mail from now (they kept opening new cases); see the admin page.")
+            muted.add_metric([], state.muted_peers)
+            families.append(muted)
         # IMAP failures are already counted per account by its collector (AccountState);
         # exposing those counts keeps one source of truth instead of a second tally.
         errors = CounterMetricFamily(

@@ -32,10 +32,14 @@ from nexusmail.service.systemd_notify import notify, reloading_state
 log = structlog.get_logger(__name__)
 
 RESTART_NOTE = "changed, takes effect after restart"
-# Sections applied live as a whole; from [mail] only templates_dir is (the addresses
-# are baked into the SMTP handler, ingest and the outbox's envelope sender).
+# Sections applied live as a whole; from [mail] only templates_dir and the answer
+# budgets and loop guard (read for each mail: an operator under a flood can tighten
+# them with a reload) are (the addresses are baked into the SMTP handler, ingest and
+# the outbox's envelope sender).
 LIVE_SECTIONS = ("limits", "imap")
-LIVE_MAIL_KEYS = ("templates_dir",)
+LIVE_MAIL_KEYS = ("templates_dir", "max_acks_per_hour", "max_acks_per_hour_per_domain",
+                  "max_acks_per_hour_total", "mute_after_new_cases",
+                  "mute_domain_after_new_cases", "mute_window_s")
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ tickets.triage rule on them, and carry the ruling out. A copy of a mail already
 received (same raw bytes, or the same content once transport headers are set aside)
 has no second effect; anything else keeps its raw bytes and an inbound-log row. Noise
 is logged and nothing else, so it never answers; a technician's answer is recorded on
-its assignment; other mail joins its intervention or opens a new one, with its
-attachments and the outgoing mails it causes as outbox rows of the same transaction.
+its assignment; other mail joins its intervention or opens a new one (unless the loop
+guard, tickets.peer_guard, holds it), with its attachments and the outgoing mails it
+causes as outbox rows of the same transaction.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from nexusmail.config import Settings
 from nexusmail.mail.addresses import is_support_recipient
 from nexusmail.mail.html import SANITIZER_VERSION
 from nexusmail.mail.parsed import ParsedMail
+from nexusmail.mail.peers import peer_of
 from nexusmail.mail.reply_reading import ReplyReading, read_reply
 from nexusmail.mail.sender import dmarc_failed
 from nexusmail.storage.connections import WriteTx
@@ -42,7 +44,8 @@ from nexusmail.tickets.cases import (
 )
 from nexusmail.tickets.message_extra import MessageExtra
 from nexusmail.tickets.models import Direction, MessageKind, Outcome, Source, Status
-from nexusmail.tickets.new_requests import OpenRequest, open_request
+from nexusmail.tickets.new_requests import OpenRequest, open_case
+from nexusmail.tickets.peer_guard import hold_new_case, record_new_case
 from nexusmail.tickets.serials import serial_candidates
 from nexusmail.tickets.tags import parse_tag, strip_reply_prefixes
 from nexusmail.tickets.thread_rules import ThreadFacts
@@ -86,6 +89,8 @@ class IngestResult:
     reason: str = ""
     verdict: str | None = None         # a technician reply's, for metrics after the commit
     acted: bool | None = None          # whether that reply changed its assignment
+    held: bool = False                 # kept back by the loop guard (sender muted)
+    ack_skipped: str | None = None     # why the new case's acknowledgement did not go out
 
 
 @dataclass(frozen=True)
@@ -204,8 +209,16 @@ def _carry_out(
         add_thread_refs(tx, number, list(mail.references) + list(mail.in_reply_to))
         return _finish(tx, inbound_id, Outcome.FOLLOW_UP, number, ruling.reason)
 
+    # Imported history is not live traffic: it neither trips nor feeds the loop guard.
+    peer = peer_of(sender, settings.mail.support_addresses)
+    if inbound.acknowledge:
+        hold = hold_new_case(tx, peer, now=now, settings=settings)
+        if hold is not None:
+            return replace(_finish(tx, inbound_id, Outcome.HELD, None, hold.reason),
+                           held=True)
+        record_new_case(tx, peer, now=now, settings=settings)
     subject = _shorten(mail.subject.strip() or "(no subject)", settings.limits.max_subject_chars)
-    number = open_request(
+    opened = open_case(
         tx,
         OpenRequest(
             customer_email=sender, customer_name=mail.from_name,
@@ -220,8 +233,9 @@ def _carry_out(
         ),
         now=now, settings=settings,
     )
-    add_participants(tx, number, _participants(mail, sender, settings))
-    return _finish(tx, inbound_id, Outcome.NEW_REQUEST, number, ruling.reason)
+    add_participants(tx, opened.number, _participants(mail, sender, settings))
+    return replace(_finish(tx, inbound_id, Outcome.NEW_REQUEST, opened.number, ruling.reason),
+                   ack_skipped=opened.ack_skipped)
 
 
 def _worth_acknowledging(mail: ParsedMail) -> bool:
@@ -258,12 +272,13 @@ def _find_duplicate(
 
 
 def _settled_retry(tx: WriteTx, inbound_id: int) -> IngestResult | None:
-    """The row's present result when it is no longer quarantined; None to process it."""
+    """The row's present result when it is no longer quarantined or held; None to
+    process it."""
     row = tx.execute("SELECT outcome, intervention_number, reason FROM inbound WHERE id = ?",
                      (inbound_id,)).fetchone()
     if row is None:
         raise LookupError(f"inbound mail {inbound_id} does not exist")
-    if row[0] == Outcome.QUARANTINED:
+    if row[0] in (Outcome.QUARANTINED, Outcome.HELD):
         return None
     return IngestResult(Outcome(row[0]), inbound_id, row[1], row[2])
 
@@ -379,7 +394,7 @@ def quarantine(
     """Keep a mail we failed to process, with the reason, for a later retry (never drop)."""
     row = tx.execute("SELECT id, outcome, intervention_number, reason FROM inbound"
                      " WHERE raw_sha256 = ?", (inbound.raw_sha256,)).fetchone()
-    if row is not None and row[1] != Outcome.QUARANTINED:
+    if row is not None and row[1] not in (Outcome.QUARANTINED, Outcome.HELD):
         # Already processed (a redelivery whose parse failed only this time, or a retry
         # that lost a race): keep that result rather than overwrite it.
         return IngestResult(Outcome.DUPLICATE, int(row[0]), row[2], "already received")

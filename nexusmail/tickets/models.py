@@ -15,6 +15,9 @@ class Outcome(StrEnum):
     UNMATCHED = "unmatched"
     DUPLICATE = "duplicate"
     QUARANTINED = "quarantined"
+    # Kept back by the loop guard: its sender is muted (kept opening new cases). Listed
+    # and retried with the quarantined mails once the sender is unmuted.
+    HELD = "held"
 
 
 class MessageKind(StrEnum):
@@ -97,3 +100,4 @@ class OutboxKind(StrEnum):
     ASSIGNMENT_REMINDER = "assignment_reminder"  # to the technician: no reply yet
     SLA_ALERT = "sla_alert"                # to operators: no reply, or a deadline near
     CONTRACT_HOURS = "contract_hours"      # to operators: a contract's prepaid hours run low
+    PEER_MUTED = "peer_muted"              # to the operators: the loop guard muted a sender

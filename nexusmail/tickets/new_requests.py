@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import structlog
 
 from nexusmail.config import Settings
+from nexusmail.mail.peers import peer_of
 from nexusmail.storage.connections import WriteTx
+from nexusmail.tickets.ack_budget import AckSkipped, ack_refused, record_ack
 from nexusmail.tickets.case_edits import request_type_defaults, resolve_links
 from nexusmail.tickets.cases import (
     CustomerRef,
@@ -23,7 +25,7 @@ from nexusmail.tickets.cases import (
     create_intervention,
 )
 from nexusmail.tickets.models import Direction, MessageKind, OutboxKind, Priority, Source
-from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail, recent_count
+from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
 from nexusmail.tickets.sender_match import link_equipment, match_sender
 from nexusmail.tickets.sla_plan import plan_new_intervention
 from nexusmail.tickets.tags import format_tag
@@ -64,10 +66,25 @@ class OpenRequest:
     priority_given: bool = True
 
 
+@dataclass(frozen=True)
+class Opened:
+    number: int
+    # Why the acknowledgement that was due did not go out (None: it was queued, or
+    # none was asked for).
+    ack_skipped: AckSkipped | None = None
+
+
 def open_request(
     tx: WriteTx, request: OpenRequest, *, now: datetime, settings: Settings
 ) -> int:
     """Open an intervention for `request`; queue its acknowledgement; return its number."""
+    return open_case(tx, request, now=now, settings=settings).number
+
+
+def open_case(
+    tx: WriteTx, request: OpenRequest, *, now: datetime, settings: Settings
+) -> Opened:
+    """`open_request`, also saying whether the acknowledgement was skipped and why."""
     customer = match_sender(tx, email=request.customer_email, name=request.customer_name,
                             now=now, settings=settings)
     if customer.created and request.language_hint:
@@ -104,12 +121,13 @@ def open_request(
     )
     add_message(tx, number, first, now=now)
     if not request.acknowledge:
-        return number
+        return Opened(number)
     in_reply_to = [first.message_id] if first.message_id else []
-    acknowledge(tx, number, customer, subject=request.subject, in_reply_to=in_reply_to,
-                language=customer.language or request.language_hint, now=now,
-                settings=settings)
-    return number
+    skipped = acknowledge(tx, number, customer, subject=request.subject,
+                          in_reply_to=in_reply_to,
+                          language=customer.language or request.language_hint, now=now,
+                          settings=settings)
+    return Opened(number, skipped)
 
 
 def acknowledge(
@@ -122,19 +140,18 @@ def acknowledge(
     language: str | None,
     now: datetime,
     settings: Settings,
-) -> str | None:
-    """Queue the acknowledgement, unless this address had too many this past hour
-    (a robot answering our acknowledgements would otherwise ping-pong forever)."""
-    limit = settings.mail.max_acks_per_hour
-    if customer.email in settings.mail.support_addresses:
-        return None  # never write to ourselves
-    recent = recent_count(tx, recipient=customer.email, kind=OutboxKind.ACKNOWLEDGEMENT,
-                          since=now - timedelta(hours=1))
-    if recent >= limit:
-        log.warning("ack.rate_limited", intervention=number, recipient=customer.email,
-                    recent=recent, limit=limit)
-        return None
-    return enqueue_mail(
+) -> AckSkipped | None:
+    """Queue the acknowledgement and return None; or, when it would go to one of our
+    own addresses or over an hourly budget (tickets.ack_budget), queue nothing and
+    return why."""
+    peer = peer_of(customer.email, settings.mail.support_addresses)
+    skipped = ack_refused(tx, peer, now=now, settings=settings.mail)
+    if skipped is not None:
+        log.warning("ack.skipped", intervention=number, recipient=customer.email,
+                    counted_as=peer.address, reason=str(skipped))
+        return skipped
+    record_ack(tx, peer, now=now)
+    enqueue_mail(
         tx,
         OutgoingMail(
             kind=OutboxKind.ACKNOWLEDGEMENT, recipient=customer.email, template="acknowledgement",
@@ -148,6 +165,7 @@ def acknowledge(
         ),
         now=now, domain=own_domain(settings),
     )
+    return None
 
 
 # What an acknowledgement repeats of the sender's own words. A forged sender's display

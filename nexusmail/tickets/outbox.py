@@ -78,17 +78,6 @@ def enqueue_mail(
     return message_id
 
 
-def recent_count(
-    tx: WriteTx, *, recipient: str, kind: OutboxKind, since: datetime
-) -> int:
-    """How many mails of `kind` went (or are going) to `recipient` since `since`."""
-    row = tx.execute(
-        "SELECT count(*) FROM outbox WHERE recipient = ? AND kind = ? AND created_at >= ?",
-        (recipient, kind, iso(since)),
-    ).fetchone()
-    return int(row[0])
-
-
 async def due_rows(conn: ReadTx, now: datetime, limit: int) -> list[DbRow]:
     """Pending rows whose time has come, longest waiting first (index outbox_due)."""
     return list(await conn.execute_fetchall(

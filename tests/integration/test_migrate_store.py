@@ -53,9 +53,9 @@ def customer_mail(subject: str, body: str, *, sender: str, message_id: str,
 
 
 def extra_rows(tx: WriteTx) -> None:
-    """Rows no flow of this test writes: IMAP state, the customer archive; and a case
-    linked to a LATER one, a customer merged into a later one, which a copy in id order
-    alone would trip over."""
+    """Rows no flow of this test writes: IMAP state, the customer archive, a muted
+    sender; and a case linked to a LATER one, a customer merged into a later one, which
+    a copy in id order alone would trip over."""
     now = SystemClock().now().isoformat()
     tx.execute("INSERT INTO imap_checkpoints VALUES ('acct', 'INBOX', 7, 42, ?)", (now,))
     tx.execute("INSERT INTO imap_oversize (account, folder, uidvalidity, uid, size, found_at)"
@@ -67,6 +67,8 @@ def extra_rows(tx: WriteTx) -> None:
                " VALUES (1, 1, 'SN-12-345/B', ?, ?)", (now, now))
     tx.execute("INSERT INTO request_type_assignees (request_type, employee_id)"
                " SELECT code, 1 FROM request_types")
+    tx.execute("INSERT INTO muted_peers (kind, peer, reason, muted_at, muted_until, held)"
+               " VALUES ('address', 'robot@example.ro', 'a loop', ?, ?, 3)", (now, now))
     tx.execute("UPDATE interventions SET related_number = 2 WHERE number = 1")
     tx.execute("UPDATE customers SET merged_into = 3 WHERE id = 2")
     for minutes in (150, 160):  # a report, then the one that replaced it

@@ -89,6 +89,9 @@ def write_config(path: Path, data_dir: Path, *, smtp_port: int, relay_port: int,
         "[web]\nport = 0\n"
         f'[mail]\nsupport_addresses = ["{SUPPORT}"]\ncompany_name = "Firm"\n'
         "max_acks_per_hour = 1000000\n"
+        # Thousands of customers of one domain in minutes: not a loop here.
+        "max_acks_per_hour_per_domain = 1000000\nmax_acks_per_hour_total = 1000000\n"
+        "mute_domain_after_new_cases = 0\n"
         f'[outbound]\nhost = "127.0.0.1"\nport = {relay_port}\nretry_base_s = 0.2\n'
         "retry_max_s = 1.0\npoll_interval_s = 0.2\ntimeout_s = 10.0\nmax_attempts = 1000\n"
         f"[ingest]\nparse_processes = {parse_processes}\n"

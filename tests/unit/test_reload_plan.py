@@ -34,6 +34,8 @@ def test_nothing_changed_reloads_templates_only() -> None:
     ({"imap": {"accounts": (ACCOUNT,)}}, ["[imap] accounts"], [], True),
     ({"mail": {"templates_dir": Path("/srv/t")}}, ["[mail] templates_dir"], [], False),
     ({"mail": {"company_name": "Other"}}, [], ["[mail] company_name"], False),
+    ({"mail": {"max_acks_per_hour_per_domain": 3, "mute_after_new_cases": 2}},
+     ["[mail] max_acks_per_hour_per_domain", "[mail] mute_after_new_cases"], [], False),
     ({"smtp": {"port": 25}, "storage": {"data_dir": Path("/srv/d")}}, [],
      ["[storage] data_dir", "[smtp] port"], False),
     ({"outbound": {"password": SecretStr("new")}}, [], ["[outbound] password"], False),
@@ -47,5 +49,6 @@ def test_plan_names_each_changed_key(sections: dict[str, dict[str, Any]], reload
     assert plan.needs_restart == tuple(needs_restart)
     assert plan.restart_imap is restart_imap
     applied = _changed(**{name: values for name, values in sections.items()
-                          if name in ("limits", "imap") or "templates_dir" in values})
+                          if name in ("limits", "imap") or "templates_dir" in values
+                          or "mute_after_new_cases" in values})
     assert plan.settings == applied

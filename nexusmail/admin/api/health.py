@@ -23,6 +23,7 @@ from starlette.routing import Route
 from nexusmail.admin.api.base import ApiError, ApiServices, authenticate
 from nexusmail.service.metrics import Backlog, ScrapeState
 from nexusmail.service.readiness import check_ready, read_backlog
+from nexusmail.tickets.peer_guard import count_active
 from nexusmail.tickets.store import StorageError
 
 log = structlog.get_logger(__name__)
@@ -53,15 +54,18 @@ def metrics_routes(services: ApiServices) -> list[Route]:
                 return JSONResponse({"error": exc.message}, exc.status, headers=exc.headers)
         now = services.clock.now()
         backlog: Backlog | None = None
+        muted: int | None = None
         try:
             async with services.store.read() as conn:
                 backlog = await read_backlog(conn, now)
+                muted = await count_active(conn, now)
         except (sqlite3.Error, StorageError) as exc:  # the rest of the scrape still helps
             log.warning("metrics.backlog_unreadable", error=str(exc))
         last_tick = services.probes.scheduler_last_tick
         services.metrics.refresh(ScrapeState(
             backlog=backlog, imap=services.health_details().get("imap", {}),
-            scheduler_last_tick=last_tick() if last_tick is not None else None))
+            scheduler_last_tick=last_tick() if last_tick is not None else None,
+            muted_peers=muted))
         return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return [Route("/metrics", metrics, methods=["GET"])]

@@ -30,6 +30,7 @@ from nexusmail.tickets.entry import EntryRefused, open_with_assignees
 from nexusmail.tickets.models import Priority, Source, Status
 from nexusmail.tickets.new_requests import OpenRequest
 from nexusmail.tickets.operator_reads import is_new, read_times
+from nexusmail.tickets.peer_guard import active_mutes
 
 log = structlog.get_logger(__name__)
 
@@ -90,6 +91,7 @@ class _Handlers:
                                           after=params.get("after"), order=order)
             employees = await queries.list_employees(conn)
             types = await search.request_types(conn)
+            muted = await active_mutes(conn, now)
             seen = await read_times(conn, operator.id, [row["number"] for row in page.rows])
         new = {row["number"] for row in page.rows
                if is_new(row["last_inbound_at"], seen.get(row["number"]))}
@@ -99,7 +101,7 @@ class _Handlers:
 
         return self.p.render(
             request, "list.html.j2", page=page, chosen=chosen, employees=employees,
-            types=types, attentions=[a.value for a in Attention],
+            types=types, attentions=[a.value for a in Attention], muted=muted,
             statuses=[s.value for s in Status], orders=search.ORDERS, order=order, new=new,
             due_choices=[d.value for d in Due],
             dues={row["number"]: next_deadline(

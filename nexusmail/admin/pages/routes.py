@@ -20,6 +20,7 @@ Routes (all but /login and the stylesheet need a logged-in operator):
 - `GET|POST /settings` the operator's own language                  pages_settings
 - `POST /employees`, `GET|POST /employees/{id}`, `POST .../absences[/remove]`
                                                                     pages.employees
+- `POST /muted-peers/unmute` lifts a loop-guard mute (listed on `/`) muted_peers
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from nexusmail.admin.pages.employees import employee_routes
 from nexusmail.admin.pages.installed_base import installed_base_routes
 from nexusmail.admin.pages.listing import list_routes
 from nexusmail.admin.pages.login import login_routes
+from nexusmail.admin.pages.muted_peers import muted_peer_routes
 from nexusmail.admin.pages.schedules import schedule_routes
 from nexusmail.admin.pages.settings import settings_routes
 from nexusmail.admin.pages.thread import thread_routes
@@ -142,7 +144,7 @@ def build_pages_app(services: ApiServices) -> Starlette:
         *schedule_routes(pages), *customer_routes(pages), *installed_base_routes(pages),
         *case_link_routes(pages),
         *timesheet_routes(pages), *activity_form_routes(pages),
-        *settings_routes(pages), *employee_routes(pages),
+        *settings_routes(pages), *employee_routes(pages), *muted_peer_routes(pages),
     ]
     return Starlette(
         routes=routes,
