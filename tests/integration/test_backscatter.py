@@ -143,9 +143,9 @@ async def test_a_robot_on_plus_addresses_is_muted_after_five_cases(
 ) -> None:
     """A robot answering every acknowledgement from a new plus-address opens five cases,
     then is muted: its sixth mail is held, unanswered, and the loop stops; the operators
-    get one alert, the page lists the mute, /metrics counts it. The mute survives a
-    restart; after an operator unmutes it (a CSRF-checked POST) its next mail opens a
-    case again. Every mail is kept."""
+    get one alert, the page lists the mute (in the operator's language), /metrics counts
+    it. The mute survives a restart; after an operator unmutes it (a CSRF-checked POST)
+    its next mail opens a case again. Every mail is kept."""
     settings = robot_settings(tmp_path, relay)
     async with running_daemon(settings) as daemon:
         sent = await run_robot(daemon, sink)
@@ -165,9 +165,11 @@ async def test_a_robot_on_plus_addresses_is_muted_after_five_cases(
         await add_operator(daemon, "anna@firm.test")
         async with logged_in(daemon, "anna@firm.test") as client:
             page = (await client.get("/")).text
+            italian = (await client.get("/", headers={"Accept-Language": "it"})).text
         assert "Muted senders" in page
         assert ROBOT in page
         assert "4 held" in page
+        assert "4 trattenuti" in italian, "the banner speaks the operator's language"
 
     async with running_daemon(settings) as daemon:  # a restart keeps the mute
         assert (await daemon.send(mail("robot+later@robot.example", "Once more")))[0] == 250

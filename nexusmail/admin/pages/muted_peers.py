@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, redirect
+from nexusmail.i18n import msg
 from nexusmail.tickets.peer_guard import MuteScope, unmute
 
 log = structlog.get_logger(__name__)
@@ -28,14 +29,17 @@ def muted_peer_routes(pages: Pages) -> list[Route]:
             scope = form_text(form, "scope", 20)
             peer = form_text(form, "peer", MAX_PEER_CHARS)
         if scope not in {s.value for s in MuteScope} or not peer:
-            raise PageError(422, "Choose a muted sender to unmute.")
+            raise PageError(422, msg("Choose a muted sender to unmute."))
         now = pages.services.clock.now()
         lifted = await pages.services.store.write(lambda tx: unmute(
             tx, MuteScope(scope), peer, operator=f"operator:{operator.email}", now=now))
         log.info("admin.peer_unmuted", peer=peer, scope=scope, operator=operator.email,
                  lifted=lifted)
-        flash = (f"{peer} is unmuted. Its held mails: nexusmail quarantine list / retry."
-                 if lifted else f"{peer} was not muted any more.")
+        if lifted:
+            flash = msg("{peer} is unmuted; its held mails: nexusmail quarantine retry.",
+                        peer=peer)
+        else:
+            flash = msg("{peer} was not muted any more.", peer=peer)
         return redirect("/", flash, request)
 
     return [Route("/muted-peers/unmute", lift, methods=["POST"])]
