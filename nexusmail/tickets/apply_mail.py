@@ -34,6 +34,7 @@ from nexusmail.tickets.assignments import (
     find_assignment_for_reply,
     record_reply,
 )
+from nexusmail.tickets.case_edits import request_type_defaults
 from nexusmail.tickets.cases import (
     NewMessage,
     StoredAttachment,
@@ -46,6 +47,7 @@ from nexusmail.tickets.message_extra import MessageExtra
 from nexusmail.tickets.models import Direction, MessageKind, Outcome, Source, Status
 from nexusmail.tickets.new_requests import OpenRequest, open_case
 from nexusmail.tickets.peer_guard import hold_new_case, record_new_case
+from nexusmail.tickets.request_guess import guess_request, priority_for, type_names
 from nexusmail.tickets.serials import serial_candidates
 from nexusmail.tickets.tags import parse_tag, strip_reply_prefixes
 from nexusmail.tickets.thread_rules import ThreadFacts
@@ -218,12 +220,16 @@ def _carry_out(
                            held=True)
         record_new_case(tx, peer, now=now, settings=settings)
     subject = _shorten(mail.subject.strip() or "(no subject)", settings.limits.max_subject_chars)
+    # What the customer says it is: a type of the firm's list, and urgency.
+    guess = guess_request(mail.subject, mail.body_text, type_names(tx))
+    priority = priority_for(guess, request_type_defaults(tx, guess.request_type)[0])
     opened = open_case(
         tx,
         OpenRequest(
             customer_email=sender, customer_name=mail.from_name,
             subject=strip_reply_prefixes(subject) or subject,
             description=mail.body_text, source=Source.EMAIL,
+            request_type=guess.request_type, priority=priority,
             related_number=ruling.related, first_message=message,
             language_hint=inbound.language,
             acknowledge=inbound.acknowledge and _worth_acknowledging(mail),

@@ -18,6 +18,7 @@ from smtp_sink import CaptureHandler
 from store_faults import reject_inbound_subjects, writes_refused
 
 from nexusmail.clock import FakeClock
+from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets import queries, search
 from nexusmail.tickets.attention import Attention
 from nexusmail.tickets.cases import close_intervention
@@ -416,3 +417,21 @@ async def test_no_acknowledgement_without_a_from_or_anything_written(
     assert "http" not in str(ack.message()["Subject"])
     assert "[link]" in str(ack.message()["Subject"])
     assert len(await interventions(daemon)) == 3
+
+
+async def test_a_mailed_request_gets_the_type_it_names_and_its_urgency(
+        daemon: Daemon, sink: CaptureHandler) -> None:
+    """A mail naming a type of the firm's list opens a case of that type with its
+    default priority; one saying it is urgent opens at high priority; one saying
+    neither stays normal with no type, for the operator to set."""
+    def add_type(tx: WriteTx) -> None:
+        tx.execute("INSERT INTO request_types (code, name_en, name_it, name_ro,"
+                   " default_priority) VALUES ('leak', 'Leak', 'Perdita', 'Scurgere', 'high')")
+
+    await daemon.running.store.write(add_type)
+    for subject in ("Perdita in cantina", "URGENTE caldaia ferma", "Informazioni"):
+        assert (await daemon.send(customer_mail(subject=subject)))[0] == 250
+    rows = await daemon.query(
+        "SELECT request_type, priority FROM interventions ORDER BY number")
+    assert rows == [("leak", "high"), ("", "high"), ("", "normal")]
+    await sink.wait_for_async(3)
