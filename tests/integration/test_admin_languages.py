@@ -3,72 +3,22 @@ Italian and a Romanian operator walk every page and meet no English text of ours
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import AsyncIterator
-from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
-from admin_harness import add_employees, add_operator, csrf_of, customer_mail, log_in, logged_in
+from admin_harness import add_operator, csrf_of, log_in, logged_in
+from admin_languages import english_left, operator_speaking, seed_desk
 from daemon_harness import Daemon, make_settings, running_daemon
-
-from nexusmail.clock import SystemClock
-from nexusmail.i18n import LANGUAGE_NAMES, translations
-from nexusmail.records import equipment, sites
-from nexusmail.tickets.operators import set_language
-from nexusmail.tickets.recurrence import Interval
-from nexusmail.tickets.schedules import ScheduleSpec, create_schedule
-
-_TAG = re.compile(r"<[^>]+>")
 
 
 @pytest.fixture
 async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
     async with running_daemon(make_settings(tmp_path / "data")) as running:
-        await add_employees(running, ("luca@firm.test", "Luca Bianchi", "it"))
-        assert (await running.send(customer_mail("Caldaia in blocco", "Non parte.")))[0] == 250
-        now = SystemClock().now()
-        spec = ScheduleSpec(customer_email="verdi@example.it", customer_name="Condominio Verdi",
-                            subject="Manutenzione caldaia", interval=Interval.MONTHLY,
-                            first_date=date(now.year + 1, 1, 10), lead_days=3,
-                            contract_ref="C-12")
-        await running.running.store.write(
-            lambda tx: create_schedule(tx, spec, today=now.date(), now=now))
-        await running.running.store.write(lambda tx: equipment.add_equipment(tx, {
-            "customer_id": 1, "serial": "AB-1", "model": "Vaillant", "warranty_until":
-            "2099-01-31", "site_id": sites.add_site(tx, 1, {"name": "Sede"}, now=now)},
-            now=now))
+        await seed_desk(running)
         yield running
-
-
-async def operator_speaking(daemon: Daemon, email: str, language: str) -> None:
-    operator_id = await add_operator(daemon, email)
-    now = SystemClock().now()
-    await daemon.running.store.write(
-        lambda tx: set_language(tx, operator_id=operator_id, language=language, now=now))
-
-
-def english_left(page: str, language: str) -> list[str]:
-    """Our English texts (those the catalogue translates differently) still visible."""
-    catalogue = translations(language)
-    # Canned replies are offered in every customer language by their own titles:
-    # texts for customers, not the interface.
-    page = re.sub(r'<select name="canned">.*?</select>', "", page, flags=re.S)
-    visible = html.unescape(_TAG.sub(" ", page))
-    attributes = " ".join(html.unescape(v) for v in re.findall(
-        r'(?:placeholder|title|alt)="([^"]*)"', page))
-    left = []
-    for english in catalogue._catalog:  # type: ignore[attr-defined]  # gettext's own table
-        text = english[0] if isinstance(english, tuple) else english
-        if not text or "%" in text or "{" in text or "<" in text or len(text) < 4:
-            continue
-        if catalogue.gettext(text) == text or text in LANGUAGE_NAMES.values():
-            continue  # the same word in both languages ("Email"), or a language's own name
-        if re.search(rf"(?<![\w-]){re.escape(text)}(?![\w-])", visible + " " + attributes):
-            left.append(text)
-    return left
 
 
 PAGES = ["/", "/?status=closed", "/interventions/new", "/employees", "/schedules",

@@ -91,10 +91,12 @@ def tiny_png(width: int = 160, height: int = 100) -> bytes:
             + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
-async def log_in_browser(page: Page, email: str, password: str = OPERATOR_PASSWORD) -> None:
-    """Open the list, get sent to the login form, log in, land on the list."""
+async def log_in_browser(page: Page, email: str, password: str = OPERATOR_PASSWORD, *,
+                         heading: str = "Interventions") -> None:
+    """Open the list, get sent to the login form, log in, land on the list (whose
+    heading is `heading` in the operator's language)."""
     await page.goto("/")
     await page.fill("input[name=email]", email)
     await page.fill("input[name=password]", password)
     await page.click("button:has-text('Log in')")
-    await page.wait_for_selector("h1:has-text('Interventions')")
+    await page.wait_for_selector(f"h1:has-text('{heading}')")
