@@ -223,6 +223,13 @@ class TicketsSettings(_Section):
     # A customer's mail on a closed case reopens it (the reopening is on the thread);
     # false: it is kept on the closed case and flagged "mail after close" instead.
     reopen_on_customer_reply: bool = True
+    # The reasons an operator picks from when closing or suspending a case on the page
+    # (the firm's "causali"). These codes are shown translated; any other text is shown
+    # as written, so a firm may list its own words.
+    close_reasons: tuple[str, ...] = ("fixed", "replaced", "not_repairable",
+                                      "customer_cancelled", "duplicate", "no_answer")
+    hold_reasons: tuple[str, ...] = ("waiting_parts", "waiting_customer", "waiting_quote",
+                                     "site_not_accessible")
 
 
 class ReportsSettings(_Section):

@@ -66,6 +66,13 @@ LABELS = {
     # deadlines: which one, and the list's deadline filter
     "response": N_("response"), "resolution": N_("resolution"), "overdue": N_("overdue"),
     "today": N_("due today"),
+    # reasons for closing and suspending ([tickets] close_reasons, hold_reasons)
+    "fixed": N_("fixed"), "replaced": N_("part replaced"),
+    "not_repairable": N_("not repairable"), "customer_cancelled": N_("cancelled by the customer"),
+    "duplicate": N_("duplicate"), "no_answer": N_("customer not answering"),
+    "waiting_parts": N_("waiting for parts"), "waiting_customer": N_("waiting for the customer"),
+    "waiting_quote": N_("waiting for the quote's approval"),
+    "site_not_accessible": N_("site not accessible"),
     # languages of employees and customers
     "en": N_("English"), "it": N_("Italian"), "ro": N_("Romanian"),
 }

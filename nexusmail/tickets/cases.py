@@ -196,19 +196,26 @@ def intervention_status(tx: WriteTx, number: int) -> Status:
 
 
 def close_intervention(
-    tx: WriteTx, number: int, *, now: datetime, author: str, note: str = ""
+    tx: WriteTx, number: int, *, now: datetime, author: str, note: str = "",
+    reason: str = "",
 ) -> None:
-    """Mark an intervention finished, with a status-change entry on its thread."""
+    """Mark an intervention finished, with a status-change entry on its thread; the
+    `reason` (one of [tickets] close_reasons on the page, any text by the API) is kept
+    in status_reason for reports."""
     if intervention_status(tx, number) is Status.CLOSED:
         raise Conflict(f"intervention {number} is already closed")
     tx.execute(
-        "UPDATE interventions SET status = ?, closed_at = ?, updated_at = ? WHERE number = ?",
-        (Status.CLOSED, iso(now), iso(now), number),
+        "UPDATE interventions SET status = ?, status_reason = ?, closed_at = ?, updated_at = ?"
+        " WHERE number = ?",
+        (Status.CLOSED, reason.strip(), iso(now), iso(now), number),
     )
+    extra: MessageExtra = {"status": Status.CLOSED}
+    if reason.strip():
+        extra["reason"] = reason.strip()
     add_message(
         tx, number,
         NewMessage(kind=MessageKind.STATUS_CHANGE, direction=Direction.INTERNAL, author=author,
-                   body_text=note, extra={"status": Status.CLOSED}),
+                   body_text=note, extra=extra),
         now=now,
     )
 

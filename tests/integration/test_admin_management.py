@@ -9,7 +9,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from admin_harness import OPERATOR_PASSWORD, add_operator, csrf_of, log_in, logged_in
+from admin_harness import (
+    OPERATOR_PASSWORD,
+    add_operator,
+    csrf_of,
+    customer_mail,
+    log_in,
+    logged_in,
+)
 from daemon_harness import Daemon, make_settings, running_daemon
 
 from nexusmail.clock import SystemClock
@@ -107,3 +114,27 @@ async def test_an_operator_changes_their_own_password(daemon: Daemon) -> None:
     async with httpx.AsyncClient(base_url=daemon.web_url) as fresh:
         assert (await log_in(fresh, ANNA)).status_code == 401
         assert (await log_in(fresh, ANNA, new)).status_code == 303
+
+
+async def test_closing_and_suspending_take_a_reason_from_the_list(
+        daemon: Daemon, client: httpx.AsyncClient) -> None:
+    """The page suspends with a reason of [tickets] hold_reasons and closes with one of
+    close_reasons: the reason is kept in status_reason and shown on the thread in the
+    operator's words; a reason not on the list is refused."""
+    assert (await daemon.send(customer_mail("Caldaia", "Non parte.")))[0] == 250
+    refused = await post(client, "/interventions/1/hold", "/interventions/1", reason="boh")
+    assert refused.status_code == 422
+    held = await post(client, "/interventions/1/hold", "/interventions/1",
+                      reason="waiting_parts")
+    assert held.status_code == 303
+    assert await daemon.query("SELECT status, status_reason FROM interventions") == [
+        ("on_hold", "waiting_parts")]
+    page = (await client.get("/interventions/1")).text
+    assert "Put on hold" in page
+    assert "waiting for parts" in page
+    closed = await post(client, "/interventions/1/close", "/interventions/1",
+                        reason="not_repairable", note="Scheda bruciata.")
+    assert closed.status_code == 303
+    assert await daemon.query("SELECT status, status_reason FROM interventions") == [
+        ("closed", "not_repairable")]
+    assert "Reason: not repairable" in (await client.get("/interventions/1")).text

@@ -132,6 +132,7 @@ class InterventionIn(_Body):
 
 class CloseIn(_Body):
     note: str = Field("", max_length=10_000)
+    reason: str = Field("", max_length=200)
 
 
 class ReplyIn(_Body):

@@ -241,7 +241,8 @@ class _Handlers:
         now = self.s.clock.now()
         await self.s.store.write(
             lambda tx: close_intervention(
-                tx, number, now=now, author=f"api:{token.name}", note=body.note
+                tx, number, now=now, author=f"api:{token.name}", note=body.note,
+                reason=body.reason,
             )
         )
         log.info("api.intervention_closed", intervention=number, token_name=token.name)

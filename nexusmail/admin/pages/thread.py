@@ -47,6 +47,7 @@ from nexusmail.records.links import intervention_records, link_choices
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets import queries
 from nexusmail.tickets.assignments import apply_reply_as_operator, assign
+from nexusmail.tickets.case_edits import hold_intervention
 from nexusmail.tickets.cases import (
     close_intervention,
     reopen_intervention,
@@ -77,6 +78,7 @@ def thread_routes(pages: Pages) -> list[Route]:
         Route(n + "/replies", h.reply, methods=["POST"]),
         Route(n + "/close", h.close, methods=["POST"]),
         Route(n + "/reopen", h.reopen, methods=["POST"]),
+        Route(n + "/hold", h.hold, methods=["POST"]),
         Route("/messages/{id:int}/apply", h.apply_reply, methods=["POST"]),
         Route("/attachments/{id:int}", h.attachment, methods=["GET"]),
         Route("/attachments/{id:int}/preview", h.preview, methods=["GET"]),
@@ -237,6 +239,8 @@ class _Handlers:
             request, "thread.html.j2", case=detail, entries=entries, records=records,
             choices=choices,
             assignable=candidates, loads=load_of, canned=canned, reply_text=reply_text,
+            close_reasons=services.settings.tickets.close_reasons,
+            hold_reasons=services.settings.tickets.hold_reasons,
             employees=[e for e in employees if e["active"]],
             preview_types=PREVIEW_TYPES, due=next_deadline(
                 status=detail["status"], response_due=detail["response_due"],
@@ -369,12 +373,32 @@ class _Handlers:
         async with request.form(max_files=0, max_fields=5) as form:
             check_csrf(request, form)
             note = form_text(form, "note", 10_000)
+            reason = form_text(form, "reason", 200)
+        if reason and reason not in self.p.services.settings.tickets.close_reasons:
+            raise PageError(422, msg("Choose one of the reasons listed."))
         now = self.p.services.clock.now()
         await self.p.services.store.write(lambda tx: close_intervention(
-            tx, number, now=now, author=f"operator:{operator.email}", note=note))
+            tx, number, now=now, author=f"operator:{operator.email}", note=note,
+            reason=reason))
         log.info("admin.closed", intervention=number, operator=operator.email)
         return redirect(f"/interventions/{number}",
                         msg("Intervention #{number} closed.", number=number), request)
+
+    async def hold(self, request: Request) -> Response:
+        """Suspend the case with a reason of the firm's list ([tickets] hold_reasons)."""
+        operator = await self.p.operator(request)
+        number = _path_number(request, "number")
+        async with request.form(max_files=0, max_fields=5) as form:
+            check_csrf(request, form)
+            reason = form_text(form, "reason", 200)
+        if reason not in self.p.services.settings.tickets.hold_reasons:
+            raise PageError(422, msg("Choose one of the reasons listed."))
+        now = self.p.services.clock.now()
+        await self.p.services.store.write(lambda tx: hold_intervention(
+            tx, number, reason=reason, now=now, author=f"operator:{operator.email}"))
+        log.info("admin.on_hold", intervention=number, reason=reason, operator=operator.email)
+        return redirect(f"/interventions/{number}",
+                        msg("Intervention #{number} is on hold.", number=number), request)
 
     async def reopen(self, request: Request) -> Response:
         operator = await self.p.operator(request)
