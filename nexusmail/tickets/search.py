@@ -37,6 +37,8 @@ class ListFilter:
     attention: Attention | None = None
     text: str = ""
     due: DueFilter | None = None     # overdue or due today (tickets.due_filter)
+    new_mail_for: int | None = None  # an operator id: cases not closed with mail they
+                                     # have not opened yet
 
 
 class AssigneeView(TypedDict):
@@ -101,6 +103,14 @@ def _conditions(f: ListFilter, dialect: str = "sqlite") -> tuple[list[str], list
                      else "i.request_type = ? COLLATE NOCASE")
         params.append(f.request_type.strip())
     where += _attention_conditions(f.attention)
+    if f.new_mail_for is not None:
+        # The same rule as operator_reads.is_new; cases not closed only, so the status
+        # index bounds the walk (a closed case's new mail is flagged or reopens it).
+        where += ["i.status IN ('open', 'on_hold', 'resolved')",
+                  "i.last_inbound_at IS NOT NULL",
+                  "NOT EXISTS (SELECT 1 FROM operator_reads r WHERE r.operator_id = ?"
+                  " AND r.intervention_number = i.number AND r.read_at > i.last_inbound_at)"]
+        params.append(f.new_mail_for)
     if f.due is not None:
         clause, due_params = due_clause(f.due)
         where.append(clause)

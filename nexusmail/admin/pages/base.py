@@ -13,6 +13,7 @@ from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 import jinja2
+from babel.numbers import format_decimal
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -148,6 +149,7 @@ def make_filters(timezone: str, language: str) -> dict[str, Any]:
     formats = Formats(language, ZoneInfo(timezone))
     return {"when": formats.moment, "day": formats.day, "size": formats.size,
             "urlquote": lambda v: quote(str(v), safe=""),
+            "number": lambda n: format_decimal(n, locale=language),
             "hours": lambda minutes: format_hours(minutes, language)}
 
 

@@ -27,6 +27,7 @@ from nexusmail.tickets import queries, search
 from nexusmail.tickets.attention import Attention
 from nexusmail.tickets.due_filter import Due, due_filter
 from nexusmail.tickets.entry import EntryRefused, open_with_assignees
+from nexusmail.tickets.list_counts import list_counts
 from nexusmail.tickets.models import Priority, Source, Status
 from nexusmail.tickets.new_requests import OpenRequest
 from nexusmail.tickets.operator_reads import is_new, read_times
@@ -37,7 +38,7 @@ log = structlog.get_logger(__name__)
 MAX_QUERY_CHARS = 200
 MAX_ENTRY_FORM_BYTES = 2 * 1024 * 1024
 _FILTER_KEYS = ("status", "employee", "customer", "equipment", "type", "attention", "due",
-                "q", "sort")
+                "q", "sort", "unread")
 
 
 def list_routes(pages: Pages) -> list[Route]:
@@ -54,10 +55,11 @@ def _number(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() and int(value) <= MAX_ID else None
 
 
-def read_filter(params: Any) -> tuple[search.ListFilter, dict[str, str]]:
+def read_filter(params: Any, operator_id: int | None = None,
+                ) -> tuple[search.ListFilter, dict[str, str]]:
     """The filter a query string asks for, and every filter field's text as typed
     (for the form). Values that make no sense are ignored: a stale bookmark should
-    still show a list."""
+    still show a list. `unread=1` asks for `operator_id`'s cases with new mail."""
     status = params.get("status", "")
     attention = params.get("attention", "")
     chosen = {key: params.get(key, "").strip()[:MAX_QUERY_CHARS] for key in _FILTER_KEYS}
@@ -69,6 +71,7 @@ def read_filter(params: Any) -> tuple[search.ListFilter, dict[str, str]]:
         request_type=chosen["type"],
         attention=Attention(attention) if attention in {a.value for a in Attention} else None,
         text=chosen["q"],
+        new_mail_for=operator_id if chosen["unread"] == "1" else None,
     )
     return flt, chosen
 
@@ -80,7 +83,7 @@ class _Handlers:
     async def interventions(self, request: Request) -> Response:
         operator = await self.p.operator(request)
         params = request.query_params
-        flt, chosen = read_filter(params)
+        flt, chosen = read_filter(params, operator.id)
         order = chosen["sort"] if chosen["sort"] in search.ORDERS else search.ORDERS[0]
         now = self.p.services.clock.now()
         if chosen["due"] in {d.value for d in Due}:
@@ -93,6 +96,7 @@ class _Handlers:
             types = await search.request_types(conn)
             muted = await active_mutes(conn, now)
             seen = await read_times(conn, operator.id, [row["number"] for row in page.rows])
+            counts = await list_counts(conn, operator.id)
         new = {row["number"] for row in page.rows
                if is_new(row["last_inbound_at"], seen.get(row["number"]))}
 
@@ -103,6 +107,7 @@ class _Handlers:
             request, "list.html.j2", page=page, chosen=chosen, employees=employees,
             types=types, attentions=[a.value for a in Attention], muted=muted,
             statuses=[s.value for s in Status], orders=search.ORDERS, order=order, new=new,
+            counts=counts,
             due_choices=[d.value for d in Due],
             dues={row["number"]: next_deadline(
                 status=row["status"], response_due=row["response_due"],

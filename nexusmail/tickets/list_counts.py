@@ -1,0 +1,65 @@
+"""How many cases each of the admin list's quick filters holds, for the counts shown
+next to them: the working statuses, each reason to need an operator, and the cases
+with mail this operator has not opened yet.
+
+One statement of scalar subqueries, each answered from an index (the status index,
+the assignments and messages indexes the attention filters already use, the
+operator's read marks by primary key). Closed cases are not counted: they are the
+archive, the bulk of the table, and counting them would walk most of it on every list
+page. Resolved cases are counted once, as a status. The counts use the list's own filter
+conditions, so a count and the page its
+link opens agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from nexusmail.storage.connections import ReadTx, dialect_of
+from nexusmail.tickets import search
+from nexusmail.tickets.attention import Attention
+from nexusmail.tickets.models import Status
+
+# The statuses counted: the cases still being worked on.
+COUNTED_STATUSES = (Status.OPEN, Status.ON_HOLD, Status.RESOLVED)
+# The reasons counted: those whose condition starts from a narrow index range. Mail
+# after close would visit every closed case, a report of work not done every confirmed
+# assignment, unread hours every activity: their filters still work, uncounted.
+COUNTED_ATTENTION = (Attention.UNASSIGNED, Attention.REJECTED, Attention.UNCLEAR,
+                     Attention.UNVERIFIED)
+
+
+@dataclass(frozen=True)
+class ListCounts:
+    statuses: dict[str, int] = field(default_factory=dict)    # status -> cases
+    attention: dict[str, int] = field(default_factory=dict)   # Attention value -> cases
+    new_mail: int = 0      # cases not closed with mail the operator has not opened
+
+
+async def list_counts(conn: ReadTx, operator_id: int) -> ListCounts:
+    """The counts for `operator_id`'s list, in one query."""
+    dialect = dialect_of(conn)
+    parts: list[str] = []
+    params: list[Any] = []
+
+    def count(flt: search.ListFilter) -> None:
+        where, where_params = search._conditions(flt, dialect)
+        clause = " AND ".join(where)
+        parts.append(f"(SELECT count(*) FROM interventions i WHERE {clause})")  # noqa: S608
+        params.extend(where_params)
+
+    for status in COUNTED_STATUSES:
+        count(search.ListFilter(status=status.value))
+    for reason in COUNTED_ATTENTION:
+        count(search.ListFilter(attention=reason))
+    count(search.ListFilter(new_mail_for=operator_id))
+    # Only the fixed fragments above are joined into the SQL; values are parameters.
+    row = next(iter(await conn.execute_fetchall("SELECT " + ", ".join(parts), params)))
+    figures = [int(v) for v in row]
+    n = len(COUNTED_STATUSES)
+    return ListCounts(
+        statuses={s.value: figures[i] for i, s in enumerate(COUNTED_STATUSES)},
+        attention={a.value: figures[n + i] for i, a in enumerate(COUNTED_ATTENTION)},
+        new_mail=figures[-1],
+    )
