@@ -421,6 +421,9 @@ class ImapSettings(_Section):
     login_retry_s: float = Field(300.0, gt=0)
     timeout_s: float = Field(60.0, gt=0)
     oauth2_command_timeout_s: float = Field(30.0, gt=0)
+    # Several daemons on one database: a folder is collected by the one holding its
+    # lease, renewed every third of this; a daemon silent for this long is replaced.
+    lease_s: float = Field(60.0, ge=1.0)
 
     @field_validator("accounts")
     @classmethod

@@ -58,6 +58,7 @@ def extra_rows(tx: WriteTx) -> None:
     a copy in id order alone would trip over."""
     now = SystemClock().now().isoformat()
     tx.execute("INSERT INTO imap_checkpoints VALUES ('acct', 'INBOX', 7, 42, ?)", (now,))
+    tx.execute("INSERT INTO imap_leases VALUES ('acct', 'INBOX', 'daemon-a', 3, 1.5e9)")
     tx.execute("INSERT INTO imap_oversize (account, folder, uidvalidity, uid, size, found_at)"
                " VALUES ('acct', 'INBOX', 7, 43, 99999999, ?)", (now,))
     tx.execute("INSERT INTO customer_domains (domain, customer_id) VALUES ('example.ro', 1)")

@@ -9,7 +9,9 @@ The field failures this loop is shaped against:
   fetches the mail again, ingest answers DUPLICATE, and only then is it acknowledged;
 - new mail skipped after the server renumbered its UIDs: a changed UIDVALIDITY starts
   the folder over, reconciled by Message-ID (known mails are only acknowledged) and
-  by content hash (idempotent ingest), never skipped and never imported twice.
+  by content hash (idempotent ingest), never skipped and never imported twice;
+- two daemons on one database collecting one folder: only the holder of the folder's
+  lease connects, saves the checkpoint and moves or flags (see imap.lease).
 """
 
 from __future__ import annotations
@@ -39,6 +41,13 @@ from nexusmail.ingest.imap.checkpoint import (
     oversize_uids,
     record_oversize,
     save_checkpoint,
+)
+from nexusmail.ingest.imap.lease import (
+    Lease,
+    LeaseLost,
+    acquire_lease,
+    release_lease,
+    renew_lease,
 )
 from nexusmail.ingest.imap.session import (
     AuthFailed,
@@ -77,6 +86,7 @@ class AccountState:
     oversize_left: int = 0     # left on the server, above [limits] max_message_bytes
     login_failures: int = 0
     connection_failures: int = 0
+    lease_epoch: int | None = None  # set while this daemon holds the folder's lease
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,8 +100,10 @@ def backoff_s(attempt: int, low_s: float, high_s: float) -> float:
 
 class AccountCollector:
     def __init__(self, account: ImapAccount, settings: Settings, ingest: Ingest, clock: Clock,
-                 *, ssl_context: ssl.SSLContext | None = None) -> None:
+                 *, owner: str, ssl_context: ssl.SSLContext | None = None) -> None:
         self.account = account
+        self.owner = owner
+        self._lease: Lease | None = None
         self.imap = settings.imap
         self.ingest = ingest
         self.store = ingest.store
@@ -131,33 +143,86 @@ class AccountCollector:
 
     async def _run(self, stop: asyncio.Event) -> None:
         attempt = 0
-        while not stop.is_set():
-            session = ImapSession(self.account, timeout_s=self.imap.timeout_s,
-                                  token_timeout_s=self.imap.oauth2_command_timeout_s,
-                                  ssl_context=self.ssl_context)
-            delay = 0.0
-            try:
-                await self._call(session.connect)
-                attempt = 0
-                await self._serve(session, stop)
-            except AuthFailed as exc:
-                delay = self.imap.login_retry_s
-                self._failed(str(exc), login=True, retry_in_s=delay)
-            except (CollectError, IMAPClientError, OSError, TemporaryFailure) as exc:
-                attempt += 1
-                delay = backoff_s(attempt, self.imap.reconnect_min_s, self.imap.reconnect_max_s)
-                self._failed(describe_error(exc), login=False, retry_in_s=delay)
-            except Exception as exc:  # a bug must not end collection: report, retry
-                attempt += 1
-                delay = backoff_s(attempt, self.imap.reconnect_min_s, self.imap.reconnect_max_s)
-                log.exception("imap.collector_failed")
-                self._failed(describe_error(exc), login=False, retry_in_s=delay)
-            finally:
-                self.state.connected = self.state.idle = False
-                await self._call(session.close)
-            if delay:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
+        try:
+            while not stop.is_set():
+                if not await self._take_lease():
+                    # Another daemon collects this folder: look again within a lease.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=backoff_s(
+                            1, self.imap.lease_s / 3, self.imap.lease_s / 3))
+                    continue
+                attempt = await self._connection(stop, attempt)
+        finally:
+            await self._give_back_lease()
+
+    async def _take_lease(self) -> bool:
+        lease = await self.store.write(partial(
+            acquire_lease, account=self.account.name, folder=self.account.folder,
+            owner=self.owner, lease_s=self.imap.lease_s, now=self.clock.now()))
+        if lease is not None and lease != self._lease:
+            log.info("imap.lease_taken", owner=self.owner, epoch=lease.epoch)
+            # What another holder did meanwhile is only in the database.
+            self._checkpoint = None
+        self._lease = lease
+        self.state.lease_epoch = None if lease is None else lease.epoch
+        return lease is not None
+
+    async def _renew(self) -> Lease:
+        """Renew the lease or raise LeaseLost: called before every move or flag and
+        between waits, at least every third of the lease."""
+        lease = self._lease
+        if lease is None or not await self.store.write(partial(
+                renew_lease, lease=lease, lease_s=self.imap.lease_s, now=self.clock.now())):
+            self._lost()
+            raise LeaseLost(f"{self.account.name}/{self.account.folder} has another holder")
+        return lease
+
+    def _lost(self) -> None:
+        log.warning("imap.lease_lost", owner=self.owner,
+                    epoch=None if self._lease is None else self._lease.epoch)
+        self._lease = None
+        self._checkpoint = None
+        self.state.lease_epoch = None
+
+    async def _give_back_lease(self) -> None:
+        lease, self._lease = self._lease, None
+        self.state.lease_epoch = None
+        if lease is not None:
+            with contextlib.suppress(Exception):  # stopping: it expires anyway
+                await self.store.write(partial(release_lease, lease=lease,
+                                               now=self.clock.now()))
+
+    async def _connection(self, stop: asyncio.Event, attempt: int) -> int:
+        """One connection's life while holding the lease; the next attempt number."""
+        session = ImapSession(self.account, timeout_s=self.imap.timeout_s,
+                              token_timeout_s=self.imap.oauth2_command_timeout_s,
+                              ssl_context=self.ssl_context)
+        delay = 0.0
+        try:
+            await self._call(session.connect)
+            attempt = 0
+            await self._serve(session, stop)
+        except LeaseLost:
+            pass  # back to waiting for the lease; nothing failed
+        except AuthFailed as exc:
+            delay = self.imap.login_retry_s
+            self._failed(str(exc), login=True, retry_in_s=delay)
+        except (CollectError, IMAPClientError, OSError, TemporaryFailure) as exc:
+            attempt += 1
+            delay = backoff_s(attempt, self.imap.reconnect_min_s, self.imap.reconnect_max_s)
+            self._failed(describe_error(exc), login=False, retry_in_s=delay)
+        except Exception as exc:  # a bug must not end collection: report, retry
+            attempt += 1
+            delay = backoff_s(attempt, self.imap.reconnect_min_s, self.imap.reconnect_max_s)
+            log.exception("imap.collector_failed")
+            self._failed(describe_error(exc), login=False, retry_in_s=delay)
+        finally:
+            self.state.connected = self.state.idle = False
+            await self._call(session.close)
+        if delay:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+        return attempt
 
     async def _serve(self, session: ImapSession, stop: asyncio.Event) -> None:
         use_idle = self.account.use_idle and session.has_idle
@@ -176,12 +241,27 @@ class AccountCollector:
             self._succeeded()
             if stop.is_set():
                 return
+            await self._wait(session, use_idle, stop)
+
+    async def _wait(self, session: ImapSession, use_idle: bool, stop: asyncio.Event) -> None:
+        """Until new mail (IDLE), the next sweep or poll, or stop; the lease is renewed
+        at least every third of its length meanwhile."""
+        interval = min(self.imap.sweep_interval_s, self.imap.idle_renew_s) if use_idle \
+            else self.imap.poll_interval_s
+        deadline = self.clock.monotonic() + interval
+        while not stop.is_set():
+            left = deadline - self.clock.monotonic()
+            if left <= 0:
+                return
+            wait_s = min(left, self.imap.lease_s / 3)
             if use_idle:
-                wait_s = min(self.imap.sweep_interval_s, self.imap.idle_renew_s)
-                await self._call(session.wait_idle, wait_s, self._stop_flag)
+                if await self._call(session.wait_idle, wait_s, self._stop_flag):
+                    return
             else:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.imap.poll_interval_s)
+                    await asyncio.wait_for(stop.wait(), timeout=wait_s)
+            if not stop.is_set():
+                await self._renew()
 
     async def _sync(self, session: ImapSession, stop: asyncio.Event) -> None:
         folder = await self._call(session.select)
@@ -203,6 +283,7 @@ class AccountCollector:
         waiting = [uid for uid in await self._call(session.unacknowledged, highest)
                    if uid not in self._oversize]
         if waiting and not stop.is_set():
+            await self._renew()
             await self._call(session.acknowledge, waiting)
             self.state.acknowledged += len(waiting)
             log.info("imap.acknowledged_stored", count=len(waiting), after=self.account.after)
@@ -262,11 +343,16 @@ class AccountCollector:
             if result is not None or uid in known:
                 stored.append(uid)
             done_upto = uid  # stored, known, oversize, or gone from the server
+        lease = await self._renew()
         if done_upto > self._checkpoint.highest_uid:
-            self._checkpoint = Checkpoint(uidvalidity, done_upto)
-            await self.store.write(partial(
-                save_checkpoint, account=self.account.name, folder=self.account.folder,
-                checkpoint=self._checkpoint, now=self.clock.now()))
+            checkpoint = Checkpoint(uidvalidity, done_upto)
+            if not await self.store.write(partial(
+                    save_checkpoint, checkpoint=checkpoint, lease=lease,
+                    now=self.clock.now())):
+                # Taken over since the renewal, or the new holder is further already.
+                self._lost()
+                raise LeaseLost(f"checkpoint {done_upto} refused")
+            self._checkpoint = checkpoint
             self.state.highest_uid = done_upto
         # Only now, after the commit: a crash before this line fetches them again.
         await self._call(session.acknowledge, stored)

@@ -1,7 +1,7 @@
 """What IMAP collection remembers between runs: checkpoints and oversize mails (0004_imap).
 
-Plain functions over a sqlite3 connection, run by `Store.write` (the one writer),
-so each change is committed before the caller acts on it.
+Plain functions over a write transaction, run by `Store.write`, so each change is
+committed before the caller acts on it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from nexusmail.clock import iso
+from nexusmail.ingest.imap.lease import Lease
 from nexusmail.storage.connections import WriteTx
 
 
@@ -40,15 +41,24 @@ def load_checkpoint(tx: WriteTx, account: str, folder: str) -> Checkpoint | None
     return None if row is None else Checkpoint(int(row[0]), int(row[1]))
 
 
-def save_checkpoint(tx: WriteTx, account: str, folder: str, checkpoint: Checkpoint,
-                    now: datetime) -> None:
-    tx.execute(
+def save_checkpoint(tx: WriteTx, checkpoint: Checkpoint, lease: Lease, now: datetime) -> bool:
+    """Save the checkpoint for the lease's folder, only while `lease` (owner and epoch)
+    still holds it, and never backwards within one UIDVALIDITY (a new UIDVALIDITY is a
+    new mailbox and starts over). False when refused: the folder has another holder, or
+    a later checkpoint is already saved."""
+    cursor = tx.execute(
         "INSERT INTO imap_checkpoints (account, folder, uidvalidity, highest_uid, updated_at)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (account, folder) DO UPDATE SET"
+        " SELECT account, folder, ?, ?, ? FROM imap_leases"
+        " WHERE account = ? AND folder = ? AND owner = ? AND epoch = ?"
+        " ON CONFLICT (account, folder) DO UPDATE SET"
         " uidvalidity = excluded.uidvalidity, highest_uid = excluded.highest_uid,"
-        " updated_at = excluded.updated_at",
-        (account, folder, checkpoint.uidvalidity, checkpoint.highest_uid, iso(now)),
+        " updated_at = excluded.updated_at"
+        " WHERE imap_checkpoints.uidvalidity <> excluded.uidvalidity"
+        " OR imap_checkpoints.highest_uid <= excluded.highest_uid",
+        (checkpoint.uidvalidity, checkpoint.highest_uid, iso(now), lease.account,
+         lease.folder, lease.owner, lease.epoch),
     )
+    return cursor.rowcount == 1
 
 
 def record_oversize(tx: WriteTx, account: str, folder: str, uidvalidity: int,

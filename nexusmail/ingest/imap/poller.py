@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,11 +24,16 @@ from nexusmail.ingest.imap.session import CollectError, ImapSession, describe_er
 
 class ImapCollector:
     def __init__(self, settings: Settings, ingest: Ingest, clock: Clock, *,
+                 owner: str | None = None,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self.settings = settings
         self.ingest = ingest
         self.clock = clock
-        self.accounts = [AccountCollector(account, settings, ingest, clock,
+        # Who holds the folders' leases: a fresh random id per collector, never the
+        # host name (two daemons on one host, or a restarted one, are not the same
+        # holder). A released lease is taken again at once by the next collector.
+        self.owner = owner or uuid.uuid4().hex
+        self.accounts = [AccountCollector(account, settings, ingest, clock, owner=self.owner,
                                           ssl_context=ssl_context)
                          for account in settings.imap.accounts]
 
