@@ -46,6 +46,7 @@ LABELS = {
     # assignment status and reply verdicts
     "pending": N_("pending"), "confirmed": N_("confirmed"), "rejected": N_("rejected"),
     "unclear": N_("unclear"), "done": N_("done"), "not_done": N_("not done"),
+    "taken": N_("taken"),
     # needs attention
     "unverified": N_("unverified"), "unassigned": N_("unassigned"),
     "mail_after_close": N_("mail after close"), "hours_unread": N_("hours not read"),

@@ -40,7 +40,8 @@ TABLES = frozenset({
     "raw_messages", "assignments", "assignment_answers", "schedules",
     "schedule_occurrences", "imap_checkpoints", "imap_oversize", "operators",
     "operator_sessions", "activities", "contracts", "sla_steps", "operator_reads",
-    "employee_absences", "peer_events", "muted_peers", "imap_leases",
+    "employee_absences", "peer_events", "muted_peers", "imap_leases", "teams",
+    "team_members", "team_dispatches",
 })
 # Tables the migrations themselves fill (defaults a firm may edit): in a fresh target
 # they are not "data", and the source's rows replace them.

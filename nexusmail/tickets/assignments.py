@@ -43,6 +43,13 @@ from nexusmail.tickets.reply_tokens import make_token, parse_token, reply_addres
 from nexusmail.tickets.reports import apply_report
 from nexusmail.tickets.sla_plan import plan_new_assignment
 from nexusmail.tickets.tags import format_tag, parse_tag
+from nexusmail.tickets.teams import (
+    after_rejection,
+    claim_job,
+    in_team,
+    open_dispatch,
+    taken_by_colleague,
+)
 from nexusmail.tickets.triage import AnswerFacts, Disposition, Ruling
 
 log = structlog.get_logger(__name__)
@@ -73,9 +80,11 @@ def assign(
     reply_keys: Sequence[bytes],
     assigned_by: str = "",
     note: str = "",
+    team_dispatch_id: int | None = None,
 ) -> int:
     """Put an employee on an open intervention and queue their assignment mail, with
-    `note` (instructions for the technician) on it."""
+    `note` (instructions for the technician) on it; `team_dispatch_id` when it is one
+    member's share of a team assignment (tickets.teams)."""
     if intervention_status(tx, number) is Status.CLOSED:
         raise Conflict(f"intervention {number} is closed")
     employee = tx.execute(
@@ -88,9 +97,9 @@ def assign(
         raise Conflict(f"employee {employee_email} is not active")
     try:
         assignment_id: int = tx.execute(
-            "INSERT INTO assignments (intervention_number, employee_id, assigned_by, created_at)"
-            " VALUES (?, ?, ?, ?) RETURNING id",
-            (number, employee["id"], assigned_by, iso(now)),
+            "INSERT INTO assignments (intervention_number, employee_id, assigned_by, created_at,"
+            " team_dispatch_id) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (number, employee["id"], assigned_by, iso(now), team_dispatch_id),
         ).fetchone()[0]
     except INTEGRITY_ERRORS:
         raise Conflict(f"{employee_email} is already assigned to {number}") from None
@@ -120,6 +129,29 @@ def assign(
     log.info("assignment.created", intervention=number, employee=employee["email"],
              assignment_id=assignment_id, message_id=message_id)
     return assignment_id
+
+
+def assign_team(
+    tx: WriteTx,
+    number: int,
+    team: str,
+    *,
+    now: datetime,
+    settings: Settings,
+    reply_keys: Sequence[bytes],
+    assigned_by: str = "",
+    note: str = "",
+) -> list[int]:
+    """Put every active member of the team named on an open intervention, each mailed as
+    any assignment; the first to confirm takes the job (tickets.teams). Their ids."""
+    if intervention_status(tx, number) is Status.CLOSED:
+        raise Conflict(f"intervention {number} is closed")
+    dispatch_id, members = open_dispatch(tx, number, team, now=now)
+    ids = [assign(tx, number, member, now=now, settings=settings, reply_keys=reply_keys,
+                  assigned_by=assigned_by, note=note, team_dispatch_id=dispatch_id)
+           for member in members]
+    log.info("assignment.team", intervention=number, team=team, members=len(ids))
+    return ids
 
 
 def files_to_attach(case_attachments: list[dict[str, Any]],
@@ -258,6 +290,7 @@ def answer_facts(
         case_open=intervention_status(tx, match.intervention_number) is not Status.CLOSED,
         written_at=written_at, decision_written_at=decision_written_at,
         same_answer_applied=same_answer is not None,
+        taken_by_colleague=taken_by_colleague(tx, match.assignment_id),
     )
 
 
@@ -277,6 +310,12 @@ def record_reply(
     number = match.intervention_number
     acts = ruling.disposition is Disposition.DECISION
     note = ruling.reason if not acts else ""
+    if acts and reading.verdict is Verdict.CONFIRMED:
+        # On a team assignment only the first confirmation takes the job.
+        colleague = claim_job(tx, match.assignment_id, now=now, settings=settings,
+                              case_context=assignment_context)
+        if colleague:
+            acts, note = False, f"taken by {colleague}"
     new_status = _next_status(match.status, reading.verdict) if acts else match.status
     report: MessageExtra = {}
     if reading.verdict in REPORTS:
@@ -321,6 +360,9 @@ def record_reply(
         tx.execute("UPDATE assignments SET decided_mail_date = ? WHERE id = ?",
                    (iso(written_at), match.assignment_id))
         _remember_answer(tx, match.assignment_id, reading, now=now)
+    if reading.verdict is Verdict.REJECTED:
+        after_rejection(tx, match.assignment_id, now=now, settings=settings,
+                        case_context=assignment_context)
     log.info(f"assignment.{reading.verdict}", intervention=number,
              assignment_id=match.assignment_id, employee=match.employee_email)
     return ReplyEffect(True, True, reading.verdict, "")
@@ -375,7 +417,8 @@ def _queue_follow_up_mails(tx: WriteTx, match: AssignmentMatch,
         kind=OutboxKind.DECISION_ECHO, recipient=match.employee_email, template="decision_echo",
         language=match.employee_language, context=echo, intervention_number=number,
     ), now=now, domain=domain)
-    if reading.verdict is Verdict.REJECTED:
+    # A team member's no is not news yet: the operators hear when the whole team said no.
+    if reading.verdict is Verdict.REJECTED and not in_team(tx, match.assignment_id):
         for operator in settings.mail.operator_addresses:
             enqueue_mail(tx, OutgoingMail(
                 kind=OutboxKind.REJECTION_NOTICE, recipient=operator,
@@ -407,6 +450,13 @@ def apply_reply_as_operator(tx: WriteTx, message_id: int, *, operator: str, now:
     if match is None:
         raise NotFound("the assignment of this reply no longer exists")
     verdict = Verdict(row["verdict"])
+    if match.status is AssignmentStatus.TAKEN:
+        raise Conflict("a colleague of the team took this job")
+    if verdict is Verdict.CONFIRMED:
+        colleague = claim_job(tx, match.assignment_id, now=now, settings=settings,
+                              case_context=assignment_context)
+        if colleague:
+            raise Conflict(f"{colleague} of the team took this job")
     reading = ReplyReading(verdict, str(extra.get("reason", "")), row["body_text"])
     tx.execute("UPDATE assignments SET status = ?, reason = ?, decided_at = ?,"
                " decided_mail_date = ? WHERE id = ?",
@@ -421,6 +471,9 @@ def apply_reply_as_operator(tx: WriteTx, message_id: int, *, operator: str, now:
     ), now=now)
     _queue_follow_up_mails(tx, match, reading, reply_message_id=None, now=now,
                            settings=settings)
+    if verdict is Verdict.REJECTED:
+        after_rejection(tx, match.assignment_id, now=now, settings=settings,
+                        case_context=assignment_context)
     log.info("assignment.applied_by_operator", intervention=number,
              assignment_id=match.assignment_id, operator=operator, verdict=str(verdict))
     return number

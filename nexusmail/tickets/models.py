@@ -67,6 +67,7 @@ class AssignmentStatus(StrEnum):
     REJECTED = "rejected"
     UNCLEAR = "unclear"        # answered, but not readable as yes or no
     DONE = "done"              # reported the job done (a work report)
+    TAKEN = "taken"            # a team colleague confirmed first: this one no longer acts
 
 
 class MatchedBy(StrEnum):
@@ -101,3 +102,4 @@ class OutboxKind(StrEnum):
     SLA_ALERT = "sla_alert"                # to operators: no reply, or a deadline near
     CONTRACT_HOURS = "contract_hours"      # to operators: a contract's prepaid hours run low
     PEER_MUTED = "peer_muted"              # to the operators: the loop guard muted a sender
+    TAKEN_NOTICE = "taken_notice"          # to a team member: a colleague took the job

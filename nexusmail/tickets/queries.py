@@ -65,6 +65,7 @@ class AssignmentView(TypedDict):
     status: AssignmentStatus
     decided_at: str | None
     reason: str
+    team: str | None           # the team it was assigned through, if any
 
 
 class InterventionSummary(TypedDict):
@@ -270,8 +271,10 @@ async def get_intervention_status(conn: ReadTx, number: int) -> str | None:
 
 
 _ASSIGNMENT_COLUMNS = (
-    "a.id, e.email, e.name, a.status, a.decided_at, a.reason"
+    "a.id, e.email, e.name, a.status, a.decided_at, a.reason, t.name AS team"
     " FROM assignments a JOIN employees e ON e.id = a.employee_id"
+    " LEFT JOIN team_dispatches d ON d.id = a.team_dispatch_id"
+    " LEFT JOIN teams t ON t.id = d.team_id"
 )
 
 
@@ -451,6 +454,7 @@ def _assignment(row: Any) -> AssignmentView:
         "status": AssignmentStatus(row["status"]),
         "decided_at": row["decided_at"],
         "reason": row["reason"],
+        "team": row["team"],
     }
 
 

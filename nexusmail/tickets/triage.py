@@ -45,6 +45,7 @@ class AnswerFacts:
     written_at: datetime               # its Date:, never later than its arrival
     decision_written_at: datetime | None   # the Date of the answer in force, if any
     same_answer_applied: bool          # these very words were applied already
+    taken_by_colleague: str = ""       # a team colleague confirmed first (their name)
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,9 @@ def _rule_on_answer(answer: AnswerFacts) -> Ruling:
         return Ruling(Disposition.KEPT_ANSWER, answer.number, reason=replay)
     if not answer.case_open:
         return Ruling(Disposition.KEPT_ANSWER, answer.number, reason=CLOSED_NOTE)
+    if answer.taken_by_colleague:
+        return Ruling(Disposition.KEPT_ANSWER, answer.number,
+                      reason=f"taken by {answer.taken_by_colleague}")
     return Ruling(Disposition.DECISION, answer.number)
 
 

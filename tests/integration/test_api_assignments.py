@@ -82,7 +82,7 @@ async def test_assignees_at_creation_are_assigned_in_the_same_request(api: Api) 
             for a in created["assignments"]] == [
         (MARCO, "Marco Bianchi", "pending", None, ""), (ION, "Ion Popescu", "pending", None, "")]
     assert set(created["assignments"][0]) == {
-        "id", "employee_email", "employee_name", "status", "decided_at", "reason"}
+        "id", "employee_email", "employee_name", "status", "decided_at", "reason", "team"}
     assert created["needs_attention"] == []
     rows = await api.rows("SELECT recipient, template, language FROM outbox"
                           " WHERE kind = 'assignment' AND intervention_number = ? ORDER BY id",
@@ -126,7 +126,7 @@ async def test_assign_later_queues_a_signed_assignment_mail(
     assignment = response.json()
     assert assignment == {"id": assignment["id"], "employee_email": ION,
                           "employee_name": "Ion Popescu", "status": "pending",
-                          "decided_at": None, "reason": ""}
+                          "decided_at": None, "reason": "", "team": None}
     assert api.outbox_wakeups == [1]
     ((message_id, context_json),) = await api.rows(
         "SELECT message_id, context FROM outbox WHERE template = 'assignment'"

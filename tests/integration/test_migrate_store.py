@@ -85,6 +85,11 @@ def extra_rows(tx: WriteTx) -> None:
     tx.execute("INSERT INTO sla_steps (intervention_number, assignment_id, step, due_at,"
                " done_at, outcome) VALUES (1, 0, 'resolution_warning', ?, ?, 'sent')",
                (now, now))
+    tx.execute("INSERT INTO teams (name, created_at) VALUES ('Caldaie', ?)", (now,))
+    tx.execute("INSERT INTO team_members (team_id, employee_id) VALUES (1, 1)")
+    tx.execute("INSERT INTO team_dispatches (team_id, intervention_number, taken_by, taken_at,"
+               " created_at) VALUES (1, 1, 1, ?, ?)", (now, now))
+    tx.execute("UPDATE assignments SET team_dispatch_id = 1 WHERE intervention_number = 1")
     # As if cases 4..10 had been opened and rolled back: numbers are never given twice.
     tx.execute("UPDATE sqlite_sequence SET seq = 10 WHERE name = 'interventions'")
 

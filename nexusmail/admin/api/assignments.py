@@ -4,7 +4,10 @@
   "instructions for the technician, in the mail"}` → 201 the
   assignment `{id, employee_email, employee_name, status, decided_at, reason}`, its
   mail queued in the outbox; 404 unknown intervention or employee; 409 already
-  assigned, employee inactive, or intervention closed.
+  assigned, employee inactive, or intervention closed. With `{"team": name, "note"?}`
+  instead, every active member of the team is assigned (the first to confirm takes the
+  job, see tickets.teams) → 201 `{team, assignments: [...]}`; 404 unknown team; 409 no
+  active member, a member already assigned, or intervention closed.
 - `POST /api/v1/interventions/{number}/notes`, `multipart/form-data` with `text`,
   `file` (zero or more) and `register_ref` (a correspondence-register entry) → 201 the
   note as a thread message (see tickets.queries.MessageView); 413 files above
@@ -18,6 +21,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import structlog
@@ -33,10 +37,10 @@ from nexusmail.admin.api.base import (
     path_id,
     read_body,
 )
-from nexusmail.admin.api.models import AssignmentIn
+from nexusmail.admin.api.models import AssignmentIn, TeamAssignmentIn
 from nexusmail.admin.api.uploads import is_form, read_upload_form
 from nexusmail.tickets import queries
-from nexusmail.tickets.assignments import apply_reply_as_operator, assign
+from nexusmail.tickets.assignments import apply_reply_as_operator, assign, assign_team
 from nexusmail.tickets.entry import NoteFile, add_note
 
 log = structlog.get_logger(__name__)
@@ -51,6 +55,16 @@ def assignment_routes(services: ApiServices) -> list[Route]:
         Route("/interventions/{number:int}/notes", h.add_note, methods=["POST"]),
         Route("/messages/{id:int}/apply", h.apply_reply, methods=["POST"]),
     ]
+
+
+def _names_team(raw: bytes) -> bool:
+    """Whether the body is a team assignment (a JSON object with a `team` key); any other
+    body goes to the employee form, whose errors then say what is wrong."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and "team" in data
 
 
 def signing_keys(services: ApiServices) -> Sequence[bytes]:
@@ -68,7 +82,10 @@ class _Handlers:
     async def add_assignment(self, request: Request) -> Response:
         token = await authenticate(self.s, request)
         number = path_id(request, "number")
-        body = parse_body(self.s, AssignmentIn, await read_body(request))
+        raw = await read_body(request)
+        if _names_team(raw):
+            return await self._assign_team(number, token.name, raw)
+        body = parse_body(self.s, AssignmentIn, raw)
         now, settings, keys = self.s.clock.now(), self.s.settings, signing_keys(self.s)
         assignment_id = await self.s.store.write(lambda tx: assign(
             tx, number, body.employee_email, now=now, settings=settings, reply_keys=keys,
@@ -80,6 +97,20 @@ class _Handlers:
         async with self.s.store.read() as conn:
             assignment = await queries.get_assignment(conn, assignment_id)
         return JSONResponse(assignment, status_code=201)
+
+    async def _assign_team(self, number: int, token_name: str, raw: bytes) -> Response:
+        body = parse_body(self.s, TeamAssignmentIn, raw)
+        now, settings, keys = self.s.clock.now(), self.s.settings, signing_keys(self.s)
+        ids = await self.s.store.write(lambda tx: assign_team(
+            tx, number, body.team, now=now, settings=settings, reply_keys=keys,
+            assigned_by=f"api:{token_name}", note=body.note,
+        ))
+        self.s.on_outbox()
+        log.info("api.team_assigned", intervention=number, team=body.team,
+                 assignments=ids, token_name=token_name)
+        async with self.s.store.read() as conn:
+            assignments = [await queries.get_assignment(conn, i) for i in ids]
+        return JSONResponse({"team": body.team, "assignments": assignments}, status_code=201)
 
     async def apply_reply(self, request: Request) -> Response:
         """A technician's reply kept without acting, applied by hand; answers the

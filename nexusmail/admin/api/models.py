@@ -153,6 +153,12 @@ class AssignmentIn(_Body):
         return check_address(value)
 
 
+class TeamAssignmentIn(_Body):
+    team: str = Field(min_length=1, max_length=100)
+    # Instructions for the technicians, shown in every member's assignment mail.
+    note: str = Field("", max_length=2000)
+
+
 def _limits(info: ValidationInfo) -> LimitsSettings:
     context = info.context or {}
     limits = context.get("limits")
