@@ -120,6 +120,7 @@ async def test_two_daemons_on_one_folder_only_one_collects(
             await asyncio.sleep(0.05)
         assert not connected_other
         assert state(other)["lease_epoch"] is None
+        assert (holder.held_leases(), other.held_leases()) == (1, 0)
         assert (state(other)["stored"], state(other)["duplicates"]) == (0, 0)
     assert await scalar(database, STORED) == 5
     assert await scalar(database, "SELECT count(*) FROM interventions") == 5

@@ -156,9 +156,13 @@ class AccountCollector:
             await self._give_back_lease()
 
     async def _take_lease(self) -> bool:
-        lease = await self.store.write(partial(
-            acquire_lease, account=self.account.name, folder=self.account.folder,
-            owner=self.owner, lease_s=self.imap.lease_s, now=self.clock.now()))
+        try:
+            lease = await self.store.write(partial(
+                acquire_lease, account=self.account.name, folder=self.account.folder,
+                owner=self.owner, lease_s=self.imap.lease_s, now=self.clock.now()))
+        except Exception as exc:  # the database away: report, try again, never give up
+            self._failed(describe_error(exc), login=False, retry_in_s=self.imap.lease_s / 3)
+            return False
         if lease is not None and lease != self._lease:
             log.info("imap.lease_taken", owner=self.owner, epoch=lease.epoch)
             # What another holder did meanwhile is only in the database.

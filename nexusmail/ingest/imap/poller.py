@@ -43,6 +43,10 @@ class ImapCollector:
             return
         await asyncio.gather(*(account.run(stop) for account in self.accounts))
 
+    def held_leases(self) -> int:
+        """How many folders this daemon collects now (the others' leases it waits for)."""
+        return sum(1 for a in self.accounts if a.state.lease_epoch is not None)
+
     def states(self) -> dict[str, dict[str, Any]]:
         """Per account: connected, last success, last error and counts (health checks)."""
         return {a.account.name: a.state.as_dict() for a in self.accounts}
