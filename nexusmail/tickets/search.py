@@ -106,7 +106,10 @@ def _conditions(f: ListFilter, dialect: str = "sqlite") -> tuple[list[str], list
     if f.new_mail_for is not None:
         # The same rule as operator_reads.is_new; cases not closed only, so the status
         # index bounds the walk (a closed case's new mail is flagged or reopens it).
-        where += ["i.status IN ('open', 'on_hold', 'resolved')",
+        # As a list of numbers from the status index: SQLite's statistics see few
+        # distinct statuses and would otherwise scan the whole table.
+        where += ["i.number IN (SELECT number FROM interventions"
+                  " WHERE status IN ('open', 'on_hold', 'resolved'))",
                   "i.last_inbound_at IS NOT NULL",
                   "NOT EXISTS (SELECT 1 FROM operator_reads r WHERE r.operator_id = ?"
                   " AND r.intervention_number = i.number AND r.read_at > i.last_inbound_at)"]
