@@ -90,6 +90,12 @@ def extra_rows(tx: WriteTx) -> None:
     tx.execute("INSERT INTO team_dispatches (team_id, intervention_number, taken_by, taken_at,"
                " created_at) VALUES (1, 1, 1, ?, ?)", (now, now))
     tx.execute("UPDATE assignments SET team_dispatch_id = 1 WHERE intervention_number = 1")
+    tx.execute("INSERT INTO sequences (code, trigger_request_type, created_at)"
+               " VALUES ('MAN-1', NULL, ?)", (now,))
+    tx.execute("INSERT INTO sequence_steps (sequence_id, number, team_id, action,"
+               " expected_hours, postpone_days) VALUES (1, 1, 1, 'call', 0.5, 2)")
+    tx.execute("INSERT INTO sequence_steps (sequence_id, number, employee_id, action)"
+               " VALUES (1, 2, 1, 'visit')")
     # As if cases 4..10 had been opened and rolled back: numbers are never given twice.
     tx.execute("UPDATE sqlite_sequence SET seq = 10 WHERE name = 'interventions'")
 

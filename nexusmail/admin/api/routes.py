@@ -72,6 +72,7 @@ from nexusmail.admin.api.models import CloseIn, EmployeeIn, InterventionIn
 from nexusmail.admin.api.records import record_routes
 from nexusmail.admin.api.replies import reply_routes
 from nexusmail.admin.api.schedules import schedule_routes
+from nexusmail.admin.api.sequences import sequence_routes
 from nexusmail.admin.api.teams import team_routes
 from nexusmail.admin.downloads import download_headers, safe_media_type
 from nexusmail.records.fields import InvalidRecord
@@ -133,6 +134,7 @@ def _api_app(services: ApiServices) -> Starlette:
         *contract_routes(services),
         *employee_routes(services),
         *team_routes(services),
+        *sequence_routes(services),
     ]
     return Starlette(
         routes=routes,

@@ -1,0 +1,134 @@
+"""Action sequences: a firm's fixed plans of numbered steps (who does what, the hours
+expected, notes for them, and how many business days to wait before the next step).
+
+This module keeps the definitions; each step names an employee or a team by address or
+name, resolved to ids here so a renamed team or a retyped address cannot break a plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypedDict
+
+import structlog
+
+from nexusmail.clock import iso
+from nexusmail.storage.connections import INTEGRITY_ERRORS, ReadTx, WriteTx
+from nexusmail.tickets.cases import Conflict, NotFound
+
+log = structlog.get_logger(__name__)
+
+MAX_STEPS = 50
+MAX_CODE_CHARS = 50
+MAX_TEXT_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class StepDef:
+    action: str
+    employee_email: str | None = None
+    team: str | None = None
+    expected_hours: float | None = None
+    notes: str = ""
+    postpone_days: int = 0
+
+
+@dataclass(frozen=True)
+class SequenceDef:
+    code: str
+    steps: Sequence[StepDef]
+    description: str = ""
+    notes: str = ""
+    trigger_request_type: str | None = None
+
+
+class StepView(TypedDict):
+    number: int
+    employee_email: str | None
+    team: str | None
+    action: str
+    expected_hours: float | None
+    notes: str
+    postpone_days: int
+
+
+class SequenceView(TypedDict):
+    id: int
+    code: str
+    description: str
+    notes: str
+    trigger_request_type: str | None
+    steps: list[StepView]
+    created_at: str
+
+
+def create_sequence(tx: WriteTx, plan: SequenceDef, *, now: datetime) -> int:
+    """A new sequence with its steps numbered from 1; its id."""
+    if plan.trigger_request_type is not None and tx.execute(
+            "SELECT 1 FROM request_types WHERE code = ?",
+            (plan.trigger_request_type,)).fetchone() is None:
+        raise NotFound(f"no request type {plan.trigger_request_type!r}")
+    who = [_who(tx, step) for step in plan.steps]
+    try:
+        sequence_id: int = tx.execute(
+            "INSERT INTO sequences (code, description, notes, trigger_request_type, created_at)"
+            " VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (plan.code, plan.description, plan.notes, plan.trigger_request_type, iso(now)),
+        ).fetchone()[0]
+    except INTEGRITY_ERRORS:
+        raise Conflict(f"a sequence with code {plan.code!r} exists already") from None
+    tx.executemany(
+        "INSERT INTO sequence_steps (sequence_id, number, employee_id, team_id, action,"
+        " expected_hours, notes, postpone_days) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(sequence_id, number, employee_id, team_id, step.action, step.expected_hours,
+          step.notes, step.postpone_days)
+         for number, (step, (employee_id, team_id)) in enumerate(zip(plan.steps, who,
+                                                                     strict=True), 1)])
+    log.info("sequence.created", code=plan.code, steps=len(plan.steps))
+    return sequence_id
+
+
+def _who(tx: WriteTx, step: StepDef) -> tuple[int | None, int | None]:
+    """(employee id, team id) of the step's assignee; exactly one is set."""
+    if step.employee_email is not None:
+        row = tx.execute("SELECT id FROM employees WHERE email = ?",
+                         (step.employee_email.strip().lower(),)).fetchone()
+        if row is None:
+            raise NotFound(f"no employee with address {step.employee_email}")
+        return row["id"], None
+    row = tx.execute("SELECT id FROM teams WHERE name = ?", (step.team,)).fetchone()
+    if row is None:
+        raise NotFound(f"no team named {step.team!r}")
+    return None, row["id"]
+
+
+_SEQUENCES_SQL = (
+    "SELECT s.id, s.code, s.description, s.notes, s.trigger_request_type, s.created_at,"
+    " st.number, st.action, st.expected_hours, st.notes AS step_notes, st.postpone_days,"
+    " e.email, t.name AS team FROM sequences s"
+    " LEFT JOIN sequence_steps st ON st.sequence_id = s.id"
+    " LEFT JOIN employees e ON e.id = st.employee_id"
+    " LEFT JOIN teams t ON t.id = st.team_id"
+)
+
+
+async def list_sequences(conn: ReadTx, code: str | None = None) -> list[SequenceView]:
+    """Every sequence (or the one with `code`), by code, steps in order."""
+    rows = await conn.execute_fetchall(
+        _SEQUENCES_SQL + " ORDER BY s.code, st.number" if code is None
+        else _SEQUENCES_SQL + " WHERE s.code = ? ORDER BY st.number",
+        () if code is None else (code,))
+    found: dict[int, SequenceView] = {}
+    for row in rows:
+        plan = found.setdefault(row["id"], {
+            "id": row["id"], "code": row["code"], "description": row["description"],
+            "notes": row["notes"], "trigger_request_type": row["trigger_request_type"],
+            "steps": [], "created_at": row["created_at"]})
+        if row["number"] is not None:
+            plan["steps"].append({
+                "number": row["number"], "employee_email": row["email"], "team": row["team"],
+                "action": row["action"], "expected_hours": row["expected_hours"],
+                "notes": row["step_notes"], "postpone_days": row["postpone_days"]})
+    return list(found.values())
