@@ -29,6 +29,7 @@ from nexusmail.ingest.accept import Ingest
 from nexusmail.ingest.imap.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from nexusmail.ingest.imap.lease import acquire_lease, renew_lease
 from nexusmail.ingest.imap.poller import ImapCollector
+from nexusmail.ingest.imap.share import LiveDaemons
 from nexusmail.paths import blobs_path
 from nexusmail.storage.connections import Storage
 from nexusmail.storage.pg_store import PgStore
@@ -64,24 +65,27 @@ def make_mail(index: int) -> bytes:
     return msg.as_bytes()
 
 
-def settings_for(data_dir: Path, dovecot: Dovecot, user: str) -> Settings:
+def settings_for(data_dir: Path, dovecot: Dovecot, *users: str) -> Settings:
     # after = "flag" leaves the mails in INBOX: a replaced holder that wakes up sees
     # them all again, the hardest case for "stored once".
+    names = ["support", "service", "sales"]
     return make_settings(data_dir, imap={
-        "accounts": [{"name": "support", "host": dovecot.host, "port": dovecot.port,
+        "accounts": [{"name": name, "host": dovecot.host, "port": dovecot.port,
                       "tls": "none", "username": user, "password": ANY_USER_PASSWORD,
-                      "after": "flag"}],
+                      "after": "flag"} for name, user in zip(names, users, strict=False)],
         "reconnect_min_s": 0.1, "reconnect_max_s": 0.5, "lease_s": LEASE_S,
         "poll_interval_s": 0.3, "sweep_interval_s": 0.3})
 
 
 @asynccontextmanager
-async def daemon(settings: Settings, url: str, owner: str) -> AsyncIterator[ImapCollector]:
+async def daemon(settings: Settings, url: str, owner: str,
+                 live_daemons: LiveDaemons | None = None) -> AsyncIterator[ImapCollector]:
     """One daemon's IMAP collection: its own connection to the shared database."""
     clock = SystemClock()
     async with PgStore(url) as store:
         ingest = Ingest(store, BlobStore(blobs_path(settings)), settings, clock)
-        collector = ImapCollector(settings, ingest, clock, owner=owner)
+        collector = ImapCollector(settings, ingest, clock, owner=owner,
+                                  live_daemons=live_daemons)
         stop = asyncio.Event()
         task = asyncio.create_task(collector.run(stop))
         try:
@@ -162,6 +166,37 @@ async def test_a_stalled_holder_is_replaced_and_nothing_is_stored_twice_or_lost(
     flags = await asyncio.to_thread(dovecot.folder_uids, user)
     assert len(flags) == 7
     assert all(b"$NexusProcessed" in f for f in flags.values())
+
+
+async def test_a_daemon_started_later_gets_its_share_of_the_folders(
+        tmp_path: Path, dovecot: Dovecot, database: str) -> None:
+    """The first daemon, alone, collects both accounts; when a second one counts among
+    the live daemons, the first lets go of one folder (by name: "service" is kept) and
+    the second takes it. Mail sent to both accounts before and after is stored once."""
+    users = [new_user(), new_user()]
+    for index, user in enumerate(users):
+        await asyncio.to_thread(dovecot.append, user, [make_mail(10 * index)])
+    settings = settings_for(tmp_path, dovecot, *users)
+    live = [1]
+
+    async def live_daemons() -> int:
+        return live[0]
+
+    async with daemon(settings, database, "daemon-a", live_daemons) as a:
+        await eventually(lambda: a.held_leases() == 2)
+        await eventually(lambda: state(a)["acknowledged"] + a.states()["service"][
+            "acknowledged"] == 2)
+        live[0] = 2
+        async with daemon(settings, database, "daemon-b", live_daemons) as b:
+            await eventually(lambda: (a.held_names(), b.held_names())
+                             == (["service"], ["support"]), timeout_s=4 * LEASE_S)
+            for index, user in enumerate(users):
+                await asyncio.to_thread(dovecot.append, user, [make_mail(10 * index + 1)])
+            await eventually(lambda: state(b)["acknowledged"] == 1)
+            await eventually(lambda: a.states()["service"]["acknowledged"] == 2)
+            assert state(b)["lease_epoch"] == 2
+    assert await scalar(database, STORED) == 4
+    assert await scalar(database, "SELECT count(*) FROM interventions") == 4
 
 
 async def fencing(store: Storage, wait_past_lease: Any) -> None:

@@ -56,6 +56,7 @@ from nexusmail.ingest.imap.session import (
     chunk_by_size,
     describe_error,
 )
+from nexusmail.ingest.imap.share import FairShare
 from nexusmail.tickets.apply_mail import IngestResult
 from nexusmail.tickets.models import Outcome
 
@@ -100,9 +101,11 @@ def backoff_s(attempt: int, low_s: float, high_s: float) -> float:
 
 class AccountCollector:
     def __init__(self, account: ImapAccount, settings: Settings, ingest: Ingest, clock: Clock,
-                 *, owner: str, ssl_context: ssl.SSLContext | None = None) -> None:
+                 *, owner: str, share: FairShare | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.account = account
         self.owner = owner
+        self.share = share
         self._lease: Lease | None = None
         self.imap = settings.imap
         self.ingest = ingest
@@ -156,6 +159,9 @@ class AccountCollector:
             await self._give_back_lease()
 
     async def _take_lease(self) -> bool:
+        if self._lease is None and self.share is not None \
+                and not await self.share.may_take():
+            return False  # this daemon has its share; the other daemons take the rest
         try:
             lease = await self.store.write(partial(
                 acquire_lease, account=self.account.name, folder=self.account.folder,
@@ -266,6 +272,16 @@ class AccountCollector:
                     await asyncio.wait_for(stop.wait(), timeout=wait_s)
             if not stop.is_set():
                 await self._renew()
+                await self._keep_or_shed()
+
+    async def _keep_or_shed(self) -> None:
+        """Let go of the folder when this daemon holds more than its share."""
+        if self.share is None or await self.share.may_keep(self.account.name):
+            return
+        log.info("imap.lease_shed", owner=self.owner)
+        await self._give_back_lease()
+        self._checkpoint = None
+        raise LeaseLost("more than this daemon's share")
 
     async def _sync(self, session: ImapSession, stop: asyncio.Event) -> None:
         folder = await self._call(session.select)

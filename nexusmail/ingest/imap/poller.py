@@ -20,11 +20,12 @@ from nexusmail.config import ImapAccount, Settings
 from nexusmail.ingest.accept import Ingest
 from nexusmail.ingest.imap.account import AccountCollector
 from nexusmail.ingest.imap.session import CollectError, ImapSession, describe_error
+from nexusmail.ingest.imap.share import FairShare, LiveDaemons
 
 
 class ImapCollector:
     def __init__(self, settings: Settings, ingest: Ingest, clock: Clock, *,
-                 owner: str | None = None,
+                 owner: str | None = None, live_daemons: LiveDaemons | None = None,
                  ssl_context: ssl.SSLContext | None = None) -> None:
         self.settings = settings
         self.ingest = ingest
@@ -33,8 +34,9 @@ class ImapCollector:
         # host name (two daemons on one host, or a restarted one, are not the same
         # holder). A released lease is taken again at once by the next collector.
         self.owner = owner or uuid.uuid4().hex
+        share = FairShare(len(settings.imap.accounts), live_daemons, self.held_names)
         self.accounts = [AccountCollector(account, settings, ingest, clock, owner=self.owner,
-                                          ssl_context=ssl_context)
+                                          share=share, ssl_context=ssl_context)
                          for account in settings.imap.accounts]
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -45,7 +47,10 @@ class ImapCollector:
 
     def held_leases(self) -> int:
         """How many folders this daemon collects now (the others' leases it waits for)."""
-        return sum(1 for a in self.accounts if a.state.lease_epoch is not None)
+        return len(self.held_names())
+
+    def held_names(self) -> list[str]:
+        return [a.account.name for a in self.accounts if a.state.lease_epoch is not None]
 
     def states(self) -> dict[str, dict[str, Any]]:
         """Per account: connected, last success, last error and counts (health checks)."""
