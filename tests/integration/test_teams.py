@@ -78,7 +78,7 @@ class TeamCase:
                     return found
                 await asyncio.sleep(0.05)
 
-    async def reply(self, employee: str, body: str) -> int:
+    async def reply(self, employee: str, body: str, *, via: Daemon | None = None) -> int:
         original = self.mails[employee].message()
         msg = EmailMessage()
         msg["From"] = employee
@@ -88,7 +88,7 @@ class TeamCase:
         msg["In-Reply-To"] = original["Message-ID"]
         msg["References"] = original["Message-ID"]
         msg.set_content(body)
-        code, _ = await self.daemon.send(msg.as_bytes(), sender=employee,
+        code, _ = await (via or self.daemon).send(msg.as_bytes(), sender=employee,
                                          recipients=[str(original["Reply-To"])])
         return code
 
@@ -215,3 +215,27 @@ async def test_concurrent_confirmations_on_postgresql(
         assert len(rows) == 1
         assert rows[0][0] is not None
 
+
+
+async def test_two_daemons_on_one_database_still_give_the_job_once(
+        tmp_path: Path, relay: Controller, postgres_cluster: PostgresCluster) -> None:
+    """Two daemons share one PostgreSQL database (each its own writer); Luca's
+    confirmation reaches one and Ion's the other at the same moment: the guarded UPDATE
+    still lets exactly one take the job."""
+    url = postgres_cluster.create_database(f"nm_{uuid.uuid4().hex[:12]}")
+    shared_key = {"secret_keys": ["k" * 64]}
+    first = make_settings(tmp_path / "a", relay_port=relay.port,
+                          mail={"operator_addresses": [OPERATOR]},
+                          storage={"database_url": url}, replies=shared_key)
+    second = make_settings(tmp_path / "b", relay_port=relay.port,
+                           mail={"operator_addresses": [OPERATOR]},
+                           storage={"database_url": url}, replies=shared_key)
+    async with running_daemon(first) as daemon_a, running_daemon(second) as daemon_b:
+        case = TeamCase(daemon_a, relay.handler)
+        await case.open()
+        codes = await asyncio.gather(case.reply(LUCA, "Confermo.", via=daemon_a),
+                                     case.reply(ION, "Confirm.", via=daemon_b))
+        assert codes == [250, 250]
+        assert sorted((await case.states()).values()) == ["confirmed", "taken"]
+        acted = [m["extra"]["acted"] for m in await case.replies()]
+        assert sorted(acted) == [False, True]
