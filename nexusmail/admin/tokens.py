@@ -16,6 +16,7 @@ from datetime import datetime
 from nexusmail.clock import iso
 from nexusmail.storage.connections import ReadTx, WriteTx
 from nexusmail.tickets.cases import Conflict, NotFound
+from nexusmail.tickets.operators import OPERATOR_COLUMNS, Operator, operator_from_row
 
 
 @dataclass(frozen=True)
@@ -24,22 +25,40 @@ class TokenInfo:
     name: str
     created_at: str
     revoked_at: str | None
+    # The operator the token acts as (their role and visibility), or None: full access.
+    operator: Operator | None = None
+
+    @property
+    def author(self) -> str:
+        """Who acted, as the thread records it: the token, and the operator behind it."""
+        if self.operator is None:
+            return f"api:{self.name}"
+        return f"api:{self.name} ({self.operator.email})"
 
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(tx: WriteTx, name: str, now: datetime) -> str:
+def create_token(tx: WriteTx, name: str, now: datetime, operator: str | None = None) -> str:
     """Store a new token under `name` (runs in Store.write); return the token itself,
-    which is never stored and cannot be shown again."""
+    which is never stored and cannot be shown again. With `operator` (an active
+    operator's email) the token acts as them; NotFound when there is no such operator."""
     name = name.strip()
     if not name:
         raise ValueError("a token needs a name")
+    operator_id = None
+    if operator is not None:
+        row = tx.execute("SELECT id FROM operators WHERE email = ? AND active = 1",
+                         (operator.strip().lower(),)).fetchone()
+        if row is None:
+            raise NotFound(f"no active operator with address {operator}")
+        operator_id = row[0]
     token = secrets.token_urlsafe(32)
     tx.execute(
-        "INSERT INTO api_tokens (name, token_sha256, created_at) VALUES (?, ?, ?)",
-        (name, token_digest(token), iso(now)),
+        "INSERT INTO api_tokens (name, token_sha256, created_at, operator_id)"
+        " VALUES (?, ?, ?, ?)",
+        (name, token_digest(token), iso(now), operator_id),
     )
     return token
 
@@ -63,12 +82,13 @@ async def list_tokens(conn: ReadTx) -> list[TokenInfo]:
 
 
 async def find_token(conn: ReadTx, token: str) -> TokenInfo | None:
-    """The live (not revoked) token `token` is, or None; its name says who acted."""
+    """The live (not revoked) token `token` is, or None; its name says who acted. A
+    token made for an operator dies with their access: None once they are disabled."""
     if not token:
         return None
     rows = list(
         await conn.execute_fetchall(
-            "SELECT id, name, created_at, revoked_at FROM api_tokens"
+            "SELECT id, name, created_at, revoked_at, operator_id FROM api_tokens"
             " WHERE token_sha256 = ? AND revoked_at IS NULL",
             (token_digest(token),),
         )
@@ -76,7 +96,15 @@ async def find_token(conn: ReadTx, token: str) -> TokenInfo | None:
     if not rows:
         return None
     r = rows[0]
-    return TokenInfo(r[0], r[1], r[2], r[3])
+    operator = None
+    if r[4] is not None:
+        found = list(await conn.execute_fetchall(
+            f"SELECT {OPERATOR_COLUMNS} FROM operators"  # noqa: S608 - fixed column list
+            " WHERE id = ? AND active = 1", (r[4],)))
+        if not found:
+            return None
+        operator = operator_from_row(found[0])
+    return TokenInfo(r[0], r[1], r[2], r[3], operator)
 
 
 async def token_is_valid(conn: ReadTx, token: str) -> bool:

@@ -133,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                  "  nexusmail token create --name dispatcher\n"
                  "  TOKEN=$(nexusmail token create --name ci | tail -n 1)")
     create.add_argument("--name", required=True, help="who or what uses the token")
+    create.add_argument("--operator", default=None, metavar="EMAIL",
+                        help="the token acts as this operator, with their role and"
+                             " visibility (default: full access)")
     add(token, "list", _cmd_token_list, "List API tokens (never their secrets).",
         "  nexusmail token list")
     revoke = add(token, "revoke", _cmd_token_revoke, "Revoke an API token by its id.",
@@ -214,9 +217,13 @@ def _cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     now = SystemClock().now()
 
     async def create(store: Storage) -> str:
-        return await store.write(lambda tx: tokens.create_token(tx, name, now))
+        return await store.write(lambda tx: tokens.create_token(
+            tx, name, now, operator=args.operator))
 
-    token = with_store(settings, create, create=True)
+    try:
+        token = with_store(settings, create, create=True)
+    except NotFound as exc:
+        return fail(str(exc))
     print(f"Created API token {name!r}. It is shown only now; store it safely:")
     print(token)
     return EXIT_OK

@@ -25,7 +25,7 @@ from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
 from nexusmail.i18n import LANGUAGES
 from nexusmail.mail.addresses import check_address
-from nexusmail.storage.connections import Storage
+from nexusmail.storage.connections import Storage, WriteTx
 from nexusmail.tickets import operators
 from nexusmail.tickets.cases import Conflict, NotFound
 
@@ -46,6 +46,12 @@ def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand
     add_cmd.add_argument("--language", choices=LANGUAGES, default=None,
                          help="the admin page's language for them (default: their browser's,"
                               " then [web] default_language); they can change it in Settings")
+    add_cmd.add_argument("--role", choices=operators.ROLES, default=None,
+                         help="admin: everything, operators and tokens included; dispatcher:"
+                              " cases, customers, schedules; viewer: read only (default:"
+                              " admin for the first operator, dispatcher after)")
+    add_cmd.add_argument("--own-customers-only", action="store_true",
+                         help="they see and act only on interventions of customers they own")
     password = add(operator, "password", cmd_password,
                    "Set a new password for an operator (ends their open sessions).",
                    "  nexusmail operator password anna@firm.it")
@@ -91,16 +97,24 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
         return fail(str(exc), EXIT_USAGE)
     now = SystemClock().now()
 
-    async def insert(store: Storage) -> int:
-        return await store.write(lambda tx: operators.add_operator(
+    def add_one(tx: WriteTx) -> tuple[int, str]:
+        # The default role depends on who came before: decided in the same transaction.
+        role = args.role or operators.default_role(tx)
+        return operators.add_operator(
             tx, email=email, name=args.name, password_hash=password_hash, now=now,
-            language=args.language))
+            language=args.language, role=role,
+            own_customers_only=args.own_customers_only), role
+
+    async def insert(store: Storage) -> tuple[int, str]:
+        return await store.write(add_one)
 
     try:
-        operator_id = with_store(settings, insert, create=True)
+        operator_id, role = with_store(settings, insert, create=True)
     except Conflict as exc:
         return fail(f"{exc} (`nexusmail operator password {email}` sets a new password)")
     print(f"Added operator {operator_id}: {email}. They can log in to the admin page now.")
+    print(f"Role: {role}"
+          + (", own customers only." if args.own_customers_only else "."))
     return EXIT_OK
 
 
@@ -153,7 +167,7 @@ def _set_active(args: argparse.Namespace, settings: Settings, *, active: bool) -
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    async def fetch(store: Storage) -> list[tuple[int, str, str, bool, str]]:
+    async def fetch(store: Storage) -> list[tuple[int, str, str, bool, str, str, bool]]:
         async with store.read() as conn:
             return await operators.list_operators(conn)
 
@@ -161,7 +175,8 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     if not rows:
         print("(none)")
         return EXIT_OK
-    for operator_id, email, name, active, created_at in rows:
+    for operator_id, email, name, active, created_at, role, own_only in rows:
         state = "active" if active else "inactive"
-        print(f"{operator_id}  {email}  {name or '-'}  {state}  {created_at}")
+        limit = "  own customers only" if own_only else ""
+        print(f"{operator_id}  {email}  {name or '-'}  {state}  {role}{limit}  {created_at}")
     return EXIT_OK

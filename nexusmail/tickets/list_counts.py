@@ -37,8 +37,10 @@ class ListCounts:
     new_mail: int = 0      # cases not closed with mail the operator has not opened
 
 
-async def list_counts(conn: ReadTx, operator_id: int) -> ListCounts:
-    """The counts for `operator_id`'s list, in one query."""
+async def list_counts(conn: ReadTx, operator_id: int, owner: str | None = None
+                      ) -> ListCounts:
+    """The counts for `operator_id`'s list, in one query; `owner`: only cases of
+    customers that operator owns (an operator limited to their own customers)."""
     dialect = dialect_of(conn)
     parts: list[str] = []
     params: list[Any] = []
@@ -50,10 +52,10 @@ async def list_counts(conn: ReadTx, operator_id: int) -> ListCounts:
         params.extend(where_params)
 
     for status in COUNTED_STATUSES:
-        count(search.ListFilter(status=status.value))
+        count(search.ListFilter(status=status.value, owner=owner))
     for reason in COUNTED_ATTENTION:
-        count(search.ListFilter(attention=reason))
-    count(search.ListFilter(new_mail_for=operator_id))
+        count(search.ListFilter(attention=reason, owner=owner))
+    count(search.ListFilter(new_mail_for=operator_id, owner=owner))
     # Only the fixed fragments above are joined into the SQL; values are parameters.
     row = next(iter(await conn.execute_fetchall("SELECT " + ", ".join(parts), params)))
     figures = [int(v) for v in row]

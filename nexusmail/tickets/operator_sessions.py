@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from nexusmail.clock import iso
 from nexusmail.storage.connections import ReadTx, WriteTx
-from nexusmail.tickets.operators import Operator
+from nexusmail.tickets.operators import Operator, operator_from_row
 
 
 def _hash(session_id: str) -> str:
@@ -40,12 +40,13 @@ async def session_operator(conn: ReadTx, session_id: str, *,
                            now: datetime) -> Operator | None:
     """The active operator of a live session, or None (ended, expired, deactivated)."""
     rows = list(await conn.execute_fetchall(
-        "SELECT o.id, o.email, o.name, o.password_hash, o.language FROM operator_sessions s"
+        "SELECT o.id, o.email, o.name, o.password_hash, o.language, o.role,"
+        " o.own_customers_only FROM operator_sessions s"
         " JOIN operators o ON o.id = s.operator_id"
         " WHERE s.id_hash = ? AND s.expires_at > ? AND o.active = 1",
         (_hash(session_id), iso(now)),
     ))
-    return Operator(*rows[0]) if rows else None
+    return operator_from_row(rows[0]) if rows else None
 
 
 def end_session(tx: WriteTx, session_id: str) -> None:

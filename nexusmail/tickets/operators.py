@@ -25,6 +25,12 @@ MAX_PASSWORD_CHARS = 1024
 
 _hasher = PasswordHasher()
 
+# What each may do, least to most: viewer reads, dispatcher also changes cases,
+# customers and schedules, admin also manages operators and tokens.
+ROLES = ("viewer", "dispatcher", "admin")
+# The columns an Operator is read from, in its fields' order.
+OPERATOR_COLUMNS = "id, email, name, password_hash, language, role, own_customers_only"
+
 
 @functools.cache
 def _dummy_hash() -> str:
@@ -40,10 +46,30 @@ class Operator:
     name: str
     password_hash: str = field(default="", repr=False)
     language: str | None = None   # None: the browser's, then [web] default_language
+    role: str = "admin"
+    # True: they see and act only on interventions of customers whose owner they are.
+    own_customers_only: bool = False
+
+    def may(self, role: str) -> bool:
+        """Whether their role is `role` or above it."""
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+    @property
+    def owner_limit(self) -> str | None:
+        """The customer owner their lists and cases are limited to, or None (all)."""
+        return self.email if self.own_customers_only else None
 
     @property
     def display(self) -> str:
         return self.name or self.email
+
+
+def operator_from_row(row: object) -> Operator:
+    """An Operator from a row selected as OPERATOR_COLUMNS."""
+    values = list(row)  # type: ignore[call-overload]
+    role = values[5] if values[5] in ROLES else "viewer"  # unknown: the least access
+    return Operator(values[0], values[1], values[2], values[3], values[4], role,
+                    bool(values[6]))
 
 
 def check_password_rules(password: str) -> None:
@@ -68,16 +94,29 @@ def verify_password(operator: Operator | None, password: str) -> bool:
     return matched and operator is not None
 
 
+def default_role(tx: WriteTx) -> str:
+    """admin for the first operator (someone must be able to manage the rest),
+    dispatcher for the later ones."""
+    anyone = tx.execute("SELECT 1 FROM operators LIMIT 1").fetchone()
+    return "dispatcher" if anyone else "admin"
+
+
 def add_operator(
     tx: WriteTx, *, email: str, name: str, password_hash: str, now: datetime,
-    language: str | None = None,
+    language: str | None = None, role: str | None = None, own_customers_only: bool = False,
 ) -> int:
-    """Add an operator; an existing address raises Conflict."""
+    """Add an operator; an existing address raises Conflict. Without a role the first
+    operator is admin (someone must be able to manage the rest), later ones dispatcher."""
+    role = role or default_role(tx)
+    if role not in ROLES:
+        raise ValueError(f"role: should be one of {', '.join(ROLES)}, not {role!r}")
     try:
         operator_id: int = tx.execute(
-            "INSERT INTO operators (email, name, password_hash, language, created_at,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-            (email.strip().lower(), name.strip(), password_hash, language, iso(now), iso(now)),
+            "INSERT INTO operators (email, name, password_hash, language, role,"
+            " own_customers_only, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " RETURNING id",
+            (email.strip().lower(), name.strip(), password_hash, language, role,
+             int(own_customers_only), iso(now), iso(now)),
         ).fetchone()[0]
     except INTEGRITY_ERRORS:
         raise Conflict(f"an operator with address {email} exists already") from None
@@ -117,18 +156,20 @@ def set_active(tx: WriteTx, *, email: str, active: bool, now: datetime) -> bool:
 async def find_operator(conn: ReadTx, email: str) -> Operator | None:
     """The active operator with this login address, hash included (for the login)."""
     rows = list(await conn.execute_fetchall(
-        "SELECT id, email, name, password_hash, language FROM operators"
+        f"SELECT {OPERATOR_COLUMNS} FROM operators"  # noqa: S608 - fixed column list
         " WHERE email = ? AND active = 1",
         (email.strip().lower(),),
     ))
-    return Operator(*rows[0]) if rows else None
+    return operator_from_row(rows[0]) if rows else None
 
 
-async def list_operators(conn: ReadTx) -> list[tuple[int, str, str, bool, str]]:
+async def list_operators(conn: ReadTx) -> list[tuple[int, str, str, bool, str, str, bool]]:
+    """id, email, name, active, created_at, role, own_customers_only; oldest first."""
     rows = await conn.execute_fetchall(
-        "SELECT id, email, name, active, created_at FROM operators ORDER BY id"
+        "SELECT id, email, name, active, created_at, role, own_customers_only"
+        " FROM operators ORDER BY id"
     )
-    return [(r[0], r[1], r[2], bool(r[3]), r[4]) for r in rows]
+    return [(r[0], r[1], r[2], bool(r[3]), r[4], r[5], bool(r[6])) for r in rows]
 
 
 def set_language(tx: WriteTx, *, operator_id: int, language: str | None, now: datetime) -> None:

@@ -18,6 +18,7 @@ from nexusmail.tickets.attention import needs_attention
 from nexusmail.tickets.due_filter import DueFilter, due_clause
 from nexusmail.tickets.message_extra import MessageExtra, load_extra
 from nexusmail.tickets.models import AssignmentStatus, MessageKind, Status
+from nexusmail.tickets.visibility import OWNED_CASE_CONDITION
 
 
 class CustomerView(TypedDict):
@@ -197,16 +198,21 @@ async def list_interventions(
     offset: int = 0,
     due: DueFilter | None = None,
     sort: str = "activity",
+    owner: str | None = None,
 ) -> InterventionPage:
     """A page of interventions in `sort` order (see LIST_ORDERS), with the total
     matching count (`due`: only the open ones with a deadline passed, or falling in a
     window; see tickets.due_filter).
 
     `q` is a plain substring match over subject and description (LIKE wildcards in it
-    are taken literally); full-text search replaces it later.
+    are taken literally); full-text search replaces it later. `owner`: only cases of
+    customers that operator owns.
     """
     where: list[str] = []
     params: list[Any] = []
+    if owner is not None:
+        where.append(OWNED_CASE_CONDITION)
+        params.append(owner.lower())
     if status:
         where.append("i.status = ?")
         params.append(str(status))

@@ -18,6 +18,7 @@ from nexusmail.tickets import queries
 from nexusmail.tickets.attention import Attention
 from nexusmail.tickets.due_filter import DueFilter, due_clause
 from nexusmail.tickets.queries import InterventionSummary
+from nexusmail.tickets.visibility import OWNED_CASE_CONDITION
 
 PAGE_SIZE = 50
 MAX_QUERY_WORDS = 12
@@ -39,6 +40,7 @@ class ListFilter:
     due: DueFilter | None = None     # overdue or due today (tickets.due_filter)
     new_mail_for: int | None = None  # an operator id: cases not closed with mail they
                                      # have not opened yet
+    owner: str | None = None         # only cases of customers this operator owns
 
 
 class AssigneeView(TypedDict):
@@ -79,6 +81,9 @@ def _conditions(f: ListFilter, dialect: str = "sqlite") -> tuple[list[str], list
         hint = "+" if f.customer.strip() and not postgresql else ""
         where.append(f"{hint}i.status = ?")
         params.append(f.status)
+    if f.owner is not None:
+        where.append(OWNED_CASE_CONDITION)
+        params.append(f.owner.lower())
     if f.employee_id is not None:
         where.append("i.number IN (SELECT intervention_number FROM assignments"
                      " WHERE employee_id = ?)")

@@ -27,12 +27,13 @@ OPERATOR_PASSWORD = "a long operator passphrase"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-async def add_operator(daemon: Daemon, email: str, password: str = OPERATOR_PASSWORD) -> int:
+async def add_operator(daemon: Daemon, email: str, password: str = OPERATOR_PASSWORD, *,
+                       role: str | None = None, own_customers_only: bool = False) -> int:
     password_hash = operators.hash_password(password)
     now = SystemClock().now()
     return await daemon.running.store.write(lambda tx: operators.add_operator(
         tx, email=email, name=email.partition("@")[0].title(), password_hash=password_hash,
-        now=now))
+        now=now, role=role, own_customers_only=own_customers_only))
 
 
 async def add_employees(daemon: Daemon, *people: tuple[str, str, str]) -> None:

@@ -101,7 +101,7 @@ class _Activities:
             employee_email=body.employee_email, kind=body.kind,
             minutes=round(body.hours * 60), text=body.text,
             day=body.date or local_date(now, self.s.settings.scheduler.timezone),
-            author=f"api:{token.name}")
+            author=token.author)
         try:
             activity_id = await self.s.store.write(
                 lambda tx: add_activity(tx, number, new, now=now))
@@ -120,7 +120,7 @@ class _Activities:
         change = ActivityChange(
             work_minutes=None if body.hours is None else round(body.hours * 60),
             travel_minutes=None if body.travel_hours is None else round(body.travel_hours * 60),
-            author=f"api:{token.name}")
+            author=token.author)
         now = self.s.clock.now()
         number = await self.s.store.write(
             lambda tx: correct_activity(tx, activity_id, change, now=now))

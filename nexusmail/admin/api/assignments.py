@@ -89,7 +89,7 @@ class _Handlers:
         now, settings, keys = self.s.clock.now(), self.s.settings, signing_keys(self.s)
         assignment_id = await self.s.store.write(lambda tx: assign(
             tx, number, body.employee_email, now=now, settings=settings, reply_keys=keys,
-            assigned_by=f"api:{token.name}", note=body.note,
+            assigned_by=token.author, note=body.note,
         ))
         self.s.on_outbox()
         log.info("api.assignment_created", intervention=number, assignment_id=assignment_id,
@@ -119,7 +119,7 @@ class _Handlers:
         message_id = path_id(request, "id")
         now, settings = self.s.clock.now(), self.s.settings
         number = await self.s.store.write(lambda tx: apply_reply_as_operator(
-            tx, message_id, operator=f"api:{token.name}", now=now, settings=settings))
+            tx, message_id, operator=token.author, now=now, settings=settings))
         self.s.on_outbox()
         async with self.s.store.read() as conn:
             detail = await queries.get_intervention(conn, number)
@@ -136,7 +136,7 @@ class _Handlers:
                 raise ApiError(404, f"intervention {number} does not exist")
         text, register_ref, files = await self._read_note_form(request)
         message_id = await add_note(
-            self.s.store, self.s.blobs, number, author=f"api:{token.name}", text=text,
+            self.s.store, self.s.blobs, number, author=token.author, text=text,
             register_ref=register_ref, files=files, now=self.s.clock.now())
         log.info("api.note_added", intervention=number, message_id=message_id,
                  files=len(files), token_name=token.name)

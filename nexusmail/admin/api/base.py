@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from nexusmail.admin import tokens
 from nexusmail.admin.api.models import describe_validation_error, is_malformed_json
+from nexusmail.admin.permissions import refusal
 from nexusmail.clock import Clock
 from nexusmail.config import Settings
 from nexusmail.live_settings import LiveSettings
@@ -76,15 +77,23 @@ class ApiError(Exception):
 
 
 async def authenticate(services: ApiServices, request: Request) -> tokens.TokenInfo:
-    """The bearer token's record, or a 401."""
+    """The bearer token's record, or a 401; for a token acting as an operator, a 403
+    when their role may not do this, a 404 for a case outside their customers."""
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    token = None
+    token, refused = None, None
     if scheme.lower() == "bearer" and credentials.strip():
         async with services.store.read() as conn:
             token = await tokens.find_token(conn, credentials.strip())
+            if token is not None and token.operator is not None:
+                refused = await refusal(conn, token.operator, request.method,
+                                        request.url.path, request.path_params)
     if token is None:
         raise ApiError(401, "a valid bearer token is required",
                        headers={"WWW-Authenticate": "Bearer"})
+    if refused == 403 and token.operator is not None:
+        raise ApiError(403, f"the operator's role ({token.operator.role}) may not do this")
+    if refused == 404:
+        raise ApiError(404, "not found")
     return token
 
 

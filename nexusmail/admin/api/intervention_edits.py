@@ -112,7 +112,7 @@ class _Handlers:
         body = parse_body(self.s, HoldIn, await read_body(request))
         now = self.s.clock.now()
         await self.s.store.write(lambda tx: hold_intervention(
-            tx, number, reason=body.reason, now=now, author=f"api:{token.name}"))
+            tx, number, reason=body.reason, now=now, author=token.author))
         log.info("api.intervention_on_hold", intervention=number, token_name=token.name)
         return JSONResponse(await self._intervention(number))
 
@@ -151,7 +151,7 @@ class _Handlers:
                 site_id=body.site_id, equipment_serial=body.equipment_serial,
                 given=frozenset(name for name in _LINKS if name in given)))
             return edit_intervention(tx, number, changes, now=now,
-                                     author=f"api:{token.name}")
+                                     author=token.author)
 
         changed = await self.s.store.write(change)
         log.info("api.intervention_edited", intervention=number, fields=sorted(changed),

@@ -57,7 +57,7 @@ class _Replies:
             raise ApiError(422, f"text: is longer than {limits.max_body_chars} characters "
                                 "([limits] max_body_chars)")
         message_id = await reply_to_customer(
-            self.s.store, self.s.blobs, number, author=f"api:{token.name}", author_name="",
+            self.s.store, self.s.blobs, number, author=token.author, author_name="",
             text=text, files=files, close=close, now=self.s.clock.now(),
             settings=self.s.settings)
         self.s.on_outbox()

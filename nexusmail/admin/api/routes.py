@@ -181,7 +181,7 @@ class _Handlers:
         return JSONResponse(employee, status_code=201)
 
     async def list_interventions(self, request: Request) -> Response:
-        await authenticate(self.s, request)
+        token = await authenticate(self.s, request)
         params = request.query_params
         status = params.get("status") or None
         if status is not None and status not in {s.value for s in Status}:
@@ -202,7 +202,7 @@ class _Handlers:
         async with self.s.store.read() as conn:
             page = await queries.list_interventions(
                 conn, status=status, q=q, limit=limit, offset=offset, due=window,
-                sort=sort
+                sort=sort, owner=token.operator.owner_limit if token.operator else None
             )
         return JSONResponse(page)
 
@@ -219,14 +219,14 @@ class _Handlers:
             subject=body.subject, description=body.description, source=Source.API,
             request_type=body.request_type, priority=body.priority,
             desired_from=body.desired_from, desired_to=body.desired_to,
-            author=f"api:{token.name}", **archive_links(body),
+            author=token.author, **archive_links(body),
         )
         now, settings = self.s.clock.now(), self.s.settings
         keys = signing_keys(self.s) if body.assignees else tuple(self.s.reply_keys)
         number = await self.s.store.write(lambda tx: set_notify_on_resolve(
             tx, open_with_assignees(
                 tx, entry, body.assignees, now=now, settings=settings, reply_keys=keys,
-                assigned_by=f"api:{token.name}"),
+                assigned_by=token.author),
             body.notify_customer_on_resolve))
         self.s.on_outbox()
         log.info("api.intervention_created", intervention=number, source=Source.API,
@@ -245,7 +245,7 @@ class _Handlers:
         now = self.s.clock.now()
         await self.s.store.write(
             lambda tx: close_intervention(
-                tx, number, now=now, author=f"api:{token.name}", note=body.note,
+                tx, number, now=now, author=token.author, note=body.note,
                 reason=body.reason,
             )
         )
@@ -257,7 +257,7 @@ class _Handlers:
         number = path_id(request, "number")
         now = self.s.clock.now()
         await self.s.store.write(
-            lambda tx: reopen_intervention(tx, number, now=now, author=f"api:{token.name}"))
+            lambda tx: reopen_intervention(tx, number, now=now, author=token.author))
         log.info("api.intervention_reopened", intervention=number, token_name=token.name)
         return JSONResponse(await self._intervention(number))
 

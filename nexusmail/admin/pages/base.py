@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nexusmail.admin import auth
 from nexusmail.admin.api.base import ApiServices
+from nexusmail.admin.permissions import refusal
 from nexusmail.i18n import LANGUAGES, Formats, Msg, msg, negotiate, translations
 from nexusmail.tickets.activities import format_hours
 from nexusmail.tickets.operator_sessions import session_operator
@@ -86,10 +87,16 @@ class Pages:
         async with self.services.store.read() as conn:
             operator = await session_operator(conn, session_id,
                                               now=self.services.clock.now())
+            refused = None if operator is None else await refusal(
+                conn, operator, request.method, request.url.path, request.path_params)
         if operator is None:
             session.clear()
             raise LoginRequired
         request.scope["nexusmail.operator"] = operator
+        if refused == 403:
+            raise PageError(403, msg("Your role does not allow this."))
+        if refused == 404:
+            raise PageError(404, msg("There is no such page."))
         return operator
 
     def language(self, request: Request) -> str:

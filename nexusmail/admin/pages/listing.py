@@ -84,6 +84,7 @@ class _Handlers:
         operator = await self.p.operator(request)
         params = request.query_params
         flt, chosen = read_filter(params, operator.id)
+        flt = replace(flt, owner=operator.owner_limit)
         order = chosen["sort"] if chosen["sort"] in search.ORDERS else search.ORDERS[0]
         now = self.p.services.clock.now()
         if chosen["due"] in {d.value for d in Due}:
@@ -96,7 +97,7 @@ class _Handlers:
             types = await search.request_types(conn)
             muted = await active_mutes(conn, now)
             seen = await read_times(conn, operator.id, [row["number"] for row in page.rows])
-            counts = await list_counts(conn, operator.id)
+            counts = await list_counts(conn, operator.id, operator.owner_limit)
         new = {row["number"] for row in page.rows
                if is_new(row["last_inbound_at"], seen.get(row["number"]))}
 
