@@ -172,6 +172,9 @@ class OutboundSettings(_Section):
     # While mail is being accepted, a due mail waits up to this long before it is sent
     # (0: send at once): senders wait on our 250, customers do not count the seconds.
     yield_to_ingest_s: float = Field(5.0, ge=0, le=300)
+    # How long a daemon holds the outgoing mails it claimed for sending (renewed every
+    # third of it while it sends); a killed daemon's mails go to another after this.
+    lease_s: float = Field(60.0, ge=1, le=3600)
 
 
 class LimitsSettings(_Section):

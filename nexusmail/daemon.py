@@ -49,6 +49,7 @@ from nexusmail.live_settings import LiveSettings
 from nexusmail.logs import configure_logging
 from nexusmail.paths import blobs_path
 from nexusmail.service import systemd_notify
+from nexusmail.service.heartbeat import Heartbeat
 from nexusmail.service.malloc_tuning import fix_mmap_threshold
 from nexusmail.service.metrics import Metrics
 from nexusmail.service.ports import check_listen_ports, claim
@@ -111,6 +112,11 @@ async def serve(
                               clock, settings.outbound,
                               envelope_sender=settings.mail.support_addresses[0],
                               metrics=metrics)
+        # This process's fresh identity among the daemons sharing the store.
+        beat = Heartbeat(store, clock, worker.worker_id,
+                         interval_s=settings.outbound.lease_s / 3)
+        await beat.beat()
+        _start_task(stack, beat.run(stop), "heartbeat")
         worker_task = asyncio.create_task(worker.run(stop), name="outbox")
         stack.push_async_callback(_await_task, worker_task, "outbox")
 
@@ -142,7 +148,8 @@ async def serve(
 
         web_server, web_task, web_port = await _start_web(settings, ApiServices(
             store=store, blobs=blobs, live_settings=current, clock=clock, on_outbox=worker.notify,
-            reply_keys=reply_keys, health_details=lambda: {"imap": collector.states()},
+            reply_keys=reply_keys, health_details=lambda: {"imap": collector.states(),
+                                                              "cluster": beat.details()},
             metrics=metrics, probes=Probes(smtp_listening=smtp_server.is_serving,
                                            scheduler_last_tick=lambda: scheduler.last_tick,
                                            started_at=clock.now())))

@@ -73,7 +73,7 @@ class OutboxRow:
 
     @classmethod
     def from_db(cls, row: DbRow | Mapping[str, Any]) -> OutboxRow:
-        """Build from a row of `tickets.outbox.due_rows`; a context that is not a JSON object
+        """Build from a row of `tickets.outbox.claim_due`; a context that is not a JSON object
         raises ComposeError (the row can never be sent)."""
         try:
             context = json.loads(row["context"] or "{}")

@@ -23,6 +23,14 @@ copy that comes back. Each sent row is marked before its relay connection carrie
 the next mail, so a crash repeats at most one mail per connection in use
 (`concurrency`): marking a batch at once saved commits but let a crash resend the
 whole batch.
+
+Several daemons. Each pass first claims its rows (tickets.outbox.claim_due) under a
+lease of `[outbound] lease_s`, renewed every third of it while the pass runs; rows the
+pass did not try are given back at its end. Every outcome is fenced by the claim: a
+daemon that stalled past its lease, whose rows another daemon took over, records
+nothing, and the row is sent again by its new holder under the same Message-ID (still
+at least once). The rows of a daemon killed mid-pass wait out their lease, then go to
+whichever daemon claims them first.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import asyncio
 import contextlib
 import random
 from datetime import datetime, timedelta
+from functools import partial
 
 import structlog
 
@@ -46,16 +55,23 @@ from nexusmail.dispatch.transport import (
 from nexusmail.service.metrics import Metrics
 from nexusmail.storage.connections import DbRow, Storage, WriteTx
 from nexusmail.tickets.outbox import (
+    Claim,
     ShownMail,
-    due_rows,
+    claim_due,
     mark_failed,
     mark_retry,
     mark_sent,
+    release_claim,
+    renew_claims,
 )
+from nexusmail.tickets.workers import new_incarnation_id
 
 log = structlog.get_logger(__name__)
 
 JITTER = 0.2  # ±20%: rows that failed together do not all come back together
+# Rows claimed per pass of the loop: a few per relay connection, so daemons sharing the
+# outbox share a backlog, and a killed daemon strands few rows until its lease ends.
+CLAIM_BATCH = 16
 
 
 class OutboxWorker:
@@ -85,8 +101,11 @@ class OutboxWorker:
         concurrency: int = 4,
         rng: random.Random | None = None,
         metrics: Metrics | None = None,
+        worker_id: str | None = None,
     ) -> None:
         self.store = store
+        # Whose claims this worker's are: the daemon's incarnation id (workers table).
+        self.worker_id = worker_id or new_incarnation_id()
         self.metrics = metrics
         self.transport = transport
         self.composer = composer
@@ -117,7 +136,7 @@ class OutboxWorker:
         """Something was enqueued: send it now rather than after the poll interval."""
         self._wake.set()
 
-    async def run(self, stop: asyncio.Event, *, batch: int = 100) -> None:
+    async def run(self, stop: asyncio.Event, *, batch: int = CLAIM_BATCH) -> None:
         """Send what is due, wait for a wake-up, the stop event or the poll interval;
         repeat until `stop` is set. A failing pass is logged and the loop goes on."""
         log.info("outbox.started", poll_interval_s=self.outbound.poll_interval_s)
@@ -173,11 +192,13 @@ class OutboxWorker:
             self.held_until = None
             if self._relay_paused(now):
                 return 0
-            async with self.store.read() as conn:
-                rows = await due_rows(conn, now, limit)
+            lease_s = self.outbound.lease_s
+            rows = await self.store.write(partial(
+                claim_due, now=now, limit=limit, worker_id=self.worker_id, lease_s=lease_s))
             if not rows:
                 return 0
             slots = asyncio.Semaphore(self.concurrency)
+            renewing = asyncio.create_task(self._renew_leases(lease_s))
 
             async def bounded(raw: DbRow) -> bool:
                 # The slot is held until the outcome is committed: a crash can find at
@@ -191,13 +212,40 @@ class OutboxWorker:
                     await self._process(raw)
                     return True
 
-            results = await asyncio.gather(*(bounded(raw) for raw in rows),
-                                           return_exceptions=True)
+            try:
+                results = await asyncio.gather(*(bounded(raw) for raw in rows),
+                                               return_exceptions=True)
+            finally:
+                renewing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewing
+            untried = [raw for raw, r in zip(rows, results, strict=True) if r is False]
+            if untried:
+                await self.store.write(partial(self._release, untried))
             # Every row got its turn; now let an unexpected failure reach the loop.
             failure = next((r for r in results if isinstance(r, BaseException)), None)
             if failure is not None:
                 raise failure
             return sum(1 for r in results if r is True)
+
+    async def _renew_leases(self, lease_s: float) -> None:
+        """While the pass runs: keep its claims, every third of the lease (a slow relay
+        must not let another daemon take rows this one is sending)."""
+        while True:
+            await asyncio.sleep(lease_s / 3)
+            try:
+                await self.store.write(partial(
+                    renew_claims, now=self.clock.now(), worker_id=self.worker_id,
+                    lease_s=lease_s))
+            except Exception:  # a missed renewal costs at most a duplicate, never a loss
+                log.exception("outbox.renew_failed")
+
+    def _release(self, rows: list[DbRow], tx: WriteTx) -> None:
+        for raw in rows:
+            release_claim(tx, int(raw["id"]), self._claim(raw))
+
+    def _claim(self, raw: DbRow) -> Claim:
+        return Claim(self.worker_id, int(raw["claim_seq"]))
 
     def _held_for_ingest(self, raw: DbRow, now: datetime) -> bool:
         """Whether this row waits for ingest to go quiet; notes when it may go anyway."""
@@ -217,10 +265,11 @@ class OutboxWorker:
 
     async def _process(self, raw: DbRow) -> None:
         """Compose and send one row, and commit its outcome."""
+        claim = self._claim(raw)
         try:
             row = OutboxRow.from_db(raw)
         except ComposeError as exc:
-            await self._give_up_raw(int(raw["id"]), str(exc))
+            await self._give_up_raw(int(raw["id"]), claim, str(exc))
             return None
         bound = log.bind(
             message_id=row.message_id,
@@ -233,7 +282,7 @@ class OutboxWorker:
             # Template files and attachment blobs are read from disk: off the event loop.
             composed = await asyncio.to_thread(self.composer.compose, row)
         except ComposeError as exc:
-            await self._mark_failed(row, None, str(exc))
+            await self._mark_failed(row, claim, None, str(exc))
             self._count("compose")
             bound.error("outbox.failed", reason="compose", error=str(exc))
             return None
@@ -242,14 +291,15 @@ class OutboxWorker:
                 composed.message, sender=self.envelope_sender, recipients=[row.recipient]
             )
         except PermanentSendError as exc:
-            await self._mark_failed(row, composed, str(exc))
+            await self._mark_failed(row, claim, composed, str(exc))
             self._count("refused")
             bound.error("outbox.failed", reason="refused", error=str(exc), code=exc.code)
             return None
         except TransientSendError as exc:
             attempts = row.attempts + 1
             if attempts >= self.outbound.max_attempts:
-                await self._mark_failed(row, composed, f"gave up after {attempts} attempts: {exc}")
+                await self._mark_failed(row, claim, composed,
+                                        f"gave up after {attempts} attempts: {exc}")
                 self._count("attempts")
                 bound.error("outbox.failed", reason="attempts", error=str(exc), code=exc.code)
                 return None
@@ -258,12 +308,12 @@ class OutboxWorker:
             retry_at = (now + self.backoff(row.attempts)).replace(microsecond=0)
             if isinstance(exc, RelayUnavailableError):
                 self._pause_relay(now, retry_at)
-            await self._mark_retry(row, retry_at, str(exc))
+            await self._mark_retry(row, claim, retry_at, str(exc))
             self._count("retry")
             bound.warning("outbox.retry", error=str(exc), code=exc.code, retry_at=iso(retry_at))
             return None
         self.relay_paused_until = None
-        await self._mark_sent(row, composed)
+        await self._mark_sent(row, claim, composed)
         self._count("sent")
         bound.info("outbox.sent", subject=composed.subject)
 
@@ -288,36 +338,45 @@ class OutboxWorker:
 
     # -- writes: each outcome is one store.write, the thread message included -----------
 
-    async def _mark_sent(self, row: OutboxRow, composed: ComposedMail) -> None:
+    async def _mark_sent(self, row: OutboxRow, claim: Claim, composed: ComposedMail) -> None:
         sent_at = self.clock.now()
 
-        def mark(tx: WriteTx) -> None:
-            mark_sent(tx, row.id, row.thread_message_id, sent_at=sent_at, shown=_shown(composed))
+        def mark(tx: WriteTx) -> bool:
+            return mark_sent(tx, row.id, row.thread_message_id, claim, sent_at=sent_at,
+                             shown=_shown(composed))
 
-        await self.store.write(mark)
+        self._check_held(await self.store.write(mark), row.id)
 
-    async def _mark_retry(self, row: OutboxRow, retry_at: datetime, error: str) -> None:
-        def mark(tx: WriteTx) -> None:
-            mark_retry(tx, row.id, retry_at=retry_at, error=error)
+    async def _mark_retry(self, row: OutboxRow, claim: Claim, retry_at: datetime,
+                          error: str) -> None:
+        def mark(tx: WriteTx) -> bool:
+            return mark_retry(tx, row.id, claim, retry_at=retry_at, error=error)
 
-        await self.store.write(mark)
+        self._check_held(await self.store.write(mark), row.id)
 
     async def _mark_failed(
-        self, row: OutboxRow, composed: ComposedMail | None, error: str
+        self, row: OutboxRow, claim: Claim, composed: ComposedMail | None, error: str
     ) -> None:
-        def mark(tx: WriteTx) -> None:
-            mark_failed(tx, row.id, row.thread_message_id, error=error,
-                        shown=None if composed is None else _shown(composed))
+        def mark(tx: WriteTx) -> bool:
+            return mark_failed(tx, row.id, row.thread_message_id, claim, error=error,
+                               shown=None if composed is None else _shown(composed))
 
-        await self.store.write(mark)
+        self._check_held(await self.store.write(mark), row.id)
 
-    async def _give_up_raw(self, row_id: int, error: str) -> None:
-        def mark(tx: WriteTx) -> None:
-            mark_failed(tx, row_id, None, error=error, shown=None, attempted=False)
+    async def _give_up_raw(self, row_id: int, claim: Claim, error: str) -> None:
+        def mark(tx: WriteTx) -> bool:
+            return mark_failed(tx, row_id, None, claim, error=error, shown=None,
+                               attempted=False)
 
-        await self.store.write(mark)
+        self._check_held(await self.store.write(mark), row_id)
         self._count("row")
         log.error("outbox.failed", outbox_id=row_id, reason="row", error=error)
+
+    def _check_held(self, marked: bool, row_id: int) -> None:
+        """A mark that found its claim taken over: the row's new holder records the
+        outcome (and may send the mail again, under the same Message-ID)."""
+        if not marked:
+            log.warning("outbox.claim_lost", outbox_id=row_id, worker=self.worker_id)
 
 
 def _shown(composed: ComposedMail) -> ShownMail:

@@ -14,7 +14,7 @@ replays that snapshot, since collectors are called synchronously.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -49,6 +49,8 @@ class ScrapeState:
     imap: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     scheduler_last_tick: datetime | None = None
     muted_peers: int | None = None                       # None: the read failed
+    # The daemons sharing the store, as the heartbeat last read them (service.heartbeat).
+    cluster: Sequence[Mapping[str, Any]] = ()
 
 
 class Metrics:
@@ -188,5 +190,23 @@ class _ScrapeCollector:
             errors.add_metric([account, "connection"],
                               float(values.get("connection_failures", 0)))
             connected.add_metric([account], 1.0 if values.get("connected") else 0.0)
-        families += [errors, connected]
+        families += [errors, connected, *_cluster_families(state.cluster)]
         return families
+
+
+def _cluster_families(daemons: Sequence[Mapping[str, Any]]) -> list[Metric]:
+    count = GaugeMetricFamily("nexusmail_cluster_daemons",
+                              "Daemons with a row in the workers table (this one included).")
+    count.add_metric([], float(len(daemons)))
+    last = GaugeMetricFamily(
+        "nexusmail_cluster_last_heartbeat_timestamp_seconds",
+        "Each daemon's last heartbeat (Unix time): one that stops moving has died.",
+        labels=["daemon"])
+    held = GaugeMetricFamily("nexusmail_cluster_outbox_held",
+                             "Outgoing mails each daemon holds under a running lease.",
+                             labels=["daemon"])
+    for daemon in daemons:
+        seen = datetime.fromisoformat(str(daemon["last_heartbeat"]))
+        last.add_metric([str(daemon["id"])], seen.timestamp())
+        held.add_metric([str(daemon["id"])], float(daemon.get("holds", {}).get("outbox", 0)))
+    return [count, last, held]

@@ -41,7 +41,7 @@ TABLES = frozenset({
     "schedule_occurrences", "imap_checkpoints", "imap_oversize", "operators",
     "operator_sessions", "activities", "contracts", "sla_steps", "operator_reads",
     "employee_absences", "peer_events", "muted_peers", "imap_leases", "teams",
-    "team_members", "team_dispatches", "sequences", "sequence_steps",
+    "team_members", "team_dispatches", "sequences", "sequence_steps", "workers",
 })
 # Tables the migrations themselves fill (defaults a firm may edit): in a fresh target
 # they are not "data", and the source's rows replace them.

@@ -6,6 +6,14 @@ nor send it without the change. Its Message-ID is chosen here, once, and the out
 worker (dispatch/outbox_worker.py) sends it under that Message-ID on every attempt,
 then records the outcome with the `mark_*` functions; readiness and metrics read the
 backlog. Rows are never deleted: sent and failed rows are the record of what left.
+
+Several daemons may share the table (on PostgreSQL). A daemon claims the rows it is
+about to send (`claim_due`): its id in claimed_by, a fresh claim_seq, and a lease
+until a moment of the shared clock (storage.db_time); rows locked by another daemon's
+claim in progress are skipped, not waited for. Every mark names the claim it ends
+(`Claim`) and changes nothing when that claim no longer holds the row: once a lease ran
+out and another daemon claimed the row, the late daemon's outcome is dropped, never
+written over the new holder's. A row whose lease ran out goes to any daemon.
 """
 
 from __future__ import annotations
@@ -18,7 +26,8 @@ from datetime import datetime
 from typing import Any
 
 from nexusmail.clock import iso
-from nexusmail.storage.connections import DbRow, ReadTx, WriteTx
+from nexusmail.storage.connections import DbRow, ReadTx, WriteTx, dialect_of
+from nexusmail.storage.db_time import now_plus
 from nexusmail.tickets.message_extra import dump_extra, load_extra
 from nexusmail.tickets.models import Direction, MessageKind, OutboxKind, OutboxStatus
 
@@ -27,6 +36,14 @@ MAX_ERROR_CHARS = 1000
 # What the worker needs to compose a row (dispatch.compose.OutboxRow reads these).
 ROW_COLUMNS = ("id, message_id, kind, recipient, language, template, context,"
                " intervention_number, thread_message_id, attempts, next_attempt_at")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who holds a row and by which of its claims: what every mark is fenced by."""
+
+    worker_id: str
+    seq: int
 
 
 @dataclass(frozen=True)
@@ -78,13 +95,56 @@ def enqueue_mail(
     return message_id
 
 
-async def due_rows(conn: ReadTx, now: datetime, limit: int) -> list[DbRow]:
-    """Pending rows whose time has come, longest waiting first (index outbox_due)."""
-    return list(await conn.execute_fetchall(
-        f"SELECT {ROW_COLUMNS} FROM outbox"  # noqa: S608 (constant column list)
-        " WHERE status = ? AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?",
-        (OutboxStatus.PENDING, iso(now), limit),
-    ))
+def claim_due(tx: WriteTx, *, now: datetime, limit: int, worker_id: str,
+              lease_s: float) -> list[DbRow]:
+    """Claim up to `limit` due rows nobody holds (or whose lease ran out) for
+    `worker_id` until `lease_s` from now; return them, longest waiting first, with
+    their claim_seq. On PostgreSQL rows another daemon is claiming right now are
+    skipped (SKIP LOCKED); SQLite's one writer makes the plain statement safe."""
+    shared_now, now_params = now_plus(tx, now)
+    until, until_params = now_plus(tx, now, lease_s)
+    skip_locked = " FOR UPDATE SKIP LOCKED" if dialect_of(tx) == "postgresql" else ""
+    rows = tx.execute(
+        f"UPDATE outbox SET claimed_by = ?, claim_seq = claim_seq + 1,"  # noqa: S608 (constants)
+        f" lease_until = {until} WHERE id IN (SELECT id FROM outbox"
+        f" WHERE status = ? AND next_attempt_at <= ?"
+        f" AND (lease_until IS NULL OR lease_until < {shared_now})"
+        f" ORDER BY next_attempt_at, id LIMIT ?{skip_locked})"
+        f" RETURNING {ROW_COLUMNS}, claim_seq",
+        (worker_id, *until_params, OutboxStatus.PENDING, iso(now), *now_params, limit),
+    ).fetchall()
+    return sorted(rows, key=lambda r: (str(r["next_attempt_at"]), int(r["id"])))
+
+
+def renew_claims(tx: WriteTx, *, now: datetime, worker_id: str, lease_s: float) -> int:
+    """Push back the lease of every pending row `worker_id` still holds; return how
+    many. A lease that already ran out is not renewed: it may be another's by now."""
+    shared_now, now_params = now_plus(tx, now)
+    until, until_params = now_plus(tx, now, lease_s)
+    return tx.execute(
+        f"UPDATE outbox SET lease_until = {until}"  # noqa: S608 (constant expressions)
+        f" WHERE claimed_by = ? AND status = ? AND lease_until >= {shared_now}",
+        (*until_params, worker_id, OutboxStatus.PENDING, *now_params),
+    ).rowcount
+
+
+def release_claim(tx: WriteTx, row_id: int, claim: Claim) -> None:
+    """Give back a claimed row not tried in this pass: any daemon may take it now."""
+    tx.execute(
+        "UPDATE outbox SET lease_until = NULL"
+        " WHERE id = ? AND claimed_by = ? AND claim_seq = ? AND status = ?",
+        (row_id, claim.worker_id, claim.seq, OutboxStatus.PENDING),
+    )
+
+
+def held_by(tx: WriteTx, *, now: datetime, worker_id: str) -> int:
+    """How many pending rows `worker_id` holds under a lease still running."""
+    shared_now, now_params = now_plus(tx, now)
+    return int(tx.execute(
+        "SELECT COUNT(*) FROM outbox WHERE claimed_by = ? AND status = ?"  # noqa: S608
+        f" AND lease_until >= {shared_now}",
+        (worker_id, OutboxStatus.PENDING, *now_params),
+    ).fetchone()[0])
 
 
 async def pending_backlog(conn: ReadTx) -> tuple[int, str | None]:
@@ -104,35 +164,49 @@ class ShownMail:
     from_addr: str
 
 
-def mark_sent(tx: WriteTx, row_id: int, thread_message_id: int | None, *,
-              sent_at: datetime, shown: ShownMail) -> None:
-    """The relay accepted the row's mail."""
-    tx.execute(
+# Every mark ends one claim: it changes the row only while that claim still holds it.
+def mark_sent(tx: WriteTx, row_id: int, thread_message_id: int | None, claim: Claim, *,
+              sent_at: datetime, shown: ShownMail) -> bool:
+    """The relay accepted the row's mail; False: the claim was lost, nothing changed."""
+    if tx.execute(
         "UPDATE outbox SET status = ?, sent_at = ?, attempts = attempts + 1,"
-        " last_error = '' WHERE id = ?",
-        (OutboxStatus.SENT, iso(sent_at), row_id),
-    )
+        " last_error = '', lease_until = NULL"
+        " WHERE id = ? AND claimed_by = ? AND claim_seq = ? AND status = ?",
+        (OutboxStatus.SENT, iso(sent_at), row_id, claim.worker_id, claim.seq,
+         OutboxStatus.PENDING),
+    ).rowcount != 1:
+        return False
     _show_delivery(tx, thread_message_id, shown, delivery=OutboxStatus.SENT, error="")
+    return True
 
 
-def mark_retry(tx: WriteTx, row_id: int, *, retry_at: datetime, error: str) -> None:
-    """A temporary failure: the row is tried again at `retry_at` (if still pending)."""
-    tx.execute(
-        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?"
-        " WHERE id = ? AND status = ?",
-        (iso(retry_at), error[:MAX_ERROR_CHARS], row_id, OutboxStatus.PENDING),
-    )
+def mark_retry(tx: WriteTx, row_id: int, claim: Claim, *, retry_at: datetime,
+               error: str) -> bool:
+    """A temporary failure: the row is tried again at `retry_at`, by any daemon (the
+    lease ends); False: the claim was lost, nothing changed."""
+    return tx.execute(
+        "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?,"
+        " lease_until = NULL"
+        " WHERE id = ? AND claimed_by = ? AND claim_seq = ? AND status = ?",
+        (iso(retry_at), error[:MAX_ERROR_CHARS], row_id, claim.worker_id, claim.seq,
+         OutboxStatus.PENDING),
+    ).rowcount == 1
 
 
-def mark_failed(tx: WriteTx, row_id: int, thread_message_id: int | None, *, error: str,
-                shown: ShownMail | None, attempted: bool = True) -> None:
+def mark_failed(tx: WriteTx, row_id: int, thread_message_id: int | None, claim: Claim, *,
+                error: str, shown: ShownMail | None, attempted: bool = True) -> bool:
     """Given up for good; `attempted` False when the row could not even be read, so no
-    attempt is counted."""
-    tx.execute(
-        "UPDATE outbox SET status = ?, attempts = attempts + ?, last_error = ? WHERE id = ?",
-        (OutboxStatus.FAILED, int(attempted), error[:MAX_ERROR_CHARS], row_id),
-    )
+    attempt is counted. False: the claim was lost, nothing changed."""
+    if tx.execute(
+        "UPDATE outbox SET status = ?, attempts = attempts + ?, last_error = ?,"
+        " lease_until = NULL"
+        " WHERE id = ? AND claimed_by = ? AND claim_seq = ? AND status = ?",
+        (OutboxStatus.FAILED, int(attempted), error[:MAX_ERROR_CHARS], row_id,
+         claim.worker_id, claim.seq, OutboxStatus.PENDING),
+    ).rowcount != 1:
+        return False
     _show_delivery(tx, thread_message_id, shown, delivery=OutboxStatus.FAILED, error=error)
+    return True
 
 
 def _show_delivery(tx: WriteTx, thread_message_id: int | None, shown: ShownMail | None, *,

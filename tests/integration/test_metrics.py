@@ -159,7 +159,9 @@ async def test_ready_names_a_full_database_and_recovers(daemon: Daemon) -> None:
     async with httpx.AsyncClient() as http:
         health = await http.get(f"{daemon.web_url}/api/v1/health")
     assert health.status_code == 200
-    assert health.json() == {"status": "ok", "imap": {}}
+    shown = health.json()
+    assert {k: shown[k] for k in ("status", "imap")} == {"status": "ok", "imap": {}}
+    assert [d["id"] for d in shown["cluster"]["daemons"]] == [shown["cluster"]["self"]]
 
 
 async def test_ready_says_when_the_scheduler_is_overdue(tmp_path: Path) -> None:

@@ -96,6 +96,8 @@ def extra_rows(tx: WriteTx) -> None:
                " expected_hours, postpone_days) VALUES (1, 1, 1, 'call', 0.5, 2)")
     tx.execute("INSERT INTO sequence_steps (sequence_id, number, employee_id, action)"
                " VALUES (1, 2, 1, 'visit')")
+    tx.execute("INSERT INTO workers (id, started_at, last_seen, holds)"
+               " VALUES ('0123456789abcdef', ?, ?, '{\"outbox\": 0}')", (now, now))
     # As if cases 4..10 had been opened and rolled back: numbers are never given twice.
     tx.execute("UPDATE sqlite_sequence SET seq = 10 WHERE name = 'interventions'")
 

@@ -304,9 +304,10 @@ class CrashAfterSend:
 async def test_crash_after_send_resends_the_same_message_id(
     store: Store, clock: FakeClock, sink: Sink, transports: Callable[[Transport], Transport]
 ) -> None:
-    """A crash between the relay's 250 and the sent mark resends under the same Message-ID."""
+    """A crash between the relay's 250 and the sent mark resends under the same Message-ID,
+    once the crashed worker's lease on the row has run out."""
     message_id = await enqueue_ack(store, clock)
-    settings = outbound(sink.port)
+    settings = outbound(sink.port).model_copy(update={"lease_s": 1.0})
     doomed = make_worker(store, clock,
                          transports(CrashAfterSend(SmtpRelayTransport(settings))), settings)
     with pytest.raises(Crash):
@@ -314,6 +315,9 @@ async def test_crash_after_send_resends_the_same_message_id(
     row = await outbox_row(store, message_id)
     assert (row["status"], row["attempts"]) == ("pending", 0)  # the mark never happened
     restarted = make_worker(store, clock, transports(SmtpRelayTransport(settings)), settings)
+    assert await restarted.send_due() == 0  # still held by the crashed worker's lease
+    clock.advance(timedelta(seconds=2))  # the lease on SQLite's (injected) clock
+    await asyncio.sleep(2.1)  # and on PostgreSQL's (the server's, to the second)
     assert await restarted.send_due() == 1
     got = await sink.handler.wait_for_async(2)
     assert [c.message_id for c in got] == [message_id, message_id]

@@ -65,7 +65,8 @@ def metrics_routes(services: ApiServices) -> list[Route]:
         services.metrics.refresh(ScrapeState(
             backlog=backlog, imap=services.health_details().get("imap", {}),
             scheduler_last_tick=last_tick() if last_tick is not None else None,
-            muted_peers=muted))
+            muted_peers=muted,
+            cluster=services.health_details().get("cluster", {}).get("daemons", ())))
         return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     return [Route("/metrics", metrics, methods=["GET"])]
