@@ -23,7 +23,7 @@ import structlog
 
 from nexusmail.clock import iso
 from nexusmail.config import Settings
-from nexusmail.storage.connections import DbRow, WriteTx
+from nexusmail.storage.connections import DbRow, WriteTx, dialect_of
 from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.cases import (
     Conflict,
@@ -176,8 +176,14 @@ def open_due(tx: WriteTx, schedule_id: int, *, today: date, now: datetime,
     """Open (and assign) every occurrence of one schedule that is due today; record the
     ones the catch-up policy leaves out; advance the schedule. Nothing when another
     tick got there first."""
+    # Several daemons tick the same schedules: on PostgreSQL the one that gets the row
+    # locks it while opening, and the others pass it by instead of queueing behind it
+    # (once the opener commits, the schedule is no longer due). UNIQUE(schedule,
+    # occurrence) in _claim stays the safety net.
+    skip_locked = " FOR UPDATE SKIP LOCKED" if dialect_of(tx) == "postgresql" else ""
     row = tx.execute(
-        "SELECT * FROM schedules WHERE id = ? AND active = 1 AND next_opening_on <= ?",
+        "SELECT * FROM schedules WHERE id = ? AND active = 1"  # noqa: S608 (constant)
+        f" AND next_opening_on <= ?{skip_locked}",
         (schedule_id, today.isoformat()),
     ).fetchone()
     if row is None:
