@@ -39,6 +39,7 @@ from nexusmail.admin.api.base import (
 )
 from nexusmail.admin.api.models import AssignmentIn, TeamAssignmentIn
 from nexusmail.admin.api.uploads import is_form, read_upload_form
+from nexusmail.admin.tokens import TokenInfo
 from nexusmail.tickets import queries
 from nexusmail.tickets.assignments import apply_reply_as_operator, assign, assign_team
 from nexusmail.tickets.entry import NoteFile, add_note
@@ -84,7 +85,7 @@ class _Handlers:
         number = path_id(request, "number")
         raw = await read_body(request)
         if _names_team(raw):
-            return await self._assign_team(number, token.name, raw)
+            return await self._assign_team(number, token, raw)
         body = parse_body(self.s, AssignmentIn, raw)
         now, settings, keys = self.s.clock.now(), self.s.settings, signing_keys(self.s)
         assignment_id = await self.s.store.write(lambda tx: assign(
@@ -98,16 +99,16 @@ class _Handlers:
             assignment = await queries.get_assignment(conn, assignment_id)
         return JSONResponse(assignment, status_code=201)
 
-    async def _assign_team(self, number: int, token_name: str, raw: bytes) -> Response:
+    async def _assign_team(self, number: int, token: TokenInfo, raw: bytes) -> Response:
         body = parse_body(self.s, TeamAssignmentIn, raw)
         now, settings, keys = self.s.clock.now(), self.s.settings, signing_keys(self.s)
         ids = await self.s.store.write(lambda tx: assign_team(
             tx, number, body.team, now=now, settings=settings, reply_keys=keys,
-            assigned_by=f"api:{token_name}", note=body.note,
+            assigned_by=token.author, note=body.note,
         ))
         self.s.on_outbox()
         log.info("api.team_assigned", intervention=number, team=body.team,
-                 assignments=ids, token_name=token_name)
+                 assignments=ids, token_name=token.name)
         async with self.s.store.read() as conn:
             assignments = [await queries.get_assignment(conn, i) for i in ids]
         return JSONResponse({"team": body.team, "assignments": assignments}, status_code=201)
