@@ -64,6 +64,11 @@ def kept(reason: str, *, verified: bool) -> Ruling:
          Ruling(Disposition.DECISION, 7)),
         (answer(same_answer_applied=True), kept(REPEATED_NOTE, verified=True)),
         (answer(case_open=False), kept(CLOSED_NOTE, verified=True)),
+        # A team colleague confirmed first: the member wrote it, but the job is not theirs.
+        (answer(taken_by_colleague="Luca Bianchi"),
+         kept("taken by Luca Bianchi", verified=True)),
+        (answer(taken_by_colleague="Luca", sender_doubt="x"), kept("sender in doubt: x",
+                                                                  verified=False)),
         # An answer is never threaded as a customer's follow-up.
         (MailFacts(answer=PROVEN, thread=ThreadFacts(9, None, False, False)),
          Ruling(Disposition.DECISION, 7)),
