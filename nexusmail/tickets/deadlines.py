@@ -19,7 +19,7 @@ import structlog
 
 from nexusmail.clock import iso
 from nexusmail.config import Settings
-from nexusmail.storage.connections import DbRow, WriteTx
+from nexusmail.storage.connections import DbRow, WriteTx, dialect_of
 from nexusmail.tickets.assignments import assignment_context
 from nexusmail.tickets.cases import NewMessage, add_message
 from nexusmail.tickets.contracts import used_hours
@@ -53,8 +53,11 @@ class StepDone:
 def run_step(tx: WriteTx, step_id: int, *, now: datetime,
              settings: Settings) -> StepDone | None:
     """Take one due step and carry it out; None when it was taken already."""
-    step = tx.execute("SELECT * FROM sla_steps WHERE id = ? AND done_at IS NULL",
-                      (step_id,)).fetchone()
+    # Several daemons sweep the same steps: on PostgreSQL the one carrying a step out
+    # locks it, the others pass it by; the guarded UPDATE below stays the safety net.
+    skip_locked = " FOR UPDATE SKIP LOCKED" if dialect_of(tx) == "postgresql" else ""
+    step = tx.execute("SELECT * FROM sla_steps WHERE id = ?"  # noqa: S608 (constant)
+                      f" AND done_at IS NULL{skip_locked}", (step_id,)).fetchone()
     if step is None:
         return None
     number = step["intervention_number"]
