@@ -6,9 +6,9 @@ One statement of scalar subqueries, each answered from an index (the status inde
 the assignments and messages indexes the attention filters already use, the
 operator's read marks by primary key). Closed cases are not counted: they are the
 archive, the bulk of the table, and counting them would walk most of it on every list
-page. Resolved cases are counted once, as a status. The counts use the list's own filter
-conditions, so a count and the page its
-link opens agree.
+page. Each count stops past COUNT_CAP. Resolved cases are counted once, as a status.
+The counts use the list's own filter conditions, so a count and the page its link
+opens agree.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ COUNTED_STATUSES = (Status.OPEN, Status.ON_HOLD, Status.RESOLVED)
 # assignment, unread hours every activity: their filters still work, uncounted.
 COUNTED_ATTENTION = (Attention.UNASSIGNED, Attention.REJECTED, Attention.UNCLEAR,
                      Attention.UNVERIFIED)
+# Beyond this a count shows as "1000+": the exact figure would cost a walk of every
+# matching case on every list page, and says nothing more to whoever reads it.
+COUNT_CAP = 1000
 
 
 @dataclass(frozen=True)
@@ -35,12 +38,14 @@ class ListCounts:
     statuses: dict[str, int] = field(default_factory=dict)    # status -> cases
     attention: dict[str, int] = field(default_factory=dict)   # Attention value -> cases
     new_mail: int = 0      # cases not closed with mail the operator has not opened
+    cap: int = 0           # a figure above this means "more than cap"
 
 
-async def list_counts(conn: ReadTx, operator_id: int, owner: str | None = None
-                      ) -> ListCounts:
+async def list_counts(conn: ReadTx, operator_id: int, owner: str | None = None, *,
+                      cap: int = COUNT_CAP) -> ListCounts:
     """The counts for `operator_id`'s list, in one query; `owner`: only cases of
-    customers that operator owns (an operator limited to their own customers)."""
+    customers that operator owns (an operator limited to their own customers). A
+    figure above `cap` means more than `cap` (counting stopped there)."""
     dialect = dialect_of(conn)
     parts: list[str] = []
     params: list[Any] = []
@@ -48,8 +53,11 @@ async def list_counts(conn: ReadTx, operator_id: int, owner: str | None = None
     def count(flt: search.ListFilter) -> None:
         where, where_params = search._conditions(flt, dialect)
         clause = " AND ".join(where)
-        parts.append(f"(SELECT count(*) FROM interventions i WHERE {clause})")  # noqa: S608
-        params.extend(where_params)
+        # Counting stops past the cap: each count then costs at most that many index
+        # entries, however many open cases a large firm has.
+        parts.append("(SELECT count(*) FROM (SELECT 1 FROM interventions i"  # noqa: S608
+                     f" WHERE {clause} LIMIT ?) AS capped)")
+        params.extend([*where_params, cap + 1])
 
     for status in COUNTED_STATUSES:
         count(search.ListFilter(status=status.value, owner=owner))
@@ -64,4 +72,5 @@ async def list_counts(conn: ReadTx, operator_id: int, owner: str | None = None
         statuses={s.value: figures[i] for i, s in enumerate(COUNTED_STATUSES)},
         attention={a.value: figures[n + i] for i, a in enumerate(COUNTED_ATTENTION)},
         new_mail=figures[-1],
+        cap=cap,
     )

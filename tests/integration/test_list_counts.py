@@ -11,6 +11,8 @@ import pytest
 from admin_harness import add_operator, customer_mail, logged_in
 from daemon_harness import Daemon, make_settings, running_daemon
 
+from nexusmail.tickets.list_counts import list_counts
+
 
 @pytest.fixture
 async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
@@ -48,3 +50,20 @@ async def test_counts_follow_the_cases_and_each_operators_reading(daemon: Daemon
         assert "Caldaia in blocco" not in unread
     async with logged_in(daemon, "bruno@firm.test") as bruno:
         assert counts((await bruno.get("/")).text)["/?unread=1"] == "2"
+
+
+
+async def test_a_count_stops_past_its_cap(daemon: Daemon) -> None:
+    """Counting stops one past the cap, so a count never walks more cases than that;
+    the list shows such a figure as the cap and a plus."""
+    operator_id = await add_operator(daemon, "anna@firm.test")
+    for subject in ("Caldaia in blocco", "Perdita in cantina", "Radiatore freddo"):
+        assert (await daemon.send(customer_mail(subject, "Aiuto.")))[0] == 250
+    async with daemon.running.store.read() as conn:
+        capped = await list_counts(conn, operator_id, cap=2)
+        exact = await list_counts(conn, operator_id)
+    assert capped.statuses["open"] == 3  # one past the cap of 2: "more than 2"
+    assert exact.statuses["open"] == 3
+    assert capped.statuses["on_hold"] == 0
+    async with logged_in(daemon, "anna@firm.test") as anna:
+        assert counts((await anna.get("/")).text)["/?status=open"] == "3"
