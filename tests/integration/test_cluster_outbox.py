@@ -16,8 +16,10 @@ from pathlib import Path
 
 import httpx
 from aiosmtpd.controller import Controller
+from crash_cycles import DaemonProcess, relay_sink, write_config
 from daemon_harness import make_settings, running_daemon
 from postgres_server import PostgresCluster
+from smtp_sink import free_port
 
 from nexusmail.clock import SystemClock
 from nexusmail.storage.connections import WriteTx
@@ -163,3 +165,43 @@ async def test_a_dead_daemons_rows_are_sent_by_another_after_its_lease(
         assert await live.query(
             "SELECT COUNT(*) FROM outbox WHERE status = 'sent' AND claim_seq = 2") == [(6,)]
     assert 1.5 < took_over_s < 10, took_over_s
+
+
+async def test_a_sigkilled_daemons_claims_are_sent_by_the_other_after_its_lease(
+    tmp_path: Path, postgres_cluster: PostgresCluster
+) -> None:
+    """A daemon process is SIGKILLed while the relay holds mails it claimed; the other
+    daemon sends every mail once its lease (2 s) ran out: none lost, and copies only of
+    the mails the relay had taken from the killed one (same Message-ID)."""
+    url = postgres_cluster.create_database(f"nm_{uuid.uuid4().hex[:12]}")
+    async with PgStore(url) as store:
+        message_ids = await store.write(queue_backlog(12))
+    async with relay_sink(delay_s=0.5) as (relay_port, sink):
+        smtp_port = free_port()
+        config = write_config(tmp_path / "doomed.toml", tmp_path / "doomed", smtp_port=smtp_port,
+                              relay_port=relay_port, database_url=url)
+        doomed = DaemonProcess(config, smtp_port, tmp_path / "doomed.log")
+        try:
+            await doomed.start()
+            deadline = time.monotonic() + 15
+            while sink.holding == 0:  # the relay has a mail the daemon has not marked
+                assert time.monotonic() < deadline, "the daemon never sent"
+                await asyncio.sleep(0.01)
+            await doomed.kill()
+        finally:
+            await doomed.kill()
+        taken_from_doomed = len(sink.messages)
+        sink.delay_s = 0.0
+        settings = make_settings(tmp_path / "live", relay_port=relay_port,
+                                 storage={"database_url": url}, outbound={"lease_s": 2})
+        async with running_daemon(settings) as live:
+            deadline = time.monotonic() + 20
+            while Counter(m.message_id for m in sink.messages).keys() != set(message_ids):
+                assert time.monotonic() < deadline, "not every mail was sent"
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.5)
+            assert await live.query("SELECT COUNT(*) FROM outbox WHERE status <> 'sent'") \
+                == [(0,)]
+    copies = Counter(m.message_id for m in sink.messages)
+    duplicates = sum(n - 1 for n in copies.values())
+    assert 1 <= duplicates <= taken_from_doomed
