@@ -9,9 +9,9 @@ The rule, least to most:
 - dispatcher: also every write on cases, customers, schedules, employees, records;
 - admin: also operators and tokens (`/operators`, `/tokens`, and their API twins).
 
-An operator limited to their own customers also gets 404 for an intervention (or a
-message, attachment or activity of one) whose customer they do not own, as if it did
-not exist: a 403 would confirm the number is in use.
+An operator limited to their own customers also gets 404 for a customer they do not
+own and for an intervention (or a message, attachment or activity of one) of such a
+customer, as if it did not exist: a 403 would confirm the number is in use.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ OWN_WRITES = frozenset({"/login", "/logout", "/settings", "/settings/password"})
 # Managing who may do what is the admin's alone.
 ADMIN_ONLY_PREFIXES = ("/operators", "/tokens")
 # Which path segment names which kind of thing, for the own-customers limit.
-_KINDS = {"interventions": "intervention", "messages": "message",
+_KINDS = {"customers": "customer", "interventions": "intervention", "messages": "message",
           "attachments": "attachment", "activities": "activity"}
 
 
@@ -46,7 +46,8 @@ def required_role(method: str, path: str) -> str:
 
 
 def _named_case(path: str, path_params: Mapping[str, Any]) -> tuple[str, int] | None:
-    """The (kind, id) the path names, when it is an intervention or part of one."""
+    """The (kind, id) the path names, when it is a customer, an intervention or part
+    of one."""
     local = path[len(API_PREFIX):] if path.startswith(API_PREFIX + "/") else path
     first = local.strip("/").split("/", 1)[0]
     kind = _KINDS.get(first)

@@ -45,11 +45,15 @@ _COMPARE = {"sqlite": "{} LIKE ? ESCAPE '\\'",
 
 
 async def search_customers(conn: ReadTx, q: str | None = None, *, limit: int = 50,
-                           offset: int = 0, include_merged: bool = False) -> CustomerPage:
+                           offset: int = 0, include_merged: bool = False,
+                           owner: str | None = None) -> CustomerPage:
     """A page of customers by name (then id), those matching `q` when it is given;
-    merged customers only when asked for."""
+    merged customers only when asked for; `owner`: only the customers they own."""
     where: list[str] = []
     params: list[Any] = []
+    if owner is not None:
+        where.append("c.owner = ?")
+        params.append(owner.lower())
     if not include_merged:
         where.append("c.merged_into IS NULL")
     dialect = dialect_of(conn)

@@ -1,4 +1,4 @@
-"""Which interventions an operator limited to their own customers may see.
+"""Which customers and interventions an operator limited to their own customers may see.
 
 "Their own" means the intervention's customer has them as owner (customers.owner, the
 operator's email in lower case). A case with no customer yet belongs to nobody, so a
@@ -25,8 +25,13 @@ OWNED_CASE_CONDITION = (
 
 
 async def may_see(conn: ReadTx, kind: str, ident: int, owner: str) -> bool:
-    """Whether the intervention behind `kind` `ident` has a customer owned by `owner`.
-    False as well when the thing does not exist: the caller answers 404 either way."""
+    """Whether the customer `ident`, or the intervention behind `kind` `ident`, is
+    owned by `owner`. False as well when the thing does not exist: the caller answers
+    404 either way."""
+    if kind == "customer":
+        return bool(list(await conn.execute_fetchall(
+            "SELECT 1 FROM customers c WHERE c.id = ? AND c.owner = ?",
+            (ident, owner.lower()))))
     # Only the fixed fragments above are joined in; the values are bound parameters.
     rows = list(await conn.execute_fetchall(
         "SELECT 1 FROM interventions i WHERE i.number = ("  # noqa: S608

@@ -207,3 +207,28 @@ async def test_own_customers_only_through_a_token(office: Office) -> None:
     full = (await office.full.get("/api/v1/interventions")).json()
     assert sorted(item["number"] for item in full["items"]) == sorted(
         [office.mine, office.other])
+
+
+async def test_own_customers_only_for_customer_cards(office: Office) -> None:
+    """A limited operator lists only the customers they own (page and API) and gets
+    404 for another customer's card, where a dispatcher sees both."""
+    mine, other = [(await office.rows(
+        "SELECT customer_id FROM interventions WHERE number = ?", n))[0][0]
+        for n in (office.mine, office.other)]
+    token = await office.token_for(LIMITED, "own-app")
+    async with httpx.AsyncClient(base_url=office.daemon.web_url,
+                                 headers={"Authorization": f"Bearer {token}"}) as api:
+        listed = (await api.get("/api/v1/customers")).json()
+        assert [item["id"] for item in listed["items"]] == [mine]
+        assert (await api.get(f"/api/v1/customers/{other}")).status_code == 404
+        patched = await api.patch(f"/api/v1/customers/{other}", json={"name": "Taken"})
+        assert patched.status_code == 404
+    assert (await office.rows("SELECT name FROM customers WHERE id = ?", other))[0][0] != (
+        "Taken")
+    async with logged_in(office.daemon, LIMITED) as client:
+        assert (await client.get(f"/customers/{mine}")).status_code == 200
+        assert (await client.get(f"/customers/{other}")).status_code == 404
+    async with logged_in(office.daemon, DISPATCHER) as client:
+        assert (await client.get(f"/customers/{other}")).status_code == 200
+    everyone = (await office.full.get("/api/v1/customers")).json()
+    assert sorted(item["id"] for item in everyone["items"]) == sorted([mine, other])

@@ -109,7 +109,7 @@ class _Handlers:
     # Customers
 
     async def list_customers(self, request: Request) -> Response:
-        await authenticate(self.s, request)
+        token = await authenticate(self.s, request)
         params = request.query_params
         q = params.get("q") or None
         if q is not None and len(q) > MAX_QUERY_CHARS:
@@ -117,7 +117,9 @@ class _Handlers:
         limit = int_param(params.get("limit"), "limit", default=50, low=1, high=MAX_PAGE)
         offset = int_param(params.get("offset"), "offset", default=0, low=0, high=MAX_ID)
         async with self.s.store.read() as conn:
-            page = await search_customers(conn, q, limit=limit, offset=offset)
+            page = await search_customers(
+                conn, q, limit=limit, offset=offset,
+                owner=token.operator.owner_limit if token.operator else None)
         return JSONResponse(page)
 
     async def create_customer(self, request: Request) -> Response:

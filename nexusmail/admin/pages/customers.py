@@ -76,7 +76,8 @@ class _Handlers:
         q = request.query_params.get("q", "").strip()[:MAX_QUERY_CHARS]
         offset = _int(request.query_params.get("offset")) or 0
         async with self.p.services.store.read() as conn:
-            page = await search_customers(conn, q or None, limit=PAGE_SIZE, offset=offset)
+            page = await search_customers(conn, q or None, limit=PAGE_SIZE, offset=offset,
+                                          owner=operator.owner_limit)
 
         def link(at: int) -> str:
             return "/customers?" + urlencode({**({"q": q} if q else {}), "offset": at})
