@@ -42,6 +42,7 @@ from nexusmail.dispatch.outbox_worker import OutboxWorker
 from nexusmail.dispatch.transport import build_transport
 from nexusmail.ingest.accept import Ingest
 from nexusmail.ingest.imap.poller import ImapCollector
+from nexusmail.ingest.imap.share import live_daemons_of
 from nexusmail.ingest.parse_workers import ParseWorkers
 from nexusmail.ingest.smtp_handler import SmtpHandler
 from nexusmail.ingest.smtp_server import start_listener
@@ -134,7 +135,10 @@ async def serve(
         worker.yield_to_ingest(ingest.idle)
         smtp_server = await _start_smtp(settings, ingest)
         stack.push_async_callback(_drain_smtp, smtp_server, ingest)
-        collector = CollectorSlot(ImapCollector(settings, ingest, clock))
+        # IMAP folders are leased in this daemon's name, shared among the live daemons.
+        collector = CollectorSlot(ImapCollector(
+            settings, ingest, clock, owner=worker.worker_id,
+            live_daemons=live_daemons_of(store, clock, settings.outbound.lease_s)))
         collector_task = asyncio.create_task(collector.run(stop), name="imap")
         stack.push_async_callback(_await_task, collector_task, "imap")
 

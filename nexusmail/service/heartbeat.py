@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from nexusmail.clock import Clock
+from nexusmail.ingest.imap.lease import held_by as imap_held_by
 from nexusmail.storage.connections import Storage, WriteTx
 from nexusmail.tickets.outbox import held_by
 from nexusmail.tickets.workers import WorkerRow, heartbeat, leave, list_workers
@@ -39,7 +40,8 @@ class Heartbeat:
         now = self.clock.now()
 
         def unit(tx: WriteTx) -> None:
-            holds = {"outbox": held_by(tx, now=now, worker_id=self.worker_id)}
+            holds = {"outbox": held_by(tx, now=now, worker_id=self.worker_id),
+                     "imap": imap_held_by(tx, self.worker_id, now)}
             heartbeat(tx, worker_id=self.worker_id, started_at=self.started_at, now=now,
                       holds=holds)
 

@@ -147,7 +147,10 @@ class Reloader:
         await self.worker.reload_templates(plan.settings.mail)
         self.settings.swap(plan.settings)
         if plan.restart_imap:
-            self.collector.replace(ImapCollector(plan.settings, self.ingest, self.clock))
+            running = self.collector.collector
+            self.collector.replace(ImapCollector(plan.settings, self.ingest, self.clock,
+                                                 owner=running.owner,
+                                                 live_daemons=running.live_daemons))
         log.info("daemon.reloaded", config=source, reloaded=list(plan.reloaded),
                  needs_restart=list(plan.needs_restart),
                  note=RESTART_NOTE if plan.needs_restart else None,

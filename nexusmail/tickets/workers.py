@@ -63,3 +63,12 @@ async def list_workers(conn: ReadTx) -> list[WorkerRow]:
         " ORDER BY started_at DESC, id")
     return [WorkerRow(str(r["id"]), str(r["started_at"]), str(r["last_seen"]),
                       json.loads(r["holds"] or "{}")) for r in rows]
+
+
+async def count_live(conn: ReadTx, now: datetime, within_s: float) -> int:
+    """How many daemons heartbeated in the last `within_s` seconds (shared clock)."""
+    since, params = now_plus(conn, now, -within_s)
+    rows = await conn.execute_fetchall(
+        f"SELECT count(*) FROM workers WHERE last_seen >= {since}",  # noqa: S608 (constant)
+        params)
+    return int(next(iter(rows))[0])

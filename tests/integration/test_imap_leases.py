@@ -17,8 +17,9 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from daemon_harness import SUPPORT, make_settings
+from daemon_harness import SUPPORT, make_settings, running_daemon
 from dovecot_server import ANY_USER_PASSWORD, Dovecot, dovecot_binary, new_user
 from polling import eventually
 from postgres_server import PostgresCluster
@@ -65,7 +66,7 @@ def make_mail(index: int) -> bytes:
     return msg.as_bytes()
 
 
-def settings_for(data_dir: Path, dovecot: Dovecot, *users: str) -> Settings:
+def settings_for(data_dir: Path, dovecot: Dovecot, *users: str, **sections: Any) -> Settings:
     # after = "flag" leaves the mails in INBOX: a replaced holder that wakes up sees
     # them all again, the hardest case for "stored once".
     names = ["support", "service", "sales"]
@@ -74,7 +75,7 @@ def settings_for(data_dir: Path, dovecot: Dovecot, *users: str) -> Settings:
                       "tls": "none", "username": user, "password": ANY_USER_PASSWORD,
                       "after": "flag"} for name, user in zip(names, users, strict=False)],
         "reconnect_min_s": 0.1, "reconnect_max_s": 0.5, "lease_s": LEASE_S,
-        "poll_interval_s": 0.3, "sweep_interval_s": 0.3})
+        "poll_interval_s": 0.3, "sweep_interval_s": 0.3}, **sections)
 
 
 @asynccontextmanager
@@ -197,6 +198,39 @@ async def test_a_daemon_started_later_gets_its_share_of_the_folders(
             assert state(b)["lease_epoch"] == 2
     assert await scalar(database, STORED) == 4
     assert await scalar(database, "SELECT count(*) FROM interventions") == 4
+
+
+async def test_two_daemons_share_two_accounts_and_show_what_they_hold(
+        tmp_path: Path, dovecot: Dovecot, database: str) -> None:
+    """Two whole daemons on one PostgreSQL with the same two accounts: counting each
+    other by their heartbeats, each ends up collecting one account, says so in its
+    heartbeat (health: holds.imap), and every mail is stored once."""
+    users = [new_user(), new_user()]
+    for index, user in enumerate(users):
+        await asyncio.to_thread(dovecot.append, user, [make_mail(20 + index)])
+    # A short outbox lease: heartbeats every second, so each soon counts the other.
+    first, second = (settings_for(tmp_path / name, dovecot, *users,
+                                  storage={"database_url": database}, outbound={"lease_s": 3})
+                     for name in ("a", "b"))
+    async with running_daemon(first) as a, running_daemon(second) as b, \
+            httpx.AsyncClient() as http:
+        async def spread() -> bool:
+            holds = []
+            for d in (a, b):
+                health = (await http.get(d.web_url + "/api/v1/health")).json()
+                mine = [x for x in health["cluster"]["daemons"]
+                        if x["id"] == health["cluster"]["self"]]
+                holds.append(mine[0]["holds"].get("imap") if mine else None)
+            return holds == [1, 1]
+        await eventually(spread, "one account each", timeout_s=15)
+        for index, user in enumerate(users):
+            await asyncio.to_thread(dovecot.append, user, [make_mail(30 + index)])
+
+        async def all_stored() -> bool:
+            return await a.query(STORED) == [(4,)]
+        await eventually(all_stored, "four mails stored")
+    assert await scalar(database, "SELECT count(*) FROM interventions") == 4
+    assert await scalar(database, "SELECT count(DISTINCT owner) FROM imap_leases") == 2
 
 
 async def fencing(store: Storage, wait_past_lease: Any) -> None:

@@ -80,3 +80,13 @@ def release_lease(tx: WriteTx, lease: Lease, now: datetime) -> None:
         " WHERE account = ? AND folder = ? AND owner = ? AND epoch = ?",
         (lease.account, lease.folder, lease.owner, lease.epoch),
     )
+
+
+def held_by(tx: WriteTx, owner: str, now: datetime) -> int:
+    """How many folders `owner` holds a lease on now (what a daemon's heartbeat shows)."""
+    row = tx.execute(
+        "SELECT count(*) FROM imap_leases"  # noqa: S608
+        f" WHERE owner = ? AND lease_until > {_now_sql(tx, now)}",
+        (owner,),
+    ).fetchone()
+    return int(row[0])

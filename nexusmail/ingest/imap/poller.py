@@ -34,6 +34,7 @@ class ImapCollector:
         # host name (two daemons on one host, or a restarted one, are not the same
         # holder). A released lease is taken again at once by the next collector.
         self.owner = owner or uuid.uuid4().hex
+        self.live_daemons = live_daemons
         share = FairShare(len(settings.imap.accounts), live_daemons, self.held_names)
         self.accounts = [AccountCollector(account, settings, ingest, clock, owner=self.owner,
                                           share=share, ssl_context=ssl_context)

@@ -15,9 +15,22 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from nexusmail.clock import Clock
+from nexusmail.storage.connections import Storage
+from nexusmail.tickets.workers import count_live
+
 log = structlog.get_logger(__name__)
 
 LiveDaemons = Callable[[], Awaitable[int]]
+
+
+def live_daemons_of(store: Storage, clock: Clock, within_s: float) -> LiveDaemons:
+    """Count the daemons whose heartbeat (the workers table) is fresher than `within_s`:
+    a killed daemon stops counting after that, so its folders are shared out again."""
+    async def live() -> int:
+        async with store.read() as conn:
+            return await count_live(conn, clock.now(), within_s)
+    return live
 
 
 class FairShare:
