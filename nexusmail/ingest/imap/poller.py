@@ -30,9 +30,9 @@ class ImapCollector:
         self.settings = settings
         self.ingest = ingest
         self.clock = clock
-        # Who holds the folders' leases: a fresh random id per collector, never the
-        # host name (two daemons on one host, or a restarted one, are not the same
-        # holder). A released lease is taken again at once by the next collector.
+        # Who holds the folders' leases: the daemon's incarnation id, else a fresh random
+        # one; never the host name (two daemons on one host, or a restarted one, are
+        # not the same holder). A released lease is taken again at once.
         self.owner = owner or uuid.uuid4().hex
         self.live_daemons = live_daemons
         share = FairShare(len(settings.imap.accounts), live_daemons, self.held_names)
