@@ -70,7 +70,8 @@ def fts_query(text: str) -> str | None:
     return " ".join(f'"{w}"' for w in words) or None
 
 
-def _conditions(f: ListFilter, dialect: str = "sqlite") -> tuple[list[str], list[Any]]:
+def _conditions(f: ListFilter, dialect: str = "sqlite", *, few_in_status: bool = False,
+                ) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     params: list[Any] = []
     postgresql = dialect == "postgresql"
@@ -79,7 +80,12 @@ def _conditions(f: ListFilter, dialect: str = "sqlite") -> tuple[list[str], list
         # open (or closed) case: `+` keeps SQLite off the status index then (PostgreSQL's
         # planner needs no hint, and has no unary + on text).
         hint = "+" if f.customer.strip() and not postgresql else ""
-        where.append(f"{hint}i.status = ?")
+        if few_in_status:
+            # Few cases in this status (see _few_in_status): take them from the status
+            # index and sort them, rather than walk the activity order looking for them.
+            where.append("i.number IN (SELECT number FROM interventions WHERE status = ?)")
+        else:
+            where.append(f"{hint}i.status = ?")
         params.append(f.status)
     if f.owner is not None:
         where.append(OWNED_CASE_CONDITION)
@@ -219,7 +225,8 @@ async def list_page(
     """A page of matching interventions in `order` (see ORDERS), latest first: the one
     below the `before` cursor, or just above `after` (going back), or the first.
     Cursors are the `older`/`newer` of a page listed in the same order."""
-    where, params = _conditions(f, dialect_of(conn))
+    few = order == "activity" and bool(f.status) and await _few_in_status(conn, f.status)
+    where, params = _conditions(f, dialect_of(conn), few_in_status=few)
     key = "i.number" if order == "number" else "(i.updated_at, i.number)"
     ranks = "i.number {0}" if order == "number" else "i.updated_at {0}, i.number {0}"
     after_keys = _cursor_keys(order, None if after is None else str(after))
@@ -265,6 +272,22 @@ async def list_page(
         older = last  # we came here from an older page
         newer = first if more else None
     return ListPage(listed, older, newer)
+
+
+# A status with at most this many cases is listed in activity order by sorting them.
+FEW_IN_STATUS = 1000
+
+
+async def _few_in_status(conn: ReadTx, status: str | None) -> bool:
+    """Whether `status` holds few cases, counted no further than FEW_IN_STATUS on the
+    status index. In last-activity order the planner cannot tell (its statistics see
+    four statuses, not how unevenly cases spread over them): walking the activity
+    index finds a page of a common status at once but walks all 100,000 cases for an
+    empty one, while sorting a status's cases is cheap only when they are few."""
+    rows = await conn.execute_fetchall(
+        "SELECT count(*) FROM (SELECT 1 FROM interventions WHERE status = ? LIMIT ?) AS s",
+        (status, FEW_IN_STATUS + 1))
+    return int(next(iter(rows))[0]) <= FEW_IN_STATUS
 
 
 async def _assignees(
