@@ -232,3 +232,18 @@ async def test_own_customers_only_for_customer_cards(office: Office) -> None:
         assert (await client.get(f"/customers/{other}")).status_code == 200
     everyone = (await office.full.get("/api/v1/customers")).json()
     assert sorted(item["id"] for item in everyone["items"]) == sorted([mine, other])
+
+
+async def test_a_viewers_pages_leave_out_the_forms_that_change_things(office: Office) -> None:
+    """A viewer's thread page is marked read only (its POST forms hidden) and has no
+    phone-request link; a dispatcher's is not; the viewer's settings stay usable."""
+    async with logged_in(office.daemon, VIEWER) as client:
+        page = (await client.get(f"/interventions/{office.other}")).text
+        settings = (await client.get("/settings")).text
+    assert '<main class="read-only">' in page
+    assert 'href="/interventions/new"' not in page
+    assert '<main class="read-only">' not in settings
+    async with logged_in(office.daemon, DISPATCHER) as client:
+        page = (await client.get(f"/interventions/{office.other}")).text
+    assert '<main class="read-only">' not in page
+    assert 'href="/interventions/new"' in page
