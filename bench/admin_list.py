@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         ("GET /?sort=number", "/?sort=number"),
         ("GET /?unread=1 (new mail for me)", "/?unread=1"),
         ("GET /?status=open (last activity)", "/?status=open"),
+        ("GET /?status=on_hold (none, last activity)", "/?status=on_hold"),
         ("GET /?before=<deep activity page>", lambda r: f"/?before={r.choice(cursors)}"),
         ("GET /interventions/N closed (~10 msgs)",
          lambda r: f"/interventions/{r.choice(closed)}"),
