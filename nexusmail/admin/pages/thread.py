@@ -227,12 +227,18 @@ class _Handlers:
         services = self.p.services
         today = local_date(services.clock.now(), services.settings.scheduler.timezone)
         period = period_of(detail["desired_from"], detail["desired_to"], today)
-        async with services.store.read() as conn:
-            load_of = await loads(conn, [e["id"] for e in candidates], *period)
-        # Who is there first, then who has the least to do.
-        candidates.sort(key=lambda e: (not load_of[e["id"]].free,
-                                       load_of[e["id"]].jobs_in_period,
-                                       load_of[e["id"]].open_jobs, e["name"] or e["email"]))
+        # Only an open case has the assign form: the others skip the load figures,
+        # which read every open case's assignments.
+        if detail["status"] == "open":
+            async with services.store.read() as conn:
+                load_of = await loads(conn, [e["id"] for e in candidates], *period)
+            # Who is there first, then who has the least to do.
+            candidates.sort(key=lambda e: (not load_of[e["id"]].free,
+                                           load_of[e["id"]].jobs_in_period,
+                                           load_of[e["id"]].open_jobs,
+                                           e["name"] or e["email"]))
+        else:
+            load_of, candidates = {}, []
         await self._mark_read(operator.id, number)
         canned, reply_text = await self._canned_choice(request, detail)
         return self.p.render(
