@@ -40,6 +40,12 @@ _FOLD = _fold_table()
 
 def fold(text: str) -> str:
     """Lower case without diacritics (ș/ş/s, ț/ţ/t, ă/â/a, î/i, ì/i), same length as `text`."""
+    if text.isascii():
+        # Most lines are plain ASCII, where the table only lowers A-Z and turns the
+        # backtick into an apostrophe: lower() does that three times faster than a
+        # table lookup per character.
+        text = text.lower()
+        return text.replace("`", "'") if "`" in text else text
     return text.translate(_FOLD)
 
 
