@@ -77,6 +77,9 @@ _NAMED_ATTRIBUTION = re.compile(r"^.*@.*\b(?:wrote|ha scritto|a scris)\s*:$")
 _WROTE_BARE = re.compile(r"\b(?:wrote|ha scritto|a scris)$")
 # Dashes around an attribution: Zoho "---- On ... wrote ----", Zimbra "- On ..., X wrote:".
 _FRAME = "-\u2013\u2014 "
+# The last letters an attribution can end with: its colon, or a bare "wrote",
+# "ha scritto", "a scris".
+_ATTRIBUTION_LAST = frozenset(":eos")
 
 # -- Header blocks of the original: "From: / Sent: / To: / Subject:" -------------------
 # Outlook desktop and web, and Outlook mobile, in English / Italian / Romanian; Outlook
@@ -149,6 +152,12 @@ _DEVICE_WITHIN = 3         # words after the opening in which the device must be
 _FOOTER_MAX_WORDS = 8      # "Sent from my Samsung Galaxy S21 Ultra 5G": a footer is short
 _WORD = re.compile(r"[^\s.,;:!?()<>]+")
 _MODEL_WORD = re.compile(r"^(?:[A-Z][\w+-]*|[\w+-]*\d[\w+-]*)$")
+# The openings of the three markers above as one pattern: a line of prose (most lines)
+# is then ruled out by one match instead of four. A bolded Outlook field ("*From:*")
+# goes the long way, as the header test removes its stars first.
+_MARKER_OPENING = re.compile("|".join(
+    f"(?:{pattern.pattern})" for pattern in (_CUT_LINE, _FOOTER_OPENING, _HEADER_FROM,
+                                             _HEADER_DATE)))
 # Attribution lines, header fields and footers are short; a longer line is someone's
 # prose and no pattern is tried on it (the patterns' cost then never grows with it).
 MAX_MARKER_CHARS = 400
@@ -181,11 +190,16 @@ def strip_quote(text: str) -> str:
         if long_line:  # prose, never a marker: no other pattern to try
             kept.append(line.rstrip())
             continue
-        if _CUT_LINE.match(folded) or _is_mobile_footer(stripped, folded):
+        if ("*" in folded or _MARKER_OPENING.match(folded)) and (
+                _CUT_LINE.match(folded) or _is_mobile_footer(stripped, folded)
+                or _starts_header_block(lines, index, folded)):
             break
-        if _starts_header_block(lines, index, folded):
-            break
-        start = _attribution_start(lines, index, folded, quoted_next[index + 1])
+        # An attribution's last letter (dashes aside) is its colon or that of a bare
+        # "wrote": a line ending otherwise is none, as mending a soft break only adds
+        # to its front. A line of dashes alone may close one begun above.
+        ending = folded.rstrip(_FRAME)
+        start = (_attribution_start(lines, index, folded, quoted_next[index + 1])
+                 if not ending or ending[-1] in _ATTRIBUTION_LAST else None)
         if start is not None:
             # The attribution may have been wrapped: its first lines were kept already.
             del kept[len(kept) - (index - start):]
