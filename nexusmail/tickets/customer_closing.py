@@ -18,9 +18,9 @@ from nexusmail.tickets.message_extra import load_extra
 from nexusmail.tickets.models import MessageKind, OutboxKind
 from nexusmail.tickets.new_requests import own_domain
 from nexusmail.tickets.operator_replies import (
-    _acknowledged_language,
-    _customer_message_ids,
-    _recipients,
+    acknowledged_language,
+    customer_message_ids,
+    recipients_of,
 )
 from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
 from nexusmail.tickets.tags import format_tag
@@ -53,10 +53,10 @@ def queue_closing_mail(tx: WriteTx, number: int, *, now: datetime,
         " FROM interventions i JOIN customers c ON c.id = i.customer_id"
         " LEFT JOIN contacts k ON k.id = i.contact_id WHERE i.number = ?",
         (number,)).fetchone()
-    recipients = _recipients(case["contact_email"], case["customer_email"], settings)
+    recipients = recipients_of(case["contact_email"], case["customer_email"], settings)
     if not recipients:
         return []
-    language = (case["language"] or _acknowledged_language(tx, number)
+    language = (case["language"] or acknowledged_language(tx, number)
                 or settings.mail.default_language)
     rows = tx.execute(
         "SELECT a.text, a.work_minutes, a.verdict, e.name, m.extra FROM activities a"
@@ -74,7 +74,7 @@ def queue_closing_mail(tx: WriteTx, number: int, *, now: datetime,
         text = str(load_extra(row["extra"]).get("reason") or row["text"]).strip()
         if text:
             reports.append({"technician": row["name"] or "", "text": text})
-    earlier = _customer_message_ids(tx, number)
+    earlier = customer_message_ids(tx, number)
     context = {
         "number": number, "tag": format_tag(number), "subject": case["subject"],
         "reports": reports,

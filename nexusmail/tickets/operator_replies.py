@@ -63,11 +63,11 @@ def reply_to_customer(
         raise NotFound(f"intervention {number} does not exist")
     if reply.close and case["status"] == Status.CLOSED:
         raise Conflict(f"intervention {number} is already closed")
-    recipients = _recipients(case["contact_email"], case["customer_email"], settings)
+    recipients = recipients_of(case["contact_email"], case["customer_email"], settings)
     if not recipients:
         raise Conflict(f"intervention {number} has no customer address to write to")
-    earlier = _customer_message_ids(tx, number)
-    language = case["language"] or _acknowledged_language(tx, number) \
+    earlier = customer_message_ids(tx, number)
+    language = case["language"] or acknowledged_language(tx, number) \
         or settings.mail.default_language
     message_row = add_message(
         tx, number,
@@ -101,7 +101,7 @@ def reply_to_customer(
     return message_row
 
 
-def _recipients(contact: str | None, customer: str | None, settings: Settings) -> list[str]:
+def recipients_of(contact: str | None, customer: str | None, settings: Settings) -> list[str]:
     """The contact first, then the customer's own address; never one of ours, no twice."""
     ours = {address.lower() for address in settings.mail.support_addresses}
     found: list[str] = []
@@ -112,7 +112,7 @@ def _recipients(contact: str | None, customer: str | None, settings: Settings) -
     return found
 
 
-def _customer_message_ids(tx: WriteTx, number: int) -> list[str]:
+def customer_message_ids(tx: WriteTx, number: int) -> list[str]:
     """The Message-IDs of the customer's mails on this case, oldest first (the last
     `MAX_REFERENCES`)."""
     rows = tx.execute(
@@ -123,7 +123,7 @@ def _customer_message_ids(tx: WriteTx, number: int) -> list[str]:
     return [str(row[0]).strip("<>") for row in reversed(rows)]
 
 
-def _acknowledged_language(tx: WriteTx, number: int) -> str | None:
+def acknowledged_language(tx: WriteTx, number: int) -> str | None:
     """The language the customer was first answered in (read from their own mail)."""
     row = tx.execute(
         "SELECT language FROM outbox WHERE intervention_number = ? AND kind = ?"
