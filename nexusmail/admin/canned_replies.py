@@ -30,9 +30,17 @@ class Canned:
 class CannedReplies:
     def __init__(self, mail_settings: MailSettings) -> None:
         self.env: jinja2.Environment = make_environment(mail_settings)
+        # Read once per settings (a reload builds a new instance): every thread page
+        # offers the list, and the files do not change under a running daemon.
+        self._available: dict[tuple[str, ...], list[Canned]] = {}
 
     def available(self, languages: tuple[str, ...]) -> list[Canned]:
         """Every canned reply of `languages`, in that order, by title."""
+        if languages not in self._available:
+            self._available[languages] = self._read_available(languages)
+        return self._available[languages]
+
+    def _read_available(self, languages: tuple[str, ...]) -> list[Canned]:
         found = []
         for language in languages:
             prefix = _PREFIX.format(language=language)
