@@ -54,6 +54,7 @@ from nexusmail.service.heartbeat import Heartbeat
 from nexusmail.service.malloc_tuning import fix_mmap_threshold
 from nexusmail.service.metrics import Metrics
 from nexusmail.service.ports import check_listen_ports, claim
+from nexusmail.service.predecessors import hold_life_lock, take_over_dead_predecessors
 from nexusmail.service.readiness import Probes
 from nexusmail.service.reload import CollectorSlot, Reloader
 from nexusmail.storage.connections import Storage
@@ -113,6 +114,9 @@ async def serve(
                               clock, settings.outbound,
                               envelope_sender=settings.mail.support_addresses[0],
                               metrics=metrics)
+        # A crashed predecessor on this machine: its claims and leases are free now.
+        await take_over_dead_predecessors(store, settings.storage.data_dir, clock.now())
+        stack.callback(hold_life_lock(settings.storage.data_dir, worker.worker_id).release)
         # This process's fresh identity among the daemons sharing the store.
         beat = Heartbeat(store, clock, worker.worker_id,
                          interval_s=settings.outbound.lease_s / 3)

@@ -137,6 +137,17 @@ def release_claim(tx: WriteTx, row_id: int, claim: Claim) -> None:
     )
 
 
+def release_claims_of(tx: WriteTx, worker_id: str) -> int:
+    """A daemon known to be dead: every pending row it claimed may be claimed by any
+    daemon now, not after its lease. Returns how many. (A mail it had handed to the
+    relay before dying is sent again under the same Message-ID: at least once.)"""
+    return int(tx.execute(
+        "UPDATE outbox SET lease_until = NULL"
+        " WHERE claimed_by = ? AND status = ? AND lease_until IS NOT NULL",
+        (worker_id, OutboxStatus.PENDING),
+    ).rowcount)
+
+
 def held_by(tx: WriteTx, *, now: datetime, worker_id: str) -> int:
     """How many pending rows `worker_id` holds under a lease still running."""
     shared_now, now_params = now_plus(tx, now)

@@ -79,7 +79,8 @@ class SlowSink(CaptureHandler):
 
 
 def write_config(path: Path, data_dir: Path, *, smtp_port: int, relay_port: int,
-                 parse_processes: int = 0, database_url: str = "") -> Path:
+                 parse_processes: int = 0, database_url: str = "",
+                 lease_s: float = 2.0) -> Path:
     """A TOML config for a daemon relaying to 127.0.0.1:relay_port with quick retries,
     its store in `data_dir` (SQLite) or at `database_url` (PostgreSQL)."""
     path.write_text(
@@ -96,7 +97,7 @@ def write_config(path: Path, data_dir: Path, *, smtp_port: int, relay_port: int,
         "retry_max_s = 1.0\npoll_interval_s = 0.2\ntimeout_s = 10.0\nmax_attempts = 1000\n"
         # The mails a killed daemon claimed wait out its lease before the restarted one
         # (a new incarnation) may send them: short, so the cycles stay quick.
-        "lease_s = 2.0\n"
+        f"lease_s = {lease_s}\n"
         f"[ingest]\nparse_processes = {parse_processes}\n"
     )
     return path

@@ -82,6 +82,16 @@ def release_lease(tx: WriteTx, lease: Lease, now: datetime) -> None:
     )
 
 
+def end_leases_of(tx: WriteTx, owner: str, now: datetime) -> int:
+    """A daemon known to be dead: every folder it held is free now (its next holder's
+    new epoch fences anything it might still have had in flight). Returns how many."""
+    return int(tx.execute(
+        f"UPDATE imap_leases SET lease_until = {_now_sql(tx, now)}"  # noqa: S608
+        " WHERE owner = ?",
+        (owner,),
+    ).rowcount)
+
+
 def held_by(tx: WriteTx, owner: str, now: datetime) -> int:
     """How many folders `owner` holds a lease on now (what a daemon's heartbeat shows)."""
     row = tx.execute(
