@@ -12,8 +12,9 @@ from nexusmail.clock import iso
 from nexusmail.records import fields
 from nexusmail.records.customers import require_active
 from nexusmail.records.fields import InvalidRecord
+from nexusmail.storage import xact_lock
 from nexusmail.storage.connections import INTEGRITY_ERRORS, DbRow, ReadTx, WriteTx
-from nexusmail.tickets.cases import Conflict, NotFound
+from nexusmail.tickets.cases import CONTACT_LOCK, Conflict, NotFound
 
 EDITABLE = ("name", "email", "phone", "role", "preferred_channel", "language", "verified")
 COLUMNS = "id, customer_id, name, email, phone, role, preferred_channel, language, verified"
@@ -96,6 +97,8 @@ def update_contact(tx: WriteTx, contact_id: int, changes: Mapping[str, Any]) -> 
 def _check_email_free(tx: WriteTx, email: str | None, contact_id: int | None) -> None:
     if email is None:
         return
+    # Held to the commit: a mail of this address meanwhile finds the contact.
+    xact_lock.hold(tx, CONTACT_LOCK, email)
     row = tx.execute("SELECT id, customer_id FROM contacts WHERE email = ?",
                      (email,)).fetchone()
     if row is not None and row[0] != contact_id:

@@ -27,6 +27,7 @@ from nexusmail.mail.parsed import ParsedMail
 from nexusmail.mail.peers import peer_of
 from nexusmail.mail.reply_reading import ReplyReading, read_reply
 from nexusmail.mail.sender import dmarc_failed
+from nexusmail.storage import xact_lock
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets.assignments import (
     AssignmentMatch,
@@ -135,6 +136,8 @@ def _gather_facts(
     """The facts `triage` rules on, looked up in this transaction; none that an earlier
     one makes moot (a copy, noise or a senderless mail is matched to no case)."""
     mail = inbound.mail
+    # Two daemons given two deliveries of one mail at once must not both find no copy.
+    xact_lock.hold(tx, "inbound", inbound.content_sha256 or inbound.raw_sha256)
     copy = _find_duplicate(tx, inbound, sender)
     if copy is not None:
         return MailFacts(copy_of=copy[0], copy_number=copy[1]), None
@@ -398,6 +401,7 @@ def quarantine(
     tx: WriteTx, inbound: InboundMail, *, reason: str, now: datetime
 ) -> IngestResult:
     """Keep a mail we failed to process, with the reason, for a later retry (never drop)."""
+    xact_lock.hold(tx, "inbound", inbound.content_sha256 or inbound.raw_sha256)
     row = tx.execute("SELECT id, outcome, intervention_number, reason FROM inbound"
                      " WHERE raw_sha256 = ?", (inbound.raw_sha256,)).fetchone()
     if row is not None and row[1] not in (Outcome.QUARANTINED, Outcome.HELD):

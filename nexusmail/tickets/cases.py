@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from nexusmail.clock import iso
+from nexusmail.storage import xact_lock
 from nexusmail.storage.connections import INTEGRITY_ERRORS, WriteTx
 from nexusmail.tickets.message_extra import MessageExtra, dump_extra
 from nexusmail.tickets.models import Direction, MessageKind, Priority, Source, Status
 
+# The lock a unit holds while it decides whether an address has a contact yet, so that
+# two daemons do not both create one (storage.xact_lock; keyed on the address).
+CONTACT_LOCK = "contact"
 # The channel a case came by when its creator does not say: mail and schedules know it.
 _CHANNEL_OF_SOURCE = {Source.EMAIL: "mail", Source.SCHEDULE: "schedule"}
 
@@ -98,6 +102,7 @@ def find_or_create_customer(
     """The customer an address belongs to; an unknown address becomes a new, unverified
     customer with one contact (an operator verifies or merges it later)."""
     email = email.strip().lower()
+    xact_lock.hold(tx, CONTACT_LOCK, email)  # one new customer, even from two daemons
     row = tx.execute(
         "SELECT c.id AS contact_id, c.customer_id, cu.name, cu.language FROM contacts c"
         " JOIN customers cu ON cu.id = c.customer_id WHERE c.email = ?",

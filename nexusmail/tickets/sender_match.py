@@ -21,8 +21,9 @@ import structlog
 
 from nexusmail.clock import iso
 from nexusmail.config import Settings
+from nexusmail.storage import xact_lock
 from nexusmail.storage.connections import WriteTx
-from nexusmail.tickets.cases import CustomerRef
+from nexusmail.tickets.cases import CONTACT_LOCK, CustomerRef
 from nexusmail.tickets.mail_domains import domain_of, free_mail_with, lookup_domains
 from nexusmail.tickets.serials import lookup_forms, serial_key
 
@@ -33,6 +34,8 @@ def match_sender(tx: WriteTx, *, email: str, name: str, now: datetime,
                  settings: Settings) -> CustomerRef:
     """The customer (and contact) `email` belongs to, created when nobody knows it."""
     email = email.strip().lower()
+    # Two daemons given two mails of one new sender at once must make one customer.
+    xact_lock.hold(tx, CONTACT_LOCK, email)
     # A contact's address first, else a customer's own, in one indexed query each side.
     row = tx.execute(
         "SELECT 0 AS rank, c.id AS contact_id, cu.id AS customer_id, cu.name, cu.language,"
