@@ -37,7 +37,21 @@ def config_warnings(settings: Settings) -> list[ConfigWarning]:
             "empty while [smtp] protocol is \"lmtp\": acknowledgements and assignment "
             "mails are written to the Maildir in the data dir instead of being sent"))
     found += _sla_warnings(settings)
+    found += _cluster_warnings(settings)
     return found
+
+
+def _cluster_warnings(settings: Settings) -> list[ConfigWarning]:
+    # On PostgreSQL other daemons may share the store, each with its own data dir: a
+    # key generated there signs reply addresses only this daemon can verify, and a
+    # technician's reply that reaches another daemon would not be read as an answer.
+    if not settings.storage.database_url.startswith("postgres") or settings.replies.secret_keys:
+        return []
+    return [ConfigWarning(
+        "[replies] secret_keys",
+        "empty while the store is PostgreSQL: the reply-signing key is generated in this "
+        "daemon's data dir; give every daemon sharing the database the same keys, or "
+        "replies reaching another daemon are not read as answers")]
 
 
 def _sla_warnings(settings: Settings) -> list[ConfigWarning]:
