@@ -37,6 +37,7 @@ def ack_refused(tx: WriteTx, peer: Peer, *, now: datetime,
     are read only as far as needed: most mails stop at their own address's."""
     if peer.ours:
         return AckSkipped.OWN_ADDRESS
+    peer_counts.hold_counts(tx)  # held to the commit, which counts this one if it goes
     since = now - BUDGET_WINDOW
     if peer_counts.count_by_address(tx, PeerEvent.ACK, peer.address,
                                     since) >= settings.max_acks_per_hour:

@@ -63,6 +63,7 @@ def hold_new_case(tx: WriteTx, peer: Peer, *, now: datetime, settings: Settings)
     the mute started or prolonged); None lets it open its case."""
     mail = settings.mail
     window = timedelta(seconds=mail.mute_window_s)
+    peer_counts.hold_counts(tx)  # held to the commit, which counts the case it opens
     for scope, key, limit in ((MuteScope.ADDRESS, peer.address, mail.mute_after_new_cases),
                               (MuteScope.DOMAIN, peer.domain,
                                mail.mute_domain_after_new_cases)):

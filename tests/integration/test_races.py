@@ -26,6 +26,8 @@ from nexusmail.config import Settings
 from nexusmail.ingest.prepare import prepare
 from nexusmail.tickets.apply_mail import InboundMail, IngestResult, apply_inbound
 from nexusmail.tickets.models import Outcome as MailOutcome
+from nexusmail.tickets.models import Source
+from nexusmail.tickets.new_requests import Opened, OpenRequest, open_case
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
@@ -111,3 +113,38 @@ def test_two_mails_of_a_new_sender_make_one_customer(database: str,
     assert rows(database, "SELECT count(*) FROM customers") == [(1,)]
     assert rows(database, "SELECT count(DISTINCT customer_id), count(*)"
                           " FROM interventions") == [(1, 2)]
+
+
+def opening(email: str, settings: Settings) -> partial[Opened]:
+    request = OpenRequest(customer_email=email, customer_name="", subject="Caldaia",
+                          description="Non parte.", source=Source.EMAIL)
+    return partial(open_case, request=request, now=NOW, settings=settings)
+
+
+def test_the_last_acknowledgement_of_the_hour_goes_out_once(database: str,
+                                                            tmp_path: Path) -> None:
+    """With one acknowledgement left in the hour's total budget, two daemons opening a
+    case each at once send one: the other case is opened unacknowledged."""
+    settings = make_settings(tmp_path / "data", mail={"max_acks_per_hour_total": 1})
+    gate = RaceGate(database, pause_before="INSERT INTO peer_events")
+    opened = values(gate.run(opening("anna@verdi.test", settings),
+                             opening("luca@neri.test", settings)))
+    assert sorted(str(o.ack_skipped) for o in opened) == ["None", "total_budget"]
+    assert rows(database, "SELECT count(*) FROM outbox") == [(1,)]
+
+
+def test_a_domain_over_its_case_limit_is_muted_even_across_daemons(
+        database: str, tmp_path: Path) -> None:
+    """A robot's domain may open one case in the window: two of its mails reaching two
+    daemons at once open one case, and the other mail is held."""
+    settings = make_settings(tmp_path / "data", mail={"mute_after_new_cases": 0,
+                                                      "mute_domain_after_new_cases": 1})
+    robot_a, robot_b = "a1@robot.test", "b2@robot.test"
+    first = inbound(mail_bytes(sender=robot_a, subject="Alert 1", hop="relay1",
+                               message_id="r1"), robot_a)
+    second = inbound(mail_bytes(sender=robot_b, subject="Alert 2", hop="relay2",
+                                message_id="r2"), robot_b)
+    gate = RaceGate(database, pause_before="INSERT INTO peer_events")
+    results = values(gate.run(applying(first, settings), applying(second, settings)))
+    assert sorted(r.outcome for r in results) == [MailOutcome.HELD, MailOutcome.NEW_REQUEST]
+    assert rows(database, "SELECT count(*) FROM interventions") == [(1,)]
