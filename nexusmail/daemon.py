@@ -63,6 +63,7 @@ from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.deadline_sweep import DeadlineSweep
 from nexusmail.tickets.reply_tokens import load_reply_keys
 from nexusmail.tickets.scheduler import Scheduler
+from nexusmail.tickets.sequence_sweep import SequenceSweep
 
 log = structlog.get_logger(__name__)
 
@@ -153,6 +154,10 @@ async def serve(
         sweep = DeadlineSweep(store, current, clock, on_outbox=worker.notify)
         sweep_task = asyncio.create_task(sweep.run(stop), name="deadlines")
         stack.push_async_callback(_await_task, sweep_task, "deadlines")
+        steps = SequenceSweep(store, current, clock, reply_keys=reply_keys,
+                              on_outbox=worker.notify)
+        steps_task = asyncio.create_task(steps.run(stop), name="sequences")
+        stack.push_async_callback(_await_task, steps_task, "sequences")
 
         web_server, web_task, web_port = await _start_web(settings, ApiServices(
             store=store, blobs=blobs, live_settings=current, clock=clock, on_outbox=worker.notify,

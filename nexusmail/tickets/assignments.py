@@ -23,7 +23,7 @@ from nexusmail.config import Settings
 from nexusmail.mail.addresses import base_address, is_support_recipient, plus_extension
 from nexusmail.mail.parsed import ParsedMail
 from nexusmail.mail.reply_reading import REPORTS, ReplyReading, Verdict
-from nexusmail.storage.connections import INTEGRITY_ERRORS, WriteTx
+from nexusmail.storage.connections import INTEGRITY_ERRORS, DbRow, WriteTx
 from nexusmail.tickets.assignment_calendar import CANCEL, visit_window
 from nexusmail.tickets.assignment_road import road_context
 from nexusmail.tickets.cases import Conflict, NewMessage, NotFound, add_message, intervention_status
@@ -41,6 +41,7 @@ from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
 from nexusmail.tickets.reply_claims import may_name_assignment
 from nexusmail.tickets.reply_tokens import make_token, parse_token, reply_address, verify_token
 from nexusmail.tickets.reports import apply_report
+from nexusmail.tickets.sequence_plan import step_finished
 from nexusmail.tickets.sla_plan import plan_new_assignment
 from nexusmail.tickets.tags import format_tag, parse_tag
 from nexusmail.tickets.teams import (
@@ -81,10 +82,12 @@ def assign(
     assigned_by: str = "",
     note: str = "",
     team_dispatch_id: int | None = None,
+    step: dict[str, Any] | None = None,
 ) -> int:
     """Put an employee on an open intervention and queue their assignment mail, with
     `note` (instructions for the technician) on it; `team_dispatch_id` when it is one
-    member's share of a team assignment (tickets.teams)."""
+    member's share of a team assignment (tickets.teams); `step` when it is a step of an
+    action sequence (tickets.sequence_steps: its action, expected hours and notes)."""
     if intervention_status(tx, number) is Status.CLOSED:
         raise Conflict(f"intervention {number} is closed")
     employee = tx.execute(
@@ -103,6 +106,20 @@ def assign(
         ).fetchone()[0]
     except INTEGRITY_ERRORS:
         raise Conflict(f"{employee_email} is already assigned to {number}") from None
+    message_id = queue_assignment_mail(tx, assignment_id, number, employee, now=now,
+                                       settings=settings, reply_keys=reply_keys, note=note,
+                                       step=step)
+    plan_new_assignment(tx, assignment_id, now=now, settings=settings)
+    log.info("assignment.created", intervention=number, employee=employee["email"],
+             assignment_id=assignment_id, message_id=message_id)
+    return assignment_id
+
+
+def queue_assignment_mail(tx: WriteTx, assignment_id: int, number: int, employee: DbRow, *,
+                          now: datetime, settings: Settings, reply_keys: Sequence[bytes],
+                          note: str = "", step: dict[str, Any] | None = None) -> str:
+    """Queue the assignment mail of `assignment_id` to `employee` (id, email, name,
+    language) and make it the mail replies are matched by; its Message-ID."""
     token = make_token(reply_keys[0], assignment_id, number, employee["email"])
     context = assignment_context(tx, number)
     context.update(road_context(tx, number, today=now.date()))
@@ -116,6 +133,8 @@ def assign(
                             attendee=employee["email"])
     if calendar is not None:
         context["calendar"] = calendar
+    if step is not None:
+        context["step"] = step
     message_id = enqueue_mail(
         tx,
         OutgoingMail(kind=OutboxKind.ASSIGNMENT, recipient=employee["email"], template="assignment",
@@ -125,10 +144,7 @@ def assign(
     )
     tx.execute("UPDATE assignments SET mail_message_id = ? WHERE id = ?",
                (message_id, assignment_id))
-    plan_new_assignment(tx, assignment_id, now=now, settings=settings)
-    log.info("assignment.created", intervention=number, employee=employee["email"],
-             assignment_id=assignment_id, message_id=message_id)
-    return assignment_id
+    return message_id
 
 
 def assign_team(
@@ -356,6 +372,10 @@ def record_reply(
     )
     _queue_follow_up_mails(tx, match, reading, reply_message_id=message.message_id, now=now,
                            settings=settings)
+    if reading.verdict is Verdict.CONFIRMED:
+        # A sequence step that needs no report is finished by its confirmation.
+        step_finished(tx, match.assignment_id, reported_done=False, now=now,
+                      settings=settings)
     if decided:
         tx.execute("UPDATE assignments SET decided_mail_date = ? WHERE id = ?",
                    (iso(written_at), match.assignment_id))
@@ -471,6 +491,9 @@ def apply_reply_as_operator(tx: WriteTx, message_id: int, *, operator: str, now:
     ), now=now)
     _queue_follow_up_mails(tx, match, reading, reply_message_id=None, now=now,
                            settings=settings)
+    if verdict is Verdict.CONFIRMED:
+        step_finished(tx, match.assignment_id, reported_done=False, now=now,
+                      settings=settings)
     if verdict is Verdict.REJECTED:
         after_rejection(tx, match.assignment_id, now=now, settings=settings,
                         case_context=assignment_context)

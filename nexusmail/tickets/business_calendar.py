@@ -120,3 +120,24 @@ def add_business_hours(start: datetime, hours: float, calendar: BusinessCalendar
     if not math.isfinite(hours):
         raise ValueError(f"business hours must be a finite number, not {hours!r}")
     return add_business_time(start, timedelta(hours=hours), calendar)
+
+
+def add_business_days(day: date, days: int, calendar: BusinessCalendar) -> date:
+    """The `days`-th working day after `day` (`day` itself for 0, working or not): a
+    step postponed by 2 days after a Friday is due on Tuesday."""
+    if days < 0:
+        raise ValueError("business days cannot be negative")
+    for _ in range(_MAX_DAYS_SCANNED):
+        if not days:
+            return day
+        day += timedelta(days=1)
+        days -= calendar.is_working_day(day)
+    raise ValueError(f"no working day in {_MAX_DAYS_SCANNED} days: check [calendar]")
+
+
+def working_day_start(day: date, calendar: BusinessCalendar) -> datetime:
+    """The instant (UTC) the working time of `day` begins; midnight of a day without
+    working time, which then starts at once."""
+    for begins, _ in calendar.periods(day):
+        return begins
+    return datetime.combine(day, time(0), tzinfo=calendar.timezone).astimezone(UTC)

@@ -50,6 +50,12 @@ class MessageExtra(TypedDict, total=False):
     delivery_error: str
     # Deadline notes (tickets/deadlines.py): remind | escalate | resolution_warning.
     sla_step: str
+    # Action-sequence notes (tickets/sequence_plan.py, tickets/sequence_steps.py): the
+    # sequence's code, the step's number, and started | scheduled | mailed | blocked |
+    # done | finished | stopped.
+    sequence: str
+    sequence_step: int
+    sequence_event: str
 
 
 def load_extra(text: str | None) -> MessageExtra:

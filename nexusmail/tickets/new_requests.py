@@ -27,6 +27,7 @@ from nexusmail.tickets.cases import (
 from nexusmail.tickets.models import Direction, MessageKind, OutboxKind, Priority, Source
 from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
 from nexusmail.tickets.sender_match import link_equipment, match_sender
+from nexusmail.tickets.sequence_plan import start_by_trigger
 from nexusmail.tickets.sla_plan import plan_new_intervention
 from nexusmail.tickets.tags import format_tag
 
@@ -120,6 +121,7 @@ def open_case(
         extra={"entry": "operator"},
     )
     add_message(tx, number, first, now=now)
+    start_by_trigger(tx, number, request.request_type, now=now, settings=settings)
     if not request.acknowledge:
         return Opened(number)
     in_reply_to = [first.message_id] if first.message_id else []

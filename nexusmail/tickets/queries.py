@@ -18,6 +18,7 @@ from nexusmail.tickets.attention import needs_attention
 from nexusmail.tickets.due_filter import DueFilter, due_clause
 from nexusmail.tickets.message_extra import MessageExtra, load_extra
 from nexusmail.tickets.models import AssignmentStatus, MessageKind, Status
+from nexusmail.tickets.sequence_queries import SequenceRunView, sequence_of
 from nexusmail.tickets.visibility import OWNED_CASE_CONDITION
 
 
@@ -96,6 +97,7 @@ class InterventionDetail(InterventionSummary):
     messages: list[MessageView]
     activities: list[ActivityView]
     notify_customer_on_resolve: bool | None   # None: as [reports] customer_closing_mail
+    sequence: SequenceRunView | None          # the action sequence run on it, if any
 
 
 class InterventionPage(TypedDict):
@@ -265,6 +267,7 @@ async def get_intervention(conn: ReadTx, number: int) -> InterventionDetail | No
         else bool(row["notify_customer_on_resolve"]),
         "activities": await activities_of(
             conn, number, {message["id"]: message["attachments"] for message in messages}),
+        "sequence": await sequence_of(conn, number),
     }
 
 

@@ -33,6 +33,7 @@ from nexusmail.tickets.models import AssignmentStatus, Direction, MessageKind, O
 from nexusmail.tickets.new_requests import own_domain
 from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
 from nexusmail.tickets.recurrence import local_date
+from nexusmail.tickets.sequence_plan import sequence_running, step_finished
 from nexusmail.tickets.tags import format_tag
 
 log = structlog.get_logger(__name__)
@@ -59,6 +60,9 @@ def apply_report(
     tx.execute("UPDATE assignments SET status = ?, report = ?, reason = ? WHERE id = ?",
                (_status_after(current, done), str(reading.verdict), reading.reason,
                 assignment_id))
+    if done:
+        # A sequence step done: its next step is scheduled before resolution is judged.
+        step_finished(tx, assignment_id, reported_done=True, now=now, settings=settings)
     record_report_activity(tx, ReportActivity(
         number=number, assignment_id=assignment_id, employee_email=employee["email"],
         day=local_date(written_at, settings.scheduler.timezone),
@@ -110,14 +114,15 @@ def _status_after(current: AssignmentStatus, done: bool) -> AssignmentStatus:
 def _resolve_when_all_done(tx: WriteTx, number: int, context: dict[str, Any], *,
                            now: datetime, settings: Settings) -> None:
     """Resolve an open intervention whose confirmed assignees have all reported done
-    (and where nobody's last report said the job is not finished)."""
+    (and where nobody's last report said the job is not finished), unless an action
+    sequence still has steps to go."""
     # Still to finish: a confirmed technician, or one whose last word was "not done".
     waiting = tx.execute(
         "SELECT count(*) FROM assignments WHERE intervention_number = ? AND (status = ?"
         " OR (report = ? AND status <> ?))",
         (number, AssignmentStatus.CONFIRMED, Verdict.NOT_DONE,
          AssignmentStatus.REJECTED)).fetchone()[0]
-    if waiting:
+    if waiting or sequence_running(tx, number):
         return
     # Guarded: only an open case resolves (a closed or held one is the operator's call).
     changed = tx.execute(

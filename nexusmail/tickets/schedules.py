@@ -48,6 +48,7 @@ from nexusmail.tickets.recurrence import (
     opening_date,
     plan_due,
 )
+from nexusmail.tickets.sequence_plan import start_by_trigger
 from nexusmail.tickets.sla_plan import plan_new_intervention
 
 log = structlog.get_logger(__name__)
@@ -256,6 +257,7 @@ def _open_occurrence(tx: WriteTx, row: DbRow, spec: ScheduleSpec,
         kind=MessageKind.NOTE, direction=Direction.INTERNAL, author=f"schedule:{row['id']}",
         subject=spec.subject, body_text=description, extra=extra,
     ), now=now)
+    start_by_trigger(tx, number, spec.request_type, now=now, settings=settings)
     mails, failed = 0, []
     for email in spec.assignees:
         problem = "" if reply_keys else "no reply signing key is loaded"

@@ -33,6 +33,8 @@ class StepDef:
     expected_hours: float | None = None
     notes: str = ""
     postpone_days: int = 0
+    # Only a "done" work report finishes the step; False: its confirmation does.
+    needs_report: bool = True
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class StepView(TypedDict):
     expected_hours: float | None
     notes: str
     postpone_days: int
+    needs_report: bool
 
 
 class SequenceView(TypedDict):
@@ -81,9 +84,10 @@ def create_sequence(tx: WriteTx, plan: SequenceDef, *, now: datetime) -> int:
         raise Conflict(f"a sequence with code {plan.code!r} exists already") from None
     tx.executemany(
         "INSERT INTO sequence_steps (sequence_id, number, employee_id, team_id, action,"
-        " expected_hours, notes, postpone_days) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " expected_hours, notes, postpone_days, needs_report)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(sequence_id, number, employee_id, team_id, step.action, step.expected_hours,
-          step.notes, step.postpone_days)
+          step.notes, step.postpone_days, int(step.needs_report))
          for number, (step, (employee_id, team_id)) in enumerate(zip(plan.steps, who,
                                                                      strict=True), 1)])
     log.info("sequence.created", code=plan.code, steps=len(plan.steps))
@@ -107,6 +111,7 @@ def _who(tx: WriteTx, step: StepDef) -> tuple[int | None, int | None]:
 _SEQUENCES_SQL = (
     "SELECT s.id, s.code, s.description, s.notes, s.trigger_request_type, s.created_at,"
     " st.number, st.action, st.expected_hours, st.notes AS step_notes, st.postpone_days,"
+    " st.needs_report,"
     " e.email, t.name AS team FROM sequences s"
     " LEFT JOIN sequence_steps st ON st.sequence_id = s.id"
     " LEFT JOIN employees e ON e.id = st.employee_id"
@@ -130,5 +135,6 @@ async def list_sequences(conn: ReadTx, code: str | None = None) -> list[Sequence
             plan["steps"].append({
                 "number": row["number"], "employee_email": row["email"], "team": row["team"],
                 "action": row["action"], "expected_hours": row["expected_hours"],
-                "notes": row["step_notes"], "postpone_days": row["postpone_days"]})
+                "notes": row["step_notes"], "postpone_days": row["postpone_days"],
+                "needs_report": bool(row["needs_report"])})
     return list(found.values())

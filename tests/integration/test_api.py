@@ -136,7 +136,9 @@ async def test_phone_request_creates_an_intervention(api: Api) -> None:
         "updated_at", "closed_at", "last_activity_at", "last_inbound_at", "assignments",
         "messages", "activities", "needs_attention",
         "notify_customer_on_resolve", "response_due", "resolution_due",
-        "contact", "site", "equipment", "channel", "requested_at", "owner", "status_reason"}
+        "contact", "site", "equipment", "channel", "requested_at", "owner", "status_reason",
+        "sequence"}
+    assert detail["sequence"] is None
     assert detail["needs_attention"] == ["unassigned"]
     first = detail["messages"][0]
     assert set(first) == {"id", "kind", "direction", "from", "to", "cc", "author", "subject",

@@ -96,6 +96,13 @@ def extra_rows(tx: WriteTx) -> None:
                " expected_hours, postpone_days) VALUES (1, 1, 1, 'call', 0.5, 2)")
     tx.execute("INSERT INTO sequence_steps (sequence_id, number, employee_id, action)"
                " VALUES (1, 2, 1, 'visit')")
+    tx.execute("INSERT INTO sequence_runs (intervention_number, sequence_id, code, started_by,"
+               " started_at) VALUES (1, 1, 'MAN-1', 'api:dispatch', ?)", (now,))
+    tx.execute("INSERT INTO sequence_run_steps (run_id, number, team_id, action, status,"
+               " due_on, mail_at, team_dispatch_id, needs_report, assigned_at) VALUES"
+               " (1, 1, 1, 'call', 'assigned', '2026-03-02', ?, 1, 0, ?)", (now, now))
+    tx.execute("INSERT INTO sequence_run_steps (run_id, number, employee_id, action,"
+               " expected_hours) VALUES (1, 2, 1, 'visit', 2.5)")
     tx.execute("INSERT INTO workers (id, started_at, last_seen, holds)"
                " VALUES ('0123456789abcdef', ?, ?, '{\"outbox\": 0}')", (now, now))
     # As if cases 4..10 had been opened and rolled back: numbers are never given twice.
