@@ -27,6 +27,7 @@ from psycopg import errors
 from psycopg_pool import AsyncConnectionPool
 
 from nexusmail.storage.group_commit import GroupCommitWriter, Outcome, StorageError
+from nexusmail.storage.pg_pipeline import PipelinedUnit, roll_back_quietly
 from nexusmail.storage.postgresql import Row, connect, migrate, row_factory, translate
 
 log = structlog.get_logger(__name__)
@@ -181,22 +182,39 @@ class PgStore(GroupCommitWriter):
         if self._conn is None or self._conn.broken or self._conn.closed:
             self._conn = self._connect()  # raises OperationalError while the server is down
         conn = self._conn
-        outcomes: list[Outcome] = []
-        with conn.transaction():
-            tx = WriteConnection(conn)
-            for fn in fns:
-                try:
-                    with conn.transaction():  # a SAVEPOINT: a unit's failure stays its own
-                        value = fn(tx)
-                except _STORAGE_FAILURES + _RETRYABLE:
-                    raise  # the database's trouble, not the unit's: the group fails
-                except Exception as exc:  # the unit's own failure: its caller gets it
-                    outcomes.append((False, exc))
-                else:
-                    outcomes.append((True, value))
+        try:
+            # Pipeline mode: a unit's statements go out without waiting for each answer
+            # (storage.pg_pipeline); the COMMIT is waited for before any unit is settled.
+            with conn.pipeline() as pipeline:
+                outcomes = [_apply_unit(PipelinedUnit(conn, pipeline), fn) for fn in fns]
+                conn.commit()
+        except BaseException:
+            roll_back_quietly(conn)
+            raise
         self.commits += 1
         return outcomes
 
     def _drop_broken_connection(self) -> None:
         if self._conn is not None and (self._conn.broken or self._conn.closed):
             self._conn = None
+
+
+def _apply_unit(unit: PipelinedUnit, fn: Callable[[Any], Any]) -> Outcome:
+    """One unit in its own savepoint: a unit's failure stays its own, the database's
+    trouble (raised) fails the group."""
+    try:
+        unit.send_quietly("SAVEPOINT unit")
+        value = fn(unit)
+        unit.send_quietly("RELEASE SAVEPOINT unit")
+        unit.wait()  # the unit's unread statements answer here, inside the unit
+    except _STORAGE_FAILURES + _RETRYABLE:
+        raise
+    except Exception as exc:  # the unit's own failure: its caller gets it
+        pending = unit.drain()  # what it sent before failing, unread
+        if isinstance(pending, _STORAGE_FAILURES + _RETRYABLE):
+            raise pending from exc
+        unit.send_quietly("ROLLBACK TO SAVEPOINT unit")
+        unit.send_quietly("RELEASE SAVEPOINT unit")
+        unit.wait()
+        return False, exc
+    return True, value
