@@ -33,19 +33,21 @@ class AckSkipped(StrEnum):
 
 def ack_refused(tx: WriteTx, peer: Peer, *, now: datetime,
                 settings: MailSettings) -> AckSkipped | None:
-    """Why no acknowledgement may go to `peer` now, or None when one may. The counts
-    are read only as far as needed: most mails stop at their own address's."""
+    """Why no acknowledgement may go to `peer` now, or None when one may: the
+    recipient's address first, then its domain, then everyone's."""
     if peer.ours:
         return AckSkipped.OWN_ADDRESS
     peer_counts.hold_counts(tx)  # held to the commit, which counts this one if it goes
-    since = now - BUDGET_WINDOW
-    if peer_counts.count_by_address(tx, PeerEvent.ACK, peer.address,
-                                    since) >= settings.max_acks_per_hour:
+    counts = peer_counts.counts_up_to(
+        tx, PeerEvent.ACK, peer, now - BUDGET_WINDOW,
+        address_cap=settings.max_acks_per_hour,
+        domain_cap=settings.max_acks_per_hour_per_domain,
+        total_cap=settings.max_acks_per_hour_total)
+    if counts.address >= settings.max_acks_per_hour:
         return AckSkipped.ADDRESS_BUDGET
-    if peer_counts.count_by_domain(tx, PeerEvent.ACK, peer.domain,
-                                   since) >= settings.max_acks_per_hour_per_domain:
+    if counts.domain >= settings.max_acks_per_hour_per_domain:
         return AckSkipped.DOMAIN_BUDGET
-    if peer_counts.count_all(tx, PeerEvent.ACK, since) >= settings.max_acks_per_hour_total:
+    if counts.total >= settings.max_acks_per_hour_total:
         return AckSkipped.TOTAL_BUDGET
     return None
 

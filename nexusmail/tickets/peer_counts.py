@@ -2,8 +2,10 @@
 
 One row per acknowledgement queued and per case opened by mail, under the sender as
 counted (nexusmail.mail.peers: address without +extension, and domain). Rows are only
-needed for the longest window that reads them, so each insert deletes what has aged
-past it: the table stays the size of an hour or two of traffic.
+needed for the longest window that reads them, so every PRUNE_EVERY-th insert deletes
+what has aged past it: the table stays the size of an hour or two of traffic. (Not on
+every insert: that was one more statement per new case for the store's one writer,
+and the counts only read rows inside their window anyway.)
 
 A count decides a write (one more acknowledgement, one more case before a mute), so a
 unit reading counts first holds them still with `hold_counts` until it commits: else two
@@ -13,6 +15,7 @@ the total budget being one number for all senders.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -20,6 +23,9 @@ from nexusmail.clock import iso
 from nexusmail.mail.peers import Peer
 from nexusmail.storage import xact_lock
 from nexusmail.storage.connections import WriteTx
+
+# An insert whose id is a multiple of this also deletes its kind's aged rows.
+PRUNE_EVERY = 64
 
 
 class PeerEvent(StrEnum):
@@ -35,10 +41,39 @@ def hold_counts(tx: WriteTx) -> None:
 
 def record(tx: WriteTx, kind: PeerEvent, peer: Peer, *, now: datetime,
            keep: timedelta) -> None:
-    """Count one `kind` event for `peer`; forget those older than `keep`."""
-    tx.execute("DELETE FROM peer_events WHERE kind = ? AND at < ?", (kind, iso(now - keep)))
-    tx.execute("INSERT INTO peer_events (kind, address, domain, at) VALUES (?, ?, ?, ?)",
-               (kind, peer.address, peer.domain, iso(now)))
+    """Count one `kind` event for `peer`; now and then, forget those older than `keep`."""
+    row_id = int(tx.execute(
+        "INSERT INTO peer_events (kind, address, domain, at) VALUES (?, ?, ?, ?) RETURNING id",
+        (kind, peer.address, peer.domain, iso(now))).fetchone()[0])
+    if row_id % PRUNE_EVERY == 0:
+        tx.execute("DELETE FROM peer_events WHERE kind = ? AND at < ?", (kind, iso(now - keep)))
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Events of one kind since an instant, each count read no further than its cap."""
+
+    address: int
+    domain: int
+    total: int
+
+
+def counts_up_to(tx: WriteTx, kind: PeerEvent, peer: Peer, since: datetime, *,
+                 address_cap: int, domain_cap: int, total_cap: int) -> Counts:
+    """`kind` events since `since` for the peer's address, its domain and everyone, in
+    one statement; each count stops at its cap (a budget only asks whether it is
+    reached, and the total would otherwise read the whole window at every mail)."""
+    at = iso(since)
+    row = tx.execute(
+        "SELECT (SELECT count(*) FROM (SELECT 1 FROM peer_events"
+        "         WHERE kind = ? AND address = ? AND at >= ? LIMIT ?) AS a),"
+        " (SELECT count(*) FROM (SELECT 1 FROM peer_events"
+        "   WHERE kind = ? AND domain = ? AND at >= ? LIMIT ?) AS d),"
+        " (SELECT count(*) FROM (SELECT 1 FROM peer_events"
+        "   WHERE kind = ? AND at >= ? LIMIT ?) AS t)",
+        (kind, peer.address, at, address_cap, kind, peer.domain, at, domain_cap,
+         kind, at, total_cap)).fetchone()
+    return Counts(int(row[0]), int(row[1]), int(row[2]))
 
 
 def count_by_address(tx: WriteTx, kind: PeerEvent, address: str, since: datetime) -> int:
@@ -49,11 +84,6 @@ def count_by_address(tx: WriteTx, kind: PeerEvent, address: str, since: datetime
 def count_by_domain(tx: WriteTx, kind: PeerEvent, domain: str, since: datetime) -> int:
     return _count(tx, "SELECT count(*) FROM peer_events WHERE kind = ? AND domain = ?"
                       " AND at >= ?", (kind, domain, iso(since)))
-
-
-def count_all(tx: WriteTx, kind: PeerEvent, since: datetime) -> int:
-    return _count(tx, "SELECT count(*) FROM peer_events WHERE kind = ? AND at >= ?",
-                  (kind, iso(since)))
 
 
 def _count(tx: WriteTx, sql: str, params: tuple[str, ...]) -> int:
