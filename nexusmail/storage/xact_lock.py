@@ -28,7 +28,11 @@ def lock_key(scope: str, key: object) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def hold(tx: WriteTx, scope: str, key: object) -> None:
-    """Wait for, then hold until the transaction ends, the lock on `key` in `scope`."""
-    if dialect_of(tx) == "postgresql":
-        tx.execute("SELECT pg_advisory_xact_lock(CAST(? AS BIGINT))", (lock_key(scope, key),))
+def hold(tx: WriteTx, scope: str, key: object) -> bool:
+    """Wait for, then hold until the transaction ends, the lock on `key` in `scope`.
+    True when a lock was taken, so what was read before may have changed meanwhile;
+    False on SQLite, where nothing else writes."""
+    if dialect_of(tx) != "postgresql":
+        return False
+    tx.execute("SELECT pg_advisory_xact_lock(CAST(? AS BIGINT))", (lock_key(scope, key),))
+    return True

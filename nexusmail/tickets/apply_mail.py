@@ -33,6 +33,7 @@ from nexusmail.tickets.assignments import (
     AssignmentMatch,
     answer_facts,
     find_assignment_for_reply,
+    hold_for_answer,
     record_reply,
 )
 from nexusmail.tickets.case_edits import request_type_defaults
@@ -146,6 +147,7 @@ def _gather_facts(
     match = find_assignment_for_reply(tx, mail, sender=sender, envelope_to=inbound.envelope_to,
                                       settings=settings, reply_keys=reply_keys)
     if match is not None:
+        match = hold_for_answer(tx, match)
         # body_text, not body_html: for HTML-only mail it was converted with blockquotes as
         # "> " lines, while sanitizing dropped the class markers of the quote blocks.
         reading = inbound.reading or read_reply(mail.body_text)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from nexusmail.config import Settings
 from nexusmail.mail.addresses import base_address, is_support_recipient, plus_extension
 from nexusmail.mail.parsed import ParsedMail
 from nexusmail.mail.reply_reading import REPORTS, ReplyReading, Verdict
+from nexusmail.storage import xact_lock
 from nexusmail.storage.connections import INTEGRITY_ERRORS, DbRow, WriteTx
 from nexusmail.tickets.assignment_calendar import CANCEL, visit_window
 from nexusmail.tickets.assignment_road import road_context
@@ -265,6 +266,16 @@ _MATCH_BY = {
 }
 
 
+def hold_for_answer(tx: WriteTx, match: AssignmentMatch) -> AssignmentMatch:
+    """`match` as it stands now, held against other writers until the commit: two
+    answers on one assignment reaching two daemons at once are ruled one after the
+    other, the second on the decision the first made (its status, its Date)."""
+    if not xact_lock.hold(tx, "assignment", match.assignment_id):
+        return match
+    fresh = _load(tx, MatchedBy.TOKEN, (match.assignment_id,))
+    return match if fresh is None else replace(fresh, matched_by=match.matched_by)
+
+
 def _load(tx: WriteTx, matched_by: MatchedBy, params: tuple[Any, ...]
           ) -> AssignmentMatch | None:
     row = tx.execute(_MATCH_BY[matched_by], params).fetchone()
@@ -469,6 +480,7 @@ def apply_reply_as_operator(tx: WriteTx, message_id: int, *, operator: str, now:
     match = _load(tx, MatchedBy.TOKEN, (extra.get("assignment_id"),))
     if match is None:
         raise NotFound("the assignment of this reply no longer exists")
+    match = hold_for_answer(tx, match)
     verdict = Verdict(row["verdict"])
     if match.status is AssignmentStatus.TAKEN:
         raise Conflict("a colleague of the team took this job")

@@ -19,6 +19,7 @@ import structlog
 
 from nexusmail.clock import iso
 from nexusmail.config import Settings
+from nexusmail.storage import xact_lock
 from nexusmail.storage.connections import INTEGRITY_ERRORS, ReadTx, WriteTx
 from nexusmail.tickets.cases import Conflict, NotFound
 from nexusmail.tickets.models import AssignmentStatus, OutboxKind
@@ -149,8 +150,15 @@ def _release_colleagues(tx: WriteTx, dispatch_id: int, winner_id: int, *, now: d
     number = head["intervention_number"]
     context = case_context(tx, number)
     for colleague in colleagues:
-        tx.execute("UPDATE assignments SET status = ?, decided_at = ? WHERE id = ?",
-                   (AssignmentStatus.TAKEN, iso(now), colleague["id"]))
+        # Guarded: a colleague's rejection written meanwhile by another daemon stands,
+        # and they are not told of a job they already declined.
+        released = tx.execute(
+            "UPDATE assignments SET status = ?, decided_at = ? WHERE id = ?"
+            " AND status IN (?, ?)", (AssignmentStatus.TAKEN, iso(now), colleague["id"],
+                                     AssignmentStatus.PENDING, AssignmentStatus.UNCLEAR)
+        ).rowcount == 1
+        if not released:
+            continue
         thread = [colleague["mail_message_id"]] if colleague["mail_message_id"] else []
         notice: dict[str, Any] = {
             **context, "team": head["team"], "taken_by": head["taken_by"],
@@ -180,6 +188,9 @@ def after_rejection(tx: WriteTx, assignment_id: int, *, now: datetime, settings:
     if row is None or row["team_dispatch_id"] is None:
         return False
     dispatch_id = row["team_dispatch_id"]
+    # Two members rejecting at once on two daemons would each see the other's assignment
+    # still open, and nobody would tell the operators: the second reads after the first.
+    xact_lock.hold(tx, "team_dispatch", dispatch_id)
     members = tx.execute(
         "SELECT a.status, a.reason, e.email, e.name FROM assignments a"
         " JOIN employees e ON e.id = a.employee_id WHERE a.team_dispatch_id = ?"

@@ -24,12 +24,21 @@ from race_gate import Outcome, RaceGate
 
 from nexusmail.config import Settings
 from nexusmail.ingest.prepare import prepare
+from nexusmail.storage.pg_store import WriteConnection
+from nexusmail.storage.postgresql import connect
 from nexusmail.tickets.apply_mail import InboundMail, IngestResult, apply_inbound
+from nexusmail.tickets.assignments import assign, assign_team, assignment_context
+from nexusmail.tickets.cases import add_employee
+from nexusmail.tickets.models import AssignmentStatus, Source
 from nexusmail.tickets.models import Outcome as MailOutcome
-from nexusmail.tickets.models import Source
 from nexusmail.tickets.new_requests import Opened, OpenRequest, open_case
+from nexusmail.tickets.reply_tokens import make_token, reply_address
+from nexusmail.tickets.teams import after_rejection, claim_job, create_team
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+KEYS = [b"k" * 32]
+LUCA, ION = "luca@firm.test", "ion@firm.test"
+OPERATOR = "ops@firm.test"
 
 
 @pytest.fixture
@@ -115,10 +124,13 @@ def test_two_mails_of_a_new_sender_make_one_customer(database: str,
                           " FROM interventions") == [(1, 2)]
 
 
+def request_of(email: str) -> OpenRequest:
+    return OpenRequest(customer_email=email, customer_name="", subject="Caldaia",
+                       description="Non parte.", source=Source.EMAIL)
+
+
 def opening(email: str, settings: Settings) -> partial[Opened]:
-    request = OpenRequest(customer_email=email, customer_name="", subject="Caldaia",
-                          description="Non parte.", source=Source.EMAIL)
-    return partial(open_case, request=request, now=NOW, settings=settings)
+    return partial(open_case, request=request_of(email), now=NOW, settings=settings)
 
 
 def test_the_last_acknowledgement_of_the_hour_goes_out_once(database: str,
@@ -148,3 +160,135 @@ def test_a_domain_over_its_case_limit_is_muted_even_across_daemons(
     results = values(gate.run(applying(first, settings), applying(second, settings)))
     assert sorted(r.outcome for r in results) == [MailOutcome.HELD, MailOutcome.NEW_REQUEST]
     assert rows(database, "SELECT count(*) FROM interventions") == [(1,)]
+
+
+def write(url: str, fn: Any) -> Any:
+    """One unit, committed, on its own connection (the set-up before a race)."""
+    with connect(url) as conn, conn.transaction():
+        return fn(WriteConnection(conn))
+
+
+def staffed_case(url: str, settings: Settings, *, team: bool) -> dict[str, int]:
+    """Case 1 for a customer, assigned to Luca and Ion as a team (or to Luca alone);
+    each assignment's id by the member's address."""
+    def unit(tx: Any) -> dict[str, int]:
+        for email, name in ((LUCA, "Luca"), (ION, "Ion")):
+            add_employee(tx, email=email, name=name, language="it", now=NOW)
+        number = open_case(tx, request_of("mario@rossi.test"), now=NOW,
+                           settings=settings).number
+        if not team:
+            return {LUCA: assign(tx, number, LUCA, now=NOW, settings=settings,
+                                 reply_keys=KEYS)}
+        create_team(tx, "Caldaie", [LUCA, ION], now=NOW)
+        ids = assign_team(tx, number, "Caldaie", now=NOW, settings=settings, reply_keys=KEYS)
+        return dict(zip(sorted([ION, LUCA]), ids, strict=True))
+    return dict(write(url, unit))
+
+
+def reply(member: str, assignment_id: int, body: str, *, written: str) -> InboundMail:
+    """A member's answer to their assignment mail, through its signed Reply-To."""
+    to = reply_address(SUPPORT, make_token(KEYS[0], assignment_id, 1, member))
+    raw = (f"From: <{member}>\r\nTo: <{to}>\r\nSubject: Re: [#1] Caldaia\r\n"
+           f"Message-ID: <{member}.{written}@firm.test>\r\n"
+           f"Date: Mon, 2 Mar 2026 {written}:00 +0000\r\n\r\n{body}\r\n").encode()
+    prepared = prepare(raw, member, ["firm.test"], 100_000, 20, [to])
+    return InboundMail(raw=raw, raw_sha256=prepared.raw_sha256,
+                       content_sha256=prepared.content_sha256, mail=prepared.mail,
+                       source="smtp", envelope_from=member, envelope_to=[to],
+                       noise_reason=None, attachments=(), reading=prepared.reading)
+
+
+def answering(mail: InboundMail, settings: Settings) -> partial[IngestResult]:
+    return partial(apply_inbound, inbound=mail, now=NOW, settings=settings, reply_keys=KEYS)
+
+
+def statuses(url: str) -> dict[str, str]:
+    return dict(rows(url, "SELECT e.email, a.status FROM assignments a"  # type: ignore[arg-type]
+                          " JOIN employees e ON e.id = a.employee_id"))
+
+
+def test_two_team_confirmations_at_once_give_the_job_once(database: str,
+                                                          settings: Settings) -> None:
+    """Both members of a team confirm at once on two daemons: the UPDATE guarded on
+    taken_by being empty lets one take the job; the other's assignment is `taken`."""
+    ids = staffed_case(database, settings, team=True)
+    gate = RaceGate(database, pause_before="UPDATE team_dispatches SET taken_by")
+    results = values(gate.run(answering(reply(LUCA, ids[LUCA], "Confermo.",
+                                              written="09:20"), settings),
+                              answering(reply(ION, ids[ION], "Confermo.",
+                                              written="09:21"), settings)))
+    assert sorted(bool(r.acted) for r in results) == [False, True]
+    assert sorted(statuses(database).values()) == ["confirmed", "taken"]
+
+
+def test_the_last_two_team_rejections_at_once_alert_the_operators(
+        database: str, tmp_path: Path) -> None:
+    """Both members of a team reject at once on two daemons: the second to decide sees
+    the first's rejection, so the operators are told that nobody will go."""
+    settings = make_settings(tmp_path / "data", mail={"operator_addresses": [OPERATOR]})
+    ids = staffed_case(database, settings, team=True)
+    gate = RaceGate(database, pause_before="SELECT a.status, a.reason, e.email")
+    values(gate.run(answering(reply(LUCA, ids[LUCA], "Rifiuto, sono in ferie.",
+                                    written="09:20"), settings),
+                    answering(reply(ION, ids[ION], "Rifiuto, non posso.",
+                                    written="09:21"), settings)))
+    assert sorted(statuses(database).values()) == ["rejected", "rejected"]
+    assert rows(database, "SELECT count(*) FROM outbox WHERE recipient = 'ops@firm.test'"
+                ) == [(1,)]
+
+
+def test_all_rejected_is_seen_by_the_second_rejection_whatever_else_it_wrote(
+        database: str, tmp_path: Path) -> None:
+    """The check alone, without the case's row that a reply also updates (and which
+    orders two replies on one case as a side effect): of two members' rejections
+    written at once, exactly one finds the whole team has said no."""
+    settings = make_settings(tmp_path / "data", mail={"operator_addresses": [OPERATOR]})
+    ids = staffed_case(database, settings, team=True)
+
+    def rejecting(assignment_id: int) -> Any:
+        def unit(tx: Any) -> bool:
+            tx.execute("UPDATE assignments SET status = ? WHERE id = ?",
+                       (AssignmentStatus.REJECTED, assignment_id))
+            return after_rejection(tx, assignment_id, now=NOW, settings=settings,
+                                   case_context=assignment_context)
+        return unit
+
+    gate = RaceGate(database, pause_before="SELECT a.status, a.reason, e.email")
+    told = values(gate.run(rejecting(ids[LUCA]), rejecting(ids[ION])))
+    assert sorted(told) == [False, True]
+
+
+def test_a_colleague_who_declined_meanwhile_is_not_released(database: str,
+                                                           settings: Settings) -> None:
+    """Luca takes the team's job while Ion's rejection lands on another daemon after
+    Luca's writer read Ion as still open: Ion's `rejected` stands, and he gets no
+    notice that the job he declined was taken."""
+    ids = staffed_case(database, settings, team=True)
+
+    def declining(tx: Any) -> None:
+        tx.execute("UPDATE assignments SET status = ? WHERE id = ?",
+                   (AssignmentStatus.REJECTED, ids[ION]))
+
+    taking = partial(claim_job, assignment_id=ids[LUCA], now=NOW, settings=settings,
+                     case_context=assignment_context)
+    gate = RaceGate(database, pause_before="UPDATE assignments SET status", ordered=True)
+    _, colleague = values(gate.run(declining, taking))
+    assert colleague == ""
+    assert statuses(database)[ION] == "rejected"
+    assert rows(database, "SELECT count(*) FROM outbox WHERE recipient = 'ion@firm.test'"
+                " AND kind = 'taken_notice'") == [(0,)]
+
+
+def test_an_older_answer_landing_second_does_not_undo_a_newer_one(
+        database: str, settings: Settings) -> None:
+    """Luca's "no" (written 09:25) and his earlier "yes" (09:20) reach two daemons at
+    once: whichever is ruled first, the second is ruled on the first's decision, so the
+    newer "no" stands, as with one daemon. (Without that, the "yes" ruled on a stale
+    read and written last would confirm.)"""
+    ids = staffed_case(database, settings, team=False)
+    gate = RaceGate(database, pause_before="UPDATE assignments SET status", ordered=True)
+    refused, _ = values(gate.run(
+        answering(reply(LUCA, ids[LUCA], "Rifiuto, non posso.", written="09:25"), settings),
+        answering(reply(LUCA, ids[LUCA], "Confermo.", written="09:20"), settings)))
+    assert refused.acted
+    assert statuses(database) == {LUCA: "rejected"}

@@ -8,6 +8,10 @@ interleaving that breaks a select-then-insert, every time rather than by luck. A
 that is instead waiting on a lock the first holds (the guard doing its job) cannot
 reach the point; that counts as arriving, or the two would wait for each other forever.
 The wait is read from `pg_stat_activity`, not guessed with a sleep.
+
+With `ordered=True` the second unit goes on from the point only once the first has
+committed: for races whose wrong result depends on which write lands last, so the
+test fails the same way every time.
 """
 
 from __future__ import annotations
@@ -67,14 +71,20 @@ class _GatedTx:
         if self._gate.pause_before in sql and not self._me.arrived.is_set():
             self._me.arrived.set()
             self._outcome.met_the_other = self._gate.wait_for(self._other)
+            # Only when both got here: if the first waits on a lock this one holds, the
+            # guard has ordered them already.
+            if (self._gate.ordered and self._me.name == "second"
+                    and self._outcome.met_the_other):
+                self._gate.wait_until_finished(self._other)
 
 
 class RaceGate:
     """Run two units against the database at `url`, meeting before `pause_before`."""
 
-    def __init__(self, url: str, pause_before: str) -> None:
+    def __init__(self, url: str, pause_before: str, *, ordered: bool = False) -> None:
         self.url = url
         self.pause_before = pause_before
+        self.ordered = ordered
 
     def run(self, first: Callable[[Any], Any], second: Callable[[Any], Any]
             ) -> tuple[Outcome, Outcome]:
@@ -116,6 +126,17 @@ class RaceGate:
                     raise AssertionError(f"the {other.name} unit never reached the gate")
                 time.sleep(POLL_S)
         return True
+
+    def wait_until_finished(self, other: _Party) -> None:
+        """Until `other` has committed, or waits on a lock (this unit must go on then)."""
+        deadline = time.monotonic() + WAIT_LIMIT_S
+        with psycopg.connect(self.url, autocommit=True) as monitor:
+            while not other.finished.is_set():
+                if _waits_on_a_lock(monitor, other.pid):
+                    return
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the {other.name} unit never finished")
+                time.sleep(POLL_S)
 
 
 def _waits_on_a_lock(monitor: psycopg.Connection[Any], pid: int) -> bool:
