@@ -172,6 +172,7 @@ class Ingest:
             envelope_from=envelope.mail_from, envelope_to=tuple(envelope.rcpt_tos),
             noise_reason=prepared.noise, attachments=stored, language=prepared.language,
             reading=prepared.reading, serial_candidates=prepared.serial_candidates,
+            request_text=prepared.request_text,
             acknowledge=options.acknowledge, retry_of=options.retry_of,
         )
         try:

@@ -21,6 +21,7 @@ from nexusmail.mail.reply_reading import ReplyReading, read_reply
 from nexusmail.mail.sender import NOT_CHECKED, from_problem
 from nexusmail.tickets.blobs import sha256_hex
 from nexusmail.tickets.reply_claims import may_name_assignment
+from nexusmail.tickets.request_guess import RequestText, request_text
 from nexusmail.tickets.serials import serial_candidates
 
 
@@ -39,6 +40,8 @@ class Prepared:
     reading: ReplyReading | None = None
     # Tokens that may be serials of the customer's machines, for the writer to look up.
     serial_candidates: tuple[str, ...] = ()
+    # What guessing its request type and urgency reads, should it open a case.
+    request_text: RequestText | None = None
 
 
 def prepare(raw: bytes, envelope_from: str | None, own_domains: Collection[str],
@@ -57,10 +60,11 @@ def prepare(raw: bytes, envelope_from: str | None, own_domains: Collection[str],
         reading = read_reply(mail.body_text, mail.html_as_sent)
         sender_problem = from_problem(mail.from_values)
     serials = () if noise else serial_candidates(mail.subject, mail.body_text)
+    text = None if noise else request_text(mail.subject, mail.body_text)
     # Read; not carried back to the ingest process, which has the sanitized HTML.
     mail = replace(mail, html_as_sent=None, from_values=(), sender_problem=sender_problem)
     return Prepared(sha256_hex(raw), content_sha256(raw), mail, noise, language, reading,
-                    serials)
+                    serials, text)
 
 
 def prepare_file(path: str, *args: Any, **kwargs: Any) -> Prepared:

@@ -49,7 +49,13 @@ from nexusmail.tickets.message_extra import MessageExtra
 from nexusmail.tickets.models import Direction, MessageKind, Outcome, Source, Status
 from nexusmail.tickets.new_requests import OpenRequest, open_case
 from nexusmail.tickets.peer_guard import hold_new_case, record_new_case
-from nexusmail.tickets.request_guess import guess_request, priority_for, type_names
+from nexusmail.tickets.request_guess import (
+    RequestText,
+    guess_from,
+    priority_for,
+    request_text,
+    type_phrases,
+)
 from nexusmail.tickets.serials import serial_candidates
 from nexusmail.tickets.tags import parse_tag, strip_reply_prefixes
 from nexusmail.tickets.thread_rules import ThreadFacts
@@ -83,6 +89,9 @@ class InboundMail:
     # Subject and body tokens that may be serials (tickets.serials), found before the
     # writer; None: found here (a retried or hand-made mail).
     serial_candidates: tuple[str, ...] | None = None
+    # The subject and body's start as guessing the request type reads them, worked out
+    # before the writer (tickets.request_guess); None: here.
+    request_text: RequestText | None = None
 
 
 @dataclass(frozen=True)
@@ -226,7 +235,8 @@ def _carry_out(
         record_new_case(tx, peer, now=now, settings=settings)
     subject = _shorten(mail.subject.strip() or "(no subject)", settings.limits.max_subject_chars)
     # What the customer says it is: a type of the firm's list, and urgency.
-    guess = guess_request(mail.subject, mail.body_text, type_names(tx))
+    guess = guess_from(inbound.request_text or request_text(mail.subject, mail.body_text),
+                       type_phrases(tx))
     priority = priority_for(guess, request_type_defaults(tx, guess.request_type)[0])
     opened = open_case(
         tx,

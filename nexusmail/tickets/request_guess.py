@@ -7,6 +7,11 @@ The reading is deliberately narrow: whole words of the subject and the first lin
 type only when exactly one type of the list is named, urgency only from a handful of
 words that mean it in Italian, Romanian or English. Anything else stays as before, for
 the operator to set. Linear in the text (one pass of a precompiled pattern).
+
+The mail's side (`request_text`: folding, the urgency words) needs nothing of the store,
+so ingest works it out in the parse step, off the store's one writer; the writer reads
+the list's names and matches them, their folded phrases kept for as long as the list
+reads the same (read each time, so another daemon's or the CLI's edit counts at once).
 """
 
 from __future__ import annotations
@@ -14,10 +19,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from nexusmail.mail.quote_strip import fold
-from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets.models import Priority
+
+if TYPE_CHECKING:  # the parse step imports this module, and needs no store
+    from nexusmail.storage.connections import WriteTx
 
 # How much of the body is read besides the subject: the first lines say what it is.
 BODY_CHARS = 500
@@ -32,29 +41,62 @@ class Guess:
     urgent: bool = False
 
 
+@dataclass(frozen=True)
+class RequestText:
+    """What guessing reads of a mail: the subject and the body's start, folded, and
+    whether they hold an urgency word."""
+
+    folded: str
+    urgent: bool
+
+
+# A type's (code, folded phrase): a name or code of the list, as matched.
+Phrases = tuple[tuple[str, str], ...]
+
+
+def request_text(subject: str, body: str) -> RequestText:
+    """The part of a mail `guess_from` reads (pure: the parse step works it out)."""
+    text = fold(f"{subject[:500]}\n{body[:BODY_CHARS]}")
+    return RequestText(text, _URGENT.search(text) is not None)
+
+
 def guess_request(subject: str, body: str, type_names: Iterable[tuple[str, str]]) -> Guess:
     """The type (code) whose name (or code) appears as whole words in the subject or
     the body's start, when exactly one does; whether the customer wrote an urgency word.
     `type_names` holds (code, name) pairs, several per code (one per language)."""
-    text = fold(f"{subject[:500]}\n{body[:BODY_CHARS]}")
-    named: set[str] = set()
-    for code, name in type_names:
-        phrase = fold(name.strip())
-        if len(phrase) >= 4 and _whole(phrase, text):
-            named.add(code)
-    return Guess(request_type=named.pop() if len(named) == 1 else "",
-                 urgent=_URGENT.search(text) is not None)
+    return guess_from(request_text(subject, body), phrases_of(tuple(type_names)))
 
 
-def type_names(tx: WriteTx) -> list[tuple[str, str]]:
+def guess_from(text: RequestText, phrases: Phrases) -> Guess:
+    """`guess_request` over a mail's prepared text and the list's folded phrases."""
+    named = {code for code, phrase in phrases if _whole(phrase, text.folded)}
+    return Guess(request_type=named.pop() if len(named) == 1 else "", urgent=text.urgent)
+
+
+@lru_cache(maxsize=8)
+def phrases_of(type_names: tuple[tuple[str, str], ...]) -> Phrases:
+    """The (code, folded name) pairs worth matching: a name under four letters would
+    match inside too many sentences. Kept per list (a list rarely changes, and folding
+    every name again was work the store's writer did at every new case)."""
+    folded = ((code, fold(name.strip())) for code, name in type_names)
+    return tuple((code, phrase) for code, phrase in folded if len(phrase) >= 4)
+
+
+def type_phrases(tx: WriteTx) -> Phrases:
+    """The folded phrases of the request types of the list as it is now."""
+    return phrases_of(type_names(tx))
+
+
+def type_names(tx: WriteTx) -> tuple[tuple[str, str], ...]:
     """(code, name) for every request type of the list, in each language and as its
     code written as words ("service_schedule" -> "service schedule")."""
     pairs = []
-    for row in tx.execute("SELECT code, name_en, name_it, name_ro FROM request_types").fetchall():
+    for row in tx.execute("SELECT code, name_en, name_it, name_ro FROM request_types"
+                          " ORDER BY code").fetchall():
         code = str(row[0])
         pairs.append((code, code.replace("_", " ")))
         pairs += [(code, str(name)) for name in row[1:] if name]
-    return pairs
+    return tuple(pairs)
 
 
 def priority_for(guess: Guess, type_priority: str | None) -> Priority:

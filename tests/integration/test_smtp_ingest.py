@@ -435,3 +435,23 @@ async def test_a_mailed_request_gets_the_type_it_names_and_its_urgency(
         "SELECT request_type, priority FROM interventions ORDER BY number")
     assert rows == [("leak", "high"), ("", "high"), ("", "normal")]
     await sink.wait_for_async(3)
+
+
+async def test_a_request_type_edited_between_mails_counts_for_the_next_one(
+        daemon: Daemon) -> None:
+    """The list's names are matched as they read at each mail: a type added, then
+    renamed, after mails were read is what the next mail is matched against."""
+    def edit(sql: str) -> Any:
+        return lambda tx: tx.execute(sql)
+
+    assert (await daemon.send(customer_mail(subject="Perdita in cantina")))[0] == 250
+    await daemon.running.store.write(edit(
+        "INSERT INTO request_types (code, name_en, name_it, name_ro, default_priority)"
+        " VALUES ('leak', 'Leak', 'Perdita', 'Scurgere', 'high')"))
+    assert (await daemon.send(customer_mail(subject="Perdita in cucina")))[0] == 250
+    await daemon.running.store.write(edit(
+        "UPDATE request_types SET name_it = 'Infiltrazione' WHERE code = 'leak'"))
+    for subject in ("Perdita in bagno", "Infiltrazione dal tetto"):
+        assert (await daemon.send(customer_mail(subject=subject)))[0] == 250
+    rows = await daemon.query("SELECT request_type FROM interventions ORDER BY number")
+    assert rows == [("",), ("leak",), ("",), ("leak",)]
