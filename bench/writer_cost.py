@@ -47,12 +47,16 @@ def _inbound(raw: bytes, prepared: Prepared) -> InboundMail:
                                size=len(a.data), sha256=sha256_hex(a.data),
                                content_id=a.content_id, inline=a.inline)
               for a in prepared.mail.attachments] if not prepared.noise else []
-    return InboundMail(
-        raw=raw, raw_sha256=prepared.raw_sha256, content_sha256=prepared.content_sha256,
-        mail=prepared.mail, source="smtp", envelope_from=None,
-        envelope_to=(SUPPORT_ADDRESS,), noise_reason=prepared.noise, attachments=stored,
-        language=prepared.language, reading=prepared.reading,
-        serial_candidates=prepared.serial_candidates)
+    fields = {"raw": raw, "raw_sha256": prepared.raw_sha256,
+              "content_sha256": prepared.content_sha256, "mail": prepared.mail,
+              "source": "smtp", "envelope_from": None, "envelope_to": (SUPPORT_ADDRESS,),
+              "noise_reason": prepared.noise, "attachments": stored,
+              "language": prepared.language, "reading": prepared.reading,
+              "serial_candidates": prepared.serial_candidates,
+              "request_text": getattr(prepared, "request_text", None)}
+    # What this tree's InboundMail knows (to compare revisions: PYTHONPATH=<older tree>).
+    known = InboundMail.__dataclass_fields__
+    return InboundMail(**{name: value for name, value in fields.items() if name in known})
 
 
 def run(mails: list[InboundMail], settings: Settings, group: int,
