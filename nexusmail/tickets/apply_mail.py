@@ -43,7 +43,7 @@ from nexusmail.tickets.cases import (
     add_message,
     add_participants,
     add_thread_refs,
-    reopen_intervention,
+    reopen_if_not_open,
 )
 from nexusmail.tickets.message_extra import MessageExtra
 from nexusmail.tickets.models import Direction, MessageKind, Outcome, Source, Status
@@ -216,8 +216,8 @@ def _carry_out(
         if ruling.after_close and settings.tickets.reopen_on_customer_reply:
             # The customer writes again about a finished job: it is not finished for
             # them. The reopening is written on the thread before their mail.
-            reopen_intervention(tx, number, now=now, author=f"mail:{sender}",
-                                note=f"reopened by a mail from {sender}")
+            reopen_if_not_open(tx, number, now=now, author=f"mail:{sender}",
+                               note=f"reopened by a mail from {sender}")
         elif ruling.after_close:
             message = _with_extra(message, {"after_close": True})
         add_message(tx, number, message, now=now)

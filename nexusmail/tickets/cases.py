@@ -209,11 +209,14 @@ def close_intervention(
     in status_reason for reports."""
     if intervention_status(tx, number) is Status.CLOSED:
         raise Conflict(f"intervention {number} is already closed")
-    tx.execute(
+    # Guarded: of two closings at once (two daemons' operators) one writes the entry.
+    closed = tx.execute(
         "UPDATE interventions SET status = ?, status_reason = ?, closed_at = ?, updated_at = ?"
-        " WHERE number = ?",
-        (Status.CLOSED, reason.strip(), iso(now), iso(now), number),
-    )
+        " WHERE number = ? AND status <> ?",
+        (Status.CLOSED, reason.strip(), iso(now), iso(now), number, Status.CLOSED),
+    ).rowcount
+    if closed != 1:
+        raise Conflict(f"intervention {number} is already closed")
     extra: MessageExtra = {"status": Status.CLOSED}
     if reason.strip():
         extra["reason"] = reason.strip()
@@ -228,19 +231,31 @@ def close_intervention(
 def reopen_intervention(
     tx: WriteTx, number: int, *, now: datetime, author: str, note: str = ""
 ) -> None:
-    if intervention_status(tx, number) is Status.OPEN:
+    """Open a closed, resolved or held intervention again; Conflict when it is open."""
+    intervention_status(tx, number)  # NotFound
+    if not reopen_if_not_open(tx, number, now=now, author=author, note=note):
         raise Conflict(f"intervention {number} is already open")
-    tx.execute(
+
+
+def reopen_if_not_open(
+    tx: WriteTx, number: int, *, now: datetime, author: str, note: str = ""
+) -> bool:
+    """Reopen the intervention with an entry on its thread; False when it is open
+    already (another writer reopened it meanwhile: one entry, not two)."""
+    reopened = tx.execute(
         "UPDATE interventions SET status = ?, status_reason = '', closed_at = NULL,"
-        " updated_at = ? WHERE number = ?",
-        (Status.OPEN, iso(now), number),
-    )
+        " updated_at = ? WHERE number = ? AND status <> ?",
+        (Status.OPEN, iso(now), number, Status.OPEN),
+    ).rowcount
+    if reopened != 1:
+        return False
     add_message(
         tx, number,
         NewMessage(kind=MessageKind.STATUS_CHANGE, direction=Direction.INTERNAL, author=author,
                    body_text=note, extra={"status": Status.OPEN}),
         now=now,
     )
+    return True
 
 
 def add_employee(

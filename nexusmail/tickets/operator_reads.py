@@ -10,11 +10,13 @@ from nexusmail.storage.connections import ReadTx, WriteTx
 
 
 def mark_read(tx: WriteTx, operator_id: int, number: int, *, now: datetime) -> None:
-    """The operator has seen the case as it is now."""
+    """The operator has seen the case as it is now. Never moved back: of two looks
+    written at once (two daemons' pages), the later one stands whichever lands last."""
     tx.execute(
         "INSERT INTO operator_reads (operator_id, intervention_number, read_at)"
         " VALUES (?, ?, ?) ON CONFLICT (operator_id, intervention_number)"
-        " DO UPDATE SET read_at = excluded.read_at",
+        " DO UPDATE SET read_at = excluded.read_at"
+        " WHERE operator_reads.read_at < excluded.read_at",
         (operator_id, number, iso(now)),
     )
 

@@ -10,7 +10,7 @@ commit. The guards are listed in docs/CONCURRENCY.md.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -22,16 +22,19 @@ from daemon_harness import SUPPORT, make_settings
 from postgres_server import PostgresCluster
 from race_gate import Outcome, RaceGate
 
+from nexusmail.clock import iso
 from nexusmail.config import Settings
 from nexusmail.ingest.prepare import prepare
 from nexusmail.storage.pg_store import WriteConnection
 from nexusmail.storage.postgresql import connect
 from nexusmail.tickets.apply_mail import InboundMail, IngestResult, apply_inbound
 from nexusmail.tickets.assignments import assign, assign_team, assignment_context
-from nexusmail.tickets.cases import add_employee
+from nexusmail.tickets.cases import add_employee, close_intervention
 from nexusmail.tickets.models import AssignmentStatus, Source
 from nexusmail.tickets.models import Outcome as MailOutcome
 from nexusmail.tickets.new_requests import Opened, OpenRequest, open_case
+from nexusmail.tickets.operator_reads import mark_read
+from nexusmail.tickets.operators import add_operator
 from nexusmail.tickets.reply_tokens import make_token, reply_address
 from nexusmail.tickets.teams import after_rejection, claim_job, create_team
 
@@ -55,9 +58,9 @@ def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path / "data")
 
 
-def rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+def rows(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     with psycopg.connect(url) as conn:
-        return conn.execute(sql).fetchall()
+        return conn.execute(sql, params).fetchall()
 
 
 def values(outcomes: tuple[Outcome, Outcome]) -> list[Any]:
@@ -292,3 +295,61 @@ def test_an_older_answer_landing_second_does_not_undo_a_newer_one(
         answering(reply(LUCA, ids[LUCA], "Confermo.", written="09:20"), settings)))
     assert refused.acted
     assert statuses(database) == {LUCA: "rejected"}
+
+
+def closed_case(url: str, settings: Settings) -> None:
+    """Case 1, Mario's, opened and closed."""
+    def unit(tx: Any) -> None:
+        open_case(tx, request_of("mario@rossi.test"), now=NOW, settings=settings)
+        close_intervention(tx, 1, now=NOW, author="ops")
+    write(url, unit)
+
+
+def status_entries(url: str, status: str) -> int:
+    found = rows(url, "SELECT count(*) FROM messages WHERE kind = 'status_change'"
+                      " AND extra LIKE %s", (f'%"status": "{status}"%',))
+    return int(found[0][0])
+
+
+def test_two_follow_ups_to_a_closed_case_reopen_it_once(database: str,
+                                                        settings: Settings) -> None:
+    """Mario writes twice about his closed case and the mails reach two daemons at
+    once: the case is reopened once, with one entry, and both mails join it (neither
+    fails on finding it reopened)."""
+    closed_case(database, settings)
+    sender = "mario@rossi.test"
+    again = [inbound(mail_bytes(sender=sender, subject=f"Re: [#1] Caldaia {n}", hop="r",
+                                message_id=f"f{n}"), sender) for n in (1, 2)]
+    gate = RaceGate(database, pause_before="UPDATE interventions SET status")
+    results = values(gate.run(applying(again[0], settings), applying(again[1], settings)))
+    assert [r.outcome for r in results] == [MailOutcome.FOLLOW_UP] * 2
+    assert rows(database, "SELECT status FROM interventions") == [("open",)]
+    assert status_entries(database, "open") == 1
+
+
+def test_two_operators_closing_at_once_close_once(database: str, settings: Settings) -> None:
+    """Two operators close the same case on two daemons' pages at once: one closing is
+    written, the other is told the case is already closed."""
+    write(database, lambda tx: open_case(tx, request_of("mario@rossi.test"), now=NOW,
+                                         settings=settings))
+    gate = RaceGate(database, pause_before="UPDATE interventions SET status")
+    outcomes = gate.run(partial(close_intervention, number=1, now=NOW, author="anna"),
+                        partial(close_intervention, number=1, now=NOW, author="bruno"))
+    assert sorted(type(o.error).__name__ for o in outcomes) == ["Conflict", "NoneType"]
+    assert status_entries(database, "closed") == 1
+
+
+def test_an_older_look_landing_last_does_not_mark_a_case_unread(
+        database: str, settings: Settings) -> None:
+    """An operator's two looks at a case are written at once by two daemons, the later
+    look first: the case's read time stays the later one."""
+    def unit(tx: Any) -> int:
+        open_case(tx, request_of("mario@rossi.test"), now=NOW, settings=settings)
+        return add_operator(tx, email="anna@firm.test", name="Anna", password_hash="x",
+                            now=NOW)
+    operator_id = write(database, unit)
+    later = NOW + timedelta(minutes=5)
+    gate = RaceGate(database, pause_before="INSERT INTO operator_reads", ordered=True)
+    values(gate.run(partial(mark_read, operator_id=operator_id, number=1, now=later),
+                    partial(mark_read, operator_id=operator_id, number=1, now=NOW)))
+    assert rows(database, "SELECT read_at FROM operator_reads") == [(iso(later),)]
