@@ -47,6 +47,7 @@ from typing import NamedTuple
 
 from nexusmail.mail.hours import ReportedTime, read_hours
 from nexusmail.mail.html import html_to_text
+from nexusmail.mail.phrase_scan import compile_phrase_groups, group_of
 from nexusmail.mail.quote_strip import cut_html_quote, fold, has_html_quote, strip_quote
 from nexusmail.mail.report_phrases import DONE, DONE_IF_HOURS, DONE_WORDS, NOT_DONE
 from nexusmail.mail.signature import CLOSING, signature_start
@@ -157,18 +158,20 @@ _TABLE: tuple[tuple[str, Verdict | None, bool, _Where, tuple[str, ...]], ...] = 
     ("yes_word", Verdict.CONFIRMED, False, _Where.ALONE, (r"si", r"da")),
     ("no_word", Verdict.REJECTED, False, _Where.ALONE, (r"no", r"nope", r"nu")),
 )
-# One word-start test per position for the whole table (not one per group): every
-# phrase starts with a letter, most positions are inside a word or at its end, and this
-# scan is what the reader spends most of its time on.
-_PHRASES = re.compile(r"\b(?=[a-z])(?:" + "|".join(
-    rf"(?P<{name}>(?:{'|'.join(phrases)})\b)" for name, _, _, _, phrases in _TABLE
-) + ")")
+# One scan of a line finds every phrase of the table; at each word start it tries only
+# the phrases that can begin with the letter there (see mail.phrase_scan).
+_PHRASES = compile_phrase_groups([(name, phrases) for name, _, _, _, phrases in _TABLE])
 _RULES = {name: (verdict, explicit, where) for name, verdict, explicit, where, _ in _TABLE}
+# The same rules under the names of the scan's groups, each found by one lookup.
+_RULES_BY_SCAN_GROUP = {scan_group: (*_RULES[group_of(scan_group)],
+                                     group_of(scan_group) == "done_if_hours")
+                        for scan_group in _PHRASES.groupindex}
 
 _LINES_READ = 5              # the verdict opens the reply; a later "no" is about something else
 MAX_VERDICT_CHARS = 4000     # what the verdict is read from: the opening of the reply
 # A header line left behind by a quote its client marked oddly: "Da: X <x@y>" (Italian
-# "From"), "To: x@y". It names an address, so it is no one's answer.
+# "From"), "To: x@y". It names an address, so it is no one's answer (and a line without
+# "@" is never one: that test is cheaper than the pattern).
 _HEADER_RESIDUE = re.compile(r"^[\w *]{1,16}:\s.{0,200}@[^\s@]+\.\w+")
 _CLAUSE_ENDS = ",.;:!?-\u2013\u2014(\n"
 _AFTER_ALONE = ",.;:!-\u2013\u2014)"
@@ -206,9 +209,11 @@ def read_reply(text: str | None, html: str | None = None) -> ReplyReading:
     lines = lines[:signature_start(lines)]
     read: list[_Line] = []
     for index, line in enumerate(lines):
-        if not line.strip() or _HEADER_RESIDUE.match(fold(line.strip())):
+        folded = fold(line)  # once per line: the header test and the phrases read it
+        stripped = folded.strip()
+        if not stripped or ("@" in stripped and _HEADER_RESIDUE.match(stripped)):
             continue
-        hits, doubts = _hits(line)
+        hits, doubts = _hits(line, folded)
         read.append(_Line(index, hits, doubts))
         if len(read) == _LINES_READ:
             break
@@ -282,18 +287,17 @@ def _in_same_sentence(text: str, hit: _Hit, doubts: list[int]) -> bool:
     return any(start <= doubt < end for doubt in doubts)
 
 
-def _hits(line: str) -> tuple[list[_Hit], list[int]]:
-    """The verdict phrases said (not asked) in `line`, and where a doubt, condition or
-    deferral in it starts (it vetoes a confirmation, and a report in its sentence).
-    One pass over the line."""
-    folded = fold(line)
+def _hits(line: str, folded: str) -> tuple[list[_Hit], list[int]]:
+    """The verdict phrases said (not asked) in `line` (`folded` is its fold), and where
+    a doubt, condition or deferral in it starts (it vetoes a confirmation, and a report
+    in its sentence). One pass over the line."""
     stops = _next_stops(folded)
     hits: list[_Hit] = []
     doubts: list[int] = []
     for match in _PHRASES.finditer(folded):
         name = match.lastgroup
         assert name is not None  # every alternative is a named group
-        verdict, explicit, where = _RULES[name]
+        verdict, explicit, where, needs_hours = _RULES_BY_SCAN_GROUP[name]
         if verdict is None:
             doubts.append(match.start())
             continue
@@ -303,8 +307,7 @@ def _hits(line: str) -> tuple[list[_Hit], list[int]]:
             continue
         if where is _Where.ALONE and not _is_alone(line, folded, match.start(), match.end()):
             continue
-        hits.append(_Hit(verdict, explicit, match.start(), match.end(),
-                         needs_hours=name == "done_if_hours"))
+        hits.append(_Hit(verdict, explicit, match.start(), match.end(), needs_hours))
     return hits, doubts
 
 
@@ -328,10 +331,16 @@ def _reason(rest: str, following: list[str]) -> str:
 def _next_stops(folded: str) -> Callable[[int], str]:
     """The first sentence or clause mark at or after an offset ("" if none): the marks
     are found once per line by one scan, then each phrase's is a binary search (a search
-    per phrase found would be quadratic on a line of many phrases)."""
-    marks = [match.start() for match in _STOP_MARK.finditer(folded)]
+    per phrase found would be quadratic on a line of many phrases). The scan waits for
+    the first question: most lines read hold no phrase that needs it."""
+    marks: list[int] = []
+    scanned = False
 
     def stop_at(offset: int) -> str:
+        nonlocal scanned
+        if not scanned:
+            marks.extend(match.start() for match in _STOP_MARK.finditer(folded))
+            scanned = True
         index = bisect_left(marks, offset)
         return folded[marks[index]] if index < len(marks) else ""
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nexusmail.mail.html import html_to_text, sanitize_html
-from nexusmail.mail.quote_strip import cut_html_quote, fold
+from nexusmail.mail.quote_strip import _fold_table, cut_html_quote, fold
 from nexusmail.mail.reply_reading import ReplyReading, Verdict, read_reply, strip_quote
 
 
@@ -138,6 +138,15 @@ def test_fold_keeps_offsets_and_drops_diacritics() -> None:
     text = "ÎN DATA ȘI ŞI ȚARĂ ţară Sì PERCHÉ – d’accordo"
     assert fold(text) == "in data si si tara tara si perche – d'accordo"
     assert len(fold(text)) == len(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=0x2200), max_size=40) | st.text(max_size=40))
+def test_fold_is_its_character_table(text: str) -> None:
+    """Folding maps each character by the table of base letters (an unlisted one stays),
+    whichever way it is carried out: plain ASCII lowered, other text by lookup."""
+    table = _fold_table()
+    assert fold(text) == "".join(table.get(ord(char), char) for char in text)
 
 
 def test_html_quote_cut_keeps_text_after_gmail_quote() -> None:
