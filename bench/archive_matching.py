@@ -28,11 +28,11 @@ from pathlib import Path
 import structlog
 from machine import cpu_model
 
+from nexusmail.blobs.local import LocalBlobStore
 from nexusmail.clock import SystemClock, iso
 from nexusmail.config import Settings
 from nexusmail.ingest.accept import Envelope, Ingest
 from nexusmail.paths import blobs_path, database_path
-from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.store import Store
 
 SUPPORT = "support@firm.test"
@@ -88,7 +88,7 @@ async def ingest_all(data_dir: Path, batch: list[tuple[str, bytes]], *, prefill:
             await store.close()
             fill(database_path(settings), *prefill)
             await store.open()
-        ingest = Ingest(store, BlobStore(blobs_path(settings)), settings, SystemClock(),
+        ingest = Ingest(store, LocalBlobStore(blobs_path(settings)), settings, SystemClock(),
                         reply_keys=[b"k" * 32])
         # CPU time of the whole process (event loop, writer thread): the machine's other
         # load moves wall-clock time far more than it moves this.

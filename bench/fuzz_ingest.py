@@ -35,11 +35,12 @@ from hostile_mime import SUPPORT, labelled_hostile_mail  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 from smtp_ingest import command_line, machine_info  # noqa: E402
 
+from nexusmail.blobs.local import LocalBlobStore  # noqa: E402
+from nexusmail.blobs.store import sha256_hex  # noqa: E402
 from nexusmail.clock import SystemClock  # noqa: E402
 from nexusmail.config import Settings  # noqa: E402
 from nexusmail.ingest.accept import Envelope, Ingest  # noqa: E402
 from nexusmail.paths import blobs_path, database_path  # noqa: E402
-from nexusmail.tickets.blobs import BlobStore, sha256_hex  # noqa: E402
 from nexusmail.tickets.models import Outcome  # noqa: E402
 from nexusmail.tickets.store import Store  # noqa: E402
 
@@ -73,7 +74,7 @@ class Run:
         self.settings = make_settings(self.tmp / f"store-{self.tried}", mail=GUARD_OFF)
         self.store = Store(database_path(self.settings))
         self.runner.run(self.store.open())
-        self.ingest = Ingest(self.store, BlobStore(blobs_path(self.settings)), self.settings,
+        self.ingest = Ingest(self.store, LocalBlobStore(blobs_path(self.settings)), self.settings,
                              SystemClock())
         if self.smtp_every:
             self._daemon_cm = running_daemon(make_settings(self.tmp / f"daemon-{self.tried}",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import hashlib
 import pstats
 import tempfile
 import time
@@ -27,7 +28,6 @@ from corpus import DEFAULT_SEED, SUPPORT_ADDRESS, build
 from nexusmail.config import Settings
 from nexusmail.ingest.prepare import Prepared, prepare
 from nexusmail.tickets.apply_mail import InboundMail, apply_inbound
-from nexusmail.tickets.blobs import sha256_hex
 from nexusmail.tickets.cases import StoredAttachment
 from nexusmail.tickets.store import connect, migrate
 
@@ -44,7 +44,7 @@ def _settings() -> Settings:
 
 def _inbound(raw: bytes, prepared: Prepared) -> InboundMail:
     stored = [StoredAttachment(filename=a.filename, content_type=a.content_type,
-                               size=len(a.data), sha256=sha256_hex(a.data),
+                               size=len(a.data), sha256=hashlib.sha256(a.data).hexdigest(),
                                content_id=a.content_id, inline=a.inline)
               for a in prepared.mail.attachments] if not prepared.noise else []
     fields = {"raw": raw, "raw_sha256": prepared.raw_sha256,

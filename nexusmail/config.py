@@ -61,6 +61,56 @@ class StorageSettings(_Section):
         return value
 
 
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class BlobsSettings(_Section):
+    # Where attachment files live. Empty: data_dir/blobs. A directory path, or
+    # s3://bucket/prefix for an S3-compatible object store that several daemons share.
+    url: str = ""
+    # An S3-compatible server other than AWS (MinIO, Ceph, Garage...): http(s)://host:port.
+    endpoint_url: str = ""
+    region: str = ""
+    # Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the environment, or
+    # these two files (one key each, mode 0600), never the keys themselves in this file.
+    access_key_id_file: Path | None = None
+    secret_access_key_file: Path | None = None
+    # Per request to the object store (connect and read each); the client retries thrice.
+    timeout_s: float = Field(30.0, gt=0, le=600)
+
+    @field_validator("url")
+    @classmethod
+    def _known_location(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if not sep:
+            return value  # a directory
+        if scheme.lower() != "s3":
+            raise ValueError("use a directory path or s3://bucket/prefix")
+        if not _BUCKET.match(rest.partition("/")[0]):
+            raise ValueError("the bucket name after s3:// must be 3-63 characters: "
+                             "lower-case letters, digits, dots and hyphens")
+        return value
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_endpoint(cls, value: str) -> str:
+        if value and not value.lower().startswith(("http://", "https://")):
+            raise ValueError("use http(s)://host:port of the S3-compatible server")
+        return value
+
+    @model_validator(mode="after")
+    def _s3_keys_need_s3(self) -> BlobsSettings:
+        if not self.url.lower().startswith("s3://"):
+            for key in ("endpoint_url", "access_key_id_file", "secret_access_key_file"):
+                if getattr(self, key):
+                    raise ValueError(f"[blobs] {key} is set but [blobs] url is not "
+                                     "s3://bucket/prefix")
+        if (self.access_key_id_file is None) != (self.secret_access_key_file is None):
+            raise ValueError("set both [blobs] access_key_id_file and secret_access_key_file, "
+                             "or neither (then AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)")
+        return self
+
+
 class SmtpSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(2525, ge=0, le=65535)
@@ -449,6 +499,7 @@ def _is_loopback(host: str) -> bool:
 
 class Settings(_Section):
     storage: StorageSettings = StorageSettings()
+    blobs: BlobsSettings = BlobsSettings()
     smtp: SmtpSettings = SmtpSettings()
     web: WebSettings = WebSettings()
     mail: MailSettings = MailSettings()

@@ -34,6 +34,7 @@ from starlette.applications import Starlette
 from nexusmail import __version__
 from nexusmail.admin.api.routes import ApiServices, api_routes
 from nexusmail.admin.pages.routes import page_routes
+from nexusmail.blobs.open import open_reachable_blob_store
 from nexusmail.clock import Clock, SystemClock
 from nexusmail.config import Settings
 from nexusmail.config_warnings import config_warnings
@@ -48,7 +49,6 @@ from nexusmail.ingest.smtp_handler import SmtpHandler
 from nexusmail.ingest.smtp_server import start_listener
 from nexusmail.live_settings import LiveSettings
 from nexusmail.logs import configure_logging
-from nexusmail.paths import blobs_path
 from nexusmail.service import systemd_notify
 from nexusmail.service.heartbeat import Heartbeat
 from nexusmail.service.malloc_tuning import fix_mmap_threshold
@@ -59,7 +59,6 @@ from nexusmail.service.readiness import Probes
 from nexusmail.service.reload import CollectorSlot, Reloader
 from nexusmail.storage.connections import Storage
 from nexusmail.storage.target import open_store
-from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.deadline_sweep import DeadlineSweep
 from nexusmail.tickets.reply_tokens import load_reply_keys
 from nexusmail.tickets.scheduler import Scheduler
@@ -106,7 +105,8 @@ async def serve(
         store = open_store(settings)
         await store.open()
         stack.push_async_callback(store.close)
-        blobs = BlobStore(blobs_path(settings))
+        blobs = await open_reachable_blob_store(settings)
+        stack.callback(blobs.close)
 
         transport = build_transport(settings.outbound, settings.storage.data_dir)
         stack.push_async_callback(transport.close)

@@ -24,7 +24,7 @@ def database_path(settings: Settings) -> Path:
 
 
 def blobs_path(settings: Settings) -> Path:
-    """The root of the content-addressed attachment files (see tickets.blobs)."""
+    """The default root of the content-addressed attachment files (see blobs.local)."""
     return settings.storage.data_dir / BLOBS_DIR
 
 

@@ -26,6 +26,8 @@ from pydantic import ValidationError
 from nexusmail import __version__
 from nexusmail.admin import tokens
 from nexusmail.admin.api.models import AssignmentIn, EmployeeIn, describe_validation_error
+from nexusmail.blobs.open import blobs_location
+from nexusmail.blobs.store import BlobUnavailable
 from nexusmail.cli import (
     backup,
     employees,
@@ -52,7 +54,6 @@ from nexusmail.cli.support import (
 from nexusmail.clock import SystemClock
 from nexusmail.config import ConfigError, Settings, load_settings
 from nexusmail.config_warnings import config_warnings
-from nexusmail.paths import blobs_path
 from nexusmail.storage.connections import Storage
 from nexusmail.storage.target import database_target
 from nexusmail.tickets import queries
@@ -89,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail(str(exc), EXIT_USAGE)
     except STORE_ERRORS as exc:
         return store_failure(settings, exc)
+    except BlobUnavailable as exc:  # e.g. a wrong bucket or key in [blobs]
+        return fail(f"the blob store cannot be used: {exc}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -390,7 +393,7 @@ def _cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     for warning in config_warnings(settings):
         print(f"warning: {warning}", file=sys.stderr)
     print(f"# database: {database_target(settings).describe()}")
-    print(f"# attachments: {blobs_path(settings)}")
+    print(f"# attachments: {blobs_location(settings)}")
     # model_dump in JSON mode masks SecretStr; JSON scalars and lists read as TOML.
     for section, values in settings.model_dump(mode="json").items():
         print(f"\n[{section}]")

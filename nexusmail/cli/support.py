@@ -13,13 +13,12 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from nexusmail.blobs.open import open_blob_store
 from nexusmail.clock import Clock, SystemClock
 from nexusmail.config import ConfigError, Settings
 from nexusmail.ingest.accept import Ingest
-from nexusmail.paths import blobs_path
 from nexusmail.storage.connections import Storage
 from nexusmail.storage.target import database_target, open_store
-from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.reply_tokens import load_reply_keys
 from nexusmail.tickets.store import StorageError
 
@@ -72,13 +71,16 @@ def with_ingest(settings: Settings, fn: Callable[[Ingest, Storage], Awaitable[T]
     if not create:
         require_store(settings)  # before the key file, which loading may create
     keys = load_reply_keys(settings)  # blocking file read, before the loop runs
+    blobs = open_blob_store(settings)
 
     async def run(store: Storage) -> T:
-        ingest = Ingest(store, BlobStore(blobs_path(settings)), settings,
-                        clock or SystemClock(), reply_keys=keys)
+        ingest = Ingest(store, blobs, settings, clock or SystemClock(), reply_keys=keys)
         return await fn(ingest, store)
 
-    return with_store(settings, run, create=create)
+    try:
+        return with_store(settings, run, create=create)
+    finally:
+        blobs.close()
 
 
 def require_store(settings: Settings) -> None:

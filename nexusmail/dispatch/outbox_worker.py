@@ -43,6 +43,7 @@ from functools import partial
 
 import structlog
 
+from nexusmail.blobs.store import BlobUnavailable
 from nexusmail.clock import Clock, iso
 from nexusmail.config import MailSettings, OutboundSettings
 from nexusmail.dispatch.compose import ComposedMail, ComposeError, Composer, OutboxRow
@@ -79,7 +80,7 @@ class OutboxWorker:
 
     Built by the daemon once, e.g.::
 
-        composer = Composer(s.mail, blob_loader=BlobStore(blobs_path(s)).get, clock=clock)
+        composer = Composer(s.mail, blob_loader=open_blob_store(s).get, clock=clock)
         worker = OutboxWorker(store, build_transport(s.outbound, s.storage.data_dir),
                               composer, clock, s.outbound,
                               envelope_sender=s.mail.support_addresses[0])
@@ -285,6 +286,14 @@ class OutboxWorker:
             await self._mark_failed(row, claim, None, str(exc))
             self._count("compose")
             bound.error("outbox.failed", reason="compose", error=str(exc))
+            return None
+        except BlobUnavailable as exc:
+            # The shared blob store is out of reach for now, the attachment is not lost:
+            # the row waits as one the relay deferred.
+            retry_at = (self.clock.now() + self.backoff(row.attempts)).replace(microsecond=0)
+            await self._mark_retry(row, claim, retry_at, str(exc))
+            self._count("retry")
+            bound.warning("outbox.retry", reason="blobs", error=str(exc), retry_at=iso(retry_at))
             return None
         try:
             await self.transport.send(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import structlog
 
+from nexusmail.blobs.store import BlobStore, BlobUnavailable, sha256_hex
 from nexusmail.clock import Clock
 from nexusmail.config import Settings
 from nexusmail.ingest.parse_workers import JobTimedOut, ParseWorkers
@@ -27,7 +28,6 @@ from nexusmail.mail.parsed import MailAttachment, ParsedMail
 from nexusmail.service.metrics import TEMPORARY_FAILURE, Metrics
 from nexusmail.storage.connections import Storage
 from nexusmail.tickets.apply_mail import InboundMail, IngestResult, apply_inbound, quarantine
-from nexusmail.tickets.blobs import BlobStore, sha256_hex
 from nexusmail.tickets.cases import StoredAttachment
 from nexusmail.tickets.models import Outcome
 from nexusmail.tickets.store import StorageError
@@ -163,9 +163,10 @@ class Ingest:
             # Most mails carry no file: no thread hop for nothing (~0.1 ms each).
             stored = [] if prepared.noise or not mail.attachments else await asyncio.to_thread(
                 self._store_attachments, mail.attachments)
-        except OSError as exc:
+        except (OSError, BlobUnavailable) as exc:
             log.error("mail.blob_write_failed", error=str(exc))
-            raise TemporaryFailure(f"cannot store attachments: {exc.strerror}") from exc
+            raise TemporaryFailure(
+                f"cannot store attachments: {getattr(exc, 'strerror', None) or exc}") from exc
         inbound = InboundMail(
             raw=raw, raw_sha256=prepared.raw_sha256,
             content_sha256=prepared.content_sha256, mail=mail, source=source,

@@ -12,6 +12,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from nexusmail.blobs.store import sha256_hex
 from nexusmail.ingest.noise import noise_reason
 from nexusmail.ingest.parse import parse_mail
 from nexusmail.mail.fingerprint import content_sha256
@@ -19,7 +20,6 @@ from nexusmail.mail.language import guess_language
 from nexusmail.mail.parsed import ParsedMail
 from nexusmail.mail.reply_reading import ReplyReading, read_reply
 from nexusmail.mail.sender import NOT_CHECKED, from_problem
-from nexusmail.tickets.blobs import sha256_hex
 from nexusmail.tickets.reply_claims import may_name_assignment
 from nexusmail.tickets.request_guess import RequestText, request_text
 from nexusmail.tickets.serials import serial_candidates

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from nexusmail.blobs.store import BlobStore
 from nexusmail.config import Settings
 from nexusmail.storage.connections import Storage, WriteTx
 from nexusmail.tickets import operator_replies
 from nexusmail.tickets.assignments import assign
-from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.case_edits import request_type_defaults
 from nexusmail.tickets.cases import (
     Conflict,

@@ -9,11 +9,12 @@ import pytest
 from daemon_harness import SUPPORT, make_settings
 from store_choice import store_at
 
+from nexusmail.blobs.local import LocalBlobStore
+from nexusmail.blobs.store import sha256_hex
 from nexusmail.clock import SystemClock
 from nexusmail.ingest.accept import Envelope, Ingest
 from nexusmail.paths import blobs_path
 from nexusmail.storage.connections import Storage
-from nexusmail.tickets.blobs import BlobStore, sha256_hex
 from nexusmail.tickets.models import Outcome
 
 FINDINGS_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "fuzz"
@@ -36,7 +37,7 @@ async def test_fuzz_findings_are_processed_not_quarantined(tmp_path: Path, path:
     settings_ = make_settings(tmp_path / "d")
     raw = await asyncio.to_thread(path.read_bytes)
     async with store_at(settings_.storage.data_dir) as store:
-        ingest = Ingest(store, BlobStore(blobs_path(settings_)), settings_, SystemClock())
+        ingest = Ingest(store, LocalBlobStore(blobs_path(settings_)), settings_, SystemClock())
         result = await ingest.accept(raw, Envelope("x@example.org", [SUPPORT]), "smtp")
         assert result.outcome is not Outcome.QUARANTINED, result.reason
         assert await kept_row(store, raw) == (result.inbound_id, str(result.outcome))

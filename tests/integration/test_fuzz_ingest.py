@@ -13,11 +13,12 @@ from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from store_choice import store_at
 
+from nexusmail.blobs.local import LocalBlobStore
+from nexusmail.blobs.store import sha256_hex
 from nexusmail.clock import SystemClock
 from nexusmail.ingest.accept import Envelope, Ingest
 from nexusmail.paths import blobs_path
 from nexusmail.storage.connections import Storage
-from nexusmail.tickets.blobs import BlobStore, sha256_hex
 from nexusmail.tickets.models import Outcome
 
 # 5xx answers that are the client's own fault: the size limit (RFC 1870). A 500 would be
@@ -48,7 +49,7 @@ def test_hostile_mail_through_ingest_is_kept_or_a_duplicate(
     with asyncio.Runner() as runner:
         store = store_at(settings_.storage.data_dir)
         runner.run(store.open())
-        ingest = Ingest(store, BlobStore(blobs_path(settings_)), settings_, SystemClock())
+        ingest = Ingest(store, LocalBlobStore(blobs_path(settings_)), settings_, SystemClock())
         try:
             for _ in range(3):
                 raw = data.draw(hostile_mail(), label="raw")

@@ -21,13 +21,13 @@ from daemon_harness import SUPPORT, make_settings, running_daemon
 from dovecot_server import ANY_USER_PASSWORD, Dovecot, dovecot_binary, new_user
 from polling import eventually
 
+from nexusmail.blobs.local import LocalBlobStore
 from nexusmail.cli.main import main
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
 from nexusmail.ingest.accept import Envelope, Ingest
 from nexusmail.ingest.imap.poller import ImapCollector, check_accounts
 from nexusmail.paths import blobs_path
-from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.store import Store
 
 if dovecot_binary() is None and os.geteuid() != 0:
@@ -77,7 +77,7 @@ def settings_for(data_dir: Path, accounts: list[dict[str, Any]], **sections: Any
 async def collecting(settings: Settings, store: Store) -> AsyncIterator[ImapCollector]:
     """The real collector over a real Store + Ingest, stopped by its stop event."""
     clock = SystemClock()
-    ingest = Ingest(store, BlobStore(blobs_path(settings)), settings, clock)
+    ingest = Ingest(store, LocalBlobStore(blobs_path(settings)), settings, clock)
     collector = ImapCollector(settings, ingest, clock)
     stop = asyncio.Event()
     task = asyncio.create_task(collector.run(stop))
@@ -162,7 +162,7 @@ async def test_restart_in_the_middle_of_a_batch(
     settings = settings_for(tmp_path, [account(dovecot, user)],
                             mail={"mute_domain_after_new_cases": 0})
     clock = SystemClock()
-    ingest = Ingest(store, BlobStore(blobs_path(settings)), settings, clock)
+    ingest = Ingest(store, LocalBlobStore(blobs_path(settings)), settings, clock)
     for raw in mails[30:40]:
         await ingest.accept(raw, Envelope(mail_from=None), source="imap:support")
     first = ImapCollector(settings, ingest, clock)

@@ -24,6 +24,7 @@ from dovecot_server import ANY_USER_PASSWORD, Dovecot, dovecot_binary, new_user
 from polling import eventually
 from postgres_server import PostgresCluster
 
+from nexusmail.blobs.local import LocalBlobStore
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
 from nexusmail.ingest.accept import Ingest
@@ -34,7 +35,6 @@ from nexusmail.ingest.imap.share import LiveDaemons
 from nexusmail.paths import blobs_path
 from nexusmail.storage.connections import Storage
 from nexusmail.storage.pg_store import PgStore
-from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.store import Store
 
 if dovecot_binary() is None and os.geteuid() != 0:
@@ -84,7 +84,7 @@ async def daemon(settings: Settings, url: str, owner: str,
     """One daemon's IMAP collection: its own connection to the shared database."""
     clock = SystemClock()
     async with PgStore(url) as store:
-        ingest = Ingest(store, BlobStore(blobs_path(settings)), settings, clock)
+        ingest = Ingest(store, LocalBlobStore(blobs_path(settings)), settings, clock)
         collector = ImapCollector(settings, ingest, clock, owner=owner,
                                   live_daemons=live_daemons)
         stop = asyncio.Event()

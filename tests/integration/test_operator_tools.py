@@ -18,6 +18,8 @@ from aiosmtpd.controller import Controller
 from daemon_harness import SUPPORT, make_settings, running_daemon
 from mail_corpus import load
 
+from nexusmail.blobs.local import LocalBlobStore
+from nexusmail.blobs.store import sha256_hex
 from nexusmail.cli.main import main
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings, load_settings
@@ -27,7 +29,6 @@ from nexusmail.mail.parsed import ParsedMail
 from nexusmail.paths import blobs_path, database_path
 from nexusmail.service.backup import MANIFEST_NAME
 from nexusmail.tickets.apply_mail import InboundMail, quarantine
-from nexusmail.tickets.blobs import BlobStore, sha256_hex
 from nexusmail.tickets.store import Store
 
 
@@ -60,7 +61,7 @@ def customer_mail(n: int, attachment: bytes | None = None) -> bytes:
 
 async def ingest_one(settings: Settings, raw: bytes) -> str:
     async with Store(database_path(settings)) as store:
-        ingest = Ingest(store, BlobStore(blobs_path(settings)), settings, SystemClock())
+        ingest = Ingest(store, LocalBlobStore(blobs_path(settings)), settings, SystemClock())
         result = await ingest.accept(raw, Envelope("customer@example.org", [SUPPORT]), "smtp")
     return str(result.outcome)
 
@@ -247,7 +248,7 @@ async def test_backup_while_the_daemon_writes_then_restore_has_mails_and_attachm
                                           str(tmp_path / "r.toml")]) == 0
     ids = {r[0] for r in query(restored, "SELECT message_id FROM inbound")}
     assert {f"case-{n}@example.org" for n in range(40)} <= ids
-    blobs = BlobStore(blobs_path(restored))
+    blobs = LocalBlobStore(blobs_path(restored))
     for n, data in payloads.items():
         [(digest,)] = query(restored, "SELECT a.sha256 FROM attachments a JOIN messages m"
                                       " ON m.id = a.message_id WHERE m.message_id = ?",
@@ -287,7 +288,7 @@ async def test_backup_snapshot_taken_mid_stream_restores_consistently(
                                           str(tmp_path / "r.toml")]) == 0
     ids = {r[0] for r in query(restored, "SELECT message_id FROM inbound")}
     assert {f"case-{n}@example.org" for n in before} <= ids
-    blobs = BlobStore(blobs_path(restored))
+    blobs = LocalBlobStore(blobs_path(restored))
     for digest, in query(restored, "SELECT sha256 FROM attachments"):
         assert blobs.path_for(str(digest)).is_file()
     assert query(restored, "PRAGMA integrity_check") == [("ok",)]

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from smtp_sink import CaptureHandler, free_port, start_sink
 
+from nexusmail.blobs.local import LocalBlobStore
 from nexusmail.clock import FakeClock, iso
 from nexusmail.config import MailSettings, OutboundSettings
 from nexusmail.dispatch.compose import Composer
@@ -30,7 +31,6 @@ from nexusmail.dispatch.transport import (
 )
 from nexusmail.mail.headers import OWN_MAIL_HEADER
 from nexusmail.storage.connections import Storage
-from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.cases import NewIntervention, create_intervention, find_or_create_customer
 from nexusmail.tickets.models import MessageKind, OutboxKind, Source
 from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
@@ -491,14 +491,14 @@ async def test_attachments_are_sent_from_the_blob_store(
     transports: Callable[[Transport], Transport],
 ) -> None:
     """Context attachments are read from the blob store (off the loop) and sent intact."""
-    blobs = BlobStore(tmp_path / "blobs")
+    blobs = LocalBlobStore(tmp_path / "blobs")
     report = "Rapporto d'intervento: è tutto ok".encode() * 100
     digest = await asyncio.to_thread(blobs.put, report)
     context = {"number": 1, "tag": "[#1]", "subject": "s", "attachments": [
         {"sha256": digest, "filename": "rapporto.txt", "content_type": "text/plain"}]}
     await enqueue_ack(store, clock, context=context)
     worker = make_worker(store, clock, transports(SmtpRelayTransport(outbound(sink.port))),
-                         outbound(sink.port), blobs=BlobStore(tmp_path / "blobs"))
+                         outbound(sink.port), blobs=LocalBlobStore(tmp_path / "blobs"))
     await worker.send_due()
     (got,) = await sink.handler.wait_for_async(1)
     (part,) = list(got.message().iter_attachments())

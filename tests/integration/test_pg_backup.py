@@ -16,9 +16,9 @@ from aiosmtpd.controller import Controller
 from daemon_harness import SUPPORT, config_toml, make_config, make_settings, running_daemon
 from postgres_server import PostgresCluster
 
+from nexusmail.blobs.local import LocalBlobStore
 from nexusmail.cli.main import main
 from nexusmail.service.backup import MANIFEST_NAME
-from nexusmail.tickets.blobs import BlobStore
 
 PASSWORD = "pw-only-in-the-passfile"  # the test cluster trusts 127.0.0.1: never checked
 
@@ -104,7 +104,7 @@ async def test_backup_wipe_restore_brings_rows_blobs_and_keys_back(
     assert count(url, "interventions") == 2
     assert count(url, "attachments") == 2
     assert (data / "reply-signing.key").read_bytes() == key
-    blobs = BlobStore(data / "blobs")
+    blobs = LocalBlobStore(data / "blobs")
     with psycopg.connect(url) as conn:
         stored = conn.execute("SELECT sha256 FROM attachments ORDER BY id").fetchall()
     assert [blobs.get(r[0]) for r in stored] == list(payloads.values())

@@ -18,11 +18,11 @@ import uvicorn
 
 from nexusmail.admin.api.routes import ApiServices, build_api
 from nexusmail.admin.tokens import create_token
+from nexusmail.blobs.local import LocalBlobStore
 from nexusmail.clock import FakeClock
 from nexusmail.config import Settings
 from nexusmail.live_settings import LiveSettings
 from nexusmail.paths import blobs_path
-from nexusmail.tickets.blobs import BlobStore
 from nexusmail.tickets.store import Store
 
 
@@ -31,7 +31,7 @@ class Api:
     client: httpx.AsyncClient      # authenticated
     anonymous: httpx.AsyncClient
     store: Store
-    blobs: BlobStore
+    blobs: LocalBlobStore
     token: str
     outbox_wakeups: list[int]
 
@@ -45,7 +45,7 @@ async def running_api(
     store: Store, settings: Settings, clock: FakeClock, *, reply_keys: Sequence[bytes] = ()
 ) -> AsyncIterator[Api]:
     wakeups: list[int] = []
-    blobs = BlobStore(blobs_path(settings))
+    blobs = LocalBlobStore(blobs_path(settings))
     app = build_api(ApiServices(store=store, blobs=blobs, live_settings=LiveSettings(settings),
                                 clock=clock, on_outbox=lambda: wakeups.append(1),
                                 reply_keys=reply_keys))

@@ -31,6 +31,19 @@ RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
             "nexusmail.daemon",
         ),
     ),
+    # The blob stores keep bytes by their hash: below the domain, knowing none of it.
+    (
+        "nexusmail.blobs",
+        (
+            "nexusmail.tickets",
+            "nexusmail.records",
+            "nexusmail.ingest",
+            "nexusmail.admin",
+            "nexusmail.dispatch",
+            "nexusmail.service",
+            "nexusmail.daemon",
+        ),
+    ),
     ("nexusmail.dispatch", ("nexusmail.admin",)),
     ("nexusmail.ingest", ("nexusmail.admin",)),
     ("nexusmail", ("nexusmail.cli",)),

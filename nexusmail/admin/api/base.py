@@ -16,13 +16,13 @@ from starlette.requests import Request
 from nexusmail.admin import tokens
 from nexusmail.admin.api.models import describe_validation_error, is_malformed_json
 from nexusmail.admin.permissions import refusal
+from nexusmail.blobs.store import BlobStore
 from nexusmail.clock import Clock
 from nexusmail.config import Settings
 from nexusmail.live_settings import LiveSettings
 from nexusmail.service.metrics import Metrics
 from nexusmail.service.readiness import Probes
 from nexusmail.storage.connections import Storage
-from nexusmail.tickets.blobs import BlobStore
 
 # An operator's phone entry is a few KB; this leaves room for pasted text while a
 # client cannot make us buffer an arbitrary body.

@@ -40,7 +40,6 @@ Shapes:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -48,7 +47,7 @@ import structlog
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from nexusmail.admin.api.activities import activity_routes
@@ -74,6 +73,7 @@ from nexusmail.admin.api.replies import reply_routes
 from nexusmail.admin.api.schedules import schedule_routes
 from nexusmail.admin.api.sequences import sequence_routes
 from nexusmail.admin.api.teams import team_routes
+from nexusmail.admin.blob_reads import BlobReadFailed, read_attachment
 from nexusmail.admin.downloads import download_headers, safe_media_type
 from nexusmail.records.fields import InvalidRecord
 from nexusmail.records.links import intervention_records
@@ -268,14 +268,13 @@ class _Handlers:
             attachment = await queries.get_attachment(conn, attachment_id)
         if attachment is None:
             raise ApiError(404, f"attachment {attachment_id} does not exist")
-        path = self.s.blobs.path_for(attachment["sha256"])
-        if not await asyncio.to_thread(path.is_file):
-            # The row outlived its file: an operator must hear of it, the client gets 404.
-            log.error("api.attachment_blob_missing", attachment_id=attachment_id,
-                      sha256=attachment["sha256"])
-            raise ApiError(404, f"the content of attachment {attachment_id} is missing")
-        return FileResponse(
-            path,
+        try:
+            data = await read_attachment(self.s.blobs, attachment_id, attachment["sha256"],
+                                         event_prefix="api")
+        except BlobReadFailed as exc:
+            raise ApiError(exc.status, exc.describe(attachment_id)) from None
+        return Response(
+            data,
             media_type=safe_media_type(attachment["content_type"]),
             headers=download_headers(attachment["filename"]),
         )

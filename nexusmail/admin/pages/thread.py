@@ -23,12 +23,13 @@ from urllib.parse import unquote
 import structlog
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from nexusmail.admin.api.assignments import signing_keys
 from nexusmail.admin.api.base import MAX_ID, ApiError
 from nexusmail.admin.api.uploads import FORM_OVERHEAD_BYTES, limit_body
+from nexusmail.admin.blob_reads import BlobReadFailed, read_attachment
 from nexusmail.admin.canned_replies import Canned, CannedReplies
 from nexusmail.admin.downloads import DOWNLOAD_CSP, download_headers, safe_media_type
 from nexusmail.admin.pages.base import (
@@ -40,6 +41,7 @@ from nexusmail.admin.pages.base import (
     redirect,
 )
 from nexusmail.admin.pages.due_times import next_deadline
+from nexusmail.blobs.store import BlobError
 from nexusmail.i18n import LANGUAGES, msg
 from nexusmail.mail.addresses import check_address
 from nexusmail.mail.html import SANITIZER_VERSION, sanitize_html
@@ -128,8 +130,9 @@ def inline_images(attachments: Sequence[Any], load: Callable[[str], bytes]
             continue
         try:
             data = load(row["sha256"])
-        except OSError:
-            continue  # a missing file shows as a broken image, as before
+        except (OSError, BlobError):
+            # Missing, corrupt (never shown) or the store out of reach: a broken image.
+            continue
         budget -= len(data)
         encoded = base64.b64encode(data).decode("ascii")
         found.setdefault(row["message_id"], {})[row["content_id"]] = (
@@ -420,33 +423,40 @@ class _Handlers:
 
     async def attachment(self, request: Request) -> Response:
         await self.p.operator(request)
-        found = await self._attachment(request)
-        path, attachment = found
-        return FileResponse(path, media_type=safe_media_type(attachment["content_type"]),
-                            headers=download_headers(attachment["filename"]))
+        attachment = await self._attachment(request)
+        return Response(await self._attachment_bytes(attachment),
+                        media_type=safe_media_type(attachment["content_type"]),
+                        headers=download_headers(attachment["filename"]))
 
     async def preview(self, request: Request) -> Response:
         await self.p.operator(request)
-        path, attachment = await self._attachment(request)
+        attachment = await self._attachment(request)
         media_type = safe_media_type(attachment["content_type"])
         if media_type not in PREVIEW_TYPES:
             raise PageError(404, msg("This file has no preview; download it instead."))
-        return FileResponse(path, media_type=media_type, headers={
-            "X-Content-Type-Options": "nosniff", "Content-Security-Policy": DOWNLOAD_CSP,
-            "Cache-Control": "private, max-age=3600"})
+        return Response(await self._attachment_bytes(attachment), media_type=media_type,
+                        headers={"X-Content-Type-Options": "nosniff",
+                                 "Content-Security-Policy": DOWNLOAD_CSP,
+                                 "Cache-Control": "private, max-age=3600"})
 
-    async def _attachment(self, request: Request) -> tuple[Any, queries.StoredAttachmentView]:
+    async def _attachment(self, request: Request) -> queries.StoredAttachmentView:
         attachment_id = _path_number(request, "id")
         async with self.p.services.store.read() as conn:
             attachment = await queries.get_attachment(conn, attachment_id)
         if attachment is None:
             raise PageError(404, msg("There is no such file."))
-        path = self.p.services.blobs.path_for(attachment["sha256"])
-        if not await asyncio.to_thread(path.is_file):
-            log.error("admin.attachment_blob_missing", attachment_id=attachment_id,
-                      sha256=attachment["sha256"])
-            raise PageError(404, msg("The content of this file is missing from the store."))
-        return path, attachment
+        return attachment
+
+    async def _attachment_bytes(self, attachment: queries.StoredAttachmentView) -> bytes:
+        try:
+            return await read_attachment(self.p.services.blobs, attachment["id"],
+                                         attachment["sha256"], event_prefix="admin")
+        except BlobReadFailed as exc:
+            raise PageError(exc.status, {
+                "missing": msg("The content of this file is missing from the store."),
+                "corrupt": msg("This file fails its integrity check and is not shown."),
+                "unavailable": msg("The file store cannot be reached; try again shortly."),
+            }[exc.reason]) from None
 
     async def raw_message(self, request: Request) -> Response:
         await self.p.operator(request)
