@@ -11,7 +11,6 @@ import base64
 import hashlib
 import io
 import json
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email import encoders
@@ -29,10 +28,14 @@ import jinja2
 from nexusmail.clock import Clock, SystemClock
 from nexusmail.config import MailSettings
 from nexusmail.dispatch.calendar_invite import invitation_part
+from nexusmail.dispatch.template_choice import (
+    FALLBACK_LANGUAGE,
+    TemplateChoice,
+    choose_templates,
+    is_template_name,
+)
 from nexusmail.mail.headers import OWN_MAIL_HEADER
 from nexusmail.storage.connections import DbRow
-
-FALLBACK_LANGUAGE = "en"
 
 # RFC 3834 section 5: "auto-replied" for a mail caused by another mail (the
 # acknowledgement answers the customer's request), "auto-generated" for the rest of
@@ -40,11 +43,9 @@ FALLBACK_LANGUAGE = "en"
 AUTO_REPLIED_KINDS = frozenset({"acknowledgement"})
 PERSONAL_KINDS = frozenset({"operator_reply"})
 
-# Languages and template names become template paths: keep them to plain names.
 # Quoted-printable text parts stay readable in any raw view; base64 would not.
 _UTF8_QP = Charset("utf-8")
 _UTF8_QP.body_encoding = QP
-_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
 
 BlobLoader = Callable[[str], bytes]
 
@@ -161,10 +162,10 @@ class Composer:
             raise ComposeError(f"cannot compose {row.template!r}: {exc!r}") from exc
 
     def _compose(self, row: OutboxRow) -> ComposedMail:
-        language = self._pick_language(row)
-        base = f"mail/{language}/{row.template}"
+        choice = self._choose(row)
+        language, base = choice.language, choice.body
         context = self._context(row, language)
-        subject = " ".join(self.env.get_template(f"{base}.subject.j2").render(context).split())
+        subject = " ".join(self.env.get_template(choice.subject).render(context).split())
         if not subject:
             raise ComposeError(f"template {row.template!r} rendered an empty subject")
         text = self.env.get_template(f"{base}.txt.j2").render(context).strip() + "\n"
@@ -223,20 +224,16 @@ class Composer:
         rich = _qp_text(html, "html")
         return MIMEMultipart("alternative", _boundary("alt", message_id), _subparts=[plain, rich])
 
-    def _pick_language(self, row: OutboxRow) -> str:
-        if not _NAME.match(row.template):
+    def _choose(self, row: OutboxRow) -> TemplateChoice:
+        if not is_template_name(row.template):
             raise ComposeError(f"bad template name {row.template!r}")
-        candidates = [row.language] if _NAME.match(row.language) else []
-        candidates.append(FALLBACK_LANGUAGE)
-        for language in candidates:
-            try:
-                self.env.get_template(f"mail/{language}/{row.template}.txt.j2")
-            except jinja2.TemplateNotFound:
-                continue
-            return language
-        raise ComposeError(
-            f"no template mail/{{{row.language},{FALLBACK_LANGUAGE}}}/{row.template}.txt.j2"
-        )
+        choice = choose_templates(self.env, row.template, row.language,
+                                  row.context.get("template_variant"))
+        if choice is None:
+            raise ComposeError(
+                f"no template mail/{{{row.language},{FALLBACK_LANGUAGE}}}/{row.template}.txt.j2"
+            )
+        return choice
 
     def _context(self, row: OutboxRow, language: str) -> dict[str, Any]:
         # Settings give defaults; the row's own context (fixed at enqueue) wins.

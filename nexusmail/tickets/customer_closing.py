@@ -4,7 +4,9 @@ Sent when an intervention becomes resolved, if the intervention asks for it
 (notify_customer_on_resolve) or, when it says nothing, `[reports]
 customer_closing_mail`. It goes to the addresses an operator's reply would use, in
 the customer's language, and answers their original request (In-Reply-To its first
-mail, References the later ones), so it lands in the conversation they started.
+mail, References the later ones), so it lands in the conversation they started. A case
+of a listed request type is written by that type's closing mail when one exists (a
+maintenance visit closes differently from a repair), else by the general one.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from nexusmail.config import Settings
-from nexusmail.storage.connections import WriteTx
+from nexusmail.storage.connections import DbRow, WriteTx
 from nexusmail.tickets.activities import format_hours
 from nexusmail.tickets.message_extra import load_extra
 from nexusmail.tickets.models import MessageKind, OutboxKind
@@ -49,9 +51,11 @@ def queue_closing_mail(tx: WriteTx, number: int, *, now: datetime,
     if not wants_closing_mail(tx, number, settings):
         return []
     case = tx.execute(
-        "SELECT i.subject, c.email AS customer_email, c.language, k.email AS contact_email"
+        "SELECT i.subject, c.email AS customer_email, c.language, k.email AS contact_email,"
+        " t.code AS type_code, t.name_en, t.name_it, t.name_ro"
         " FROM interventions i JOIN customers c ON c.id = i.customer_id"
-        " LEFT JOIN contacts k ON k.id = i.contact_id WHERE i.number = ?",
+        " LEFT JOIN contacts k ON k.id = i.contact_id"
+        " LEFT JOIN request_types t ON t.code = i.request_type WHERE i.number = ?",
         (number,)).fetchone()
     recipients = recipients_of(case["contact_email"], case["customer_email"], settings)
     if not recipients:
@@ -81,6 +85,7 @@ def queue_closing_mail(tx: WriteTx, number: int, *, now: datetime,
         "total_hours": format_hours(total or None, language),
         # Their original request first: the answer sits under what they wrote.
         "in_reply_to": earlier[:1], "references": earlier,
+        **_request_type_context(case, language),
     }
     return [
         enqueue_mail(tx, OutgoingMail(
@@ -90,3 +95,15 @@ def queue_closing_mail(tx: WriteTx, number: int, *, now: datetime,
         ), now=now, domain=own_domain(settings))
         for recipient in recipients
     ]
+
+
+def _request_type_context(case: DbRow, language: str) -> dict[str, str]:
+    """The case's request type for the templates, and the closing mail written for that
+    type (`mail/<language>/closing/<code>`) to be tried before the general one. A type
+    that is free text rather than one of the list's codes has neither."""
+    code = case["type_code"]
+    if code is None:
+        return {"request_type": "", "request_type_name": ""}
+    names = {"en": case["name_en"], "it": case["name_it"], "ro": case["name_ro"]}
+    return {"request_type": code, "request_type_name": names.get(language) or names["en"] or code,
+            "template_variant": f"closing/{code}"}

@@ -176,6 +176,43 @@ async def test_reports_become_activities_and_resolve_the_case(job: Job) -> None:
     assert (await job.intervention())["status"] == "closed"
 
 
+async def test_a_case_of_a_request_type_closes_with_that_types_mail(
+    tmp_path: Path, relay: Controller
+) -> None:
+    """A case of a listed request type gets the firm's closing mail for that type (its
+    own in templates_dir, Italian, no subject of its own so the general one), threaded
+    on the customer's request, with the reports and the total hours."""
+    firm = tmp_path / "firm"
+    folder = firm / "mail" / "it" / "closing"
+    folder.mkdir(parents=True)
+    (folder / "riparazione.txt.j2").write_text(
+        "{{ request_type_name }} conclusa (#{{ number }}).\n"
+        "{% for report in reports %}{{ report.text }}\n{% endfor %}Ore: {{ total_hours }}\n",
+        "utf-8")
+    settings = make_settings(tmp_path / "data", relay_port=relay.port,
+                             mail={"operator_addresses": [DISPATCH], "templates_dir": str(firm)},
+                             reports={"customer_closing_mail": True})
+    async with running_daemon(settings) as daemon:
+        job = Job(daemon, relay.handler)
+        await job.open()
+        created = await job.api("POST", "/request-types", json={
+            "code": "riparazione", "names": {"it": "Riparazione guasti"}})
+        assert created.status_code == 201, created.text
+        patched = await job.api("PATCH", "/interventions/1", json={"request_type": "riparazione"})
+        assert patched.status_code == 200, patched.text
+        assert await job.reply(LUCA, "Confermo") == 250
+        assert await job.reply(ION, "Confirm") == 250
+        before = len(job.sink.messages)
+        assert await job.reply(LUCA, "Fatto, 2 ore, sostituita la scheda") == 250
+        assert await job.reply(ION, "Gata, o oră") == 250
+        closing = (await job.mail_to(CUSTOMER, "completato", after=before)).message()
+        assert str(closing["Subject"]) == "Re: [#1] Caldaia in blocco – completato"
+        assert closing["In-Reply-To"] == f"<{REQUEST_ID}>"
+        assert closing.get_body(("plain",)).get_content().splitlines() == [
+            "Riparazione guasti conclusa (#1).", "2 ore, sostituita la scheda", "o oră",
+            "Ore: 3 h"]
+
+
 async def test_a_not_done_report_keeps_the_assignment_and_alerts_operators(job: Job) -> None:
     """"Non ho finito, manca il pezzo" leaves the assignment confirmed, flags the case
     and mails the operators the reason."""
