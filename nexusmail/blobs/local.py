@@ -28,8 +28,12 @@ class LocalBlobStore:
     def put(self, data: bytes) -> str:
         digest = sha256_hex(data)
         target = self.path_for(digest)
-        if target.exists():
+        try:
+            # Named again: young again, so the orphan sweep's grace counts from now.
+            os.utime(target)
             return digest
+        except FileNotFoundError:
+            pass
         target.parent.mkdir(parents=True, exist_ok=True)
         # Private like the rest of the data dir: attachments are customers' documents.
         write_atomically(target, data, mode=PRIVATE_MODE)

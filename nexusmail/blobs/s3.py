@@ -3,8 +3,9 @@
 Keys mirror the local layout under a prefix, <prefix>/ab/cd/<sha256>, so a local blobs/
 directory copied into the bucket (any S3 sync tool) is read as it is. A put carries
 `If-None-Match: *`: the first writer of a digest creates the object and every later or
-concurrent one gets 412, which here means "already there" and succeeds too, so an
-object is never overwritten once written. A read checks the bytes against the key's
+concurrent one gets 412, which here means "already there" and succeeds too, so no
+upload ever replaces an object (a 412 only refreshes its age for the orphan sweep, by
+a server-side copy of the same bytes). A read checks the bytes against the key's
 digest. boto3 blocks: callers run these methods in threads (the client is thread-safe).
 """
 
@@ -58,13 +59,28 @@ class S3BlobStore:
                 return digest
             except _FAILURES as exc:
                 status = _status(exc)
-                if status == 412:  # already there: these very bytes, by its name
+                if status == 412 and self._refresh(key):  # already there: these bytes
                     return digest
+                if status == 412:  # swept away in between: write it again
+                    continue
                 if status == 409 and attempt + 1 < _CONFLICT_RETRIES:
                     time.sleep(_CONFLICT_PAUSE_S * (attempt + 1))
                     continue
                 raise self._unavailable("put", digest, exc) from exc
         raise BlobUnavailable(f"put {digest} to {self.describe()}: still conflicting")
+
+    def _refresh(self, key: str) -> bool:
+        """Make an existing object young again (the orphan sweep's grace counts from its
+        LastModified), by a server-side copy onto itself: the same bytes, no upload.
+        False when it is gone (a sweep removed it between the put and now)."""
+        try:
+            self.client.copy_object(Bucket=self.bucket, Key=key, MetadataDirective="REPLACE",
+                                    CopySource={"Bucket": self.bucket, "Key": key})
+        except _FAILURES as exc:
+            if _status(exc) == 404:
+                return False
+            raise self._unavailable("refresh", key.rpartition("/")[2], exc) from exc
+        return True
 
     def get(self, digest: str) -> bytes:
         key = self.key_for(digest)

@@ -30,6 +30,7 @@ from nexusmail.blobs.open import blobs_location
 from nexusmail.blobs.store import BlobUnavailable
 from nexusmail.cli import (
     backup,
+    blobs,
     employees,
     imports,
     mail_import,
@@ -184,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine.register(commands, config_opt, add, _group)
     imports.register(mail_import.register(commands, config_opt, add, _group), add)
     backup.register(commands, config_opt, add, _group)
+    blobs.register(commands, config_opt, add, _group)
     migrate_store.register(commands, config_opt, add, _group)
     records.register(commands, config_opt, add, _group)
 

@@ -89,8 +89,8 @@ def test_concurrent_writers_of_one_digest_all_succeed(s3: S3Server, tmp_path: Pa
 
 @pytest.mark.usefixtures("aws_keys")
 def test_a_second_put_never_overwrites(s3: S3Server, tmp_path: Path) -> None:
-    """Once a digest is written, a later put of it leaves the object as it was (its
-    LastModified unchanged): nothing is rewritten in the bucket."""
+    """Once a digest is written, a later put of it uploads nothing over it: the object
+    keeps its bytes and ETag (only its age is refreshed, for the orphan sweep)."""
     bucket = s3.new_bucket()
     store = s3_store(s3, tmp_path, bucket)
     digest = store.put(b"first")

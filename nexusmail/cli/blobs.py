@@ -1,0 +1,83 @@
+"""`nexusmail blobs gc`: remove attachment files no row names, once they are old enough.
+
+A blob is written before the commit that names it; when that commit fails (a crash, a
+database refusing the transaction) the blob stays behind unnamed. The sweep leaves every
+blob younger than --grace alone, since its commit may still be on its way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from datetime import timedelta
+from typing import Any
+
+from nexusmail.blobs.gc import SweepReport, sweep_orphans
+from nexusmail.blobs.open import open_blob_store
+from nexusmail.cli.support import EXIT_OK, EXIT_USAGE, AddCommand, AddGroup, fail, with_store
+from nexusmail.clock import SystemClock
+from nexusmail.config import Settings
+from nexusmail.storage.connections import Storage
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+# Longer than any transaction between a blob's write and its commit, by far.
+DEFAULT_GRACE = "24h"
+
+
+def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand,
+             group: AddGroup) -> None:
+    """Add the `blobs` command group to the CLI's parser."""
+    blobs = group(commands, "blobs", config_opt,
+                  "Look after the attachment store ([blobs] url: a directory or S3).",
+                  "  nexusmail blobs gc --dry-run\n  nexusmail blobs gc --grace 7d")
+    gc = add(blobs, "gc", cmd_blobs_gc,
+             "Remove attachment files that no stored mail or note names (left by a commit "
+             "that failed after the file was written) and that are older than --grace. "
+             "Safe beside running daemons.",
+             "  nexusmail blobs gc --dry-run     # only count what would go\n"
+             "  nexusmail blobs gc --grace 7d")
+    gc.add_argument("--grace", default=DEFAULT_GRACE, metavar="AGE",
+                    help="leave alone files younger than this: a number with s, m, h or d "
+                         f"(default {DEFAULT_GRACE})")
+    gc.add_argument("--dry-run", action="store_true",
+                    help="list and count what would be removed, remove nothing")
+
+
+def parse_grace(text: str) -> timedelta | None:
+    match = _DURATION.match(text.strip())
+    if match is None:
+        return None
+    return timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)])
+
+
+def cmd_blobs_gc(args: argparse.Namespace, settings: Settings) -> int:
+    grace = parse_grace(args.grace)
+    if grace is None:
+        return fail(f"--grace {args.grace!r}: use a number with s, m, h or d, e.g. 24h",
+                    EXIT_USAGE)
+    blobs = open_blob_store(settings)
+    cutoff = SystemClock().now() - grace
+
+    async def sweep(store: Storage) -> SweepReport:
+        return await sweep_orphans(store, blobs, cutoff=cutoff, dry_run=args.dry_run,
+                                   progress=_progress)
+
+    try:
+        report = with_store(settings, sweep)
+    finally:
+        blobs.close()
+    for digest in report.removed_digests:
+        print(("would remove " if report.dry_run else "removed ") + digest)
+    verb = "would remove" if report.dry_run else "removed"
+    print(f"{blobs.describe()}: {report.scanned} files, {report.young} younger than "
+          f"{args.grace}, {report.referenced} in use; {verb} {report.removed} "
+          f"({report.removed_bytes} bytes)")
+    return EXIT_OK
+
+
+def _progress(report: SweepReport) -> None:
+    # On stderr, so the list of removed digests on stdout stays clean for a script.
+    print(f"... {report.scanned} files looked at, {report.removed} "
+          f"{'to remove' if report.dry_run else 'removed'}", file=sys.stderr)
