@@ -25,6 +25,7 @@ import structlog
 from nexusmail.clock import iso
 from nexusmail.config import Settings
 from nexusmail.mail.reply_reading import ReplyReading, Verdict
+from nexusmail.storage import xact_lock
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets.activities import ReportActivity, format_hours, record_report_activity
 from nexusmail.tickets.cases import NewMessage, add_message
@@ -90,8 +91,8 @@ def apply_report(
         _resolve_when_all_done(tx, number, context, now=now, settings=settings)
     else:
         if case["status"] == Status.RESOLVED:
-            _set_status(tx, number, Status.OPEN, now=now,
-                        note=f"{employee['email']} reported the job not finished.")
+            _reopen_resolved(tx, number, now=now,
+                             note=f"{employee['email']} reported the job not finished.")
         _tell_operators(tx, OutboxKind.REPORT_NOT_DONE, "report_not_done", context,
                         number=number, now=now, settings=settings)
     log.info(f"report.{reading.verdict}", intervention=number, assignment_id=assignment_id,
@@ -116,6 +117,9 @@ def _resolve_when_all_done(tx: WriteTx, number: int, context: dict[str, Any], *,
     """Resolve an open intervention whose confirmed assignees have all reported done
     (and where nobody's last report said the job is not finished), unless an action
     sequence still has steps to go."""
+    # Two last reports at once on two daemons would each count the other still to
+    # finish, and the case would never resolve: the second counts after the first.
+    xact_lock.hold(tx, "intervention", number)
     # Still to finish: a confirmed technician, or one whose last word was "not done".
     waiting = tx.execute(
         "SELECT count(*) FROM assignments WHERE intervention_number = ? AND (status = ?"
@@ -141,12 +145,17 @@ def _resolve_when_all_done(tx: WriteTx, number: int, context: dict[str, Any], *,
     log.info("intervention.resolved", intervention=number)
 
 
-def _set_status(tx: WriteTx, number: int, status: Status, *, now: datetime, note: str) -> None:
-    tx.execute("UPDATE interventions SET status = ?, updated_at = ? WHERE number = ?",
-               (status, iso(now), number))
+def _reopen_resolved(tx: WriteTx, number: int, *, now: datetime, note: str) -> None:
+    """Back to open, guarded on still being resolved: an operator's closing (or another
+    report's reopening) written meanwhile stands, and the thread gets one entry."""
+    changed = tx.execute("UPDATE interventions SET status = ?, updated_at = ?"
+                         " WHERE number = ? AND status = ?",
+                         (Status.OPEN, iso(now), number, Status.RESOLVED)).rowcount
+    if changed != 1:
+        return
     add_message(tx, number, NewMessage(
         kind=MessageKind.STATUS_CHANGE, direction=Direction.INTERNAL, author="nexusmail",
-        body_text=note, extra={"status": status}), now=now)
+        body_text=note, extra={"status": Status.OPEN}), now=now)
 
 
 def _tell_operators(tx: WriteTx, kind: OutboxKind, template: str, context: dict[str, Any],

@@ -25,6 +25,7 @@ from race_gate import Outcome, RaceGate
 from nexusmail.clock import iso
 from nexusmail.config import Settings
 from nexusmail.ingest.prepare import prepare
+from nexusmail.mail.reply_reading import ReplyReading, Verdict
 from nexusmail.storage.pg_store import WriteConnection
 from nexusmail.storage.postgresql import connect
 from nexusmail.tickets.apply_mail import InboundMail, IngestResult, apply_inbound
@@ -36,6 +37,7 @@ from nexusmail.tickets.new_requests import Opened, OpenRequest, open_case
 from nexusmail.tickets.operator_reads import mark_read
 from nexusmail.tickets.operators import add_operator
 from nexusmail.tickets.reply_tokens import make_token, reply_address
+from nexusmail.tickets.reports import apply_report
 from nexusmail.tickets.teams import after_rejection, claim_job, create_team
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -230,7 +232,7 @@ def test_the_last_two_team_rejections_at_once_alert_the_operators(
     the first's rejection, so the operators are told that nobody will go."""
     settings = make_settings(tmp_path / "data", mail={"operator_addresses": [OPERATOR]})
     ids = staffed_case(database, settings, team=True)
-    gate = RaceGate(database, pause_before="SELECT a.status, a.reason, e.email")
+    gate = RaceGate(database, pause_before="UPDATE team_dispatches SET all_rejected_at")
     values(gate.run(answering(reply(LUCA, ids[LUCA], "Rifiuto, sono in ferie.",
                                     written="09:20"), settings),
                     answering(reply(ION, ids[ION], "Rifiuto, non posso.",
@@ -256,7 +258,7 @@ def test_all_rejected_is_seen_by_the_second_rejection_whatever_else_it_wrote(
                                    case_context=assignment_context)
         return unit
 
-    gate = RaceGate(database, pause_before="SELECT a.status, a.reason, e.email")
+    gate = RaceGate(database, pause_before="UPDATE team_dispatches SET all_rejected_at")
     told = values(gate.run(rejecting(ids[LUCA]), rejecting(ids[ION])))
     assert sorted(told) == [False, True]
 
@@ -353,3 +355,29 @@ def test_an_older_look_landing_last_does_not_mark_a_case_unread(
     values(gate.run(partial(mark_read, operator_id=operator_id, number=1, now=later),
                     partial(mark_read, operator_id=operator_id, number=1, now=NOW)))
     assert rows(database, "SELECT read_at FROM operator_reads") == [(iso(later),)]
+
+
+def test_the_last_two_done_reports_at_once_resolve_the_case(database: str,
+                                                            settings: Settings) -> None:
+    """Luca and Ion, both confirmed on one case, report it done at once on two daemons:
+    the second to count sees the first's report, so the case is resolved (once)."""
+    ids = staffed_case(database, settings, team=False)
+
+    def second_technician(tx: Any) -> int:
+        assignment_id = assign(tx, 1, ION, now=NOW, settings=settings, reply_keys=KEYS)
+        tx.execute("UPDATE assignments SET status = 'confirmed'")
+        return assignment_id
+    ids[ION] = write(database, second_technician)
+    [(message_row,)] = rows(database, "SELECT min(id) FROM messages")
+
+    def reporting(member: str) -> partial[None]:
+        return partial(apply_report, number=1, assignment_id=ids[member],
+                       employee={"email": member, "name": member, "language": "it"},
+                       reading=ReplyReading(Verdict.DONE, "", "Fatto."),
+                       message_row=message_row, reply_message_id=None, written_at=NOW,
+                       now=NOW, settings=settings)
+
+    gate = RaceGate(database, pause_before="UPDATE interventions SET status")
+    values(gate.run(reporting(LUCA), reporting(ION)))
+    assert rows(database, "SELECT status FROM interventions") == [("resolved",)]
+    assert status_entries(database, "resolved") == 1

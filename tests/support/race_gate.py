@@ -5,6 +5,7 @@ writers would. Before the first statement containing `pause_before` (the write t
 follows the lookup deciding it) a unit stops until the other unit has reached its own
 such statement too, so both have done their lookups before either writes: the
 interleaving that breaks a select-then-insert, every time rather than by luck. A unit
+whose lookup decided not to write at all stops before its commit instead. A unit
 that is instead waiting on a lock the first holds (the guard doing its job) cannot
 reach the point; that counts as arriving, or the two would wait for each other forever.
 The wait is read from `pg_stat_activity`, not guessed with a sleep.
@@ -68,7 +69,12 @@ class _GatedTx:
         return self._inner.executemany(sql, parameters)
 
     def _pause_if_critical(self, sql: str) -> None:
-        if self._gate.pause_before in sql and not self._me.arrived.is_set():
+        if self._gate.pause_before in sql:
+            self.arrive()
+
+    def arrive(self) -> None:
+        """Stop here, the first time, until the other unit gets to its point too."""
+        if not self._me.arrived.is_set():
             self._me.arrived.set()
             self._outcome.met_the_other = self._gate.wait_for(self._other)
             # Only when both got here: if the first waits on a lock this one holds, the
@@ -108,8 +114,9 @@ class RaceGate:
                 me.pid = conn.info.backend_pid
                 try:
                     with conn.transaction():
-                        outcome.value = fn(_GatedTx(WriteConnection(conn), self, me, other,
-                                                    outcome))
+                        gated = _GatedTx(WriteConnection(conn), self, me, other, outcome)
+                        outcome.value = fn(gated)
+                        gated.arrive()  # never got to the write: its commit is the point
                 except Exception as exc:  # the race's result, for the test to judge
                     outcome.error = exc
         finally:
