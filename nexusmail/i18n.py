@@ -67,6 +67,11 @@ LABELS = {
     # deadlines: which one, and the list's deadline filter
     "response": N_("response"), "resolution": N_("resolution"), "overdue": N_("overdue"),
     "today": N_("due today"),
+    # action sequences: a run's state, a step's state, the usual actions (visit above)
+    "running": N_("running"), "stopped": N_("stopped"), "planned": N_("planned"),
+    "scheduled": N_("scheduled"), "assigned": N_("assigned"), "blocked": N_("blocked"),
+    "cancelled": N_("cancelled"), "call": N_("phone call"), "mail": N_("mail"),
+    "quote": N_("quote"), "check": N_("check"),
     # reasons for closing and suspending ([tickets] close_reasons, hold_reasons)
     "fixed": N_("fixed"), "replaced": N_("part replaced"),
     "not_repairable": N_("not repairable"), "customer_cancelled": N_("cancelled by the customer"),

@@ -69,10 +69,7 @@ class SequenceView(TypedDict):
 
 def create_sequence(tx: WriteTx, plan: SequenceDef, *, now: datetime) -> int:
     """A new sequence with its steps numbered from 1; its id."""
-    if plan.trigger_request_type is not None and tx.execute(
-            "SELECT 1 FROM request_types WHERE code = ?",
-            (plan.trigger_request_type,)).fetchone() is None:
-        raise NotFound(f"no request type {plan.trigger_request_type!r}")
+    _check_trigger(tx, plan.trigger_request_type)
     who = [_who(tx, step) for step in plan.steps]
     try:
         sequence_id: int = tx.execute(
@@ -82,16 +79,45 @@ def create_sequence(tx: WriteTx, plan: SequenceDef, *, now: datetime) -> int:
         ).fetchone()[0]
     except INTEGRITY_ERRORS:
         raise Conflict(f"a sequence with code {plan.code!r} exists already") from None
+    _insert_steps(tx, sequence_id, plan.steps, who)
+    log.info("sequence.created", code=plan.code, steps=len(plan.steps))
+    return sequence_id
+
+
+def update_sequence(tx: WriteTx, plan: SequenceDef) -> int:
+    """Replace the description, notes, trigger and steps of the sequence `plan.code`;
+    its id. Runs already started keep the steps they were started with."""
+    row = tx.execute("SELECT id FROM sequences WHERE code = ?", (plan.code,)).fetchone()
+    if row is None:
+        raise NotFound(f"no sequence with code {plan.code!r}")
+    _check_trigger(tx, plan.trigger_request_type)
+    who = [_who(tx, step) for step in plan.steps]
+    sequence_id: int = row["id"]
+    tx.execute("UPDATE sequences SET description = ?, notes = ?, trigger_request_type = ?"
+               " WHERE id = ?",
+               (plan.description, plan.notes, plan.trigger_request_type, sequence_id))
+    tx.execute("DELETE FROM sequence_steps WHERE sequence_id = ?", (sequence_id,))
+    _insert_steps(tx, sequence_id, plan.steps, who)
+    log.info("sequence.updated", code=plan.code, steps=len(plan.steps))
+    return sequence_id
+
+
+def _check_trigger(tx: WriteTx, request_type: str | None) -> None:
+    if request_type is not None and tx.execute(
+            "SELECT 1 FROM request_types WHERE code = ?", (request_type,)).fetchone() is None:
+        raise NotFound(f"no request type {request_type!r}")
+
+
+def _insert_steps(tx: WriteTx, sequence_id: int, steps: Sequence[StepDef],
+                  who: list[tuple[int | None, int | None]]) -> None:
     tx.executemany(
         "INSERT INTO sequence_steps (sequence_id, number, employee_id, team_id, action,"
         " expected_hours, notes, postpone_days, needs_report)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(sequence_id, number, employee_id, team_id, step.action, step.expected_hours,
           step.notes, step.postpone_days, int(step.needs_report))
-         for number, (step, (employee_id, team_id)) in enumerate(zip(plan.steps, who,
+         for number, (step, (employee_id, team_id)) in enumerate(zip(steps, who,
                                                                      strict=True), 1)])
-    log.info("sequence.created", code=plan.code, steps=len(plan.steps))
-    return sequence_id
 
 
 def _who(tx: WriteTx, step: StepDef) -> tuple[int | None, int | None]:
@@ -138,3 +164,15 @@ async def list_sequences(conn: ReadTx, code: str | None = None) -> list[Sequence
                 "notes": row["step_notes"], "postpone_days": row["postpone_days"],
                 "needs_report": bool(row["needs_report"])})
     return list(found.values())
+
+
+class SequenceChoice(TypedDict):
+    code: str
+    description: str
+
+
+async def sequence_choices(conn: ReadTx) -> list[SequenceChoice]:
+    """Every sequence's code and description, by code (to pick one to start)."""
+    rows = await conn.execute_fetchall(
+        "SELECT code, description FROM sequences ORDER BY code")
+    return [{"code": row["code"], "description": row["description"]} for row in rows]

@@ -218,3 +218,24 @@ def after_rejection(tx: WriteTx, assignment_id: int, *, now: datetime, settings:
         ), now=now, domain=own_domain(settings))
     log.warning("team.all_rejected", intervention=number, team=head["name"])
     return True
+
+
+def set_team_members(tx: WriteTx, name: str, members: Sequence[str]) -> int:
+    """The team named now has exactly these employees (by address); its id. Jobs it was
+    given already stay with the members who were mailed them."""
+    team = tx.execute("SELECT id FROM teams WHERE name = ?", (name,)).fetchone()
+    if team is None:
+        raise NotFound(f"no team named {name!r}")
+    addresses = sorted({m.strip().lower() for m in members})
+    rows = {r["email"]: r["id"] for r in (
+        tx.execute("SELECT id, email FROM employees WHERE email = ?", (a,)).fetchone()
+        for a in addresses) if r is not None}
+    unknown = [a for a in addresses if a not in rows]
+    if unknown:
+        raise NotFound(f"no employee with address {', '.join(unknown)}")
+    team_id: int = team["id"]
+    tx.execute("DELETE FROM team_members WHERE team_id = ?", (team_id,))
+    tx.executemany("INSERT INTO team_members (team_id, employee_id) VALUES (?, ?)",
+                   [(team_id, rows[a]) for a in addresses])
+    log.info("team.members_set", team=name, members=len(addresses))
+    return team_id

@@ -60,7 +60,9 @@ from nexusmail.admin.pages.listing import list_routes
 from nexusmail.admin.pages.login import login_routes
 from nexusmail.admin.pages.muted_peers import muted_peer_routes
 from nexusmail.admin.pages.schedules import schedule_routes
+from nexusmail.admin.pages.sequences import sequence_page_routes
 from nexusmail.admin.pages.settings import settings_routes
+from nexusmail.admin.pages.teams import team_page_routes
 from nexusmail.admin.pages.thread import thread_routes
 from nexusmail.admin.pages.timesheets import timesheet_routes
 from nexusmail.admin.secret_file import load_or_create_secret
@@ -145,6 +147,7 @@ def build_pages_app(services: ApiServices) -> Starlette:
         *case_link_routes(pages),
         *timesheet_routes(pages), *activity_form_routes(pages),
         *settings_routes(pages), *employee_routes(pages), *muted_peer_routes(pages),
+        *team_page_routes(pages), *sequence_page_routes(pages),
     ]
     return Starlette(
         routes=routes,

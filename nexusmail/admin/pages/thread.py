@@ -57,6 +57,7 @@ from nexusmail.tickets.cases import (
 from nexusmail.tickets.entry import NoteFile, add_note, reply_to_customer
 from nexusmail.tickets.operator_reads import mark_read
 from nexusmail.tickets.recurrence import local_date
+from nexusmail.tickets.sequences import sequence_choices
 from nexusmail.tickets.store import StorageError
 from nexusmail.tickets.workload import loads, period_of
 
@@ -202,6 +203,8 @@ class _Handlers:
             records = await intervention_records(conn, number)
             choices = (await link_choices(conn, records["customer"]["id"])
                        if records else None)
+            startable = (await sequence_choices(conn)
+                         if detail["sequence"] is None and detail["status"] == "open" else [])
         has_raw = {r[0] for r in rows if r[2]}
         safe_html = {r[0]: r[1] for r in rows if r[1] and r[3] == SANITIZER_VERSION}
         stale = [(r[0], r[1]) for r in rows if r[1] and r[3] != SANITIZER_VERSION]
@@ -246,7 +249,7 @@ class _Handlers:
         canned, reply_text = await self._canned_choice(request, detail)
         return self.p.render(
             request, "thread.html.j2", case=detail, entries=entries, records=records,
-            choices=choices,
+            choices=choices, startable=startable,
             assignable=candidates, loads=load_of, canned=canned, reply_text=reply_text,
             close_reasons=services.settings.tickets.close_reasons,
             hold_reasons=services.settings.tickets.hold_reasons,
