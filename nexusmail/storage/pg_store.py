@@ -28,7 +28,14 @@ from psycopg_pool import AsyncConnectionPool
 
 from nexusmail.storage.group_commit import GroupCommitWriter, Outcome, StorageError
 from nexusmail.storage.pg_pipeline import PipelinedUnit, roll_back_quietly
-from nexusmail.storage.postgresql import Row, connect, migrate, row_factory, translate
+from nexusmail.storage.postgresql import (
+    Row,
+    compress_cheaply,
+    connect,
+    migrate,
+    row_factory,
+    translate,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -127,8 +134,10 @@ class PgStore(GroupCommitWriter):
         await self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
 
     def _connect(self) -> psycopg.Connection[Row]:
-        return connect(self.conninfo, connect_timeout=CONNECT_TIMEOUT_S,
+        conn = connect(self.conninfo, connect_timeout=CONNECT_TIMEOUT_S,
                        password=self._password)
+        compress_cheaply(conn)
+        return conn
 
     def _secret(self) -> dict[str, str]:
         return {"password": self._password} if self._password else {}

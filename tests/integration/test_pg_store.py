@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from postgres_server import PostgresCluster
 
+from nexusmail.storage.connections import INTEGRITY_ERRORS
 from nexusmail.storage.pg_store import PgStore
 from nexusmail.tickets.store import StorageError
 
@@ -71,3 +72,76 @@ async def test_a_lost_database_is_a_storage_error_then_recovers(
             names = [r["name"] for r in await conn.execute_fetchall(
                 "SELECT name FROM customers ORDER BY id")]
         assert names == ["before", "after"]
+
+
+def unread_duplicate(tx: Any) -> None:
+    tx.execute("INSERT INTO raw_messages (sha256, data) VALUES (?, ?)", ("same", b"a"))
+    tx.execute("INSERT INTO raw_messages (sha256, data) VALUES (?, ?)", ("same", b"b"))
+
+
+def renamed_count(tx: Any) -> int:
+    return int(tx.execute("UPDATE customers SET notes = ? WHERE name LIKE ?",
+                          ("seen", "%Srl")).rowcount)
+
+
+def rows_with_own_savepoints(tx: Any) -> list[str]:
+    """Each row in a savepoint of its own, a refused row undone and counted, as the
+    bulk imports do."""
+    refused = []
+    for key in ("one", "one", "two"):
+        tx.execute("SAVEPOINT row")
+        try:
+            tx.execute("INSERT INTO raw_messages (sha256, data) VALUES (?, ?)", (key, b"x"))
+        except INTEGRITY_ERRORS:
+            tx.execute("ROLLBACK TO SAVEPOINT row")
+            refused.append(key)
+        tx.execute("RELEASE SAVEPOINT row")
+    return refused
+
+
+async def test_an_unread_failing_statement_fails_its_own_unit_only(database: str) -> None:
+    """A unit whose statement fails without the unit reading its result (statements are
+    sent without waiting) still gets that failure, its other changes are undone, and the
+    units around it in the same group commit."""
+    async with PgStore(database) as store:
+        results = await asyncio.gather(
+            store.write(add_customer("Rossi Srl")), store.write(unread_duplicate),
+            store.write(add_customer("Bianchi Srl")), store.write(renamed_count),
+            return_exceptions=True)
+        async with store.read() as conn:
+            raw = await conn.execute_fetchall("SELECT sha256 FROM raw_messages")
+            notes = await conn.execute_fetchall("SELECT notes FROM customers ORDER BY id")
+    assert isinstance(results[1], INTEGRITY_ERRORS)
+    assert raw == []
+    assert results[3] == 2  # the rowcount of an UPDATE is read after its answer came
+    assert [r["notes"] for r in notes] == ["seen", "seen"]
+
+
+async def test_a_unit_with_savepoints_of_its_own_handles_each_failure_in_place(
+        database: str) -> None:
+    """A unit that sets its own savepoints sees a statement's failure where it made it,
+    undoes just that row and goes on; the rest of its rows are committed."""
+    async with PgStore(database) as store:
+        refused = await store.write(rows_with_own_savepoints)
+        async with store.read() as conn:
+            keys = [r[0] for r in await conn.execute_fetchall(
+                "SELECT sha256 FROM raw_messages ORDER BY sha256")]
+    assert refused == ["one"]
+    assert keys == ["one", "two"]
+
+
+async def test_the_writer_compresses_large_values_with_lz4(database: str) -> None:
+    """The writer's session asks for lz4 (a raw mail that hardly compresses costs pglz
+    a full pass); what it wrote reads back unchanged."""
+    raw = b"Subject: the same line\r\n" * 4000
+
+    def store_raw(tx: Any) -> None:
+        tx.execute("INSERT INTO raw_messages (sha256, data) VALUES (?, ?)", ("big", raw))
+
+    async with PgStore(database) as store:
+        await store.write(store_raw)
+        async with store.read() as conn:
+            row = (await conn.execute_fetchall(
+                "SELECT pg_column_compression(data), data FROM raw_messages"))[0]
+    assert row[0] == "lz4"
+    assert bytes(row[1]) == raw
