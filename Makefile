@@ -47,12 +47,13 @@ unit:
 	$(BIN)/pytest -q
 
 # The tests that open a store, again on a throwaway PostgreSQL cluster (started as the
-# postgres user, so root only). Left out: the offline commands' SQLite-file tests
-# (their PostgreSQL twins run in every pass) and modules that never open the run's
-# store (packaging; the spool test writes its own SQLite config).
+# postgres user, so root only): the integration tests and the browser walks through the
+# admin page. Left out: the offline commands' SQLite-file tests (their PostgreSQL twins
+# run in every pass) and modules that never open the run's store (packaging; the spool
+# test writes its own SQLite config).
 unit-postgresql:
 	@if [ "$$(id -u)" -ne 0 ]; then echo "PostgreSQL pass skipped: the throwaway cluster needs root"; \
-	else $(BIN)/pytest -q --store=postgresql tests/integration \
+	else $(BIN)/pytest -q --store=postgresql tests/integration tests/browser \
 	  --ignore=tests/integration/test_operator_tools.py \
 	  --ignore=tests/integration/test_packaging.py \
 	  --ignore=tests/integration/test_smtp_spool.py; fi
