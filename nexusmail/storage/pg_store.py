@@ -136,7 +136,11 @@ class PgStore(GroupCommitWriter):
     def _connect(self) -> psycopg.Connection[Row]:
         conn = connect(self.conninfo, connect_timeout=CONNECT_TIMEOUT_S,
                        password=self._password)
-        compress_cheaply(conn)
+        try:
+            compress_cheaply(conn)
+        except BaseException:
+            conn.close()  # the server went away again: no half-set-up connection kept
+            raise
         return conn
 
     def _secret(self) -> dict[str, str]:
