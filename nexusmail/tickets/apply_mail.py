@@ -251,10 +251,10 @@ def _carry_out(
             serial_candidates=(serial_candidates(mail.subject, mail.body_text)
                                if inbound.serial_candidates is None
                                else inbound.serial_candidates),
+            participants=tuple(_participants(mail, sender, settings)),
         ),
         now=now, settings=settings,
     )
-    add_participants(tx, opened.number, _participants(mail, sender, settings))
     return replace(_finish(tx, inbound_id, Outcome.NEW_REQUEST, opened.number, ruling.reason),
                    ack_skipped=opened.ack_skipped)
 

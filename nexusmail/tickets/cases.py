@@ -46,6 +46,16 @@ class CustomerRef:
 
 
 @dataclass(frozen=True)
+class CasePlan:
+    """A case's contract and deadlines (tickets.sla_plan), worked out before its row
+    is written, so the row is written once with them."""
+
+    contract_id: int | None
+    response_due: str | None
+    resolution_due: str | None
+
+
+@dataclass(frozen=True)
 class NewIntervention:
     customer_id: int
     subject: str
@@ -62,6 +72,11 @@ class NewIntervention:
     channel: str | None = None  # mail | phone | visit | web | schedule
     requested_at: str | None = None  # when the customer asked, as the operator states it
     owner: str | None = None
+    # Its contract and deadlines, when worked out before it is made (tickets.sla_plan);
+    # None: made unplanned, for the deadline sweep to plan.
+    sla: CasePlan | None = None
+    # Its first message is the customer's mail (or a technician's): new for operators.
+    inbound_first: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,16 +142,22 @@ def find_or_create_customer(
 
 def create_intervention(tx: WriteTx, new: NewIntervention, *, now: datetime) -> int:
     """Open an intervention; return its number."""
+    sla = new.sla
     number: int = tx.execute(
         "INSERT INTO interventions (customer_id, contact_id, request_type, subject, description,"
         " priority, desired_from, desired_to, status, source, related_number, site_id,"
-        " equipment_id, channel, requested_at, owner, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING number",
+        " equipment_id, channel, requested_at, owner, created_at, updated_at,"
+        " contract_id, response_due, resolution_due, sla_planned_at, last_inbound_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " RETURNING number",
         (new.customer_id, new.contact_id, new.request_type, new.subject, new.description,
          new.priority, _date(new.desired_from), _date(new.desired_to), Status.OPEN, new.source,
          new.related_number, new.site_id, new.equipment_id,
          new.channel or _CHANNEL_OF_SOURCE.get(new.source), new.requested_at, new.owner,
-         iso(now), iso(now)),
+         iso(now), iso(now),
+         sla.contract_id if sla else None, sla.response_due if sla else None,
+         sla.resolution_due if sla else None, iso(now) if sla else None,
+         iso(now) if new.inbound_first else None),
     ).fetchone()[0]
     return number
 
@@ -159,9 +180,11 @@ def add_thread_refs(tx: WriteTx, number: int, message_ids: Sequence[str]) -> Non
 
 
 def add_message(
-    tx: WriteTx, number: int, message: NewMessage, *, now: datetime
+    tx: WriteTx, number: int, message: NewMessage, *, now: datetime, touch: bool = True
 ) -> int:
-    """Append a message (with its attachment rows) to an intervention's thread."""
+    """Append a message (with its attachment rows) to an intervention's thread.
+    `touch=False`: the intervention was made at `now` in this transaction, with this
+    message first (NewIntervention.inbound_first), so it already reads as touched."""
     message_row: int = tx.execute(
         "INSERT INTO messages (intervention_number, kind, direction, author, from_addr, to_addrs,"
         " cc_addrs, subject, body_text, body_html, html_sanitizer, message_id, inbound_id,"
@@ -183,6 +206,8 @@ def add_message(
     )
     if message.message_id:
         add_thread_refs(tx, number, [message.message_id])
+    if not touch:
+        return message_row
     if message.direction == Direction.IN:
         # The customer or a technician wrote: new for every operator who looked before.
         tx.execute("UPDATE interventions SET updated_at = ?, last_inbound_at = ?"

@@ -28,7 +28,7 @@ from nexusmail.tickets.models import Direction, MessageKind, OutboxKind, Priorit
 from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
 from nexusmail.tickets.sender_match import link_equipment, match_sender
 from nexusmail.tickets.sequence_plan import start_by_trigger
-from nexusmail.tickets.sla_plan import plan_new_intervention
+from nexusmail.tickets.sla_plan import plan_case_to_open, plan_opened_case
 from nexusmail.tickets.tags import format_tag
 
 log = structlog.get_logger(__name__)
@@ -55,6 +55,8 @@ class OpenRequest:
     acknowledge: bool = True
     # Tokens of the mail that may be serials of the customer's machines (tickets.serials).
     serial_candidates: tuple[str, ...] = ()
+    # Other addresses that took part (a mail's To and Cc), besides the customer's.
+    participants: tuple[str, ...] = ()
     # What an operator says it is about (each checked against the customer's records)
     # and how and when it came; `links` names the ones given (tickets.case_edits).
     contact_email: str | None = None
@@ -97,6 +99,13 @@ def open_case(
     linked = resolve_links(tx, customer.customer_id, now=now,
                            contact_email=request.contact_email, site_id=request.site_id,
                            equipment_serial=request.equipment_serial, given=request.links)
+    first = request.first_message or NewMessage(
+        kind=MessageKind.NOTE, direction=Direction.INTERNAL, author=request.author,
+        subject=request.subject, body_text=request.description,
+        extra={"entry": "operator"},
+    )
+    sla = plan_case_to_open(tx, customer.customer_id, requested_at=request.requested_at,
+                            now=now, new_customer=customer.created, settings=settings)
     number = create_intervention(
         tx,
         NewIntervention(
@@ -107,20 +116,18 @@ def open_case(
             subject=request.subject, description=request.description, source=request.source,
             request_type=request.request_type, priority=priority,
             desired_from=request.desired_from, desired_to=request.desired_to,
-            related_number=request.related_number, owner=customer.owner,
+            related_number=request.related_number, owner=customer.owner, sla=sla,
+            inbound_first=first.direction == Direction.IN,
         ),
         now=now,
     )
     if not customer.created and "equipment_serial" not in request.links:
         link_equipment(tx, number, customer.customer_id, request.serial_candidates)
-    add_participants(tx, number, [customer.email])
-    plan_new_intervention(tx, number, now=now, settings=settings)
-    first = request.first_message or NewMessage(
-        kind=MessageKind.NOTE, direction=Direction.INTERNAL, author=request.author,
-        subject=request.subject, body_text=request.description,
-        extra={"entry": "operator"},
-    )
-    add_message(tx, number, first, now=now)
+    add_participants(tx, number, [customer.email, *request.participants])
+    if sla is not None:
+        plan_opened_case(tx, number, sla, settings=settings)
+    # Made just now with this message first: no second write of its row.
+    add_message(tx, number, first, now=now, touch=False)
     start_by_trigger(tx, number, request.request_type, now=now, settings=settings)
     if not request.acknowledge:
         return Opened(number)

@@ -6,8 +6,10 @@ An intervention's deadlines are its request instant plus the hours of the contra
 covering it (else the `[sla]` defaults), counted in business hours; a pending
 assignment's reminder and escalation come `[sla] remind_after_hours` /
 `escalate_after_hours` business hours after it was made. Planned when the case or the
-assignment is made, and by the deadline sweep for any row left unplanned
-(sla_planned_at NULL: made elsewhere, or re-timed by a contract entered later).
+assignment is made (a case opened by mail or by an operator: worked out before its row
+is written, and written with it, `plan_case_to_open`), and by the deadline sweep for any
+row left unplanned (sla_planned_at NULL: made elsewhere, or re-timed by a contract
+entered later).
 Planning again is harmless: a step not yet taken moves, one taken stays.
 """
 
@@ -20,6 +22,7 @@ import structlog
 from nexusmail.clock import iso
 from nexusmail.config import Settings
 from nexusmail.storage.connections import DbRow, WriteTx
+from nexusmail.tickets.cases import CasePlan
 from nexusmail.tickets.contracts import covering_contract
 from nexusmail.tickets.models import AssignmentStatus, Status
 from nexusmail.tickets.recurrence import local_date
@@ -28,6 +31,41 @@ from nexusmail.tickets.sla_calendar import AddBusinessHours, adder_of, company_z
 log = structlog.get_logger(__name__)
 
 REMIND, ESCALATE, RESOLUTION_WARNING = "remind", "escalate", "resolution_warning"
+
+
+def plan_case_to_open(tx: WriteTx, customer_id: int, *, requested_at: str | None,
+                      now: datetime, new_customer: bool, settings: Settings
+                      ) -> CasePlan | None:
+    """What `plan_intervention` would write for a case about to be made now for
+    `customer_id`, so the case's INSERT carries it (no read back, no second write of
+    the row). A customer made in this same transaction has no contract to look up.
+    None when the calendar cannot place a deadline: the case is made unplanned, for
+    the sweep to try again, and never fails for it."""
+    start = _instant(requested_at) or datetime.fromisoformat(iso(now))
+    contract = None if new_customer else covering_contract(
+        tx, customer_id, local_date(start, company_zone(settings)))
+    response = _hours(contract, "response_hours", settings.sla.response_hours)
+    resolution = _hours(contract, "resolution_hours", settings.sla.resolution_hours)
+    try:
+        add = adder_of(settings) if response or resolution else None
+        response_due = add(start, response) if add and response else None
+        resolution_due = add(start, resolution) if add and resolution else None
+    except ValueError as exc:
+        log.error("sla.plan_failed", what="new intervention", customer_id=customer_id,
+                  error=str(exc))
+        return None
+    return CasePlan(contract["id"] if contract else None, _text(response_due),
+                    _text(resolution_due))
+
+
+def plan_opened_case(tx: WriteTx, number: int, plan: CasePlan, *,
+                     settings: Settings) -> None:
+    """The step a case opened with `plan` needs beside its row: the warning before its
+    resolution deadline (a new case is open)."""
+    warn = settings.sla.warn_before_hours
+    if plan.resolution_due is not None and warn > 0:
+        _plan_step(tx, number, 0, RESOLUTION_WARNING,
+                   datetime.fromisoformat(plan.resolution_due) - timedelta(hours=warn))
 
 
 def plan_new_intervention(tx: WriteTx, number: int, *, now: datetime,
