@@ -97,6 +97,10 @@ def hold_new_case(tx: WriteTx, peer: Peer, *, now: datetime, settings: Settings)
 
 def record_new_case(tx: WriteTx, peer: Peer, *, now: datetime, settings: Settings) -> None:
     """Count a case `peer`'s mail opened."""
+    if settings.mail.mute_after_new_cases == 0 and settings.mail.mute_domain_after_new_cases == 0:
+        # The guard is off: nothing reads these counts (switched on by a reload, it
+        # counts from then), and the insert was a statement per new case for nothing.
+        return
     peer_counts.record(tx, PeerEvent.CASE, peer, now=now,
                        keep=timedelta(seconds=settings.mail.mute_window_s))
 
