@@ -7,9 +7,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from nexusmail.blobs.open import is_s3, local_blobs_root, open_blob_store
+from nexusmail.blobs.transfer import put_tree
 from nexusmail.cli.support import EXIT_OK, AddCommand, AddGroup, fail
 from nexusmail.config import Settings
-from nexusmail.service.backup import BackupError, create_backup, restore_backup
+from nexusmail.paths import BLOBS_DIR
+from nexusmail.service.backup import BackupError, BlobsLocation, create_backup, restore_backup
 from nexusmail.service.pg_backup import create_pg_backup, restore_pg_backup
 from nexusmail.storage.target import database_target
 
@@ -47,11 +50,13 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     config = Path(args.config) if getattr(args, "config", None) else None
     target = database_target(settings)
     data_dir = settings.storage.data_dir
+    blobs = blobs_location(settings)
     try:
         if target.dialect == "postgresql":
-            report = create_pg_backup(target.url, target.password, data_dir, args.dest, config)
+            report = create_pg_backup(target.url, target.password, data_dir, args.dest, config,
+                                      blobs=blobs)
         else:
-            report = create_backup(data_dir, args.dest, config)
+            report = create_backup(data_dir, args.dest, config, blobs=blobs)
     except BackupError as exc:
         return fail(str(exc))
     m = report.manifest
@@ -60,19 +65,32 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     print(f"Backed up {where} into {args.dest}: {counts}; "
           f"{m['blobs']['files']} attachment files ({report.blobs_copied} new); "
           f"database sha256 {m['database']['sha256']}.")
+    if blobs.object_store:
+        print(f"The attachments stay in {blobs.object_store}, not in this backup: keep that "
+              "bucket versioned or replicated.")
     return EXIT_OK
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     target = database_target(settings)
+    blobs = blobs_location(settings)
     try:
         if target.dialect == "postgresql":
             manifest = restore_pg_backup(args.backup, target.url, target.password,
-                                         settings.storage.data_dir, force=args.force)
+                                         settings.storage.data_dir, force=args.force,
+                                         blobs=blobs)
         else:
-            manifest = restore_backup(args.backup, settings.storage.data_dir, force=args.force)
+            manifest = restore_backup(args.backup, settings.storage.data_dir, force=args.force,
+                                      blobs=blobs)
     except BackupError as exc:
         return fail(str(exc))
+    if blobs.object_store and manifest["blobs"]["files"]:
+        # A backup of local files restored onto an S3 store: the files go to the bucket.
+        store = open_blob_store(settings)
+        try:
+            put_tree(args.backup / BLOBS_DIR, store)
+        finally:
+            store.close()
     counts = ", ".join(f"{n} {table}" for table, n in manifest["counts"].items())
     where = settings.storage.data_dir.as_posix()
     if target.dialect == "postgresql":
@@ -80,3 +98,10 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     print(f"Restored the backup of {manifest['created_at']} into {where}: {counts}; "
           f"{manifest['blobs']['files']} attachment files.")
     return EXIT_OK
+
+
+def blobs_location(settings: Settings) -> BlobsLocation:
+    """Where `[blobs] url` keeps the attachments, as backup and restore need it."""
+    if is_s3(settings):
+        return BlobsLocation(object_store=settings.blobs.url)
+    return BlobsLocation(directory=local_blobs_root(settings))

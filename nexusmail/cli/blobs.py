@@ -1,4 +1,5 @@
-"""`nexusmail blobs gc`: remove attachment files no row names, once they are old enough.
+"""`nexusmail blobs gc`: remove attachment files no row names, once they are old enough;
+`nexusmail blobs import DIR`: put a local blobs/ tree into the configured store.
 
 A blob is written before the commit that names it; when that commit fails (a crash, a
 database refusing the transaction) the blob stays behind unnamed. The sweep leaves every
@@ -11,11 +12,21 @@ import argparse
 import re
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from nexusmail.blobs.gc import SweepReport, sweep_orphans
 from nexusmail.blobs.open import open_blob_store
-from nexusmail.cli.support import EXIT_OK, EXIT_USAGE, AddCommand, AddGroup, fail, with_store
+from nexusmail.blobs.transfer import TransferReport, put_tree
+from nexusmail.cli.support import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    AddCommand,
+    AddGroup,
+    fail,
+    with_store,
+)
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
 from nexusmail.storage.connections import Storage
@@ -43,6 +54,13 @@ def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand
                          f"(default {DEFAULT_GRACE})")
     gc.add_argument("--dry-run", action="store_true",
                     help="list and count what would be removed, remove nothing")
+    put = add(blobs, "import", cmd_blobs_import,
+              "Put every attachment file of a local blobs directory (ab/cd/<sha256>) into "
+              "the store [blobs] url names, checking each against its name: how an "
+              "installation moves its attachments to S3. Files already there are left as "
+              "they are, so an interrupted import is simply run again.",
+              "  nexusmail blobs import /srv/nexusmail-data/blobs --config s3.toml")
+    put.add_argument("source", type=Path, metavar="DIR", help="a blobs directory")
 
 
 def parse_grace(text: str) -> timedelta | None:
@@ -75,6 +93,24 @@ def cmd_blobs_gc(args: argparse.Namespace, settings: Settings) -> int:
           f"{args.grace}, {report.referenced} in use; {verb} {report.removed} "
           f"({report.removed_bytes} bytes)")
     return EXIT_OK
+
+
+def cmd_blobs_import(args: argparse.Namespace, settings: Settings) -> int:
+    source: Path = args.source
+    if not source.is_dir():
+        return fail(f"{source} is not a directory", EXIT_USAGE)
+    store = open_blob_store(settings)
+    try:
+        report = put_tree(source, store, progress=_import_progress)
+    finally:
+        store.close()
+    print(f"{store.describe()}: {report.files} files put ({report.bytes} bytes) from {source}"
+          + (f"; {report.damaged} damaged files left out" if report.damaged else ""))
+    return EXIT_FAILED if report.damaged else EXIT_OK
+
+
+def _import_progress(report: TransferReport) -> None:
+    print(f"... {report.files} files put", file=sys.stderr)
 
 
 def _progress(report: SweepReport) -> None:

@@ -5,7 +5,10 @@ consistent snapshot even while the daemon writes (WAL: the daemon's writer is ne
 blocked). Attachment files are copied after that snapshot: a blob is written before the
 commit that refers to it, so every blob the snapshot names exists by then. Blobs are
 content-addressed, so a later backup into the same directory copies only new ones.
-Blocking file I/O throughout: the CLI calls these functions outside any event loop.
+With `[blobs] url` naming an object store (s3://…) the attachments are not copied:
+they stay in the bucket, which the manifest names; keep that bucket versioned or
+replicated. Blocking file I/O throughout: the CLI calls these functions outside any
+event loop.
 """
 
 from __future__ import annotations
@@ -45,12 +48,32 @@ class BackupError(Exception):
 
 
 @dataclass(frozen=True)
+class BlobsLocation:
+    """Where the attachment files live: a directory (None: the data dir's blobs/), or
+    the object store `object_store` (s3://…), whose files a backup leaves where they are."""
+
+    directory: Path | None = None
+    object_store: str = ""
+
+    def root(self, data_dir: Path) -> Path | None:
+        """The directory to copy from or into; None for an object store."""
+        if self.object_store:
+            return None
+        return self.directory or data_dir / BLOBS_DIR
+
+
+# Where the attachments were before `[blobs] url` existed, and stay by default.
+DATA_DIR_BLOBS = BlobsLocation()
+
+
+@dataclass(frozen=True)
 class BackupReport:
     manifest: dict[str, Any]
     blobs_copied: int
 
 
-def create_backup(data_dir: Path, dest: Path, config_file: Path | None = None) -> BackupReport:
+def create_backup(data_dir: Path, dest: Path, config_file: Path | None = None, *,
+                  blobs: BlobsLocation = DATA_DIR_BLOBS) -> BackupReport:
     """Back `data_dir` up into `dest` (created if needed; an older backup there is updated)."""
     db = data_dir / DATABASE_NAME
     if not db.is_file():
@@ -75,7 +98,7 @@ def create_backup(data_dir: Path, dest: Path, config_file: Path | None = None) -
         source.close()
     fsync_file(tmp)
     replace_durably(tmp, target)
-    files = copy_data_dir_files(data_dir, dest, config_file)
+    files = copy_data_dir_files(data_dir, dest, config_file, blobs=blobs)
     manifest = write_manifest(dest, {"file": DATABASE_NAME, "sha256": file_sha256(target),
                                      "size": target.stat().st_size}, counts, files)
     return BackupReport(manifest, files.blobs_copied)
@@ -90,13 +113,17 @@ class FilesCopied:
     blob_bytes: int
     key_files: list[str]
     config_file: str | None
+    object_store: str = ""  # where the attachments stay when they are not copied
 
 
-def copy_data_dir_files(data_dir: Path, dest: Path, config_file: Path | None) -> FilesCopied:
+def copy_data_dir_files(data_dir: Path, dest: Path, config_file: Path | None, *,
+                        blobs: BlobsLocation = DATA_DIR_BLOBS) -> FilesCopied:
     """Copy the attachment files (only those `dest` lacks), the keys and the config file.
     Called after the database's snapshot: a blob is written before the commit naming it,
     so every blob the snapshot names exists by then."""
-    blobs_copied, blob_count, blob_bytes = _copy_blobs(data_dir / BLOBS_DIR, dest / BLOBS_DIR)
+    root = blobs.root(data_dir)
+    blobs_copied, blob_count, blob_bytes = (
+        (0, 0, 0) if root is None else _copy_blobs(root, dest / BLOBS_DIR))
     keys = []
     for name in KEY_FILES:
         if (data_dir / name).is_file():
@@ -105,7 +132,7 @@ def copy_data_dir_files(data_dir: Path, dest: Path, config_file: Path | None) ->
     if config_file is not None:
         shutil.copyfile(config_file, dest / CONFIG_NAME)
     return FilesCopied(blobs_copied, blob_count, blob_bytes, keys,
-                       CONFIG_NAME if config_file is not None else None)
+                       CONFIG_NAME if config_file is not None else None, blobs.object_store)
 
 
 def write_manifest(dest: Path, database: dict[str, Any], counts: dict[str, int],
@@ -117,7 +144,8 @@ def write_manifest(dest: Path, database: dict[str, Any], counts: dict[str, int],
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "database": database,
         "counts": counts,
-        "blobs": {"files": files.blob_files, "bytes": files.blob_bytes},
+        "blobs": {"files": files.blob_files, "bytes": files.blob_bytes,
+                  **({"object_store": files.object_store} if files.object_store else {})},
         "key_files": files.key_files,
         "config_file": files.config_file,
     }
@@ -126,7 +154,8 @@ def write_manifest(dest: Path, database: dict[str, Any], counts: dict[str, int],
     return manifest
 
 
-def restore_backup(backup: Path, data_dir: Path, *, force: bool = False) -> dict[str, Any]:
+def restore_backup(backup: Path, data_dir: Path, *, force: bool = False,
+                   blobs: BlobsLocation = DATA_DIR_BLOBS) -> dict[str, Any]:
     """Verify the backup in `backup`, then restore it into `data_dir`; return its manifest.
 
     Refuses a data dir that already holds a database or attachments unless `force`
@@ -134,7 +163,7 @@ def restore_backup(backup: Path, data_dir: Path, *, force: bool = False) -> dict
     """
     manifest = verify_backup(backup)
     db = data_dir / DATABASE_NAME
-    occupied = db.exists() or holds_blobs(data_dir)
+    occupied = db.exists() or holds_blobs(data_dir, blobs)
     if occupied and not force:
         raise BackupError(f"{data_dir} already holds a nexusmail store; "
                           "use --force to replace it (stop the daemon first)")
@@ -146,20 +175,25 @@ def restore_backup(backup: Path, data_dir: Path, *, force: bool = False) -> dict
     for suffix in ("-wal", "-shm", "-journal"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     replace_durably(tmp, db)
-    restore_data_dir_files(backup, data_dir, manifest)
+    restore_data_dir_files(backup, data_dir, manifest, blobs=blobs)
     return manifest
 
 
-def holds_blobs(data_dir: Path) -> bool:
-    """Whether the data dir already has attachment files (a store lives there)."""
-    blobs = data_dir / BLOBS_DIR
-    return blobs.is_dir() and any(blobs.iterdir())
+def holds_blobs(data_dir: Path, blobs: BlobsLocation = DATA_DIR_BLOBS) -> bool:
+    """Whether the attachment directory already has files (a store lives there); an
+    object store is never refused for it (its objects are named by their content)."""
+    root = blobs.root(data_dir)
+    return root is not None and root.is_dir() and any(root.iterdir())
 
 
-def restore_data_dir_files(backup: Path, data_dir: Path, manifest: dict[str, Any]) -> None:
-    """Put the backup's attachment files and keys into the data dir."""
+def restore_data_dir_files(backup: Path, data_dir: Path, manifest: dict[str, Any], *,
+                           blobs: BlobsLocation = DATA_DIR_BLOBS) -> None:
+    """Put the backup's attachment files and keys into the data dir (the files into
+    their directory; for an object store the caller puts them, see blobs.transfer)."""
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _copy_blobs(backup / BLOBS_DIR, data_dir / BLOBS_DIR)
+    root = blobs.root(data_dir)
+    if root is not None:
+        _copy_blobs(backup / BLOBS_DIR, root)
     for name in manifest.get("key_files", []):
         _copy_private(backup / name, data_dir / name)
 

@@ -27,8 +27,10 @@ from psycopg import sql
 from nexusmail.files import fsync_file, replace_durably
 from nexusmail.service.backup import (
     COUNTED_TABLES,
+    DATA_DIR_BLOBS,
     BackupError,
     BackupReport,
+    BlobsLocation,
     copy_data_dir_files,
     file_sha256,
     holds_blobs,
@@ -46,7 +48,8 @@ _VERSION = re.compile(r"\(PostgreSQL\) (\d+)")
 
 
 def create_pg_backup(url: str, password: str | None, data_dir: Path, dest: Path,
-                     config_file: Path | None = None) -> BackupReport:
+                     config_file: Path | None = None, *,
+                     blobs: BlobsLocation = DATA_DIR_BLOBS) -> BackupReport:
     """Dump the database at `url` into `dest` (custom format) and copy the data dir's
     files beside it; an older backup there is updated."""
     pg_dump = _tool("pg_dump")
@@ -69,7 +72,7 @@ def create_pg_backup(url: str, password: str | None, data_dir: Path, dest: Path,
     fsync_file(tmp)
     target = dest / DUMP_NAME
     replace_durably(tmp, target)
-    files = copy_data_dir_files(data_dir, dest, config_file)
+    files = copy_data_dir_files(data_dir, dest, config_file, blobs=blobs)
     manifest = write_manifest(dest, {
         "dialect": "postgresql", "file": DUMP_NAME, "sha256": file_sha256(target),
         "size": target.stat().st_size, "server_major": server, "pg_dump_major": tool,
@@ -78,7 +81,8 @@ def create_pg_backup(url: str, password: str | None, data_dir: Path, dest: Path,
 
 
 def restore_pg_backup(backup: Path, url: str, password: str | None, data_dir: Path, *,
-                      force: bool = False) -> dict[str, Any]:
+                      force: bool = False,
+                      blobs: BlobsLocation = DATA_DIR_BLOBS) -> dict[str, Any]:
     """Verify the backup, restore its dump into the database at `url` (one transaction)
     and its files into `data_dir`; return its manifest.
 
@@ -103,7 +107,7 @@ def restore_pg_backup(backup: Path, url: str, password: str | None, data_dir: Pa
         conn.autocommit = True
         tables = _one(conn, "SELECT count(*) FROM information_schema.tables"
                             " WHERE table_schema = current_schema()")
-        if (tables or holds_blobs(data_dir)) and not force:
+        if (tables or holds_blobs(data_dir, blobs)) and not force:
             raise BackupError(f"{url} or {data_dir} already holds a nexusmail store; use "
                               "--force to replace it (stop the daemon first)")
         # One transaction: a failing restore leaves the database as it was. Objects are
@@ -116,7 +120,7 @@ def restore_pg_backup(backup: Path, url: str, password: str | None, data_dir: Pa
     if counts != manifest["counts"]:
         raise BackupError(f"restored, but the row counts {counts} differ from the "
                           f"manifest's {manifest['counts']}")
-    restore_data_dir_files(backup, data_dir, manifest)
+    restore_data_dir_files(backup, data_dir, manifest, blobs=blobs)
     return manifest
 
 
