@@ -124,6 +124,9 @@ def apply_inbound(
     reply_keys: Sequence[bytes] = (),
 ) -> IngestResult:
     sender = inbound.mail.from_addr or (inbound.envelope_from or "").lower()
+    # Held to the commit: two daemons given two deliveries of one mail at once (or two
+    # retries of one quarantined mail) must not both find it new.
+    xact_lock.hold(tx, "inbound", inbound.content_sha256 or inbound.raw_sha256)
     if inbound.retry_of is not None:
         settled = _settled_retry(tx, inbound.retry_of)
         if settled is not None:
@@ -146,8 +149,6 @@ def _gather_facts(
     """The facts `triage` rules on, looked up in this transaction; none that an earlier
     one makes moot (a copy, noise or a senderless mail is matched to no case)."""
     mail = inbound.mail
-    # Two daemons given two deliveries of one mail at once must not both find no copy.
-    xact_lock.hold(tx, "inbound", inbound.content_sha256 or inbound.raw_sha256)
     copy = _find_duplicate(tx, inbound, sender)
     if copy is not None:
         return MailFacts(copy_of=copy[0], copy_number=copy[1]), None

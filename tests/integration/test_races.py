@@ -10,6 +10,7 @@ commit. The guards are listed in docs/CONCURRENCY.md.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -28,7 +29,7 @@ from nexusmail.ingest.prepare import prepare
 from nexusmail.mail.reply_reading import ReplyReading, Verdict
 from nexusmail.storage.pg_store import WriteConnection
 from nexusmail.storage.postgresql import connect
-from nexusmail.tickets.apply_mail import InboundMail, IngestResult, apply_inbound
+from nexusmail.tickets.apply_mail import InboundMail, IngestResult, apply_inbound, quarantine
 from nexusmail.tickets.assignments import assign, assign_team, assignment_context
 from nexusmail.tickets.cases import add_employee, close_intervention
 from nexusmail.tickets.models import AssignmentStatus, Source
@@ -109,6 +110,22 @@ def test_two_deliveries_of_one_mail_have_one_effect(database: str, settings: Set
     results = values(gate.run(applying(first, settings), applying(second, settings)))
     assert sorted(r.outcome for r in results) == [MailOutcome.DUPLICATE,
                                                   MailOutcome.NEW_REQUEST]
+    assert rows(database, "SELECT count(*) FROM interventions") == [(1,)]
+
+
+def test_two_retries_of_one_quarantined_mail_have_one_effect(database: str,
+                                                             settings: Settings) -> None:
+    """`nexusmail quarantine retry` run for one mail on two daemons at once: the mail is
+    processed once, and the other retry reports that result."""
+    sender = "mario@rossi.test"
+    mail = inbound(mail_bytes(sender=sender, subject="Caldaia", hop="relay1",
+                              message_id="q1"), sender)
+    kept = write(database, partial(quarantine, inbound=mail, reason="parse failed",
+                                   now=NOW))
+    retry = replace(mail, retry_of=kept.inbound_id)
+    gate = RaceGate(database, pause_before="UPDATE inbound SET message_id")
+    results = values(gate.run(applying(retry, settings), applying(retry, settings)))
+    assert [r.outcome for r in results] == [MailOutcome.NEW_REQUEST] * 2
     assert rows(database, "SELECT count(*) FROM interventions") == [(1,)]
 
 
