@@ -92,11 +92,14 @@ def start_sequence(tx: WriteTx, number: int, code: str, *, started_by: str, now:
 def start_by_trigger(tx: WriteTx, number: int, request_type: str | None, *, now: datetime,
                      settings: Settings) -> int | None:
     """A new intervention of a request type that triggers a sequence starts it (the first
-    by code when several do); its run id, or None."""
+    by code when several do); its run id, or None. The case may carry the type's code or
+    one of its names (a schedule's cases carry "Service schedule" by default)."""
     if not request_type:
         return None
-    row = tx.execute("SELECT code FROM sequences WHERE trigger_request_type = ?"
-                     " ORDER BY code LIMIT 1", (request_type,)).fetchone()
+    row = tx.execute(
+        "SELECT code FROM sequences WHERE trigger_request_type = ? OR trigger_request_type"
+        " IN (SELECT code FROM request_types WHERE name_en = ? OR name_it = ? OR name_ro = ?)"
+        " ORDER BY code LIMIT 1", (request_type,) * 4).fetchone()
     if row is None:
         return None
     return start_sequence(tx, number, row["code"], started_by=f"request type {request_type}",

@@ -274,3 +274,78 @@ async def test_a_request_type_starts_its_sequence(tmp_path: Path,
         run = await desk.sequence(number)
         assert (run["code"], run["started_by"], run["steps"][0]["status"]) == (
             "CHECK-UP", f"request type {kind}", "assigned")
+
+
+async def customer_request(daemon: Daemon, subject: str, n: int) -> None:
+    request = EmailMessage()
+    request["From"], request["To"] = f"Rossi Srl <{CUSTOMER}>", SUPPORT
+    request["Subject"], request["Message-ID"] = subject, f"<req-{n}@example.it>"
+    request.set_content("Buongiorno, una richiesta.")
+    assert (await daemon.send(request.as_bytes(), sender=CUSTOMER))[0] == 250
+
+
+async def test_a_step_nobody_can_take_waits_and_a_closed_case_stops_its_sequence(
+        tmp_path: Path, sink_at: tuple[CaptureHandler, int]) -> None:
+    """A postponed step whose employee was retired meanwhile is blocked, with the reason
+    on the thread and in the JSON, and no mail; on a case closed meanwhile the step is
+    cancelled and the run stopped, and no mail goes out either."""
+    sink, port = sink_at
+    settings = settings_for(tmp_path, port)
+    clock = FakeClock(START)
+    with capture_logs() as logs:
+        async with running_daemon(settings, clock=clock) as daemon:
+            desk = await set_up(daemon, clock)
+            short = {"code": "TWO", "steps": [
+                {"employee_email": MARCO, "action": "call", "postpone_days": 1},
+                {"employee_email": LUCA, "action": "visit"}]}
+            assert (await desk.call("POST", "/sequences", json=short)).status_code == 201
+            await customer_request(daemon, "Secondo caso", 2)
+            for number in (1, 2):
+                started = await desk.call("POST", f"/interventions/{number}/sequence",
+                                          json={"code": "TWO"})
+                assert started.status_code == 201, started.text
+            for number in (1, 2):
+                mail = await one_mail_on(sink, MARCO, "STEP 1 OF 2", number)
+                await reply(daemon, mail, MARCO, "Confirmed.")
+
+            async def both_scheduled() -> bool:
+                runs = [await desk.sequence(n) for n in (1, 2)]
+                return all(r["steps"][1]["status"] == "scheduled" for r in runs)
+
+            await eventually(both_scheduled)
+            retired = await desk.call("PATCH", f"/employees/{LUCA}", json={"active": False})
+            assert retired.status_code == 200, retired.text
+            closed = await desk.call("POST", "/interventions/2/close", json={"note": "Done"})
+            assert closed.status_code == 200, closed.text
+            clock.advance(timedelta(days=1))              # Tuesday 10:00 in Rome
+
+            async def moved() -> bool:
+                runs = [await desk.sequence(n) for n in (1, 2)]
+                return [r["steps"][1]["status"] for r in runs] == ["blocked", "cancelled"]
+
+            await eventually(moved)
+            first, second = await desk.sequence(1), await desk.sequence(2)
+            assert first["state"] == "running"
+            assert first["steps"][1]["problem"] == "its employee is not active"
+            assert second["state"] == "stopped"
+            await ticks_after(logs, 3)
+            assert mails_to(sink, LUCA, "PASSO 2 DI 2") == []
+            notes = [body for (body,) in await daemon.query(
+                "SELECT body_text FROM messages WHERE body_text LIKE 'Sequence TWO%'"
+                " AND (body_text LIKE '%could not%' OR body_text LIKE '%stopped%')"
+                " ORDER BY id")]
+            assert notes == [
+                "Sequence TWO, step 2 (visit) could not be mailed: its employee is not"
+                " active.",
+                "Sequence TWO stopped at step 2: the intervention is closed."]
+
+
+async def one_mail_on(sink: CaptureHandler, recipient: str, text: str,
+                      number: int) -> EmailMessage:
+    async def arrived() -> bool:
+        return any(f"[#{number}]" in str(m.message()["Subject"])
+                   for m in mails_to(sink, recipient, text))
+
+    await eventually(arrived)
+    return next(m.message() for m in mails_to(sink, recipient, text)
+                if f"[#{number}]" in str(m.message()["Subject"]))
