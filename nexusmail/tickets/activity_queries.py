@@ -50,6 +50,7 @@ _COLUMNS = (
     "a.id, a.intervention_number, a.employee_email, a.kind, a.day, a.work_minutes,"
     " a.travel_minutes, a.text, a.verdict, a.message_id, a.created_at"
 )
+_MESSAGE_ID = 9  # its position in _COLUMNS
 
 
 async def activities_of(
@@ -117,11 +118,25 @@ async def timesheet(
         " FROM activities a JOIN interventions i ON i.number = a.intervention_number"
         " JOIN customers c ON c.id = i.customer_id WHERE " + " AND ".join(where)
         + " ORDER BY a.day, a.id LIMIT ?", [*params, MAX_TIMESHEET_ROWS]))
-    files = await _attachments(conn, [row["message_id"] for row in rows
-                                      if row["message_id"] is not None])
-    return [{**_view(row, files.get(row["message_id"], [])),
-             "customer_id": row["customer_id"], "customer_name": row["customer_name"],
-             "subject": row["subject"]} for row in rows]
+    files = await _attachments(conn, [row[_MESSAGE_ID] for row in rows
+                                      if row[_MESSAGE_ID] is not None])
+    return [_timesheet_row(row, files) for row in rows]
+
+
+def _timesheet_row(row: Any, files: dict[int, list[ActivityAttachment]]) -> TimesheetRow:
+    # A month of everyone's work is tens of thousands of rows: read by position and built
+    # as one dict, which halves the Python time per row against reading each column by
+    # name (a scan of the column names per read) into a view copied into a second dict.
+    (activity_id, number, employee_email, kind, day, work_minutes, travel_minutes, text,
+     verdict, message_id, created_at, customer_id, customer_name, subject) = row
+    return {
+        "id": activity_id, "intervention_number": number, "employee_email": employee_email,
+        "kind": kind, "date": day, "hours": _hours(work_minutes),
+        "travel_hours": _hours(travel_minutes), "text": text, "verdict": verdict,
+        "message_id": message_id, "created_at": created_at,
+        "attachments": files.get(message_id, []), "customer_id": customer_id,
+        "customer_name": customer_name, "subject": subject,
+    }
 
 
 async def _attachments(conn: ReadTx, message_ids: list[int]
