@@ -52,10 +52,10 @@ async def sweep_orphans(store: Storage, blobs: BlobStore, *, cutoff: datetime,
             else:
                 candidates.append(blob)
         if len(candidates) >= _BATCH:
-            await _settle(store, blobs, candidates, report)
+            await _settle(store, blobs, candidates, report, cutoff)
             candidates = []
         progress(report)
-    await _settle(store, blobs, candidates, report)
+    await _settle(store, blobs, candidates, report, cutoff)
     progress(report)
     return report
 
@@ -71,7 +71,7 @@ def _next_batch(listing: Iterator[StoredBlob]) -> list[StoredBlob]:
 
 
 async def _settle(store: Storage, blobs: BlobStore, candidates: Sequence[StoredBlob],
-                  report: SweepReport) -> None:
+                  report: SweepReport, cutoff: datetime) -> None:
     if not candidates:
         return
     named = await _named(store, [blob.digest for blob in candidates])
@@ -79,11 +79,28 @@ async def _settle(store: Storage, blobs: BlobStore, candidates: Sequence[StoredB
         if blob.digest in named:
             report.referenced += 1
             continue
-        if not report.dry_run:
-            await asyncio.to_thread(blobs.delete, blob.digest)
+        if not report.dry_run and not await asyncio.to_thread(
+                _delete_if_still_old, blobs, blob.digest, cutoff):
+            report.young += 1  # written again since the listing: a mail names it now
+            continue
         report.removed += 1
         report.removed_bytes += blob.size
         report.removed_digests.append(blob.digest)
+
+
+def _delete_if_still_old(blobs: BlobStore, digest: str, cutoff: datetime) -> bool:
+    """Delete the blob unless it was written again since the listing (a new mail with
+    the same bytes refreshes its age before its commit names it). What is left is the
+    moment between this look and the delete: a put landing exactly there would lose its
+    blob; a grace far longer than any commit makes an orphan being named again rare,
+    and this look makes that moment milliseconds wide."""
+    current = blobs.stat(digest)
+    if current is None:
+        return True  # already gone: counted as removed
+    if current.modified >= cutoff:
+        return False
+    blobs.delete(digest)
+    return True
 
 
 async def _named(store: Storage, digests: Sequence[str]) -> set[str]:

@@ -60,6 +60,13 @@ class LocalBlobStore:
                     yield StoredBlob(path.name, stat.st_size,
                                      datetime.fromtimestamp(stat.st_mtime, UTC))
 
+    def stat(self, digest: str) -> StoredBlob | None:
+        try:
+            stat = self.path_for(digest).stat()
+        except FileNotFoundError:
+            return None
+        return StoredBlob(digest, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+
     def delete(self, digest: str) -> None:
         self.path_for(digest).unlink(missing_ok=True)
 

@@ -109,6 +109,16 @@ class S3BlobStore:
         except _FAILURES as exc:
             raise self._unavailable("list", "", exc) from exc
 
+    def stat(self, digest: str) -> StoredBlob | None:
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.key_for(digest))
+        except _FAILURES as exc:
+            if _status(exc) == 404:
+                return None
+            raise self._unavailable("stat", digest, exc) from exc
+        return StoredBlob(digest, int(head["ContentLength"]),
+                          head["LastModified"].astimezone(UTC))
+
     def delete(self, digest: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self.key_for(digest))

@@ -65,6 +65,10 @@ class BlobStore(Protocol):
         """Every blob kept, in no particular order."""
         ...
 
+    def stat(self, digest: str) -> StoredBlob | None:
+        """The blob named `digest` as a listing would show it now; None if absent."""
+        ...
+
     def delete(self, digest: str) -> None:
         """Remove the blob named `digest`, if it is there."""
         ...

@@ -156,3 +156,29 @@ def test_writing_an_existing_local_blob_makes_it_young_again(tmp_path: Path) -> 
     os.utime(blobs.path_for(digest), (1_000_000, 1_000_000))
     blobs.put(b"logo")
     assert blobs.path_for(digest).stat().st_mtime > time.time() - 60
+
+
+async def test_an_orphan_written_again_during_the_sweep_stays(tmp_path: Path) -> None:
+    """An old orphan that a new mail writes again after the sweep listed it (its commit
+    not yet there) is young again when the sweep comes to remove it: it stays."""
+    settings = Settings.model_validate(make_config(tmp_path / "data"))
+    blobs = LocalBlobStore(tmp_path / "data" / "blobs")
+    await ingest(settings, blobs, mail_with_attachment(b"creates the store"))
+    orphan = blobs.put(b"the same logo a new mail is carrying right now")
+    os.utime(blobs.path_for(orphan), (1_000_000, 1_000_000))
+    written_again: list[str] = []
+
+    def new_mail_arrives(_: object) -> None:
+        if not written_again:  # after the listing, before the removals
+            written_again.append(blobs.put(b"the same logo a new mail is carrying right now"))
+
+    store = open_store(settings)
+    await store.open()
+    try:
+        cutoff = SystemClock().now() - timedelta(hours=1)
+        report = await sweep_orphans(store, blobs, cutoff=cutoff, progress=new_mail_arrives)
+    finally:
+        await store.close()
+    assert written_again == [orphan]
+    assert report.removed == 0
+    assert blobs.get(orphan) == b"the same logo a new mail is carrying right now"
