@@ -96,6 +96,9 @@ class BlobsSettings(_Section):
     def _http_endpoint(cls, value: str) -> str:
         if value and not value.lower().startswith(("http://", "https://")):
             raise ValueError("use http(s)://host:port of the S3-compatible server")
+        if "@" in value.partition("://")[2].partition("/")[0]:
+            raise ValueError("put the keys in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or "
+                             "the [blobs] key files, not in the URL: the URL is shown")
         return value
 
     @model_validator(mode="after")
@@ -574,7 +577,7 @@ def _describe(source: str, exc: ValidationError) -> str:
         key = f"[{loc[0]}] {'.'.join(loc[1:])}" if len(loc) > 1 else (loc[0] if loc else "")
         got = error.get("input")
         # A URL may carry a password (refused, but not repeated on the terminal either).
-        secret = loc[-1:] in (["database_url"], ["password"]) if loc else False
+        secret = loc[-1:] in (["database_url"], ["password"], ["endpoint_url"]) if loc else False
         shown = ("" if isinstance(got, dict) or error["type"] == "missing" or secret
                  else f" (got {got!r})")
         if error["type"] == "extra_forbidden":
