@@ -76,6 +76,23 @@ def test_unit_verifies_without_a_word(tmp_path: Path) -> None:
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
 
 
+def test_blobs_gc_timer_and_its_service_verify_without_a_word(tmp_path: Path) -> None:
+    """The daily orphan sweep's timer and oneshot service pass `systemd-analyze verify`
+    silently, and the service runs `blobs gc` from the same virtualenv as the daemon."""
+    venv = Path(sys.prefix)
+    if not (venv / "bin" / "nexusmail").exists():
+        pytest.skip("the tests do not run from a virtualenv with nexusmail installed")
+    units = []
+    for name in ("nexusmail-blobs-gc.service", "nexusmail-blobs-gc.timer"):
+        text = (REPO / "systemd" / name).read_text(encoding="utf-8")
+        (tmp_path / name).write_text(text.replace(f"{VENV_PREFIX}/", f"{venv}/"), "utf-8")
+        units.append(str(tmp_path / name))
+    assert f"ExecStart={VENV_PREFIX}/bin/nexusmail " in (
+        REPO / "systemd" / "nexusmail-blobs-gc.service").read_text(encoding="utf-8")
+    result = _systemd_analyze("verify", "--man=no", *units)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
 def test_security_exposure_stays_low() -> None:
     """The offline exposure score stays under the threshold and matches the README."""
     result = _systemd_analyze("security", "--offline=yes", f"--threshold={EXPOSURE_THRESHOLD}",
