@@ -249,6 +249,7 @@ def _carry_out(
             related_number=ruling.related, first_message=message,
             language_hint=inbound.language,
             acknowledge=inbound.acknowledge and _worth_acknowledging(mail),
+            start_sequences=inbound.acknowledge,
             serial_candidates=(serial_candidates(mail.subject, mail.body_text)
                                if inbound.serial_candidates is None
                                else inbound.serial_candidates),

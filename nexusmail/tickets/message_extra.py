@@ -52,7 +52,7 @@ class MessageExtra(TypedDict, total=False):
     sla_step: str
     # Action-sequence notes (tickets/sequence_plan.py, tickets/sequence_steps.py): the
     # sequence's code, the step's number, and started | scheduled | mailed | blocked |
-    # done | finished | stopped.
+    # again | done | finished | stopped.
     sequence: str
     sequence_step: int
     sequence_event: str

@@ -53,6 +53,9 @@ class OpenRequest:
     language_hint: str | None = None
     # False for imported history: old customers must not get an acknowledgement now.
     acknowledge: bool = True
+    # False for imported history too: an old case starts no action sequence, whose steps
+    # would mail technicians about a job long done.
+    start_sequences: bool = True
     # Tokens of the mail that may be serials of the customer's machines (tickets.serials).
     serial_candidates: tuple[str, ...] = ()
     # Other addresses that took part (a mail's To and Cc), besides the customer's.
@@ -128,7 +131,8 @@ def open_case(
         plan_opened_case(tx, number, sla, settings=settings)
     # Made just now with this message first: no second write of its row.
     add_message(tx, number, first, now=now, touch=False)
-    start_by_trigger(tx, number, request.request_type, now=now, settings=settings)
+    if request.start_sequences:
+        start_by_trigger(tx, number, request.request_type, now=now, settings=settings)
     if not request.acknowledge:
         return Opened(number)
     in_reply_to = [first.message_id] if first.message_id else []

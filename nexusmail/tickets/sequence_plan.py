@@ -173,6 +173,47 @@ def _schedule(tx: WriteTx, step: DbRow, postpone_days: int, *, number: int, code
              step=step["number"], due_on=due_on.isoformat(), mail_at=iso(mail_at))
 
 
+def schedule_again(tx: WriteTx, number: int, *, by: str, now: datetime) -> int:
+    """The current step of the sequence on `number` is due again now: one that could not
+    be mailed (blocked) or that its employee, or every member of its team, rejected. Its
+    id; the caller mails it."""
+    step = tx.execute(
+        "SELECT s.id, s.number, s.action, s.status, s.assignment_id, s.team_dispatch_id,"
+        " r.code FROM sequence_run_steps s JOIN sequence_runs r ON r.id = s.run_id"
+        " WHERE r.intervention_number = ? AND r.state = ? AND s.status NOT IN (?, ?)"
+        " ORDER BY s.number LIMIT 1",
+        (number, RunState.RUNNING, StepStatus.DONE, StepStatus.CANCELLED)).fetchone()
+    if step is None:
+        raise NotFound(f"intervention {number} has no sequence running")
+    if not (step["status"] == StepStatus.BLOCKED or _rejected(tx, step)):
+        raise Conflict(f"step {step['number']} is {step['status']}: only a blocked or"
+                       " rejected step is mailed again")
+    again = tx.execute(
+        "UPDATE sequence_run_steps SET status = ?, mail_at = ?, problem = '',"
+        " assignment_id = NULL, team_dispatch_id = NULL WHERE id = ? AND status = ?",
+        (StepStatus.SCHEDULED, iso(now), step["id"], step["status"])).rowcount
+    if again != 1:
+        raise Conflict(f"step {step['number']} changed meanwhile")
+    note(tx, number, f"Sequence {step['code']}, step {step['number']} ({step['action']}) to"
+         f" be mailed again, by {by}.", {"sequence": step["code"],
+                                         "sequence_step": step["number"],
+                                         "sequence_event": "again"}, now=now)
+    log.info("sequence.step_again", intervention=number, code=step["code"],
+             step=step["number"], by=by)
+    return int(step["id"])
+
+
+def _rejected(tx: WriteTx, step: DbRow) -> bool:
+    """An assigned step whose employee, or every member of whose team, said no."""
+    if step["status"] != StepStatus.ASSIGNED:
+        return False
+    statuses = [row[0] for row in tx.execute(
+        "SELECT status FROM assignments WHERE id = ? OR (team_dispatch_id IS NOT NULL"
+        " AND team_dispatch_id = ?)",
+        (step["assignment_id"], step["team_dispatch_id"])).fetchall()]
+    return bool(statuses) and all(s == AssignmentStatus.REJECTED for s in statuses)
+
+
 def sequence_running(tx: WriteTx, number: int) -> bool:
     """Whether a sequence still has steps to go on this intervention (which then is not
     resolved by a step's done report)."""

@@ -27,7 +27,13 @@ from nexusmail.config import Settings
 from nexusmail.storage.connections import DbRow, WriteTx, dialect_of
 from nexusmail.tickets.assignments import assign, queue_assignment_mail
 from nexusmail.tickets.models import AssignmentStatus, Status
-from nexusmail.tickets.sequence_plan import RunState, StepStatus, note, start_sequence
+from nexusmail.tickets.sequence_plan import (
+    RunState,
+    StepStatus,
+    note,
+    schedule_again,
+    start_sequence,
+)
 from nexusmail.tickets.teams import open_dispatch
 
 log = structlog.get_logger(__name__)
@@ -52,6 +58,15 @@ def start_and_mail(tx: WriteTx, number: int, code: str, *, started_by: str, now:
     if first is not None:
         mail_step(tx, first["id"], now=now, settings=settings, reply_keys=reply_keys)
     return run_id
+
+
+def mail_again(tx: WriteTx, number: int, *, by: str, now: datetime, settings: Settings,
+               reply_keys: Sequence[bytes]) -> int:
+    """An operator has the blocked or rejected current step mailed again, now (its
+    employee's assignment armed again, or the team's members mailed afresh). Its id."""
+    step_id = schedule_again(tx, number, by=by, now=now)
+    mail_step(tx, step_id, now=now, settings=settings, reply_keys=reply_keys)
+    return step_id
 
 
 def mail_step(tx: WriteTx, step_id: int, *, now: datetime, settings: Settings,

@@ -5,11 +5,14 @@ step answers 422 naming the step, and changes nothing."""
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 
+import httpx
 import pytest
-from admin_harness import add_employees, csrf_of, customer_mail, logged_in
+from admin_harness import add_employees, csrf_of, customer_mail, log_in
 from admin_languages import english_left, operator_speaking
 from aiosmtpd.controller import Controller
 from daemon_harness import Daemon, make_settings, running_daemon
@@ -39,6 +42,16 @@ async def seed(daemon: Daemon) -> None:
     keys = load_reply_keys(daemon.settings)
     await store.write(partial(start_and_mail, number=1, code="MAN-1", started_by="test",
                               now=now, settings=daemon.settings, reply_keys=keys))
+
+
+@asynccontextmanager
+async def logged_in(daemon: Daemon, email: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A logged-in client that waits out a slow login (its password hash is costly on
+    purpose, and slower still on a busy machine)."""
+    async with httpx.AsyncClient(base_url=daemon.web_url, timeout=30) as client:
+        reply = await log_in(client, email)
+        assert reply.status_code == 303, reply.text
+        yield client
 
 
 def interface_of(page: str) -> str:

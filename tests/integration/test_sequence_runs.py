@@ -288,7 +288,9 @@ async def test_a_step_nobody_can_take_waits_and_a_closed_case_stops_its_sequence
         tmp_path: Path, sink_at: tuple[CaptureHandler, int]) -> None:
     """A postponed step whose employee was retired meanwhile is blocked, with the reason
     on the thread and in the JSON, and no mail; on a case closed meanwhile the step is
-    cancelled and the run stopped, and no mail goes out either."""
+    cancelled and the run stopped, and no mail goes out either. The blocked step, and
+    then the same step rejected, are mailed again when the operator asks; a step still
+    waiting for its answer is not (409)."""
     sink, port = sink_at
     settings = settings_for(tmp_path, port)
     clock = FakeClock(START)
@@ -338,6 +340,33 @@ async def test_a_step_nobody_can_take_waits_and_a_closed_case_stops_its_sequence
                 "Sequence TWO, step 2 (visit) could not be mailed: its employee is not"
                 " active.",
                 "Sequence TWO stopped at step 2: the intervention is closed."]
+
+            # Luca is back: the operator has the blocked step mailed again; he says no,
+            # and it is mailed to him once more; a step waiting for an answer is not.
+            back = await desk.call("PATCH", f"/employees/{LUCA}", json={"active": True})
+            assert back.status_code == 200, back.text
+            again = await desk.call("POST", "/interventions/1/sequence/again")
+            assert again.status_code == 200, again.text
+            assert again.json()["steps"][1]["status"] == "assigned"
+            visit = await one_mail_on(sink, LUCA, "PASSO 2 DI 2", 1)
+            await reply(daemon, visit, LUCA, "Rifiuto, sono in ferie.")
+
+            async def rejected() -> bool:
+                return bool((await desk.sequence(1))["steps"][1]["status"] == "rejected")
+
+            await eventually(rejected)
+            assert (await desk.call("POST", "/interventions/1/sequence/again")
+                    ).status_code == 200
+
+            async def mailed_twice() -> bool:
+                return len(mails_to(sink, LUCA, "PASSO 2 DI 2")) == 2
+
+            await eventually(mailed_twice)
+            assert (await desk.sequence(1))["steps"][1]["status"] == "assigned"
+            assert (await desk.call("POST", "/interventions/1/sequence/again")
+                    ).status_code == 409
+            assert (await desk.call("POST", "/interventions/2/sequence/again")
+                    ).status_code == 404
 
 
 async def one_mail_on(sink: CaptureHandler, recipient: str, text: str,

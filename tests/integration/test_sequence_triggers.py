@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 from nexusmail.clock import FakeClock
 from nexusmail.config import Settings
+from nexusmail.ingest.prepare import prepare
 from nexusmail.storage.connections import Storage
+from nexusmail.tickets.apply_mail import InboundMail, apply_inbound
 from nexusmail.tickets.cases import add_employee
 from nexusmail.tickets.recurrence import Interval
 from nexusmail.tickets.scheduler import Scheduler
@@ -70,3 +73,39 @@ async def test_a_schedule_starts_the_sequence_of_its_type(store: Storage,
     assert (step["code"], step["number"], step["of"], step["action"], step["expected_hours"],
             step["notes"], step["needs_report"]) == ("MAN", 1, 1, "check", "1.5",
                                                      "Controllo fumi", False)
+
+
+def request_mail(n: int) -> InboundMail:
+    """A customer's mail naming the type "Manutenzione programmata" (service_schedule)."""
+    sender = "rossi@example.it"
+    raw = (f"From: Mario Rossi <{sender}>\r\nTo: support@firm.test\r\n"
+           f"Subject: Manutenzione programmata caldaia {n}\r\n"
+           f"Message-ID: <req-{n}@example.it>\r\n\r\nQuando passate?\r\n").encode()
+    prepared = prepare(raw, sender, ["firm.test"], 100_000, 20, ["support@firm.test"])
+    return InboundMail(raw=raw, raw_sha256=prepared.raw_sha256,
+                       content_sha256=prepared.content_sha256, mail=prepared.mail,
+                       source="smtp", envelope_from=sender, envelope_to=["support@firm.test"],
+                       noise_reason=prepared.noise, attachments=(),
+                       language=prepared.language, reading=prepared.reading,
+                       serial_candidates=prepared.serial_candidates)
+
+
+async def test_imported_history_starts_no_sequence(store: Storage, tmp_path: Path) -> None:
+    """A live mail of the trigger's type starts the sequence; the same kind of mail
+    imported as history (no acknowledgement) opens its case but starts nothing."""
+    settings = make_settings(tmp_path)
+    await store.write(lambda tx: add_employee(tx, email=LUCA, name="Luca Bianchi",
+                                              language="it", now=START))
+    await store.write(lambda tx: create_sequence(tx, SequenceDef(
+        code="MAN", trigger_request_type="service_schedule",
+        steps=[StepDef(action="call", employee_email=LUCA)]), now=START))
+    live = await store.write(lambda tx: apply_inbound(tx, request_mail(1), now=START,
+                                                      settings=settings))
+    old = await store.write(lambda tx: apply_inbound(
+        tx, replace(request_mail(2), acknowledge=False), now=START, settings=settings))
+    async with store.read() as conn:
+        cases = [tuple(r) for r in await conn.execute_fetchall(
+            "SELECT i.number, i.request_type, r.code FROM interventions i"
+            " LEFT JOIN sequence_runs r ON r.intervention_number = i.number ORDER BY i.number")]
+    assert cases == [(live.intervention_number, "service_schedule", "MAN"),
+                     (old.intervention_number, "service_schedule", None)]

@@ -13,6 +13,9 @@
   intervention's `sequence` shows it (tickets.sequence_queries.SequenceRunView), step 1
   mailed at once; 404 unknown intervention or code; 409 the intervention is closed or
   has a sequence already; 503 no reply signing key.
+- `POST /api/v1/interventions/{number}/sequence/again` → 200 the run, its current step
+  mailed again now: one that could not be mailed (`blocked`: its employee retired, its
+  team empty) or that was `rejected`; 404 no sequence running; 409 any other step.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from nexusmail.admin.api.models import MAX_ADDRESS_CHARS, _Body
 from nexusmail.mail.addresses import check_address
 from nexusmail.tickets import sequences
 from nexusmail.tickets.sequence_queries import sequence_of
-from nexusmail.tickets.sequence_steps import start_and_mail
+from nexusmail.tickets.sequence_steps import mail_again, start_and_mail
 from nexusmail.tickets.sequences import SequenceDef, StepDef, create_sequence, list_sequences
 
 log = structlog.get_logger(__name__)
@@ -84,7 +87,8 @@ def sequence_routes(services: ApiServices) -> list[Route]:
     h = _Handlers(services)
     return [Route("/sequences", h.list, methods=["GET"]),
             Route("/sequences", h.create, methods=["POST"]),
-            Route("/interventions/{number:int}/sequence", h.start, methods=["POST"])]
+            Route("/interventions/{number:int}/sequence", h.start, methods=["POST"]),
+            Route("/interventions/{number:int}/sequence/again", h.again, methods=["POST"])]
 
 
 class _Handlers:
@@ -129,3 +133,16 @@ class _Handlers:
         async with self.s.store.read() as conn:
             run = await sequence_of(conn, number)
         return JSONResponse(run, status_code=201)
+
+    async def again(self, request: Request) -> Response:
+        token = await authenticate(self.s, request)
+        number = path_id(request, "number")
+        keys = signing_keys(self.s)
+        now, settings = self.s.clock.now(), self.s.settings
+        await self.s.store.write(lambda tx: mail_again(
+            tx, number, by=token.author, now=now, settings=settings, reply_keys=keys))
+        self.s.on_outbox()
+        log.info("api.sequence_step_again", intervention=number, token_name=token.name)
+        async with self.s.store.read() as conn:
+            run = await sequence_of(conn, number)
+        return JSONResponse(run)

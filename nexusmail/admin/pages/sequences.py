@@ -1,6 +1,7 @@
 """Action sequences on the admin page: the list with each plan's steps, a new one, editing
-one (`/sequences`, `/sequences/{id}`), and starting one from a thread page
-(`POST /interventions/{number}/sequence`, step 1 mailed at once).
+one (`/sequences`, `/sequences/{id}`), starting one from a thread page
+(`POST /interventions/{number}/sequence`, step 1 mailed at once), and mailing its
+blocked or rejected current step again (`.../sequence/again`).
 
 The step rows of the form are read in order; a row without an action is left out, so
 the blank rows under a plan add steps and emptying a row's action removes it. The same
@@ -25,7 +26,7 @@ from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, 
 from nexusmail.i18n import msg
 from nexusmail.records.request_types import list_request_types
 from nexusmail.tickets import queries, sequences
-from nexusmail.tickets.sequence_steps import start_and_mail
+from nexusmail.tickets.sequence_steps import mail_again, start_and_mail
 from nexusmail.tickets.sequences import (
     SequenceDef,
     SequenceView,
@@ -55,6 +56,7 @@ def sequence_page_routes(pages: Pages) -> list[Route]:
         Route("/sequences/{id:int}", h.card, methods=["GET"]),
         Route("/sequences/{id:int}", h.save, methods=["POST"]),
         Route("/interventions/{number:int}/sequence", h.start, methods=["POST"]),
+        Route("/interventions/{number:int}/sequence/again", h.again, methods=["POST"]),
     ]
 
 
@@ -119,6 +121,25 @@ class _Handlers:
                  operator=operator.email)
         return redirect(f"/interventions/{number}", msg(
             "Sequence {code} started; step 1 is on its way.", code=code), request)
+
+    async def again(self, request: Request) -> Response:
+        """The blocked or rejected current step is mailed again now."""
+        operator = await self.p.operator(request)
+        number = _number(request, "number")
+        async with request.form(max_files=0, max_fields=5) as form:
+            check_csrf(request, form)
+        try:
+            keys = signing_keys(self.p.services)
+        except ApiError as exc:
+            raise PageError(exc.status, exc.message) from None
+        now, settings = self.p.services.clock.now(), self.p.services.settings
+        await self.p.services.store.write(lambda tx: mail_again(
+            tx, number, by=f"operator:{operator.email}", now=now, settings=settings,
+            reply_keys=keys))
+        self.p.services.on_outbox()
+        log.info("admin.sequence_step_again", intervention=number, operator=operator.email)
+        return redirect(f"/interventions/{number}",
+                        msg("The step is mailed again."), request)
 
     async def _plan(self, request: Request) -> SequenceView:
         sequence_id = _number(request, "id")
