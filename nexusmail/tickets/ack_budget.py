@@ -38,16 +38,16 @@ def ack_refused(tx: WriteTx, peer: Peer, *, now: datetime,
     if peer.ours:
         return AckSkipped.OWN_ADDRESS
     peer_counts.hold_counts(tx)  # held to the commit, which counts this one if it goes
-    counts = peer_counts.counts_up_to(
+    reached = peer_counts.caps_reached(
         tx, PeerEvent.ACK, peer, now - BUDGET_WINDOW,
         address_cap=settings.max_acks_per_hour,
         domain_cap=settings.max_acks_per_hour_per_domain,
         total_cap=settings.max_acks_per_hour_total)
-    if counts.address >= settings.max_acks_per_hour:
+    if reached.address:
         return AckSkipped.ADDRESS_BUDGET
-    if counts.domain >= settings.max_acks_per_hour_per_domain:
+    if reached.domain:
         return AckSkipped.DOMAIN_BUDGET
-    if counts.total >= settings.max_acks_per_hour_total:
+    if reached.total:
         return AckSkipped.TOTAL_BUDGET
     return None
 

@@ -50,30 +50,36 @@ def record(tx: WriteTx, kind: PeerEvent, peer: Peer, *, now: datetime,
 
 
 @dataclass(frozen=True)
-class Counts:
-    """Events of one kind since an instant, each count read no further than its cap."""
+class Reached:
+    """Whether a peer's address, its domain and everyone had their cap of events."""
 
-    address: int
-    domain: int
-    total: int
+    address: bool
+    domain: bool
+    total: bool
 
 
-def counts_up_to(tx: WriteTx, kind: PeerEvent, peer: Peer, since: datetime, *,
-                 address_cap: int, domain_cap: int, total_cap: int) -> Counts:
-    """`kind` events since `since` for the peer's address, its domain and everyone, in
-    one statement; each count stops at its cap (a budget only asks whether it is
-    reached, and the total would otherwise read the whole window at every mail)."""
+def caps_reached(tx: WriteTx, kind: PeerEvent, peer: Peer, since: datetime, *,
+                 address_cap: int, domain_cap: int, total_cap: int) -> Reached:
+    """Whether the peer's address, its domain and everyone had at least their cap of
+    `kind` events since `since`, in one statement. A count stops at its cap (only
+    whether it is reached matters), and the domain's and everyone's are not read at all
+    while the cap is above every id the table ever gave (ids are distinct and positive:
+    it never held that many rows). Else a high total budget read the whole window's
+    rows at every mail."""
     at = iso(since)
     row = tx.execute(
         "SELECT (SELECT count(*) FROM (SELECT 1 FROM peer_events"
-        "         WHERE kind = ? AND address = ? AND at >= ? LIMIT ?) AS a),"
-        " (SELECT count(*) FROM (SELECT 1 FROM peer_events"
-        "   WHERE kind = ? AND domain = ? AND at >= ? LIMIT ?) AS d),"
-        " (SELECT count(*) FROM (SELECT 1 FROM peer_events"
-        "   WHERE kind = ? AND at >= ? LIMIT ?) AS t)",
-        (kind, peer.address, at, address_cap, kind, peer.domain, at, domain_cap,
-         kind, at, total_cap)).fetchone()
-    return Counts(int(row[0]), int(row[1]), int(row[2]))
+        "   WHERE kind = ? AND address = ? AND at >= ? LIMIT ?) AS a) >= ?,"
+        " CASE WHEN (SELECT coalesce(max(id), 0) FROM peer_events) < ? THEN 0"
+        "  ELSE (SELECT count(*) FROM (SELECT 1 FROM peer_events"
+        "   WHERE kind = ? AND domain = ? AND at >= ? LIMIT ?) AS d) END >= ?,"
+        " CASE WHEN (SELECT coalesce(max(id), 0) FROM peer_events) < ? THEN 0"
+        "  ELSE (SELECT count(*) FROM (SELECT 1 FROM peer_events"
+        "   WHERE kind = ? AND at >= ? LIMIT ?) AS t) END >= ?",
+        (kind, peer.address, at, address_cap, address_cap,
+         domain_cap, kind, peer.domain, at, domain_cap, domain_cap,
+         total_cap, kind, at, total_cap, total_cap)).fetchone()
+    return Reached(bool(row[0]), bool(row[1]), bool(row[2]))
 
 
 def count_by_address(tx: WriteTx, kind: PeerEvent, address: str, since: datetime) -> int:

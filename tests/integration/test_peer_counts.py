@@ -1,6 +1,6 @@
 """The counts behind the acknowledgement budgets and the loop guard, on the run's store:
-what one statement reads for address, domain and everyone, the caps, and the pruning
-that keeps the table to its window."""
+what one statement says of address, domain and everyone's caps, and the pruning that
+keeps the table to its window."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from functools import partial
 
 from nexusmail.mail.peers import Peer, peer_of
 from nexusmail.storage.connections import Storage, WriteTx
-from nexusmail.tickets.peer_counts import PRUNE_EVERY, PeerEvent, counts_up_to, record
+from nexusmail.tickets.peer_counts import PRUNE_EVERY, PeerEvent, caps_reached, record
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ROBOT = peer_of("Robot+7@Loop.test", ["support@firm.test"])
@@ -23,10 +23,11 @@ def _record_all(tx: WriteTx, events: list[tuple[PeerEvent, Peer, datetime]],
         record(tx, kind, peer, now=at, keep=keep)
 
 
-def _counts(tx: WriteTx, kind: PeerEvent, since: datetime, cap: int) -> tuple[int, int, int]:
-    counts = counts_up_to(tx, kind, ROBOT, since, address_cap=cap, domain_cap=cap,
-                          total_cap=cap)
-    return counts.address, counts.domain, counts.total
+def _reached(tx: WriteTx, kind: PeerEvent, since: datetime,
+             caps: tuple[int, int, int]) -> tuple[bool, bool, bool]:
+    reached = caps_reached(tx, kind, ROBOT, since, address_cap=caps[0], domain_cap=caps[1],
+                           total_cap=caps[2])
+    return reached.address, reached.domain, reached.total
 
 
 def _rows(tx: WriteTx) -> int:
@@ -45,20 +46,30 @@ async def test_counts_are_per_address_domain_and_everyone_within_the_window(
               (PeerEvent.ACK, STRANGER, START + minute),
               (PeerEvent.CASE, ROBOT, START + minute)]          # the other kind
     await store.write(partial(_record_all, events=events, keep=timedelta(hours=1)))
-    assert await store.write(partial(_counts, kind=PeerEvent.ACK, since=START,
-                                     cap=100)) == (2, 3, 4)
-    assert await store.write(partial(_counts, kind=PeerEvent.CASE, since=START,
-                                     cap=100)) == (1, 1, 1)
+    # In the window: the robot's address 2, its domain 3, everyone 4 acknowledgements.
+    for caps, expected in (((2, 3, 4), (True, True, True)),
+                           ((3, 4, 5), (False, False, False)),
+                           ((2, 4, 5), (True, False, False)),
+                           ((3, 3, 5), (False, True, False))):
+        assert await store.write(partial(_reached, kind=PeerEvent.ACK, since=START,
+                                         caps=caps)) == expected
+    assert await store.write(partial(_reached, kind=PeerEvent.CASE, since=START,
+                                     caps=(1, 1, 1))) == (True, True, True)
+    assert await store.write(partial(_reached, kind=PeerEvent.CASE, since=START,
+                                     caps=(2, 2, 2))) == (False, False, False)
 
 
-async def test_each_count_stops_at_its_cap(store: Storage) -> None:
-    """A budget only asks whether it is reached: a count never goes past its cap."""
+async def test_a_cap_of_zero_is_always_reached_and_a_huge_one_never(store: Storage) -> None:
+    """0 allows nothing, even on an empty table; a cap above every id ever given is not
+    reached (the table never held that many rows), and one just at the count is."""
+    assert await store.write(partial(_reached, kind=PeerEvent.ACK, since=START,
+                                     caps=(0, 0, 0))) == (True, True, True)
     events = [(PeerEvent.ACK, ROBOT, START)] * 5
     await store.write(partial(_record_all, events=events, keep=timedelta(hours=1)))
-    assert await store.write(partial(_counts, kind=PeerEvent.ACK, since=START,
-                                     cap=3)) == (3, 3, 3)
-    assert await store.write(partial(_counts, kind=PeerEvent.ACK, since=START,
-                                     cap=0)) == (0, 0, 0)
+    assert await store.write(partial(_reached, kind=PeerEvent.ACK, since=START,
+                                     caps=(1_000_000,) * 3)) == (False, False, False)
+    assert await store.write(partial(_reached, kind=PeerEvent.ACK, since=START,
+                                     caps=(5, 5, 5))) == (True, True, True)
 
 
 async def test_aged_rows_are_pruned_as_new_ones_come(store: Storage) -> None:
@@ -68,5 +79,7 @@ async def test_aged_rows_are_pruned_as_new_ones_come(store: Storage) -> None:
     await store.write(partial(_record_all, events=events, keep=timedelta(hours=1)))
     assert await store.write(_rows) <= 61 + PRUNE_EVERY
     last_hour = START + timedelta(minutes=24 * 60 - 60)
-    assert await store.write(partial(_counts, kind=PeerEvent.ACK, since=last_hour,
-                                     cap=1000)) == (60, 60, 60)
+    assert await store.write(partial(_reached, kind=PeerEvent.ACK, since=last_hour,
+                                     caps=(60, 60, 60))) == (True, True, True)
+    assert await store.write(partial(_reached, kind=PeerEvent.ACK, since=last_hour,
+                                     caps=(61, 61, 61))) == (False, False, False)
