@@ -79,6 +79,8 @@ LABELS = {
     "waiting_parts": N_("waiting for parts"), "waiting_customer": N_("waiting for the customer"),
     "waiting_quote": N_("waiting for the quote's approval"),
     "site_not_accessible": N_("site not accessible"),
+    # operators' roles
+    "admin": N_("administrator"), "dispatcher": N_("dispatcher"), "viewer": N_("viewer"),
     # languages of employees and customers
     "en": N_("English"), "it": N_("Italian"), "ro": N_("Romanian"),
 }

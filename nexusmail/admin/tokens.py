@@ -74,11 +74,16 @@ def revoke_token(tx: WriteTx, token_id: int, now: datetime) -> None:
 
 
 async def list_tokens(conn: ReadTx) -> list[TokenInfo]:
-    """Every token ever made, revoked ones included, without their secrets."""
+    """Every token ever made, revoked ones included, without their secrets, each with
+    the operator it acts as (retired ones too: the list says whom it was made for)."""
     rows = await conn.execute_fetchall(
-        "SELECT id, name, created_at, revoked_at FROM api_tokens ORDER BY id"
+        "SELECT t.id, t.name, t.created_at, t.revoked_at, o.id, o.email, o.name, '',"
+        " o.language, o.role, o.own_customers_only"
+        " FROM api_tokens t LEFT JOIN operators o ON o.id = t.operator_id ORDER BY t.id"
     )
-    return [TokenInfo(r[0], r[1], r[2], r[3]) for r in rows]
+    return [TokenInfo(r[0], r[1], r[2], r[3],
+                      None if r[4] is None else operator_from_row(list(r)[4:]))
+            for r in rows]
 
 
 async def find_token(conn: ReadTx, token: str) -> TokenInfo | None:

@@ -23,7 +23,8 @@ async def daemon(tmp_path: Path) -> AsyncIterator[Daemon]:
 
 PAGES = ["/", "/?status=closed", "/interventions/new", "/employees", "/schedules",
          "/schedules/1", "/interventions/1", "/settings", "/interventions/999",
-         "/customers", "/customers/1", "/equipment/1", "/request-types", "/customers/999"]
+         "/customers", "/customers/1", "/equipment/1", "/request-types", "/customers/999",
+         "/operators", "/operators/1", "/tokens"]
 
 
 @pytest.mark.parametrize(("language", "words"), [

@@ -60,7 +60,9 @@ async def log_in(client: httpx.AsyncClient, email: str,
 
 @asynccontextmanager
 async def logged_in(daemon: Daemon, email: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=daemon.web_url) as client:
+    # A login hashes with argon2 (64 MiB): on a busy shared machine it can take
+    # seconds, past httpx's 5 s default.
+    async with httpx.AsyncClient(base_url=daemon.web_url, timeout=30) as client:
         reply = await log_in(client, email)
         assert reply.status_code == 303, reply.text
         yield client

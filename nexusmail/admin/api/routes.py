@@ -34,6 +34,7 @@ Shapes:
 - Assignments and notes: see admin.api_assignments; answering the customer:
   admin.api.replies; activities and timesheets: admin.api.activities; contracts:
   admin.api.contracts.
+- Operators and API tokens (admin only): admin.api.operators, admin.api.api_tokens.
 - `GET /api/v1/employees` → `{"items": [employee...]}` (each with `language` and
   `active`); `POST` → 201 the employee.
 """
@@ -51,6 +52,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from nexusmail.admin.api.activities import activity_routes
+from nexusmail.admin.api.api_tokens import token_routes
 from nexusmail.admin.api.assignments import assignment_routes, signing_keys
 from nexusmail.admin.api.base import (
     MAX_BODY_BYTES,
@@ -68,6 +70,7 @@ from nexusmail.admin.api.employees import employee_routes
 from nexusmail.admin.api.health import metrics_routes, ready_routes
 from nexusmail.admin.api.intervention_edits import archive_links, edit_routes
 from nexusmail.admin.api.models import CloseIn, EmployeeIn, InterventionIn
+from nexusmail.admin.api.operators import operator_routes
 from nexusmail.admin.api.records import record_routes
 from nexusmail.admin.api.replies import reply_routes
 from nexusmail.admin.api.schedules import schedule_routes
@@ -135,6 +138,8 @@ def _api_app(services: ApiServices) -> Starlette:
         *employee_routes(services),
         *team_routes(services),
         *sequence_routes(services),
+        *operator_routes(services),
+        *token_routes(services),
     ]
     return Starlette(
         routes=routes,

@@ -21,6 +21,9 @@ Routes (all but /login and the stylesheet need a logged-in operator):
 - `POST /employees`, `GET|POST /employees/{id}`, `POST .../absences[/remove]`
                                                                     pages.employees
 - `POST /muted-peers/unmute` lifts a loop-guard mute (listed on `/`) muted_peers
+- `GET|POST /operators`, `GET|POST /operators/{id}`, `POST .../active|password`;
+  `GET|POST /tokens`, `POST /tokens/{id}/revoke` (admins only)     pages.operators,
+                                                                    pages.api_tokens
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from nexusmail.admin import auth
 from nexusmail.admin.api.base import ApiError, ApiServices
 from nexusmail.admin.pages.activity_forms import activity_form_routes
+from nexusmail.admin.pages.api_tokens import token_routes
 from nexusmail.admin.pages.base import (
     CsrfRejected,
     LoginRequired,
@@ -59,6 +63,7 @@ from nexusmail.admin.pages.installed_base import installed_base_routes
 from nexusmail.admin.pages.listing import list_routes
 from nexusmail.admin.pages.login import login_routes
 from nexusmail.admin.pages.muted_peers import muted_peer_routes
+from nexusmail.admin.pages.operators import operator_routes
 from nexusmail.admin.pages.schedules import schedule_routes
 from nexusmail.admin.pages.sequences import sequence_page_routes
 from nexusmail.admin.pages.settings import settings_routes
@@ -148,6 +153,7 @@ def build_pages_app(services: ApiServices) -> Starlette:
         *timesheet_routes(pages), *activity_form_routes(pages),
         *settings_routes(pages), *employee_routes(pages), *muted_peer_routes(pages),
         *team_page_routes(pages), *sequence_page_routes(pages),
+        *operator_routes(pages), *token_routes(pages),
     ]
     return Starlette(
         routes=routes,
