@@ -61,6 +61,7 @@ from nexusmail.tickets import queries
 from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.cases import Conflict, NotFound, add_employee
 from nexusmail.tickets.reply_tokens import load_reply_keys
+from nexusmail.tickets.sequence_queries import sequence_lines
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -367,6 +368,7 @@ def format_intervention(d: queries.InterventionDetail, zone: tzinfo = UTC) -> li
                      f"{a['status']}{decided}{reason}")
     if not d["assignments"]:
         lines.append("  (none)")
+    lines += sequence_lines(d["sequence"])
     lines += ["", f"thread ({len(d['messages'])} messages):"]
     for m in d["messages"]:
         # Our own mails all come "from nexusmail": who they went to says more.

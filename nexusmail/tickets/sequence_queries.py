@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 from nexusmail.storage.connections import ReadTx
-from nexusmail.tickets.models import AssignmentStatus
-from nexusmail.tickets.sequence_plan import StepStatus
+from nexusmail.tickets.models import AssignmentStatus, Status
+from nexusmail.tickets.sequence_plan import RunState, StepStatus
 
 
 class RunStepView(TypedDict):
@@ -41,7 +41,9 @@ async def sequence_of(conn: ReadTx, number: int) -> SequenceRunView | None:
     """The sequence run on intervention `number`, or None."""
     runs = list(await conn.execute_fetchall(
         "SELECT r.id, r.code, r.state, r.started_by, r.started_at, r.finished_at,"
-        " s.description FROM sequence_runs r JOIN sequences s ON s.id = r.sequence_id"
+        " s.description, i.status FROM sequence_runs r"
+        " JOIN sequences s ON s.id = r.sequence_id"
+        " JOIN interventions i ON i.number = r.intervention_number"
         " WHERE r.intervention_number = ?", (number,)))
     if not runs:
         return None
@@ -62,7 +64,11 @@ async def sequence_of(conn: ReadTx, number: int) -> SequenceRunView | None:
         "problem": row["problem"]} for row in rows]
     current = next((s["number"] for s in steps
                     if s["status"] not in (StepStatus.DONE, StepStatus.CANCELLED)), None)
-    return {"code": run["code"], "description": run["description"], "state": run["state"],
+    # A closed case acts on no reply: its run is stopped (for good once its next step
+    # comes due; reopened before that, it runs on).
+    state = (RunState.STOPPED if run["state"] == RunState.RUNNING
+             and run["status"] == Status.CLOSED else run["state"])
+    return {"code": run["code"], "description": run["description"], "state": str(state),
             "current_step": current, "started_by": run["started_by"],
             "started_at": run["started_at"], "finished_at": run["finished_at"],
             "steps": steps}
@@ -96,3 +102,17 @@ def _shown_status(row: Any, answers: dict[str, dict[int, list[str]]]) -> str:
     if any(s == AssignmentStatus.UNCLEAR for s in statuses):
         return "unclear"
     return str(StepStatus.ASSIGNED)
+
+
+def sequence_lines(run: SequenceRunView | None) -> list[str]:
+    """The run as lines for a terminal (`nexusmail show`); none without a run."""
+    if run is None:
+        return []
+    lines = ["", f"sequence {run['code']}:  {run['state']}"]
+    for step in run["steps"]:
+        who = f"team {step['team']}" if step["team"] else step["employee_email"] or "-"
+        due = f"  due {step['due']}" if step["due"] else ""
+        problem = f"  ({step['problem']})" if step["problem"] else ""
+        lines.append(f"  {step['number']}. {step['action']}  {who}  {step['status']}"
+                     f"{due}{problem}")
+    return lines

@@ -319,6 +319,7 @@ async def test_a_step_nobody_can_take_waits_and_a_closed_case_stops_its_sequence
             assert retired.status_code == 200, retired.text
             closed = await desk.call("POST", "/interventions/2/close", json={"note": "Done"})
             assert closed.status_code == 200, closed.text
+            assert (await desk.sequence(2))["state"] == "stopped"   # shown at once
             clock.advance(timedelta(days=1))              # Tuesday 10:00 in Rome
 
             async def moved() -> bool:
