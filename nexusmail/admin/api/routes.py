@@ -78,6 +78,7 @@ from nexusmail.admin.api.sequences import sequence_routes
 from nexusmail.admin.api.teams import team_routes
 from nexusmail.admin.blob_reads import BlobReadFailed, read_attachment
 from nexusmail.admin.downloads import download_headers, safe_media_type
+from nexusmail.blobs.store import BlobUnavailable
 from nexusmail.records.fields import InvalidRecord
 from nexusmail.records.links import intervention_records
 from nexusmail.tickets import queries
@@ -152,6 +153,7 @@ def _api_app(services: ApiServices) -> Starlette:
             InvalidRecord: _status_error(422),
             EditRefused: _status_error(422),
             StorageError: _storage_error,
+            BlobUnavailable: _storage_error,  # the attachment store, out of reach
             Exception: _internal_error,
         },
     )

@@ -71,6 +71,7 @@ from nexusmail.admin.pages.teams import team_page_routes
 from nexusmail.admin.pages.thread import thread_routes
 from nexusmail.admin.pages.timesheets import timesheet_routes
 from nexusmail.admin.secret_file import load_or_create_secret
+from nexusmail.blobs.store import BlobUnavailable
 from nexusmail.i18n import LABELS, LANGUAGE_NAMES, LANGUAGES, msg, translations
 from nexusmail.paths import session_key_path
 from nexusmail.tickets.cases import Conflict, NotFound
@@ -168,7 +169,7 @@ def build_pages_app(services: ApiServices) -> Starlette:
             PageError: refused, ApiError: refused, NotFound: refused, Conflict: refused,
             CsrfRejected: csrf_rejected,
             LoginRequired: login_required,
-            StorageError: storage_failed,
+            StorageError: storage_failed, BlobUnavailable: storage_failed,
         },
     )
 
