@@ -396,8 +396,8 @@ class SlaSettings(_Section):
     escalate_after_hours: float = Field(0.0, ge=0)
     # The operators are told this many hours before a resolution deadline passes. 0: off.
     warn_before_hours: float = Field(0.0, ge=0)
-    # How often the deadline sweep runs; at most a minute, so a step is never later
-    # than that.
+    # How often the deadline sweep (and the action-sequence sweep, which mails the
+    # steps that are due) runs; at most a minute, so a step is never later than that.
     sweep_interval_s: float = Field(60.0, gt=0, le=60)
 
 
