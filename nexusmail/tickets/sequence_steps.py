@@ -9,8 +9,9 @@ locked with SKIP LOCKED first, so two sweeps or two daemons mail it once.
 An employee holds one assignment per intervention, so an employee who already has one
 there (an earlier step, or assigned by hand) gets that assignment armed again for this
 step: pending, a fresh mail matched by replies, earlier decisions and answers set aside
-(replies written before this mail no longer act), and the earlier step's work report
-kept as it was rather than corrected by the new one.
+(replies written before this mail no longer act), its reminder and escalation counted
+again from this mail, and the earlier step's work report kept as it was rather than
+corrected by the new one.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from nexusmail.tickets.sequence_plan import (
     schedule_again,
     start_sequence,
 )
+from nexusmail.tickets.sla_calendar import adder_of
+from nexusmail.tickets.sla_plan import ESCALATE, REMIND
 from nexusmail.tickets.teams import open_dispatch
 
 log = structlog.get_logger(__name__)
@@ -165,9 +168,25 @@ def _assign_or_rearm(tx: WriteTx, number: int, employee: DbRow, *, dispatch_id: 
                (assignment_id,))
     queue_assignment_mail(tx, assignment_id, number, employee, now=now, settings=settings,
                           reply_keys=reply_keys, step=step)
+    _chase_again(tx, number, assignment_id, now=now, settings=settings)
     log.info("sequence.assignment_rearmed", intervention=number, assignment_id=assignment_id,
              employee=employee["email"])
     return assignment_id
+
+
+def _chase_again(tx: WriteTx, number: int, assignment_id: int, *, now: datetime,
+                 settings: Settings) -> None:
+    """The reminder and escalation of [sla] count again from this step's mail: each is
+    carried out once per mail, so one sent for an earlier step is due again."""
+    add = adder_of(settings)
+    for step, hours in ((REMIND, settings.sla.remind_after_hours),
+                        (ESCALATE, settings.sla.escalate_after_hours)):
+        if hours > 0:
+            tx.execute(
+                "INSERT INTO sla_steps (intervention_number, assignment_id, step, due_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (intervention_number, assignment_id, step)"
+                " DO UPDATE SET due_at = excluded.due_at, done_at = NULL, outcome = NULL",
+                (number, assignment_id, step, iso(add(now, hours))))
 
 
 def _block(tx: WriteTx, step: DbRow, run: DbRow, problem: str, *,
