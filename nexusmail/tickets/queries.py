@@ -201,6 +201,8 @@ async def list_interventions(
     due: DueFilter | None = None,
     sort: str = "activity",
     owner: str | None = None,
+    customer_id: int | None = None,
+    equipment_id: int | None = None,
 ) -> InterventionPage:
     """A page of interventions in `sort` order (see LIST_ORDERS), with the total
     matching count (`due`: only the open ones with a deadline passed, or falling in a
@@ -208,7 +210,8 @@ async def list_interventions(
 
     `q` is a plain substring match over subject and description (LIKE wildcards in it
     are taken literally); full-text search replaces it later. `owner`: only cases of
-    customers that operator owns.
+    customers that operator owns. `customer_id`, `equipment_id`: only the cases of that
+    customer, of that machine.
     """
     where: list[str] = []
     params: list[Any] = []
@@ -218,6 +221,12 @@ async def list_interventions(
     if status:
         where.append("i.status = ?")
         params.append(str(status))
+    if customer_id is not None:
+        where.append("i.customer_id = ?")
+        params.append(customer_id)
+    if equipment_id is not None:
+        where.append("i.equipment_id = ?")
+        params.append(equipment_id)
     if q:
         pattern = "%" + _escape_like(q) + "%"
         # lower() on both sides: SQLite's LIKE ignores ASCII case, PostgreSQL's does not.

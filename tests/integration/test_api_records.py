@@ -438,3 +438,31 @@ async def test_merge_moves_contracts_and_refuses_two_with_one_code(api: Api) -> 
     assert "C-1" in clash["error"]
     assert (await get(api, f"/customers/{other['id']}/contacts"))["items"][0]["email"] == (
         "x@rossi.it")
+
+
+async def test_the_list_filters_by_customer_and_machine(api: Api) -> None:
+    """GET /interventions?customer=ID&equipment=ID lists only that customer's cases,
+    only that machine's, or both at once; a value that is not an id is a 422 naming it."""
+    first = await post(api, "/interventions", {
+        "customer_email": "a@rossi.it", "subject": "Caldaia", "description": "In blocco"})
+    second = await post(api, "/interventions", {
+        "customer_email": "a@rossi.it", "subject": "Condizionatore", "description": "Gocciola"})
+    other = await post(api, "/interventions", {
+        "customer_email": "b@verdi.it", "subject": "Caldaia", "description": "Rumore"})
+    rossi = first["customer"]["id"]
+    machine = await post(api, "/equipment", {"customer_id": rossi, "serial": "AC-1"})
+    await api.store.write(lambda tx: tx.execute(
+        "UPDATE interventions SET equipment_id = ? WHERE number = ?",
+        (machine["id"], second["number"])))
+
+    async def numbers(query: str) -> list[int]:
+        return sorted(i["number"] for i in (await get(api, "/interventions" + query))["items"])
+
+    assert await numbers(f"?customer={rossi}") == [first["number"], second["number"]]
+    assert await numbers(f"?customer={other['customer']['id']}") == [other["number"]]
+    assert await numbers(f"?equipment={machine['id']}") == [second["number"]]
+    assert await numbers(f"?customer={other['customer']['id']}&equipment={machine['id']}") == []
+    assert (await get(api, f"/interventions?customer={rossi}&status=open"))["total"] == 2
+    for bad in ("customer=abc", "equipment=0", "customer=-1"):
+        error = await get(api, f"/interventions?{bad}", 422)
+        assert error["error"].startswith(bad.split("=")[0] + ":")

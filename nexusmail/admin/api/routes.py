@@ -12,7 +12,8 @@ Shapes:
 - errors: `{"error": "<message>"}` with 400 (not JSON), 401, 404, 405, 409, 413,
   422 (names each field at fault), 503 (storage unavailable: retry) or 500.
 - `GET /api/v1/interventions?status=open|on_hold|resolved|closed&q=text&due=overdue|today
-  &sort=activity|number|priority|due&limit=1..200&offset=0` → `{"items": [summary...],
+  &customer=ID&equipment=ID&sort=activity|number|priority|due&limit=1..200&offset=0` →
+  `{"items": [summary...],
   "total": N, "limit": L, "offset": O}`, by last activity unless `sort` says otherwise
   (tickets.queries.LIST_ORDERS); each summary has `last_activity_at`; a
   summary is the detail below without `description`, `assignments` and `messages`.
@@ -206,11 +207,16 @@ class _Handlers:
             raise ApiError(422, "due: should be one of " + ", ".join(Due))
         window = (due_filter(Due(due), self.s.clock.now(), self.s.settings.calendar.timezone)
                   if due else None)
+        # A customer's or a machine's cases, by id (0: not asked for).
+        customer = int_param(params.get("customer"), "customer", default=0, low=1,
+                             high=MAX_ID) or None
+        equipment = int_param(params.get("equipment"), "equipment", default=0, low=1,
+                              high=MAX_ID) or None
         async with self.s.store.read() as conn:
             page = await queries.list_interventions(
                 conn, status=status, q=q, limit=limit, offset=offset, due=window,
-                sort=sort, owner=token.operator.owner_limit if token.operator else None
-            )
+                sort=sort, owner=token.operator.owner_limit if token.operator else None,
+                customer_id=customer, equipment_id=equipment)
         return JSONResponse(page)
 
     async def get_intervention(self, request: Request) -> Response:
