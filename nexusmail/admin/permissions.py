@@ -32,7 +32,8 @@ OWN_WRITES = frozenset({"/login", "/logout", "/settings", "/settings/password"})
 ADMIN_ONLY_PREFIXES = ("/operators", "/tokens")
 # Which path segment names which kind of thing, for the own-customers limit.
 _KINDS = {"customers": "customer", "interventions": "intervention", "messages": "message",
-          "attachments": "attachment", "activities": "activity"}
+          "attachments": "attachment", "activities": "activity", "contacts": "contact",
+          "sites": "site", "equipment": "equipment"}
 
 
 def required_role(method: str, path: str) -> str:

@@ -166,10 +166,15 @@ def view(row: DbRow) -> EquipmentView:
 
 async def find_equipment(conn: ReadTx, *, customer_id: int | None = None,
                          serial_text: str | None = None, site_id: int | None = None,
-                         limit: int = 50, offset: int = 0) -> EquipmentPage:
-    """A page of equipment by id, of one customer, site or serial when given."""
+                         limit: int = 50, offset: int = 0,
+                         owner: str | None = None) -> EquipmentPage:
+    """A page of equipment by id, of one customer, site or serial when given; `owner`:
+    only the machines of customers they own."""
     where: list[str] = []
     params: list[Any] = []
+    if owner is not None:
+        where.append("customer_id IN (SELECT id FROM customers WHERE owner = ?)")
+        params.append(owner.lower())
     if customer_id is not None:
         where.append("customer_id = ?")
         params.append(customer_id)

@@ -247,3 +247,62 @@ async def test_a_viewers_pages_leave_out_the_forms_that_change_things(office: Of
         page = (await client.get(f"/interventions/{office.other}")).text
     assert '<main class="read-only">' not in page
     assert 'href="/interventions/new"' in page
+
+
+async def test_own_customers_only_for_contacts_sites_machines_and_new_cases(
+        office: Office) -> None:
+    """A limited operator gets 404 for another customer's contacts, sites and machines,
+    in reading and in writing, lists only their own machines, cannot add a machine to
+    another's customer nor open a case for them (nothing is written); a case for a new
+    customer makes that customer theirs."""
+    mine, other = [(await office.rows(
+        "SELECT customer_id FROM interventions WHERE number = ?", n))[0][0]
+        for n in (office.mine, office.other)]
+    made = {}
+    for owner in (mine, other):
+        contact = await office.full.post(f"/api/v1/customers/{owner}/contacts",
+                                         json={"name": f"Persona {owner}"})
+        site = await office.full.post(f"/api/v1/customers/{owner}/sites",
+                                      json={"name": f"Sede {owner}"})
+        machine = await office.full.post("/api/v1/equipment", json={
+            "customer_id": owner, "serial": f"SN-{owner}"})
+        made[owner] = (contact.json()["id"], site.json()["id"], machine.json()["id"])
+    contact, site, machine = made[other]
+    token = await office.token_for(LIMITED, "own-app")
+    async with httpx.AsyncClient(base_url=office.daemon.web_url,
+                                 headers={"Authorization": f"Bearer {token}"}) as api:
+        assert (await api.patch(f"/api/v1/contacts/{contact}", json={"name": "X"})
+                ).status_code == 404
+        assert (await api.patch(f"/api/v1/sites/{site}", json={"name": "X"})
+                ).status_code == 404
+        assert (await api.get(f"/api/v1/equipment/{machine}")).status_code == 404
+        assert (await api.patch(f"/api/v1/equipment/{machine}", json={"model": "X"})
+                ).status_code == 404
+        assert (await api.get(f"/api/v1/customers/{other}/contacts")).status_code == 404
+        assert (await api.get(f"/api/v1/customers/{other}/sites")).status_code == 404
+        assert (await api.get(f"/api/v1/equipment/{made[mine][2]}")).status_code == 200
+        listed = (await api.get("/api/v1/equipment")).json()
+        assert [m["id"] for m in listed["items"]] == [made[mine][2]]
+        added = await api.post("/api/v1/equipment", json={"customer_id": other,
+                                                          "serial": "SN-NEW"})
+        assert added.status_code == 404
+        refused = await api.post("/api/v1/interventions", json={
+            "customer_email": "ion@popescu-instal.ro", "subject": "Not mine",
+            "description": "..."})
+        assert refused.status_code == 404
+        fresh = await api.post("/api/v1/interventions", json={
+            "customer_email": "nuovo@bianchi-termo.it", "subject": "Nuovo cliente",
+            "description": "La caldaia non parte"})
+        assert fresh.status_code == 201, fresh.text
+        assert fresh.json()["customer"]["owner"] == LIMITED
+        assert (await api.get(f"/api/v1/interventions/{fresh.json()['number']}")
+                ).status_code == 200
+    assert await office.rows("SELECT count(*) FROM interventions WHERE subject = ?",
+                             "Not mine") == [(0,)]
+    assert await office.rows("SELECT count(*) FROM equipment WHERE serial = 'SN-NEW'") == [
+        (0,)]
+    assert await office.rows("SELECT name FROM contacts WHERE id = ?", contact) == [
+        (f"Persona {other}",)]
+    async with logged_in(office.daemon, LIMITED) as client:
+        assert (await client.get(f"/equipment/{machine}")).status_code == 404
+        assert (await client.get(f"/equipment/{made[mine][2]}")).status_code == 200

@@ -65,6 +65,7 @@ from nexusmail.admin.api.records_models import (
 from nexusmail.records import contacts, customers, equipment, request_types, sites
 from nexusmail.records.customer_search import MAX_QUERY_CHARS, search_customers
 from nexusmail.records.merge import merge_customers
+from nexusmail.tickets import visibility
 
 log = structlog.get_logger(__name__)
 
@@ -221,7 +222,7 @@ class _Handlers:
     # Equipment
 
     async def list_equipment(self, request: Request) -> Response:
-        await authenticate(self.s, request)
+        token = await authenticate(self.s, request)
         params = request.query_params
         customer = params.get("customer") or None
         site = params.get("site") or None
@@ -234,12 +235,19 @@ class _Handlers:
                 if customer else None,
                 site_id=int_param(site, "site", default=0, low=1, high=MAX_ID)
                 if site else None,
-                serial_text=params.get("serial"), limit=limit, offset=offset)
+                serial_text=params.get("serial"), limit=limit, offset=offset,
+                owner=token.operator.owner_limit if token.operator else None)
         return JSONResponse(page)
 
     async def add_equipment(self, request: Request) -> Response:
         token = await authenticate(self.s, request)
         values = every(parse_body(self.s, EquipmentIn, await read_body(request)))
+        if token.operator and token.operator.owner_limit is not None:
+            # The path names no customer, the body does: the same limit, checked here.
+            async with self.s.store.read() as conn:
+                if not await visibility.may_see(conn, "customer", values["customer_id"],
+                                                token.operator.owner_limit):
+                    raise ApiError(404, f"customer {values['customer_id']} does not exist")
         now = self.s.clock.now()
         equipment_id = await self.s.store.write(
             lambda tx: equipment.add_equipment(tx, values, now=now))

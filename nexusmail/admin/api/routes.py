@@ -82,7 +82,8 @@ from nexusmail.admin.downloads import download_headers, safe_media_type
 from nexusmail.blobs.store import BlobUnavailable
 from nexusmail.records.fields import InvalidRecord
 from nexusmail.records.links import intervention_records
-from nexusmail.tickets import queries
+from nexusmail.storage.connections import WriteTx
+from nexusmail.tickets import queries, visibility
 from nexusmail.tickets.case_edits import EditRefused
 from nexusmail.tickets.cases import (
     Conflict,
@@ -236,11 +237,17 @@ class _Handlers:
         )
         now, settings = self.s.clock.now(), self.s.settings
         keys = signing_keys(self.s) if body.assignees else tuple(self.s.reply_keys)
-        number = await self.s.store.write(lambda tx: set_notify_on_resolve(
-            tx, open_with_assignees(
+        limit = token.operator.owner_limit if token.operator else None
+
+        def unit(tx: WriteTx) -> int:
+            opened: int = set_notify_on_resolve(tx, open_with_assignees(
                 tx, entry, body.assignees, now=now, settings=settings, reply_keys=keys,
-                assigned_by=token.author),
-            body.notify_customer_on_resolve))
+                assigned_by=token.author), body.notify_customer_on_resolve)
+            if limit is not None:  # only a customer of theirs, or a new one made theirs
+                visibility.claim_new_case(tx, opened, limit, now=now)
+            return opened
+
+        number = await self.s.store.write(unit)
         self.s.on_outbox()
         log.info("api.intervention_created", intervention=number, source=Source.API,
                  customer=body.customer_email, assignees=body.assignees,
