@@ -51,6 +51,10 @@ MIGRATIONS_TABLE = "schema_migrations"
 # SQLite's full-text index (FTS5 virtual tables and their shadow tables): derived from
 # the rows; on PostgreSQL generated columns compute the same from the copied rows.
 FTS_SHADOWS = ("", "_data", "_idx", "_content", "_docsize", "_config")
+# Tables the schema's triggers fill from other tables' rows (what the customer search
+# reads): the target's triggers rebuild them from the rows being copied, so they are
+# never copied themselves.
+DERIVED = frozenset({"customer_search"})
 # A COPY per batch: at most this many rows, or this many bytes of values (raw mails can
 # be large), so memory stays bounded and progress moves.
 BATCH_ROWS = 2000
@@ -123,13 +127,14 @@ def _sqlite_tables(conn: sqlite3.Connection) -> set[str]:
     # Only FTS5 indexes are derived; any other virtual table would be data: unknown.
     fts = {r[0] for r in rows if "USING FTS5" in " ".join((r[1] or "").upper().split())}
     derived = {f"{name}{suffix}" for name in fts for suffix in FTS_SHADOWS}
-    return {r[0] for r in rows if not r[0].startswith("sqlite_") and r[0] not in derived}
+    return {r[0] for r in rows
+            if not r[0].startswith("sqlite_") and r[0] not in derived} - DERIVED
 
 
 def _postgresql_tables(conn: psycopg.Connection[Any]) -> set[str]:
     rows = conn.execute("SELECT table_name FROM information_schema.tables WHERE"
                         " table_schema = current_schema() AND table_type = 'BASE TABLE'")
-    return {r[0] for r in rows}
+    return {r[0] for r in rows} - DERIVED
 
 
 def _refuse_unknown_tables(tables: set[str], where: str) -> None:

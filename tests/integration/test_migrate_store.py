@@ -35,6 +35,8 @@ from nexusmail.tickets.store import Store
 PHOTO = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 40
 LUCA = "luca@firm.test"
 SEARCHES = ("OPRIT", "incalzire", "caldaia", "Revizie", "E04")
+# Customer searches: a mail domain, a contact's address, text every customer holds.
+CUSTOMER_SEARCHES = ("example.ro", "ANA@", "example")
 
 
 def customer_mail(subject: str, body: str, *, sender: str, message_id: str,
@@ -173,6 +175,10 @@ async def what_the_api_shows(daemon: Daemon, token: str) -> dict[str, Any]:
         for words in SEARCHES:
             found = (await api.get("/interventions", params={"q": words})).json()
             shown[f"q={words}"] = [i["number"] for i in found["items"]]
+        for words in CUSTOMER_SEARCHES:  # from the index the target's triggers built
+            found = (await api.get("/customers", params={"q": words})).json()
+            shown[f"customers q={words}"] = ([c["id"] for c in found["items"]],
+                                             found["total"])
         [photo] = [a for m in shown["#1"]["messages"] for a in m["attachments"]]
         shown["photo"] = (await api.get(f"/attachments/{photo['id']}")).content
     return shown
@@ -227,6 +233,7 @@ async def test_a_store_with_every_kind_of_row_moves_and_the_daemon_runs_on_it(
     assert before["q=OPRIT"] == [1]
     assert before["q=caldaia"] == [2]
     assert before["q=Revizie"] == [3]
+    assert before["customers q=example.ro"][1] >= 1
 
     url = postgres_cluster.create_database(f"nm_{uuid.uuid4().hex[:12]}")
     config = write_config(tmp_path, data)
