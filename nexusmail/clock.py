@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Protocol
 
 
@@ -43,6 +44,9 @@ class FakeClock:
         self._mono += delta.total_seconds()
 
 
+# One write unit stamps its `now` a dozen times over (inbound row, case, messages,
+# outbox, counts): the text of the few latest instants is kept rather than made again.
+@lru_cache(maxsize=64)
 def iso(moment: datetime) -> str:
     """The one text form of a timestamp in the store: UTC ISO 8601, second precision."""
     return moment.astimezone(UTC).isoformat(timespec="seconds")

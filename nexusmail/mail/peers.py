@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from functools import lru_cache
 
 from nexusmail.mail.addresses import base_address, normalize
 
@@ -32,5 +33,12 @@ def peer_of(address: str, support_addresses: Collection[str]) -> Peer:
         local, domain = normalize(address), ""
     domain = domain.rstrip(".")
     base = base_address(f"{local}@{domain}") if domain else local.split("+", 1)[0]
-    ours = {base_address(a) for a in support_addresses}
-    return Peer(address=base, domain=domain, ours=base in ours)
+    return Peer(address=base, domain=domain,
+                ours=base in _bases(tuple(support_addresses)))
+
+
+@lru_cache(maxsize=8)
+def _bases(addresses: tuple[str, ...]) -> frozenset[str]:
+    """Our addresses as counted; kept per list (the settings' list is read twice per
+    new case)."""
+    return frozenset(base_address(a) for a in addresses)
