@@ -53,7 +53,8 @@ from nexusmail.tickets.sla_plan import plan_new_intervention
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_REQUEST_TYPE = "Service schedule"
+# The seeded request type's code (its names, per language, are in request_types).
+DEFAULT_REQUEST_TYPE = "service_schedule"
 OPENED, SKIPPED = "opened", "skipped"
 # Fields whose change moves the dates; editing only these recomputes the position.
 RULE_FIELDS = frozenset({"interval", "every", "day_rule", "first_date", "until", "count",
@@ -235,6 +236,17 @@ def occurrence_line(schedule_id: int, opening: Opening, contract_ref: str) -> st
             f"{opening.occurrence.isoformat()}.{late}")
 
 
+def listed_type_code(tx: WriteTx, value: str) -> str:
+    """The code of the listed request type `value` names (by its code or by its name in
+    any language, case aside), else `value` as written. A schedule saved before the list
+    existed says "Service schedule": its cases still get the code."""
+    row = tx.execute(
+        "SELECT code FROM request_types WHERE lower(code) = lower(?) OR lower(name_en) ="
+        " lower(?) OR lower(name_it) = lower(?) OR lower(name_ro) = lower(?)"
+        " ORDER BY position, code LIMIT 1", (value,) * 4).fetchone()
+    return str(row[0]) if row else value
+
+
 def _open_occurrence(tx: WriteTx, row: DbRow, spec: ScheduleSpec,
                      opening: Opening, *, now: datetime, settings: Settings,
                      reply_keys: Sequence[bytes]) -> tuple[int, int, list[str]]:
@@ -242,10 +254,11 @@ def _open_occurrence(tx: WriteTx, row: DbRow, spec: ScheduleSpec,
     # date would be unwanted; the technician's assignment mail is the notification.
     line = occurrence_line(row["id"], opening, spec.contract_ref)
     description = f"{spec.description}\n\n{line}" if spec.description else line
+    request_type = listed_type_code(tx, spec.request_type)
     number = create_intervention(tx, NewIntervention(
         customer_id=row["customer_id"], contact_id=row["contact_id"],
         subject=f"{spec.subject} ({opening.occurrence.isoformat()})",
-        description=description, source=Source.SCHEDULE, request_type=spec.request_type,
+        description=description, source=Source.SCHEDULE, request_type=request_type,
         desired_from=opening.occurrence, desired_to=opening.occurrence,
     ), now=now)
     add_participants(tx, number, [spec.customer_email])
@@ -257,7 +270,7 @@ def _open_occurrence(tx: WriteTx, row: DbRow, spec: ScheduleSpec,
         kind=MessageKind.NOTE, direction=Direction.INTERNAL, author=f"schedule:{row['id']}",
         subject=spec.subject, body_text=description, extra=extra,
     ), now=now)
-    start_by_trigger(tx, number, spec.request_type, now=now, settings=settings)
+    start_by_trigger(tx, number, request_type, now=now, settings=settings)
     mails, failed = 0, []
     for email in spec.assignees:
         problem = "" if reply_keys else "no reply signing key is loaded"

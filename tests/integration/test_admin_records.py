@@ -193,3 +193,27 @@ async def test_the_case_page_links_contact_site_machine_and_type(
                               {"equipment_serial": "ZZ-9"})
     assert refused.status_code == 422
     assert "equipment_serial:" in refused.text
+
+
+async def test_request_types_read_in_the_operators_language(
+    daemon: Daemon, client: httpx.AsyncClient
+) -> None:
+    """A case holding a listed type's code, or free text equal to one of its names (as
+    cases opened by schedules before the list existed), shows the type's name in the
+    operator's language on the list and the thread; other free text shows as written."""
+    for subject in ("Caldaia A", "Caldaia B", "Caldaia C"):
+        code, _ = await daemon.send(customer_mail(subject, "Grazie.", sender="info@rossi.it"),
+                                    sender="info@rossi.it")
+        assert code == 250
+    await daemon.running.store.write(lambda tx: tx.execute(
+        "UPDATE interventions SET request_type = CASE number"
+        " WHEN 1 THEN 'service_schedule' WHEN 2 THEN 'Service schedule'"
+        " ELSE 'guasto caldaia' END"))
+    await daemon.running.store.write(lambda tx: tx.execute(
+        "UPDATE operators SET language = 'it'"))
+    listed = (await client.get("/")).text
+    assert listed.count("· Manutenzione programmata") == 2
+    assert "· guasto caldaia" in listed
+    for number in (1, 2):
+        thread = (await client.get(f"/interventions/{number}")).text
+        assert "<dd>Manutenzione programmata</dd>" in thread

@@ -70,7 +70,7 @@ async def test_create_returns_the_schedule_and_its_next_opening(api: Api) -> Non
                                  "next_occurrence_on", "next_opening_on", "recent")} == {
         "interval": "monthly", "every": 1, "day_rule": "same_day", "first_date": "2026-03-31",
         "until": None, "count": None, "lead_days": 3, "assignees": [MARCO], "active": True,
-        "request_type": "Service schedule", "next_occurrence_on": "2026-03-31",
+        "request_type": "service_schedule", "next_occurrence_on": "2026-03-31",
         "next_opening_on": "2026-03-28", "recent": []}
     listed = (await api.client.get("/api/v1/schedules")).json()
     assert [s["id"] for s in listed["items"]] == [body["id"]]

@@ -94,7 +94,7 @@ async def test_opens_on_the_opening_date_once(store: Store, settings: Settings,
         store, "SELECT number, subject, description, source, request_type, desired_from"
                " FROM interventions")
     assert subject == "Manutenzione caldaia (2026-03-10)"
-    assert (source, rtype, desired) == ("schedule", "Service schedule", "2026-03-10")
+    assert (source, rtype, desired) == ("schedule", "service_schedule", "2026-03-10")
     assert f"Service schedule {schedule_id}, contract C-2026-17: occurrence of 2026-03-10." \
         in description
     assert await rows(store, "SELECT schedule_id, occurrence_on, opens_on, outcome,"
@@ -103,6 +103,22 @@ async def test_opens_on_the_opening_date_once(store: Store, settings: Settings,
     assert await rows(store, "SELECT count(*) FROM outbox") == [(0,)]
     assert await rows(store, "SELECT next_occurrence_on, next_opening_on FROM schedules") == [
         ("2026-04-10", "2026-04-07")]
+
+
+@pytest.mark.parametrize(("written", "opened_as"), [
+    ("Service schedule", "service_schedule"),           # saved before the list existed
+    ("manutenzione PROGRAMMATA", "service_schedule"),   # its Italian name, case aside
+    ("Controllo fumi", "Controllo fumi"),               # free text stays as written
+])
+async def test_cases_get_the_listed_request_types_code(
+        store: Store, settings: Settings, clock: FakeClock, written: str,
+        opened_as: str) -> None:
+    """A schedule whose request type names a listed one (by code or by a name in any
+    language) opens its cases with that type's code; other free text is kept."""
+    await add(store, clock, request_type=written)
+    clock.advance(timedelta(days=5))
+    assert (await scheduler(store, settings, clock).tick()).opened == 1
+    assert await rows(store, "SELECT request_type FROM interventions") == [(opened_as,)]
 
 
 async def test_assignees_get_the_assignment_mail(store: Store, settings: Settings,

@@ -23,6 +23,7 @@ from nexusmail.admin import auth
 from nexusmail.admin.api.base import ApiServices
 from nexusmail.admin.permissions import refusal
 from nexusmail.i18n import LANGUAGES, Formats, Msg, msg, negotiate, translations
+from nexusmail.records.type_names import TypeNames, load_type_names
 from nexusmail.tickets.activities import format_hours
 from nexusmail.tickets.operator_sessions import session_operator
 from nexusmail.tickets.operators import Operator
@@ -70,6 +71,8 @@ class Pages:
         operator = request.scope.get("nexusmail.operator")
         language = self.language(request)
         flash = session.pop("flash", None)
+        names = request.scope.get("nexusmail.type_names") or TypeNames([])
+        context.setdefault("type_name", lambda value: names.shown(value, language))
         html = self.templates[language].get_template(name).render(
             operator=operator, csrf=auth.csrf_token(session) if "session" in request.scope
             else "", flash=shown(flash, language) if flash else None,
@@ -89,6 +92,8 @@ class Pages:
                                               now=self.services.clock.now())
             refused = None if operator is None else await refusal(
                 conn, operator, request.method, request.url.path, request.path_params)
+            # For `type_name` in every template: one read of a list of a few rows.
+            request.scope["nexusmail.type_names"] = await load_type_names(conn)
         if operator is None:
             session.clear()
             raise LoginRequired
