@@ -12,6 +12,7 @@ import asyncio
 import structlog
 
 from nexusmail.blobs.store import BlobCorrupt, BlobStore, BlobUnavailable
+from nexusmail.tickets.queries import RawMail
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +38,8 @@ class BlobReadFailed(Exception):
 async def read_attachment(blobs: BlobStore, attachment_id: int, sha256: str, *,
                           event_prefix: str) -> bytes:
     """The attachment's bytes, or BlobReadFailed; `event_prefix` ("api", "admin") names
-    the log events as each door names its own."""
+    the log events as each door names its own. (A raw mail is read the same way, its
+    message id in place of the attachment id.)"""
     try:
         return await asyncio.to_thread(blobs.get, sha256)
     except FileNotFoundError:
@@ -48,3 +50,12 @@ async def read_attachment(blobs: BlobStore, attachment_id: int, sha256: str, *,
         raise BlobReadFailed(500, "corrupt") from None
     except BlobUnavailable:  # logged by the store: a moment's outage, try again
         raise BlobReadFailed(503, "unavailable") from None
+
+
+async def raw_mail_bytes(blobs: BlobStore, raw: RawMail, message_id: int, *,
+                         event_prefix: str) -> bytes:
+    """An inbound mail's original bytes: from its row, or from the blob store (checked
+    like an attachment's); BlobReadFailed as for attachments."""
+    if not raw.in_blobs:
+        return raw.data
+    return await read_attachment(blobs, message_id, raw.sha256, event_prefix=event_prefix)

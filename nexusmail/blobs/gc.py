@@ -2,9 +2,10 @@
 
 A blob is written before the commit that names it, so a crash or a refused commit leaves
 it behind. The sweep lists the store, keeps every blob younger than the grace period
-(its commit may still be coming), asks the database which of the older ones are named
-by an attachment row, and removes the rest. Writing an existing blob again refreshes its
-age (see the stores' put), so a blob that a new mail has just named is never old.
+(its commit may still be coming), asks the database which of the older ones an
+attachment or an inbound mail's raw_messages row names, and removes the rest. Writing
+an existing blob again refreshes its age (see the stores' put), so a blob that a new
+mail has just named is never old.
 """
 
 from __future__ import annotations
@@ -104,10 +105,14 @@ def _delete_if_still_old(blobs: BlobStore, digest: str, cutoff: datetime) -> boo
 
 
 async def _named(store: Storage, digests: Sequence[str]) -> set[str]:
-    """Which of `digests` an attachment row names, asked right before the removal."""
+    """Which of `digests` a row names (an attachment, or an inbound mail's raw bytes),
+    asked right before the removal."""
     marks = ", ".join("?" * len(digests))
+    named: set[str] = set()
     async with store.read() as conn:
-        rows = await conn.execute_fetchall(
-            f"SELECT DISTINCT sha256 FROM attachments WHERE sha256 IN ({marks})",  # noqa: S608
-            tuple(digests))
-    return {str(row[0]) for row in rows}
+        for table in ("attachments", "raw_messages"):
+            rows = await conn.execute_fetchall(
+                f"SELECT DISTINCT sha256 FROM {table} WHERE sha256 IN ({marks})",  # noqa: S608
+                tuple(digests))
+            named.update(str(row[0]) for row in rows)
+    return named

@@ -18,6 +18,8 @@ from nexusmail.files import PRIVATE_MODE, write_atomically
 
 
 class LocalBlobStore:
+    holds_raw_mail = False
+
     def __init__(self, root: Path) -> None:
         self.root = root
 

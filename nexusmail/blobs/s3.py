@@ -40,6 +40,8 @@ _FAILURES = (ClientError, BotoCoreError)
 
 
 class S3BlobStore:
+    holds_raw_mail = True
+
     def __init__(self, client: Any, bucket: str, prefix: str) -> None:
         self.client = client
         self.bucket = bucket

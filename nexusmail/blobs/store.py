@@ -52,6 +52,11 @@ class StoredBlob:
 class BlobStore(Protocol):
     """Where attachment bytes live. Every method blocks: call it off the event loop."""
 
+    # Whether inbound mails' raw bytes go here too rather than into the database: an
+    # object store takes them out of the database's size and backups; a local store
+    # keeps the layout every existing installation has (raw mail in the database).
+    holds_raw_mail: bool
+
     def put(self, data: bytes) -> str:
         """Keep `data` durably (or find it already kept); return its SHA-256."""
         ...

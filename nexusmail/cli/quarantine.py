@@ -9,9 +9,12 @@ queues on its next poll).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 from typing import Any
 
+from nexusmail.blobs.open import open_blob_store
+from nexusmail.blobs.store import BlobError, BlobStore
 from nexusmail.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
@@ -26,6 +29,7 @@ from nexusmail.cli.support import (
 from nexusmail.config import Settings
 from nexusmail.ingest.accept import Envelope, Ingest, TemporaryFailure
 from nexusmail.storage.connections import Storage
+from nexusmail.tickets import queries
 from nexusmail.tickets.models import Outcome
 
 MAX_HEADER_LINES = 200   # `quarantine show` prints at most this much of a header block
@@ -83,9 +87,8 @@ def cmd_quarantine_show(args: argparse.Namespace, settings: Settings) -> int:
             row = await (await conn.execute(_ROW + " WHERE id = ?", (inbound_id,))).fetchone()
             if row is None:
                 return None, None
-            raw = await (await conn.execute("SELECT data FROM raw_messages WHERE sha256 = ?",
-                                            (row[6],))).fetchone()
-            return row, None if raw is None else bytes(raw[0])
+            raw = await queries.get_raw_message(conn, row[6])
+        return row, None if raw is None else await _raw_bytes(raw, settings)
 
     row, raw = with_store(settings, fetch)
     if row is None:
@@ -141,18 +144,19 @@ def cmd_quarantine_retry(args: argparse.Namespace, settings: Settings) -> int:
 async def _retry_one(ingest: Ingest, store: Storage, inbound_id: int) -> str:
     async with store.read() as conn:
         row = await (await conn.execute(
-            "SELECT i.outcome, i.source, i.envelope_from, i.envelope_to, r.data FROM inbound i"
-            " LEFT JOIN raw_messages r ON r.sha256 = i.raw_sha256 WHERE i.id = ?",
-            (inbound_id,))).fetchone()
+            "SELECT outcome, source, envelope_from, envelope_to, raw_sha256 FROM inbound"
+            " WHERE id = ?", (inbound_id,))).fetchone()
+        raw = None if row is None else await queries.get_raw_message(conn, row[4])
     if row is None:
         return "does not exist"
     if row[0] not in _RETRYABLE:
         return f"not quarantined (it is {row[0]}); nothing done"
-    if row[4] is None:
+    data = None if raw is None else await _raw_bytes(raw, ingest.settings, ingest.blobs)
+    if data is None:
         return "its raw bytes are missing; cannot retry"
     envelope = Envelope(row[2] or None, tuple(json.loads(row[3])))
     try:
-        result = await ingest.accept(bytes(row[4]), envelope, row[1], retry_of=inbound_id)
+        result = await ingest.accept(data, envelope, row[1], retry_of=inbound_id)
     except TemporaryFailure as exc:
         return f"not retried, storage failed: {exc}"
     if result.outcome in _RETRYABLE:
@@ -160,6 +164,22 @@ async def _retry_one(ingest: Ingest, store: Storage, inbound_id: int) -> str:
     number = f" #{result.intervention_number}" if result.intervention_number else ""
     reason = f" ({result.reason})" if result.reason else ""
     return f"now {result.outcome}{number}{reason}"
+
+
+async def _raw_bytes(raw: queries.RawMail, settings: Settings,
+                     blobs: BlobStore | None = None) -> bytes | None:
+    """The mail's bytes from its row or the blob store; None when they cannot be had
+    (missing, failing their check, or the store out of reach: the reason is logged)."""
+    if not raw.in_blobs:
+        return raw.data
+    store = blobs if blobs is not None else await asyncio.to_thread(open_blob_store, settings)
+    try:
+        return await asyncio.to_thread(store.get, raw.sha256)
+    except (OSError, BlobError):
+        return None
+    finally:
+        if blobs is None:
+            store.close()
 
 
 def _clip(text: str, width: int) -> str:

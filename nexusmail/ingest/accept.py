@@ -159,14 +159,18 @@ class Ingest:
     async def _apply(self, raw: bytes, envelope: Envelope, source: str,
                      prepared: Prepared, options: _Options) -> IngestResult:
         mail = prepared.mail
+        raw_in_blobs = self.blobs.holds_raw_mail
         try:
             # Most mails carry no file: no thread hop for nothing (~0.1 ms each).
             stored = [] if prepared.noise or not mail.attachments else await asyncio.to_thread(
                 self._store_attachments, mail.attachments)
+            if raw_in_blobs:  # before the commit that names it, like the attachments
+                await asyncio.to_thread(self.blobs.put, raw)
         except (OSError, BlobUnavailable) as exc:
             log.error("mail.blob_write_failed", error=str(exc))
             raise TemporaryFailure(
-                f"cannot store attachments: {getattr(exc, 'strerror', None) or exc}") from exc
+                f"cannot write to the blob store: {getattr(exc, 'strerror', None) or exc}"
+            ) from exc
         inbound = InboundMail(
             raw=raw, raw_sha256=prepared.raw_sha256,
             content_sha256=prepared.content_sha256, mail=mail, source=source,
@@ -175,6 +179,7 @@ class Ingest:
             reading=prepared.reading, serial_candidates=prepared.serial_candidates,
             request_text=prepared.request_text,
             acknowledge=options.acknowledge, retry_of=options.retry_of,
+            raw_in_blobs=raw_in_blobs,
         )
         try:
             result = await self.store.write(partial(

@@ -92,6 +92,8 @@ class InboundMail:
     # The subject and body's start as guessing the request type reads them, worked out
     # before the writer (tickets.request_guess); None: here.
     request_text: RequestText | None = None
+    # The raw bytes are already in the blob store (an S3 store): the row only names them.
+    raw_in_blobs: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,9 +193,10 @@ def _carry_out(
                            f"already received as inbound {facts.copy_of}")
         return IngestResult(Outcome.DUPLICATE, facts.copy_of, ruling.number, "already received")
 
-    tx.execute("INSERT INTO raw_messages (sha256, data) VALUES (?, ?)"
+    tx.execute("INSERT INTO raw_messages (sha256, data, in_blobs) VALUES (?, ?, ?)"
                " ON CONFLICT DO NOTHING",
-               (inbound.raw_sha256, inbound.raw))
+               (inbound.raw_sha256, b"" if inbound.raw_in_blobs else inbound.raw,
+                int(inbound.raw_in_blobs)))
     inbound_id = _log_inbound(tx, inbound, sender, now)
 
     if ruling.disposition is Disposition.NOISE:
@@ -425,8 +428,10 @@ def quarantine(
     if row is not None:
         inbound_id = int(row[0])
     else:
+        # Kept in the database even beside a blob store: a quarantined mail must be
+        # retried from its bytes whatever became of the store.
         tx.execute("INSERT INTO raw_messages (sha256, data) VALUES (?, ?)"
-               " ON CONFLICT DO NOTHING",
+                   " ON CONFLICT DO NOTHING",
                    (inbound.raw_sha256, inbound.raw))
         inbound_id = _log_inbound(tx, inbound, inbound.mail.from_addr, now)
     return _finish(tx, inbound_id, Outcome.QUARANTINED, None, reason[:2000])

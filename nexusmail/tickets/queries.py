@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
 from nexusmail.storage.connections import ReadTx
@@ -379,12 +380,19 @@ async def get_message_raw_sha(conn: ReadTx, message_id: int) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
-async def get_raw_message(conn: ReadTx, sha256: str) -> bytes | None:
-    """The raw bytes of an inbound mail, as kept in raw_messages."""
-    rows = list(
-        await conn.execute_fetchall("SELECT data FROM raw_messages WHERE sha256 = ?", (sha256,))
-    )
-    return bytes(rows[0][0]) if rows else None
+async def get_raw_message(conn: ReadTx, sha256: str) -> RawMail | None:
+    """An inbound mail's raw bytes as raw_messages keeps them: in the row, or (with an
+    S3 blob store) in the store under `sha256`, `in_blobs`, the row's data then empty."""
+    rows = list(await conn.execute_fetchall(
+        "SELECT data, in_blobs FROM raw_messages WHERE sha256 = ?", (sha256,)))
+    return RawMail(sha256, bytes(rows[0][0]), bool(rows[0][1])) if rows else None
+
+
+@dataclass(frozen=True)
+class RawMail:
+    sha256: str
+    data: bytes      # empty when in_blobs
+    in_blobs: bool
 
 
 async def list_employees(conn: ReadTx) -> list[EmployeeView]:

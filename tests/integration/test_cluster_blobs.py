@@ -73,7 +73,9 @@ async def test_two_daemons_share_one_s3_store(
         assert [code for code, _ in answers] == [250] * 6
         keys = [o["Key"] for o in s3.client().list_objects_v2(Bucket=bucket)["Contents"]]
         assert sum(k.endswith(hashlib.sha256(LOGO).hexdigest()) for k in keys) == 1
-        assert len(keys) == 7  # the logo once, six photos
+        assert len(keys) == 13  # the logo once, six photos, six mails' raw bytes
+        assert await a.query("SELECT count(*) FROM raw_messages WHERE in_blobs = 1"
+                             " AND length(data) = 0") == [(6,)]
         assert not (tmp_path / "a" / "blobs").exists()
         assert not (tmp_path / "b" / "blobs").exists()
 
@@ -98,7 +100,8 @@ async def test_two_daemons_share_one_s3_store(
         blobs = open_blob_store(first)
         report = await sweep_orphans(a.running.store, blobs,
                                      cutoff=SystemClock().now() + timedelta(minutes=1))
-        assert (report.scanned, report.referenced, report.removed) == (8, 8, 0)
-        named = {sha for _, sha in await a.query("SELECT id, sha256 FROM attachments")}
+        assert (report.scanned, report.referenced, report.removed) == (14, 14, 0)
+        named = {sha for (sha,) in await a.query(
+            "SELECT sha256 FROM attachments UNION SELECT sha256 FROM raw_messages")}
         assert {blob.digest for blob in blobs.scan()} == named
         blobs.close()

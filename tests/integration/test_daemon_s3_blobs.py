@@ -77,22 +77,31 @@ async def api_client(daemon: Daemon) -> httpx.AsyncClient:
 
 async def test_attachments_live_in_the_bucket_and_are_served_from_it(
         daemon: Daemon, relay: Controller, s3: S3Server, bucket: str, tmp_path: Path) -> None:
-    """The mail's files are objects under the prefix (none under the data dir); the API
-    and the admin page download them byte for byte and preview the image; an operator's
-    reply with a file leaves with that file, read back from the bucket."""
+    """The mail's files and its raw bytes are objects under the prefix (none under the
+    data dir, the raw_messages row empty); the API and the admin page download them
+    byte for byte and preview the image; an operator's reply with a file leaves with
+    that file, read back from the bucket."""
     assert (await daemon.send(mail_with_files()))[0] == 250
     await relay.handler.wait_for_async(1)  # the acknowledgement
     relay.handler.clear()
+    [(raw_sha, in_blobs, kept)] = await daemon.query(
+        "SELECT sha256, in_blobs, length(data) FROM raw_messages")
+    assert (in_blobs, kept) == (1, 0)  # the raw mail is in the bucket, not the database
     listed = s3.client().list_objects_v2(Bucket=bucket)["Contents"]
-    assert sorted(o["Key"] for o in listed) == sorted([key_of(PDF), key_of(PNG)])
+    raw_key = f"firm/attachments/{raw_sha[:2]}/{raw_sha[2:4]}/{raw_sha}"
+    assert sorted(o["Key"] for o in listed) == sorted([key_of(PDF), key_of(PNG), raw_key])
     assert not (tmp_path / "data" / "blobs").exists()
     ids = {name: i for i, name in await daemon.query("SELECT id, filename FROM attachments")}
+    [(message_id,)] = await daemon.query("SELECT id FROM messages WHERE kind = 'customer_mail'")
 
     async with await api_client(daemon) as api:
         pdf = await api.get(f"/attachments/{ids['preventivo.pdf']}")
         assert pdf.status_code == 200
         assert pdf.content == PDF
         assert pdf.headers["content-disposition"].startswith("attachment;")
+        original = await api.get(f"/messages/{message_id}/raw")
+        assert original.status_code == 200
+        assert hashlib.sha256(original.content).hexdigest() == raw_sha
         reply = await api.post("/interventions/1/replies", data={"text": "Ecco l'offerta."},
                                files={"file": ("offerta.pdf", PDF[:999], "application/pdf")})
         assert reply.status_code == 201, reply.text
@@ -108,6 +117,8 @@ async def test_attachments_live_in_the_bucket_and_are_served_from_it(
         preview = await client.get(f"/attachments/{ids['foto.png']}/preview")
         assert preview.status_code == 200
         assert preview.content == PNG
+        page_raw = await client.get(f"/messages/{message_id}/raw")
+        assert hashlib.sha256(page_raw.content).hexdigest() == raw_sha
 
 
 async def test_a_tampered_object_is_never_served(daemon: Daemon, s3: S3Server,

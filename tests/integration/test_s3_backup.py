@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -136,3 +137,29 @@ def test_blobs_import_puts_a_local_tree_into_s3(s3: S3Server, tmp_path: Path,
     assert store.get(digests[0]) == b"attachment 0"
     assert run("blobs", "import", str(tmp_path / "blobs"), "--config", str(config)) == 1
     assert len(list(store.scan())) == 3
+
+
+async def test_a_held_mail_whose_bytes_are_in_s3_is_shown_and_retried(
+        s3: S3Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A mail kept back (held) after its raw bytes went to the bucket: `quarantine show`
+    reads its headers from there and `quarantine retry` runs it through again."""
+    config = tmp_path / "nexusmail.toml"
+    settings = write_config(config, tmp_path / "data", s3.blobs_section(s3.new_bucket()))
+    await ingest_photo(settings)
+    conn = sqlite3.connect(tmp_path / "data" / "nexusmail.sqlite3")
+    try:
+        assert conn.execute("SELECT in_blobs FROM raw_messages").fetchall() == [(1,)]
+        # As the loop guard leaves a muted sender's mail: kept, to be retried later.
+        with conn:
+            conn.execute("UPDATE inbound SET outcome = 'held', intervention_number = NULL")
+            conn.execute("DELETE FROM outbox")
+        [(inbound_id,)] = conn.execute("SELECT id FROM inbound").fetchall()
+    finally:
+        conn.close()
+    capsys.readouterr()
+    assert await asyncio.to_thread(run, "quarantine", "show", str(inbound_id),
+                                   "--config", str(config)) == 0
+    assert "Subject: Type plate" in capsys.readouterr().out
+    assert await asyncio.to_thread(run, "quarantine", "retry", str(inbound_id),
+                                   "--config", str(config)) == 0
+    assert "now " in capsys.readouterr().out

@@ -58,9 +58,8 @@ async def test_full_disk_is_a_storage_error(store: Store) -> None:
     pages = await store.write(lambda tx: tx.execute("PRAGMA page_count").fetchone()[0])
     await store.write(lambda tx: tx.execute(f"PRAGMA max_page_count = {pages}"))
     blob = b"x" * 200_000
+    insert = "INSERT INTO raw_messages (sha256, data) VALUES ('h', ?)"
     with pytest.raises(StorageError):
-        await store.write(
-            lambda tx: tx.execute("INSERT INTO raw_messages VALUES ('h', ?)", (blob,))
-        )
+        await store.write(lambda tx: tx.execute(insert, (blob,)))
     await store.write(lambda tx: tx.execute("PRAGMA max_page_count = 1073741823"))
-    await store.write(lambda tx: tx.execute("INSERT INTO raw_messages VALUES ('h', ?)", (blob,)))
+    await store.write(lambda tx: tx.execute(insert, (blob,)))

@@ -77,7 +77,7 @@ from nexusmail.admin.api.replies import reply_routes
 from nexusmail.admin.api.schedules import schedule_routes
 from nexusmail.admin.api.sequences import sequence_routes
 from nexusmail.admin.api.teams import team_routes
-from nexusmail.admin.blob_reads import BlobReadFailed, read_attachment
+from nexusmail.admin.blob_reads import BlobReadFailed, raw_mail_bytes, read_attachment
 from nexusmail.admin.downloads import download_headers, safe_media_type
 from nexusmail.blobs.store import BlobUnavailable
 from nexusmail.records.fields import InvalidRecord
@@ -304,9 +304,14 @@ class _Handlers:
         message_id = path_id(request, "id")
         async with self.s.store.read() as conn:
             sha = await queries.get_message_raw_sha(conn, message_id)
-            data = await queries.get_raw_message(conn, sha) if sha else None
-        if data is None:
+            raw = await queries.get_raw_message(conn, sha) if sha else None
+        if raw is None:
             raise ApiError(404, f"message {message_id} has no original mail")
+        try:
+            data = await raw_mail_bytes(self.s.blobs, raw, message_id, event_prefix="api")
+        except BlobReadFailed as exc:
+            raise ApiError(exc.status, f"the original mail of message {message_id}: "
+                           f"{exc.reason}") from None
         return Response(
             data, media_type="message/rfc822",
             headers=download_headers(f"message-{message_id}.eml"),

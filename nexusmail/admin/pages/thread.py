@@ -29,7 +29,7 @@ from starlette.routing import Route
 from nexusmail.admin.api.assignments import signing_keys
 from nexusmail.admin.api.base import MAX_ID, ApiError
 from nexusmail.admin.api.uploads import FORM_OVERHEAD_BYTES, limit_body
-from nexusmail.admin.blob_reads import BlobReadFailed, read_attachment
+from nexusmail.admin.blob_reads import BlobReadFailed, raw_mail_bytes, read_attachment
 from nexusmail.admin.canned_replies import Canned, CannedReplies
 from nexusmail.admin.downloads import DOWNLOAD_CSP, download_headers, safe_media_type
 from nexusmail.admin.pages.base import (
@@ -146,6 +146,14 @@ def store_sanitized(tx: WriteTx, html: Mapping[int, str]) -> None:
     tx.executemany(
         "UPDATE messages SET body_html = ?, html_sanitizer = ? WHERE id = ?",
         [(safe, SANITIZER_VERSION, message_id) for message_id, safe in html.items()])
+
+
+# Why a stored file (an attachment, an original mail) cannot be shown.
+_UNREADABLE = {
+    "missing": msg("The content of this file is missing from the store."),
+    "corrupt": msg("This file fails its integrity check and is not shown."),
+    "unavailable": msg("The file store cannot be reached; try again shortly."),
+}
 
 
 def _path_number(request: Request, name: str) -> int:
@@ -455,19 +463,20 @@ class _Handlers:
             return await read_attachment(self.p.services.blobs, attachment["id"],
                                          attachment["sha256"], event_prefix="admin")
         except BlobReadFailed as exc:
-            raise PageError(exc.status, {
-                "missing": msg("The content of this file is missing from the store."),
-                "corrupt": msg("This file fails its integrity check and is not shown."),
-                "unavailable": msg("The file store cannot be reached; try again shortly."),
-            }[exc.reason]) from None
+            raise PageError(exc.status, _UNREADABLE[exc.reason]) from None
 
     async def raw_message(self, request: Request) -> Response:
         await self.p.operator(request)
         message_id = _path_number(request, "id")
         async with self.p.services.store.read() as conn:
             sha = await queries.get_message_raw_sha(conn, message_id)
-            data = await queries.get_raw_message(conn, sha) if sha else None
-        if data is None:
+            raw = await queries.get_raw_message(conn, sha) if sha else None
+        if raw is None:
             raise PageError(404, msg("This message has no original mail."))
+        try:
+            data = await raw_mail_bytes(self.p.services.blobs, raw, message_id,
+                                        event_prefix="admin")
+        except BlobReadFailed as exc:
+            raise PageError(exc.status, _UNREADABLE[exc.reason]) from None
         return Response(data, media_type="message/rfc822",
                         headers=download_headers(f"message-{message_id}.eml"))
