@@ -40,7 +40,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_left
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 from typing import NamedTuple
@@ -208,6 +207,8 @@ def read_reply(text: str | None, html: str | None = None) -> ReplyReading:
     # Above the signature only: a slogan's "problema risolto" or "24h" is nobody's answer.
     lines = lines[:signature_start(lines)]
     read: list[_Line] = []
+    reported = False             # a report phrase in the lines read
+    decided: _Line | None = None  # the first line read with a yes or a no
     for index, line in enumerate(lines):
         folded = fold(line)  # once per line: the header test and the phrases read it
         stripped = folded.strip()
@@ -215,14 +216,17 @@ def read_reply(text: str | None, html: str | None = None) -> ReplyReading:
             continue
         hits, doubts = _hits(line, folded)
         read.append(_Line(index, hits, doubts))
+        for hit in hits:
+            if hit.verdict in REPORTS:
+                reported = True
+            elif decided is None:
+                decided = read[-1]
         if len(read) == _LINES_READ:
             break
-    if any(hit.verdict in REPORTS for line in read for hit in line.hits):
+    if reported:
         report = _report(read, lines, body)
         if report is not None:
             return report
-    decided = next((line for line in read if any(h.verdict not in REPORTS for h in line.hits)),
-                   None)
     if decided is None:
         return ReplyReading(Verdict.UNCLEAR, "", body)
     hits = [hit for hit in decided.hits if hit.verdict not in REPORTS]
@@ -291,23 +295,26 @@ def _hits(line: str, folded: str) -> tuple[list[_Hit], list[int]]:
     """The verdict phrases said (not asked) in `line` (`folded` is its fold), and where
     a doubt, condition or deferral in it starts (it vetoes a confirmation, and a report
     in its sentence). One pass over the line."""
-    stops = _next_stops(folded)
+    marks: list[int] | None = None  # the line's clause marks, found at the first need
     hits: list[_Hit] = []
     doubts: list[int] = []
     for match in _PHRASES.finditer(folded):
         name = match.lastgroup
         assert name is not None  # every alternative is a named group
         verdict, explicit, where, needs_hours = _RULES_BY_SCAN_GROUP[name]
+        start, end = match.span()
         if verdict is None:
-            doubts.append(match.start())
+            doubts.append(start)
             continue
-        if stops(match.end()) == "?":  # asked, not said: "confermo?", "can I confirm?"
+        if marks is None:
+            marks = _clause_marks(folded)
+        if _next_stop(folded, marks, end) == "?":  # asked, not said: "confermo?"
             continue
-        if where is not _Where.ANYWHERE and not _starts_clause(folded, match.start()):
+        if where is not _Where.ANYWHERE and not _starts_clause(folded, start):
             continue
-        if where is _Where.ALONE and not _is_alone(line, folded, match.start(), match.end()):
+        if where is _Where.ALONE and not _is_alone(line, folded, start, end):
             continue
-        hits.append(_Hit(verdict, explicit, match.start(), match.end(), needs_hours))
+        hits.append(_Hit(verdict, explicit, start, end, needs_hours))
     return hits, doubts
 
 
@@ -328,23 +335,17 @@ def _reason(rest: str, following: list[str]) -> str:
     return "\n".join(lines).strip()
 
 
-def _next_stops(folded: str) -> Callable[[int], str]:
-    """The first sentence or clause mark at or after an offset ("" if none): the marks
-    are found once per line by one scan, then each phrase's is a binary search (a search
-    per phrase found would be quadratic on a line of many phrases). The scan waits for
-    the first question: most lines read hold no phrase that needs it."""
-    marks: list[int] = []
-    scanned = False
+def _clause_marks(folded: str) -> list[int]:
+    """Where the sentence and clause marks of a line are: found once per line by one
+    scan, then each phrase's next mark is a binary search (a search per phrase found
+    would be quadratic on a line of many phrases)."""
+    return [match.start() for match in _STOP_MARK.finditer(folded)]
 
-    def stop_at(offset: int) -> str:
-        nonlocal scanned
-        if not scanned:
-            marks.extend(match.start() for match in _STOP_MARK.finditer(folded))
-            scanned = True
-        index = bisect_left(marks, offset)
-        return folded[marks[index]] if index < len(marks) else ""
 
-    return stop_at
+def _next_stop(folded: str, marks: list[int], offset: int) -> str:
+    """The first sentence or clause mark at or after `offset` ("" if none)."""
+    index = bisect_left(marks, offset)
+    return folded[marks[index]] if index < len(marks) else ""
 
 
 def _starts_clause(folded: str, start: int) -> bool:
