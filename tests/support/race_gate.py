@@ -1,14 +1,15 @@
 """Two write units racing on PostgreSQL, made to meet at their critical point.
 
-Each unit runs in a thread on its own connection and transaction, as two daemons'
-writers would. Before the first statement containing `pause_before` (the write that
-follows the lookup deciding it) a unit stops until the other unit has reached its own
-such statement too, so both have done their lookups before either writes: the
-interleaving that breaks a select-then-insert, every time rather than by luck. A unit
-whose lookup decided not to write at all stops before its commit instead. A unit
-that is instead waiting on a lock the first holds (the guard doing its job) cannot
-reach the point; that counts as arriving, or the two would wait for each other forever.
-The wait is read from `pg_stat_activity`, not guessed with a sleep.
+Each unit runs in a thread on its own connection and transaction, its statements
+pipelined as two daemons' writers send them. Before the first statement containing
+`pause_before` (the write that follows the lookup deciding it) a unit stops until the
+other unit has reached its own such statement too, so both have done their lookups
+before either writes: the interleaving that breaks a select-then-insert, every time
+rather than by luck. A unit whose lookup decided not to write at all stops before its
+commit instead. A unit that is instead waiting on a lock the first holds (the guard
+doing its job) cannot reach the point; that counts as arriving, or the two would wait
+for each other forever. The wait is read from `pg_stat_activity`, not guessed with a
+sleep.
 
 With `ordered=True` the second unit goes on from the point only once the first has
 committed: for races whose wrong result depends on which write lands last, so the
@@ -25,7 +26,7 @@ from typing import Any
 
 import psycopg
 
-from nexusmail.storage.pg_store import WriteConnection
+from nexusmail.storage.pg_pipeline import PipelinedUnit, roll_back_quietly
 from nexusmail.storage.postgresql import connect
 
 WAIT_LIMIT_S = 15.0
@@ -55,7 +56,7 @@ class _GatedTx:
 
     dialect = "postgresql"
 
-    def __init__(self, inner: WriteConnection, gate: RaceGate, me: _Party, other: _Party,
+    def __init__(self, inner: PipelinedUnit, gate: RaceGate, me: _Party, other: _Party,
                  outcome: Outcome) -> None:
         self._inner, self._gate, self._me, self._other = inner, gate, me, other
         self._outcome = outcome
@@ -75,6 +76,9 @@ class _GatedTx:
     def arrive(self) -> None:
         """Stop here, the first time, until the other unit gets to its point too."""
         if not self._me.arrived.is_set():
+            # Arrived means done with all before: what was sent is answered first (it
+            # may wait on the other's lock, and the other then goes on without us).
+            self._inner.wait()
             self._me.arrived.set()
             self._outcome.met_the_other = self._gate.wait_for(self._other)
             # Only when both got here: if the first waits on a lock this one holds, the
@@ -113,12 +117,18 @@ class RaceGate:
             with connect(self.url) as conn:
                 me.pid = conn.info.backend_pid
                 try:
-                    with conn.transaction():
-                        gated = _GatedTx(WriteConnection(conn), self, me, other, outcome)
+                    # As the store's writer runs a unit: statements pipelined, answered
+                    # at the unit's reads and at its end (storage.pg_pipeline).
+                    with conn.pipeline() as pipeline:
+                        unit = PipelinedUnit(conn, pipeline)
+                        gated = _GatedTx(unit, self, me, other, outcome)
                         outcome.value = fn(gated)
+                        unit.wait()
                         gated.arrive()  # never got to the write: its commit is the point
+                        conn.commit()
                 except Exception as exc:  # the race's result, for the test to judge
                     outcome.error = exc
+                    roll_back_quietly(conn)
         finally:
             me.finished.set()
 
@@ -146,9 +156,14 @@ class RaceGate:
                 time.sleep(POLL_S)
 
 
+# The waits a guard makes: an advisory lock, or another transaction's row. Not the
+# short ones any insert may meet (extending a table's file), which order nothing.
+GUARD_WAITS = ("advisory", "transactionid", "tuple")
+
+
 def _waits_on_a_lock(monitor: psycopg.Connection[Any], pid: int) -> bool:
     if not pid:
         return False
-    row = monitor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
-                          (pid,)).fetchone()
-    return row is not None and row[0] == "Lock"
+    row = monitor.execute("SELECT wait_event_type, wait_event FROM pg_stat_activity"
+                          " WHERE pid = %s", (pid,)).fetchone()
+    return row is not None and row[0] == "Lock" and row[1] in GUARD_WAITS
