@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 from nexusmail.clock import iso
+from nexusmail.i18n import msg
 from nexusmail.records import fields
 from nexusmail.records.customers import require_active
 from nexusmail.records.fields import InvalidRecord
@@ -39,7 +40,9 @@ def clean(values: Mapping[str, Any]) -> dict[str, Any]:
         if key == "name":
             name = fields.text_or_none(value) or ""
             if len(name) > MAX_NAME_CHARS:
-                raise InvalidRecord(f"name: is longer than {MAX_NAME_CHARS} characters")
+                raise InvalidRecord(msg(
+                    "{field}: is longer than {most} characters", field="name",
+                    most=MAX_NAME_CHARS))
             out[key] = name
         elif key == "email":
             out[key] = fields.email(value)
@@ -51,10 +54,11 @@ def clean(values: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = fields.choice(value, fields.LANGUAGES, key)
         elif key == "verified":
             if not isinstance(value, bool):
-                raise InvalidRecord("verified: should be true or false")
+                raise InvalidRecord(msg("{field}: should be true or false",
+                                        field="verified"))
             out[key] = 1 if value else 0
         else:
-            raise InvalidRecord(f"{key}: unknown field")
+            raise InvalidRecord(msg("{field}: unknown field", field=key))
     return out
 
 
@@ -64,7 +68,8 @@ def add_contact(tx: WriteTx, customer_id: int, values: Mapping[str, Any], *,
     require_active(tx, customer_id)
     data = clean({"verified": True, **values})
     if not (data.get("name") or data.get("email") or data.get("phone")):
-        raise InvalidRecord("name: a contact needs a name, an email or a phone")
+        raise InvalidRecord(msg("{field}: a contact needs a name, an email or a phone",
+                                field="name"))
     _check_email_free(tx, data.get("email"), None)
     columns = list(data)
     try:

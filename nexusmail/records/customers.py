@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 from nexusmail.clock import iso
+from nexusmail.i18n import msg
 from nexusmail.records import fields
 from nexusmail.records.fields import InvalidRecord
 from nexusmail.storage.connections import DbRow, ReadTx, WriteTx
@@ -53,9 +54,11 @@ def clean(values: Mapping[str, Any], *, tx: WriteTx | None = None) -> dict[str, 
         if key == "name":
             name = fields.text_or_none(value)
             if name is None:
-                raise InvalidRecord("name: is required")
+                raise InvalidRecord(msg("{field}: is required", field="name"))
             if len(name) > MAX_NAME_CHARS:
-                raise InvalidRecord(f"name: is longer than {MAX_NAME_CHARS} characters")
+                raise InvalidRecord(msg(
+                    "{field}: is longer than {most} characters", field="name",
+                    most=MAX_NAME_CHARS))
             out[key] = name
         elif key == "tax_id":
             out[key] = fields.tax_id(value)
@@ -74,21 +77,24 @@ def clean(values: Mapping[str, Any], *, tx: WriteTx | None = None) -> dict[str, 
             out[key] = owner
         elif key == "verified":
             if not isinstance(value, bool):
-                raise InvalidRecord("verified: should be true or false")
+                raise InvalidRecord(msg("{field}: should be true or false",
+                                        field="verified"))
             out[key] = 1 if value else 0
         elif key == "mail_domains":
             out[key] = fields.mail_domains(value)
         else:
-            raise InvalidRecord(f"{key}: unknown field")
+            raise InvalidRecord(msg("{field}: unknown field", field=key))
     return out
 
 
 def check_owner(tx: WriteTx, owner: str) -> None:
     row = tx.execute("SELECT active FROM operators WHERE email = ?", (owner,)).fetchone()
     if row is None:
-        raise InvalidRecord(f"owner: no operator has the address {owner}")
+        raise InvalidRecord(msg("{field}: no operator has the address {address}",
+                                field="owner", address=owner))
     if not row[0]:
-        raise InvalidRecord(f"owner: operator {owner} is retired")
+        raise InvalidRecord(msg("{field}: operator {address} is retired", field="owner",
+                                address=owner))
 
 
 def create_customer(tx: WriteTx, values: Mapping[str, Any], *, now: datetime,
@@ -98,7 +104,7 @@ def create_customer(tx: WriteTx, values: Mapping[str, Any], *, now: datetime,
     as configured."""
     data = clean({"verified": True, **values}, tx=tx)
     if "name" not in data:
-        raise InvalidRecord("name: is required")
+        raise InvalidRecord(msg("{field}: is required", field="name"))
     if data.get("owner") is None and default_owner:
         data["owner"] = default_owner
     domains = data.pop("mail_domains", [])
@@ -148,7 +154,8 @@ def set_domains(tx: WriteTx, customer_id: int, domains: Sequence[str]) -> None:
     for domain in wanted:
         # gmail.com names no one customer: mail from it is never matched by domain.
         if FreeMail().is_free(domain):
-            raise InvalidRecord(f"mail_domains: {domain} is a free-mail domain")
+            raise InvalidRecord(msg("{field}: {domain} is a free-mail domain",
+                                    field="mail_domains", domain=domain))
         row = tx.execute("SELECT customer_id FROM customer_domains WHERE domain = ?",
                          (domain,)).fetchone()
         if row is not None and row[0] != customer_id:

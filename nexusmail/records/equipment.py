@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 from nexusmail.clock import iso
+from nexusmail.i18n import msg
 from nexusmail.records import fields
 from nexusmail.records.customers import require_active
 from nexusmail.records.fields import InvalidRecord
@@ -64,10 +65,11 @@ class EquipmentPage(TypedDict):
 def serial(value: Any) -> str:
     text = fields.text_or_none(value)
     if text is None:
-        raise InvalidRecord("serial: is required")
+        raise InvalidRecord(msg("{field}: is required", field="serial"))
     if len(text) > MAX_SERIAL_CHARS or any(c.isspace() for c in text):
-        raise InvalidRecord(
-            f"serial: should be one word of at most {MAX_SERIAL_CHARS} characters")
+        raise InvalidRecord(msg(
+            "{field}: should be one word of at most {most} characters", field="serial",
+            most=MAX_SERIAL_CHARS))
     return text
 
 
@@ -76,11 +78,12 @@ def clean(values: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in values.items():
         if key == "customer_id":
             if not isinstance(value, int) or isinstance(value, bool):
-                raise InvalidRecord("customer_id: is required")
+                raise InvalidRecord(msg("{field}: is required", field="customer_id"))
             out[key] = value
         elif key == "site_id":
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-                raise InvalidRecord("site_id: should be a site's id or null")
+                raise InvalidRecord(msg("{field}: should be a site's id or null",
+                                        field="site_id"))
             out[key] = value
         elif key == "serial":
             out[key] = serial(value)
@@ -89,16 +92,16 @@ def clean(values: Mapping[str, Any]) -> dict[str, Any]:
         elif key in ("installed_on", "warranty_until"):
             out[key] = fields.iso_date(value, key)
         else:
-            raise InvalidRecord(f"{key}: unknown field")
+            raise InvalidRecord(msg("{field}: unknown field", field=key))
     return out
 
 
 def add_equipment(tx: WriteTx, values: Mapping[str, Any], *, now: datetime) -> int:
     data = clean(values)
     if "customer_id" not in data:
-        raise InvalidRecord("customer_id: is required")
+        raise InvalidRecord(msg("{field}: is required", field="customer_id"))
     if "serial" not in data:
-        raise InvalidRecord("serial: is required")
+        raise InvalidRecord(msg("{field}: is required", field="serial"))
     _check_links(tx, data["customer_id"], data.get("site_id"))
     _check_serial_free(tx, data["customer_id"], data["serial"], None)
     columns = list(data)
@@ -138,12 +141,14 @@ def _check_links(tx: WriteTx, customer_id: int, site_id: int | None) -> None:
     try:
         require_active(tx, customer_id)
     except NotFound:
-        raise InvalidRecord(f"customer_id: customer {customer_id} does not exist") from None
+        raise InvalidRecord(msg("{field}: customer {id} does not exist",
+                                field="customer_id", id=customer_id)) from None
     if site_id is None:
         return
     row = tx.execute("SELECT customer_id FROM sites WHERE id = ?", (site_id,)).fetchone()
     if row is None or row[0] != customer_id:
-        raise InvalidRecord(f"site_id: site {site_id} is not a site of customer {customer_id}")
+        raise InvalidRecord(msg("{field}: site {site} is not a site of customer {customer}",
+                                field="site_id", site=site_id, customer=customer_id))
 
 
 def _check_serial_free(tx: WriteTx, customer_id: int, value: str,

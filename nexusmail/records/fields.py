@@ -7,6 +7,7 @@ import re
 from datetime import date
 from typing import Any
 
+from nexusmail.i18n import Msg, msg
 from nexusmail.mail.addresses import check_address
 
 LANGUAGES = ("en", "it", "ro")
@@ -24,7 +25,19 @@ MAX_DOMAINS = 50
 
 
 class InvalidRecord(ValueError):
-    """A value the archive refuses; the message starts with the field at fault."""
+    """A value the archive refuses; the message starts with the field at fault. The API
+    answers it in English (`str()`), the admin pages in the operator's language
+    (`message`, translated when shown)."""
+
+    def __init__(self, message: str | Msg) -> None:
+        super().__init__(str(message))
+        self.message = message
+
+
+def refusal_message(exc: Exception) -> str | Msg:
+    """What a page shows for a refused change: the catalogued message of a refused
+    value (so it is translated), else the exception's own text."""
+    return exc.message if isinstance(exc, InvalidRecord) else str(exc)
 
 
 def text_or_none(value: Any) -> str | None:
@@ -50,7 +63,7 @@ def email(value: Any, field: str = "email") -> str | None:
     try:
         return check_address(text)
     except ValueError as exc:
-        raise InvalidRecord(f"{field}: {exc}") from None
+        raise InvalidRecord(msg("{field}: {problem}", field=field, problem=str(exc))) from None
 
 
 def mail_domain(value: str, field: str = "mail_domains") -> str:
@@ -59,7 +72,8 @@ def mail_domain(value: str, field: str = "mail_domains") -> str:
     labels = domain.split(".")
     if (len(domain) > MAX_DOMAIN_CHARS or len(labels) < 2
             or not all(_LABEL.match(label) for label in labels)):
-        raise InvalidRecord(f"{field}: {value!r} is not a mail domain")
+        raise InvalidRecord(msg("{field}: {value} is not a mail domain", field=field,
+                                value=repr(value)))
     return domain
 
 
@@ -71,7 +85,8 @@ def mail_domains(values: Any, field: str = "mail_domains") -> list[str]:
     items = re.split(r"[\s,;|]+", values) if isinstance(values, str) else list(values)
     found = [mail_domain(str(v), field) for v in items if str(v).strip()]
     if len(found) > MAX_DOMAINS:
-        raise InvalidRecord(f"{field}: more than {MAX_DOMAINS} domains")
+        raise InvalidRecord(msg("{field}: more than {most} domains", field=field,
+                                most=MAX_DOMAINS))
     return list(dict.fromkeys(found))
 
 
@@ -81,7 +96,7 @@ def choice(value: Any, allowed: tuple[str, ...], field: str) -> str | None:
         return None
     if text.lower() not in allowed:
         names = ", ".join(repr(a) for a in allowed)
-        raise InvalidRecord(f"{field}: should be one of {names}")
+        raise InvalidRecord(msg("{field}: should be one of {names}", field=field, names=names))
     return text.lower()
 
 
@@ -94,4 +109,5 @@ def iso_date(value: Any, field: str) -> str | None:
     try:
         return date.fromisoformat(str(value).strip()).isoformat()
     except ValueError:
-        raise InvalidRecord(f"{field}: should be a date as YYYY-MM-DD") from None
+        raise InvalidRecord(msg("{field}: should be a date as YYYY-MM-DD",
+                                field=field)) from None

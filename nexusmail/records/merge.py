@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from nexusmail.clock import iso
+from nexusmail.i18n import msg
 from nexusmail.records.customers import require_active
 from nexusmail.records.fields import InvalidRecord
 from nexusmail.storage.connections import WriteTx
@@ -39,12 +40,13 @@ def merge_customers(tx: WriteTx, source: int, into: int, *, now: datetime) -> Me
     """Move everything of customer `source` to customer `into`, then mark `source`
     merged. InvalidRecord names `into` when it cannot take them."""
     if source == into:
-        raise InvalidRecord("into: a customer cannot be merged into itself")
+        raise InvalidRecord(msg("{field}: a customer cannot be merged into itself",
+                                field="into"))
     require_active(tx, source)
     try:
         require_active(tx, into)
     except (NotFound, Conflict) as exc:
-        raise InvalidRecord(f"into: {exc}") from None
+        raise InvalidRecord(msg("{field}: {problem}", field="into", problem=str(exc))) from None
     clash = tx.execute(
         "SELECT s.code FROM contracts s JOIN contracts t ON t.customer_id = ?"
         " AND t.code = s.code WHERE s.customer_id = ? ORDER BY s.code LIMIT 1",

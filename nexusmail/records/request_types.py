@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
+from nexusmail.i18n import msg
 from nexusmail.records import fields
 from nexusmail.records.fields import InvalidRecord
 from nexusmail.storage.connections import ReadTx, WriteTx
@@ -36,8 +37,9 @@ class RequestTypeView(TypedDict):
 def code(value: Any) -> str:
     text = (fields.text_or_none(value) or "").lower()
     if not _CODE.match(text):
-        raise InvalidRecord("code: should be 1 to 50 lower-case letters, digits, '_' or '-'"
-                            ", starting with a letter or digit")
+        raise InvalidRecord(msg(
+            "{field}: should be 1 to 50 lower-case letters, digits, '_' or '-',"
+            " starting with a letter or digit", field="code"))
     return text
 
 
@@ -45,27 +47,31 @@ def _names(value: Mapping[str, Any]) -> dict[str, str]:
     names = {}
     for language, name in value.items():
         if language not in fields.LANGUAGES:
-            raise InvalidRecord(f"names.{language}: should be one of en, it, ro")
+            raise InvalidRecord(msg("{field}: should be one of en, it, ro",
+                                    field=f"names.{language}"))
         text = fields.text_or_none(name) or ""
         if len(text) > MAX_NAME_CHARS:
-            raise InvalidRecord(f"names.{language}: is longer than {MAX_NAME_CHARS}"
-                                " characters")
+            raise InvalidRecord(msg("{field}: is longer than {most} characters",
+                                    field=f"names.{language}", most=MAX_NAME_CHARS))
         names[language] = text
     return names
 
 
 def _assignee_ids(tx: WriteTx, emails: Sequence[str]) -> list[int]:
     if len(emails) > MAX_ASSIGNEES:
-        raise InvalidRecord(f"default_assignees: more than {MAX_ASSIGNEES}")
+        raise InvalidRecord(msg("{field}: more than {most}", field="default_assignees",
+                                most=MAX_ASSIGNEES))
     ids = []
     for raw in dict.fromkeys(emails):
         email = fields.email(raw, "default_assignees")
         row = tx.execute("SELECT id, active FROM employees WHERE email = ?",
                          (email,)).fetchone()
         if row is None:
-            raise InvalidRecord(f"default_assignees: no employee has the address {email}")
+            raise InvalidRecord(msg("{field}: no employee has the address {address}",
+                                    field="default_assignees", address=email))
         if not row[1]:
-            raise InvalidRecord(f"default_assignees: employee {email} is retired")
+            raise InvalidRecord(msg("{field}: employee {address} is retired",
+                                    field="default_assignees", address=email))
         ids.append(int(row[0]))
     return ids
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, TypedDict
 
 from nexusmail.clock import iso
+from nexusmail.i18n import msg
 from nexusmail.records import fields
 from nexusmail.records.customers import require_active
 from nexusmail.records.fields import InvalidRecord
@@ -33,14 +34,16 @@ def clean(values: Mapping[str, Any]) -> dict[str, Any]:
         if key == "name":
             name = fields.text_or_none(value)
             if name is None:
-                raise InvalidRecord("name: is required")
+                raise InvalidRecord(msg("{field}: is required", field="name"))
             if len(name) > MAX_NAME_CHARS:
-                raise InvalidRecord(f"name: is longer than {MAX_NAME_CHARS} characters")
+                raise InvalidRecord(msg(
+                    "{field}: is longer than {most} characters", field="name",
+                    most=MAX_NAME_CHARS))
             out[key] = name
         elif key in ("address", "access_notes"):
             out[key] = fields.text_or_none(value) or ""
         else:
-            raise InvalidRecord(f"{key}: unknown field")
+            raise InvalidRecord(msg("{field}: unknown field", field=key))
     return out
 
 
@@ -49,7 +52,7 @@ def add_site(tx: WriteTx, customer_id: int, values: Mapping[str, Any], *,
     require_active(tx, customer_id)
     data = {"address": "", "access_notes": "", **clean(values)}
     if "name" not in data:
-        raise InvalidRecord("name: is required")
+        raise InvalidRecord(msg("{field}: is required", field="name"))
     _check_name_free(tx, customer_id, data["name"], None)
     try:
         site_id: int = tx.execute(

@@ -24,7 +24,7 @@ from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, 
 from nexusmail.i18n import Msg, msg
 from nexusmail.records import contacts, customers, equipment, sites
 from nexusmail.records.customer_search import MAX_QUERY_CHARS, search_customers
-from nexusmail.records.fields import InvalidRecord
+from nexusmail.records.fields import InvalidRecord, refusal_message
 from nexusmail.records.links import customer_interventions
 from nexusmail.records.merge import merge_customers
 from nexusmail.storage.connections import WriteTx
@@ -100,7 +100,8 @@ class _Handlers:
             async with self.p.services.store.read() as conn:
                 page = await search_customers(conn, None, limit=PAGE_SIZE)
             return self.p.render(request, "customers.html.j2", status=_status(exc),
-                                 page=page, q="", values=values, error=str(exc),
+                                 page=page, q="", values=values,
+                                 error=self.p.text(request, refusal_message(exc)),
                                  next_url=None, previous_url=None)
         log.info("admin.customer_created", customer_id=customer_id, operator=operator.email)
         return redirect(f"/customers/{customer_id}", msg("Customer added."), request)
@@ -178,7 +179,8 @@ class _Handlers:
             await self.p.services.store.write(
                 lambda tx: merge_customers(tx, source, into, now=now))
         except (InvalidRecord, Conflict) as exc:
-            return await self._card(request, source, str(exc), _status(exc))
+            return await self._card(request, source, self.p.text(request, refusal_message(exc)),
+                                    _status(exc))
         log.info("admin.customers_merged", customer_id=source, into=into,
                  operator=operator.email)
         return redirect(f"/customers/{into}",
@@ -192,7 +194,8 @@ class _Handlers:
         try:
             await self.p.services.store.write(lambda tx: fn(tx, customer_id, now))
         except (InvalidRecord, Conflict) as exc:
-            return await self._card(request, customer_id, str(exc), _status(exc))
+            return await self._card(
+                request, customer_id, self.p.text(request, refusal_message(exc)), _status(exc))
         log.info(event, customer_id=customer_id, operator=operator.email)
         return redirect(f"/customers/{customer_id}", done, request)
 
@@ -232,7 +235,8 @@ def _require_part(tx: WriteTx, table: str, item_id: int, customer_id: int,
     row = tx.execute(f"SELECT customer_id FROM {table} WHERE id = ?",  # noqa: S608
                      (item_id,)).fetchone()
     if row is None or row[0] != customer_id:
-        raise InvalidRecord(f"{what}: {item_id} is not one of customer {customer_id}'s")
+        raise InvalidRecord(msg("{field}: {id} is not one of customer {customer}'s",
+                                field=what, id=item_id, customer=customer_id))
 
 
 def _item(request: Request) -> int:

@@ -14,7 +14,7 @@ from nexusmail.admin.api.base import MAX_ID
 from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, redirect
 from nexusmail.i18n import msg
 from nexusmail.records import customers, equipment, request_types, sites
-from nexusmail.records.fields import InvalidRecord
+from nexusmail.records.fields import InvalidRecord, refusal_message
 from nexusmail.tickets import queries
 from nexusmail.tickets.cases import Conflict
 
@@ -57,7 +57,8 @@ class _Handlers:
             await self.p.services.store.write(
                 lambda tx: equipment.update_equipment(tx, equipment_id, values, now=now))
         except (InvalidRecord, Conflict) as exc:
-            return await self._card(request, equipment_id, str(exc),
+            return await self._card(request, equipment_id,
+                                    self.p.text(request, refusal_message(exc)),
                                     409 if isinstance(exc, Conflict) else 422)
         log.info("admin.equipment_updated", equipment_id=equipment_id,
                  operator=operator.email)
@@ -98,7 +99,8 @@ class _Handlers:
             code = await self.p.services.store.write(
                 lambda tx: request_types.create_request_type(tx, values))
         except (InvalidRecord, Conflict) as exc:
-            return await self._types(request, values, str(exc),
+            return await self._types(request, values,
+                                     self.p.text(request, refusal_message(exc)),
                                      409 if isinstance(exc, Conflict) else 422)
         log.info("admin.request_type_created", code=code, operator=operator.email)
         return redirect("/request-types", msg("Request type {code} added.", code=code), request)
