@@ -145,3 +145,25 @@ async def test_the_writer_compresses_large_values_with_lz4(database: str) -> Non
                 "SELECT pg_column_compression(data), data FROM raw_messages"))[0]
     assert row[0] == "lz4"
     assert bytes(row[1]) == raw
+
+
+async def test_a_groups_last_unit_failing_behind_the_commit_fails_alone(
+        database: str) -> None:
+    """The last unit of a group has its unread statements answered with the COMMIT;
+    when one of them fails, that unit alone is undone and gets the failure, the unit
+    before it is committed, and the writer goes on."""
+    async with PgStore(database) as store:
+        results = await asyncio.gather(
+            store.write(add_customer("Rossi Srl")), store.write(unread_duplicate),
+            return_exceptions=True)
+        alone = await asyncio.gather(store.write(unread_duplicate), return_exceptions=True)
+        after = await store.write(add_customer("Bianchi Srl"))
+        async with store.read() as conn:
+            raw = await conn.execute_fetchall("SELECT sha256 FROM raw_messages")
+            names = [r["name"] for r in await conn.execute_fetchall(
+                "SELECT name FROM customers ORDER BY id")]
+    assert isinstance(results[1], INTEGRITY_ERRORS)
+    assert isinstance(alone[0], INTEGRITY_ERRORS)
+    assert raw == []
+    assert names == ["Rossi Srl", "Bianchi Srl"]
+    assert after == results[0] + 1
