@@ -55,8 +55,8 @@ async def list_counts(conn: ReadTx, operator_id: int, owner: str | None = None, 
         clause = " AND ".join(where)
         # Counting stops past the cap: each count then costs at most that many index
         # entries, however many open cases a large firm has.
-        parts.append("(SELECT count(*) FROM (SELECT 1 FROM interventions i"  # noqa: S608
-                     f" WHERE {clause} LIMIT ?) AS capped)")
+        parts.append("(SELECT count(*) FROM (SELECT 1 FROM"  # noqa: S608
+                     f" {search.source(flt, dialect)} WHERE {clause} LIMIT ?) AS capped)")
         params.extend([*where_params, cap + 1])
 
     for status in COUNTED_STATUSES:

@@ -24,6 +24,9 @@ PAGE_SIZE = 50
 MAX_QUERY_WORDS = 12
 # A search looks at this many of the most recent matching messages (and subjects).
 MAX_TEXT_MATCHES = 5000
+# The cases not closed, as migration 0025's partial index names them (the same words,
+# so that both stores see the index answers it).
+UNCLOSED = "i.status IN ('open', 'on_hold', 'resolved')"
 # Words are quoted for FTS5, so its operators (AND, NEAR, column:) stay plain text.
 _WORD = re.compile(r"[^\s\"]+")
 
@@ -115,13 +118,10 @@ def _conditions(f: ListFilter, dialect: str = "sqlite", *, few_in_status: bool =
         params.append(f.request_type.strip())
     where += _attention_conditions(f.attention)
     if f.new_mail_for is not None:
-        # The same rule as operator_reads.is_new; cases not closed only, so the status
-        # index bounds the walk (a closed case's new mail is flagged or reopens it).
-        # As a list of numbers from the status index: SQLite's statistics see few
-        # distinct statuses and would otherwise scan the whole table.
-        where += ["i.number IN (SELECT number FROM interventions"
-                  " WHERE status IN ('open', 'on_hold', 'resolved'))",
-                  "i.last_inbound_at IS NOT NULL",
+        # The same rule as operator_reads.is_new; cases not closed only (a closed
+        # case's new mail is flagged or reopens it), walked in activity order in their
+        # own index (see source()), so the first page stops after its rows.
+        where += [UNCLOSED, "i.last_inbound_at IS NOT NULL",
                   "NOT EXISTS (SELECT 1 FROM operator_reads r WHERE r.operator_id = ?"
                   " AND r.intervention_number = i.number AND r.read_at > i.last_inbound_at)"]
         params.append(f.new_mail_for)
@@ -156,6 +156,17 @@ def _conditions(f: ListFilter, dialect: str = "sqlite", *, few_in_status: bool =
             " WHERE messages_fts MATCH ? ORDER BY rowid DESC LIMIT ?)))")
         params += [match, MAX_TEXT_MATCHES, match, MAX_TEXT_MATCHES]
     return where, params
+
+
+def source(f: ListFilter, dialect: str) -> str:
+    """The FROM of a list query (alias `i`). New mail for an operator walks the cases
+    not closed in activity order (migration 0025's partial index, which holds every
+    column the condition reads); SQLite is told so, as without statistics it would
+    gather every case not closed from the status index and sort them (about 20 ms of
+    CPU at 14,500 open cases, 0.1 ms this way)."""
+    if f.new_mail_for is not None and dialect == "sqlite":
+        return "interventions i INDEXED BY interventions_unclosed_activity"
+    return "interventions i"
 
 
 def _attention_conditions(attention: Attention | None) -> list[str]:
@@ -246,7 +257,7 @@ async def list_page(
     # hold correlated subqueries, and a plan that gathers matches before sorting them
     # (an OR of two searches) must not compute them for every match.
     # Only fixed fragments are joined into the SQL; every value is a bound parameter.
-    page_numbers = (f"SELECT i.number FROM interventions i{clause}"  # noqa: S608
+    page_numbers = (f"SELECT i.number FROM {source(f, dialect_of(conn))}{clause}"  # noqa: S608
                     f" ORDER BY {sort} LIMIT ?")
     rows = list(await conn.execute_fetchall(
         f"SELECT {queries._INTERVENTION_COLUMNS} WHERE i.number IN ({page_numbers})"
