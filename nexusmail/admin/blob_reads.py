@@ -36,15 +36,14 @@ class BlobReadFailed(Exception):
 
 
 async def read_attachment(blobs: BlobStore, attachment_id: int, sha256: str, *,
-                          event_prefix: str) -> bytes:
+                          event_prefix: str, kind: str = "attachment") -> bytes:
     """The attachment's bytes, or BlobReadFailed; `event_prefix` ("api", "admin") names
-    the log events as each door names its own. (A raw mail is read the same way, its
-    message id in place of the attachment id.)"""
+    the log events as each door names its own. `kind` "raw_mail" for a message's
+    original mail, `attachment_id` then the message's id."""
     try:
         return await asyncio.to_thread(blobs.get, sha256)
     except FileNotFoundError:
-        log.error(f"{event_prefix}.attachment_blob_missing", attachment_id=attachment_id,
-                  sha256=sha256)
+        log.error(f"{event_prefix}.{kind}_blob_missing", id=attachment_id, sha256=sha256)
         raise BlobReadFailed(404, "missing") from None
     except BlobCorrupt:  # already logged by the store, with both digests
         raise BlobReadFailed(500, "corrupt") from None
@@ -58,4 +57,5 @@ async def raw_mail_bytes(blobs: BlobStore, raw: RawMail, message_id: int, *,
     like an attachment's); BlobReadFailed as for attachments."""
     if not raw.in_blobs:
         return raw.data
-    return await read_attachment(blobs, message_id, raw.sha256, event_prefix=event_prefix)
+    return await read_attachment(blobs, message_id, raw.sha256, event_prefix=event_prefix,
+                                 kind="raw_mail")
