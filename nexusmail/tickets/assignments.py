@@ -495,7 +495,12 @@ def apply_reply_as_operator(tx: WriteTx, message_id: int, *, operator: str, now:
                (_next_status(match.status, verdict), reading.reason, iso(now), iso(now),
                 match.assignment_id))
     extra["applied_by"], extra["applied_at"] = operator, iso(now)
-    tx.execute("UPDATE messages SET extra = ? WHERE id = ?", (dump_extra(extra), message_id))
+    # Guarded on the reply being as read: two operators applying it at once (two
+    # daemons' pages) apply it once; the other's whole change is undone with Conflict.
+    applied = tx.execute("UPDATE messages SET extra = ? WHERE id = ? AND extra = ?",
+                         (dump_extra(extra), message_id, row["extra"])).rowcount
+    if applied != 1:
+        raise Conflict("this reply was applied already")
     add_message(tx, number, NewMessage(
         kind=MessageKind.NOTE, direction=Direction.INTERNAL, author=operator,
         body_text=f"Applied the reply of {match.employee_email} ({verdict}) by hand.",

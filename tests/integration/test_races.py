@@ -30,7 +30,12 @@ from nexusmail.mail.reply_reading import ReplyReading, Verdict
 from nexusmail.storage.pg_store import WriteConnection
 from nexusmail.storage.postgresql import connect
 from nexusmail.tickets.apply_mail import InboundMail, IngestResult, apply_inbound, quarantine
-from nexusmail.tickets.assignments import assign, assign_team, assignment_context
+from nexusmail.tickets.assignments import (
+    apply_reply_as_operator,
+    assign,
+    assign_team,
+    assignment_context,
+)
 from nexusmail.tickets.cases import add_employee, close_intervention
 from nexusmail.tickets.models import AssignmentStatus, Source
 from nexusmail.tickets.models import Outcome as MailOutcome
@@ -295,6 +300,28 @@ def test_a_colleague_who_declined_meanwhile_is_not_released(database: str,
     assert statuses(database)[ION] == "rejected"
     assert rows(database, "SELECT count(*) FROM outbox WHERE recipient = 'ion@firm.test'"
                 " AND kind = 'taken_notice'") == [(0,)]
+
+
+def test_two_operators_applying_one_kept_reply_apply_it_once(database: str,
+                                                             settings: Settings) -> None:
+    """Luca's "yes" was kept (it names the case only by its tag); two operators apply it
+    by hand at once on two daemons: it is applied once, the other is told so."""
+    staffed_case(database, settings, team=False)
+    raw = (f"From: <{LUCA}>\r\nTo: <{SUPPORT}>\r\nSubject: Re: [#1] Caldaia\r\n"
+           "Message-ID: <tag-only@firm.test>\r\nDate: Mon, 2 Mar 2026 09:20:00 +0000"
+           "\r\n\r\nConfermo.\r\n").encode()
+    kept = write(database, applying(inbound(raw, LUCA), settings))
+    assert kept.acted is False
+    [(message_id,)] = rows(database, "SELECT id FROM messages WHERE kind = 'technician_reply'")
+    gate = RaceGate(database, pause_before="UPDATE assignments SET status")
+    outcomes = gate.run(
+        partial(apply_reply_as_operator, message_id=message_id, operator="anna",
+                now=NOW, settings=settings),
+        partial(apply_reply_as_operator, message_id=message_id, operator="bruno",
+                now=NOW, settings=settings))
+    assert sorted(type(o.error).__name__ for o in outcomes) == ["Conflict", "NoneType"]
+    assert statuses(database) == {LUCA: "confirmed"}
+    assert rows(database, "SELECT count(*) FROM outbox WHERE kind = 'decision_echo'") == [(1,)]
 
 
 def test_an_older_answer_landing_second_does_not_undo_a_newer_one(
