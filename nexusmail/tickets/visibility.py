@@ -55,6 +55,14 @@ async def may_see(conn: ReadTx, kind: str, ident: int, owner: str) -> bool:
     return bool(rows)
 
 
+class NotTheirs(NotFound):
+    """A limited operator's new case landed on a customer of someone else's."""
+
+    def __init__(self, customer_id: int) -> None:
+        super().__init__(f"customer {customer_id} does not exist")
+        self.customer_id = customer_id
+
+
 def claim_new_case(tx: WriteTx, number: int, owner: str, *, now: datetime) -> None:
     """After a limited operator opened case `number` (in the same transaction): a
     customer this very request created (at `now`, with this one case) becomes theirs;
@@ -72,4 +80,5 @@ def claim_new_case(tx: WriteTx, number: int, owner: str, *, now: datetime) -> No
         tx.execute("UPDATE interventions SET owner = ? WHERE number = ?",
                    (owner.lower(), number))
         return
-    raise NotFound("customer: does not exist")
+    customer_id = int(row["id"]) if row is not None else 0
+    raise NotTheirs(customer_id)

@@ -306,3 +306,21 @@ async def test_own_customers_only_for_contacts_sites_machines_and_new_cases(
     async with logged_in(office.daemon, LIMITED) as client:
         assert (await client.get(f"/equipment/{machine}")).status_code == 404
         assert (await client.get(f"/equipment/{made[mine][2]}")).status_code == 200
+
+
+async def test_own_customers_only_when_entering_a_case_on_the_page(office: Office) -> None:
+    """The new-case form of a limited operator refuses another's customer with a 404
+    and writes nothing; a new customer's case is opened and the customer is theirs."""
+    async with logged_in(office.daemon, LIMITED) as client:
+        csrf = csrf_of((await client.get("/interventions/new")).text)
+        form = {"csrf_token": csrf, "subject": "Da pagina", "description": "Perde acqua"}
+        refused = await client.post("/interventions/new", data={
+            **form, "customer_email": "ion@popescu-instal.ro"})
+        assert refused.status_code == 404
+        opened = await client.post("/interventions/new", data={
+            **form, "customer_email": "nuova@verdi-clima.it"})
+        assert opened.status_code == 303, opened.text
+    assert await office.rows(
+        "SELECT c.email, c.owner FROM interventions i JOIN customers c"
+        " ON c.id = i.customer_id WHERE i.subject = 'Da pagina'") == [
+        ("nuova@verdi-clima.it", LIMITED)]

@@ -8,6 +8,7 @@ view can be bookmarked or sent to a colleague), pages by intervention number
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,10 +21,11 @@ from starlette.routing import Route
 from nexusmail.admin.api.assignments import signing_keys
 from nexusmail.admin.api.base import MAX_ID, ApiError
 from nexusmail.admin.api.models import InterventionIn, describe_validation_error
-from nexusmail.admin.pages.base import Pages, check_csrf, form_text, redirect
+from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, redirect
 from nexusmail.admin.pages.due_times import next_deadline
 from nexusmail.i18n import msg
-from nexusmail.tickets import queries, search
+from nexusmail.storage.connections import WriteTx
+from nexusmail.tickets import queries, search, visibility
 from nexusmail.tickets.attention import Attention
 from nexusmail.tickets.due_filter import Due, due_filter
 from nexusmail.tickets.entry import EntryRefused, open_with_assignees
@@ -149,11 +151,15 @@ class _Handlers:
         now, settings = self.p.services.clock.now(), self.p.services.settings
         try:
             keys = signing_keys(self.p.services) if body.assignees else ()
-            number = await self.p.services.store.write(lambda tx: open_with_assignees(
-                tx, entry, body.assignees, now=now, settings=settings, reply_keys=keys,
-                assigned_by=f"operator:{operator.email}"))
+            number = await self.p.services.store.write(lambda tx: _opened_for(
+                tx, operator.owner_limit, now, open_with_assignees(
+                    tx, entry, body.assignees, now=now, settings=settings, reply_keys=keys,
+                    assigned_by=f"operator:{operator.email}")))
         except (ApiError, EntryRefused) as exc:
             return await self._entry_form(request, values, exc.message, assignees)
+        except visibility.NotTheirs as exc:
+            raise PageError(404, msg("Customer {id} does not exist.",
+                                     id=exc.customer_id)) from None
         self.p.services.on_outbox()
         log.info("admin.intervention_created", intervention=number, operator=operator.email,
                  customer=body.customer_email, assignees=body.assignees)
@@ -174,3 +180,11 @@ class _Handlers:
         async with self.p.services.store.read() as conn:
             employees = await queries.list_employees(conn)
         return self.p.render(request, "employees.html.j2", employees=employees)
+
+
+def _opened_for(tx: WriteTx, limit: str | None, now: datetime, number: int) -> int:
+    """`number`, once checked for an operator limited to their own customers (a new
+    customer becomes theirs; anyone else's undoes the whole entry)."""
+    if limit is not None:
+        visibility.claim_new_case(tx, number, limit, now=now)
+    return number
