@@ -67,7 +67,7 @@ async def test_without_a_choice_the_browser_then_the_default_decides(tmp_path: P
     settings = make_settings(tmp_path / "data", web={"default_language": "ro"})
     async with running_daemon(settings) as daemon:
         await add_operator(daemon, "anna@firm.test")
-        async with httpx.AsyncClient(base_url=daemon.web_url) as client:
+        async with httpx.AsyncClient(base_url=daemon.web_url, timeout=30) as client:
             assert "Autentificare" in (await client.get("/login")).text
             italian = {"Accept-Language": "it-IT,it;q=0.9,en;q=0.5"}
             assert "Accedi" in (await client.get("/login", headers=italian)).text

@@ -11,6 +11,7 @@ Routes (all but /login and the stylesheet need a logged-in operator):
 - `GET /interventions/{n}` thread; `POST .../assign|notes|close|reopen`;
   `GET /attachments/{id}[/preview]`, `GET /messages/{id}/raw`       pages_thread
 - `GET /schedules`, `GET /schedules/{id}` with the next dates     pages_schedules
+- `POST /schedules/{id}` edits one, its rule included           pages.schedule_edit
 - `GET /timesheets?month=YYYY-MM`, `GET /timesheets.csv?month=`   pages.timesheets
 - `POST /interventions/{n}/activities`, `POST /activities/{id}/hours` pages.activity_forms
 - `GET|POST /customers`, `GET|POST /customers/{id}` (card, edit), `POST
@@ -64,6 +65,7 @@ from nexusmail.admin.pages.listing import list_routes
 from nexusmail.admin.pages.login import login_routes
 from nexusmail.admin.pages.muted_peers import muted_peer_routes
 from nexusmail.admin.pages.operators import operator_routes
+from nexusmail.admin.pages.schedule_edit import schedule_edit_routes
 from nexusmail.admin.pages.schedules import schedule_routes
 from nexusmail.admin.pages.sequences import sequence_page_routes
 from nexusmail.admin.pages.settings import settings_routes
@@ -149,7 +151,8 @@ def build_pages_app(services: ApiServices) -> Starlette:
     routes: list[BaseRoute] = [
         Route(f"/static/{STYLESHEET}", css, methods=["GET"]),
         *login_routes(pages), *list_routes(pages), *thread_routes(pages),
-        *schedule_routes(pages), *customer_routes(pages), *installed_base_routes(pages),
+        *schedule_routes(pages), *schedule_edit_routes(pages), *customer_routes(pages),
+        *installed_base_routes(pages),
         *case_link_routes(pages),
         *timesheet_routes(pages), *activity_form_routes(pages),
         *settings_routes(pages), *employee_routes(pages), *muted_peer_routes(pages),

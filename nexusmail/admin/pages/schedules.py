@@ -1,9 +1,10 @@
 """Service schedules on the admin page: the list, one schedule with its next dates,
-adding one, and pausing or resuming it (the JSON API and the CLI edit the rest)."""
+adding one, and pausing or resuming it (editing one: pages.schedule_edit)."""
 
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import structlog
 from starlette.requests import Request
@@ -15,7 +16,7 @@ from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, 
 from nexusmail.i18n import msg
 from nexusmail.mail.addresses import check_address
 from nexusmail.tickets import queries, schedule_queries
-from nexusmail.tickets.recurrence import Interval, local_date
+from nexusmail.tickets.recurrence import DayRule, Interval, local_date
 from nexusmail.tickets.schedules import (
     InvalidSchedule,
     ScheduleSpec,
@@ -57,15 +58,19 @@ class _Handlers:
         services = self.p.services
         today = local_date(services.clock.now(), services.settings.scheduler.timezone)
         detail = preview = None
+        employees: list[Any] = []
         if schedule_id <= MAX_ID:
             async with services.store.read() as conn:
                 detail = await schedule_queries.get_schedule(conn, schedule_id)
                 preview = await schedule_queries.preview(conn, schedule_id, today=today,
                                                          count=PREVIEW_COUNT)
+            employees = [e for e in await queries.list_employees(conn) if e["active"]]
         if detail is None or preview is None:
             raise PageError(404, msg("Schedule {id} does not exist.", id=schedule_id))
         return self.p.render(request, "schedule.html.j2", s=detail, preview=preview,
-                             today=today.isoformat())
+                             today=today.isoformat(), employees=employees,
+                             intervals=[i.value for i in Interval],
+                             day_rules=[r.value for r in DayRule])
 
     async def add(self, request: Request) -> Response:
         operator = await self.p.operator(request)
