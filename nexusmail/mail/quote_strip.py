@@ -178,7 +178,6 @@ def strip_quote(text: str) -> str:
     """
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     stripped_lines = [line.strip() for line in lines]
-    quoted_next = _quoted_next(stripped_lines)
     kept: list[str] = []
     for index, stripped in enumerate(stripped_lines):
         if not stripped:
@@ -186,7 +185,8 @@ def strip_quote(text: str) -> str:
             continue
         if stripped[0] == ">":  # a quoted line, at any depth ("> >", ">>")
             continue
-        if index and quoted_next[index + 1] and _continues_quote(lines[index - 1], stripped):
+        if index and _continues_quote(lines[index - 1], stripped) and _quoted_after(
+                stripped_lines, index):
             continue  # a quoted line the client wrapped without its `>`
         long_line = len(stripped) > MAX_MARKER_CHARS
         folded = fold(stripped[:_FOOTER_OPENING_CHARS] if long_line else stripped)
@@ -203,12 +203,15 @@ def strip_quote(text: str) -> str:
         # "wrote": a line ending otherwise is none, as mending a soft break only adds
         # to its front. A line of dashes alone may close one begun above.
         ending = folded.rstrip(_FRAME)
-        start = (_attribution_start(lines, index, folded, quoted_next[index + 1])
-                 if not ending or ending[-1] in _ATTRIBUTION_LAST else None)
+        start = None
+        quote_follows = False
+        if not ending or ending[-1] in _ATTRIBUTION_LAST:
+            quote_follows = _quoted_after(stripped_lines, index)
+            start = _attribution_start(lines, index, folded, quote_follows)
         if start is not None:
             # The attribution may have been wrapped: its first lines were kept already.
             del kept[len(kept) - (index - start):]
-            if quoted_next[index + 1]:
+            if quote_follows:
                 continue  # only the `>` lines go; what follows them is the sender's again
             break
         kept.append(lines[index].rstrip())
@@ -310,18 +313,17 @@ def _continues_quote(previous: str, line: str) -> bool:
             and line[0].islower())
 
 
-def _quoted_next(stripped_lines: list[str]) -> list[bool]:
-    """For each index, whether the first non-blank line from there on is quoted (`>`):
-    one pass from the end, so a mail of many attributions and blank lines stays linear.
-    Takes the lines already stripped."""
-    flags = [False] * (len(stripped_lines) + 1)
-    following = False
-    for index in range(len(stripped_lines) - 1, -1, -1):
-        stripped = stripped_lines[index]
+def _quoted_after(stripped_lines: list[str], index: int) -> bool:
+    """Is the first non-blank line after `index` quoted (`>`)? Asked only about
+    non-blank lines (at most twice each), so the blank runs looked over by questions
+    about two lines never overlap: linear in all, without a pass over every line first."""
+    position = index + 1
+    while position < len(stripped_lines):
+        stripped = stripped_lines[position]
         if stripped:
-            following = stripped[0] == ">"
-        flags[index] = following
-    return flags
+            return stripped[0] == ">"
+        position += 1
+    return False
 
 
 # -- HTML -----------------------------------------------------------------------------
