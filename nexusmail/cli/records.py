@@ -167,6 +167,11 @@ def _register_parts(commands: Any, config_opt: argparse.ArgumentParser,
                         choices=["low", "normal", "high", "urgent"])
     add_rt.add_argument("--assignee", action="append", default=[], metavar="EMAIL",
                         help="employee assigned by default (repeatable)")
+    add_rt.add_argument("--response-hours", type=float, metavar="HOURS",
+                        help="SLA response time of its cases when no contract sets one"
+                             " (business hours; 0: none; absent: the [sla] default)")
+    add_rt.add_argument("--resolution-hours", type=float, metavar="HOURS",
+                        help="SLA resolution time, as --response-hours")
 
 
 # Customers
@@ -346,9 +351,11 @@ def cmd_request_type_list(args: argparse.Namespace, settings: Settings) -> int:
     items = with_store(settings, _reader(request_types.list_request_types))
     if args.json:
         return _print_json(items)
-    print_table(["CODE", "EN", "IT", "RO", "PRIORITY", "ASSIGNEES"],
+    print_table(["CODE", "EN", "IT", "RO", "PRIORITY", "ASSIGNEES", "RESPONSE H",
+                 "RESOLUTION H"],
                 [[t["code"], t["names"]["en"], t["names"]["it"], t["names"]["ro"],
-                  t["default_priority"], ", ".join(t["default_assignees"]) or "-"]
+                  t["default_priority"], ", ".join(t["default_assignees"]) or "-",
+                  _hours_text(t["response_hours"]), _hours_text(t["resolution_hours"])]
                  for t in items])
     return EXIT_OK
 
@@ -356,12 +363,17 @@ def cmd_request_type_list(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_request_type_add(args: argparse.Namespace, settings: Settings) -> int:
     body = _validate(RequestTypeIn, {
         "code": args.code, "names": {"en": args.en, "it": args.it, "ro": args.ro},
-        "default_priority": args.priority, "default_assignees": args.assignee})
+        "default_priority": args.priority, "default_assignees": args.assignee,
+        "response_hours": args.response_hours, "resolution_hours": args.resolution_hours})
     if body is None:
         return EXIT_USAGE
     values = every(body)
     return _write(settings, lambda tx: request_types.create_request_type(tx, values),
                   lambda code: f"Added request type {code}.")
+
+
+def _hours_text(hours: float | None) -> str:
+    return "-" if hours is None else f"{hours:g}"
 
 
 # Shared steps

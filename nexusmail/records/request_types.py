@@ -1,9 +1,11 @@
 """Request types: the list an operator picks a case's type from, with a name per
-language, a default priority and default assignees. An intervention's request_type
-holds one of these codes, or free text as before."""
+language, a default priority, default assignees and, optionally, its own SLA (response
+and resolution hours for a case of this type that no contract gives them). An
+intervention's request_type holds one of these codes, or free text as before."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
@@ -13,12 +15,15 @@ from nexusmail.records import fields
 from nexusmail.records.fields import InvalidRecord
 from nexusmail.storage.connections import ReadTx, WriteTx
 from nexusmail.tickets.cases import Conflict, NotFound
+from nexusmail.tickets.contracts import MAX_HOURS
+from nexusmail.tickets.models import Status
 
 SERVICE_SCHEDULE = "service_schedule"
 # Codes are what clients and imports write: short, lower case, no spaces.
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 MAX_NAME_CHARS = 100
 MAX_ASSIGNEES = 50
+SLA_FIELDS = ("response_hours", "resolution_hours")
 
 
 class Names(TypedDict):
@@ -32,6 +37,8 @@ class RequestTypeView(TypedDict):
     names: Names
     default_priority: str
     default_assignees: list[str]     # employee emails
+    response_hours: float | None     # None: the [sla] default; 0: no deadline
+    resolution_hours: float | None
 
 
 def code(value: Any) -> str:
@@ -55,6 +62,21 @@ def _names(value: Mapping[str, Any]) -> dict[str, str]:
                                     field=f"names.{language}", most=MAX_NAME_CHARS))
         names[language] = text
     return names
+
+
+def sla_hours(value: Any, field: str) -> float | None:
+    """A response or resolution time in hours (fractions allowed), or None for none."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InvalidRecord(f"{field}: is not a number of hours")
+    try:
+        hours = float(value)
+    except ValueError:
+        raise InvalidRecord(f"{field}: is not a number of hours") from None
+    if not math.isfinite(hours) or hours < 0 or hours > MAX_HOURS:
+        raise InvalidRecord(f"{field}: should be between 0 and {MAX_HOURS:g}")
+    return hours
 
 
 def _assignee_ids(tx: WriteTx, emails: Sequence[str]) -> list[int]:
@@ -87,16 +109,19 @@ def create_request_type(tx: WriteTx, values: Mapping[str, Any]) -> str:
                              "default_priority") or "normal"
     position = tx.execute("SELECT coalesce(max(position), 0) + 1 FROM request_types"
                           ).fetchone()[0]
+    sla = [sla_hours(values.get(f), f) for f in SLA_FIELDS]
     tx.execute(
         "INSERT INTO request_types (code, name_en, name_it, name_ro, default_priority,"
-        " position) VALUES (?, ?, ?, ?, ?, ?)",
-        (new_code, names["en"], names["it"], names["ro"], priority, position))
+        " position, response_hours, resolution_hours) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (new_code, names["en"], names["it"], names["ro"], priority, position, *sla))
     _set_assignees(tx, new_code, _assignee_ids(tx, values.get("default_assignees") or []))
     return new_code
 
 
 def update_request_type(tx: WriteTx, type_code: str, changes: Mapping[str, Any]) -> None:
-    """Change names (those given), the default priority or the assignees (replaced)."""
+    """Change names (those given), the default priority, the assignees (replaced) or
+    the SLA hours (null clears them); open cases of the type get their deadlines worked
+    out again by the next sweep when the hours change."""
     if tx.execute("SELECT 1 FROM request_types WHERE code = ?", (type_code,)).fetchone() is None:
         raise NotFound(f"request type {type_code} does not exist")
     for language, name in _names(changes.get("names") or {}).items():
@@ -110,6 +135,14 @@ def update_request_type(tx: WriteTx, type_code: str, changes: Mapping[str, Any])
                    (priority, type_code))
     if "default_assignees" in changes:
         _set_assignees(tx, type_code, _assignee_ids(tx, changes["default_assignees"] or []))
+    sla = {f: sla_hours(changes[f], f) for f in SLA_FIELDS if f in changes}
+    for field, hours in sla.items():
+        # The column name comes from SLA_FIELDS.
+        tx.execute(f"UPDATE request_types SET {field} = ? WHERE code = ?",  # noqa: S608
+                   (hours, type_code))
+    if sla:
+        tx.execute("UPDATE interventions SET sla_planned_at = NULL"
+                   " WHERE request_type = ? AND status = ?", (type_code, Status.OPEN))
 
 
 def _set_assignees(tx: WriteTx, type_code: str, employee_ids: list[int]) -> None:
@@ -122,8 +155,8 @@ def _set_assignees(tx: WriteTx, type_code: str, employee_ids: list[int]) -> None
 async def list_request_types(conn: ReadTx) -> list[RequestTypeView]:
     """The list in its order (position, then code)."""
     rows = await conn.execute_fetchall(
-        "SELECT code, name_en, name_it, name_ro, default_priority FROM request_types"
-        " ORDER BY position, code")
+        "SELECT code, name_en, name_it, name_ro, default_priority, response_hours,"
+        " resolution_hours FROM request_types ORDER BY position, code")
     assignees = await conn.execute_fetchall(
         "SELECT a.request_type, e.email FROM request_type_assignees a"
         " JOIN employees e ON e.id = a.employee_id")
@@ -134,7 +167,8 @@ async def list_request_types(conn: ReadTx) -> list[RequestTypeView]:
         {"code": r["code"],
          "names": {"en": r["name_en"], "it": r["name_it"], "ro": r["name_ro"]},
          "default_priority": r["default_priority"],
-         "default_assignees": by_type.get(r["code"], [])}
+         "default_assignees": by_type.get(r["code"], []),
+         "response_hours": r["response_hours"], "resolution_hours": r["resolution_hours"]}
         for r in rows
     ]
 

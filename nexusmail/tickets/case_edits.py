@@ -26,6 +26,8 @@ EDITABLE = {
     "requested_at": "requested at",
     "notify_customer_on_resolve": "closing mail to the customer",
 }
+# What an intervention's SLA deadlines are worked out from (with its customer's contracts).
+SLA_INPUTS = {"request_type", "requested_at"}
 
 
 class EditRefused(ValueError):
@@ -69,6 +71,10 @@ def edit_intervention(tx: WriteTx, number: int, changes: Mapping[str, Any], *,
     tx.execute(f"UPDATE interventions SET {', '.join(f'{c} = ?' for c in changed)},"  # noqa: S608
                " updated_at = ? WHERE number = ?",
                [*(new for _, new in changed.values()), iso(now), number])
+    if changed.keys() & SLA_INPUTS:
+        # The deadlines hang on these: the sweep works them out again.
+        tx.execute("UPDATE interventions SET sla_planned_at = NULL WHERE number = ?",
+                   (number,))
     lines = [f"{EDITABLE[c]}: {_shown(old)} -> {_shown(new)}" for c, (old, new) in
              changed.items()]
     extra: MessageExtra = {"entry": "edit", "changes": changed}

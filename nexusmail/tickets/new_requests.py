@@ -108,7 +108,8 @@ def open_case(
         extra={"entry": "operator"},
     )
     sla = plan_case_to_open(tx, customer.customer_id, requested_at=request.requested_at,
-                            now=now, new_customer=customer.created, settings=settings)
+                            request_type=request.request_type, now=now,
+                            new_customer=customer.created, settings=settings)
     number = create_intervention(
         tx,
         NewIntervention(

@@ -3,7 +3,9 @@ resolution deadlines, and the instants of a pending assignment's reminder and
 escalation, as sla_steps rows.
 
 An intervention's deadlines are its request instant plus the hours of the contract
-covering it (else the `[sla]` defaults), counted in business hours; a pending
+covering it, else of its request type, else the `[sla]` defaults (each of the two
+deadlines on its own: a contract that sets only a response time leaves the
+resolution time to the type or the defaults), counted in business hours; a pending
 assignment's reminder and escalation come `[sla] remind_after_hours` /
 `escalate_after_hours` business hours after it was made. Planned when the case or the
 assignment is made (a case opened by mail or by an operator: worked out before its row
@@ -34,8 +36,8 @@ REMIND, ESCALATE, RESOLUTION_WARNING = "remind", "escalate", "resolution_warning
 
 
 def plan_case_to_open(tx: WriteTx, customer_id: int, *, requested_at: str | None,
-                      now: datetime, new_customer: bool, settings: Settings
-                      ) -> CasePlan | None:
+                      request_type: str, now: datetime, new_customer: bool,
+                      settings: Settings) -> CasePlan | None:
     """What `plan_intervention` would write for a case about to be made now for
     `customer_id`, so the case's INSERT carries it (no read back, no second write of
     the row). A customer made in this same transaction has no contract to look up.
@@ -44,8 +46,7 @@ def plan_case_to_open(tx: WriteTx, customer_id: int, *, requested_at: str | None
     start = _instant(requested_at) or datetime.fromisoformat(iso(now))
     contract = None if new_customer else covering_contract(
         tx, customer_id, local_date(start, company_zone(settings)))
-    response = _hours(contract, "response_hours", settings.sla.response_hours)
-    resolution = _hours(contract, "resolution_hours", settings.sla.resolution_hours)
+    response, resolution = _sla_hours(tx, contract, request_type, settings)
     try:
         add = adder_of(settings) if response or resolution else None
         response_due = add(start, response) if add and response else None
@@ -93,15 +94,14 @@ def plan_intervention(tx: WriteTx, number: int, *, now: datetime, settings: Sett
                       add: AddBusinessHours) -> None:
     """Work out an intervention's contract and deadlines, and plan its warning step."""
     row = tx.execute(
-        "SELECT customer_id, created_at, requested_at, status FROM interventions"
-        " WHERE number = ?", (number,)).fetchone()
+        "SELECT customer_id, created_at, requested_at, status, request_type"
+        " FROM interventions WHERE number = ?", (number,)).fetchone()
     if row is None:
         return
     start = _instant(row["requested_at"]) or datetime.fromisoformat(row["created_at"])
     contract = covering_contract(tx, row["customer_id"],
                                  local_date(start, company_zone(settings)))
-    response = _hours(contract, "response_hours", settings.sla.response_hours)
-    resolution = _hours(contract, "resolution_hours", settings.sla.resolution_hours)
+    response, resolution = _sla_hours(tx, contract, row["request_type"] or "", settings)
     response_due = add(start, response) if response else None
     resolution_due = add(start, resolution) if resolution else None
     tx.execute(
@@ -143,9 +143,21 @@ def _plan_step(tx: WriteTx, number: int, assignment_id: int, step: str,
         (number, assignment_id, step, iso(due_at)))
 
 
-def _hours(contract: DbRow | None, column: str, default: float) -> float:
-    if contract is not None and contract[column] is not None:
-        return float(contract[column])
+def _sla_hours(tx: WriteTx, contract: DbRow | None, request_type: str,
+               settings: Settings) -> tuple[float, float]:
+    """The response and resolution hours of a case: the contract's, else its request
+    type's, else the `[sla]` defaults; 0 means no deadline."""
+    kind = tx.execute("SELECT response_hours, resolution_hours FROM request_types"
+                      " WHERE code = ?", (request_type,)).fetchone() if request_type else None
+    return (_hours((contract, kind), "response_hours", settings.sla.response_hours),
+            _hours((contract, kind), "resolution_hours", settings.sla.resolution_hours))
+
+
+def _hours(sources: tuple[DbRow | None, ...], column: str, default: float) -> float:
+    # A NULL leaves the choice to the next source; a 0 is a choice (no deadline).
+    for source in sources:
+        if source is not None and source[column] is not None:
+            return float(source[column])
     return default
 
 

@@ -248,7 +248,8 @@ async def test_request_types_start_with_the_service_schedule(api: Api) -> None:
         "code": "service_schedule",
         "names": {"en": "Service schedule", "it": "Manutenzione programmata",
                   "ro": "Programare service"},
-        "default_priority": "normal", "default_assignees": []}]
+        "default_priority": "normal", "default_assignees": [],
+        "response_hours": None, "resolution_hours": None}]
     await post(api, "/employees", {"email": "tech@firm.test", "name": "Tech",
                                    "language": "it"})
     repair = await post(api, "/request-types", {
@@ -256,7 +257,8 @@ async def test_request_types_start_with_the_service_schedule(api: Api) -> None:
         "default_priority": "high", "default_assignees": ["Tech@firm.test"]})
     assert repair == {"code": "repair",
                       "names": {"en": "Repair", "it": "Riparazione", "ro": "Reparație"},
-                      "default_priority": "high", "default_assignees": ["tech@firm.test"]}
+                      "default_priority": "high", "default_assignees": ["tech@firm.test"],
+                      "response_hours": None, "resolution_hours": None}
     error = await post(api, "/request-types", {"code": "install",
                                                "default_assignees": ["who@firm.test"]}, 422)
     assert error["error"].startswith("default_assignees:")

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 
 from nexusmail.admin.api.base import MAX_ID
 from nexusmail.admin.api.models import MAX_ADDRESS_CHARS, MAX_ASSIGNEES, _Body
+from nexusmail.tickets.contracts import MAX_HOURS
 from nexusmail.tickets.models import Priority
 
 Language = Literal["en", "it", "ro"]
@@ -135,12 +136,17 @@ class RequestTypeIn(_Body):
     names: NamesIn = Field(default_factory=NamesIn)
     default_priority: Priority = Priority.NORMAL
     default_assignees: list[str] = Field(default_factory=list, max_length=MAX_ASSIGNEES)
+    # The type's own SLA for cases no contract gives one (null: the [sla] defaults).
+    response_hours: float | None = Field(None, ge=0, le=MAX_HOURS)
+    resolution_hours: float | None = Field(None, ge=0, le=MAX_HOURS)
 
 
 class RequestTypePatch(_Body):
     names: NamesIn | None = None
     default_priority: Priority | None = None
     default_assignees: list[str] | None = Field(None, max_length=MAX_ASSIGNEES)
+    response_hours: float | None = Field(None, ge=0, le=MAX_HOURS)
+    resolution_hours: float | None = Field(None, ge=0, le=MAX_HOURS)
 
 
 class MergeIn(_Body):

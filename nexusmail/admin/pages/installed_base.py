@@ -94,6 +94,8 @@ class _Handlers:
                 "default_priority": form_text(form, "default_priority", 20),
                 "default_assignees": [a for a in form.getlist("default_assignees")
                                       if isinstance(a, str)],
+                "response_hours": form_text(form, "response_hours", 20),
+                "resolution_hours": form_text(form, "resolution_hours", 20),
             }
         try:
             code = await self.p.services.store.write(
