@@ -36,15 +36,22 @@ class Merged:
     interventions: int
 
 
-def merge_customers(tx: WriteTx, source: int, into: int, *, now: datetime) -> Merged:
+def merge_customers(tx: WriteTx, source: int, into: int, *, now: datetime,
+                    owner: str | None = None) -> Merged:
     """Move everything of customer `source` to customer `into`, then mark `source`
-    merged. InvalidRecord names `into` when it cannot take them."""
+    merged. InvalidRecord names `into` when it cannot take them. With `owner` (an
+    operator limited to their own customers) `into` must be theirs too: another's
+    customer is refused as if it did not exist, so its number tells them nothing."""
     if source == into:
         raise InvalidRecord(msg("{field}: a customer cannot be merged into itself",
                                 field="into"))
     require_active(tx, source)
     try:
         require_active(tx, into)
+        if owner is not None and tx.execute(
+                "SELECT 1 FROM customers WHERE id = ? AND owner = ?",
+                (into, owner.lower())).fetchone() is None:
+            raise NotFound(f"customer {into} does not exist")
     except (NotFound, Conflict) as exc:
         raise InvalidRecord(msg("{field}: {problem}", field="into", problem=str(exc))) from None
     clash = tx.execute(

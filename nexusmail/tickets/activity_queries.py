@@ -87,11 +87,16 @@ async def timesheet(
     customer: str | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
+    owner: str | None = None,
 ) -> list[TimesheetRow]:
     """Current activities matching every filter given, by day then id. `customer` is a
-    customer id, an address, or part of the name."""
+    customer id, an address, or part of the name; `owner`: only work on customers that
+    operator owns (an operator limited to their own customers)."""
     where = ["a.superseded_by IS NULL"]
     params: list[Any] = []
+    if owner is not None:
+        where.append("c.owner = ?")
+        params.append(owner.lower())
     if employee:
         where.append("a.employee_email = ?")
         params.append(employee.strip().lower())

@@ -131,7 +131,7 @@ class _Activities:
         return JSONResponse(corrected)
 
     async def list(self, request: Request) -> Response:
-        await authenticate(self.s, request)
+        token = await authenticate(self.s, request)
         params = request.query_params
         for name in ("employee", "customer"):
             if len(params.get(name) or "") > _MAX_FILTER_CHARS:
@@ -143,7 +143,8 @@ class _Activities:
             rows = await timesheet(
                 conn, employee=params.get("employee") or None,
                 customer=params.get("customer") or None,
-                date_from=_day(params.get("from"), "from"), date_to=_day(params.get("to"), "to"))
+                date_from=_day(params.get("from"), "from"), date_to=_day(params.get("to"), "to"),
+                owner=token.operator.owner_limit if token.operator else None)
         wants_csv = output == "csv" or (
             not output and "text/csv" in request.headers.get("accept", ""))
         if wants_csv:

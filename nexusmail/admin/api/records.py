@@ -154,7 +154,9 @@ class _Handlers:
         into = parse_body(self.s, MergeIn, await read_body(request)).into
         now = self.s.clock.now()
         moved = await self.s.store.write(
-            lambda tx: merge_customers(tx, source, into, now=now))
+            lambda tx: merge_customers(
+                tx, source, into, now=now,
+                owner=token.operator.owner_limit if token.operator else None))
         log.info("api.customers_merged", customer_id=source, into=into,
                  contacts=moved.contacts, sites=moved.sites, equipment=moved.equipment,
                  interventions=moved.interventions, token_name=token.name)

@@ -177,7 +177,8 @@ class _Handlers:
         now = self.p.services.clock.now()
         try:
             await self.p.services.store.write(
-                lambda tx: merge_customers(tx, source, into, now=now))
+                lambda tx: merge_customers(tx, source, into, now=now,
+                                           owner=operator.owner_limit))
         except (InvalidRecord, Conflict) as exc:
             return await self._card(request, source, self.p.text(request, refusal_message(exc)),
                                     _status(exc))

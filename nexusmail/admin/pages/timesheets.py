@@ -83,10 +83,11 @@ class _Handlers:
         return first, first.replace(day=calendar.monthrange(first.year, first.month)[1])
 
     async def _rows(self, request: Request) -> tuple[date, date, list[TimesheetRow]]:
-        await self.p.operator(request)
+        operator = await self.p.operator(request)
         first, last = self._month(request)
         async with self.p.services.store.read() as conn:
-            rows = await timesheet(conn, date_from=first, date_to=last)
+            rows = await timesheet(conn, date_from=first, date_to=last,
+                                   owner=operator.owner_limit)
         return first, last, rows
 
     async def month(self, request: Request) -> Response:
