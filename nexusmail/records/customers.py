@@ -15,6 +15,7 @@ from nexusmail.clock import iso
 from nexusmail.i18n import msg
 from nexusmail.records import fields
 from nexusmail.records.fields import InvalidRecord
+from nexusmail.storage import xact_lock
 from nexusmail.storage.connections import DbRow, ReadTx, WriteTx
 from nexusmail.tickets.cases import Conflict, NotFound
 from nexusmail.tickets.mail_domains import FreeMail
@@ -151,6 +152,10 @@ def set_domains(tx: WriteTx, customer_id: int, domains: Sequence[str]) -> None:
     """Make `domains` the customer's mail domains. A domain is one customer's only: one
     held by another customer is a Conflict naming that customer."""
     wanted = [fields.mail_domain(d) for d in domains]
+    # Held to the commit, in one order: two customers given one domain at once (two
+    # daemons' operators) get one the domain and the other a Conflict, not an error.
+    for domain in sorted(set(wanted)):
+        xact_lock.hold(tx, "customer_domain", domain)
     for domain in wanted:
         # gmail.com names no one customer: mail from it is never matched by domain.
         if FreeMail().is_free(domain):

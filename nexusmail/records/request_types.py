@@ -13,6 +13,7 @@ from typing import Any, TypedDict
 from nexusmail.i18n import msg
 from nexusmail.records import fields
 from nexusmail.records.fields import InvalidRecord
+from nexusmail.storage import xact_lock
 from nexusmail.storage.connections import ReadTx, WriteTx
 from nexusmail.tickets.cases import Conflict, NotFound
 from nexusmail.tickets.contracts import MAX_HOURS
@@ -101,6 +102,8 @@ def _assignee_ids(tx: WriteTx, emails: Sequence[str]) -> list[int]:
 def create_request_type(tx: WriteTx, values: Mapping[str, Any]) -> str:
     """Add a type to the list; return its code. Its English name defaults to the code."""
     new_code = code(values.get("code"))
+    # Two operators adding one code at once (two daemons): one adds it, one gets Conflict.
+    xact_lock.hold(tx, "request_type", new_code)
     if tx.execute("SELECT 1 FROM request_types WHERE code = ?", (new_code,)).fetchone():
         raise Conflict(f"code: a request type {new_code} exists already")
     names = {"en": "", "it": "", "ro": "", **_names(values.get("names") or {})}

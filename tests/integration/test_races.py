@@ -27,6 +27,8 @@ from nexusmail.clock import iso
 from nexusmail.config import Settings
 from nexusmail.ingest.prepare import prepare
 from nexusmail.mail.reply_reading import ReplyReading, Verdict
+from nexusmail.records.customers import create_customer, set_domains
+from nexusmail.records.request_types import create_request_type
 from nexusmail.storage.pg_store import WriteConnection
 from nexusmail.storage.postgresql import connect
 from nexusmail.tickets.apply_mail import InboundMail, IngestResult, apply_inbound, quarantine
@@ -422,3 +424,25 @@ def test_the_last_two_done_reports_at_once_resolve_the_case(database: str,
     values(gate.run(reporting(LUCA), reporting(ION)))
     assert rows(database, "SELECT status FROM interventions") == [("resolved",)]
     assert status_entries(database, "resolved") == 1
+
+
+def test_one_domain_given_to_two_customers_at_once_goes_to_one(database: str) -> None:
+    """Two operators give rossi.it to two different customers at once on two daemons:
+    one customer gets it, the other is refused with a Conflict naming the holder."""
+    def unit(tx: Any) -> list[int]:
+        return [create_customer(tx, {"name": name}, now=NOW) for name in ("Rossi", "Rossi2")]
+    first, second = write(database, unit)
+    gate = RaceGate(database, pause_before="DELETE FROM customer_domains")
+    outcomes = gate.run(partial(set_domains, customer_id=first, domains=["rossi.it"]),
+                        partial(set_domains, customer_id=second, domains=["rossi.it"]))
+    assert sorted(type(o.error).__name__ for o in outcomes) == ["Conflict", "NoneType"]
+    assert rows(database, "SELECT count(*) FROM customer_domains") == [(1,)]
+
+
+def test_one_request_type_code_added_twice_at_once_is_added_once(database: str) -> None:
+    """Two operators add the request type `caldaia` at once on two daemons: one adds
+    it, the other is refused with a Conflict (not a database error)."""
+    gate = RaceGate(database, pause_before="INSERT INTO request_types")
+    outcomes = gate.run(partial(create_request_type, values={"code": "caldaia"}),
+                        partial(create_request_type, values={"code": "caldaia"}))
+    assert sorted(type(o.error).__name__ for o in outcomes) == ["Conflict", "NoneType"]
