@@ -70,13 +70,14 @@ def sla_hours(value: Any, field: str) -> float | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InvalidRecord(f"{field}: is not a number of hours")
+        raise InvalidRecord(msg("{field}: is not a number of hours", field=field))
     try:
         hours = float(value)
     except ValueError:
-        raise InvalidRecord(f"{field}: is not a number of hours") from None
+        raise InvalidRecord(msg("{field}: is not a number of hours", field=field)) from None
     if not math.isfinite(hours) or hours < 0 or hours > MAX_HOURS:
-        raise InvalidRecord(f"{field}: should be between 0 and {MAX_HOURS:g}")
+        raise InvalidRecord(msg("{field}: should be between 0 and {most}", field=field,
+                                most=f"{MAX_HOURS:g}"))
     return hours
 
 

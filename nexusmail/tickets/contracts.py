@@ -17,6 +17,8 @@ from typing import Any, TypedDict
 import structlog
 
 from nexusmail.clock import iso
+from nexusmail.i18n import msg
+from nexusmail.records.fields import InvalidRecord
 from nexusmail.storage.connections import INTEGRITY_ERRORS, DbRow, ReadTx, WriteTx
 from nexusmail.tickets.cases import Conflict, NotFound
 from nexusmail.tickets.models import Status
@@ -38,8 +40,9 @@ USED_MINUTES_SQL = (
     " WHERE i.contract_id = ? AND a.kind = 'work' AND a.superseded_by IS NULL")
 
 
-class InvalidContract(ValueError):
-    """A contract that cannot be stored; the message starts with the field at fault."""
+class InvalidContract(InvalidRecord):
+    """A contract that cannot be stored; the message starts with the field at fault
+    (in English for the API, in the operator's language on the pages)."""
 
 
 class ContractView(TypedDict):
@@ -62,21 +65,24 @@ def clean(values: Mapping[str, Any]) -> dict[str, Any]:
     """The contract's fields checked and normalised (InvalidContract names the field)."""
     unknown = set(values) - set(FIELDS)
     if unknown:
-        raise InvalidContract(f"{sorted(unknown)[0]}: unknown field")
+        raise InvalidContract(msg("{field}: unknown field", field=sorted(unknown)[0]))
     code = str(values.get("code") or "").strip()
     if not code:
-        raise InvalidContract("code: is required")
+        raise InvalidContract(msg("{field}: is required", field="code"))
     if len(code) > MAX_CODE_CHARS:
-        raise InvalidContract(f"code: is longer than {MAX_CODE_CHARS} characters")
+        raise InvalidContract(msg("{field}: is longer than {most} characters", field="code",
+                                  most=MAX_CODE_CHARS))
     valid_from = _day(values.get("valid_from"), "valid_from")
     if valid_from is None:
-        raise InvalidContract("valid_from: is required")
+        raise InvalidContract(msg("{field}: is required", field="valid_from"))
     valid_to = _day(values.get("valid_to"), "valid_to")
     if valid_to is not None and valid_to < valid_from:
-        raise InvalidContract("valid_to: is before valid_from")
+        raise InvalidContract(msg("{field}: is before {other}", field="valid_to",
+                                  other="valid_from"))
     notes = str(values.get("notes") or "")
     if len(notes) > MAX_NOTES_CHARS:
-        raise InvalidContract(f"notes: is longer than {MAX_NOTES_CHARS} characters")
+        raise InvalidContract(msg("{field}: is longer than {most} characters", field="notes",
+                                  most=MAX_NOTES_CHARS))
     return {
         "code": code, "type": str(values.get("type") or "").strip(),
         "valid_from": valid_from.isoformat(),
@@ -106,11 +112,45 @@ def add_contract(tx: WriteTx, customer_id: int, values: Mapping[str, Any], *,
         ).fetchone()[0]
     except INTEGRITY_ERRORS:
         raise Conflict(f"code: the customer already has a contract {data['code']}") from None
-    tx.execute("UPDATE interventions SET sla_planned_at = NULL"
-               " WHERE customer_id = ? AND status = ?", (customer_id, Status.OPEN))
+    _replan_open_cases(tx, customer_id)
     log.info("contract.created", customer_id=customer_id, contract_id=contract_id,
              code=data["code"], valid_from=data["valid_from"], valid_to=data["valid_to"])
     return contract_id
+
+
+def update_contract(tx: WriteTx, customer_id: int, contract_id: int,
+                    values: Mapping[str, Any], *, now: datetime) -> None:
+    """Replace a contract's fields (all of them, checked as for a new one). Only one of
+    `customer_id`'s own; its open interventions get their deadlines worked out again
+    (the dates or hours may have changed)."""
+    row = tx.execute("SELECT customer_id, prepaid_hours FROM contracts WHERE id = ?",
+                     (contract_id,)).fetchone()
+    if row is None or row[0] != customer_id:
+        raise NotFound(f"customer {customer_id} has no contract {contract_id}")
+    data = clean(values)
+    try:
+        tx.execute(
+            "UPDATE contracts SET code = ?, type = ?, valid_from = ?, valid_to = ?,"
+            " response_hours = ?, resolution_hours = ?, prepaid_hours = ?, notes = ?"
+            " WHERE id = ?",
+            (data["code"], data["type"], data["valid_from"], data["valid_to"],
+             data["response_hours"], data["resolution_hours"], data["prepaid_hours"],
+             data["notes"], contract_id))
+    except INTEGRITY_ERRORS:
+        raise Conflict(f"code: the customer already has a contract {data['code']}") from None
+    if data["prepaid_hours"] != row[1]:
+        # A new package (topped up, say): its low-hours warning may come again.
+        tx.execute("UPDATE contracts SET low_hours_alerted_at = NULL WHERE id = ?",
+                   (contract_id,))
+    _replan_open_cases(tx, customer_id)
+    log.info("contract.updated", customer_id=customer_id, contract_id=contract_id,
+             code=data["code"], valid_from=data["valid_from"], valid_to=data["valid_to"],
+             at=iso(now))
+
+
+def _replan_open_cases(tx: WriteTx, customer_id: int) -> None:
+    tx.execute("UPDATE interventions SET sla_planned_at = NULL"
+               " WHERE customer_id = ? AND status = ?", (customer_id, Status.OPEN))
 
 
 def covering_contract(tx: WriteTx, customer_id: int, day: date) -> DbRow | None:
@@ -169,15 +209,21 @@ def _day(value: Any, name: str) -> date | None:
     try:
         return date.fromisoformat(str(value))
     except ValueError:
-        raise InvalidContract(f"{name}: is not a date (YYYY-MM-DD)") from None
+        raise InvalidContract(msg("{field}: should be a date as YYYY-MM-DD",
+                                  field=name)) from None
 
 
 def _hours(value: Any, name: str) -> float | None:
-    if value is None:
+    if value is None or value == "":
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidContract(f"{name}: is not a number of hours")
-    hours = float(value)
+    # Text too: a page's form sends its numbers as typed.
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise InvalidContract(msg("{field}: is not a number of hours", field=name))
+    try:
+        hours = float(str(value).replace(",", ".")) if isinstance(value, str) else float(value)
+    except ValueError:
+        raise InvalidContract(msg("{field}: is not a number of hours", field=name)) from None
     if not math.isfinite(hours) or hours < 0 or hours > MAX_HOURS:
-        raise InvalidContract(f"{name}: should be between 0 and {MAX_HOURS:g}")
+        raise InvalidContract(msg("{field}: should be between 0 and {most}", field=name,
+                                  most=f"{MAX_HOURS:g}"))
     return hours

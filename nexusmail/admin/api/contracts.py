@@ -9,6 +9,8 @@
   response_hours?, resolution_hours?, prepaid_hours?, notes?}` → 201 the contract
   (hours are business hours, fractions allowed; null: none). A code the customer
   already has is 409; the customer's open interventions get their deadlines again.
+- `PUT /api/v1/customers/{id}/contracts/{contract_id}` the same body → 200 the
+  contract with every field replaced; 404 when it is not one of that customer's.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def contract_routes(services: ApiServices) -> list[Route]:
     return [
         Route("/customers/{id:int}/contracts", h.list_contracts, methods=["GET"]),
         Route("/customers/{id:int}/contracts", h.add_contract, methods=["POST"]),
+        Route("/customers/{id:int}/contracts/{contract_id:int}", h.replace_contract,
+              methods=["PUT"]),
     ]
 
 
@@ -88,3 +92,19 @@ class _Handlers:
             contract = await contracts.get_contract(conn, contract_id)
         return JSONResponse(contract, status_code=201,
                             headers={"Location": f"/api/v1/customers/{customer_id}/contracts"})
+
+    async def replace_contract(self, request: Request) -> Response:
+        token = await authenticate(self.s, request)
+        customer_id, contract_id = path_id(request, "id"), path_id(request, "contract_id")
+        values = parse_body(self.s, ContractIn, await read_body(request)).model_dump()
+        now = self.s.clock.now()
+        try:
+            await self.s.store.write(lambda tx: contracts.update_contract(
+                tx, customer_id, contract_id, values, now=now))
+        except contracts.InvalidContract as exc:
+            raise ApiError(422, str(exc)) from None
+        log.info("api.contract_updated", customer_id=customer_id, contract_id=contract_id,
+                 token_name=token.name)
+        async with self.s.store.read() as conn:
+            contract = await contracts.get_contract(conn, contract_id)
+        return JSONResponse(contract)

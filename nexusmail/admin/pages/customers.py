@@ -1,6 +1,6 @@
 """The customer archive on the admin page: the customers list with search and a form for
-a new one, and the customer card (details, contacts, sites, equipment, interventions)
-with its edit and add forms and merging.
+a new one, and the customer card (details, contacts, sites, equipment, contracts,
+interventions) with its edit and add forms and merging.
 
 Every form posts with the session's CSRF token and ends in a redirect to the card
 (303, so a reload does not post again); a refused value shows the card again with the
@@ -28,8 +28,8 @@ from nexusmail.records.fields import InvalidRecord, refusal_message
 from nexusmail.records.links import customer_interventions
 from nexusmail.records.merge import merge_customers
 from nexusmail.storage.connections import WriteTx
+from nexusmail.tickets import contracts
 from nexusmail.tickets.cases import Conflict
-from nexusmail.tickets.contracts import list_contracts
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +41,9 @@ CONTACT_TEXT = ("name", "email", "phone", "role", "preferred_channel", "language
 SITE_TEXT = ("name", "address", "access_notes")
 EQUIPMENT_TEXT = ("serial", "model", "description", "installed_on", "warranty_until",
                   "notes")
+CONTRACT_TEXT = {"code": contracts.MAX_CODE_CHARS, "type": 100, "valid_from": 10,
+                 "valid_to": 10, "response_hours": 20, "resolution_hours": 20,
+                 "prepaid_hours": 20, "notes": contracts.MAX_NOTES_CHARS}
 
 
 def customer_routes(pages: Pages) -> list[Route]:
@@ -55,6 +58,8 @@ def customer_routes(pages: Pages) -> list[Route]:
         Route("/customers/{id:int}/sites", h.add_site, methods=["POST"]),
         Route("/customers/{id:int}/sites/{item:int}", h.edit_site, methods=["POST"]),
         Route("/customers/{id:int}/equipment", h.add_equipment, methods=["POST"]),
+        Route("/customers/{id:int}/contracts", h.add_contract, methods=["POST"]),
+        Route("/customers/{id:int}/contracts/{item:int}", h.edit_contract, methods=["POST"]),
         Route("/customers/{id:int}/merge", h.merge, methods=["POST"]),
     ]
 
@@ -167,6 +172,26 @@ class _Handlers:
         return await self._change(request, msg("Equipment added."), "admin.equipment_created",
                                   add)
 
+    async def add_contract(self, request: Request) -> Response:
+        form = await self._form(request)
+        # As typed: the contract's own checks read the dates and hours (empty: none).
+        values = {name: form_text(form, name, most) for name, most in CONTRACT_TEXT.items()}
+        return await self._change(request, msg("Contract added."), "admin.contract_created",
+                                  lambda tx, cid, now: contracts.add_contract(
+                                      tx, cid, values, now=now))
+
+    async def edit_contract(self, request: Request) -> Response:
+        form = await self._form(request)
+        values = {name: form_text(form, name, most) for name, most in CONTRACT_TEXT.items()}
+        contract_id = _item(request)
+
+        def change(tx: WriteTx, customer_id: int, now: Any) -> None:
+            _require_part(tx, "contracts", contract_id, customer_id, "contract")
+            contracts.update_contract(tx, customer_id, contract_id, values, now=now)
+
+        return await self._change(request, msg("Contract saved."), "admin.contract_updated",
+                                  change)
+
     async def merge(self, request: Request) -> Response:
         form = await self._form(request)
         into = _int(form_text(form, "into"))
@@ -211,7 +236,7 @@ class _Handlers:
             machines = (await equipment.find_equipment(conn, customer_id=customer_id,
                                                        limit=200))["items"]
             cases = await customer_interventions(conn, customer_id)
-            deals = await list_contracts(conn, customer_id)
+            deals = await contracts.list_contracts(conn, customer_id)
         site_names = {s["id"]: s["name"] for s in places}
         serials = {m["id"]: m["serial"] for m in machines}
         return self.p.render(request, "customer.html.j2", status=status, c=customer,
@@ -232,7 +257,7 @@ class _Handlers:
 def _require_part(tx: WriteTx, table: str, item_id: int, customer_id: int,
                   what: str) -> None:
     """A form of one customer's card may change only that customer's rows."""
-    # `table` is one of our two constants, never input.
+    # `table` is one of our constants, never input.
     row = tx.execute(f"SELECT customer_id FROM {table} WHERE id = ?",  # noqa: S608
                      (item_id,)).fetchone()
     if row is None or row[0] != customer_id:
