@@ -110,3 +110,33 @@ async def test_a_search_most_customers_match_pages_and_counts_like_a_narrow_one(
         annas[:30], len(annas))
     assert await names(store, "e 10", limit=5) == (every[1000:1005], 60)  # few: sorted
     assert await names(store, "l", limit=3) == (["Altro", *every[:2]], many + 1)
+
+
+async def test_a_row_built_piece_by_piece_holds_what_a_rebuild_writes(store: Storage) -> None:
+    """Contacts and mail domains appended to a customer's row one by one, a no-op edit
+    between them, leave it with the same lines as rebuilding it from the three tables."""
+    rossi = await add(store, {"name": "Rossi Srl", "tax_id": "IT0001",
+                              "mail_domains": ["rossi.it"]})
+    await store.write(lambda tx: contacts.add_contact(
+        tx, rossi, {"name": "Giulia", "email": "giulia@rossi.it"}, now=NOW))
+    await store.write(lambda tx: customers.update_customer(
+        tx, rossi, {"mail_domains": ["rossi.it", "rossi-impianti.it"]}, now=NOW))
+    await store.write(lambda tx: tx.execute(
+        "UPDATE customers SET name = name WHERE id = ?", (rossi,)))
+    await store.write(lambda tx: contacts.add_contact(
+        tx, rossi, {"name": "Ștefan", "phone": "333 1"}, now=NOW))
+
+    async def lines() -> list[str]:
+        async with store.read() as conn:
+            cursor = await conn.execute(
+                "SELECT body FROM customer_search WHERE customer_id = ?", (rossi,))
+            [body] = await cursor.fetchone()
+        return sorted(body.split("\n"))
+
+    appended = await lines()
+    for name in ("Rebuilt", "Rossi Srl"):  # a rename rebuilds the row
+        await store.write(lambda tx, name=name: tx.execute(
+            "UPDATE customers SET name = ? WHERE id = ?", (name, rossi)))
+    assert appended == await lines()
+    assert "333 1" in appended
+    assert await names(store, "impianti.it") == (["Rossi Srl"], 1)
