@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
@@ -52,9 +52,15 @@ MIGRATIONS_TABLE = "schema_migrations"
 # the rows; on PostgreSQL generated columns compute the same from the copied rows.
 FTS_SHADOWS = ("", "_data", "_idx", "_content", "_docsize", "_config")
 # Tables the schema's triggers fill from other tables' rows (what the customer search
-# reads): the target's triggers rebuild them from the rows being copied, so they are
-# never copied themselves.
-DERIVED = frozenset({"customer_search"})
+# reads): never copied, but rebuilt in the target from the copied rows. Their triggers
+# (named after them) are switched off during the copy, where they would rewrite a
+# customer's row once per contact and mail domain copied, and the statement here
+# rebuilds each table once at the end, in the same transaction.
+DERIVED_REBUILDS = {
+    "customer_search":
+        "SELECT nexusmail_customer_search_refresh(id) FROM customers WHERE merged_into IS NULL",
+}
+DERIVED = frozenset(DERIVED_REBUILDS)
 # A COPY per batch: at most this many rows, or this many bytes of values (raw mails can
 # be large), so memory stays bounded and progress moves.
 BATCH_ROWS = 2000
@@ -213,7 +219,12 @@ def _copy_all(source: sqlite3.Connection, target: psycopg.Connection[Any], plan:
     for table in reversed(plan.order):
         if table in SEEDED:
             target.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table)))
+    triggers = _derived_triggers(target)
+    _switch_triggers(target, triggers, "DISABLE")
     moved = [_copy_table(source, target, plan, table, progress) for table in plan.order]
+    for rebuild in DERIVED_REBUILDS.values():
+        target.execute(rebuild)
+    _switch_triggers(target, triggers, "ENABLE")
     _reset_identities(source, target, plan)
     for done in moved:
         rows, digest = _target_digest(target, done.name, plan.columns[done.name])
@@ -222,6 +233,23 @@ def _copy_all(source: sqlite3.Connection, target: psycopg.Connection[Any], plan:
                             f"{rows} in PostgreSQL; content hash {done.sha256[:16]} vs "
                             f"{digest[:16]}; nothing was committed")
     return moved
+
+
+def _derived_triggers(target: psycopg.Connection[Any]) -> list[tuple[str, str]]:
+    """(table, trigger) for each trigger that keeps a derived table: named after it."""
+    prefixes = [name.replace("_", "\\_") + "\\_%" for name in sorted(DERIVED)]
+    rows = target.execute(
+        "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid"
+        " WHERE NOT t.tgisinternal AND pg_table_is_visible(c.oid)"
+        " AND t.tgname LIKE ANY(%s) ORDER BY 1, 2", (prefixes,)).fetchall()
+    return [(r[0], r[1]) for r in rows]
+
+
+def _switch_triggers(target: psycopg.Connection[Any], triggers: list[tuple[str, str]],
+                     state: Literal["ENABLE", "DISABLE"]) -> None:
+    for table, trigger in triggers:
+        target.execute(sql.SQL("ALTER TABLE {} {} TRIGGER {}").format(
+            sql.Identifier(table), sql.SQL(state), sql.Identifier(trigger)))
 
 
 def _copy_table(source: sqlite3.Connection, target: psycopg.Connection[Any], plan: _Plan,

@@ -251,6 +251,11 @@ async def test_a_store_with_every_kind_of_row_moves_and_the_daemon_runs_on_it(
             "Alt caz", "Altceva.", sender="ana@example.ro", message_id="a3@example.ro"))
         )[0] == 250
         assert await daemon.query("SELECT max(number) FROM interventions") == [(11,)]
+        # The search's triggers, off during the copy, are on again; its rows rebuilt.
+        assert await daemon.query("SELECT count(*) FROM pg_trigger WHERE tgname LIKE"
+                                  " 'customer_search_%' AND tgenabled <> 'O'") == [(0,)]
+        assert await daemon.query("SELECT count(*) FROM customer_search") == (
+            await daemon.query("SELECT count(*) FROM customers WHERE merged_into IS NULL"))
 
     code = await asyncio.to_thread(main, ["migrate-store", "--to", url, "--config", config])
     err = capsys.readouterr().err
