@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import resource
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -90,6 +91,7 @@ class ChaosReport:
     takeover_s: list[float] = field(default_factory=list)  # restart until its claims sent
     load_s: float = 0.0            # first mail to last 250
     mails_per_s: float = 0.0
+    daemon_cpu_ms_per_mail: float = 0.0  # every daemon process, the killed ones too
     duration_s: float = 0.0
     exit_codes: list[int] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -203,6 +205,7 @@ async def run_cluster_chaos(plan: ChaosPlan, workdir: Path, *, database_url: str
     AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY must be in this process's environment
     (the daemons inherit it)."""
     began = time.monotonic()
+    children_cpu = _children_cpu_s()
     rng = random.Random(plan.seed + 1)
     report = ChaosReport(plan)
     sink = SlowSink(plan.sink_delay_s)
@@ -240,6 +243,9 @@ async def run_cluster_chaos(plan: ChaosPlan, workdir: Path, *, database_url: str
             await daemon.kill()
         await asyncio.to_thread(relay.stop)
     report.duration_s = round(time.monotonic() - began, 1)
+    # The daemons are this process's children, all reaped by now: their CPU time.
+    report.daemon_cpu_ms_per_mail = round(
+        (_children_cpu_s() - children_cpu) * 1000 / len(corpus), 2)
     report.mails_per_s = round(len(corpus) / report.load_s, 1) if report.load_s else 0.0
     report.per_daemon_mails = {f"d{n}": load.acked_by[d.smtp_port]
                                for n, d in enumerate(daemons)}
@@ -370,6 +376,11 @@ async def _kill_and_restart(victim: DaemonProcess, plan: ChaosPlan, report: Chao
     await _until(lambda: not _claimed_unsent(database_url) & held,
                  what="the killed daemon's claims to be sent")
     report.takeover_s.append(round(time.monotonic() - killed, 2))
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _claimed_unsent(database_url: str) -> set[int]:
