@@ -1,6 +1,7 @@
 """Three daemons on one PostgreSQL database and one S3 blob store (moto on loopback),
-a few hundred mails sent round-robin across them with MTA-like retries, one daemon
-SIGKILLed mid-run and restarted: nothing lost, nothing doubled, nothing half-stored.
+a few hundred mails sent round-robin across them with MTA-like retries and schedules
+due, one daemon SIGKILLed mid-run and restarted: nothing lost, nothing doubled,
+nothing half-stored.
 
 A short run of tests/support/cluster_chaos.py; bench/cluster_chaos.py runs long ones.
 """
@@ -36,9 +37,10 @@ async def test_three_daemons_lose_and_double_nothing_through_a_kill(
     while the relay holds an acknowledgement and restarted: each mail got one 250, is
     one inbound row and one intervention; each acknowledgement reached the relay under
     its one Message-ID, copies only within what the killed daemon had in flight; every
-    attachment is an object in the bucket that verifies; nothing is half-stored."""
+    attachment is an object in the bucket that verifies; nothing is half-stored. 300
+    schedules due as the daemons start: each (schedule, occurrence) opened once."""
     url = postgres_cluster.create_database(f"nm_{uuid.uuid4().hex[:12]}")
-    report = await run_cluster_chaos(ChaosPlan(mails=200, kills=1), tmp_path,
+    report = await run_cluster_chaos(ChaosPlan(mails=200, kills=1, schedules=300), tmp_path,
                                      database_url=url, s3=s3, bucket=s3.new_bucket())
     assert report.problems == []
     assert report.kills == 1
@@ -49,3 +51,4 @@ async def test_three_daemons_lose_and_double_nothing_through_a_kill(
     # Every daemon took part (the restarted one too, or its share went elsewhere).
     assert sum(1 for n in report.per_daemon_mails.values() if n) == 3
     assert report.exit_codes == [0, 0, 0]
+    assert report.schedules_opened == 300

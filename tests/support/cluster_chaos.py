@@ -29,8 +29,10 @@ import resource
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiosmtplib
 from crash_cycles import (
@@ -49,12 +51,20 @@ from s3_server import S3Server
 from smtp_sink import free_port, start_sink
 
 from nexusmail.blobs.s3 import S3BlobStore
+from nexusmail.storage.connections import WriteTx
+from nexusmail.storage.pg_store import PgStore
+from nexusmail.tickets.recurrence import Interval
+from nexusmail.tickets.schedules import ScheduleSpec, create_schedule
 
+# The checks of mail stored whole look only at the cases a mail opened, not at the ones
+# the schedules opened (no inbound row, no acknowledgement).
+MAIL_CASES = "FROM (SELECT * FROM interventions WHERE source <> 'schedule') v"
 BLOB_PREFIX = "blobs"
 REPLY_KEY = "chaos-cluster-reply-key-" + "k" * 40  # shared by every daemon: one firm
 # How many mails one daemon's outbox can have in the relay's hands at once: a kill can
 # leave at most that many sent-but-unmarked, each then sent again by its successor.
 OUTBOX_IN_FLIGHT = 4
+SCHEDULE_ZONE = "Europe/Rome"
 CLIENT_TIMEOUT_S = 30.0   # generous: a loaded machine is slow, not broken
 LOAD_TIMEOUT_S = 240.0
 RETRY_PAUSE_S = 0.1
@@ -70,6 +80,7 @@ class ChaosPlan:
     sink_delay_s: float = 0.05   # the relay holds each 250 this long
     lease_s: float = 2.0
     attachment_share: float = 0.2
+    schedules: int = 0           # due when the daemons start: they race to open them
     seed: int = 7
 
 
@@ -78,6 +89,7 @@ class ChaosReport:
     plan: ChaosPlan
     mails: int = 0
     with_attachment: int = 0
+    schedules_opened: int = 0
     kills: int = 0
     kills_mid_send: int = 0        # the relay held a mail at the kill
     attempts: int = 0              # SMTP transactions, retries included
@@ -110,6 +122,7 @@ def write_cluster_config(workdir: Path, name: str, *, database_url: str, relay_p
                           relay_port=relay_port, database_url=database_url, lease_s=lease_s)
     shared = "[blobs]\n" + "".join(f'{key} = "{value}"\n' for key, value in blobs.items())
     shared += f'[replies]\nsecret_keys = ["{REPLY_KEY}"]\n'
+    shared += f'[scheduler]\ntimezone = "{SCHEDULE_ZONE}"\ninterval_s = 1.0\n'
     with config.open("a") as out:
         out.write(shared)
     return DaemonProcess(config, smtp_port, workdir / f"{name}.log")
@@ -187,6 +200,27 @@ class RoundRobinLoad:
         return code
 
 
+async def create_due_schedules(database_url: str, count: int) -> None:
+    """`count` monthly schedules, each from its own customer, due today (the store is
+    migrated here, before any daemon starts)."""
+    today = datetime.now(ZoneInfo(SCHEDULE_ZONE)).date()
+    now = datetime.now(UTC)
+
+    def create_all(tx: WriteTx) -> None:
+        for n in range(count):
+            create_schedule(tx, ScheduleSpec(
+                customer_email=f"site{n}@example.net", subject=f"Boiler service {n}",
+                interval=Interval.MONTHLY, first_date=today), today=today, now=now)
+
+    async with PgStore(database_url) as store:
+        await store.write(create_all)
+
+
+def _schedules_handled(database_url: str) -> int:
+    with contextlib.closing(read_db(Path("."), database_url)) as conn:
+        return int(conn.execute("SELECT count(*) FROM schedule_occurrences").fetchone()[0])
+
+
 def build_corpus(plan: ChaosPlan) -> list[TestMail]:
     """`plan.mails` mails from distinct customers; about `attachment_share` carry a file."""
     rng = random.Random(plan.seed)
@@ -218,6 +252,8 @@ async def run_cluster_chaos(plan: ChaosPlan, workdir: Path, *, database_url: str
     load = RoundRobinLoad([d.smtp_port for d in daemons], corpus, plan.connections)
     sending: asyncio.Task[None] | None = None
     try:
+        if plan.schedules:
+            await create_due_schedules(database_url, plan.schedules)
         for daemon in daemons:
             await daemon.start()
         load_began = time.monotonic()
@@ -230,6 +266,8 @@ async def run_cluster_chaos(plan: ChaosPlan, workdir: Path, *, database_url: str
             victim = daemons[rng.randrange(len(daemons))]
             await _kill_and_restart(victim, plan, report, sink, database_url)
         await asyncio.wait_for(sending, LOAD_TIMEOUT_S)
+        await _until(lambda: _schedules_handled(database_url) >= plan.schedules,
+                     what="every due schedule to be opened")
         report.load_s = round(time.monotonic() - load_began, 2)
         await wait_outbox_drained(workdir, database_url)
         await _until(lambda: sink.holding == 0, what="the relay's last 250")
@@ -269,11 +307,13 @@ def verify(report: ChaosReport, load: RoundRobinLoad, sink: SlowSink, database_u
         problems.append(f"a clean stop failed: exit codes {report.exit_codes}")
     with contextlib.closing(read_db(Path("."), database_url)) as conn:
         for name, sql in HALF_STORED_CHECKS.items():
-            count = conn.execute(sql).fetchone()[0]
+            count = conn.execute(sql.replace("FROM interventions v", MAIL_CASES)).fetchone()[0]
             if count:
                 problems.append(f"{name}: {count}")
         stored = Counter(r[0] for r in conn.execute("SELECT message_id FROM inbound"))
-        interventions = conn.execute("SELECT count(*) FROM interventions").fetchone()[0]
+        interventions = conn.execute(
+            f"SELECT count(*) {MAIL_CASES}").fetchone()[0]
+        _verify_schedules(report, conn)
         outbox = {r[0]: (r[1], r[2]) for r in conn.execute(
             "SELECT message_id, recipient, status FROM outbox WHERE kind = 'acknowledgement'")}
         attached = conn.execute(
@@ -290,6 +330,25 @@ def verify(report: ChaosReport, load: RoundRobinLoad, sink: SlowSink, database_u
         problems.append(f"{interventions} interventions for {len(mails)} mails")
     _verify_blobs(problems, mails, attached, raw, s3, bucket)
     _verify_acknowledgements(report, outbox, sink)
+
+
+def _verify_schedules(report: ChaosReport, conn: Any) -> None:
+    """Each (schedule, occurrence) opened once: one occurrence row a schedule, each
+    with its own intervention, and no scheduled intervention without one."""
+    rows = conn.execute("SELECT schedule_id, outcome, intervention_number"
+                        " FROM schedule_occurrences").fetchall()
+    report.schedules_opened = sum(1 for _, outcome, _ in rows if outcome == "opened")
+    per_schedule = Counter(row[0] for row in rows)
+    if len(per_schedule) != report.plan.schedules or any(
+            n != 1 for n in per_schedule.values()):
+        report.problems.append(f"{len(rows)} occurrences for {report.plan.schedules} "
+                               f"schedules due once")
+    opened = [row[2] for row in rows if row[2] is not None]
+    scheduled = conn.execute(
+        "SELECT count(*) FROM interventions WHERE source = 'schedule'").fetchone()[0]
+    if len(set(opened)) != len(opened) or scheduled != len(opened):
+        report.problems.append(f"{scheduled} scheduled interventions for {len(opened)}"
+                               " occurrences opened")
 
 
 def _verify_blobs(problems: list[str], mails: dict[str, TestMail], attached: list[Any],
