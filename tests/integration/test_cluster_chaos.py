@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from cluster_chaos import OUTBOX_IN_FLIGHT, ChaosPlan, run_cluster_chaos
+from dovecot_server import Dovecot, dovecot_binary
 from postgres_server import PostgresCluster
 from s3_server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server, s3_server
 
@@ -30,21 +31,39 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:
         yield server
 
 
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot | None]:
+    """A throwaway Dovecot when installed; without it the IMAP part is left out."""
+    if dovecot_binary() is None:
+        yield None
+        return
+    with Dovecot() as server:
+        yield server
+
+
 async def test_three_daemons_lose_and_double_nothing_through_a_kill(
-    tmp_path: Path, postgres_cluster: PostgresCluster, s3: S3Server
+    tmp_path: Path, postgres_cluster: PostgresCluster, s3: S3Server,
+    dovecot: Dovecot | None
 ) -> None:
-    """200 mails (about a fifth with an attachment) over three daemons, one SIGKILLed
+    """200 mails by SMTP (about a fifth with an attachment) over three daemons, one SIGKILLed
     while the relay holds an acknowledgement and restarted: each mail got one 250, is
     one inbound row and one intervention; each acknowledgement reached the relay under
     its one Message-ID, copies only within what the killed daemon had in flight; every
     attachment is an object in the bucket that verifies; nothing is half-stored. 300
-    schedules due as the daemons start: each (schedule, occurrence) opened once."""
+    schedules due as the daemons start: each (schedule, occurrence) opened once. 60 more
+    mails delivered to a Dovecot folder all three collect: each stored once (no UID
+    skipped), and the folder's checkpoint never went backwards."""
     url = postgres_cluster.create_database(f"nm_{uuid.uuid4().hex[:12]}")
-    report = await run_cluster_chaos(ChaosPlan(mails=200, kills=1, schedules=300), tmp_path,
-                                     database_url=url, s3=s3, bucket=s3.new_bucket())
+    report = await run_cluster_chaos(ChaosPlan(mails=260, kills=1, schedules=300,
+                                               imap_mails=60 if dovecot else 0),
+                                     tmp_path, database_url=url, s3=s3,
+                                     bucket=s3.new_bucket(), dovecot=dovecot)
     assert report.problems == []
     assert report.kills == 1
-    assert report.mails == 200
+    assert report.mails == 260
+    if dovecot is not None:
+        assert report.imap_collected == 60
+        assert report.checkpoint_reads > 10
     assert report.with_attachment > 20
     assert report.acks_received == report.mails + report.ack_duplicates
     assert report.ack_duplicates <= OUTBOX_IN_FLIGHT

@@ -47,6 +47,7 @@ from crash_cycles import (
     wait_outbox_drained,
     write_config,
 )
+from dovecot_server import ANY_USER_PASSWORD, Dovecot, new_user
 from s3_server import S3Server
 from smtp_sink import free_port, start_sink
 
@@ -65,6 +66,7 @@ REPLY_KEY = "chaos-cluster-reply-key-" + "k" * 40  # shared by every daemon: one
 # leave at most that many sent-but-unmarked, each then sent again by its successor.
 OUTBOX_IN_FLIGHT = 4
 SCHEDULE_ZONE = "Europe/Rome"
+IMAP_ACCOUNT = "support"
 CLIENT_TIMEOUT_S = 30.0   # generous: a loaded machine is slow, not broken
 LOAD_TIMEOUT_S = 240.0
 RETRY_PAUSE_S = 0.1
@@ -81,6 +83,7 @@ class ChaosPlan:
     lease_s: float = 2.0
     attachment_share: float = 0.2
     schedules: int = 0           # due when the daemons start: they race to open them
+    imap_mails: int = 0          # appended to a Dovecot folder all daemons collect
     seed: int = 7
 
 
@@ -90,6 +93,8 @@ class ChaosReport:
     mails: int = 0
     with_attachment: int = 0
     schedules_opened: int = 0
+    imap_collected: int = 0
+    checkpoint_reads: int = 0      # samples of the IMAP checkpoint taken during the run
     kills: int = 0
     kills_mid_send: int = 0        # the relay held a mail at the kill
     attempts: int = 0              # SMTP transactions, retries included
@@ -115,7 +120,8 @@ class ChaosReport:
 
 
 def write_cluster_config(workdir: Path, name: str, *, database_url: str, relay_port: int,
-                         blobs: dict[str, Any], lease_s: float) -> DaemonProcess:
+                         blobs: dict[str, Any], lease_s: float,
+                         imap: tuple[Dovecot, str] | None = None) -> DaemonProcess:
     """One daemon of the cluster: its own data dir and SMTP port, the shared rest."""
     smtp_port = free_port()
     config = write_config(workdir / f"{name}.toml", workdir / name, smtp_port=smtp_port,
@@ -123,6 +129,14 @@ def write_cluster_config(workdir: Path, name: str, *, database_url: str, relay_p
     shared = "[blobs]\n" + "".join(f'{key} = "{value}"\n' for key, value in blobs.items())
     shared += f'[replies]\nsecret_keys = ["{REPLY_KEY}"]\n'
     shared += f'[scheduler]\ntimezone = "{SCHEDULE_ZONE}"\ninterval_s = 1.0\n'
+    if imap is not None:
+        dovecot, user = imap
+        # Quick polls and a short lease: a killed holder's folder is taken over in seconds.
+        shared += ("[imap]\npoll_interval_s = 0.3\nsweep_interval_s = 0.5\n"
+                   "reconnect_min_s = 0.1\nreconnect_max_s = 0.5\nlease_s = 3.0\n"
+                   f'[[imap.accounts]]\nname = "{IMAP_ACCOUNT}"\nhost = "{dovecot.host}"\n'
+                   f'port = {dovecot.port}\ntls = "none"\nusername = "{user}"\n'
+                   f'password = "{ANY_USER_PASSWORD}"\n')
     with config.open("a") as out:
         out.write(shared)
     return DaemonProcess(config, smtp_port, workdir / f"{name}.log")
@@ -216,6 +230,48 @@ async def create_due_schedules(database_url: str, count: int) -> None:
         await store.write(create_all)
 
 
+class CheckpointWatch:
+    """Reads the IMAP checkpoints every 0.1 s while the run lasts: a highest UID that
+    goes down within one UIDVALIDITY is a problem (a checkpoint moved backwards)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.stop = False
+        self.reads = 0
+        self.problems: list[str] = []
+        self._seen: dict[tuple[str, str, int], int] = {}
+
+    async def run(self) -> None:
+        while not self.stop:
+            rows = await asyncio.to_thread(self._read)
+            self.reads += 1
+            for account, folder, validity, uid in rows:
+                key = (account, folder, int(validity))
+                if int(uid) < self._seen.get(key, 0):
+                    self.problems.append(f"checkpoint of {account}/{folder} went back from "
+                                         f"{self._seen[key]} to {uid}")
+                self._seen[key] = max(int(uid), self._seen.get(key, 0))
+            await asyncio.sleep(0.1)
+
+    def _read(self) -> list[Any]:
+        with contextlib.closing(read_db(Path("."), self.database_url)) as conn:
+            return list(conn.execute(
+                "SELECT account, folder, uidvalidity, highest_uid FROM imap_checkpoints"))
+
+
+def _append_slowly(dovecot: Dovecot, user: str, mails: list[TestMail]) -> None:
+    """Deliver the mails to the folder a few at a time while the SMTP load runs (and
+    across the kill: the folder's lease may be the killed daemon's)."""
+    for start in range(0, len(mails), 3):
+        dovecot.append(user, [mail.raw for mail in mails[start:start + 3]])
+        time.sleep(0.3)
+
+
+def _stored_count(database_url: str) -> int:
+    with contextlib.closing(read_db(Path("."), database_url)) as conn:
+        return int(conn.execute("SELECT count(*) FROM inbound").fetchone()[0])
+
+
 def _schedules_handled(database_url: str) -> int:
     with contextlib.closing(read_db(Path("."), database_url)) as conn:
         return int(conn.execute("SELECT count(*) FROM schedule_occurrences").fetchone()[0])
@@ -234,7 +290,8 @@ def build_corpus(plan: ChaosPlan) -> list[TestMail]:
 
 
 async def run_cluster_chaos(plan: ChaosPlan, workdir: Path, *, database_url: str,
-                            s3: S3Server, bucket: str) -> ChaosReport:
+                            s3: S3Server, bucket: str,
+                            dovecot: Dovecot | None = None) -> ChaosReport:
     """Run the plan (daemons' data dirs and logs in `workdir`); return what happened.
     AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY must be in this process's environment
     (the daemons inherit it)."""
@@ -245,12 +302,19 @@ async def run_cluster_chaos(plan: ChaosPlan, workdir: Path, *, database_url: str
     sink = SlowSink(plan.sink_delay_s)
     relay = start_sink(sink)
     blobs = s3.blobs_section(bucket, prefix=BLOB_PREFIX)
+    imap = (dovecot, new_user()) if dovecot is not None and plan.imap_mails else None
     daemons = [write_cluster_config(workdir, f"d{n}", database_url=database_url,
-                                    relay_port=relay.port, blobs=blobs, lease_s=plan.lease_s)
+                                    relay_port=relay.port, blobs=blobs, lease_s=plan.lease_s,
+                                    imap=imap)
                for n in range(plan.daemons)]
     corpus = build_corpus(plan)
+    # The last imap_mails of the corpus arrive by IMAP, the others by SMTP.
+    by_imap = corpus[len(corpus) - plan.imap_mails:] if imap is not None else []
+    corpus = corpus[:len(corpus) - len(by_imap)]
+    checkpoints = CheckpointWatch(database_url)
     load = RoundRobinLoad([d.smtp_port for d in daemons], corpus, plan.connections)
     sending: asyncio.Task[None] | None = None
+    watching: asyncio.Task[None] | None = None
     try:
         if plan.schedules:
             await create_due_schedules(database_url, plan.schedules)
@@ -258,6 +322,9 @@ async def run_cluster_chaos(plan: ChaosPlan, workdir: Path, *, database_url: str
             await daemon.start()
         load_began = time.monotonic()
         sending = asyncio.create_task(load.run())
+        watching = asyncio.create_task(checkpoints.run())
+        if imap is not None:
+            appending = asyncio.create_task(asyncio.to_thread(_append_slowly, *imap, by_imap))
         for kill in range(plan.kills):
             # Spread the kills over the middle of the run.
             await _until_acked(load, (kill + 1) / (plan.kills + 1) * len(corpus), sending)
@@ -266,6 +333,10 @@ async def run_cluster_chaos(plan: ChaosPlan, workdir: Path, *, database_url: str
             victim = daemons[rng.randrange(len(daemons))]
             await _kill_and_restart(victim, plan, report, sink, database_url)
         await asyncio.wait_for(sending, LOAD_TIMEOUT_S)
+        if imap is not None:
+            await asyncio.wait_for(appending, LOAD_TIMEOUT_S)
+            await _until(lambda: _stored_count(database_url) >= len(corpus) + len(by_imap),
+                         what="every IMAP mail to be collected")
         await _until(lambda: _schedules_handled(database_url) >= plan.schedules,
                      what="every due schedule to be opened")
         report.load_s = round(time.monotonic() - load_began, 2)
@@ -274,34 +345,39 @@ async def run_cluster_chaos(plan: ChaosPlan, workdir: Path, *, database_url: str
         for daemon in daemons:
             report.exit_codes.append(await daemon.terminate())
     finally:
+        checkpoints.stop = True
         if sending is not None and not sending.done():  # a failure above: stop the clients too
             sending.cancel()
             await asyncio.gather(sending, return_exceptions=True)
+        if watching is not None:
+            await asyncio.gather(watching, return_exceptions=True)
         for daemon in daemons:
             await daemon.kill()
         await asyncio.to_thread(relay.stop)
     report.duration_s = round(time.monotonic() - began, 1)
     # The daemons are this process's children, all reaped by now: their CPU time.
     report.daemon_cpu_ms_per_mail = round(
-        (_children_cpu_s() - children_cpu) * 1000 / len(corpus), 2)
+        (_children_cpu_s() - children_cpu) * 1000 / (len(corpus) + len(by_imap)), 2)
     report.mails_per_s = round(len(corpus) / report.load_s, 1) if report.load_s else 0.0
     report.per_daemon_mails = {f"d{n}": load.acked_by[d.smtp_port]
                                for n, d in enumerate(daemons)}
-    await asyncio.to_thread(verify, report, load, sink, database_url, s3, bucket)
+    report.checkpoint_reads = checkpoints.reads
+    report.problems += checkpoints.problems
+    await asyncio.to_thread(verify, report, load, sink, database_url, s3, bucket, by_imap)
     return report
 
 
 def verify(report: ChaosReport, load: RoundRobinLoad, sink: SlowSink, database_url: str,
-           s3: S3Server, bucket: str) -> None:
+           s3: S3Server, bucket: str, by_imap: list[TestMail]) -> None:
     """Check the end state against every promise; what breaks one goes to
     `report.problems`."""
     problems = report.problems
-    mails = {mail.message_id: mail for mail in load.mails}
+    mails = {mail.message_id: mail for mail in load.mails + by_imap}
     report.mails = len(mails)
     report.with_attachment = sum(1 for m in mails.values() if m.has_attachment)
     report.attempts, report.temporary_replies = load.attempts, load.temporary
     report.dropped, report.mails_resent = load.dropped, len(load.resent)
-    if load.acked != Counter(set(mails)):
+    if load.acked != Counter({mail.message_id for mail in load.mails}):
         problems.append("not every mail got exactly one 250 at its client")
     if any(code != 0 for code in report.exit_codes):
         problems.append(f"a clean stop failed: exit codes {report.exit_codes}")
@@ -322,6 +398,7 @@ def verify(report: ChaosReport, load: RoundRobinLoad, sink: SlowSink, database_u
             " JOIN attachments a ON a.message_id = m.id").fetchall()
         raw = conn.execute("SELECT sha256, in_blobs FROM raw_messages").fetchall()
     # Each mail: one inbound row, one intervention.
+    report.imap_collected = sum(1 for mail in by_imap if mail.message_id in stored)
     if stored != Counter(set(mails)):
         problems.append(f"stored mails differ: {len(set(mails) - set(stored))} missing, "
                         f"{len(set(stored) - set(mails))} unknown, "
