@@ -8,6 +8,9 @@ tests/integration/test_cluster_chaos.py runs the same code with 200 mails, one k
    `--kills` daemons SIGKILLed in turn and restarted; every promise verified (one
    inbound row and one intervention a mail, acknowledgements under one Message-ID with
    copies only within the in-flight bound, attachments in the bucket and verifying);
+   `--schedules` schedules due as the daemons start (each opened once) and
+   `--imap-mails` of the mails delivered to a Dovecot folder every daemon collects
+   (each stored once, the folder's checkpoint never going back);
 2. throughput (`--throughput`): the same corpus, no kill, with 1, 2, then 3 daemons:
    mails a second and the daemons' CPU per mail. On a 2-core machine this shows
    contention (daemons, PostgreSQL, the S3 server and the clients share the cores),
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -44,11 +48,14 @@ from machine import cpu_model
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 
 from cluster_chaos import ChaosPlan, ChaosReport, run_cluster_chaos
+from dovecot_server import Dovecot, dovecot_binary
 from s3_server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server, s3_server
 
 FIGURES = [
     ("daemons", lambda r: r.plan.daemons),
     ("mails (with attachment)", lambda r: f"{r.mails} ({r.with_attachment})"),
+    ("schedules opened (once each)", lambda r: r.schedules_opened),
+    ("mails by IMAP, collected", lambda r: r.imap_collected),
     ("kills (mid-send)", lambda r: f"{r.kills} ({r.kills_mid_send})"),
     ("SMTP attempts / 4xx / dropped", lambda r: f"{r.attempts} / {r.temporary_replies}"
                                                 f" / {r.dropped}"),
@@ -76,11 +83,11 @@ def machine() -> dict[str, Any]:
 
 
 async def run_phase(name: str, plan: ChaosPlan, new_database: Callable[[], str],
-                    s3: S3Server, keep: bool) -> ChaosReport:
+                    s3: S3Server, dovecot: Dovecot | None, keep: bool) -> ChaosReport:
     workdir = Path(tempfile.mkdtemp(prefix=f"nm-cluster-{name}-"))
     try:
         return await run_cluster_chaos(plan, workdir, database_url=new_database(), s3=s3,
-                                       bucket=s3.new_bucket())
+                                       bucket=s3.new_bucket(), dovecot=dovecot)
     finally:
         if keep:
             print(f"# {name}: kept {workdir}", file=sys.stderr)
@@ -101,7 +108,9 @@ async def main(args: argparse.Namespace) -> int:
     os.environ["AWS_ACCESS_KEY_ID"] = ACCESS_KEY_ID  # the daemons inherit them
     os.environ["AWS_SECRET_ACCESS_KEY"] = SECRET_ACCESS_KEY
     phases = {"chaos": ChaosPlan(mails=args.mails, daemons=args.daemons, kills=args.kills,
-                                 connections=args.connections, seed=args.seed)}
+                                 connections=args.connections, seed=args.seed,
+                                 down_s=args.down_s, schedules=args.schedules,
+                                 imap_mails=args.imap_mails)}
     if args.throughput:
         for daemons in (1, 2, 3):
             phases[f"{daemons} daemon(s)"] = ChaosPlan(
@@ -124,11 +133,14 @@ async def main(args: argparse.Namespace) -> int:
                       "command": "python bench/cluster_chaos.py " + shlex.join(sys.argv[1:])}))
     reports: dict[str, ChaosReport] = {}
     try:
-        with s3_server() as s3:
+        with s3_server() as s3, contextlib.ExitStack() as stack:
+            dovecot = (stack.enter_context(Dovecot())
+                       if args.imap_mails and dovecot_binary() is not None else None)
             for name, plan in phases.items():
                 print(f"# {name}: {plan.mails} mails, {plan.daemons} daemons, "
                       f"{plan.kills} kills ...", file=sys.stderr, flush=True)
-                reports[name] = await run_phase(name, plan, new_database, s3, args.keep)
+                reports[name] = await run_phase(name, plan, new_database, s3, dovecot,
+                                                args.keep)
                 print(json.dumps({"phase": name, **reports[name].summary()}), flush=True)
     finally:
         if cluster is not None:
@@ -146,6 +158,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--daemons", type=int, default=3)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--down-s", type=float, default=1.0,
+                        help="how long a killed daemon stays down before its restart")
+    parser.add_argument("--schedules", type=int, default=1000,
+                        help="schedules due as the daemons start (chaos phase)")
+    parser.add_argument("--imap-mails", type=int, default=200,
+                        help="of the mails, how many arrive by a Dovecot folder (chaos phase;"
+                             " 0 or no dovecot installed: none)")
     parser.add_argument("--throughput", action="store_true",
                         help="then 1, 2 and 3 daemons without kills")
     parser.add_argument("--postgresql", default="auto",
