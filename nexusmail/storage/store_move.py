@@ -42,7 +42,7 @@ TABLES = frozenset({
     "operator_sessions", "activities", "contracts", "sla_steps", "operator_reads",
     "employee_absences", "peer_events", "muted_peers", "imap_leases", "teams",
     "team_members", "team_dispatches", "sequences", "sequence_steps", "workers",
-    "sequence_runs", "sequence_run_steps",
+    "sequence_runs", "sequence_run_steps", "contract_equipment",
 })
 # Tables the migrations themselves fill (defaults a firm may edit): in a fresh target
 # they are not "data", and the source's rows replace them.

@@ -1,10 +1,12 @@
 """Service contracts: what a customer bought (response and resolution times, prepaid
 hours), which contract covers an intervention, and the hours used from a package.
 
-An intervention is covered by the customer's contract valid on the day it was
-requested (the company's calendar day); when two overlap, the one that started last
-wins. Prepaid hours are consumed by the work reports (activities of kind `work`, the
-latest report of each assignment) on the interventions the contract covers.
+A contract may also name the customer's machines and service schedules it covers
+(tickets.contract_links). An intervention is covered by the customer's contract valid
+on the day it was requested (the company's calendar day); when two overlap, the one
+that started last wins. Prepaid hours are consumed by the work reports (activities of
+kind `work`, the latest report of each assignment) on the interventions the contract
+covers.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from nexusmail.i18n import msg
 from nexusmail.records.fields import InvalidRecord
 from nexusmail.storage.connections import INTEGRITY_ERRORS, DbRow, ReadTx, WriteTx
 from nexusmail.tickets.cases import Conflict, NotFound
+from nexusmail.tickets.contract_links import LINK_FIELDS, links_of, set_links
 from nexusmail.tickets.models import Status
 
 log = structlog.get_logger(__name__)
@@ -59,11 +62,13 @@ class ContractView(TypedDict):
     used_hours: float
     remaining_hours: float | None
     created_at: str
+    equipment_ids: list[int]     # the customer's machines it lists
+    schedule_ids: list[int]      # the service schedules it pays for
 
 
 def clean(values: Mapping[str, Any]) -> dict[str, Any]:
     """The contract's fields checked and normalised (InvalidContract names the field)."""
-    unknown = set(values) - set(FIELDS)
+    unknown = set(values) - set(FIELDS) - set(LINK_FIELDS)
     if unknown:
         raise InvalidContract(msg("{field}: unknown field", field=sorted(unknown)[0]))
     code = str(values.get("code") or "").strip()
@@ -112,6 +117,7 @@ def add_contract(tx: WriteTx, customer_id: int, values: Mapping[str, Any], *,
         ).fetchone()[0]
     except INTEGRITY_ERRORS:
         raise Conflict(f"code: the customer already has a contract {data['code']}") from None
+    set_links(tx, customer_id, contract_id, dict(values))
     _replan_open_cases(tx, customer_id)
     log.info("contract.created", customer_id=customer_id, contract_id=contract_id,
              code=data["code"], valid_from=data["valid_from"], valid_to=data["valid_to"])
@@ -138,6 +144,7 @@ def update_contract(tx: WriteTx, customer_id: int, contract_id: int,
              data["notes"], contract_id))
     except INTEGRITY_ERRORS:
         raise Conflict(f"code: the customer already has a contract {data['code']}") from None
+    set_links(tx, customer_id, contract_id, dict(values))
     if data["prepaid_hours"] != row[1]:
         # A new package (topped up, say): its low-hours warning may come again.
         tx.execute("UPDATE contracts SET low_hours_alerted_at = NULL WHERE id = ?",
@@ -173,10 +180,11 @@ async def list_contracts(conn: ReadTx, customer_id: int) -> list[ContractView]:
     rows = await conn.execute_fetchall(
         f"SELECT {COLUMNS} FROM contracts WHERE customer_id = ?"  # noqa: S608
         " ORDER BY valid_from DESC, id DESC", (customer_id,))
+    links = await links_of(conn, [int(r["id"]) for r in rows])
     views = []
     for row in rows:
         used = await conn.execute_fetchall(USED_MINUTES_SQL, (row["id"],))
-        views.append(view(row, int(next(iter(used))[0]) / 60))
+        views.append(view(row, int(next(iter(used))[0]) / 60, links[int(row["id"])]))
     return views
 
 
@@ -186,10 +194,11 @@ async def get_contract(conn: ReadTx, contract_id: int) -> ContractView | None:
     if not rows:
         return None
     used = await conn.execute_fetchall(USED_MINUTES_SQL, (contract_id,))
-    return view(rows[0], int(next(iter(used))[0]) / 60)
+    links = await links_of(conn, [contract_id])
+    return view(rows[0], int(next(iter(used))[0]) / 60, links[contract_id])
 
 
-def view(row: Any, used: float) -> ContractView:
+def view(row: Any, used: float, links: Mapping[str, list[int]]) -> ContractView:
     prepaid = row["prepaid_hours"]
     return {
         "id": row["id"], "customer_id": row["customer_id"], "code": row["code"],
@@ -198,6 +207,7 @@ def view(row: Any, used: float) -> ContractView:
         "prepaid_hours": prepaid, "notes": row["notes"], "used_hours": round(used, 2),
         "remaining_hours": None if prepaid is None else round(prepaid - used, 2),
         "created_at": row["created_at"],
+        "equipment_ids": links["equipment_ids"], "schedule_ids": links["schedule_ids"],
     }
 
 

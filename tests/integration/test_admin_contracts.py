@@ -1,7 +1,8 @@
 """Contracts entered and changed from the customer card (plain HTTP against the real
 daemon, CSRF like every form) and replaced through the JSON API: the card shows them in
-the operator's language, a refused value comes back naming the field, and a contract
-changed later moves the deadlines of the customer's open cases."""
+the operator's language, a refused value comes back naming the field, a contract
+changed later moves the deadlines of the customer's open cases, and a contract lists
+the customer's machines and service schedules it covers (only that customer's)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ async def response_due(daemon: Daemon, wanted: str) -> None:
 
 async def test_a_contract_is_added_and_edited_from_the_card(daemon: Daemon) -> None:
     """The card's form adds a contract (hours as typed, fractions with a comma too) and
-    its edit form changes it; the open case's deadline follows each change; a contract
+    its edit form changes it (unticking its machine); the open case's deadline
+    follows each change; a contract
     ending before it starts is refused with the field named, in Italian on an Italian
     page; a second contract with the same code is a 409."""
     assert (await daemon.send(customer_mail("Caldaia", "In blocco.")))[0] == 250
@@ -61,10 +63,13 @@ async def test_a_contract_is_added_and_edited_from_the_card(daemon: Daemon) -> N
     [(customer,)] = await daemon.query("SELECT customer_id FROM interventions")
     card_path = f"/customers/{customer}"
     async with logged_in(daemon, OPERATOR) as client:
+        assert (await post_form(client, card_path, f"{card_path}/equipment", {
+            "serial": "AB-1234X"})).status_code == 303
+        [(machine,)] = await daemon.query("SELECT id FROM equipment")
         added = await post_form(client, card_path, f"{card_path}/contracts", {
             "code": "GOLD-1", "type": "maintenance", "valid_from": "2026-01-01",
             "valid_to": "", "response_hours": "1,5", "resolution_hours": "",
-            "prepaid_hours": "20", "notes": "Caldaie"})
+            "prepaid_hours": "20", "notes": "Caldaie", "equipment_ids": str(machine)})
         assert added.status_code == 303, added.text
         await response_due(daemon, "2026-03-02T10:30:00+00:00")
         card = (await client.get(card_path)).text
@@ -72,6 +77,8 @@ async def test_a_contract_is_added_and_edited_from_the_card(daemon: Daemon) -> N
         for shown in ("GOLD-1", "maintenance", "<td>20 h</td>"):
             assert shown in card
         assert 'name="response_hours" min="0" step="any" value="1.5"' in card
+        assert f'<a href="/equipment/{machine}">AB-1234X</a>' in card
+        assert f'name="equipment_ids" value="{machine}" checked' in card
         [(contract,)] = await daemon.query("SELECT id FROM contracts")
 
         saved = await post_form(client, card_path, f"{card_path}/contracts/{contract}", {
@@ -83,6 +90,7 @@ async def test_a_contract_is_added_and_edited_from_the_card(daemon: Daemon) -> N
         assert await daemon.query(
             "SELECT valid_to, response_hours, notes FROM contracts") == [
             ("2026-12-31", 2.0, "Caldaie e bruciatori")]
+        assert await daemon.query("SELECT count(*) FROM contract_equipment") == [(0,)]
 
         refused = await post_form(client, card_path, f"{card_path}/contracts/{contract}", {
             "code": "GOLD-1", "valid_from": "2026-06-01", "valid_to": "2026-01-01"},
@@ -100,7 +108,9 @@ async def test_a_contract_is_added_and_edited_from_the_card(daemon: Daemon) -> N
 
 async def test_the_api_replaces_a_contract(store: Store, tmp_path: Path) -> None:
     """PUT replaces every field of one of the customer's contracts; another customer's
-    contract is a 404 there; a refused value is a 422 naming the field."""
+    contract is a 404 there; a refused value is a 422 naming the field. A contract
+    names the customer's machines and schedules, shown in its JSON; another
+    customer's machine is refused; a PUT without them unlinks them."""
     settings = Settings.model_validate({
         "storage": {"data_dir": str(tmp_path)},
         "mail": {"support_addresses": ["support@firm.test"], "company_name": "Firm"}})
@@ -129,3 +139,34 @@ async def test_the_api_replaces_a_contract(store: Store, tmp_path: Path) -> None
                                    json={**body, "valid_to": "2025-01-01"})
         assert bad.status_code == 422
         assert bad.json()["error"].startswith("valid_to:")
+
+        machine = await api.client.post("/api/v1/equipment", json={
+            "customer_id": rossi, "serial": "AB-1"})
+        assert machine.status_code == 201, machine.text
+        other = await api.client.post("/api/v1/equipment", json={
+            "customer_id": bianchi, "serial": "ZZ-9"})
+        plan = await api.client.post("/api/v1/schedules", json={
+            "customer_email": "info@rossi.test", "subject": "Manutenzione caldaia",
+            "interval": "yearly", "first_date": "2026-09-01", "lead_days": 0})
+        assert plan.status_code == 201, plan.text
+        # The schedule API names its customer by address (a new one here): move it.
+        await api.store.write(lambda tx: tx.execute(
+            "UPDATE schedules SET customer_id = ?", (rossi,)))
+        linked = await api.client.post(f"/api/v1/customers/{rossi}/contracts", json={
+            "code": "K2", "valid_from": "2026-01-01",
+            "equipment_ids": [machine.json()["id"]], "schedule_ids": [plan.json()["id"]]})
+        assert linked.status_code == 201, linked.text
+        assert (linked.json()["equipment_ids"], linked.json()["schedule_ids"]) == (
+            [machine.json()["id"]], [plan.json()["id"]])
+        listed = await api.client.get(f"/api/v1/customers/{rossi}/contracts")
+        k2 = next(k for k in listed.json()["items"] if k["code"] == "K2")
+        assert k2["schedule_ids"] == [plan.json()["id"]]
+        refused = await api.client.post(f"/api/v1/customers/{rossi}/contracts", json={
+            "code": "K3", "valid_from": "2026-01-01",
+            "equipment_ids": [other.json()["id"]]})
+        assert refused.status_code == 422
+        assert refused.json()["error"].startswith("equipment_ids:")
+        unlinked = await api.client.put(
+            f"/api/v1/customers/{rossi}/contracts/{linked.json()['id']}",
+            json={"code": "K2", "valid_from": "2026-01-01"})
+        assert (unlinked.json()["equipment_ids"], unlinked.json()["schedule_ids"]) == ([], [])

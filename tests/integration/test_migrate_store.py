@@ -84,6 +84,8 @@ def extra_rows(tx: WriteTx) -> None:
     tx.execute("INSERT INTO contracts (customer_id, code, valid_from, prepaid_hours,"
                " created_at) VALUES (1, 'C-1', '2026-01-01', 12.5, ?)", (now,))
     tx.execute("UPDATE interventions SET contract_id = 1 WHERE number = 1")
+    tx.execute("INSERT INTO contract_equipment (contract_id, equipment_id) VALUES (1, 1)")
+    tx.execute("UPDATE schedules SET contract_id = 1")
     tx.execute("INSERT INTO sla_steps (intervention_number, assignment_id, step, due_at,"
                " done_at, outcome) VALUES (1, 0, 'resolution_warning', ?, ?, 'sent')",
                (now, now))

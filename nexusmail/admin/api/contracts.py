@@ -3,10 +3,13 @@
 - `GET /api/v1/customers/{id}/contracts` → `{"items": [contract...]}`, newest validity
   first; a contract is `{id, customer_id, code, type, valid_from, valid_to,
   response_hours, resolution_hours, prepaid_hours, notes, used_hours,
-  remaining_hours, created_at}`: `used_hours` are the work reports on the
-  interventions it covers, `remaining_hours` null when it has no prepaid hours.
+  remaining_hours, created_at, equipment_ids, schedule_ids}`: the customer's
+  machines the contract lists and the service schedules it pays for; `used_hours`
+  are the work reports on the interventions it covers, `remaining_hours` null when it
+  has no prepaid hours.
 - `POST /api/v1/customers/{id}/contracts` `{code, type?, valid_from, valid_to?,
-  response_hours?, resolution_hours?, prepaid_hours?, notes?}` → 201 the contract
+  response_hours?, resolution_hours?, prepaid_hours?, notes?, equipment_ids?[],
+  schedule_ids?[]}` → 201 the contract
   (hours are business hours, fractions allowed; null: none). A code the customer
   already has is 409; the customer's open interventions get their deadlines again.
 - `PUT /api/v1/customers/{id}/contracts/{contract_id}` the same body → 200 the
@@ -33,6 +36,7 @@ from nexusmail.admin.api.base import (
 )
 from nexusmail.admin.api.models import _Body
 from nexusmail.tickets import contracts
+from nexusmail.tickets.contract_links import MAX_LINKS
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +52,9 @@ class ContractIn(_Body):
     resolution_hours: float | None = Field(None, ge=0, le=MAX_HOURS)
     prepaid_hours: float | None = Field(None, ge=0, le=MAX_HOURS)
     notes: str = Field("", max_length=contracts.MAX_NOTES_CHARS)
+    # The customer's own machines and schedules (a PUT replaces them: absent is none).
+    equipment_ids: list[int] = Field(default_factory=list, max_length=MAX_LINKS)
+    schedule_ids: list[int] = Field(default_factory=list, max_length=MAX_LINKS)
 
 
 def contract_routes(services: ApiServices) -> list[Route]:

@@ -30,6 +30,7 @@ from nexusmail.records.merge import merge_customers
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets import contracts
 from nexusmail.tickets.cases import Conflict
+from nexusmail.tickets.contract_links import LINK_FIELDS, MAX_LINKS, customer_schedules
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +70,16 @@ def customer_values(form: FormData) -> dict[str, Any]:
     clears), domains as typed (spaces, commas or `|` between them)."""
     values: dict[str, Any] = {name: form_text(form, name) for name in CUSTOMER_TEXT}
     values["verified"] = form.get("verified") == "on"
+    return values
+
+
+def contract_values(form: FormData) -> dict[str, Any]:
+    """The contract form as typed: the contract's own checks read the dates and hours
+    (empty: none); the ticked machines and schedules replace its links."""
+    values: dict[str, Any] = {name: form_text(form, name, most)
+                              for name, most in CONTRACT_TEXT.items()}
+    for field in LINK_FIELDS:
+        values[field] = [v for v in form.getlist(field) if isinstance(v, str)]
     return values
 
 
@@ -174,15 +185,14 @@ class _Handlers:
 
     async def add_contract(self, request: Request) -> Response:
         form = await self._form(request)
-        # As typed: the contract's own checks read the dates and hours (empty: none).
-        values = {name: form_text(form, name, most) for name, most in CONTRACT_TEXT.items()}
+        values = contract_values(form)
         return await self._change(request, msg("Contract added."), "admin.contract_created",
                                   lambda tx, cid, now: contracts.add_contract(
                                       tx, cid, values, now=now))
 
     async def edit_contract(self, request: Request) -> Response:
         form = await self._form(request)
-        values = {name: form_text(form, name, most) for name, most in CONTRACT_TEXT.items()}
+        values = contract_values(form)
         contract_id = _item(request)
 
         def change(tx: WriteTx, customer_id: int, now: Any) -> None:
@@ -237,18 +247,21 @@ class _Handlers:
                                                        limit=200))["items"]
             cases = await customer_interventions(conn, customer_id)
             deals = await contracts.list_contracts(conn, customer_id)
+            plans = await customer_schedules(conn, customer_id)
         site_names = {s["id"]: s["name"] for s in places}
         serials = {m["id"]: m["serial"] for m in machines}
         return self.p.render(request, "customer.html.j2", status=status, c=customer,
                              contacts=people, sites=places, equipment=machines,
                              cases=cases, site_names=site_names, serials=serials,
-                             contracts=deals,
+                             contracts=deals, schedules=plans,
+                             schedule_names={p["id"]: p["subject"] for p in plans},
                              low_hours=self.p.services.settings.contracts.low_hours_alert,
                              error=self.p.text(request, error) if error else None)
 
     async def _form(self, request: Request) -> FormData:
         await self.p.operator(request)
-        async with request.form(max_files=0, max_fields=50,
+        # A contract's form ticks up to MAX_LINKS machines and as many schedules.
+        async with request.form(max_files=0, max_fields=50 + 2 * MAX_LINKS,
                                 max_part_size=MAX_FORM_BYTES) as form:
             check_csrf(request, form)
             return form
