@@ -201,14 +201,18 @@ async def _progress(tallies: Sequence[Tally], total: int, done: asyncio.Event) -
             print(f"  load: {sent}/{total} mails, {rate:.0f}/s", file=sys.stderr, flush=True)
 
 
-async def run_load(host: str, port: int, shares: Sequence[Sequence[Outgoing]],
+async def run_load(host: str, ports: Sequence[int], shares: Sequence[Sequence[Outgoing]],
                    client: str) -> dict[str, object]:
     runner = run_raw_connection if client == "raw" else run_aiosmtplib_connection
     tallies = [Tally() for _ in shares]
     readies = [asyncio.Event() for _ in shares]
     start = asyncio.Event()
-    tasks = [asyncio.create_task(runner(host, port, share, tally, ready, start))
-             for share, tally, ready in zip(shares, tallies, readies, strict=True)]
+    # Several ports (daemons of one cluster): connection i goes to port i mod n, so the
+    # threads, and so the mails, are spread round-robin over the servers.
+    tasks = [asyncio.create_task(runner(host, ports[i % len(ports)], share, tally, ready,
+                                        start))
+             for i, (share, tally, ready) in enumerate(zip(shares, tallies, readies,
+                                                           strict=True))]
     # Connections are opened first, so the rate measures mail, not TCP/EHLO setup.
     await asyncio.gather(*(r.wait() for r in readies))
     done = asyncio.Event()
@@ -254,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index", type=Path, required=True, help="corpus index (.json)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int, nargs="+", required=True,
+                        help="several: the connections are spread over them in turn")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--client", choices=["raw", "aiosmtplib"], default="raw")
     args = parser.parse_args(argv)
