@@ -52,6 +52,7 @@ from s3_server import S3Server
 from smtp_sink import free_port, start_sink
 
 from nexusmail.blobs.s3 import S3BlobStore
+from nexusmail.service.predecessors import DAEMONS_DIR
 from nexusmail.storage.connections import WriteTx
 from nexusmail.storage.pg_store import PgStore
 from nexusmail.tickets.recurrence import Interval
@@ -498,7 +499,7 @@ async def _until_acked(load: RoundRobinLoad, target: float, sending: asyncio.Tas
 async def _kill_and_restart(victim: DaemonProcess, plan: ChaosPlan, report: ChaosReport,
                             sink: SlowSink, database_url: str) -> None:
     """SIGKILL `victim` (while the relay holds a mail, if one comes within 2 s), keep it
-    down `plan.down_s`, restart it; record how long until the rows claimed at the kill
+    down `plan.down_s`, restart it; record how long until the rows it held at the kill
     were all sent (by it or by another daemon)."""
     with contextlib.suppress(TimeoutError):
         await _until(lambda: sink.holding > 0, what="a held mail", timeout_s=2.0)
@@ -506,10 +507,12 @@ async def _kill_and_restart(victim: DaemonProcess, plan: ChaosPlan, report: Chao
     await victim.kill()
     killed = time.monotonic()
     report.kills += 1
-    held = await asyncio.to_thread(_claimed_unsent, database_url)
+    # Its incarnation id is the name of the lock file it left in its data dir.
+    dead = {lock.stem for lock in (victim.config.with_suffix("") / DAEMONS_DIR).glob("*.lock")}
+    held = await asyncio.to_thread(_held_by, database_url, dead)
     await asyncio.sleep(plan.down_s)
     await victim.start()
-    await _until(lambda: not _claimed_unsent(database_url) & held,
+    await _until(lambda: not _pending(database_url) & held,
                  what="the killed daemon's claims to be sent")
     report.takeover_s.append(round(time.monotonic() - killed, 2))
 
@@ -519,12 +522,18 @@ def _children_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _claimed_unsent(database_url: str) -> set[int]:
-    """Outbox rows some daemon has claimed and not yet marked sent."""
+def _held_by(database_url: str, owners: set[str]) -> set[int]:
+    """Pending outbox rows these daemons hold under a lease (not given back)."""
     with contextlib.closing(read_db(Path("."), database_url)) as conn:
         return {int(r[0]) for r in conn.execute(
-            "SELECT id FROM outbox WHERE status = 'pending' AND claimed_by IS NOT NULL"
-            " AND claimed_by <> ''")}
+            "SELECT id, claimed_by FROM outbox WHERE status = 'pending'"
+            " AND lease_until IS NOT NULL") if r[1] in owners}
+
+
+def _pending(database_url: str) -> set[int]:
+    with contextlib.closing(read_db(Path("."), database_url)) as conn:
+        return {int(r[0]) for r in conn.execute(
+            "SELECT id FROM outbox WHERE status = 'pending'")}
 
 
 async def _until(check: Any, *, what: str, timeout_s: float = 60.0) -> None:
