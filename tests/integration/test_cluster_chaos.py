@@ -45,24 +45,24 @@ async def test_three_daemons_lose_and_double_nothing_through_a_kill(
     tmp_path: Path, postgres_cluster: PostgresCluster, s3: S3Server,
     dovecot: Dovecot | None
 ) -> None:
-    """200 mails by SMTP (about a fifth with an attachment) over three daemons, one SIGKILLed
+    """150 mails by SMTP (about a fifth with an attachment) over three daemons, one SIGKILLed
     while the relay holds an acknowledgement and restarted: each mail got one 250, is
     one inbound row and one intervention; each acknowledgement reached the relay under
     its one Message-ID, copies only within what the killed daemon had in flight; every
-    attachment is an object in the bucket that verifies; nothing is half-stored. 300
-    schedules due as the daemons start: each (schedule, occurrence) opened once. 60 more
+    attachment is an object in the bucket that verifies; nothing is half-stored. 200
+    schedules due as the daemons start: each (schedule, occurrence) opened once. 50 more
     mails delivered to a Dovecot folder all three collect: each stored once (no UID
     skipped), and the folder's checkpoint never went backwards."""
     url = postgres_cluster.create_database(f"nm_{uuid.uuid4().hex[:12]}")
-    report = await run_cluster_chaos(ChaosPlan(mails=260, kills=1, schedules=300,
-                                               imap_mails=60 if dovecot else 0),
+    report = await run_cluster_chaos(ChaosPlan(mails=200, kills=1, schedules=200,
+                                               imap_mails=50 if dovecot else 0),
                                      tmp_path, database_url=url, s3=s3,
                                      bucket=s3.new_bucket(), dovecot=dovecot)
     assert report.problems == []
     assert report.kills == 1
-    assert report.mails == 260
+    assert report.mails == 200
     if dovecot is not None:
-        assert report.imap_collected == 60
+        assert report.imap_collected == 50
         assert report.checkpoint_reads > 10
     assert report.with_attachment > 20
     assert report.acks_received == report.mails + report.ack_duplicates
@@ -70,4 +70,4 @@ async def test_three_daemons_lose_and_double_nothing_through_a_kill(
     # Every daemon took part (the restarted one too, or its share went elsewhere).
     assert sum(1 for n in report.per_daemon_mails.values() if n) == 3
     assert report.exit_codes == [0, 0, 0]
-    assert report.schedules_opened == 300
+    assert report.schedules_opened == 200
