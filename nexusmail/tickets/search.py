@@ -17,6 +17,7 @@ from nexusmail.storage.connections import ReadTx, dialect_of
 from nexusmail.tickets import queries
 from nexusmail.tickets.attention import Attention
 from nexusmail.tickets.due_filter import DueFilter, due_clause
+from nexusmail.tickets.models import Status
 from nexusmail.tickets.queries import InterventionSummary
 from nexusmail.tickets.visibility import OWNED_CASE_CONDITION
 
@@ -204,8 +205,15 @@ def _attention_conditions(attention: Attention | None) -> list[str]:
     return []
 
 
-# The admin list's orders: what moved last first (the default), or newest number first.
-ORDERS = ("activity", "number")
+# The admin list's orders: what moved last first (the default), newest number first, or
+# by urgency: the open cases by resolution deadline, soonest (most overdue) first, then
+# every other case (as the API's sort=due, which also reads the resolution deadline).
+ORDERS = ("activity", "number", "due")
+# Past every real deadline, so the cases without a running one come last. An instant
+# of the same form as the deadlines, so the text comparison orders them as instants.
+NO_DEADLINE = "9999-12-31T23:59:59+00:00"
+_DUE_KEY = ("CASE WHEN i.status = 'open' AND i.resolution_due IS NOT NULL"
+            f" THEN i.resolution_due ELSE '{NO_DEADLINE}' END")
 
 
 def _cursor_keys(order: str, cursor: str | None) -> list[Any] | None:
@@ -221,6 +229,9 @@ def _cursor_keys(order: str, cursor: str | None) -> list[Any] | None:
 def _cursor(order: str, row: ListRow) -> str:
     if order == "number":
         return str(row["number"])
+    if order == "due":
+        running = row["status"] == Status.OPEN and row["resolution_due"] is not None
+        return f"{row['resolution_due'] if running else NO_DEADLINE},{row['number']}"
     return f"{row['updated_at']},{row['number']}"
 
 
@@ -233,24 +244,29 @@ async def list_page(
     limit: int = PAGE_SIZE,
     order: str = "number",
 ) -> ListPage:
-    """A page of matching interventions in `order` (see ORDERS), latest first: the one
-    below the `before` cursor, or just above `after` (going back), or the first.
-    Cursors are the `older`/`newer` of a page listed in the same order."""
+    """A page of matching interventions in `order` (see ORDERS), latest first (soonest
+    deadline first for `due`): the one past the `before` cursor, or just ahead of
+    `after` (going back), or the first. Cursors are the `older`/`newer` of a page
+    listed in the same order."""
     few = order == "activity" and bool(f.status) and await _few_in_status(conn, f.status)
     where, params = _conditions(f, dialect_of(conn), few_in_status=few)
-    key = "i.number" if order == "number" else "(i.updated_at, i.number)"
-    ranks = "i.number {0}" if order == "number" else "i.updated_at {0}, i.number {0}"
+    key, ranks = {
+        "number": ("i.number", "i.number {0}"),
+        "due": (f"({_DUE_KEY}, i.number)", f"{_DUE_KEY} {{0}}, i.number {{0}}"),
+    }.get(order, ("(i.updated_at, i.number)", "i.updated_at {0}, i.number {0}"))
     after_keys = _cursor_keys(order, None if after is None else str(after))
     before_keys = _cursor_keys(order, None if before is None else str(before))
     marks = "?" if order == "number" else "(?, ?)"
+    # Latest first walks the key down; soonest deadline first walks it up.
+    onward, back = (">", "<") if order == "due" else ("<", ">")
     if after_keys is not None:
-        where.append(f"{key} > {marks}")
+        where.append(f"{key} {back} {marks}")
         params += after_keys
     elif before_keys is not None:
-        where.append(f"{key} < {marks}")
+        where.append(f"{key} {onward} {marks}")
         params += before_keys
     going_back = after_keys is not None
-    direction = "ASC" if going_back else "DESC"
+    direction = "ASC" if (order == "due") != going_back else "DESC"
     sort = ranks.format(direction)
     clause = (" WHERE " + " AND ".join(where)) if where else ""
     # The page's numbers first, then the columns of those alone: the summary columns
