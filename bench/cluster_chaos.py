@@ -63,6 +63,8 @@ FIGURES = [
     ("acknowledgements received (copies)", lambda r: f"{r.acks_received}"
                                                      f" ({r.ack_duplicates})"),
     ("kill to its claims sent, s", lambda r: _spread(r.takeover_s)),
+    ("blobs gc --grace 0s at the end", lambda r: r.gc_output.partition(": ")[2]),
+    ("orphan objects left after it", lambda r: r.orphan_objects),
     ("mails per daemon", lambda r: " ".join(map(str, r.per_daemon_mails.values()))),
     ("mails/s (load)", lambda r: r.mails_per_s),
     ("daemon CPU ms/mail", lambda r: r.daemon_cpu_ms_per_mail),

@@ -52,7 +52,8 @@ async def test_three_daemons_lose_and_double_nothing_through_a_kill(
     attachment is an object in the bucket that verifies; nothing is half-stored. 200
     schedules due as the daemons start: each (schedule, occurrence) opened once. 50 more
     mails delivered to a Dovecot folder all three collect: each stored once (no UID
-    skipped), and the folder's checkpoint never went backwards."""
+    skipped), and the folder's checkpoint never went backwards. After `blobs gc` no
+    object in the bucket is an orphan."""
     url = postgres_cluster.create_database(f"nm_{uuid.uuid4().hex[:12]}")
     report = await run_cluster_chaos(ChaosPlan(mails=200, kills=1, schedules=200,
                                                imap_mails=50 if dovecot else 0),
@@ -71,3 +72,5 @@ async def test_three_daemons_lose_and_double_nothing_through_a_kill(
     assert sum(1 for n in report.per_daemon_mails.values() if n) == 3
     assert report.exit_codes == [0, 0, 0]
     assert report.schedules_opened == 200
+    assert "removed" in report.gc_output
+    assert report.orphan_objects == 0

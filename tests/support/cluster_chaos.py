@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import random
 import resource
+import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -95,6 +98,8 @@ class ChaosReport:
     with_attachment: int = 0
     schedules_opened: int = 0
     imap_collected: int = 0
+    gc_output: str = ""            # what `nexusmail blobs gc --grace 0s` said at the end
+    orphan_objects: int = 0        # objects in the bucket no row names, after that gc
     checkpoint_reads: int = 0      # samples of the IMAP checkpoint taken during the run
     kills: int = 0
     kills_mid_send: int = 0        # the relay held a mail at the kill
@@ -345,6 +350,8 @@ async def run_cluster_chaos(plan: ChaosPlan, workdir: Path, *, database_url: str
         await _until(lambda: sink.holding == 0, what="the relay's last 250")
         for daemon in daemons:
             report.exit_codes.append(await daemon.terminate())
+        # Every daemon stopped: nothing is on its way, so no grace is needed.
+        report.gc_output = await asyncio.to_thread(_blobs_gc, daemons[0].config)
     finally:
         checkpoints.stop = True
         if sending is not None and not sending.done():  # a failure above: stop the clients too
@@ -407,6 +414,15 @@ def verify(report: ChaosReport, load: RoundRobinLoad, sink: SlowSink, database_u
     if interventions != len(mails):
         problems.append(f"{interventions} interventions for {len(mails)} mails")
     _verify_blobs(problems, mails, attached, raw, s3, bucket)
+    if report.gc_output.startswith("failed"):
+        problems.append(f"blobs gc {report.gc_output}")
+    named = {row[1] for row in attached} | {sha256 for sha256, in_blobs in raw if in_blobs}
+    listing = s3.client().get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=BLOB_PREFIX + "/")
+    keys = {obj["Key"].rpartition("/")[2] for page in listing for obj in page.get("Contents", [])}
+    report.orphan_objects = len(keys - named)
+    if report.orphan_objects:
+        problems.append(f"{report.orphan_objects} orphan objects left after blobs gc")
     _verify_acknowledgements(report, outbox, sink)
 
 
@@ -515,6 +531,18 @@ async def _kill_and_restart(victim: DaemonProcess, plan: ChaosPlan, report: Chao
     await _until(lambda: not _pending(database_url) & held,
                  what="the killed daemon's claims to be sent")
     report.takeover_s.append(round(time.monotonic() - killed, 2))
+
+
+def _blobs_gc(config: Path) -> str:
+    """`nexusmail blobs gc --grace 0s` on the shared store; its last line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEXUSMAIL_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "nexusmail", "blobs", "gc", "--grace", "0s",
+         "--config", str(config)], capture_output=True, env=env, timeout=120, check=False)
+    lines = done.stdout.decode().strip().splitlines()
+    if done.returncode != 0 or not lines:
+        return f"failed ({done.returncode}): {done.stderr.decode()[-500:]}"
+    return lines[-1]
 
 
 def _children_cpu_s() -> float:
