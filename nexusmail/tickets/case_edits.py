@@ -27,7 +27,7 @@ EDITABLE = {
     "notify_customer_on_resolve": "closing mail to the customer",
 }
 # What an intervention's SLA deadlines are worked out from (with its customer's contracts).
-SLA_INPUTS = {"request_type", "requested_at"}
+SLA_INPUTS = {"request_type", "requested_at", "equipment_id"}
 
 
 class EditRefused(ValueError):

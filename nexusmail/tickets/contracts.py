@@ -4,9 +4,9 @@ hours), which contract covers an intervention, and the hours used from a package
 A contract may also name the customer's machines and service schedules it covers
 (tickets.contract_links). An intervention is covered by the customer's contract valid
 on the day it was requested (the company's calendar day); when two overlap, the one
-that started last wins. Prepaid hours are consumed by the work reports (activities of
-kind `work`, the latest report of each assignment) on the interventions the contract
-covers.
+that lists the case's machine wins, else the one that started last. Prepaid hours are
+consumed by the work reports (activities of kind `work`, the latest report of each
+assignment) on the interventions the contract covers.
 """
 
 from __future__ import annotations
@@ -160,12 +160,17 @@ def _replan_open_cases(tx: WriteTx, customer_id: int) -> None:
                " WHERE customer_id = ? AND status = ?", (customer_id, Status.OPEN))
 
 
-def covering_contract(tx: WriteTx, customer_id: int, day: date) -> DbRow | None:
-    """The customer's contract valid on `day`; the latest started when several are."""
+def covering_contract(tx: WriteTx, customer_id: int, day: date,
+                      equipment_id: int | None = None) -> DbRow | None:
+    """The customer's contract valid on `day`: one that lists the case's machine
+    first, else the latest started when several are."""
     row: DbRow | None = tx.execute(
         f"SELECT {COLUMNS} FROM contracts WHERE customer_id = ? AND valid_from <= ?"  # noqa: S608
-        " AND (valid_to IS NULL OR valid_to >= ?) ORDER BY valid_from DESC, id DESC LIMIT 1",
-        (customer_id, day.isoformat(), day.isoformat()),
+        " AND (valid_to IS NULL OR valid_to >= ?)"
+        " ORDER BY CASE WHEN EXISTS (SELECT 1 FROM contract_equipment e"
+        " WHERE e.contract_id = contracts.id AND e.equipment_id = ?) THEN 0 ELSE 1 END,"
+        " valid_from DESC, id DESC LIMIT 1",
+        (customer_id, day.isoformat(), day.isoformat(), equipment_id),
     ).fetchone()
     return row
 

@@ -109,7 +109,8 @@ def open_case(
     )
     sla = plan_case_to_open(tx, customer.customer_id, requested_at=request.requested_at,
                             request_type=request.request_type, now=now,
-                            new_customer=customer.created, settings=settings)
+                            new_customer=customer.created, settings=settings,
+                            equipment_id=linked.get("equipment_id"))
     number = create_intervention(
         tx,
         NewIntervention(
@@ -126,7 +127,14 @@ def open_case(
         now=now,
     )
     if not customer.created and "equipment_serial" not in request.links:
-        link_equipment(tx, number, customer.customer_id, request.serial_candidates)
+        machine = link_equipment(tx, number, customer.customer_id, request.serial_candidates)
+        if machine is not None and tx.execute(
+                "SELECT 1 FROM contract_equipment WHERE equipment_id = ? LIMIT 1",
+                (machine,)).fetchone():
+            # A contract lists the machine the mail named: the sweep plans the case
+            # again, so that contract may be the one covering it.
+            tx.execute("UPDATE interventions SET sla_planned_at = NULL WHERE number = ?",
+                       (number,))
     add_participants(tx, number, [customer.email, *request.participants])
     if sla is not None:
         plan_opened_case(tx, number, sla, settings=settings)

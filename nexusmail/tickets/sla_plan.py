@@ -37,7 +37,8 @@ REMIND, ESCALATE, RESOLUTION_WARNING = "remind", "escalate", "resolution_warning
 
 def plan_case_to_open(tx: WriteTx, customer_id: int, *, requested_at: str | None,
                       request_type: str, now: datetime, new_customer: bool,
-                      settings: Settings) -> CasePlan | None:
+                      settings: Settings, equipment_id: int | None = None
+                      ) -> CasePlan | None:
     """What `plan_intervention` would write for a case about to be made now for
     `customer_id`, so the case's INSERT carries it (no read back, no second write of
     the row). A customer made in this same transaction has no contract to look up.
@@ -45,7 +46,7 @@ def plan_case_to_open(tx: WriteTx, customer_id: int, *, requested_at: str | None
     the sweep to try again, and never fails for it."""
     start = _instant(requested_at) or datetime.fromisoformat(iso(now))
     contract = None if new_customer else covering_contract(
-        tx, customer_id, local_date(start, company_zone(settings)))
+        tx, customer_id, local_date(start, company_zone(settings)), equipment_id)
     response, resolution = _sla_hours(tx, contract, request_type, settings)
     try:
         add = adder_of(settings) if response or resolution else None
@@ -94,13 +95,14 @@ def plan_intervention(tx: WriteTx, number: int, *, now: datetime, settings: Sett
                       add: AddBusinessHours) -> None:
     """Work out an intervention's contract and deadlines, and plan its warning step."""
     row = tx.execute(
-        "SELECT customer_id, created_at, requested_at, status, request_type"
+        "SELECT customer_id, created_at, requested_at, status, request_type, equipment_id"
         " FROM interventions WHERE number = ?", (number,)).fetchone()
     if row is None:
         return
     start = _instant(row["requested_at"]) or datetime.fromisoformat(row["created_at"])
     contract = covering_contract(tx, row["customer_id"],
-                                 local_date(start, company_zone(settings)))
+                                 local_date(start, company_zone(settings)),
+                                 row["equipment_id"])
     response, resolution = _sla_hours(tx, contract, row["request_type"] or "", settings)
     response_due = add(start, response) if response else None
     resolution_due = add(start, resolution) if resolution else None
