@@ -205,8 +205,13 @@ def _cluster_families(daemons: Sequence[Mapping[str, Any]]) -> list[Metric]:
     held = GaugeMetricFamily("nexusmail_cluster_outbox_held",
                              "Outgoing mails each daemon holds under a running lease.",
                              labels=["daemon"])
+    folders = GaugeMetricFamily("nexusmail_cluster_imap_held",
+                                "IMAP folders each daemon collects under its lease.",
+                                labels=["daemon"])
     for daemon in daemons:
         seen = datetime.fromisoformat(str(daemon["last_heartbeat"]))
+        holds = daemon.get("holds", {})
         last.add_metric([str(daemon["id"])], seen.timestamp())
-        held.add_metric([str(daemon["id"])], float(daemon.get("holds", {}).get("outbox", 0)))
-    return [count, last, held]
+        held.add_metric([str(daemon["id"])], float(holds.get("outbox", 0)))
+        folders.add_metric([str(daemon["id"])], float(holds.get("imap", 0)))
+    return [count, last, held, folders]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import threading
 import time
 import uuid
@@ -204,7 +205,7 @@ async def test_two_daemons_share_two_accounts_and_show_what_they_hold(
         tmp_path: Path, dovecot: Dovecot, database: str) -> None:
     """Two whole daemons on one PostgreSQL with the same two accounts: counting each
     other by their heartbeats, each ends up collecting one account, says so in its
-    heartbeat (health: holds.imap), and every mail is stored once."""
+    heartbeat (health: holds.imap; /metrics), and every mail is stored once."""
     users = [new_user(), new_user()]
     for index, user in enumerate(users):
         await asyncio.to_thread(dovecot.append, user, [make_mail(20 + index)])
@@ -223,6 +224,12 @@ async def test_two_daemons_share_two_accounts_and_show_what_they_hold(
                 holds.append(mine[0]["holds"].get("imap") if mine else None)
             return holds == [1, 1]
         await eventually(spread, "one account each", timeout_s=15)
+
+        async def in_metrics() -> bool:  # as of a's latest snapshot of the cluster
+            metrics = (await http.get(a.web_url + "/metrics")).text
+            return re.findall(r'^nexusmail_cluster_imap_held\{daemon="\w+"\} (\S+)$',
+                              metrics, re.MULTILINE) == ["1.0", "1.0"]
+        await eventually(in_metrics, "both daemons' folders in /metrics", timeout_s=15)
         for index, user in enumerate(users):
             await asyncio.to_thread(dovecot.append, user, [make_mail(30 + index)])
 
