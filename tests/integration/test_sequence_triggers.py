@@ -35,8 +35,8 @@ def make_settings(data_dir: Path) -> Settings:
 
 async def test_a_schedule_starts_the_sequence_of_its_type(store: Storage,
                                                           tmp_path: Path) -> None:
-    """The schedule's case (request type "Service schedule", the name of the type
-    `service_schedule`) starts the sequence triggered by that type; three sweeps racing
+    """The schedule's case (request type `service_schedule`, the seeded code) starts
+    the sequence triggered by that type; three sweeps racing
     and then a fourth mail step 1 once, with the step's action, hours and notes."""
     settings, clock = make_settings(tmp_path), FakeClock(START)
     now = clock.now()
@@ -65,8 +65,8 @@ async def test_a_schedule_starts_the_sequence_of_its_type(store: Storage,
         runs = list(await conn.execute_fetchall(
             "SELECT r.code, r.started_by, i.request_type FROM sequence_runs r"
             " JOIN interventions i ON i.number = r.intervention_number"))
-    assert [tuple(r) for r in runs] == [("MAN", "request type Service schedule",
-                                         "Service schedule")]
+    assert [tuple(r) for r in runs] == [("MAN", "request type service_schedule",
+                                         "service_schedule")]
     [(recipient, context)] = [tuple(m) for m in mails]
     assert recipient == LUCA
     step = json.loads(context)["step"]
