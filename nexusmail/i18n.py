@@ -122,15 +122,41 @@ class Msg:
     params: dict[str, Any] = field(default_factory=dict)
 
     def translated(self, language: str) -> str:
-        return translations(language).gettext(self.text).format(**self.params)
+        # A value may itself be a message (a refusal quoting another one).
+        params = {name: _translated(value, language) for name, value in self.params.items()}
+        return translations(language).gettext(self.text).format(**params)
 
     def __str__(self) -> str:
         return self.text.format(**self.params)
 
 
+class Word(str):
+    """A stored word (`on_hold`) as a message's value: itself in the English text the
+    API gives, its label (`in attesa`) when the message is translated for a page."""
+
+
+def _translated(value: Any, language: str) -> Any:
+    if isinstance(value, Msg):
+        return value.translated(language)
+    if isinstance(value, Word):
+        return translations(language).gettext(LABELS.get(value, value))
+    return value
+
+
 def msg(text: str, **params: Any) -> Msg:
     """A message for the catalogues (`msg` is an extraction keyword), filled later."""
     return Msg(text, params)
+
+
+def message_of(exc: BaseException) -> str | Msg:
+    """What a refusal says to an operator. The domain raises its refusals with a `Msg`
+    (`Conflict(msg("intervention {number} is closed", number=n))`): `str(exc)` stays
+    the English text the API and the logs give, and a page translates this instead.
+    Any other exception: its own text."""
+    if exc.args and isinstance(exc.args[0], Msg):
+        return exc.args[0]
+    message = getattr(exc, "message", None)
+    return message if isinstance(message, Msg) else str(exc)
 
 
 @dataclass(frozen=True)

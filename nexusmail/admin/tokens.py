@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from nexusmail.clock import iso
+from nexusmail.i18n import msg
 from nexusmail.storage.connections import ReadTx, WriteTx
 from nexusmail.tickets.cases import Conflict, NotFound
 from nexusmail.tickets.operators import OPERATOR_COLUMNS, Operator, operator_from_row
@@ -52,7 +53,7 @@ def create_token(tx: WriteTx, name: str, now: datetime, operator: str | None = N
         row = tx.execute("SELECT id FROM operators WHERE email = ? AND active = 1",
                          (operator.strip().lower(),)).fetchone()
         if row is None:
-            raise NotFound(f"no active operator with address {operator}")
+            raise NotFound(msg("no active operator with address {email}", email=operator))
         operator_id = row[0]
     token = secrets.token_urlsafe(32)
     tx.execute(
@@ -67,9 +68,9 @@ def revoke_token(tx: WriteTx, token_id: int, now: datetime) -> None:
     """Refuse a token from now on (runs in Store.write); the row stays for the record."""
     row = tx.execute("SELECT revoked_at FROM api_tokens WHERE id = ?", (token_id,)).fetchone()
     if row is None:
-        raise NotFound(f"token {token_id} does not exist")
+        raise NotFound(msg("token {id} does not exist", id=token_id))
     if row[0] is not None:
-        raise Conflict(f"token {token_id} is already revoked")
+        raise Conflict(msg("token {id} is already revoked", id=token_id))
     tx.execute("UPDATE api_tokens SET revoked_at = ? WHERE id = ?", (iso(now), token_id))
 
 

@@ -79,14 +79,15 @@ def add_contact(tx: WriteTx, customer_id: int, values: Mapping[str, Any], *,
             [customer_id, *data.values(), iso(now)],
         ).fetchone()[0]
     except INTEGRITY_ERRORS:
-        raise Conflict(f"email: {data.get('email')} is already a contact's") from None
+        raise Conflict(msg("email: {email} is already a contact's",
+                           email=data.get("email"))) from None
     return contact_id
 
 
 def update_contact(tx: WriteTx, contact_id: int, changes: Mapping[str, Any]) -> None:
     row = tx.execute("SELECT customer_id FROM contacts WHERE id = ?", (contact_id,)).fetchone()
     if row is None:
-        raise NotFound(f"contact {contact_id} does not exist")
+        raise NotFound(msg("contact {id} does not exist", id=contact_id))
     require_active(tx, row[0])
     data = clean(changes)
     if not data:
@@ -107,7 +108,8 @@ def _check_email_free(tx: WriteTx, email: str | None, contact_id: int | None) ->
     row = tx.execute("SELECT id, customer_id FROM contacts WHERE email = ?",
                      (email,)).fetchone()
     if row is not None and row[0] != contact_id:
-        raise Conflict(f"email: {email} is already a contact of customer {row[1]}")
+        raise Conflict(msg("email: {email} is already a contact of customer {customer}",
+                           email=email, customer=row[1]))
 
 
 def view(row: DbRow) -> ContactView:

@@ -143,9 +143,10 @@ def require_active(tx: WriteTx, customer_id: int) -> None:
     row = tx.execute("SELECT merged_into FROM customers WHERE id = ?",
                      (customer_id,)).fetchone()
     if row is None:
-        raise NotFound(f"customer {customer_id} does not exist")
+        raise NotFound(msg("customer {id} does not exist", id=customer_id))
     if row[0] is not None:
-        raise Conflict(f"customer {customer_id} was merged into customer {row[0]}")
+        raise Conflict(msg("customer {id} was merged into customer {into}", id=customer_id,
+                           into=row[0]))
 
 
 def set_domains(tx: WriteTx, customer_id: int, domains: Sequence[str]) -> None:
@@ -164,7 +165,8 @@ def set_domains(tx: WriteTx, customer_id: int, domains: Sequence[str]) -> None:
         row = tx.execute("SELECT customer_id FROM customer_domains WHERE domain = ?",
                          (domain,)).fetchone()
         if row is not None and row[0] != customer_id:
-            raise Conflict(f"mail_domains: {domain} is a domain of customer {row[0]}")
+            raise Conflict(msg("mail_domains: {domain} is a domain of customer {customer}",
+                               domain=domain, customer=row[0]))
     tx.execute("DELETE FROM customer_domains WHERE customer_id = ?", (customer_id,))
     tx.executemany(
         "INSERT INTO customer_domains (domain, customer_id) VALUES (?, ?)",

@@ -112,8 +112,8 @@ def add_equipment(tx: WriteTx, values: Mapping[str, Any], *, now: datetime) -> i
             [*data.values(), iso(now), iso(now)],
         ).fetchone()[0]
     except INTEGRITY_ERRORS:
-        raise Conflict(f"serial: customer {data['customer_id']} already has"
-                       f" {data['serial']}") from None
+        raise Conflict(msg("serial: customer {customer} already has {serial}",
+                           customer=data["customer_id"], serial=data["serial"])) from None
     return equipment_id
 
 
@@ -122,7 +122,7 @@ def update_equipment(tx: WriteTx, equipment_id: int, changes: Mapping[str, Any],
     row = tx.execute("SELECT customer_id, site_id, serial FROM equipment WHERE id = ?",
                      (equipment_id,)).fetchone()
     if row is None:
-        raise NotFound(f"equipment {equipment_id} does not exist")
+        raise NotFound(msg("equipment {id} does not exist", id=equipment_id))
     data = clean(changes)
     customer_id = data.get("customer_id", row[0])
     # A machine moved to another customer leaves the old customer's site behind.
@@ -156,8 +156,8 @@ def _check_serial_free(tx: WriteTx, customer_id: int, value: str,
     row = tx.execute("SELECT id FROM equipment WHERE customer_id = ? AND serial = ?",
                      (customer_id, value)).fetchone()
     if row is not None and row[0] != equipment_id:
-        raise Conflict(f"serial: customer {customer_id} already has {value}"
-                       f" (equipment {row[0]})")
+        raise Conflict(msg("serial: customer {customer} already has {serial} (equipment {id})",
+                           customer=customer_id, serial=value, id=row[0]))
 
 
 def view(row: DbRow) -> EquipmentView:

@@ -7,7 +7,7 @@ import re
 from datetime import date
 from typing import Any
 
-from nexusmail.i18n import Msg, msg
+from nexusmail.i18n import Msg, message_of, msg
 from nexusmail.mail.addresses import check_address
 
 LANGUAGES = ("en", "it", "ro")
@@ -37,7 +37,7 @@ class InvalidRecord(ValueError):
 def refusal_message(exc: Exception) -> str | Msg:
     """What a page shows for a refused change: the catalogued message of a refused
     value (so it is translated), else the exception's own text."""
-    return exc.message if isinstance(exc, InvalidRecord) else str(exc)
+    return exc.message if isinstance(exc, InvalidRecord) else message_of(exc)
 
 
 def text_or_none(value: Any) -> str | None:

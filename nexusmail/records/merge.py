@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from nexusmail.clock import iso
-from nexusmail.i18n import msg
+from nexusmail.i18n import message_of, msg
 from nexusmail.records.customers import require_active
 from nexusmail.records.fields import InvalidRecord
 from nexusmail.storage.connections import WriteTx
@@ -51,16 +51,18 @@ def merge_customers(tx: WriteTx, source: int, into: int, *, now: datetime,
         if owner is not None and tx.execute(
                 "SELECT 1 FROM customers WHERE id = ? AND owner = ?",
                 (into, owner.lower())).fetchone() is None:
-            raise NotFound(f"customer {into} does not exist")
+            raise NotFound(msg("customer {id} does not exist", id=into))
     except (NotFound, Conflict) as exc:
-        raise InvalidRecord(msg("{field}: {problem}", field="into", problem=str(exc))) from None
+        raise InvalidRecord(msg("{field}: {problem}",
+                                field="into", problem=message_of(exc))) from None
     clash = tx.execute(
         "SELECT s.code FROM contracts s JOIN contracts t ON t.customer_id = ?"
         " AND t.code = s.code WHERE s.customer_id = ? ORDER BY s.code LIMIT 1",
         (into, source)).fetchone()
     if clash is not None:
-        raise Conflict(f"contracts: customers {source} and {into} both have a contract"
-                       f" {clash[0]}; rename one before merging")
+        raise Conflict(msg("contracts: customers {source} and {into} both have a contract"
+                           " {code}; rename one before merging", source=source, into=into,
+                           code=clash[0]))
     sites = _move_sites(tx, source, into)
     equipment = _move_equipment(tx, source, into)
     moved = {}

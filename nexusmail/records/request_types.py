@@ -106,7 +106,7 @@ def create_request_type(tx: WriteTx, values: Mapping[str, Any]) -> str:
     # Two operators adding one code at once (two daemons): one adds it, one gets Conflict.
     xact_lock.hold(tx, "request_type", new_code)
     if tx.execute("SELECT 1 FROM request_types WHERE code = ?", (new_code,)).fetchone():
-        raise Conflict(f"code: a request type {new_code} exists already")
+        raise Conflict(msg("code: a request type {code} exists already", code=new_code))
     names = {"en": "", "it": "", "ro": "", **_names(values.get("names") or {})}
     names["en"] = names["en"] or new_code
     priority = fields.choice(values.get("default_priority"), fields.PRIORITIES,
@@ -127,7 +127,7 @@ def update_request_type(tx: WriteTx, type_code: str, changes: Mapping[str, Any])
     the SLA hours (null clears them); open cases of the type get their deadlines worked
     out again by the next sweep when the hours change."""
     if tx.execute("SELECT 1 FROM request_types WHERE code = ?", (type_code,)).fetchone() is None:
-        raise NotFound(f"request type {type_code} does not exist")
+        raise NotFound(msg("request type {code} does not exist", code=type_code))
     for language, name in _names(changes.get("names") or {}).items():
         # The column name comes from fields.LANGUAGES, checked in _names.
         tx.execute(f"UPDATE request_types SET name_{language} = ? WHERE code = ?",  # noqa: S608

@@ -62,8 +62,8 @@ def add_site(tx: WriteTx, customer_id: int, values: Mapping[str, Any], *,
              iso(now)),
         ).fetchone()[0]
     except INTEGRITY_ERRORS:
-        raise Conflict(f"name: customer {customer_id} has a site named {data['name']!r}"
-                       ) from None
+        raise Conflict(msg("name: customer {customer} has a site named {name!r}",
+                           customer=customer_id, name=data["name"])) from None
     return site_id
 
 
@@ -71,7 +71,7 @@ def update_site(tx: WriteTx, site_id: int, changes: Mapping[str, Any], *,
                 now: datetime) -> None:
     row = tx.execute("SELECT customer_id FROM sites WHERE id = ?", (site_id,)).fetchone()
     if row is None:
-        raise NotFound(f"site {site_id} does not exist")
+        raise NotFound(msg("site {id} does not exist", id=site_id))
     require_active(tx, row[0])
     data = clean(changes)
     if "name" in data:
@@ -86,7 +86,8 @@ def _check_name_free(tx: WriteTx, customer_id: int, name: str, site_id: int | No
     row = tx.execute("SELECT id FROM sites WHERE customer_id = ? AND name = ?",
                      (customer_id, name)).fetchone()
     if row is not None and row[0] != site_id:
-        raise Conflict(f"name: customer {customer_id} has a site named {name!r}")
+        raise Conflict(msg("name: customer {customer} has a site named {name!r}",
+                           customer=customer_id, name=name))
 
 
 def view(row: DbRow) -> SiteView:

@@ -18,6 +18,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from nexusmail.clock import iso
+from nexusmail.i18n import msg
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets.cases import Conflict, NewMessage, NotFound, add_message, intervention_status
 from nexusmail.tickets.models import Direction, MessageKind, Status
@@ -86,13 +87,14 @@ def add_activity(tx: WriteTx, number: int, new: NewActivity, *, now: datetime) -
     """Record `new` on intervention `number` (an `activity` entry on its thread too);
     the activity's id. Travel time is kept apart from work time, as in reports."""
     if intervention_status(tx, number) is Status.CLOSED:
-        raise Conflict(f"intervention {number} is closed")
+        raise Conflict(msg("intervention {number} is closed", number=number))
     email = new.employee_email.strip().lower()
     employee = tx.execute("SELECT id FROM employees WHERE email = ?", (email,)).fetchone()
     if employee is None:
-        raise NotFound(f"no employee with address {new.employee_email}")
+        raise NotFound(msg("no employee with address {email}", email=new.employee_email))
     if not 0 < new.minutes <= MAX_ACTIVITY_MINUTES:
-        raise Conflict(f"hours must be more than 0 and at most {MAX_ACTIVITY_MINUTES // 60}")
+        raise Conflict(msg("hours must be more than 0 and at most {hours}",
+                           hours=MAX_ACTIVITY_MINUTES // 60))
     travel = new.kind is ActivityKind.TRAVEL
     message_row = add_message(tx, number, NewMessage(
         kind=MessageKind.ACTIVITY, direction=Direction.INTERNAL, author=new.author,
@@ -129,13 +131,13 @@ def correct_activity(tx: WriteTx, activity_id: int, change: ActivityChange, *,
                      " travel_minutes, superseded_by FROM activities WHERE id = ?",
                      (activity_id,)).fetchone()
     if row is None:
-        raise NotFound(f"activity {activity_id} does not exist")
+        raise NotFound(msg("activity {id} does not exist", id=activity_id))
     if row["superseded_by"] is not None:
-        raise Conflict(f"activity {activity_id} was replaced by a later report"
-                       f" ({row['superseded_by']})")
+        raise Conflict(msg("activity {id} was replaced by a later report ({later})",
+                           id=activity_id, later=row["superseded_by"]))
     for minutes in (change.work_minutes, change.travel_minutes):
         if minutes is not None and not 0 <= minutes <= MAX_ACTIVITY_MINUTES:
-            raise Conflict(f"hours must be from 0 to {MAX_ACTIVITY_MINUTES // 60}")
+            raise Conflict(msg("hours must be from 0 to {hours}", hours=MAX_ACTIVITY_MINUTES // 60))
     work = row["work_minutes"] if change.work_minutes is None else change.work_minutes
     travel = row["travel_minutes"] if change.travel_minutes is None else change.travel_minutes
     tx.execute("UPDATE activities SET work_minutes = ?, travel_minutes = ? WHERE id = ?",

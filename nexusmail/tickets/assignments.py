@@ -20,6 +20,7 @@ import structlog
 
 from nexusmail.clock import iso
 from nexusmail.config import Settings
+from nexusmail.i18n import msg
 from nexusmail.mail.addresses import base_address, is_support_recipient, plus_extension
 from nexusmail.mail.parsed import ParsedMail
 from nexusmail.mail.reply_reading import REPORTS, ReplyReading, Verdict
@@ -90,15 +91,15 @@ def assign(
     member's share of a team assignment (tickets.teams); `step` when it is a step of an
     action sequence (tickets.sequence_steps: its action, expected hours and notes)."""
     if intervention_status(tx, number) is Status.CLOSED:
-        raise Conflict(f"intervention {number} is closed")
+        raise Conflict(msg("intervention {number} is closed", number=number))
     employee = tx.execute(
         "SELECT id, email, name, language, active FROM employees WHERE email = ?",
         (employee_email.strip().lower(),),
     ).fetchone()
     if employee is None:
-        raise NotFound(f"no employee with address {employee_email}")
+        raise NotFound(msg("no employee with address {email}", email=employee_email))
     if not employee["active"]:
-        raise Conflict(f"employee {employee_email} is not active")
+        raise Conflict(msg("employee {email} is not active", email=employee_email))
     try:
         assignment_id: int = tx.execute(
             "INSERT INTO assignments (intervention_number, employee_id, assigned_by, created_at,"
@@ -106,7 +107,8 @@ def assign(
             (number, employee["id"], assigned_by, iso(now), team_dispatch_id),
         ).fetchone()[0]
     except INTEGRITY_ERRORS:
-        raise Conflict(f"{employee_email} is already assigned to {number}") from None
+        raise Conflict(msg("{email} is already assigned to {number}", email=employee_email,
+                           number=number)) from None
     message_id = queue_assignment_mail(tx, assignment_id, number, employee, now=now,
                                        settings=settings, reply_keys=reply_keys, note=note,
                                        step=step)
@@ -162,7 +164,7 @@ def assign_team(
     """Put every active member of the team named on an open intervention, each mailed as
     any assignment; the first to confirm takes the job (tickets.teams). Their ids."""
     if intervention_status(tx, number) is Status.CLOSED:
-        raise Conflict(f"intervention {number} is closed")
+        raise Conflict(msg("intervention {number} is closed", number=number))
     dispatch_id, members = open_dispatch(tx, number, team, now=now)
     ids = [assign(tx, number, member, now=now, settings=settings, reply_keys=reply_keys,
                   assigned_by=assigned_by, note=note, team_dispatch_id=dispatch_id)
@@ -196,7 +198,7 @@ def assignment_context(tx: WriteTx, number: int) -> dict[str, Any]:
         (number,),
     ).fetchone()
     if row is None:
-        raise NotFound(f"intervention {number} does not exist")
+        raise NotFound(msg("intervention {number} does not exist", number=number))
     attachments = tx.execute(
         "SELECT a.sha256, a.filename, a.content_type, a.size FROM attachments a"
         " JOIN messages m ON m.id = a.message_id"
@@ -468,27 +470,27 @@ def apply_reply_as_operator(tx: WriteTx, message_id: int, *, operator: str, now:
     row = tx.execute("SELECT intervention_number, kind, verdict, body_text, extra FROM messages"
                      " WHERE id = ?", (message_id,)).fetchone()
     if row is None or row["kind"] != MessageKind.TECHNICIAN_REPLY:
-        raise NotFound(f"no technician reply {message_id}")
+        raise NotFound(msg("no technician reply {id}", id=message_id))
     extra = load_extra(row["extra"])
     if extra.get("acted") or extra.get("applied_by"):
-        raise Conflict("this reply was applied already")
+        raise Conflict(msg("this reply was applied already"))
     if row["verdict"] not in (Verdict.CONFIRMED, Verdict.REJECTED):
-        raise Conflict("this reply says neither yes nor no: assign or call instead")
+        raise Conflict(msg("this reply says neither yes nor no: assign or call instead"))
     number = int(row["intervention_number"])
     if intervention_status(tx, number) is Status.CLOSED:
-        raise Conflict(f"intervention {number} is closed")
+        raise Conflict(msg("intervention {number} is closed", number=number))
     match = _load(tx, MatchedBy.TOKEN, (extra.get("assignment_id"),))
     if match is None:
-        raise NotFound("the assignment of this reply no longer exists")
+        raise NotFound(msg("the assignment of this reply no longer exists"))
     match = hold_for_answer(tx, match)
     verdict = Verdict(row["verdict"])
     if match.status is AssignmentStatus.TAKEN:
-        raise Conflict("a colleague of the team took this job")
+        raise Conflict(msg("a colleague of the team took this job"))
     if verdict is Verdict.CONFIRMED:
         colleague = claim_job(tx, match.assignment_id, now=now, settings=settings,
                               case_context=assignment_context)
         if colleague:
-            raise Conflict(f"{colleague} of the team took this job")
+            raise Conflict(msg("{email} of the team took this job", email=colleague))
     reading = ReplyReading(verdict, str(extra.get("reason", "")), row["body_text"])
     tx.execute("UPDATE assignments SET status = ?, reason = ?, decided_at = ?,"
                " decided_mail_date = ? WHERE id = ?",
@@ -500,7 +502,7 @@ def apply_reply_as_operator(tx: WriteTx, message_id: int, *, operator: str, now:
     applied = tx.execute("UPDATE messages SET extra = ? WHERE id = ? AND extra = ?",
                          (dump_extra(extra), message_id, row["extra"])).rowcount
     if applied != 1:
-        raise Conflict("this reply was applied already")
+        raise Conflict(msg("this reply was applied already"))
     add_message(tx, number, NewMessage(
         kind=MessageKind.NOTE, direction=Direction.INTERNAL, author=operator,
         body_text=f"Applied the reply of {match.employee_email} ({verdict}) by hand.",

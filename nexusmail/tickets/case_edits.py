@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from nexusmail.clock import iso
+from nexusmail.i18n import Word, msg
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets.cases import Conflict, NewMessage, add_message, intervention_status
 from nexusmail.tickets.message_extra import MessageExtra
@@ -40,12 +41,14 @@ def hold_intervention(tx: WriteTx, number: int, *, reason: str, now: datetime,
     `POST .../reopen` resumes it."""
     reason = reason.strip()
     if not reason:
-        raise EditRefused("reason: is required")
+        raise EditRefused(msg("reason: is required"))
     if len(reason) > MAX_REASON_CHARS:
-        raise EditRefused(f"reason: is longer than {MAX_REASON_CHARS} characters")
+        raise EditRefused(msg("reason: is longer than {count} characters",
+                                  count=MAX_REASON_CHARS))
     status = intervention_status(tx, number)
     if status is not Status.OPEN:
-        raise Conflict(f"intervention {number} is {status}, not open")
+        raise Conflict(msg("intervention {number} is {status}, not open", number=number,
+                           status=Word(status)))
     tx.execute("UPDATE interventions SET status = ?, status_reason = ?, updated_at = ?"
                " WHERE number = ? AND status = ?",
                (Status.ON_HOLD, reason, iso(now), number, Status.OPEN))
@@ -121,8 +124,8 @@ def resolve_links(tx: WriteTx, customer_id: int, *, now: datetime,
                              " AND serial IN (?, ?) ORDER BY id LIMIT 1",
                              (customer_id, serial, serial.upper())).fetchone()
             if row is None:
-                raise EditRefused(f"equipment_serial: customer {customer_id} has no machine"
-                                  f" {serial}")
+                raise EditRefused(msg("equipment_serial: customer {customer} has no machine"
+                                      " {serial}", customer=customer_id, serial=serial))
             out["equipment_id"] = row["id"]
             if "site_id" not in given and row["site_id"] is not None:
                 out["site_id"] = row["site_id"]
@@ -132,8 +135,8 @@ def resolve_links(tx: WriteTx, customer_id: int, *, now: datetime,
             row = tx.execute("SELECT customer_id FROM sites WHERE id = ?",
                              (site_id,)).fetchone()
             if row is None or row["customer_id"] != customer_id:
-                raise EditRefused(f"site_id: site {site_id} is not a site of customer"
-                                  f" {customer_id}")
+                raise EditRefused(msg("site_id: site {site} is not a site of customer"
+                                      " {customer}", site=site_id, customer=customer_id))
     return out
 
 
@@ -143,8 +146,8 @@ def _contact_of(tx: WriteTx, customer_id: int, email: str, now: datetime) -> int
                      (email,)).fetchone()
     if row is not None:
         if row["customer_id"] != customer_id:
-            raise EditRefused(f"contact_email: {email} is a contact of customer"
-                              f" {row['customer_id']}")
+            raise EditRefused(msg("contact_email: {email} is a contact of customer"
+                                  " {customer}", email=email, customer=row["customer_id"]))
         return int(row["id"])
     contact_id: int = tx.execute(
         "INSERT INTO contacts (customer_id, name, email, verified, created_at)"

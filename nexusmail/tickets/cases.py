@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from nexusmail.clock import iso
+from nexusmail.i18n import msg
 from nexusmail.storage import xact_lock
 from nexusmail.storage.connections import INTEGRITY_ERRORS, WriteTx
 from nexusmail.tickets.message_extra import MessageExtra, dump_extra
@@ -221,7 +222,7 @@ def add_message(
 def intervention_status(tx: WriteTx, number: int) -> Status:
     row = tx.execute("SELECT status FROM interventions WHERE number = ?", (number,)).fetchone()
     if row is None:
-        raise NotFound(f"intervention {number} does not exist")
+        raise NotFound(msg("intervention {number} does not exist", number=number))
     return Status(row["status"])
 
 
@@ -233,7 +234,7 @@ def close_intervention(
     `reason` (one of [tickets] close_reasons on the page, any text by the API) is kept
     in status_reason for reports."""
     if intervention_status(tx, number) is Status.CLOSED:
-        raise Conflict(f"intervention {number} is already closed")
+        raise Conflict(msg("intervention {number} is already closed", number=number))
     # Guarded: of two closings at once (two daemons' operators) one writes the entry.
     closed = tx.execute(
         "UPDATE interventions SET status = ?, status_reason = ?, closed_at = ?, updated_at = ?"
@@ -241,7 +242,7 @@ def close_intervention(
         (Status.CLOSED, reason.strip(), iso(now), iso(now), number, Status.CLOSED),
     ).rowcount
     if closed != 1:
-        raise Conflict(f"intervention {number} is already closed")
+        raise Conflict(msg("intervention {number} is already closed", number=number))
     extra: MessageExtra = {"status": Status.CLOSED}
     if reason.strip():
         extra["reason"] = reason.strip()
@@ -259,7 +260,7 @@ def reopen_intervention(
     """Open a closed, resolved or held intervention again; Conflict when it is open."""
     intervention_status(tx, number)  # NotFound
     if not reopen_if_not_open(tx, number, now=now, author=author, note=note):
-        raise Conflict(f"intervention {number} is already open")
+        raise Conflict(msg("intervention {number} is already open", number=number))
 
 
 def reopen_if_not_open(
@@ -294,7 +295,8 @@ def add_employee(
             (email.strip().lower(), name.strip(), language, iso(now)),
         ).fetchone()[0]
     except INTEGRITY_ERRORS:
-        raise Conflict(f"an employee with address {email} exists already") from None
+        raise Conflict(msg("an employee with address {email} exists already",
+                           email=email)) from None
     return employee_id
 
 
@@ -305,7 +307,7 @@ def set_employee_active(tx: WriteTx, email: str, *, active: bool) -> int:
     row = tx.execute("UPDATE employees SET active = ? WHERE email = ? RETURNING id",
                      (int(active), email)).fetchone()
     if row is None:
-        raise NotFound(f"no employee with address {email}")
+        raise NotFound(msg("no employee with address {email}", email=email))
     return int(row[0])
 
 

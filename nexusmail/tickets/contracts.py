@@ -104,7 +104,7 @@ def add_contract(tx: WriteTx, customer_id: int, values: Mapping[str, Any], *,
     """Store a contract; the customer's open interventions get their deadlines worked
     out again by the next sweep (this contract may now cover them)."""
     if tx.execute("SELECT 1 FROM customers WHERE id = ?", (customer_id,)).fetchone() is None:
-        raise NotFound(f"customer {customer_id} does not exist")
+        raise NotFound(msg("customer {id} does not exist", id=customer_id))
     data = clean(values)
     try:
         contract_id: int = tx.execute(
@@ -116,7 +116,8 @@ def add_contract(tx: WriteTx, customer_id: int, values: Mapping[str, Any], *,
              data["notes"], iso(now)),
         ).fetchone()[0]
     except INTEGRITY_ERRORS:
-        raise Conflict(f"code: the customer already has a contract {data['code']}") from None
+        raise Conflict(msg("code: the customer already has a contract {code}",
+                           code=data["code"])) from None
     set_links(tx, customer_id, contract_id, dict(values))
     _replan_open_cases(tx, customer_id)
     log.info("contract.created", customer_id=customer_id, contract_id=contract_id,
@@ -132,7 +133,8 @@ def update_contract(tx: WriteTx, customer_id: int, contract_id: int,
     row = tx.execute("SELECT customer_id, prepaid_hours FROM contracts WHERE id = ?",
                      (contract_id,)).fetchone()
     if row is None or row[0] != customer_id:
-        raise NotFound(f"customer {customer_id} has no contract {contract_id}")
+        raise NotFound(msg("customer {customer} has no contract {id}", customer=customer_id,
+                           id=contract_id))
     data = clean(values)
     try:
         tx.execute(
@@ -143,7 +145,8 @@ def update_contract(tx: WriteTx, customer_id: int, contract_id: int,
              data["response_hours"], data["resolution_hours"], data["prepaid_hours"],
              data["notes"], contract_id))
     except INTEGRITY_ERRORS:
-        raise Conflict(f"code: the customer already has a contract {data['code']}") from None
+        raise Conflict(msg("code: the customer already has a contract {code}",
+                           code=data["code"])) from None
     set_links(tx, customer_id, contract_id, dict(values))
     if data["prepaid_hours"] != row[1]:
         # A new package (topped up, say): its low-hours warning may come again.

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import TypedDict
 
 from nexusmail.clock import iso
+from nexusmail.i18n import msg
 from nexusmail.storage.connections import ReadTx, WriteTx
 from nexusmail.tickets.cases import NotFound
 
@@ -52,7 +53,7 @@ def update_employee(tx: WriteTx, email: str, change: EmployeeChange, *,
     row = tx.execute("SELECT id FROM employees WHERE email = ?",
                      (email.strip().lower(),)).fetchone()
     if row is None:
-        raise NotFound(f"employee {email} does not exist")
+        raise NotFound(msg("employee {email} does not exist", email=email))
     employee_id = int(row[0])
     fields = {"name": change.name, "language": change.language,
               "active": None if change.active is None else int(change.active)}

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from nexusmail.blobs.store import BlobStore
 from nexusmail.config import Settings
+from nexusmail.i18n import Msg, message_of, msg
 from nexusmail.storage.connections import Storage, WriteTx
 from nexusmail.tickets import operator_replies
 from nexusmail.tickets.assignments import assign
@@ -42,8 +43,8 @@ FALLBACK_FILENAME = "attachment"
 class EntryRefused(Exception):
     """The entry is refused as a whole and nothing was stored; the message names why."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, message: str | Msg) -> None:
+        super().__init__(str(message))
         self.message = message
 
 
@@ -94,7 +95,7 @@ def open_with_assignees(
             assign(tx, number, email, now=now, settings=settings, reply_keys=reply_keys,
                    assigned_by=assigned_by)
         except (NotFound, Conflict) as exc:
-            raise EntryRefused(f"assignees: {exc}") from None
+            raise EntryRefused(msg("assignees: {problem}", problem=message_of(exc))) from None
     return number
 
 

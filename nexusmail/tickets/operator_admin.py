@@ -14,6 +14,7 @@ from enum import Enum
 from typing import Any
 
 from nexusmail.clock import iso
+from nexusmail.i18n import msg
 from nexusmail.storage.connections import ReadTx, WriteTx, dialect_of
 from nexusmail.tickets.cases import Conflict, NotFound
 from nexusmail.tickets.operators import ROLES, set_active
@@ -50,14 +51,15 @@ def ensure_another_admin(tx: WriteTx, operator_id: int) -> None:
         "SELECT id FROM operators WHERE role = 'admin' AND active = 1"  # noqa: S608
         + lock).fetchall()
     if not any(row[0] != operator_id for row in admins):
-        raise Conflict("this is the last active admin: make another operator admin first")
+        raise Conflict(msg(
+            "this is the last active admin: make another operator admin first"))
 
 
 def _row(tx: WriteTx, email: str) -> Any:
     row = tx.execute("SELECT id, role, active FROM operators WHERE email = ?",
                      (email.strip().lower(),)).fetchone()
     if row is None:
-        raise NotFound(f"no operator with address {email}")
+        raise NotFound(msg("no operator with address {email}", email=email))
     return row
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from nexusmail.config import Settings
+from nexusmail.i18n import msg
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets.cases import (
     Conflict,
@@ -60,12 +61,13 @@ def reply_to_customer(
         (number,),
     ).fetchone()
     if case is None:
-        raise NotFound(f"intervention {number} does not exist")
+        raise NotFound(msg("intervention {number} does not exist", number=number))
     if reply.close and case["status"] == Status.CLOSED:
-        raise Conflict(f"intervention {number} is already closed")
+        raise Conflict(msg("intervention {number} is already closed", number=number))
     recipients = recipients_of(case["contact_email"], case["customer_email"], settings)
     if not recipients:
-        raise Conflict(f"intervention {number} has no customer address to write to")
+        raise Conflict(msg("intervention {number} has no customer address to write to",
+                           number=number))
     earlier = customer_message_ids(tx, number)
     language = case["language"] or acknowledged_language(tx, number) \
         or settings.mail.default_language

@@ -15,6 +15,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from nexusmail.clock import iso
+from nexusmail.i18n import msg
 from nexusmail.storage.connections import INTEGRITY_ERRORS, ReadTx, WriteTx
 from nexusmail.tickets.cases import Conflict, NotFound
 
@@ -119,7 +120,8 @@ def add_operator(
              int(own_customers_only), iso(now), iso(now)),
         ).fetchone()[0]
     except INTEGRITY_ERRORS:
-        raise Conflict(f"an operator with address {email} exists already") from None
+        raise Conflict(msg("an operator with address {email} exists already",
+                           email=email)) from None
     return operator_id
 
 
@@ -131,7 +133,7 @@ def set_password(
         (password_hash, iso(now), email.strip().lower()),
     ).rowcount
     if not changed:
-        raise NotFound(f"no operator with address {email}")
+        raise NotFound(msg("no operator with address {email}", email=email))
     # A new password ends every open session, a stolen cookie's too.
     tx.execute("DELETE FROM operator_sessions WHERE operator_id IN"
                " (SELECT id FROM operators WHERE email = ?)", (email.strip().lower(),))
@@ -143,7 +145,7 @@ def set_active(tx: WriteTx, *, email: str, active: bool, now: datetime) -> bool:
     email = email.strip().lower()
     row = tx.execute("SELECT id, active FROM operators WHERE email = ?", (email,)).fetchone()
     if row is None:
-        raise NotFound(f"no operator with address {email}")
+        raise NotFound(msg("no operator with address {email}", email=email))
     if bool(row["active"]) is active:
         return False
     tx.execute("UPDATE operators SET active = ?, updated_at = ? WHERE id = ?",

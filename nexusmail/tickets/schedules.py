@@ -23,6 +23,7 @@ import structlog
 
 from nexusmail.clock import iso
 from nexusmail.config import Settings
+from nexusmail.i18n import msg
 from nexusmail.storage.connections import DbRow, WriteTx, dialect_of
 from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.cases import (
@@ -143,7 +144,7 @@ def update_schedule(tx: WriteTx, schedule_id: int, changes: Mapping[str, Any], *
     a pause's occurrences are not caught up); other edits keep it."""
     unknown = set(changes) - EDITABLE
     if unknown:
-        raise InvalidSchedule(f"{sorted(unknown)[0]}: cannot be changed")
+        raise InvalidSchedule(msg("{field}: cannot be changed", field=sorted(unknown)[0]))
     row = load_schedule_row(tx, schedule_id)
     spec = replace(spec_from_row(row), **changes)
     rule = _checked_rule(spec)
@@ -303,7 +304,7 @@ def load_schedule_row(tx: WriteTx, schedule_id: int) -> DbRow:
         (schedule_id,),
     ).fetchone()
     if row is None:
-        raise NotFound(f"schedule {schedule_id} does not exist")
+        raise NotFound(msg("schedule {id} does not exist", id=schedule_id))
     return row
 
 
@@ -324,7 +325,7 @@ def spec_from_row(row: DbRow) -> ScheduleSpec:
 
 def _checked_rule(spec: ScheduleSpec) -> Recurrence:
     if spec.lead_days < 0:
-        raise InvalidSchedule("lead_days: should be 0 or more")
+        raise InvalidSchedule(msg("lead_days: should be 0 or more"))
     try:
         return spec.recurrence()
     except ValueError as exc:
@@ -336,9 +337,11 @@ def _check_assignees(tx: WriteTx, assignees: Sequence[str]) -> None:
         row = tx.execute("SELECT active FROM employees WHERE email = ?",
                          (email.lower(),)).fetchone()
         if row is None:
-            raise InvalidSchedule(f"assignees: no employee with address {email}")
+            raise InvalidSchedule(msg("assignees: no employee with address {email}",
+                                      email=email))
         if not row["active"]:
-            raise InvalidSchedule(f"assignees: employee {email} is not active")
+            raise InvalidSchedule(msg("assignees: employee {email} is not active",
+                                      email=email))
 
 
 def _text(value: date | None) -> str | None:

@@ -23,6 +23,7 @@ import structlog
 
 from nexusmail.clock import iso
 from nexusmail.config import Settings
+from nexusmail.i18n import Word, msg
 from nexusmail.storage.connections import INTEGRITY_ERRORS, DbRow, WriteTx
 from nexusmail.tickets.business_calendar import (
     BusinessCalendar,
@@ -58,21 +59,21 @@ def start_sequence(tx: WriteTx, number: int, code: str, *, started_by: str, now:
                    settings: Settings) -> int:
     """Start the sequence `code` on intervention `number`: step 1 is due now. Its run id."""
     if intervention_status(tx, number) is Status.CLOSED:
-        raise Conflict(f"intervention {number} is closed")
+        raise Conflict(msg("intervention {number} is closed", number=number))
     sequence = tx.execute("SELECT id, code FROM sequences WHERE code = ?", (code,)).fetchone()
     if sequence is None:
-        raise NotFound(f"no sequence with code {code!r}")
+        raise NotFound(msg("no sequence with code {code!r}", code=code))
     # Checked before the INSERT: on PostgreSQL a failed INSERT would end the transaction.
     if tx.execute("SELECT 1 FROM sequence_runs WHERE intervention_number = ?",
                   (number,)).fetchone() is not None:
-        raise Conflict(f"intervention {number} has a sequence already")
+        raise Conflict(msg("intervention {number} has a sequence already", number=number))
     try:
         run_id: int = tx.execute(
             "INSERT INTO sequence_runs (intervention_number, sequence_id, code, started_by,"
             " started_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
             (number, sequence["id"], sequence["code"], started_by, iso(now))).fetchone()[0]
     except INTEGRITY_ERRORS:  # a second daemon started one in the meantime
-        raise Conflict(f"intervention {number} has a sequence already") from None
+        raise Conflict(msg("intervention {number} has a sequence already", number=number)) from None
     steps = tx.execute(
         "INSERT INTO sequence_run_steps (run_id, number, employee_id, team_id, action,"
         " expected_hours, notes, postpone_days, needs_report) SELECT ?, number, employee_id,"
@@ -184,16 +185,17 @@ def schedule_again(tx: WriteTx, number: int, *, by: str, now: datetime) -> int:
         " ORDER BY s.number LIMIT 1",
         (number, RunState.RUNNING, StepStatus.DONE, StepStatus.CANCELLED)).fetchone()
     if step is None:
-        raise NotFound(f"intervention {number} has no sequence running")
+        raise NotFound(msg("intervention {number} has no sequence running", number=number))
     if not (step["status"] == StepStatus.BLOCKED or _rejected(tx, step)):
-        raise Conflict(f"step {step['number']} is {step['status']}: only a blocked or"
-                       " rejected step is mailed again")
+        raise Conflict(msg("step {number} is {status}: only a blocked or rejected step is"
+                           " mailed again", number=step["number"],
+                           status=Word(step["status"])))
     again = tx.execute(
         "UPDATE sequence_run_steps SET status = ?, mail_at = ?, problem = '',"
         " assignment_id = NULL, team_dispatch_id = NULL WHERE id = ? AND status = ?",
         (StepStatus.SCHEDULED, iso(now), step["id"], step["status"])).rowcount
     if again != 1:
-        raise Conflict(f"step {step['number']} changed meanwhile")
+        raise Conflict(msg("step {number} changed meanwhile", number=step["number"]))
     note(tx, number, f"Sequence {step['code']}, step {step['number']} ({step['action']}) to"
          f" be mailed again, by {by}.", {"sequence": step["code"],
                                          "sequence_step": step["number"],

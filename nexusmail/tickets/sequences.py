@@ -15,6 +15,7 @@ from typing import TypedDict
 import structlog
 
 from nexusmail.clock import iso
+from nexusmail.i18n import msg
 from nexusmail.storage.connections import INTEGRITY_ERRORS, ReadTx, WriteTx
 from nexusmail.tickets.cases import Conflict, NotFound
 
@@ -78,7 +79,8 @@ def create_sequence(tx: WriteTx, plan: SequenceDef, *, now: datetime) -> int:
             (plan.code, plan.description, plan.notes, plan.trigger_request_type, iso(now)),
         ).fetchone()[0]
     except INTEGRITY_ERRORS:
-        raise Conflict(f"a sequence with code {plan.code!r} exists already") from None
+        raise Conflict(msg("a sequence with code {code!r} exists already",
+                           code=plan.code)) from None
     _insert_steps(tx, sequence_id, plan.steps, who)
     log.info("sequence.created", code=plan.code, steps=len(plan.steps))
     return sequence_id
@@ -89,7 +91,7 @@ def update_sequence(tx: WriteTx, plan: SequenceDef) -> int:
     its id. Runs already started keep the steps they were started with."""
     row = tx.execute("SELECT id FROM sequences WHERE code = ?", (plan.code,)).fetchone()
     if row is None:
-        raise NotFound(f"no sequence with code {plan.code!r}")
+        raise NotFound(msg("no sequence with code {code!r}", code=plan.code))
     _check_trigger(tx, plan.trigger_request_type)
     who = [_who(tx, step) for step in plan.steps]
     sequence_id: int = row["id"]
@@ -105,7 +107,7 @@ def update_sequence(tx: WriteTx, plan: SequenceDef) -> int:
 def _check_trigger(tx: WriteTx, request_type: str | None) -> None:
     if request_type is not None and tx.execute(
             "SELECT 1 FROM request_types WHERE code = ?", (request_type,)).fetchone() is None:
-        raise NotFound(f"no request type {request_type!r}")
+        raise NotFound(msg("no request type {code!r}", code=request_type))
 
 
 def _insert_steps(tx: WriteTx, sequence_id: int, steps: Sequence[StepDef],
@@ -126,11 +128,12 @@ def _who(tx: WriteTx, step: StepDef) -> tuple[int | None, int | None]:
         row = tx.execute("SELECT id FROM employees WHERE email = ?",
                          (step.employee_email.strip().lower(),)).fetchone()
         if row is None:
-            raise NotFound(f"no employee with address {step.employee_email}")
+            raise NotFound(msg("no employee with address {email}",
+                               email=step.employee_email))
         return row["id"], None
     row = tx.execute("SELECT id FROM teams WHERE name = ?", (step.team,)).fetchone()
     if row is None:
-        raise NotFound(f"no team named {step.team!r}")
+        raise NotFound(msg("no team named {name!r}", name=step.team))
     return None, row["id"]
 
 

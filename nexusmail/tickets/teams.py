@@ -19,6 +19,7 @@ import structlog
 
 from nexusmail.clock import iso
 from nexusmail.config import Settings
+from nexusmail.i18n import msg
 from nexusmail.storage import xact_lock
 from nexusmail.storage.connections import INTEGRITY_ERRORS, ReadTx, WriteTx
 from nexusmail.tickets.cases import Conflict, NotFound
@@ -50,12 +51,12 @@ def create_team(tx: WriteTx, name: str, members: Sequence[str], *, now: datetime
         for a in addresses) if r is not None}
     unknown = [a for a in addresses if a not in rows]
     if unknown:
-        raise NotFound(f"no employee with address {', '.join(unknown)}")
+        raise NotFound(msg("no employee with address {email}", email=", ".join(unknown)))
     try:
         team_id: int = tx.execute("INSERT INTO teams (name, created_at) VALUES (?, ?)"
                                   " RETURNING id", (name, iso(now))).fetchone()[0]
     except INTEGRITY_ERRORS:
-        raise Conflict(f"a team named {name!r} exists already") from None
+        raise Conflict(msg("a team named {name!r} exists already", name=name)) from None
     tx.executemany("INSERT INTO team_members (team_id, employee_id) VALUES (?, ?)",
                    [(team_id, rows[a]) for a in addresses])
     log.info("team.created", team=name, members=len(addresses))
@@ -90,12 +91,12 @@ def open_dispatch(tx: WriteTx, number: int, team_name: str, *, now: datetime
     assigns each with this dispatch's id)."""
     team = tx.execute("SELECT id FROM teams WHERE name = ?", (team_name,)).fetchone()
     if team is None:
-        raise NotFound(f"no team named {team_name!r}")
+        raise NotFound(msg("no team named {name!r}", name=team_name))
     members = [r["email"] for r in tx.execute(
         "SELECT e.email FROM team_members m JOIN employees e ON e.id = m.employee_id"
         " WHERE m.team_id = ? AND e.active = 1 ORDER BY e.email", (team["id"],)).fetchall()]
     if not members:
-        raise Conflict(f"team {team_name!r} has no active member")
+        raise Conflict(msg("team {name!r} has no active member", name=team_name))
     dispatch_id: int = tx.execute(
         "INSERT INTO team_dispatches (team_id, intervention_number, created_at)"
         " VALUES (?, ?, ?) RETURNING id", (team["id"], number, iso(now))).fetchone()[0]
@@ -225,14 +226,14 @@ def set_team_members(tx: WriteTx, name: str, members: Sequence[str]) -> int:
     given already stay with the members who were mailed them."""
     team = tx.execute("SELECT id FROM teams WHERE name = ?", (name,)).fetchone()
     if team is None:
-        raise NotFound(f"no team named {name!r}")
+        raise NotFound(msg("no team named {name!r}", name=name))
     addresses = sorted({m.strip().lower() for m in members})
     rows = {r["email"]: r["id"] for r in (
         tx.execute("SELECT id, email FROM employees WHERE email = ?", (a,)).fetchone()
         for a in addresses) if r is not None}
     unknown = [a for a in addresses if a not in rows]
     if unknown:
-        raise NotFound(f"no employee with address {', '.join(unknown)}")
+        raise NotFound(msg("no employee with address {email}", email=", ".join(unknown)))
     team_id: int = team["id"]
     tx.execute("DELETE FROM team_members WHERE team_id = ?", (team_id,))
     tx.executemany("INSERT INTO team_members (team_id, employee_id) VALUES (?, ?)",

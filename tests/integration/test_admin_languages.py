@@ -82,3 +82,31 @@ async def test_without_a_choice_the_browser_then_the_default_decides(tmp_path: P
             bad = await client.post("/settings", data={
                 "csrf_token": csrf_of(form.text), "language": "de"})
             assert bad.status_code == 422
+
+
+async def test_a_domain_refusal_is_in_the_operators_language(daemon: Daemon) -> None:
+    """Assigning the same technician twice: an Italian operator reads the refusal in
+    Italian, with its values."""
+    await operator_speaking(daemon, "giulia@firm.test", "it")
+    async with logged_in(daemon, "giulia@firm.test") as client:
+        token = csrf_of((await client.get("/interventions/1")).text)
+        form = {"csrf_token": token, "employee_email": "luca@firm.test"}
+        assert (await client.post("/interventions/1/assign", data=form)).status_code == 303
+        again = await client.post("/interventions/1/assign", data=form)
+        assert again.status_code == 409
+        assert "luca@firm.test è già assegnato all&#39;intervento 1" in again.text
+        assert "is already assigned" not in again.text
+
+
+async def test_a_refused_entry_form_names_the_field_in_the_operators_language(
+        daemon: Daemon) -> None:
+    """A phone request without the customer's address comes back to a Romanian
+    operator with the field named in a Romanian sentence, not pydantic's English."""
+    await operator_speaking(daemon, "ana@firm.test", "ro")
+    async with logged_in(daemon, "ana@firm.test") as client:
+        token = csrf_of((await client.get("/interventions/new")).text)
+        refused = await client.post("/interventions/new", data={
+            "csrf_token": token, "subject": "Caldaia", "description": "Non parte."})
+        assert refused.status_code == 422
+        assert "customer_email: este obligatoriu." in refused.text
+        assert english_left(refused.text, "ro") == []

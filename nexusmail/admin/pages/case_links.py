@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from nexusmail.admin.api.base import MAX_ID
 from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, redirect
-from nexusmail.i18n import msg
+from nexusmail.i18n import message_of, msg
 from nexusmail.mail.addresses import check_address
 from nexusmail.records.fields import REQUEST_CHANNELS
 from nexusmail.storage.connections import WriteTx
@@ -67,7 +67,7 @@ class _Handlers:
             row = tx.execute("SELECT customer_id FROM interventions WHERE number = ?",
                              (number,)).fetchone()
             if row is None:
-                raise NotFound(f"intervention {number} does not exist")
+                raise NotFound(msg("intervention {number} does not exist", number=number))
             changes: dict[str, Any] = {"request_type": request_type,
                                        "channel": channel or None}
             changes.update(resolve_links(
@@ -78,7 +78,7 @@ class _Handlers:
         try:
             changed = await self.p.services.store.write(change)
         except EditRefused as exc:
-            raise PageError(422, str(exc)) from None
+            raise PageError(422, message_of(exc)) from None
         log.info("admin.intervention_edited", intervention=number, fields=sorted(changed),
                  operator=operator.email)
         return redirect(f"/interventions/{number}", msg("Links saved."), request)

@@ -20,10 +20,11 @@ from starlette.routing import Route
 
 from nexusmail.admin.api.assignments import signing_keys
 from nexusmail.admin.api.base import MAX_ID, ApiError
-from nexusmail.admin.api.models import InterventionIn, describe_validation_error
+from nexusmail.admin.api.models import InterventionIn
 from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, redirect
 from nexusmail.admin.pages.due_times import next_deadline
-from nexusmail.i18n import msg
+from nexusmail.admin.pages.form_errors import validation_message
+from nexusmail.i18n import Msg, msg
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets import queries, search, visibility
 from nexusmail.tickets.attention import Attention
@@ -139,7 +140,7 @@ class _Handlers:
                 {**{k: v for k, v in values.items() if v}, "assignees": assignees},
                 context={"limits": self.p.services.settings.limits})
         except ValidationError as exc:
-            return await self._entry_form(request, values, describe_validation_error(exc),
+            return await self._entry_form(request, values, validation_message(exc),
                                           assignees)
         entry = OpenRequest(
             customer_email=body.customer_email, customer_name=body.customer_name,
@@ -167,11 +168,13 @@ class _Handlers:
                         msg("Intervention #{number} opened.", number=number), request)
 
     async def _entry_form(self, request: Request, values: dict[str, str],
-                          error: str | None, assignees: list[str] | None = None) -> Response:
+                          error: str | Msg | None, assignees: list[str] | None = None
+                          ) -> Response:
         async with self.p.services.store.read() as conn:
             employees = [e for e in await queries.list_employees(conn) if e["active"]]
         return self.p.render(
-            request, "new.html.j2", status=422 if error else 200, values=values, error=error,
+            request, "new.html.j2", status=422 if error else 200, values=values,
+            error=self.p.text(request, error) if error else None,
             employees=employees, assignees=set(assignees or []),
             priorities=[p.value for p in Priority])
 

@@ -74,7 +74,7 @@ from nexusmail.admin.pages.thread import thread_routes
 from nexusmail.admin.pages.timesheets import timesheet_routes
 from nexusmail.admin.secret_file import load_or_create_secret
 from nexusmail.blobs.store import BlobUnavailable
-from nexusmail.i18n import LABELS, LANGUAGE_NAMES, LANGUAGES, msg, translations
+from nexusmail.i18n import LABELS, LANGUAGE_NAMES, LANGUAGES, message_of, msg, translations
 from nexusmail.paths import session_key_path
 from nexusmail.tickets.cases import Conflict, NotFound
 from nexusmail.tickets.store import StorageError
@@ -132,7 +132,7 @@ def build_pages_app(services: ApiServices) -> Starlette:
         if isinstance(exc, PageError | ApiError):
             status, message = exc.status, exc.message
         else:  # the tickets layer's NotFound and Conflict name what is wrong
-            status, message = (404 if isinstance(exc, NotFound) else 409), str(exc)
+            status, message = (404 if isinstance(exc, NotFound) else 409), message_of(exc)
         return error_page(pages, request, status, message)
 
     async def csrf_rejected(request: Request, exc: Exception) -> Response:

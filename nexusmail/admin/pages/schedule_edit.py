@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from nexusmail.admin.api.base import MAX_ID
 from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, redirect
-from nexusmail.i18n import msg
+from nexusmail.i18n import message_of, msg
 from nexusmail.tickets import schedule_queries
 from nexusmail.tickets.recurrence import DayRule, Interval, local_date
 from nexusmail.tickets.schedules import InvalidSchedule, update_schedule
@@ -113,7 +113,7 @@ class _Handlers:
                 await services.store.write(lambda tx: update_schedule(
                     tx, schedule_id, changes, today=today, now=now))
             except InvalidSchedule as exc:
-                raise PageError(422, str(exc)) from None
+                raise PageError(422, message_of(exc)) from None
         log.info("admin.schedule_edited", schedule_id=schedule_id, fields=sorted(changes),
                  operator=operator.email)
         return redirect(f"/schedules/{schedule_id}", msg("Schedule saved."), request)

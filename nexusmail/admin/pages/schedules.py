@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from nexusmail.admin.api.base import MAX_ID
 from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, redirect
-from nexusmail.i18n import msg
+from nexusmail.i18n import message_of, msg
 from nexusmail.mail.addresses import check_address
 from nexusmail.tickets import queries, schedule_queries
 from nexusmail.tickets.recurrence import DayRule, Interval, local_date
@@ -89,9 +89,9 @@ class _Handlers:
                 lead_days=int(values["lead_days"] or 0), every=int(values["every"] or 1),
                 contract_ref=values["contract_ref"], assignees=assignees)
             if not spec.subject:
-                raise InvalidSchedule("subject: is required")
+                raise InvalidSchedule(msg("subject: is required"))
         except ValueError as exc:
-            raise PageError(422, str(exc)) from None
+            raise PageError(422, message_of(exc)) from None
         services = self.p.services
         now = services.clock.now()
         today = local_date(now, services.settings.scheduler.timezone)
@@ -99,7 +99,7 @@ class _Handlers:
             schedule_id = await services.store.write(
                 lambda tx: create_schedule(tx, spec, today=today, now=now))
         except InvalidSchedule as exc:
-            raise PageError(422, str(exc)) from None
+            raise PageError(422, message_of(exc)) from None
         log.info("admin.schedule_added", schedule_id=schedule_id, operator=operator.email)
         return redirect(f"/schedules/{schedule_id}", msg("Schedule added."), request)
 
@@ -125,7 +125,7 @@ class _Handlers:
         except LookupError:
             raise PageError(404, msg("Schedule {id} does not exist.", id=schedule_id)) from None
         except InvalidSchedule as exc:
-            raise PageError(422, str(exc)) from None
+            raise PageError(422, message_of(exc)) from None
         log.info("admin.schedule_active", schedule_id=schedule_id, active=active,
                  operator=operator.email)
         return redirect(f"/schedules/{schedule_id}",

@@ -23,6 +23,7 @@ from nexusmail.admin.api.assignments import signing_keys
 from nexusmail.admin.api.base import MAX_ID, ApiError
 from nexusmail.admin.api.sequences import SequenceIn, needs_report
 from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, redirect
+from nexusmail.admin.pages.form_errors import validation_message
 from nexusmail.i18n import msg
 from nexusmail.records.request_types import list_request_types
 from nexusmail.tickets import queries, sequences
@@ -203,8 +204,7 @@ def _problem(exc: ValidationError) -> Any:
                    problem=error["msg"])
     if where == ["steps"]:
         return msg("A sequence needs at least one step with an action.")
-    return msg("{field} is not valid: {problem}", field=".".join(where),
-               problem=error["msg"])
+    return validation_message(exc)
 
 
 def _number(request: Request, name: str) -> int:
