@@ -172,6 +172,9 @@ def _register_parts(commands: Any, config_opt: argparse.ArgumentParser,
                              " (business hours; 0: none; absent: the [sla] default)")
     add_rt.add_argument("--resolution-hours", type=float, metavar="HOURS",
                         help="SLA resolution time, as --response-hours")
+    add_rt.add_argument("--closing-mail", action=argparse.BooleanOptionalAction,
+                        help="whether its resolved cases mail the customer a closing"
+                             " report (absent: [reports] customer_closing_mail)")
 
 
 # Customers
@@ -364,7 +367,8 @@ def cmd_request_type_add(args: argparse.Namespace, settings: Settings) -> int:
     body = _validate(RequestTypeIn, {
         "code": args.code, "names": {"en": args.en, "it": args.it, "ro": args.ro},
         "default_priority": args.priority, "default_assignees": args.assignee,
-        "response_hours": args.response_hours, "resolution_hours": args.resolution_hours})
+        "response_hours": args.response_hours, "resolution_hours": args.resolution_hours,
+        "customer_closing_mail": args.closing_mail})
     if body is None:
         return EXIT_USAGE
     values = every(body)

@@ -40,6 +40,7 @@ class RequestTypeView(TypedDict):
     default_assignees: list[str]     # employee emails
     response_hours: float | None     # None: the [sla] default; 0: no deadline
     resolution_hours: float | None
+    customer_closing_mail: bool | None  # None: as [reports] customer_closing_mail
 
 
 def code(value: Any) -> str:
@@ -81,6 +82,16 @@ def sla_hours(value: Any, field: str) -> float | None:
     return hours
 
 
+def closing_mail(value: Any) -> int | None:
+    """The type's closing-mail switch as stored: 1, 0, or None for as configured."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    raise InvalidRecord(msg("{field}: should be true, false or null",
+                            field="customer_closing_mail"))
+
+
 def _assignee_ids(tx: WriteTx, emails: Sequence[str]) -> list[int]:
     if len(emails) > MAX_ASSIGNEES:
         raise InvalidRecord(msg("{field}: more than {most}", field="default_assignees",
@@ -116,8 +127,10 @@ def create_request_type(tx: WriteTx, values: Mapping[str, Any]) -> str:
     sla = [sla_hours(values.get(f), f) for f in SLA_FIELDS]
     tx.execute(
         "INSERT INTO request_types (code, name_en, name_it, name_ro, default_priority,"
-        " position, response_hours, resolution_hours) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (new_code, names["en"], names["it"], names["ro"], priority, position, *sla))
+        " position, response_hours, resolution_hours, customer_closing_mail)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (new_code, names["en"], names["it"], names["ro"], priority, position, *sla,
+         closing_mail(values.get("customer_closing_mail"))))
     _set_assignees(tx, new_code, _assignee_ids(tx, values.get("default_assignees") or []))
     return new_code
 
@@ -144,6 +157,9 @@ def update_request_type(tx: WriteTx, type_code: str, changes: Mapping[str, Any])
         # The column name comes from SLA_FIELDS.
         tx.execute(f"UPDATE request_types SET {field} = ? WHERE code = ?",  # noqa: S608
                    (hours, type_code))
+    if "customer_closing_mail" in changes:  # null: back to as configured
+        tx.execute("UPDATE request_types SET customer_closing_mail = ? WHERE code = ?",
+                   (closing_mail(changes["customer_closing_mail"]), type_code))
     if sla:
         tx.execute("UPDATE interventions SET sla_planned_at = NULL"
                    " WHERE request_type = ? AND status = ?", (type_code, Status.OPEN))
@@ -160,7 +176,7 @@ async def list_request_types(conn: ReadTx) -> list[RequestTypeView]:
     """The list in its order (position, then code)."""
     rows = await conn.execute_fetchall(
         "SELECT code, name_en, name_it, name_ro, default_priority, response_hours,"
-        " resolution_hours FROM request_types ORDER BY position, code")
+        " resolution_hours, customer_closing_mail FROM request_types ORDER BY position, code")
     assignees = await conn.execute_fetchall(
         "SELECT a.request_type, e.email FROM request_type_assignees a"
         " JOIN employees e ON e.id = a.employee_id")
@@ -172,7 +188,9 @@ async def list_request_types(conn: ReadTx) -> list[RequestTypeView]:
          "names": {"en": r["name_en"], "it": r["name_it"], "ro": r["name_ro"]},
          "default_priority": r["default_priority"],
          "default_assignees": by_type.get(r["code"], []),
-         "response_hours": r["response_hours"], "resolution_hours": r["resolution_hours"]}
+         "response_hours": r["response_hours"], "resolution_hours": r["resolution_hours"],
+         "customer_closing_mail": None if r["customer_closing_mail"] is None
+         else bool(r["customer_closing_mail"])}
         for r in rows
     ]
 

@@ -1,7 +1,8 @@
 """The customer's closing mail: the job is done, what was done, and the hours.
 
 Sent when an intervention becomes resolved, if the intervention asks for it
-(notify_customer_on_resolve) or, when it says nothing, `[reports]
+(notify_customer_on_resolve) or, when it says nothing, its request type does
+(request_types.customer_closing_mail) or, when neither says, `[reports]
 customer_closing_mail`. It goes to the addresses an operator's reply would use, in
 the customer's language, and answers their original request (In-Reply-To its first
 mail, References the later ones), so it lands in the conversation they started. A case
@@ -38,11 +39,15 @@ def set_notify_on_resolve(tx: WriteTx, number: int, notify: bool | None) -> int:
 
 
 def wants_closing_mail(tx: WriteTx, number: int, settings: Settings) -> bool:
-    row = tx.execute("SELECT notify_customer_on_resolve FROM interventions WHERE number = ?",
-                     (number,)).fetchone()
-    if row is None or row[0] is None:
-        return settings.reports.customer_closing_mail
-    return bool(row[0])
+    # The most specific choice wins: this case's, else its type's, else the config's.
+    row = tx.execute(
+        "SELECT i.notify_customer_on_resolve, t.customer_closing_mail FROM interventions i"
+        " LEFT JOIN request_types t ON t.code = i.request_type WHERE i.number = ?",
+        (number,)).fetchone()
+    for choice in (row or (None, None)):
+        if choice is not None:
+            return bool(choice)
+    return settings.reports.customer_closing_mail
 
 
 def queue_closing_mail(tx: WriteTx, number: int, *, now: datetime,

@@ -322,3 +322,48 @@ async def test_reports_activities_and_timesheets_on_postgresql(
         assert exported.content.count(b"\r\n") == 4  # the header and three activities
         closed = await job.api("POST", "/interventions/1/close", json={})
         assert closed.json()["status"] == "closed"
+
+
+@pytest.mark.parametrize(("default_on", "type_switch"), [(True, False), (False, True)])
+async def test_a_request_type_switches_the_closing_mail_against_the_default(
+    tmp_path: Path, relay: Controller, default_on: bool, type_switch: bool
+) -> None:
+    """A request type's own closing-mail switch wins over `[reports]
+    customer_closing_mail`: switched off, its resolved case sends the customer nothing
+    while the default is on; switched on, it sends the mail while the default is off.
+    The API shows the switch, and null puts the type back on the default."""
+    settings = make_settings(tmp_path / "data", relay_port=relay.port,
+                             mail={"operator_addresses": [DISPATCH]},
+                             reports={"customer_closing_mail": default_on})
+    async with running_daemon(settings) as daemon:
+        job = Job(daemon, relay.handler)
+        await job.open()
+        created = await job.api("POST", "/request-types", json={
+            "code": "verifica", "customer_closing_mail": not type_switch})
+        assert created.status_code == 201, created.text
+        assert created.json()["customer_closing_mail"] is (not type_switch)
+        cleared = await job.api("PATCH", "/request-types/verifica",
+                                json={"customer_closing_mail": None})
+        assert cleared.json()["customer_closing_mail"] is None
+        switched = await job.api("PATCH", "/request-types/verifica",
+                                 json={"customer_closing_mail": type_switch})
+        assert switched.json()["customer_closing_mail"] is type_switch
+        patched = await job.api("PATCH", "/interventions/1", json={"request_type": "verifica"})
+        assert patched.status_code == 200, patched.text
+        assert await job.reply(LUCA, "Confermo") == 250
+        assert await job.reply(ION, "Confirm") == 250
+        assert await job.reply(LUCA, "Fatto, 2 ore") == 250
+        assert await job.reply(ION, "Gata, o oră") == 250
+        async with asyncio.timeout(15):
+            while True:
+                if (await job.intervention())["status"] == "resolved":
+                    break
+                await asyncio.sleep(0.05)
+        # The closing mail is queued in the step that resolves the case: the outbox
+        # says at once whether one is coming.
+        queued = await daemon.query("SELECT count(*) FROM outbox WHERE kind = ?",
+                                    "customer_closing")
+        assert queued[0][0] == (1 if type_switch else 0)
+        if type_switch:
+            closing = (await job.mail_to(CUSTOMER, "completato")).message()
+            assert closing["In-Reply-To"] == f"<{REQUEST_ID}>"

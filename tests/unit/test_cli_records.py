@@ -59,6 +59,12 @@ def test_customer_with_contact_site_and_machine(config: str,
     table = capsys.readouterr().out
     assert "service_schedule" in table
     assert "tech@firm.it" in table
+    assert run(config, "request-type", "add", "check", "--no-closing-mail") == 0
+    capsys.readouterr()
+    assert run(config, "request-type", "list", "--json") == 0
+    switches = {t["code"]: t["customer_closing_mail"]
+                for t in json.loads(capsys.readouterr().out)}
+    assert (switches["check"], switches["repair"]) == (False, None)
 
 
 def test_refusals_name_the_field_and_exit_non_zero(

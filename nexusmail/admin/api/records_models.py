@@ -139,6 +139,8 @@ class RequestTypeIn(_Body):
     # The type's own SLA for cases no contract gives one (null: the [sla] defaults).
     response_hours: float | None = Field(None, ge=0, le=MAX_HOURS)
     resolution_hours: float | None = Field(None, ge=0, le=MAX_HOURS)
+    # Whether its cases end with the customer's closing mail (null: as configured).
+    customer_closing_mail: bool | None = None
 
 
 class RequestTypePatch(_Body):
@@ -147,6 +149,7 @@ class RequestTypePatch(_Body):
     default_assignees: list[str] | None = Field(None, max_length=MAX_ASSIGNEES)
     response_hours: float | None = Field(None, ge=0, le=MAX_HOURS)
     resolution_hours: float | None = Field(None, ge=0, le=MAX_HOURS)
+    customer_closing_mail: bool | None = None
 
 
 class MergeIn(_Body):
