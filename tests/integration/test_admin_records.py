@@ -103,15 +103,18 @@ async def test_edit_and_merge_from_the_card(daemon: Daemon, client: httpx.AsyncC
 
 
 async def test_request_types_page_lists_and_adds(client: httpx.AsyncClient) -> None:
-    """The seeded service schedule is listed in three languages; a new type is added."""
+    """The seeded service schedule is listed in three languages; a new type is added,
+    with its closing-mail switch shown in the list."""
     page = (await client.get("/request-types")).text
     assert "Manutenzione programmata" in page
     assert "Programare service" in page
     added = await post_form(client, "/request-types", "/request-types", {
         "code": "repair", "name_en": "Repair", "name_it": "Riparazione",
-        "default_priority": "high"})
+        "default_priority": "high", "customer_closing_mail": "no"})
     assert added.status_code == 303
-    assert "Riparazione" in (await client.get("/request-types")).text
+    listed = (await client.get("/request-types")).text
+    assert "Riparazione" in listed
+    assert "<td>Not sent</td>" in listed
     again = await post_form(client, "/request-types", "/request-types", {"code": "repair"})
     assert again.status_code == 409
 

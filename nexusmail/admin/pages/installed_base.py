@@ -96,6 +96,9 @@ class _Handlers:
                                       if isinstance(a, str)],
                 "response_hours": form_text(form, "response_hours", 20),
                 "resolution_hours": form_text(form, "resolution_hours", 20),
+                # "": as configured; anything but yes/no is read as that too.
+                "customer_closing_mail": {"yes": True, "no": False}.get(
+                    form_text(form, "customer_closing_mail", 3) or ""),
             }
         try:
             code = await self.p.services.store.write(
