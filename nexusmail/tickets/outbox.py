@@ -103,16 +103,29 @@ def claim_due(tx: WriteTx, *, now: datetime, limit: int, worker_id: str,
     skipped (SKIP LOCKED); SQLite's one writer makes the plain statement safe."""
     shared_now, now_params = now_plus(tx, now)
     until, until_params = now_plus(tx, now, lease_s)
-    skip_locked = " FOR UPDATE SKIP LOCKED" if dialect_of(tx) == "postgresql" else ""
-    rows = tx.execute(
-        f"UPDATE outbox SET claimed_by = ?, claim_seq = claim_seq + 1,"  # noqa: S608 (constants)
-        f" lease_until = {until} WHERE id IN (SELECT id FROM outbox"
-        f" WHERE status = ? AND next_attempt_at <= ?"
-        f" AND (lease_until IS NULL OR lease_until < {shared_now})"
-        f" ORDER BY next_attempt_at, id LIMIT ?{skip_locked})"
-        f" RETURNING {ROW_COLUMNS}, claim_seq",
-        (worker_id, *until_params, OutboxStatus.PENDING, iso(now), *now_params, limit),
-    ).fetchall()
+    due = (f"SELECT id AS due_id FROM outbox WHERE status = ? AND next_attempt_at <= ?"  # noqa: S608
+           f" AND (lease_until IS NULL OR lease_until < {shared_now})"
+           " ORDER BY next_attempt_at, id LIMIT ?")
+    params = (OutboxStatus.PENDING, iso(now), *now_params, limit)
+    if dialect_of(tx) == "postgresql":
+        # The rows are chosen once, before the update. Written as `id IN (subquery)`,
+        # the planner may run the subquery again for every row it updates (a semi
+        # join), and each run skips the rows this statement just claimed as locked
+        # and takes the next ones: a claim of 5 took 12.
+        rows = tx.execute(
+            f"WITH due AS MATERIALIZED ({due} FOR UPDATE SKIP LOCKED)"  # noqa: S608
+            f" UPDATE outbox SET claimed_by = ?, claim_seq = claim_seq + 1,"
+            f" lease_until = {until} FROM due WHERE outbox.id = due.due_id"
+            f" RETURNING {ROW_COLUMNS}, claim_seq",
+            (*params, worker_id, *until_params),
+        ).fetchall()
+    else:  # one writer: the plain statement is safe
+        rows = tx.execute(
+            f"UPDATE outbox SET claimed_by = ?, claim_seq = claim_seq + 1,"  # noqa: S608
+            f" lease_until = {until} WHERE id IN ({due})"
+            f" RETURNING {ROW_COLUMNS}, claim_seq",
+            (worker_id, *until_params, *params),
+        ).fetchall()
     return sorted(rows, key=lambda r: (str(r["next_attempt_at"]), int(r["id"])))
 
 

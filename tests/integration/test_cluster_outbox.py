@@ -205,3 +205,25 @@ async def test_a_sigkilled_daemons_claims_are_sent_by_the_other_after_its_lease(
     copies = Counter(m.message_id for m in sink.messages)
     duplicates = sum(n - 1 for n in copies.values())
     assert 1 <= duplicates <= taken_from_doomed
+
+
+async def test_a_claim_takes_at_most_its_limit_whatever_the_plan(
+    postgres_cluster: PostgresCluster
+) -> None:
+    """A claim of 5 among 12 due rows claims 5, also under a plan that would run the
+    choice of rows again for each row updated (each run skips the rows this very
+    statement just claimed as locked and takes the next: 12 were claimed)."""
+    url = postgres_cluster.create_database(f"nm_{uuid.uuid4().hex[:12]}")
+    async with PgStore(url) as store:
+        await store.write(queue_backlog(12))
+        with connect(url) as conn, conn.transaction():
+            # What pushes the planner to a semi join that reruns the choice per row
+            # (seen for real once the table's statistics had gone stale).
+            for setting in ("enable_hashjoin", "enable_mergejoin", "enable_material",
+                            "enable_hashagg", "enable_sort", "enable_bitmapscan"):
+                conn.execute(f"SET LOCAL {setting} = off")
+            claimed = claim_due(WriteConnection(conn), now=CLOCK.now(), limit=5,
+                                worker_id="a", lease_s=30)
+        assert len(claimed) == 5
+        assert await store.write(lambda tx: tx.execute(
+            "SELECT COUNT(*) FROM outbox WHERE claimed_by = 'a'").fetchone()[0]) == 5
