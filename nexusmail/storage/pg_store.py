@@ -241,7 +241,10 @@ def _apply_unit(unit: PipelinedUnit, fn: Callable[[Any], Any], *, settle: bool =
 
 def _undo(unit: PipelinedUnit, failure: BaseException) -> None:
     pending = unit.drain()  # what it sent before failing, unread
-    if isinstance(pending, _STORAGE_FAILURES + _RETRYABLE):
+    # "Pipeline aborted" only says the server skipped what followed the unit's own
+    # failure; it is not the database's trouble.
+    if isinstance(pending, _STORAGE_FAILURES + _RETRYABLE) and not isinstance(
+            pending, errors.PipelineAborted):
         raise pending from failure
     unit.send_quietly("ROLLBACK TO SAVEPOINT unit")
     unit.send_quietly("RELEASE SAVEPOINT unit")
