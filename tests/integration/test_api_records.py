@@ -249,7 +249,7 @@ async def test_request_types_start_with_the_service_schedule(api: Api) -> None:
         "names": {"en": "Service schedule", "it": "Manutenzione programmata",
                   "ro": "Programare service"},
         "default_priority": "normal", "default_assignees": [],
-        "response_hours": None, "resolution_hours": None}]
+        "response_hours": None, "resolution_hours": None, "customer_closing_mail": None}]
     await post(api, "/employees", {"email": "tech@firm.test", "name": "Tech",
                                    "language": "it"})
     repair = await post(api, "/request-types", {
@@ -258,7 +258,8 @@ async def test_request_types_start_with_the_service_schedule(api: Api) -> None:
     assert repair == {"code": "repair",
                       "names": {"en": "Repair", "it": "Riparazione", "ro": "Reparație"},
                       "default_priority": "high", "default_assignees": ["tech@firm.test"],
-                      "response_hours": None, "resolution_hours": None}
+                      "response_hours": None, "resolution_hours": None,
+                      "customer_closing_mail": None}
     error = await post(api, "/request-types", {"code": "install",
                                                "default_assignees": ["who@firm.test"]}, 422)
     assert error["error"].startswith("default_assignees:")
