@@ -130,8 +130,9 @@ class PipelinedUnit:
         return None
 
     def send_quietly(self, sql: str) -> None:
-        """Send a statement of the writer's own (its savepoints): answered later."""
-        self._conn.execute(sql)
+        """Send a statement of the writer's own (its savepoints): answered later. Never
+        prepared: it often follows a failed statement, and the server skips it."""
+        self._conn.execute(sql, prepare=False)
         self._sent += 1
 
 

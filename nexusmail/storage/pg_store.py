@@ -18,7 +18,7 @@ import asyncio
 import functools
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar
 
 import psycopg
@@ -202,7 +202,7 @@ class PgStore(GroupCommitWriter):
             # Pipeline mode: a unit's statements go out without waiting for each answer
             # (storage.pg_pipeline); the COMMIT is waited for before any unit is settled.
             with conn.pipeline() as pipeline:
-                conn.execute("BEGIN")  # ours, not waited for (see _connect)
+                conn.execute("BEGIN", prepare=False)  # not waited for (see _connect)
                 units = [PipelinedUnit(conn, pipeline) for _ in fns]
                 # The last unit's unread statements are answered with the COMMIT: one
                 # round trip fewer per group (per mail when mail comes one at a time).
@@ -262,6 +262,11 @@ def _commit_with_last_unit(conn: psycopg.Connection[Row], pipeline: psycopg.Pipe
     except _STORAGE_FAILURES + _RETRYABLE:
         raise
     except psycopg.Error as exc:
+        # psycopg raises the first failure as soon as it reads it; the COMMIT's answer
+        # may still be on its way, and until it is read the transaction's state reads
+        # "active". Read the rest first.
+        with suppress(psycopg.Error):
+            pipeline.sync()
         still_open = conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
         if not (still_open and outcomes[-1][0]):
             raise  # not the last unit's statement: the group fails
@@ -272,5 +277,8 @@ def _commit_with_last_unit(conn: psycopg.Connection[Row], pipeline: psycopg.Pipe
 
 def _commit(conn: psycopg.Connection[Row], pipeline: psycopg.Pipeline) -> None:
     """COMMIT and wait for its answer: no unit is settled before it."""
-    conn.execute("COMMIT")
+    # Not prepared (nor are BEGIN and the savepoints): psycopg counts a statement as
+    # prepared on the server when it sends it, and a COMMIT sent behind a failed
+    # statement is skipped there; the name's next use failed the whole group.
+    conn.execute("COMMIT", prepare=False)
     pipeline.sync()

@@ -167,3 +167,40 @@ async def test_a_groups_last_unit_failing_behind_the_commit_fails_alone(
     assert raw == []
     assert names == ["Rossi Srl", "Bianchi Srl"]
     assert after == results[0] + 1
+
+
+async def test_a_unit_failing_again_and_again_gets_its_own_failure_every_time(
+        database: str) -> None:
+    """Each of many failing units gets its own failure, never the store's: the COMMIT
+    that psycopg would prepare after a few runs is skipped by the server behind the
+    failure and must not be taken for prepared; and the failure read before the
+    COMMIT's answer must still be taken for the unit's own."""
+    async with PgStore(database) as store:
+        failures = []
+        for round_ in range(150):
+            failures += await asyncio.gather(store.write(unread_duplicate),
+                                             return_exceptions=True)
+            if round_ % 10 == 0:
+                await store.write(add_customer(f"Cliente {round_}"))
+        async with store.read() as conn:
+            customers = await conn.execute_fetchall("SELECT count(*) AS n FROM customers")
+    assert [type(f) for f in failures if not isinstance(f, INTEGRITY_ERRORS)] == []
+    assert customers[0]["n"] == 15
+
+
+def duplicate_then_rename(tx: Any) -> None:
+    unread_duplicate(tx)
+    renamed_count(tx)  # sent behind the failure: the server skips it
+
+
+async def test_a_statement_first_sent_behind_a_failure_works_in_later_units(
+        database: str) -> None:
+    """A statement that psycopg prepared while the server was skipping what followed a
+    failure is unknown to the server; a later unit that runs it still commits."""
+    async with PgStore(database) as store:
+        await store.write(add_customer("Rossi Srl"))
+        for _ in range(8):
+            with pytest.raises(INTEGRITY_ERRORS):
+                await store.write(duplicate_then_rename)
+        renamed = await store.write(renamed_count)
+    assert renamed == 1
