@@ -101,12 +101,13 @@ def parse_mail(
 # ("Subject  :"). The stdlib takes such a line for the end of the header block, so the
 # subject was lost and the remaining fields were read as the body.
 _OBSOLETE_FIELD_NAME = re.compile(rb"(?m)^([!-9;-~]+)[ \t]+:")
+_BLANK_LINE = re.compile(rb"\n\r?\n")
 
 
 def _tidy_obsolete_field_names(raw: bytes) -> bytes:
     """The top-level header block with "Name  :" written as "Name:"; the body untouched."""
-    ends = [end for end in (raw.find(b"\n\n"), raw.find(b"\n\r\n")) if end >= 0]
-    head_end = min(ends) + 1 if ends else len(raw)
+    blank_line = _BLANK_LINE.search(raw)  # stops at the header's end, not the mail's
+    head_end = blank_line.start() + 1 if blank_line else len(raw)
     head = raw[:head_end]
     if b" :" not in head and b"\t:" not in head:
         return raw
