@@ -76,7 +76,8 @@ async def test_quick_entry_shows_what_is_wrong_and_keeps_the_input(
 
 
 async def test_thread_of_500_messages_renders(daemon: Daemon, client: httpx.AsyncClient) -> None:
-    """A long thread still renders whole, in time order, in well under a second."""
+    """A long thread renders whole on request, in time order, in well under a second;
+    by default the first mail and the latest 50 messages, with the rest behind a link."""
     assert (await daemon.send(customer_mail("Impianto", "Primo messaggio.")))[0] == 250
     now = SystemClock().now()
 
@@ -89,13 +90,19 @@ async def test_thread_of_500_messages_renders(daemon: Daemon, client: httpx.Asyn
 
     await daemon.running.store.write(many)
     started = time.perf_counter()
-    page = await client.get("/interventions/1")
+    page = await client.get("/interventions/1?all=1")
     elapsed = time.perf_counter() - started
     assert page.status_code == 200
     assert page.text.count('class="entry ') == 502  # the mail, the ack, 500 notes
     assert page.text.index("nota numero 0<") < page.text.index("nota numero 499<")
     assert page.text.count("<iframe sandbox srcdoc=") == 50  # every tenth note
     assert elapsed < 1.0
+    latest = (await client.get("/interventions/1")).text
+    assert latest.count('class="entry ') == 52  # the mail, the link, the latest 50
+    assert "Primo messaggio." in latest
+    assert "nota numero 449<" not in latest
+    assert latest.index("nota numero 450<") < latest.index("nota numero 499<")
+    assert "451 earlier messages are not shown." in latest
 
 
 async def test_mail_html_is_sanitized_once_and_shown_as_stored(

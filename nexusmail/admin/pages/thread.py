@@ -71,6 +71,11 @@ _FIELD_LIMITS = {"register_ref": MAX_REGISTER_REF_CHARS, "close": 10}
 PREVIEW_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 
 
+# A long thread shows the customer's first mail (what the case is about) and the latest
+# messages, with a link to the rest: a 500-message thread took ~120 ms to render whole.
+SHOWN_LATEST = 50
+
+
 def thread_routes(pages: Pages) -> list[Route]:
     h = _Handlers(pages)
     n = "/interventions/{number:int}"
@@ -213,6 +218,12 @@ class _Handlers:
                        if records else None)
             startable = (await sequence_choices(conn)
                          if detail["sequence"] is None and detail["status"] == "open" else [])
+        everything = detail["messages"]
+        hidden = (0 if request.query_params.get("all") == "1"
+                  else max(0, len(everything) - SHOWN_LATEST - 1))
+        shown = [everything[0], *everything[-SHOWN_LATEST:]] if hidden else everything
+        shown_ids = {m["id"] for m in shown}
+        rows = [r for r in rows if r[0] in shown_ids]
         has_raw = {r[0] for r in rows if r[2]}
         safe_html = {r[0]: r[1] for r in rows if r[1] and r[3] == SANITIZER_VERSION}
         stale = [(r[0], r[1]) for r in rows if r[1] and r[3] != SANITIZER_VERSION]
@@ -234,7 +245,7 @@ class _Handlers:
         frames = await asyncio.to_thread(build_frames)
         entries = [
             {**m, "frame": frames.get(m["id"]), "has_raw": m["id"] in has_raw}
-            for m in detail["messages"]
+            for m in shown
         ]
         assigned = {a["employee_email"] for a in detail["assignments"]}
         candidates = [e for e in employees if e["active"] and e["email"] not in assigned]
@@ -256,7 +267,8 @@ class _Handlers:
         await self._mark_read(operator.id, number)
         canned, reply_text = await self._canned_choice(request, detail)
         return self.p.render(
-            request, "thread.html.j2", case=detail, entries=entries, records=records,
+            request, "thread.html.j2", case=detail, entries=entries, hidden=hidden,
+            records=records,
             choices=choices, startable=startable,
             assignable=candidates, loads=load_of, canned=canned, reply_text=reply_text,
             close_reasons=services.settings.tickets.close_reasons,
