@@ -35,8 +35,8 @@ from hostile_mime import SUPPORT, labelled_hostile_mail  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 from smtp_ingest import command_line, machine_info  # noqa: E402
 
+from nexusmail.blobs.digest import sha256_hex  # noqa: E402
 from nexusmail.blobs.local import LocalBlobStore  # noqa: E402
-from nexusmail.blobs.store import sha256_hex  # noqa: E402
 from nexusmail.clock import SystemClock  # noqa: E402
 from nexusmail.config import Settings  # noqa: E402
 from nexusmail.ingest.accept import Envelope, Ingest  # noqa: E402

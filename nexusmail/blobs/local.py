@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from nexusmail.blobs.store import StoredBlob, check_digest, is_digest, sha256_hex, verified
+from nexusmail.blobs.digest import sha256_hex
+from nexusmail.blobs.store import StoredBlob, check_digest, is_digest, verified
 from nexusmail.files import PRIVATE_MODE, write_atomically
 
 

@@ -19,13 +19,13 @@ from typing import Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
+from nexusmail.blobs.digest import sha256_hex
 from nexusmail.blobs.store import (
     BlobMissing,
     BlobUnavailable,
     StoredBlob,
     check_digest,
     is_digest,
-    sha256_hex,
     verified,
 )
 

@@ -10,7 +10,6 @@ swept by `nexusmail blobs gc` once it is older than a grace period. All methods 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from datetime import datetime
 from typing import Protocol
 
 import structlog
+
+from nexusmail.blobs.digest import sha256_hex
 
 log = structlog.get_logger(__name__)
 
@@ -85,10 +86,6 @@ class BlobStore(Protocol):
     def close(self) -> None:
         """Let go of connections; the store is not used afterwards."""
         ...
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def check_digest(digest: str) -> str:

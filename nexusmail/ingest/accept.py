@@ -18,7 +18,8 @@ from pathlib import Path
 
 import structlog
 
-from nexusmail.blobs.store import BlobStore, BlobUnavailable, sha256_hex
+from nexusmail.blobs.digest import sha256_hex
+from nexusmail.blobs.store import BlobStore, BlobUnavailable
 from nexusmail.clock import Clock
 from nexusmail.config import Settings
 from nexusmail.ingest.parse_workers import JobTimedOut, ParseWorkers

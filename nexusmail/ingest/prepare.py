@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from nexusmail.blobs.store import sha256_hex
+from nexusmail.blobs.digest import sha256_hex
 from nexusmail.ingest.noise import noise_reason
 from nexusmail.ingest.parse import parse_mail
 from nexusmail.mail.fingerprint import content_sha256

@@ -15,7 +15,7 @@ from api_harness import Api, running_api
 
 from nexusmail.admin.api.routes import MAX_BODY_BYTES
 from nexusmail.admin.tokens import revoke_token
-from nexusmail.blobs.store import sha256_hex
+from nexusmail.blobs.digest import sha256_hex
 from nexusmail.clock import FakeClock
 from nexusmail.config import Settings
 from nexusmail.tickets.cases import NewMessage, StoredAttachment, add_message

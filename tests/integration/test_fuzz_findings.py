@@ -9,8 +9,8 @@ import pytest
 from daemon_harness import SUPPORT, make_settings
 from store_choice import store_at
 
+from nexusmail.blobs.digest import sha256_hex
 from nexusmail.blobs.local import LocalBlobStore
-from nexusmail.blobs.store import sha256_hex
 from nexusmail.clock import SystemClock
 from nexusmail.ingest.accept import Envelope, Ingest
 from nexusmail.paths import blobs_path

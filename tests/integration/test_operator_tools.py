@@ -18,8 +18,8 @@ from aiosmtpd.controller import Controller
 from daemon_harness import SUPPORT, make_settings, running_daemon
 from mail_corpus import load
 
+from nexusmail.blobs.digest import sha256_hex
 from nexusmail.blobs.local import LocalBlobStore
-from nexusmail.blobs.store import sha256_hex
 from nexusmail.cli.main import main
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings, load_settings

@@ -16,9 +16,9 @@ import pytest
 from daemon_harness import SUPPORT, config_toml
 from s3_server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server, s3_server
 
+from nexusmail.blobs.digest import sha256_hex
 from nexusmail.blobs.local import LocalBlobStore
 from nexusmail.blobs.open import open_blob_store
-from nexusmail.blobs.store import sha256_hex
 from nexusmail.cli.main import main
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings

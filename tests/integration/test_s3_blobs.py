@@ -13,10 +13,11 @@ import pytest
 from s3_server import ACCESS_KEY_ID, SECRET_ACCESS_KEY, S3Server, s3_server
 from structlog.testing import capture_logs
 
+from nexusmail.blobs.digest import sha256_hex
 from nexusmail.blobs.local import LocalBlobStore
 from nexusmail.blobs.open import open_blob_store
 from nexusmail.blobs.s3 import S3BlobStore
-from nexusmail.blobs.store import BlobCorrupt, BlobMissing, BlobStore, BlobUnavailable, sha256_hex
+from nexusmail.blobs.store import BlobCorrupt, BlobMissing, BlobStore, BlobUnavailable
 from nexusmail.config import ConfigError, Settings
 
 

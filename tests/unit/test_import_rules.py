@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,16 @@ def test_rules_see_imports_inside_functions(tmp_path: Path) -> None:
     source = tmp_path / "deferred.py"
     source.write_text("def f():\n    from nexusmail.admin import auth\n", encoding="utf-8")
     assert (2, "nexusmail.admin.auth") in imported_modules(source)
+
+
+def test_the_parse_worker_imports_no_logging_or_event_loop() -> None:
+    """What a parse worker process loads to parse a mail: no structlog (and with it
+    asyncio, ssl, greenlet...), no web stack, no store. Each worker pays every such
+    import in memory and start-up time, once per worker and per replacement."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, nexusmail.ingest.prepare;"
+         " print(' '.join(sorted(m.split('.')[0] for m in sys.modules)))"],
+        capture_output=True, text=True, check=True).stdout.split()
+    heavy = {"structlog", "asyncio", "ssl", "starlette", "jinja2", "pydantic", "sqlite3",
+             "psycopg", "aiosqlite"}
+    assert heavy.isdisjoint(loaded), sorted(heavy & set(loaded))
