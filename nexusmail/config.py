@@ -27,6 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from nexusmail.i18n import Msg, msg
+
 ENV_PREFIX = "NEXUSMAIL_"
 _AUTHSERV_ID = re.compile(r'[^\s;()"]+')
 Language = Literal["en", "it", "ro"]
@@ -539,9 +541,10 @@ def load_settings(
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
+            raise ConfigError(msg("{path}: config file not found", path=str(path))) from None
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+            raise ConfigError(msg("{path}: not valid TOML: {problem}", path=str(path),
+                                  problem=str(exc))) from None
     env_keys = _merge_environment(raw, os.environ if environ is None else environ)
     if env_keys:
         source += " + environment (" + ", ".join(sorted(env_keys)) + ")"
@@ -570,18 +573,24 @@ def _merge_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> list[
     return used
 
 
-def _describe(source: str, exc: ValidationError) -> str:
-    lines = [f"invalid configuration in {source}:"]
+def _describe(source: str, exc: ValidationError) -> Msg:
+    """One line per key at fault; the value checks say it in pydantic's own words."""
+    described = msg("invalid configuration in {source}:", source=source)
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
         key = f"[{loc[0]}] {'.'.join(loc[1:])}" if len(loc) > 1 else (loc[0] if loc else "")
         got = error.get("input")
         # A URL may carry a password (refused, but not repeated on the terminal either).
         secret = loc[-1:] in (["database_url"], ["password"], ["endpoint_url"]) if loc else False
-        shown = ("" if isinstance(got, dict) or error["type"] == "missing" or secret
-                 else f" (got {got!r})")
-        if error["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key")
+        problem: Msg | str
+        if not key:  # a check across sections names its keys itself
+            problem = str(error["msg"]).removeprefix("Value error, ")
+        elif error["type"] == "extra_forbidden":
+            problem = msg("{key}: unknown key", key=key)
+        elif isinstance(got, dict) or error["type"] == "missing" or secret:
+            problem = msg("{key}: {problem}", key=key, problem=error["msg"])
         else:
-            lines.append(f"  {key}: {error['msg']}{shown}".replace(" : ", ": "))
-    return "\n".join(lines)
+            problem = msg("{key}: {problem} (got {value})", key=key, problem=error["msg"],
+                          value=repr(got))
+        described = msg("{above}\n  {line}", above=described, line=problem)
+    return described

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nexusmail.config import MailSettings, Settings
+from nexusmail.i18n import Msg, msg
 
 DEFAULT_SUPPORT_ADDRESSES = MailSettings().support_addresses
 
@@ -13,7 +14,12 @@ DEFAULT_SUPPORT_ADDRESSES = MailSettings().support_addresses
 @dataclass(frozen=True)
 class ConfigWarning:
     key: str  # "[section] key", as the config file spells it
-    message: str
+    problem: Msg  # translated where an operator reads it (check-config)
+
+    @property
+    def message(self) -> str:
+        """The problem in English, as the daemon's log says it."""
+        return str(self.problem)
 
     def __str__(self) -> str:
         return f"{self.key}: {self.message}"
@@ -28,14 +34,14 @@ def config_warnings(settings: Settings) -> list[ConfigWarning]:
         # every recipient is refused with 550 and the MTA bounces the customer's mail.
         found.append(ConfigWarning(
             "[mail] support_addresses",
-            f"still the default ({', '.join(DEFAULT_SUPPORT_ADDRESSES)}) while [smtp] "
-            "protocol is \"lmtp\": mail for the real support address will be refused "
-            "with 550 and bounced by the MTA"))
+            msg("still the default ({addresses}) while [smtp] protocol is \"lmtp\": mail "
+                "for the real support address will be refused with 550 and bounced by the "
+                "MTA", addresses=", ".join(DEFAULT_SUPPORT_ADDRESSES))))
     if behind_mta and not settings.outbound.host:
         found.append(ConfigWarning(
             "[outbound] host",
-            "empty while [smtp] protocol is \"lmtp\": acknowledgements and assignment "
-            "mails are written to the Maildir in the data dir instead of being sent"))
+            msg("empty while [smtp] protocol is \"lmtp\": acknowledgements and assignment "
+                "mails are written to the Maildir in the data dir instead of being sent")))
     found += _sla_warnings(settings)
     found += _cluster_warnings(settings)
     return found
@@ -49,9 +55,9 @@ def _cluster_warnings(settings: Settings) -> list[ConfigWarning]:
         return []
     return [ConfigWarning(
         "[replies] secret_keys",
-        "empty while the store is PostgreSQL: the reply-signing key is generated in this "
-        "daemon's data dir; give every daemon sharing the database the same keys, or "
-        "replies reaching another daemon are not read as answers")]
+        msg("empty while the store is PostgreSQL: the reply-signing key is generated in this "
+            "daemon's data dir; give every daemon sharing the database the same keys, or "
+            "replies reaching another daemon are not read as answers"))]
 
 
 def _sla_warnings(settings: Settings) -> list[ConfigWarning]:
@@ -59,8 +65,9 @@ def _sla_warnings(settings: Settings) -> list[ConfigWarning]:
     # the point of chasing is lost without a word at start.
     if settings.mail.operator_addresses:
         return []
-    return [ConfigWarning(f"[{section}] {key}", "is set but [mail] operator_addresses is empty:"
-                          " nobody is told, the step is only written on the thread")
+    return [ConfigWarning(f"[{section}] {key}",
+                          msg("is set but [mail] operator_addresses is empty: nobody is"
+                              " told, the step is only written on the thread"))
             for section, key, value in (
                 ("sla", "escalate_after_hours", settings.sla.escalate_after_hours),
                 ("sla", "warn_before_hours", settings.sla.warn_before_hours),

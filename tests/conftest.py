@@ -81,12 +81,15 @@ def _store_choice(request: pytest.FixtureRequest,
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each test sees no NEXUSMAIL_* variable of the machine's environment, and leaves
-    no logging set-up behind (cli.main() binds structlog to the stdout pytest captures
-    for that test: a later test would log to a closed file)."""
+    """Each test sees no NEXUSMAIL_* variable of the machine's environment and a neutral
+    locale (the CLI speaks the locale's language: on an Italian machine its English
+    texts would be Italian), and leaves no logging set-up behind (cli.main() binds
+    structlog to the stdout pytest captures for that test: a later test would log to a
+    closed file)."""
     for name in list(os.environ):
-        if name.startswith("NEXUSMAIL_"):
+        if name.startswith("NEXUSMAIL_") or name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("LANG", "C.UTF-8")
     yield
     structlog.reset_defaults()
 

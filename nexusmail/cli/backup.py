@@ -9,8 +9,10 @@ from typing import Any
 
 from nexusmail.blobs.open import is_s3, local_blobs_root, open_blob_store
 from nexusmail.blobs.transfer import put_tree
-from nexusmail.cli.support import EXIT_OK, AddCommand, AddGroup, fail
+from nexusmail.cli.language import say, speech, text
+from nexusmail.cli.support import EXIT_OK, AddCommand, AddGroup, refuse
 from nexusmail.config import Settings
+from nexusmail.i18n import msg
 from nexusmail.paths import BLOBS_DIR
 from nexusmail.service.backup import BackupError, BlobsLocation, create_backup, restore_backup
 from nexusmail.service.pg_backup import create_pg_backup, restore_pg_backup
@@ -58,16 +60,17 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
         else:
             report = create_backup(data_dir, args.dest, config, blobs=blobs)
     except BackupError as exc:
-        return fail(str(exc))
+        return refuse(exc)
     m = report.manifest
-    counts = ", ".join(f"{n} {table}" for table, n in m["counts"].items())
-    where = f"{target.url} and {data_dir}" if target.dialect == "postgresql" else data_dir
-    print(f"Backed up {where} into {args.dest}: {counts}; "
-          f"{m['blobs']['files']} attachment files ({report.blobs_copied} new); "
-          f"database sha256 {m['database']['sha256']}.")
+    where = (text(msg("{database} and {data_dir}", database=target.url, data_dir=str(data_dir)))
+             if target.dialect == "postgresql" else str(data_dir))
+    say(msg("Backed up {where} into {dest}: {counts}; {files} attachment files ({new} new); "
+            "database sha256 {sha256}.", where=where, dest=str(args.dest),
+            counts=_counts(m["counts"]), files=speech().number(m["blobs"]["files"]),
+            new=speech().number(report.blobs_copied), sha256=m["database"]["sha256"]))
     if blobs.object_store:
-        print(f"The attachments stay in {blobs.object_store}, not in this backup: keep that "
-              "bucket versioned or replicated.")
+        say(msg("The attachments stay in {bucket}, not in this backup: keep that bucket "
+                "versioned or replicated.", bucket=blobs.object_store))
     return EXIT_OK
 
 
@@ -83,7 +86,7 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
             manifest = restore_backup(args.backup, settings.storage.data_dir, force=args.force,
                                       blobs=blobs)
     except BackupError as exc:
-        return fail(str(exc))
+        return refuse(exc)
     if blobs.object_store and manifest["blobs"]["files"]:
         # A backup of local files restored onto an S3 store: the files go to the bucket.
         store = open_blob_store(settings)
@@ -91,13 +94,19 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
             put_tree(args.backup / BLOBS_DIR, store)
         finally:
             store.close()
-    counts = ", ".join(f"{n} {table}" for table, n in manifest["counts"].items())
     where = settings.storage.data_dir.as_posix()
     if target.dialect == "postgresql":
-        where = f"{target.url} and {where}"
-    print(f"Restored the backup of {manifest['created_at']} into {where}: {counts}; "
-          f"{manifest['blobs']['files']} attachment files.")
+        where = text(msg("{database} and {data_dir}", database=target.url, data_dir=where))
+    say(msg("Restored the backup of {when} into {where}: {counts}; {files} attachment files.",
+            when=speech().moment(manifest["created_at"]), where=where,
+            counts=_counts(manifest["counts"]),
+            files=speech().number(manifest["blobs"]["files"])))
     return EXIT_OK
+
+
+def _counts(counts: dict[str, int]) -> str:
+    """Rows per table: "12 interventions, 40 messages" (as the store names its tables)."""
+    return ", ".join(f"{speech().number(n)} {table}" for table, n in counts.items())
 
 
 def blobs_location(settings: Settings) -> BlobsLocation:

@@ -18,6 +18,7 @@ from typing import Any
 from nexusmail.blobs.gc import SweepReport, sweep_orphans
 from nexusmail.blobs.open import open_blob_store
 from nexusmail.blobs.transfer import TransferReport, put_tree
+from nexusmail.cli.language import say, speech
 from nexusmail.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
@@ -29,6 +30,7 @@ from nexusmail.cli.support import (
 )
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
+from nexusmail.i18n import msg
 from nexusmail.storage.connections import Storage
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
@@ -73,8 +75,8 @@ def parse_grace(text: str) -> timedelta | None:
 def cmd_blobs_gc(args: argparse.Namespace, settings: Settings) -> int:
     grace = parse_grace(args.grace)
     if grace is None:
-        return fail(f"--grace {args.grace!r}: use a number with s, m, h or d, e.g. 24h",
-                    EXIT_USAGE)
+        return fail(msg("--grace {value!r}: use a number with s, m, h or d, e.g. 24h",
+                        value=args.grace), EXIT_USAGE)
     blobs = open_blob_store(settings)
     cutoff = SystemClock().now() - grace
 
@@ -87,33 +89,44 @@ def cmd_blobs_gc(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         blobs.close()
     for digest in report.removed_digests:
-        print(("would remove " if report.dry_run else "removed ") + digest)
-    verb = "would remove" if report.dry_run else "removed"
-    print(f"{blobs.describe()}: {report.scanned} files, {report.young} younger than "
-          f"{args.grace}, {report.referenced} in use; {verb} {report.removed} "
-          f"({report.removed_bytes} bytes)")
+        say(msg("would remove {digest}", digest=digest) if report.dry_run
+            else msg("removed {digest}", digest=digest))
+    number = speech().number
+    counts = {"store": blobs.describe(), "files": number(report.scanned),
+              "young": number(report.young), "grace": args.grace,
+              "in_use": number(report.referenced), "removed": number(report.removed),
+              "bytes": number(report.removed_bytes)}
+    say(msg("{store}: {files} files, {young} younger than {grace}, {in_use} in use; would "
+            "remove {removed} ({bytes} bytes)", **counts) if report.dry_run
+        else msg("{store}: {files} files, {young} younger than {grace}, {in_use} in use; "
+                 "removed {removed} ({bytes} bytes)", **counts))
     return EXIT_OK
 
 
 def cmd_blobs_import(args: argparse.Namespace, settings: Settings) -> int:
     source: Path = args.source
     if not source.is_dir():
-        return fail(f"{source} is not a directory", EXIT_USAGE)
+        return fail(msg("{path} is not a directory", path=str(source)), EXIT_USAGE)
     store = open_blob_store(settings)
     try:
         report = put_tree(source, store, progress=_import_progress)
     finally:
         store.close()
-    print(f"{store.describe()}: {report.files} files put ({report.bytes} bytes) from {source}"
-          + (f"; {report.damaged} damaged files left out" if report.damaged else ""))
+    number = speech().number
+    put = msg("{store}: {files} files put ({bytes} bytes) from {path}",
+              store=store.describe(), files=number(report.files), bytes=number(report.bytes),
+              path=str(source))
+    say(msg("{put}; {damaged} damaged files left out", put=put,
+            damaged=number(report.damaged)) if report.damaged else put)
     return EXIT_FAILED if report.damaged else EXIT_OK
 
 
 def _import_progress(report: TransferReport) -> None:
-    print(f"... {report.files} files put", file=sys.stderr)
+    say(msg("... {files} files put", files=speech().number(report.files)), file=sys.stderr)
 
 
 def _progress(report: SweepReport) -> None:
     # On stderr, so the list of removed digests on stdout stays clean for a script.
-    print(f"... {report.scanned} files looked at, {report.removed} "
-          f"{'to remove' if report.dry_run else 'removed'}", file=sys.stderr)
+    counts = {"files": speech().number(report.scanned), "removed": speech().number(report.removed)}
+    say(msg("... {files} files looked at, {removed} to remove", **counts) if report.dry_run
+        else msg("... {files} files looked at, {removed} removed", **counts), file=sys.stderr)

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nexusmail.i18n import Msg, msg
 from nexusmail.ingest.charsets import decode_bytes
 
 # A field larger than this is a broken quote or not a spreadsheet (csv's own default).
@@ -32,6 +33,8 @@ _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 _CODE_PAGES = ("cp1252", "cp1250", "iso8859-2")
 _NOT_ALNUM = re.compile(r"[^0-9a-z]+")
+# The encoding named when no code page reads the bytes.
+UNKNOWN_ENCODING = "unknown 8-bit (undecodable bytes replaced)"
 
 
 class TableError(Exception):
@@ -47,7 +50,7 @@ class Row:
 @dataclass(frozen=True)
 class LineError:
     line: int
-    message: str
+    message: Msg
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.message}"
@@ -78,7 +81,8 @@ def decode_table(data: bytes) -> tuple[str, str]:
             try:
                 return data.decode(codec), codec
             except UnicodeDecodeError as exc:
-                raise TableError(f"the file starts like {codec} but is not: {exc}") from None
+                raise TableError(msg("the file starts like {codec} but is not: {problem}",
+                                     codec=codec, problem=str(exc))) from None
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -87,7 +91,7 @@ def decode_table(data: bytes) -> tuple[str, str]:
     for codec in _CODE_PAGES:
         if data.decode(codec, errors="replace") == text:
             return text, codec
-    return text, "unknown 8-bit (undecodable bytes replaced)"
+    return text, UNKNOWN_ENCODING
 
 
 def detect_delimiter(text: str) -> str:
@@ -133,10 +137,11 @@ def _read_header(reader: Any) -> tuple[list[str], int]:
         try:
             record = next(reader)
         except StopIteration:
-            raise TableError("the file is empty: the first line must name the columns") from None
-        except csv.Error as exc:
-            raise TableError(f"line {reader.line_num}: the header cannot be read ({exc})"
+            raise TableError(msg("the file is empty: the first line must name the columns")
                              ) from None
+        except csv.Error as exc:
+            raise TableError(msg("line {line}: the header cannot be read ({problem})",
+                                 line=reader.line_num, problem=str(exc))) from None
         if any(cell.strip() for cell in record):
             return record, reader.line_num
 
@@ -159,12 +164,13 @@ def _read_records(reader: Any, columns: list[str | None], last_line: int,
             continue
         if len(record) > width and any(cell.strip() for cell in record[width:]):
             table.errors.append(LineError(
-                start, f"{len(record)} fields, the header names {width} (a separator in"
-                " a value that is not in quotes?)"))
+                start, msg("{count} fields, the header names {width} (a separator in a value"
+                           " that is not in quotes?)", count=len(record), width=width)))
             continue
         if len(record) < width:
             table.errors.append(LineError(
-                start, f"{len(record)} fields, the header names {width}"))
+                start, msg("{count} fields, the header names {width}", count=len(record),
+                           width=width)))
             continue
         values: dict[str, str] = {}
         for name, cell in zip(columns, record, strict=False):
@@ -175,9 +181,11 @@ def _read_records(reader: Any, columns: list[str | None], last_line: int,
         table.rows.append(Row(start, values))
 
 
-def _csv_problem(message: str) -> str:
+def _csv_problem(message: str) -> Msg:
     if "unexpected end of data" in message:
-        return "a quote opened on this line is never closed (the rest of the file is one value)"
+        return msg("a quote opened on this line is never closed (the rest of the file is one"
+                   " value)")
     if "field larger than field limit" in message:
-        return f"a value longer than {MAX_FIELD_CHARS} characters (a quote never closed?)"
-    return f"not valid CSV: {message}"
+        return msg("a value longer than {count} characters (a quote never closed?)",
+                   count=MAX_FIELD_CHARS)
+    return msg("not valid CSV: {problem}", problem=message)

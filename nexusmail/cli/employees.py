@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from nexusmail.cli.support import EXIT_OK, AddCommand, fail, with_store
+from nexusmail.cli.language import say
+from nexusmail.cli.support import EXIT_OK, AddCommand, refuse, with_store
 from nexusmail.config import Settings
+from nexusmail.i18n import msg
 from nexusmail.storage.connections import Storage
 from nexusmail.tickets.cases import NotFound, set_employee_active
 
@@ -37,6 +39,8 @@ def _set_active(email: str, settings: Settings, *, active: bool) -> int:
     try:
         with_store(settings, update)
     except NotFound as exc:
-        return fail(str(exc))
-    print(f"Employee {email.strip().lower()} {'enabled' if active else 'disabled'}.")
+        return refuse(exc)
+    address = email.strip().lower()
+    say(msg("Employee {email} enabled.", email=address) if active
+        else msg("Employee {email} disabled.", email=address))
     return EXIT_OK

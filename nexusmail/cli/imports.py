@@ -17,7 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nexusmail.cli.csv_table import Table, TableError, read_table
+from nexusmail.cli.csv_table import UNKNOWN_ENCODING, Table, TableError, read_table
+from nexusmail.cli.language import say, speech, text
 from nexusmail.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
@@ -28,6 +29,7 @@ from nexusmail.cli.support import (
 )
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
+from nexusmail.i18n import Msg, message_of, msg
 from nexusmail.ingest.mbox_import import ProgressBar
 from nexusmail.records.bulk_import import ImportCounts, import_customers, import_equipment
 from nexusmail.records.import_rows import (
@@ -117,45 +119,63 @@ def _run_import(args: argparse.Namespace, settings: Settings, *, kind: str,
         return table
     absent = missing(table.fields)
     if absent:
-        return fail(f"{path}: the header names no column for {', '.join(absent)}"
-                    f" (it has: {', '.join(table.fields) or 'nothing we know'})", EXIT_USAGE)
+        return fail(msg("{path}: the header names no column for {missing} (it has: {found})",
+                        path=str(path), missing=", ".join(absent),
+                        found=", ".join(table.fields) or msg("nothing we know")), EXIT_USAGE)
     if table.unknown_columns:
-        print(f"{path}: columns ignored (not known): {', '.join(table.unknown_columns)}",
-              file=sys.stderr)
+        say(msg("{path}: columns ignored (not known): {columns}", path=str(path),
+                columns=", ".join(table.unknown_columns)), file=sys.stderr)
     rows: list[R] = []
-    errors = [(e.line, e.message) for e in table.errors]
+    errors: list[tuple[int, str | Msg]] = [(e.line, e.message) for e in table.errors]
     for raw in table.rows:
         try:
             rows.append(make_row(raw.line, raw.values))
         except RowRefused as exc:
-            errors.append((raw.line, str(exc)))
+            errors.append((raw.line, message_of(exc)))
     counts = _write(settings, rows, write, dry_run=args.dry_run)
     errors += counts.errors
-    for line, reason in sorted(errors)[:MAX_ERRORS_SHOWN]:
-        print(f"{path}: line {line}: {reason}", file=sys.stderr)
+    errors.sort(key=lambda error: error[0])
+    for line, reason in errors[:MAX_ERRORS_SHOWN]:
+        say(msg("{path}: line {line}: {reason}", path=str(path), line=line, reason=reason),
+            file=sys.stderr)
     if len(errors) > MAX_ERRORS_SHOWN:
-        print(f"{path}: ... and {len(errors) - MAX_ERRORS_SHOWN} more lines refused",
-              file=sys.stderr)
-    verb = "would be" if args.dry_run else "were"
-    print(f"{path} ({table.encoding}, '{table.delimiter}'): {kind}: {counts.created} "
-          f"{verb} created, {counts.updated} updated, {counts.unchanged} unchanged; "
-          f"{len(errors)} lines refused." + (" Dry run: nothing was written."
-                                            if args.dry_run else ""))
+        say(msg("{path}: ... and {count} more lines refused", path=str(path),
+                count=speech().number(len(errors) - MAX_ERRORS_SHOWN)), file=sys.stderr)
+    say(_summary(path, table, kind, counts, refused=len(errors), dry_run=args.dry_run))
     return EXIT_FAILED if errors else EXIT_OK
+
+
+def _summary(path: Path, table: Table, kind: str, counts: ImportCounts, *, refused: int,
+             dry_run: bool) -> Msg:
+    number = speech().number
+    encoding = (text(msg("unknown 8-bit (undecodable bytes replaced)"))
+                if table.encoding == UNKNOWN_ENCODING else table.encoding)
+    values = {"path": str(path), "encoding": encoding, "delimiter": table.delimiter,
+              "kind": text(msg("customers")) if kind == "customers" else text(msg("equipment")),
+              "created": number(counts.created), "updated": number(counts.updated),
+              "unchanged": number(counts.unchanged), "refused": number(refused)}
+    if dry_run:
+        return msg("{path} ({encoding}, '{delimiter}'): {kind}: {created} would be created, "
+                   "{updated} updated, {unchanged} unchanged; {refused} lines refused. Dry "
+                   "run: nothing was written.", **values)
+    return msg("{path} ({encoding}, '{delimiter}'): {kind}: {created} were created, "
+               "{updated} updated, {unchanged} unchanged; {refused} lines refused.", **values)
 
 
 def _read(path: Path, columns: Mapping[str, tuple[str, ...]]) -> Table | int:
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
-            return fail(f"{path}: larger than {MAX_FILE_BYTES // 2**20} MB; split it",
-                        EXIT_USAGE)
+            return fail(msg("{path}: larger than {size} MB; split it", path=str(path),
+                            size=MAX_FILE_BYTES // 2**20), EXIT_USAGE)
         data = path.read_bytes()
     except OSError as exc:
-        return fail(f"{path}: cannot read it: {exc.strerror}", EXIT_USAGE)
+        return fail(msg("{path}: cannot read it: {problem}", path=str(path),
+                        problem=exc.strerror), EXIT_USAGE)
     try:
         return read_table(data, columns)
     except TableError as exc:
-        return fail(f"{path}: {exc}", EXIT_USAGE)
+        return fail(msg("{path}: {problem}", path=str(path), problem=message_of(exc)),
+                    EXIT_USAGE)
 
 
 def _batch_writer(write: Callable[[Any, Sequence[R], Any], ImportCounts], batch: Sequence[R],
@@ -168,7 +188,7 @@ def _batch_writer(write: Callable[[Any, Sequence[R], Any], ImportCounts], batch:
 def _write(settings: Settings, rows: Sequence[R],
            write: Callable[[Any, Sequence[R], Any], ImportCounts], *,
            dry_run: bool) -> ImportCounts:
-    progress = ProgressBar(len(rows), label="row")
+    progress = ProgressBar(len(rows), label=text(msg("row")), words=text)
     clock = SystemClock()
     # A dry run is one transaction, undone at its end: a later row sees what an earlier
     # one would have created, as in the real import.

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from nexusmail.cli.language import say, speech, text
 from nexusmail.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
@@ -14,10 +15,12 @@ from nexusmail.cli.support import (
     AddCommand,
     AddGroup,
     fail,
+    refuse,
     with_ingest,
 )
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
+from nexusmail.i18n import msg
 from nexusmail.ingest.accept import Ingest
 from nexusmail.ingest.mbox_import import (
     MailDateClock,
@@ -58,13 +61,13 @@ def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand
 def cmd_import_mbox(args: argparse.Namespace, settings: Settings) -> int:
     path: Path = args.file
     if not path.is_file():
-        return fail(f"{path} is not a file", EXIT_USAGE)
+        return fail(msg("{path} is not a file", path=str(path)), EXIT_USAGE)
     source = f"import:{args.source or path.name}"
     try:
         total, messages = open_mbox(path)
     except NotAnMbox as exc:
-        return fail(str(exc))
-    progress = ProgressBar(total)
+        return refuse(exc)
+    progress = ProgressBar(total, label=text(msg("mail")), words=text)
     clock = MailDateClock(SystemClock())
 
     async def run(ingest: Ingest, store: Storage) -> Any:
@@ -72,10 +75,13 @@ def cmd_import_mbox(args: argparse.Namespace, settings: Settings) -> int:
                                      clock=clock, closed=args.closed)
 
     summary = with_ingest(settings, run, clock=clock, create=True)
-    counts = ", ".join(f"{n} {kind}" for kind, n in sorted(summary.outcomes.items()))
-    print(f"Imported {path} as {source}: {total} mails ({counts or 'none'}).")
+    number = speech().number
+    counts = ", ".join(f"{number(n)} {kind}" for kind, n in sorted(summary.outcomes.items()))
+    say(msg("Imported {path} as {source}: {total} mails ({counts}).", path=str(path),
+            source=source, total=number(total), counts=counts or text(msg("none"))))
     for index, reason in summary.failed[:20]:
-        print(f"  mail {index}: not imported: {reason}", file=sys.stderr)
+        say(msg("  mail {index}: not imported: {reason}", index=index, reason=reason),
+            file=sys.stderr)
     if summary.failed:
-        print("Run the import again to bring in the mails that failed.", file=sys.stderr)
+        say(msg("Run the import again to bring in the mails that failed."), file=sys.stderr)
     return EXIT_FAILED if summary.failed else EXIT_OK

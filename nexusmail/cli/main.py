@@ -10,12 +10,11 @@ configuration (the message names the key; never a traceback).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
-from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,8 +24,7 @@ from pydantic import ValidationError
 
 from nexusmail import __version__
 from nexusmail.admin import tokens
-from nexusmail.admin.api.models import AssignmentIn, EmployeeIn, describe_validation_error
-from nexusmail.blobs.open import blobs_location
+from nexusmail.admin.api.models import AssignmentIn, EmployeeIn
 from nexusmail.blobs.store import BlobUnavailable
 from nexusmail.cli import (
     backup,
@@ -40,28 +38,29 @@ from nexusmail.cli import (
     records,
     schedules,
 )
+from nexusmail.cli.check_config import cmd_check_config
+from nexusmail.cli.intervention_view import format_intervention
+from nexusmail.cli.language import Speech, choose_language, say, speaking, speech, text
 from nexusmail.cli.support import (
-    EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
     STORE_ERRORS,
     Command,
     fail,
-    local_minute,
     print_table,
+    refuse,
     store_failure,
+    validation_problem,
     with_store,
 )
 from nexusmail.clock import SystemClock
 from nexusmail.config import ConfigError, Settings, load_settings
-from nexusmail.config_warnings import config_warnings
+from nexusmail.i18n import N_, message_of, msg
 from nexusmail.storage.connections import Storage
-from nexusmail.storage.target import database_target
 from nexusmail.tickets import queries
 from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.cases import Conflict, NotFound, add_employee
 from nexusmail.tickets.reply_tokens import load_reply_keys
-from nexusmail.tickets.sequence_queries import sequence_lines
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -69,31 +68,39 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, or a usage error argparse already reported
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    command: Command | None = args.command_fn
-    if command is None:  # a group (`nexusmail token`) without its subcommand
-        args.help_parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    if command is _cmd_version:  # needs no configuration, so a broken one cannot stop it
-        return _cmd_version(args, None)
-    try:
-        settings = load_settings(Path(args.config) if args.config else None)
-    except ConfigError as exc:
-        return fail(str(exc), EXIT_USAGE)
+    # Until the configuration is read, only the locale can name the language.
+    with speaking(Speech(choose_language(os.environ, None))):
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, or a usage error argparse already reported
+            return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        command: Command | None = args.command_fn
+        if command is None:  # a group (`nexusmail token`) without its subcommand
+            args.help_parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        if command is _cmd_version:  # needs no configuration, so a broken one cannot stop it
+            return _cmd_version(args, None)
+        try:
+            settings = load_settings(Path(args.config) if args.config else None)
+        except ConfigError as exc:
+            return refuse(exc, EXIT_USAGE)
     if command is not _cmd_run:
         _quiet_logging()
+    language = choose_language(os.environ, settings.web.default_language)
+    with speaking(Speech(language, ZoneInfo(settings.scheduler.timezone))):
+        return _run_command(command, args, settings)
+
+
+def _run_command(command: Command, args: argparse.Namespace, settings: Settings) -> int:
     try:
         return command(args, settings)
     except ConfigError as exc:  # e.g. an unreadable [storage] database_password_file
-        return fail(str(exc), EXIT_USAGE)
+        return refuse(exc, EXIT_USAGE)
     except STORE_ERRORS as exc:
         return store_failure(settings, exc)
     except BlobUnavailable as exc:  # e.g. a wrong bucket or key in [blobs]
-        return fail(f"the blob store cannot be used: {exc}")
+        return fail(msg("the blob store cannot be used: {problem}", problem=message_of(exc)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate_store.register(commands, config_opt, add, _group)
     records.register(commands, config_opt, add, _group)
 
-    add(commands, "check-config", _cmd_check_config,
+    add(commands, "check-config", cmd_check_config,
         "Validate the configuration and print the effective settings (secrets masked);"
         " log in to every IMAP account and report what is there, changing nothing.",
         "  nexusmail check-config --config /etc/nexusmail/nexusmail.toml\n"
@@ -219,7 +226,7 @@ def _cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     name = args.name.strip()
     if not name:
-        return fail("--name must not be empty", EXIT_USAGE)
+        return fail(msg("--name must not be empty"), EXIT_USAGE)
     now = SystemClock().now()
 
     async def create(store: Storage) -> str:
@@ -229,8 +236,8 @@ def _cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
     try:
         token = with_store(settings, create, create=True)
     except NotFound as exc:
-        return fail(str(exc))
-    print(f"Created API token {name!r}. It is shown only now; store it safely:")
+        return refuse(exc)
+    say(msg("Created API token {name!r}. It is shown only now; store it safely:", name=name))
     print(token)
     return EXIT_OK
 
@@ -240,12 +247,14 @@ def _cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
         async with store.read() as conn:
             return await tokens.list_tokens(conn)
 
+    when = speech().moment
     rows = [
-        [str(t.id), t.name, t.created_at,
-         f"revoked {t.revoked_at}" if t.revoked_at else "active"]
+        [str(t.id), t.name, when(t.created_at),
+         text(msg("revoked {when}", when=when(t.revoked_at))) if t.revoked_at
+         else speech().word("active")]
         for t in with_store(settings, fetch)
     ]
-    print_table(["ID", "NAME", "CREATED", "STATUS"], rows)
+    print_table([N_("ID"), N_("NAME"), N_("CREATED"), N_("STATUS")], rows)
     return EXIT_OK
 
 
@@ -259,8 +268,8 @@ def _cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with_store(settings, revoke)
     except (NotFound, Conflict) as exc:
-        return fail(str(exc))
-    print(f"Revoked API token {token_id}.")
+        return refuse(exc)
+    say(msg("Revoked API token {id}.", id=token_id))
     return EXIT_OK
 
 
@@ -271,7 +280,7 @@ def _cmd_employee_add(args: argparse.Namespace, settings: Settings) -> int:
             "language": args.language or settings.mail.default_language,
         })
     except ValidationError as exc:
-        return fail(describe_validation_error(exc), EXIT_USAGE)
+        return fail(validation_problem(exc), EXIT_USAGE)
     now = SystemClock().now()
 
     async def insert(store: Storage) -> int:
@@ -281,9 +290,9 @@ def _cmd_employee_add(args: argparse.Namespace, settings: Settings) -> int:
     try:
         employee_id = with_store(settings, insert, create=True)
     except Conflict as exc:
-        return fail(str(exc))
-    print(f"Added employee {employee_id}: {employee.name} <{employee.email}>"
-          f" ({employee.language}).")
+        return refuse(exc)
+    say(msg("Added employee {id}: {name} <{email}> ({language}).", id=employee_id,
+            name=employee.name, email=employee.email, language=employee.language))
     return EXIT_OK
 
 
@@ -293,11 +302,11 @@ def _cmd_employee_list(args: argparse.Namespace, settings: Settings) -> int:
             return await queries.list_employees(conn)
 
     rows = [
-        [str(e["id"]), e["email"], e["name"], e["language"],
-         "active" if e["active"] else "inactive"]
+        [str(e["id"]), e["email"], e["name"], speech().word(e["language"]),
+         speech().word("active" if e["active"] else "inactive")]
         for e in with_store(settings, fetch)
     ]
-    print_table(["ID", "EMAIL", "NAME", "LANGUAGE", "STATUS"], rows)
+    print_table([N_("ID"), N_("EMAIL"), N_("NAME"), N_("LANGUAGE"), N_("STATUS")], rows)
     return EXIT_OK
 
 
@@ -305,7 +314,7 @@ def _cmd_assign(args: argparse.Namespace, settings: Settings) -> int:
     try:
         email = AssignmentIn.model_validate({"employee_email": args.employee_email}).employee_email
     except ValidationError as exc:
-        return fail(describe_validation_error(exc), EXIT_USAGE)
+        return fail(validation_problem(exc), EXIT_USAGE)
     number: int = args.number
     # Blocking file read (or first-time key creation): fine here, before the loop runs.
     keys = load_reply_keys(settings)
@@ -318,9 +327,10 @@ def _cmd_assign(args: argparse.Namespace, settings: Settings) -> int:
     try:
         assignment_id = with_store(settings, insert)
     except (NotFound, Conflict) as exc:
-        return fail(str(exc))
-    print(f"Assigned {email} to intervention {number} (assignment {assignment_id}); "
-          "the assignment mail is queued for the daemon to send.")
+        return refuse(exc)
+    say(msg("Assigned {email} to intervention {number} (assignment {id}); the assignment "
+            "mail is queued for the daemon to send.", email=email, number=number,
+            id=assignment_id))
     return EXIT_OK
 
 
@@ -333,95 +343,17 @@ def _cmd_intervention_show(args: argparse.Namespace, settings: Settings) -> int:
 
     detail = with_store(settings, fetch)
     if detail is None:
-        return fail(f"intervention {number} does not exist")
+        return fail(msg("intervention {number} does not exist", number=number))
     if args.json:
         print(json.dumps(detail, ensure_ascii=False, indent=2))
     else:
-        zone = ZoneInfo(settings.scheduler.timezone)
-        print("\n".join(format_intervention(detail, zone)))
+        print("\n".join(format_intervention(detail)))
     return EXIT_OK
-
-
-def format_intervention(d: queries.InterventionDetail, zone: tzinfo = UTC) -> list[str]:
-    """An intervention as lines for a terminal: header, assignments, then the thread;
-    times in the company's time zone (`zone`), as the office reads them."""
-
-    def when(value: str | None) -> str:
-        return local_minute(value, zone)
-
-    period = " – ".join(x for x in (d["desired_from"], d["desired_to"]) if x) or "-"
-    lines = [
-        f"[#{d['number']}] {d['subject']}  ({d['status']})",
-        f"customer:   {d['customer']['name']} <{d['customer']['email']}>",
-        f"type:       {d['request_type'] or '-'}   priority: {d['priority']}   "
-        f"desired: {period}",
-        f"created:    {when(d['created_at'])}   updated: {when(d['updated_at'])}"
-        + (f"   closed: {when(d['closed_at'])}" if d["closed_at"] else ""),
-    ]
-    if d["needs_attention"]:
-        lines.append(f"attention:  {', '.join(d['needs_attention'])}")
-    lines += ["", "description:", *_indented(d["description"]), "", "assignments:"]
-    for a in d["assignments"]:
-        decided = f" {when(a['decided_at'])}" if a["decided_at"] else ""
-        reason = f": {a['reason']}" if a["reason"] else ""
-        lines.append(f"  {a['employee_name']} <{a['employee_email']}>  "
-                     f"{a['status']}{decided}{reason}")
-    if not d["assignments"]:
-        lines.append("  (none)")
-    lines += sequence_lines(d["sequence"])
-    lines += ["", f"thread ({len(d['messages'])} messages):"]
-    for m in d["messages"]:
-        # Our own mails all come "from nexusmail": who they went to says more.
-        who = ("to " + ", ".join(m["to"]) if m["direction"] == "out"
-               else m["from"] or m["author"])
-        marks = [m["verdict"] or "", "" if m["verified"] else "UNVERIFIED"]
-        marks += [f"{k}={v}" for k, v in m["extra"].items() if k == "register_ref"]
-        lines.append(f"--- #{m['id']} {when(m['created_at'])}  {m['kind']} ({m['direction']})  "
-                     f"{who}  {' '.join(x for x in marks if x)}".rstrip())
-        if m["subject"]:
-            lines.append(f"  subject: {m['subject']}")
-        lines += _indented(m["body_text"])
-        for f in m["attachments"]:
-            lines.append(f"  [attachment {f['id']}] {f['filename']} "
-                         f"({f['content_type']}, {f['size']} bytes)")
-    return lines
-
-
-def _indented(text: str) -> list[str]:
-    return ["  " + line for line in text.splitlines()]
-
-
-def _cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
-    source = args.config or "embedded defaults"
-    print(f"# configuration OK ({source}; secrets masked)")
-    for warning in config_warnings(settings):
-        print(f"warning: {warning}", file=sys.stderr)
-    print(f"# database: {database_target(settings).describe()}")
-    print(f"# attachments: {blobs_location(settings)}")
-    # model_dump in JSON mode masks SecretStr; JSON scalars and lists read as TOML.
-    for section, values in settings.model_dump(mode="json").items():
-        print(f"\n[{section}]")
-        for key, value in values.items():
-            if value is None:
-                print(f"# {key} is not set")
-            else:
-                print(f"{key} = {json.dumps(value, ensure_ascii=False)}")
-    if not settings.imap.accounts:
-        return EXIT_OK
-    from nexusmail.ingest.imap.poller import check_accounts  # imapclient only when needed
-
-    print("\n# IMAP accounts (logged in and looked; nothing changed)")
-    reports = asyncio.run(check_accounts(settings))
-    for report in reports:
-        print("\n".join("# " + line for line in report.lines()))
-    return EXIT_OK if all(report.ok for report in reports) else EXIT_FAILED
 
 
 def _cmd_version(args: argparse.Namespace, settings: Settings | None) -> int:
     print(f"nexusmail {__version__}")
     return EXIT_OK
-
-
 
 
 def _quiet_logging() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from nexusmail.cli.language import say, speech, text
 from nexusmail.cli.support import (
     EXIT_OK,
     EXIT_USAGE,
@@ -22,6 +23,7 @@ from nexusmail.cli.support import (
     require_store,
 )
 from nexusmail.config import Settings
+from nexusmail.i18n import N_, Msg, message_of, msg
 from nexusmail.ingest.mbox_import import ProgressBar
 from nexusmail.storage.store_move import MoveError, TableMoved, move_store, source_counts
 from nexusmail.storage.target import database_target
@@ -51,59 +53,64 @@ def cmd_migrate_store(args: argparse.Namespace, settings: Settings) -> int:
     url: str = args.to
     problem = _url_problem(url)
     if problem:
-        return fail(f"--to: {problem}", EXIT_USAGE)
+        return fail(msg("--to: {problem}", problem=problem), EXIT_USAGE)
     source = database_target(settings)
     if source.sqlite_path is None:
-        return fail("the configured store is already PostgreSQL ([storage] database_url); "
-                    "migrate-store moves a SQLite store", EXIT_USAGE)
+        return fail(msg("the configured store is already PostgreSQL ([storage] database_url); "
+                        "migrate-store moves a SQLite store"), EXIT_USAGE)
     require_store(settings)
     password_file: Path | None = args.password_file or settings.storage.database_password_file
     try:
         password = (password_file.read_text(encoding="utf-8").strip()
                     if password_file is not None else None)
     except OSError as exc:
-        return fail(f"cannot read the password file {password_file}: {exc.strerror}",
-                    EXIT_USAGE)
-    bar = ProgressBar(sum(source_counts(source.sqlite_path).values()), label="rows")
+        return fail(msg("cannot read the password file {path}: {problem}",
+                        path=str(password_file), problem=exc.strerror), EXIT_USAGE)
+    bar = ProgressBar(sum(source_counts(source.sqlite_path).values()),
+                      label=text(msg("rows")), words=text)
     try:
         moved = move_store(source.sqlite_path, url, password=password,
                            progress=lambda table, rows: bar.advance(rows))
     except MoveError as exc:
-        return fail(f"nothing was moved: {exc}")
+        return fail(msg("nothing was moved: {problem}", problem=message_of(exc)))
     except psycopg.Error as exc:
-        return fail(f"nothing was moved: the target database {url}: {exc}")
+        return fail(msg("nothing was moved: the target database {url}: {problem}", url=url,
+                        problem=str(exc)))
     bar.finish()
     _print_outcome(moved, settings, url, password_file)
     return EXIT_OK
 
 
-def _url_problem(url: str) -> str | None:
+def _url_problem(url: str) -> Msg | None:
     """Why `url` cannot be the target, or None."""
     if url.partition("://")[0].lower() not in {"postgresql", "postgres"}:
-        return "give a postgresql://user@host:port/dbname URL"
+        return msg("give a postgresql://user@host:port/dbname URL")
     try:
         parts = conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
-        return f"not a valid URL: {exc}"
+        return msg("not a valid URL: {problem}", problem=str(exc))
     if "password" in parts:
-        return ("put the password in a file (--password-file) or PGPASSWORD, not in the "
-                "URL: the URL is shown and goes into the configuration")
+        return msg("put the password in a file (--password-file) or PGPASSWORD, not in the "
+                   "URL: the URL is shown and goes into the configuration")
     return None
 
 
 def _print_outcome(moved: list[TableMoved], settings: Settings, url: str,
                    password_file: Path | None) -> None:
-    print_table(["TABLE", "ROWS", "CONTENT SHA256"],
-                [[t.name, str(t.rows), t.sha256[:16]] for t in moved])
+    number = speech().number
+    print_table([N_("TABLE"), N_("ROWS"), N_("CONTENT SHA256")],
+                [[t.name, number(t.rows), t.sha256[:16]] for t in moved])
     total = sum(t.rows for t in moved)
-    print(f"\nMoved {total} rows in {len(moved)} tables to {url}; every table's row count "
-          "and content hash match the SQLite store.")
-    print("\nNow point the configuration at it ([storage] section), then start the daemon:\n")
+    say(msg("\nMoved {total} rows in {tables} tables to {url}; every table's row count "
+            "and content hash match the SQLite store.", total=number(total),
+            tables=number(len(moved)), url=url))
+    say(msg("\nNow point the configuration at it ([storage] section), then start the "
+            "daemon:\n"))
     print("[storage]")
-    print(f"data_dir = {json.dumps(settings.storage.data_dir.as_posix())}"
-          "   # unchanged: attachment files and keys stay here")
+    print(f"data_dir = {json.dumps(settings.storage.data_dir.as_posix())}   # "
+          + text(msg("unchanged: attachment files and keys stay here")))
     print(f"database_url = {json.dumps(url)}")
     if password_file is not None:
         print(f"database_password_file = {json.dumps(password_file.as_posix())}")
-    print(f"\nThe SQLite file {database_target(settings).describe()} was left as it was: "
-          "keep it until the daemon runs well on PostgreSQL, then remove it.")
+    say(msg("\nThe SQLite file {path} was left as it was: keep it until the daemon runs "
+            "well on PostgreSQL, then remove it.", path=database_target(settings).describe()))

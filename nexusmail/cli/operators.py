@@ -13,17 +13,19 @@ import sys
 from typing import Any, TextIO
 
 from nexusmail.admin.api.models import MAX_ADDRESS_CHARS
+from nexusmail.cli.language import say, speech, text
 from nexusmail.cli.support import (
     EXIT_OK,
     EXIT_USAGE,
     AddCommand,
     AddGroup,
     fail,
+    refuse,
     with_store,
 )
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
-from nexusmail.i18n import LANGUAGES
+from nexusmail.i18n import LANGUAGES, Msg, message_of, msg
 from nexusmail.mail.addresses import check_address
 from nexusmail.storage.connections import Storage, WriteTx
 from nexusmail.tickets import operators
@@ -57,11 +59,11 @@ def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand
                    "  nexusmail operator password anna@firm.it")
     password.add_argument("email", help="the operator's login address")
     add(operator, "list", cmd_list, "List operators.", "  nexusmail operator list")
-    for name, fn, text in (
+    for name, fn, help_text in (
             ("disable", cmd_disable, "Retire an operator: no login from now on, their open "
              "sessions end at once; their records and history stay."),
             ("enable", cmd_enable, "Bring a retired operator back: they can log in again.")):
-        switch = add(operator, name, fn, text, f"  nexusmail operator {name} anna@firm.it")
+        switch = add(operator, name, fn, help_text, f"  nexusmail operator {name} anna@firm.it")
         switch.add_argument("email", help="the operator's login address")
 
 
@@ -69,9 +71,9 @@ def read_password(stdin: TextIO | None = None) -> str:
     """The new password: twice by getpass on a terminal, else stdin's first line."""
     stream = stdin or sys.stdin
     if stream.isatty():
-        first = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != first:
-            raise ValueError("the two passwords differ")
+        first = getpass.getpass(text(msg("Password: ")))
+        if getpass.getpass(text(msg("Again: "))) != first:
+            raise ValueError(msg("the two passwords differ"))
         password = first
     else:
         password = stream.readline().rstrip("\r\n")
@@ -83,10 +85,11 @@ def _checked_email(email: str) -> str:
     email = email.strip()
     try:
         if len(email) > MAX_ADDRESS_CHARS:
-            raise ValueError("is too long")
+            raise ValueError(msg("is too long"))
         return check_address(email)
     except ValueError as exc:
-        raise ValueError(f"{email!r} {exc}") from None
+        raise ValueError(msg("{email!r} {problem}", email=email,
+                             problem=message_of(exc))) from None
 
 
 def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -94,7 +97,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
         email = _checked_email(args.email)
         password_hash = operators.hash_password(read_password())
     except ValueError as exc:
-        return fail(str(exc), EXIT_USAGE)
+        return refuse(exc, EXIT_USAGE)
     now = SystemClock().now()
 
     def add_one(tx: WriteTx) -> tuple[int, str]:
@@ -111,10 +114,13 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     try:
         operator_id, role = with_store(settings, insert, create=True)
     except Conflict as exc:
-        return fail(f"{exc} (`nexusmail operator password {email}` sets a new password)")
-    print(f"Added operator {operator_id}: {email}. They can log in to the admin page now.")
-    print(f"Role: {role}"
-          + (", own customers only." if args.own_customers_only else "."))
+        return fail(msg("{problem} (`nexusmail operator password {email}` sets a new password)",
+                        problem=message_of(exc), email=email))
+    say(msg("Added operator {id}: {email}. They can log in to the admin page now.",
+            id=operator_id, email=email))
+    role_name = speech().word(role)
+    say(msg("Role: {role}, own customers only.", role=role_name) if args.own_customers_only
+        else msg("Role: {role}.", role=role_name))
     return EXIT_OK
 
 
@@ -123,7 +129,7 @@ def cmd_password(args: argparse.Namespace, settings: Settings) -> int:
         email = _checked_email(args.email)
         password_hash = operators.hash_password(read_password())
     except ValueError as exc:
-        return fail(str(exc), EXIT_USAGE)
+        return refuse(exc, EXIT_USAGE)
     now = SystemClock().now()
 
     async def update(store: Storage) -> None:
@@ -133,8 +139,8 @@ def cmd_password(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with_store(settings, update)
     except NotFound as exc:
-        return fail(str(exc))
-    print(f"Set a new password for {email}.")
+        return refuse(exc)
+    say(msg("Set a new password for {email}.", email=email))
     return EXIT_OK
 
 
@@ -150,7 +156,7 @@ def _set_active(args: argparse.Namespace, settings: Settings, *, active: bool) -
     try:
         email = _checked_email(args.email)
     except ValueError as exc:
-        return fail(str(exc), EXIT_USAGE)
+        return refuse(exc, EXIT_USAGE)
     now = SystemClock().now()
 
     async def update(store: Storage) -> bool:
@@ -160,9 +166,15 @@ def _set_active(args: argparse.Namespace, settings: Settings, *, active: bool) -
     try:
         changed = with_store(settings, update)
     except NotFound as exc:
-        return fail(str(exc))
-    state = "enabled" if active else "disabled"
-    print(f"Operator {email} {state}." if changed else f"Operator {email} was {state} already.")
+        return refuse(exc)
+    said: Msg
+    if active:
+        said = (msg("Operator {email} enabled.", email=email) if changed
+                else msg("Operator {email} was enabled already.", email=email))
+    else:
+        said = (msg("Operator {email} disabled.", email=email) if changed
+                else msg("Operator {email} was disabled already.", email=email))
+    say(said)
     return EXIT_OK
 
 
@@ -173,10 +185,12 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
     rows = with_store(settings, fetch)
     if not rows:
-        print("(none)")
+        say(msg("(none)"))
         return EXIT_OK
+    word = speech().word
     for operator_id, email, name, active, created_at, role, own_only in rows:
-        state = "active" if active else "inactive"
-        limit = "  own customers only" if own_only else ""
-        print(f"{operator_id}  {email}  {name or '-'}  {state}  {role}{limit}  {created_at}")
+        state = word("active" if active else "inactive")
+        limit = "  " + text(msg("own customers only")) if own_only else ""
+        print(f"{operator_id}  {email}  {name or '-'}  {state}  {word(role)}{limit}  "
+              f"{speech().moment(created_at)}")
     return EXIT_OK

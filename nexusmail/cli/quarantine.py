@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from nexusmail.blobs.open import open_blob_store
 from nexusmail.blobs.store import BlobError, BlobStore
+from nexusmail.cli.language import say, speech, text
 from nexusmail.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
@@ -27,6 +29,7 @@ from nexusmail.cli.support import (
     with_store,
 )
 from nexusmail.config import Settings
+from nexusmail.i18n import N_, Msg, message_of, msg
 from nexusmail.ingest.accept import Envelope, Ingest, TemporaryFailure
 from nexusmail.storage.connections import Storage
 from nexusmail.tickets import queries
@@ -73,9 +76,11 @@ def cmd_quarantine_list(args: argparse.Namespace, settings: Settings) -> int:
                                         _RETRYABLE)
             return list(await cursor.fetchall())
 
-    rows = [[str(r[0]), r[1], r[2], r[3] or "-", _clip(r[4] or "-", 40), _clip(r[5], 60)]
+    rows = [[str(r[0]), speech().moment(r[1]), r[2], r[3] or "-", _clip(r[4] or "-", 40),
+             _clip(r[5], 60)]
             for r in with_store(settings, fetch)]
-    print_table(["ID", "RECEIVED", "SOURCE", "SENDER", "SUBJECT", "REASON"], rows)
+    print_table([N_("ID"), N_("RECEIVED"), N_("SOURCE"), N_("SENDER"), N_("SUBJECT"),
+                 N_("REASON")], rows)
     return EXIT_OK
 
 
@@ -92,17 +97,20 @@ def cmd_quarantine_show(args: argparse.Namespace, settings: Settings) -> int:
 
     row, raw = with_store(settings, fetch)
     if row is None:
-        return fail(f"inbound mail {inbound_id} does not exist")
-    print(f"inbound mail {row[0]}  ({row[10]})")
-    for label, value in (("received", row[1]), ("source", row[2]), ("sender", row[3]),
-                         ("envelope to", ", ".join(json.loads(row[9]))),
-                         ("message-id", row[8]), ("subject", row[4]),
-                         ("size", f"{row[7]} bytes"), ("sha256", row[6])):
-        print(f"{label + ':':<13}{value or '-'}")
-    print("\nreason:")
+        return fail(msg("inbound mail {id} does not exist", id=inbound_id))
+    say(msg("inbound mail {id}  ({outcome})", id=row[0], outcome=row[10]))
+    for label, value in ((N_("received"), speech().moment(row[1])), (N_("source"), row[2]),
+                         (N_("sender"), row[3]),
+                         (N_("envelope to"), ", ".join(json.loads(row[9]))),
+                         ("message-id", row[8]), (N_("subject"), row[4]),
+                         (N_("size"), text(msg("{count} bytes",
+                                               count=speech().number(row[7])))),
+                         ("sha256", row[6])):
+        print(f"{speech().label(label) + ':':<13}{value or '-'}")
+    say(msg("\nreason:"))
     print("\n".join("  " + line for line in (row[5] or "-").splitlines()))
-    print("\nraw headers:")
-    print(raw_headers(raw) if raw is not None else "  (raw bytes missing)")
+    say(msg("\nraw headers:"))
+    print(raw_headers(raw) if raw is not None else "  " + text(msg("(raw bytes missing)")))
     return EXIT_OK
 
 
@@ -113,16 +121,17 @@ def raw_headers(raw: bytes) -> str:
     lines = raw[:end].decode("utf-8", "replace").replace("\x00", "\\0").splitlines()
     shown = [line.rstrip("\r") for line in lines[:MAX_HEADER_LINES]]
     if len(lines) > MAX_HEADER_LINES:
-        shown.append(f"... ({len(lines) - MAX_HEADER_LINES} more header lines)")
+        shown.append(text(msg("... ({count} more header lines)",
+                               count=len(lines) - MAX_HEADER_LINES)))
     return "\n".join(shown)
 
 
 def cmd_quarantine_retry(args: argparse.Namespace, settings: Settings) -> int:
     wanted: list[int] = args.ids
     if bool(wanted) == bool(args.all):
-        return fail("give the ids of the mails to retry, or --all", EXIT_USAGE)
+        return fail(msg("give the ids of the mails to retry, or --all"), EXIT_USAGE)
 
-    async def retry(ingest: Ingest, store: Storage) -> list[tuple[int, str]]:
+    async def retry(ingest: Ingest, store: Storage) -> list[tuple[int, Retried]]:
         async with store.read() as conn:
             if args.all:
                 cursor = await conn.execute("SELECT id FROM inbound WHERE outcome IN (?, ?)"
@@ -134,36 +143,48 @@ def cmd_quarantine_retry(args: argparse.Namespace, settings: Settings) -> int:
 
     results = with_ingest(settings, retry)
     if not results:
-        print("(no quarantined mail)")
-    for inbound_id, line in results:
-        print(f"inbound mail {inbound_id}: {line}")
-    still = [line for _, line in results if not line.startswith(("now ", "not quarantined"))]
-    return EXIT_FAILED if still else EXIT_OK
+        say(msg("(no quarantined mail)"))
+    for inbound_id, retried in results:
+        say(msg("inbound mail {id}: {outcome}", id=inbound_id, outcome=retried.said))
+    return EXIT_OK if all(retried.settled for _, retried in results) else EXIT_FAILED
 
 
-async def _retry_one(ingest: Ingest, store: Storage, inbound_id: int) -> str:
+@dataclass(frozen=True)
+class Retried:
+    """What a retry did to one mail: `settled` when it needs nothing more (it went
+    through now, or it was not waiting for a retry)."""
+
+    said: Msg
+    settled: bool = False
+
+
+async def _retry_one(ingest: Ingest, store: Storage, inbound_id: int) -> Retried:
     async with store.read() as conn:
         row = await (await conn.execute(
             "SELECT outcome, source, envelope_from, envelope_to, raw_sha256 FROM inbound"
             " WHERE id = ?", (inbound_id,))).fetchone()
         raw = None if row is None else await queries.get_raw_message(conn, row[4])
     if row is None:
-        return "does not exist"
+        return Retried(msg("does not exist"))
     if row[0] not in _RETRYABLE:
-        return f"not quarantined (it is {row[0]}); nothing done"
+        return Retried(msg("not quarantined (it is {outcome}); nothing done", outcome=row[0]),
+                       settled=True)
     data = None if raw is None else await _raw_bytes(raw, ingest.settings, ingest.blobs)
     if data is None:
-        return "its raw bytes are missing; cannot retry"
+        return Retried(msg("its raw bytes are missing; cannot retry"))
     envelope = Envelope(row[2] or None, tuple(json.loads(row[3])))
     try:
         result = await ingest.accept(data, envelope, row[1], retry_of=inbound_id)
     except TemporaryFailure as exc:
-        return f"not retried, storage failed: {exc}"
+        return Retried(msg("not retried, storage failed: {problem}",
+                           problem=message_of(exc)))
     if result.outcome in _RETRYABLE:
-        return f"still {result.outcome}: {result.reason}"
+        return Retried(msg("still {outcome}: {reason}", outcome=str(result.outcome),
+                           reason=result.reason))
     number = f" #{result.intervention_number}" if result.intervention_number else ""
     reason = f" ({result.reason})" if result.reason else ""
-    return f"now {result.outcome}{number}{reason}"
+    return Retried(msg("now {outcome}{number}{reason}", outcome=str(result.outcome),
+                       number=number, reason=reason), settled=True)
 
 
 async def _raw_bytes(raw: queries.RawMail, settings: Settings,

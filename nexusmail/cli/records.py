@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from nexusmail.admin.api.models import describe_validation_error
 from nexusmail.admin.api.records_models import (
     ContactIn,
     CustomerIn,
@@ -26,6 +25,7 @@ from nexusmail.admin.api.records_models import (
     every,
     sent,
 )
+from nexusmail.cli.language import say, speech, text
 from nexusmail.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
@@ -34,10 +34,13 @@ from nexusmail.cli.support import (
     AddGroup,
     fail,
     print_table,
+    refuse,
+    validation_problem,
     with_store,
 )
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
+from nexusmail.i18n import N_, Msg, msg
 from nexusmail.records import contacts, customers, equipment, request_types, sites
 from nexusmail.records.customer_search import search_customers
 from nexusmail.records.fields import InvalidRecord
@@ -182,16 +185,17 @@ def _register_parts(commands: Any, config_opt: argparse.ArgumentParser,
 
 def cmd_customer_list(args: argparse.Namespace, settings: Settings) -> int:
     if not 1 <= args.limit <= 200:
-        return fail("--limit should be from 1 to 200", EXIT_USAGE)
+        return fail(msg("--limit should be from 1 to 200"), EXIT_USAGE)
     page = with_store(settings, _reader(
         lambda conn: search_customers(conn, args.q or None, limit=args.limit)))
     if args.json:
         return _print_json(page)
-    print_table(["ID", "NAME", "TAX ID", "EMAIL", "PHONE", "OWNER"],
+    print_table([N_("ID"), N_("NAME"), N_("TAX ID"), N_("EMAIL"), N_("PHONE"), N_("OWNER")],
                 [[str(c["id"]), c["name"], c["tax_id"] or "-", c["email"] or "-",
                   c["phone"] or "-", c["owner"] or "-"] for c in page["items"]])
     if page["total"] > len(page["items"]):
-        print(f"({page['total']} in all; --limit shows more)")
+        say(msg("({count} in all; --limit shows more)",
+                count=speech().number(page["total"])))
     return EXIT_OK
 
 
@@ -209,31 +213,42 @@ def cmd_customer_show(args: argparse.Namespace, settings: Settings) -> int:
 
     shown = with_store(settings, _reader(card))
     if shown is None:
-        return fail(f"customer {customer_id} does not exist")
+        return fail(msg("customer {id} does not exist", id=customer_id))
     if args.json:
         return _print_json(shown)
-    c = shown
-    merged = f"  (merged into {c['merged_into']})" if c["merged_into"] else ""
+    print("\n".join(line.rstrip() for line in _customer_card(shown)))
+    return EXIT_OK
+
+
+def _customer_card(c: dict[str, Any]) -> list[str]:
+    head = text(msg("customer {id}: {name}", id=c["id"], name=c["name"]))
+    if c["merged_into"]:
+        head += "  " + text(msg("(merged into {id})", id=c["merged_into"]))
+    if not c["verified"]:
+        head += "  " + text(msg("(unverified)"))
     lines = [
-        f"customer {c['id']}: {c['name']}{merged}"
-        + ("" if c["verified"] else "  (unverified)"),
-        f"tax id:     {c['tax_id'] or '-'}   language: {c['language'] or '-'}",
-        f"address:    {c['address'] or '-'}",
-        f"phone:      {c['phone'] or '-'}   work: {c['work_phone'] or '-'}",
-        f"email:      {c['email'] or '-'}   domains: {', '.join(c['mail_domains']) or '-'}",
-        f"owner:      {c['owner'] or '-'}",
+        head,
+        text(msg("tax id:     {tax_id}   language: {language}", tax_id=c["tax_id"] or "-",
+                 language=c["language"] or "-")),
+        text(msg("address:    {address}", address=c["address"] or "-")),
+        text(msg("phone:      {phone}   work: {work_phone}", phone=c["phone"] or "-",
+                 work_phone=c["work_phone"] or "-")),
+        text(msg("email:      {email}   domains: {domains}", email=c["email"] or "-",
+                 domains=", ".join(c["mail_domains"]) or "-")),
+        text(msg("owner:      {owner}", owner=c["owner"] or "-")),
     ]
     if c["notes"]:
-        lines.append(f"notes:      {c['notes']}")
-    lines += ["", "contacts:"] + [
+        lines.append(text(msg("notes:      {notes}", notes=c["notes"])))
+    lines += ["", text(msg("contacts:"))] + [
         f"  {p['id']}  {p['name'] or '-'}  {p['email'] or '-'}  {p['phone'] or '-'}"
-        f"  {p['role'] or ''}" for p in c["contacts"]] + ["", "sites:"] + [
-        f"  {s['id']}  {s['name']}  {s['address']}" for s in c["sites"]] + [
-        "", "equipment:"] + [
-        f"  {e['id']}  {e['serial']}  {e['model']}  warranty until "
-        f"{e['warranty_until'] or '-'}" for e in c["equipment"]]
-    print("\n".join(line.rstrip() for line in lines))
-    return EXIT_OK
+        f"  {p['role'] or ''}" for p in c["contacts"]]
+    lines += ["", text(msg("sites:"))] + [
+        f"  {s['id']}  {s['name']}  {s['address']}" for s in c["sites"]]
+    lines += ["", text(msg("equipment:"))] + [
+        f"  {e['id']}  {e['serial']}  {e['model']}  "
+        + text(msg("warranty until {day}", day=speech().day(e["warranty_until"])))
+        for e in c["equipment"]]
+    return lines
 
 
 def cmd_customer_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -248,7 +263,8 @@ def cmd_customer_add(args: argparse.Namespace, settings: Settings) -> int:
     owner = settings.customers.default_owner or None
     return _write(settings, lambda tx: customers.create_customer(tx, values, now=now,
                                                                  default_owner=owner),
-                  lambda new_id: f"Added customer {new_id}: {args.name}.")
+                  lambda new_id: msg("Added customer {id}: {name}.", id=new_id,
+                                     name=args.name))
 
 
 def cmd_customer_edit(args: argparse.Namespace, settings: Settings) -> int:
@@ -264,19 +280,22 @@ def cmd_customer_edit(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     changes, now, customer_id = sent(body), SystemClock().now(), args.id
     if not changes:
-        return fail("give at least one option to change", EXIT_USAGE)
+        return fail(msg("give at least one option to change"), EXIT_USAGE)
     return _write(settings,
                   lambda tx: customers.update_customer(tx, customer_id, changes, now=now),
-                  lambda _: f"Customer {customer_id} changed: {', '.join(sorted(changes))}.")
+                  lambda _: msg("Customer {id} changed: {fields}.", id=customer_id,
+                                fields=", ".join(sorted(changes))))
 
 
 def cmd_customer_merge(args: argparse.Namespace, settings: Settings) -> int:
     source, into, now = args.id, args.into, SystemClock().now()
     return _write(
         settings, lambda tx: merge_customers(tx, source, into, now=now),
-        lambda moved: f"Customer {source} merged into {into}: {moved.contacts} contacts, "
-                      f"{moved.sites} sites, {moved.equipment} machines, "
-                      f"{moved.interventions} interventions moved.")
+        lambda moved: msg("Customer {source} merged into {into}: {contacts} contacts, "
+                          "{sites} sites, {machines} machines, {interventions} "
+                          "interventions moved.", source=source, into=into,
+                          contacts=moved.contacts, sites=moved.sites,
+                          machines=moved.equipment, interventions=moved.interventions))
 
 
 # Contacts, sites, equipment, request types
@@ -290,7 +309,8 @@ def cmd_contact_add(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     values, now, customer_id = every(body), SystemClock().now(), args.customer_id
     return _write(settings, lambda tx: contacts.add_contact(tx, customer_id, values, now=now),
-                  lambda new_id: f"Added contact {new_id} to customer {customer_id}.")
+                  lambda new_id: msg("Added contact {id} to customer {customer}.", id=new_id,
+                                     customer=customer_id))
 
 
 def cmd_site_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -300,7 +320,8 @@ def cmd_site_add(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     values, now, customer_id = every(body), SystemClock().now(), args.customer_id
     return _write(settings, lambda tx: sites.add_site(tx, customer_id, values, now=now),
-                  lambda new_id: f"Added site {new_id} to customer {customer_id}.")
+                  lambda new_id: msg("Added site {id} to customer {customer}.", id=new_id,
+                                     customer=customer_id))
 
 
 def cmd_equipment_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -312,7 +333,8 @@ def cmd_equipment_add(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     values, now = every(body), SystemClock().now()
     return _write(settings, lambda tx: equipment.add_equipment(tx, values, now=now),
-                  lambda new_id: f"Added equipment {new_id}: {args.serial}.")
+                  lambda new_id: msg("Added equipment {id}: {serial}.", id=new_id,
+                                     serial=args.serial))
 
 
 def cmd_equipment_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -320,9 +342,11 @@ def cmd_equipment_list(args: argparse.Namespace, settings: Settings) -> int:
         conn, customer_id=args.customer, serial_text=args.serial, limit=200)))
     if args.json:
         return _print_json(page)
-    print_table(["ID", "CUSTOMER", "SITE", "SERIAL", "MODEL", "WARRANTY UNTIL"],
+    print_table([N_("ID"), N_("CUSTOMER"), N_("SITE"), N_("SERIAL"), N_("MODEL"),
+                 N_("WARRANTY UNTIL")],
                 [[str(e["id"]), str(e["customer_id"]), str(e["site_id"] or "-"), e["serial"],
-                  e["model"] or "-", e["warranty_until"] or "-"] for e in page["items"]])
+                  e["model"] or "-", speech().day(e["warranty_until"])]
+                 for e in page["items"]])
     return EXIT_OK
 
 
@@ -331,21 +355,23 @@ def cmd_equipment_show(args: argparse.Namespace, settings: Settings) -> int:
     found = with_store(settings, _reader(
         lambda conn: equipment.get_equipment(conn, equipment_id)))
     if found is None:
-        return fail(f"equipment {equipment_id} does not exist")
+        return fail(msg("equipment {id} does not exist", id=equipment_id))
     if args.json:
         return _print_json(found)
-    e = found
+    e, day, word = found, speech().day, speech().word
     print("\n".join([
-        f"equipment {e['id']}: {e['serial']}  {e['model']}".rstrip(),
-        f"customer:   {e['customer_id']}   site: {e['site_id'] or '-'}",
-        f"installed:  {e['installed_on'] or '-'}   warranty until: "
-        f"{e['warranty_until'] or '-'}",
-        *([f"notes:      {e['notes']}"] if e["notes"] else []),
-        "", "interventions:",
-        *[f"  #{i['number']}  {i['created_at'][:10]}  {i['status']}"
-          f"{' (' + i['status_reason'] + ')' if i['status_reason'] else ''}  {i['subject']}"
-          for i in e["interventions"]],
-        *(["  (none)"] if not e["interventions"] else []),
+        text(msg("equipment {id}: {serial}  {model}", id=e["id"], serial=e["serial"],
+                 model=e["model"])).rstrip(),
+        text(msg("customer:   {customer}   site: {site}", customer=e["customer_id"],
+                 site=e["site_id"] or "-")),
+        text(msg("installed:  {installed}   warranty until: {warranty}",
+                 installed=day(e["installed_on"]), warranty=day(e["warranty_until"]))),
+        *([text(msg("notes:      {notes}", notes=e["notes"]))] if e["notes"] else []),
+        "", text(msg("interventions:")),
+        *[f"  #{i['number']}  {speech().moment(i['created_at'])[:10]}  {word(i['status'])}"
+          f"{' (' + word(i['status_reason']) + ')' if i['status_reason'] else ''}"
+          f"  {i['subject']}" for i in e["interventions"]],
+        *(["  " + text(msg("(none)"))] if not e["interventions"] else []),
     ]))
     return EXIT_OK
 
@@ -354,10 +380,11 @@ def cmd_request_type_list(args: argparse.Namespace, settings: Settings) -> int:
     items = with_store(settings, _reader(request_types.list_request_types))
     if args.json:
         return _print_json(items)
-    print_table(["CODE", "EN", "IT", "RO", "PRIORITY", "ASSIGNEES", "RESPONSE H",
-                 "RESOLUTION H"],
+    print_table([N_("CODE"), "EN", "IT", "RO", N_("PRIORITY"), N_("ASSIGNEES"),
+                 N_("RESPONSE H"), N_("RESOLUTION H")],
                 [[t["code"], t["names"]["en"], t["names"]["it"], t["names"]["ro"],
-                  t["default_priority"], ", ".join(t["default_assignees"]) or "-",
+                  speech().word(t["default_priority"]),
+                  ", ".join(t["default_assignees"]) or "-",
                   _hours_text(t["response_hours"]), _hours_text(t["resolution_hours"])]
                  for t in items])
     return EXIT_OK
@@ -373,11 +400,11 @@ def cmd_request_type_add(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     values = every(body)
     return _write(settings, lambda tx: request_types.create_request_type(tx, values),
-                  lambda code: f"Added request type {code}.")
+                  lambda code: msg("Added request type {code}.", code=code))
 
 
 def _hours_text(hours: float | None) -> str:
-    return "-" if hours is None else f"{hours:g}"
+    return "-" if hours is None else speech().number(hours)
 
 
 # Shared steps
@@ -389,22 +416,22 @@ def _validate(model: type[M], raw: dict[str, Any]) -> M | None:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        fail(describe_validation_error(exc))
+        fail(validation_problem(exc))
         return None
 
 
 def _write(settings: Settings, fn: Callable[[WriteTx], T],
-           done: Callable[[T], str]) -> int:
+           done: Callable[[T], Msg]) -> int:
     async def run(store: Storage) -> T:
         return await store.write(fn)
 
     try:
         result = with_store(settings, run)
     except InvalidRecord as exc:
-        return fail(str(exc), EXIT_USAGE)
+        return refuse(exc, EXIT_USAGE)
     except (Conflict, NotFound) as exc:
-        return fail(str(exc), EXIT_FAILED)
-    print(done(result))
+        return refuse(exc, EXIT_FAILED)
+    say(done(result))
     return EXIT_OK
 
 

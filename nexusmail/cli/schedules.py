@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from nexusmail.admin.api.models import describe_validation_error
 from nexusmail.admin.api.schedule_models import MAX_LEAD_DAYS, ScheduleIn
+from nexusmail.cli.language import say, speech, text
 from nexusmail.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
@@ -24,10 +24,13 @@ from nexusmail.cli.support import (
     AddGroup,
     fail,
     print_table,
+    refuse,
+    validation_problem,
     with_store,
 )
 from nexusmail.clock import SystemClock
 from nexusmail.config import Settings
+from nexusmail.i18n import N_, msg
 from nexusmail.storage.connections import Storage
 from nexusmail.tickets import schedule_queries
 from nexusmail.tickets.cases import NotFound
@@ -95,13 +98,13 @@ def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand
     show.add_argument("id", type=int, help="the schedule's id, as `schedule list` shows it")
     show.add_argument("--json", action="store_true",
                       help="print the same JSON as GET /api/v1/schedules/ID")
-    for name, fn, text in (
+    for name, fn, help_text in (
         ("pause", cmd_pause, "Pause a schedule: nothing opens until it is resumed."),
         ("resume", cmd_resume, "Resume a schedule from today (a pause's dates are not "
                                "caught up; a date still ahead whose opening passed opens "
                                "at the next tick)."),
     ):
-        sub = add(schedule, name, fn, text, f"  nexusmail schedule {name} 3")
+        sub = add(schedule, name, fn, help_text, f"  nexusmail schedule {name} 3")
         sub.add_argument("id", type=int, help="the schedule's id")
     preview = add(schedule, "preview", cmd_preview,
                   "Print the next dates, when each opens, and the intervention of those "
@@ -124,7 +127,7 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
             "request_type": args.request_type, "contract_ref": args.contract_ref,
         })
     except ValidationError as exc:
-        return fail(describe_validation_error(exc), EXIT_USAGE)
+        return fail(validation_problem(exc), EXIT_USAGE)
     spec, (today, now) = body.spec(), _today(settings)
 
     async def insert(store: Storage) -> schedule_queries.ScheduleDetail | None:
@@ -136,10 +139,11 @@ def cmd_add(args: argparse.Namespace, settings: Settings) -> int:
     try:
         created = with_store(settings, insert, create=True)
     except InvalidSchedule as exc:
-        return fail(str(exc), EXIT_USAGE)
+        return refuse(exc, EXIT_USAGE)
     assert created is not None
-    print(f"Added schedule {created['id']}: {created['subject']} for "
-          f"{created['customer']['email']}; next {_next(created)}.")
+    say(msg("Added schedule {id}: {subject} for {customer}; next {next}.", id=created["id"],
+            subject=created["subject"], customer=created["customer"]["email"],
+            next=_next(created)))
     return EXIT_OK
 
 
@@ -153,9 +157,11 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(items, ensure_ascii=False, indent=2))
         return EXIT_OK
     rows = [[str(s["id"]), s["customer"]["email"], s["subject"], _rule(s),
-             str(s["lead_days"]), "active" if s["active"] else "paused", _next(s)]
+             str(s["lead_days"]), speech().word("active" if s["active"] else "paused"),
+             _next(s)]
             for s in items]
-    print_table(["ID", "CUSTOMER", "SUBJECT", "RULE", "LEAD", "STATUS", "NEXT"], rows)
+    print_table([N_("ID"), N_("CUSTOMER"), N_("SUBJECT"), N_("RULE"), N_("LEAD"),
+                 N_("STATUS"), N_("NEXT")], rows)
     return EXIT_OK
 
 
@@ -166,26 +172,39 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(detail, ensure_ascii=False, indent=2))
         return EXIT_OK
-    d = detail
+    print("\n".join(_schedule_card(detail)))
+    return EXIT_OK
+
+
+def _schedule_card(d: schedule_queries.ScheduleDetail) -> list[str]:
+    day = speech().day
+    rule = text(msg("rule:       {rule} from {day}", rule=_rule(d), day=day(d["first_date"])))
+    if d["until"]:
+        rule += text(msg(" until {day}", day=day(d["until"])))
+    if d["count"]:
+        rule += text(msg(", {count} times", count=d["count"]))
     lines = [
-        f"schedule {d['id']}: {d['subject']}  ({'active' if d['active'] else 'paused'})",
-        f"customer:   {d['customer']['name']} <{d['customer']['email']}>",
-        f"contract:   {d['contract_ref'] or '-'}   type: {d['request_type']}",
-        f"rule:       {_rule(d)} from {d['first_date']}"
-        + (f" until {d['until']}" if d["until"] else "")
-        + (f", {d['count']} times" if d["count"] else ""),
-        f"lead days:  {d['lead_days']}   assignees: {', '.join(d['assignees']) or '-'}",
-        f"next:       {_next(d)}", "", "recently handled:",
+        text(msg("schedule {id}: {subject}  ({state})", id=d["id"], subject=d["subject"],
+                 state=speech().word("active" if d["active"] else "paused"))),
+        text(msg("customer:   {name} <{email}>", name=d["customer"]["name"],
+                 email=d["customer"]["email"])),
+        text(msg("contract:   {contract}   type: {type}", contract=d["contract_ref"] or "-",
+                 type=d["request_type"])),
+        rule,
+        text(msg("lead days:  {days}   assignees: {assignees}", days=d["lead_days"],
+                 assignees=", ".join(d["assignees"]) or "-")),
+        text(msg("next:       {next}", next=_next(d))), "", text(msg("recently handled:")),
     ]
     for h in d["recent"]:
-        what = (f"intervention {h['intervention_number']}" if h["outcome"] == "opened"
-                else "skipped (downtime, [scheduler] catch_up)")
-        lines.append(f"  {h['date']}  opens {h['opens_on']}  {what}"
-                     + ("  LATE" if h["late"] else ""))
+        what = (msg("intervention {number}", number=h["intervention_number"])
+                if h["outcome"] == "opened"
+                else msg("skipped (downtime, [scheduler] catch_up)"))
+        lines.append(text(msg("  {day}  opens {opens_on}  {what}", day=day(h["date"]),
+                              opens_on=day(h["opens_on"]), what=what))
+                     + ("  " + text(msg("LATE")) if h["late"] else ""))
     if not d["recent"]:
-        lines.append("  (none yet)")
-    print("\n".join(lines))
-    return EXIT_OK
+        lines.append("  " + text(msg("(none yet)")))
+    return lines
 
 
 def cmd_pause(args: argparse.Namespace, settings: Settings) -> int:
@@ -199,7 +218,8 @@ def cmd_resume(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
     count: int = args.count
     if not 1 <= count <= schedule_queries.MAX_PREVIEW:
-        return fail(f"--count should be from 1 to {schedule_queries.MAX_PREVIEW}", EXIT_USAGE)
+        return fail(msg("--count should be from 1 to {most}", most=schedule_queries.MAX_PREVIEW),
+                    EXIT_USAGE)
     schedule_id: int = args.id
     today, _ = _today(settings)
 
@@ -209,12 +229,13 @@ def cmd_preview(args: argparse.Namespace, settings: Settings) -> int:
 
     items = with_store(settings, fetch)
     if items is None:
-        return fail(f"schedule {schedule_id} does not exist")
+        return fail(msg("schedule {id} does not exist", id=schedule_id))
     if args.json:
         print(json.dumps(items, indent=2))
         return EXIT_OK
-    print_table(["DATE", "OPENS ON", "INTERVENTION"],
-                 [[i["date"], i["opens_on"], str(i["intervention_number"] or "-")]
+    day = speech().day
+    print_table([N_("DATE"), N_("OPENS ON"), N_("INTERVENTION")],
+                 [[day(i["date"]), day(i["opens_on"]), str(i["intervention_number"] or "-")]
                   for i in items])
     return EXIT_OK
 
@@ -231,10 +252,10 @@ def _set_active(settings: Settings, schedule_id: int, *, active: bool) -> int:
     try:
         detail = with_store(settings, change)
     except NotFound as exc:
-        return fail(str(exc))
+        return refuse(exc)
     assert detail is not None
-    state = f"resumed; next {_next(detail)}" if active else "paused"
-    print(f"Schedule {schedule_id} {state}.")
+    say(msg("Schedule {id} resumed; next {next}.", id=schedule_id, next=_next(detail))
+        if active else msg("Schedule {id} paused.", id=schedule_id))
     return EXIT_OK
 
 
@@ -245,20 +266,25 @@ def _load(settings: Settings, schedule_id: int) -> schedule_queries.ScheduleDeta
 
     detail = with_store(settings, fetch)
     if detail is None:
-        fail(f"schedule {schedule_id} does not exist")
+        fail(msg("schedule {id} does not exist", id=schedule_id))
     return detail
 
 
 def _rule(s: schedule_queries.ScheduleView) -> str:
-    every = f"every {s['every']} " if s["every"] > 1 else ""
-    day = "" if s["day_rule"] == DayRule.SAME_DAY else f" ({s['day_rule']})"
-    return f"{every}{s['interval']}{day}"
+    word = speech().word
+    rule = word(s["interval"])
+    if s["every"] > 1:
+        rule = text(msg("every {count} {interval}", count=s["every"], interval=rule))
+    if s["day_rule"] != DayRule.SAME_DAY:
+        rule += f" ({word(s['day_rule'])})"
+    return rule
 
 
 def _next(s: schedule_queries.ScheduleView) -> str:
     if s["next_occurrence_on"] is None:
-        return "none (the rule has ended)"
-    return f"{s['next_occurrence_on']}, opens {s['next_opening_on']}"
+        return text(msg("none (the rule has ended)"))
+    return text(msg("{day}, opens {opens_on}", day=speech().day(s["next_occurrence_on"]),
+                    opens_on=speech().day(s["next_opening_on"])))
 
 
 def _today(settings: Settings) -> tuple[date, datetime]:
@@ -266,11 +292,12 @@ def _today(settings: Settings) -> tuple[date, datetime]:
     return local_date(now, settings.scheduler.timezone), now
 
 
-def _date(text: str) -> date:
+def _date(value: str) -> date:
     try:
-        return date.fromisoformat(text)
+        return date.fromisoformat(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a YYYY-MM-DD date") from None
+        raise argparse.ArgumentTypeError(
+            text(msg("{value!r} is not a YYYY-MM-DD date", value=value))) from None
 
 
 

@@ -8,14 +8,18 @@ import asyncio
 import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime, tzinfo
 from typing import Any, TypeVar
 
 import psycopg
+from pydantic import ValidationError
 
+from nexusmail.admin.api.models import describe_validation_error
+from nexusmail.admin.pages.form_errors import validation_message
 from nexusmail.blobs.open import open_blob_store
+from nexusmail.cli.language import say, speech, text
 from nexusmail.clock import Clock, SystemClock
 from nexusmail.config import ConfigError, Settings
+from nexusmail.i18n import Msg, message_of, msg
 from nexusmail.ingest.accept import Ingest
 from nexusmail.storage.connections import Storage
 from nexusmail.storage.target import database_target, open_store
@@ -35,10 +39,24 @@ AddCommand = Callable[[Any, str, Command, str, str], argparse.ArgumentParser]
 AddGroup = Callable[[Any, str, argparse.ArgumentParser, str, str], Any]
 
 
-def fail(message: str, code: int = EXIT_FAILED) -> int:
-    """Print "nexusmail: message" on stderr and return `code`, for `return fail(...)`."""
-    print(f"nexusmail: {message}", file=sys.stderr)
+def fail(message: str | Msg, code: int = EXIT_FAILED) -> int:
+    """Print "nexusmail: message" (translated) on stderr and return `code`, for
+    `return fail(...)`."""
+    print(f"nexusmail: {text(message)}", file=sys.stderr)
     return code
+
+
+def refuse(exc: BaseException, code: int = EXIT_FAILED) -> int:
+    """`fail` with what a refusal of the domain says (its own words, translated)."""
+    return fail(message_of(exc), code)
+
+
+def validation_problem(exc: ValidationError) -> str | Msg:
+    """The fields a command's values fail, each named: the API's own words in English
+    (what scripts already match), the admin page's catalogued sentences otherwise."""
+    if speech().is_source:
+        return describe_validation_error(exc)
+    return validation_message(exc)
 
 
 def with_store(settings: Settings, fn: Callable[[Storage], Awaitable[T]], *,
@@ -91,9 +109,10 @@ def require_store(settings: Settings) -> None:
     target = database_target(settings)
     path = target.sqlite_path
     if path is not None and not path.exists():
-        raise StorageError(f"there is no nexusmail database {path} (data dir: "
-                           f"{settings.storage.data_dir}); run this where the daemon runs, "
-                           "or give --config with its [storage] data_dir")
+        raise StorageError(msg("there is no nexusmail database {path} (data dir: "
+                               "{data_dir}); run this where the daemon runs, or give "
+                               "--config with its [storage] data_dir",
+                               path=str(path), data_dir=str(settings.storage.data_dir)))
 
 
 def store_failure(settings: Settings, exc: Exception) -> int:
@@ -103,28 +122,17 @@ def store_failure(settings: Settings, exc: Exception) -> int:
         where = database_target(settings).describe()
     except ConfigError:
         where = settings.storage.data_dir.as_posix()
-    return fail(f"cannot use the store {where}: {exc}")
+    return fail(msg("cannot use the store {where}: {problem}", where=where,
+                    problem=message_of(exc)))
 
 
 def print_table(header: list[str], rows: list[list[str]]) -> None:
-    """Columns padded to their widest cell; "(none)" for no rows."""
+    """Columns padded to their widest cell; "(none)" for no rows. The column titles are
+    marked with `N_` and translated here."""
     if not rows:
-        print("(none)")
+        say(msg("(none)"))
         return
+    header = [speech().label(title) for title in header]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-
-
-def local_minute(value: str | None, zone: tzinfo) -> str:
-    """A stored UTC timestamp as "YYYY-MM-DD HH:MM" in `zone` (the company's): what the
-    office reads; unreadable values as they are, None as "-"."""
-    if not value:
-        return "-"
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    if moment.tzinfo is None:
-        return value
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")

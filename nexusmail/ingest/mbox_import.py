@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TextIO
 
 from nexusmail.clock import Clock
+from nexusmail.i18n import Msg, msg
 from nexusmail.ingest.accept import Envelope, Ingest, TemporaryFailure
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets.cases import close_intervention, intervention_status
@@ -94,8 +95,9 @@ def open_mbox(path: Path) -> tuple[int, Callable[[], Iterator[bytes]]]:
     keys = box.keys()  # scans the file once for the offsets; no message is kept
     if not keys and path.stat().st_size > 0:
         box.close()
-        raise NotAnMbox(f"{path} is not an mbox file: no line starts with \"From \" "
-                        "(a single saved mail? put it in an mbox, or send it by SMTP)")
+        raise NotAnMbox(msg("{path} is not an mbox file: no line starts with \"From \" "
+                            "(a single saved mail? put it in an mbox, or send it by SMTP)",
+                            path=str(path)))
 
     def messages() -> Iterator[bytes]:
         try:
@@ -154,11 +156,13 @@ class ProgressBar:
     WIDTH = 30
 
     def __init__(self, total: int, *, stream: TextIO | None = None, label: str = "mail",
-                 redraw_s: float = 0.1, plain_every_s: float = 5.0) -> None:
+                 redraw_s: float = 0.1, plain_every_s: float = 5.0,
+                 words: Callable[[Msg], str] = str) -> None:
         self.total = total
         self.count = 0
         self.stream = stream if stream is not None else sys.stderr
         self.label = label
+        self.words = words  # the CLI's translation: the bar is for the person at the terminal
         self.tty = self.stream.isatty()
         self.interval_s = redraw_s if self.tty else plain_every_s
         self.started = time.monotonic()
@@ -182,7 +186,10 @@ class ProgressBar:
         rate = self.count / elapsed
         done = self.count / self.total if self.total else 1.0
         filled = int(self.WIDTH * done)
-        eta = f" eta {(self.total - self.count) / rate:.0f}s" if rate > 0 and done < 1 else ""
+        eta = ""
+        if rate > 0 and done < 1:
+            eta = " " + self.words(msg("eta {seconds}s",
+                                       seconds=f"{(self.total - self.count) / rate:.0f}"))
         return (f"[{'#' * filled}{'-' * (self.WIDTH - filled)}] {self.count}/{self.total} "
                 f"{done:.0%} {rate:.1f} {self.label}/s{eta}")
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from nexusmail.i18n import msg
+
 
 def normalize(address: str) -> str:
     """Lower-case, angle brackets and surrounding space removed."""
@@ -42,5 +44,5 @@ def check_address(value: str) -> str:
         or "." not in domain.strip(".")
         or any(c.isspace() or c in "<>,;\"" for c in value)
     ):
-        raise ValueError("is not an email address")
+        raise ValueError(msg("is not an email address"))
     return value.lower()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from nexusmail.i18n import Msg, message_of, msg
 from nexusmail.records import customers, equipment, sites
 from nexusmail.records.fields import InvalidRecord
 from nexusmail.records.import_rows import CustomerRow, EquipmentRow, RowRefused
@@ -38,7 +39,7 @@ class ImportCounts:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
-    errors: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
+    errors: list[tuple[int, str | Msg]] = field(default_factory=list)  # (line, reason)
 
     def add(self, other: ImportCounts) -> None:
         self.created += other.created
@@ -71,7 +72,7 @@ def _each_row(tx: WriteTx, rows: Sequence[R], upsert: Callable[[R], str],
             outcome = upsert(row)
         except _ROW_ERRORS as exc:
             tx.execute("ROLLBACK TO SAVEPOINT import_row")
-            counts.errors.append((row.line, str(exc)))
+            counts.errors.append((row.line, message_of(exc)))
         else:
             setattr(counts, outcome, getattr(counts, outcome) + 1)
         tx.execute("RELEASE SAVEPOINT import_row")
@@ -152,14 +153,14 @@ def _customer_of(tx: WriteTx, row: EquipmentRow) -> int:
         found = tx.execute("SELECT id, merged_into FROM customers WHERE id = ?",
                            (row.customer_id,)).fetchone()
         if found is None:
-            raise RowRefused(f"customer_id {row.customer_id}: no such customer")
+            raise RowRefused(msg("customer_id {id}: no such customer", id=row.customer_id))
         # A merged customer's machines belong to the one it went into.
         return int(found["merged_into"] or found["id"])
     found = tx.execute("SELECT id FROM customers WHERE tax_id = ? AND merged_into IS NULL"
                        " ORDER BY id LIMIT 1", (row.customer_tax_id,)).fetchone()
     if found is None:
-        raise RowRefused(f"customer_tax_id {row.customer_tax_id}: no customer has it"
-                         " (import the customers first)")
+        raise RowRefused(msg("customer_tax_id {tax_id}: no customer has it (import the"
+                             " customers first)", tax_id=row.customer_tax_id))
     return int(found["id"])
 
 

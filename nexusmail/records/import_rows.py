@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
+from nexusmail.i18n import msg
 from nexusmail.records import fields
 from nexusmail.records.fields import InvalidRecord
 from nexusmail.tickets.mail_domains import FreeMail
@@ -127,12 +128,12 @@ def customer_row(line: int, values: Mapping[str, str], free_mail: FreeMail) -> C
     """The row as a customer, or RowRefused."""
     name = _text(values, "name", MAX_NAME_CHARS)
     if not name:
-        raise RowRefused("name is empty")
+        raise RowRefused(msg("name is empty"))
     tax_id = tax_id_of(values.get("tax_id", ""))
     email = _email(values.get("email", ""))
     if tax_id is None and email is None:
-        raise RowRefused("tax_id and email are both empty: one is needed to find the"
-                         " customer again on the next import")
+        raise RowRefused(msg("tax_id and email are both empty: one is needed to find the"
+                             " customer again on the next import"))
     return CustomerRow(
         line, name, tax_id, email,
         address=_text(values, "address"), phone=_text(values, "phone", 50),
@@ -146,12 +147,12 @@ def equipment_row(line: int, values: Mapping[str, str]) -> EquipmentRow:
     """The row as a machine of the installed base, or RowRefused."""
     serial = _text(values, "serial", 100)
     if not serial:
-        raise RowRefused("serial is empty")
+        raise RowRefused(msg("serial is empty"))
     _refuse_scientific("serial", serial)
     tax_id = tax_id_of(values.get("customer_tax_id", ""), "customer_tax_id")
     customer_id = _customer_id(values.get("customer_id", ""))
     if tax_id is None and customer_id is None:
-        raise RowRefused("customer_tax_id and customer_id are both empty")
+        raise RowRefused(msg("customer_tax_id and customer_id are both empty"))
     return EquipmentRow(
         line, tax_id, customer_id, serial, site=_text(values, "site", MAX_NAME_CHARS),
         model=_text(values, "model", MAX_NAME_CHARS), description=_text(values, "description"),
@@ -168,7 +169,8 @@ def tax_id_of(value: str, name: str = "tax_id") -> str | None:
         return None
     _refuse_scientific(name, value)
     if len(cleaned) > 40 or not all(ch.isalnum() or ch in ".-/" for ch in cleaned):
-        raise RowRefused(f"{name} {value.strip()!r} is not a tax id")
+        raise RowRefused(msg("{name} {value!r} is not a tax id", name=name,
+                             value=value.strip()))
     return cleaned
 
 
@@ -188,13 +190,15 @@ def parse_date(name: str, value: str) -> date | None:
             return date(year, int(match["m"]), int(match["d"]))
         except ValueError:
             break
-    raise RowRefused(f"{name} {value.strip()!r} is not a date (write 2024-03-31 or 31/03/2024)")
+    raise RowRefused(msg("{name} {value!r} is not a date (write 2024-03-31 or 31/03/2024)",
+                         name=name, value=value.strip()))
 
 
 def _text(values: Mapping[str, str], name: str, limit: int = MAX_TEXT_CHARS) -> str:
     value = values.get(name, "").strip()
     if len(value) > limit:
-        raise RowRefused(f"{name} is longer than {limit} characters")
+        raise RowRefused(msg("{name} is longer than {count} characters", name=name,
+                             count=limit))
     return value
 
 
@@ -202,7 +206,8 @@ def _email(value: str) -> str | None:
     try:
         return fields.email(value)
     except InvalidRecord:
-        raise RowRefused(f"email {value.strip()!r} is not an email address") from None
+        raise RowRefused(msg("email {value!r} is not an email address",
+                             value=value.strip())) from None
 
 
 def _language(value: str) -> str | None:
@@ -210,7 +215,8 @@ def _language(value: str) -> str | None:
     if not key:
         return None
     if key not in _LANGUAGES:
-        raise RowRefused(f"language {value.strip()!r} is not one of en, it, ro")
+        raise RowRefused(msg("language {value!r} is not one of en, it, ro",
+                             value=value.strip()))
     return _LANGUAGES[key]
 
 
@@ -222,8 +228,9 @@ def _domains(value: str, free_mail: FreeMail) -> tuple[str, ...]:
         raise RowRefused(str(exc).replace("mail_domains: ", "mail domain ")) from None
     for domain in domains:
         if free_mail.is_free(domain):
-            raise RowRefused(f"mail domain {domain!r} is a free-mail domain shared by"
-                             " unrelated people: it cannot name one customer")
+            raise RowRefused(msg("mail domain {domain!r} is a free-mail domain shared by"
+                                 " unrelated people: it cannot name one customer",
+                                 domain=domain))
     return domains
 
 
@@ -232,11 +239,11 @@ def _customer_id(value: str) -> int | None:
     if not value:
         return None
     if not value.isdigit() or len(value) > 18:
-        raise RowRefused(f"customer_id {value!r} is not a customer number")
+        raise RowRefused(msg("customer_id {value!r} is not a customer number", value=value))
     return int(value)
 
 
 def _refuse_scientific(name: str, value: str) -> None:
     if _SCIENTIFIC.fullmatch(value.strip()):
-        raise RowRefused(f"{name} {value.strip()!r} was shortened by Excel: format the"
-                         " column as text and export again")
+        raise RowRefused(msg("{name} {value!r} was shortened by Excel: format the column as"
+                             " text and export again", name=name, value=value.strip()))

@@ -76,9 +76,11 @@ def operator_from_row(row: object) -> Operator:
 def check_password_rules(password: str) -> None:
     """ValueError naming the rule a new password breaks."""
     if len(password) < MIN_PASSWORD_CHARS:
-        raise ValueError(f"the password needs at least {MIN_PASSWORD_CHARS} characters")
+        raise ValueError(msg("the password needs at least {count} characters",
+                             count=MIN_PASSWORD_CHARS))
     if len(password) > MAX_PASSWORD_CHARS:
-        raise ValueError(f"the password is longer than {MAX_PASSWORD_CHARS} characters")
+        raise ValueError(msg("the password is longer than {count} characters",
+                             count=MAX_PASSWORD_CHARS))
 
 
 def hash_password(password: str) -> str:

@@ -102,17 +102,3 @@ def _shown_status(row: Any, answers: dict[str, dict[int, list[str]]]) -> str:
     if any(s == AssignmentStatus.UNCLEAR for s in statuses):
         return "unclear"
     return str(StepStatus.ASSIGNED)
-
-
-def sequence_lines(run: SequenceRunView | None) -> list[str]:
-    """The run as lines for a terminal (`nexusmail show`); none without a run."""
-    if run is None:
-        return []
-    lines = ["", f"sequence {run['code']}:  {run['state']}"]
-    for step in run["steps"]:
-        who = f"team {step['team']}" if step["team"] else step["employee_email"] or "-"
-        due = f"  due {step['due']}" if step["due"] else ""
-        problem = f"  ({step['problem']})" if step["problem"] else ""
-        lines.append(f"  {step['number']}. {step['action']}  {who}  {step['status']}"
-                     f"{due}{problem}")
-    return lines

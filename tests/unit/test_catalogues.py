@@ -1,4 +1,5 @@
-"""The Italian and Romanian catalogues against the texts in the code: nothing missing,
+"""The Italian and Romanian catalogues against the texts in the code (the admin pages,
+the mails' refusals and everything the `nexusmail` command prints): nothing missing,
 nothing left fuzzy, placeholders intact, and the compiled .mo files current."""
 
 from __future__ import annotations
@@ -9,16 +10,16 @@ from pathlib import Path
 
 import pytest
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCALE = ROOT / "nexusmail" / "locale"
-# The same sources and options as babel.cfg (`make i18n-extract`).
-METHODS = [("nexusmail/admin/**.py", "python"), ("nexusmail/i18n.py", "python"),
-           ("nexusmail/templates/admin/**.j2", "jinja2")]
-OPTIONS = {"nexusmail/templates/admin/**.j2": {
-    "extensions": "jinja2.ext.i18n", "trim_blocks": "True", "lstrip_blocks": "True"}}
+# The sources and options `make i18n-extract` reads, from babel.cfg itself: a module
+# added there (the CLI's, say) is checked here too.
+with (ROOT / "babel.cfg").open(encoding="utf-8") as _config:
+    METHODS, OPTIONS = parse_mapping_cfg(_config)
 KEYWORDS = {**DEFAULT_KEYWORDS, "msg": None, "N_": None}
 _PLACEHOLDER = re.compile(r"%\(\w+\)s|\{\w+\}")
 
@@ -38,8 +39,8 @@ def code_texts() -> set[str]:
 
 @pytest.mark.parametrize("language", ["it", "ro"])
 def test_every_text_of_the_pages_is_translated(language: str, code_texts: set[str]) -> None:
-    """Each text the admin pages and their messages use has a translation that is not
-    fuzzy, with the same placeholders (a lost `{number}` would crash the page)."""
+    """Each text the admin pages, their messages and the CLI use has a translation that
+    is not fuzzy, with the same placeholders (a lost `{number}` would crash the page)."""
     with (LOCALE / language / "LC_MESSAGES" / "messages.po").open("rb") as handle:
         catalogue = read_po(handle, locale=language)
     translated = {}
@@ -57,6 +58,13 @@ def test_every_text_of_the_pages_is_translated(language: str, code_texts: set[st
         translated[key] = strings
     missing = sorted(code_texts - translated.keys())
     assert not missing, f"{language}: not in the catalogue (make i18n-update): {missing}"
+
+
+def test_the_cli_is_among_the_sources(code_texts: set[str]) -> None:
+    """babel.cfg covers the command's modules: a result, an error and a table title of
+    theirs are among the texts the catalogues must hold."""
+    assert {"Revoked API token {id}.", "--count should be from 1 to {most}",
+            "CUSTOMER", "invalid configuration in {source}:"} <= code_texts
 
 
 @pytest.mark.parametrize("language", ["it", "ro"])

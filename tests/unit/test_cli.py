@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from nexusmail.admin.tokens import token_is_valid
+from nexusmail.cli.language import local_minute
 from nexusmail.cli.main import main
-from nexusmail.cli.support import local_minute
 from nexusmail.clock import FakeClock
 from nexusmail.config import load_settings
 from nexusmail.paths import database_path

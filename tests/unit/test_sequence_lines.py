@@ -3,7 +3,8 @@ due day and, for a blocked one, why; nothing for a case without one."""
 
 from __future__ import annotations
 
-from nexusmail.tickets.sequence_queries import RunStepView, SequenceRunView, sequence_lines
+from nexusmail.cli.intervention_view import sequence_lines
+from nexusmail.tickets.sequence_queries import RunStepView, SequenceRunView
 
 
 def step(number: int, **changes: object) -> RunStepView:

@@ -73,19 +73,6 @@ class AccountReport:
     move_to: str | None = None           # after = "move" only
     move_to_exists: bool | None = None   # created at the first move when missing
 
-    def lines(self) -> list[str]:
-        head = f"{self.name} ({self.host}): " + ("OK" if self.ok else f"FAILED: {self.error}")
-        out = [head]
-        if self.capabilities:
-            out.append("  capabilities: " + " ".join(self.capabilities))
-        if self.ok:
-            found = (f"{self.messages} messages" if self.folder_exists else "does not exist")
-            out.append(f"  folder {self.folder!r}: {found}")
-            if self.move_to is not None:
-                out.append(f"  move_to {self.move_to!r}: " + (
-                    "exists" if self.move_to_exists else "missing (created at the first move)"))
-        return out
-
 
 async def check_accounts(settings: Settings, *,
                          ssl_context: ssl.SSLContext | None = None) -> list[AccountReport]:
