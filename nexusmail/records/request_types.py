@@ -21,7 +21,8 @@ from nexusmail.tickets.models import Status
 
 SERVICE_SCHEDULE = "service_schedule"
 # Codes are what clients and imports write: short, lower case, no spaces.
-_CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
+MAX_CODE_CHARS = 50
+_CODE = re.compile(rf"^[a-z0-9][a-z0-9_-]{{0,{MAX_CODE_CHARS - 1}}}$")
 MAX_NAME_CHARS = 100
 MAX_ASSIGNEES = 50
 SLA_FIELDS = ("response_hours", "resolution_hours")

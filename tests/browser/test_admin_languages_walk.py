@@ -18,6 +18,7 @@ from nexusmail.i18n import LANGUAGE_NAMES, translations
 # Pages that hang off a record rather than the navigation; 999 is a case that does not
 # exist, so the error page is walked too.
 RECORD_PAGES = ["/interventions/1", "/customers/1", "/equipment/1", "/schedules/1",
+                "/request-types/service_schedule",
                 "/employees/1", "/settings", "/interventions/999"]
 HEADINGS = {"it": "Interventi", "ro": "Intervenții", "en": "Interventions"}
 ISO_DATE = re.compile(r"\b\d{4}-\d\d-\d\d\b")
