@@ -10,6 +10,7 @@ configuration (the message names the key; never a traceback).
 from __future__ import annotations
 
 import argparse
+import gettext
 import json
 import logging
 import os
@@ -38,6 +39,7 @@ from nexusmail.cli import (
     records,
     schedules,
 )
+from nexusmail.cli.argparse_texts import GETTEXT_DOMAIN, catalogues_dir
 from nexusmail.cli.check_config import cmd_check_config
 from nexusmail.cli.intervention_view import format_intervention
 from nexusmail.cli.language import Speech, choose_language, say, speaking, speech, text
@@ -68,6 +70,8 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # argparse's usage errors through our catalogues, in the locale's language.
+    gettext.bindtextdomain(GETTEXT_DOMAIN, catalogues_dir())
     # Until the configuration is read, only the locale can name the language.
     with speaking(Speech(choose_language(os.environ, None))):
         parser = build_parser()

@@ -164,3 +164,20 @@ def test_english_output_is_unchanged(
     assert code == 0
     assert out.splitlines()[0] == f"[#{number}] Caldaia in blocco  (open)"
     assert "created:    2026-03-02 10:00" in out
+
+
+def test_usage_errors_in_the_locales_language_help_in_english(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """argparse's own refusals (a bad value, a missing argument) come in the locale's
+    language; the synopsis and the --help page stay English, as written."""
+    monkeypatch.setenv("LANG", "it_IT.UTF-8")
+    assert main(["assign", "one", "luca@firm.test"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: nexusmail assign")
+    assert "nexusmail assign: errore: argomento number: valore int non valido: 'one'" in err
+    monkeypatch.setenv("LANG", "ro_RO.UTF-8")
+    assert main(["schedule", "add", "x@firm.test"]) == 2
+    assert "eroare: lipsesc argumentele obligatorii: --subject" in capsys.readouterr().err
+    assert main(["assign", "--help"]) == 0
+    assert "show this help message and exit" in capsys.readouterr().out
