@@ -535,7 +535,7 @@ def load_settings(
     path: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Read defaults, then the TOML file (if any), then NEXUSMAIL_SECTION__KEY variables."""
-    source = str(path) if path else "embedded defaults"
+    source: str | Msg = str(path) if path else msg("embedded defaults")
     raw: dict[str, Any] = {}
     if path is not None:
         try:
@@ -547,7 +547,8 @@ def load_settings(
                                   problem=str(exc))) from None
     env_keys = _merge_environment(raw, os.environ if environ is None else environ)
     if env_keys:
-        source += " + environment (" + ", ".join(sorted(env_keys)) + ")"
+        source = msg("{source} + environment ({keys})", source=source,
+                     keys=", ".join(sorted(env_keys)))
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
@@ -573,7 +574,7 @@ def _merge_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> list[
     return used
 
 
-def _describe(source: str, exc: ValidationError) -> Msg:
+def _describe(source: str | Msg, exc: ValidationError) -> Msg:
     """One line per key at fault; the value checks say it in pydantic's own words."""
     described = msg("invalid configuration in {source}:", source=source)
     for error in exc.errors():

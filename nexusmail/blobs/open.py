@@ -9,6 +9,7 @@ from pathlib import Path
 from nexusmail.blobs.local import LocalBlobStore
 from nexusmail.blobs.store import BlobStore
 from nexusmail.config import BlobsSettings, ConfigError, Settings
+from nexusmail.i18n import msg
 from nexusmail.paths import blobs_path
 
 
@@ -65,10 +66,11 @@ def _read_key(path: Path, key: str) -> str:
     try:
         value = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"[blobs] {key}: cannot read {path}: "
-                          f"{getattr(exc, 'strerror', None) or exc}") from None
+        raise ConfigError(msg("[blobs] {key}: cannot read {path}: {problem}", key=key,
+                              path=str(path),
+                              problem=str(getattr(exc, "strerror", None) or exc))) from None
     if not value:
-        raise ConfigError(f"[blobs] {key}: {path} is empty")
+        raise ConfigError(msg("[blobs] {key}: {path} is empty", key=key, path=str(path)))
     return value
 
 

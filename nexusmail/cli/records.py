@@ -229,7 +229,7 @@ def _customer_card(c: dict[str, Any]) -> list[str]:
     lines = [
         head,
         text(msg("tax id:     {tax_id}   language: {language}", tax_id=c["tax_id"] or "-",
-                 language=c["language"] or "-")),
+                 language=speech().word(c["language"]) if c["language"] else "-")),
         text(msg("address:    {address}", address=c["address"] or "-")),
         text(msg("phone:      {phone}   work: {work_phone}", phone=c["phone"] or "-",
                  work_phone=c["work_phone"] or "-")),

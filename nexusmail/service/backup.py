@@ -31,6 +31,7 @@ from nexusmail.files import (
     replace_durably,
     write_atomically,
 )
+from nexusmail.i18n import msg
 from nexusmail.paths import BLOBS_DIR, DATABASE_NAME, REPLY_KEY_FILE, SESSION_KEY_FILE
 
 MANIFEST_NAME = "manifest.json"
@@ -77,7 +78,7 @@ def create_backup(data_dir: Path, dest: Path, config_file: Path | None = None, *
     """Back `data_dir` up into `dest` (created if needed; an older backup there is updated)."""
     db = data_dir / DATABASE_NAME
     if not db.is_file():
-        raise BackupError(f"no database at {db}")
+        raise BackupError(msg("no database at {path}", path=str(db)))
     # A backup holds every customer's mail: readable by the owner only, like the data dir.
     dest.mkdir(mode=0o700, parents=True, exist_ok=True)
     target = dest / DATABASE_NAME
@@ -165,8 +166,8 @@ def restore_backup(backup: Path, data_dir: Path, *, force: bool = False,
     db = data_dir / DATABASE_NAME
     occupied = db.exists() or holds_blobs(data_dir, blobs)
     if occupied and not force:
-        raise BackupError(f"{data_dir} already holds a nexusmail store; "
-                          "use --force to replace it (stop the daemon first)")
+        raise BackupError(msg("{path} already holds a nexusmail store; use --force to "
+                              "replace it (stop the daemon first)", path=str(data_dir)))
     data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = data_dir / f".{DATABASE_NAME}.restore"
     shutil.copyfile(backup / DATABASE_NAME, tmp)
@@ -202,12 +203,13 @@ def verify_backup(backup: Path) -> dict[str, Any]:
     """The manifest, once the database and every attachment file match it."""
     manifest = read_manifest(backup)
     if manifest["database"].get("dialect", "sqlite") != "sqlite":
-        raise BackupError(f"{backup} is a backup of a PostgreSQL store: restore it with a "
-                          "configuration whose [storage] database_url names a PostgreSQL "
-                          "database")
+        raise BackupError(msg("{path} is a backup of a PostgreSQL store: restore it with a "
+                              "configuration whose [storage] database_url names a "
+                              "PostgreSQL database", path=str(backup)))
     db = backup / DATABASE_NAME
     if not db.is_file() or file_sha256(db) != manifest["database"]["sha256"]:
-        raise BackupError(f"{db} is missing or does not match the manifest's sha256")
+        raise BackupError(msg("{path} is missing or does not match the manifest's sha256",
+                              path=str(db)))
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         check = conn.execute("PRAGMA integrity_check").fetchone()[0]
@@ -215,9 +217,11 @@ def verify_backup(backup: Path) -> dict[str, Any]:
     finally:
         conn.close()
     if check != "ok":
-        raise BackupError(f"{db} fails the integrity check: {check}")
+        raise BackupError(msg("{path} fails the integrity check: {problem}", path=str(db),
+                              problem=str(check)))
     if counts != manifest["counts"]:
-        raise BackupError(f"row counts {counts} differ from the manifest's {manifest['counts']}")
+        raise BackupError(msg("row counts {counts} differ from the manifest's {expected}",
+                              counts=str(counts), expected=str(manifest["counts"])))
     verify_data_dir_files(backup, manifest)
     return manifest
 
@@ -226,9 +230,11 @@ def read_manifest(backup: Path) -> dict[str, Any]:
     try:
         manifest: dict[str, Any] = json.loads((backup / MANIFEST_NAME).read_text("utf-8"))
     except (OSError, ValueError) as exc:
-        raise BackupError(f"no readable {MANIFEST_NAME} in {backup}: {exc}") from exc
+        raise BackupError(msg("no readable {name} in {path}: {problem}", name=MANIFEST_NAME,
+                              path=str(backup), problem=str(exc))) from exc
     if manifest.get("format") != FORMAT:
-        raise BackupError(f"unknown backup format {manifest.get('format')!r}")
+        raise BackupError(msg("unknown backup format {format!r}",
+                              format=manifest.get("format")))
     return manifest
 
 
@@ -237,14 +243,15 @@ def verify_data_dir_files(backup: Path, manifest: dict[str, Any]) -> None:
     files = 0
     for path in _blob_files(backup / BLOBS_DIR):
         if file_sha256(path) != path.name:
-            raise BackupError(f"attachment file {path} does not match its name (damaged)")
+            raise BackupError(msg("attachment file {path} does not match its name (damaged)",
+                                  path=str(path)))
         files += 1
     if files < manifest["blobs"]["files"]:
-        raise BackupError(f"{manifest['blobs']['files']} attachment files expected, "
-                          f"{files} found")
+        raise BackupError(msg("{expected} attachment files expected, {found} found",
+                              expected=manifest["blobs"]["files"], found=files))
     for name in manifest.get("key_files", []):
         if not (backup / name).is_file():
-            raise BackupError(f"key file {name} is missing from the backup")
+            raise BackupError(msg("key file {name} is missing from the backup", name=name))
 
 
 def file_sha256(path: Path) -> str:

@@ -25,6 +25,7 @@ import psycopg
 from psycopg import sql
 
 from nexusmail.files import fsync_file, replace_durably
+from nexusmail.i18n import msg
 from nexusmail.service.backup import (
     COUNTED_TABLES,
     DATA_DIR_BLOBS,
@@ -57,8 +58,9 @@ def create_pg_backup(url: str, password: str | None, data_dir: Path, dest: Path,
         server = _server_major(conn)
         tool = _tool_major(pg_dump)
         if tool < server:
-            raise BackupError(f"pg_dump {tool} cannot dump a PostgreSQL {server} server: "
-                              f"install PostgreSQL {server}'s client tools (or newer)")
+            raise BackupError(msg("pg_dump {tool} cannot dump a PostgreSQL {server} server: "
+                                  "install PostgreSQL {server}'s client tools (or newer)",
+                                  tool=tool, server=server))
         dest.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = dest / f".{DUMP_NAME}.tmp"
         tmp.unlink(missing_ok=True)
@@ -92,24 +94,28 @@ def restore_pg_backup(backup: Path, url: str, password: str | None, data_dir: Pa
     manifest = read_manifest(backup)
     database = manifest["database"]
     if database.get("dialect") != "postgresql":
-        raise BackupError(f"{backup} is a backup of a SQLite store: restore it with a SQLite "
-                          "configuration, then move it with `nexusmail migrate-store`")
+        raise BackupError(msg("{path} is a backup of a SQLite store: restore it with a SQLite "
+                              "configuration, then move it with `nexusmail migrate-store`",
+                              path=str(backup)))
     dump = backup / DUMP_NAME
     if not dump.is_file() or file_sha256(dump) != database["sha256"]:
-        raise BackupError(f"{dump} is missing or does not match the manifest's sha256")
+        raise BackupError(msg("{path} is missing or does not match the manifest's sha256",
+                              path=str(dump)))
     verify_data_dir_files(backup, manifest)
     pg_restore = _tool("pg_restore")
     tool = _tool_major(pg_restore)
     if tool < database["pg_dump_major"]:
-        raise BackupError(f"pg_restore {tool} cannot read a dump made by pg_dump "
-                          f"{database['pg_dump_major']}: install that version's client tools")
+        raise BackupError(msg("pg_restore {tool} cannot read a dump made by pg_dump "
+                              "{version}: install that version's client tools", tool=tool,
+                              version=database["pg_dump_major"]))
     with _connect(url, password) as conn:
         conn.autocommit = True
         tables = _one(conn, "SELECT count(*) FROM information_schema.tables"
                             " WHERE table_schema = current_schema()")
         if (tables or holds_blobs(data_dir, blobs)) and not force:
-            raise BackupError(f"{url} or {data_dir} already holds a nexusmail store; use "
-                              "--force to replace it (stop the daemon first)")
+            raise BackupError(msg("{url} or {path} already holds a nexusmail store; use "
+                                  "--force to replace it (stop the daemon first)", url=url,
+                                  path=str(data_dir)))
         # One transaction: a failing restore leaves the database as it was. Objects are
         # made owned by the URL's user (the one the daemon connects as), whoever owned
         # them where the dump was taken.
@@ -118,8 +124,9 @@ def restore_pg_backup(backup: Path, url: str, password: str | None, data_dir: Pa
               f"--dbname={url}", str(dump)], password, "pg_restore")
         counts = _counts(conn)
     if counts != manifest["counts"]:
-        raise BackupError(f"restored, but the row counts {counts} differ from the "
-                          f"manifest's {manifest['counts']}")
+        raise BackupError(msg("restored, but the row counts {counts} differ from the "
+                              "manifest's {expected}", counts=str(counts),
+                              expected=str(manifest["counts"])))
     restore_data_dir_files(backup, data_dir, manifest, blobs=blobs)
     return manifest
 
@@ -127,9 +134,10 @@ def restore_pg_backup(backup: Path, url: str, password: str | None, data_dir: Pa
 def _tool(name: str) -> str:
     found = shutil.which(name)
     if found is None:
-        raise BackupError(f"{name} is not installed (or not on PATH): a PostgreSQL store is "
-                          f"backed up with PostgreSQL's client tools (Debian: "
-                          "postgresql-client), of the server's major version or newer")
+        raise BackupError(msg("{name} is not installed (or not on PATH): a PostgreSQL store "
+                              "is backed up with PostgreSQL's client tools (Debian: "
+                              "postgresql-client), of the server's major version or newer",
+                              name=name))
     return found
 
 
@@ -138,7 +146,8 @@ def _tool_major(path: str) -> int:
                             timeout=30, check=False)
     found = _VERSION.search(result.stdout)
     if result.returncode != 0 or found is None:
-        raise BackupError(f"cannot tell the version of {path}: {result.stdout or result.stderr}")
+        raise BackupError(msg("cannot tell the version of {path}: {output}", path=str(path),
+                              output=result.stdout or result.stderr))
     return int(found.group(1))
 
 
@@ -151,7 +160,8 @@ def _connect(url: str, password: str | None) -> psycopg.Connection[Any]:
     try:
         return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, **extra)
     except psycopg.Error as exc:
-        raise BackupError(f"cannot connect to {url}: {exc}") from exc
+        raise BackupError(msg("cannot connect to {url}: {problem}", url=url,
+                              problem=str(exc))) from exc
 
 
 def _counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
@@ -177,7 +187,8 @@ def _run(argv: list[str], password: str | None, what: str) -> None:
         result = subprocess.run(argv, env=env, capture_output=True, text=True,  # noqa: S603
                                 check=False)
     if result.returncode != 0:
-        raise BackupError(f"{what} failed: {result.stderr.strip() or result.returncode}")
+        raise BackupError(msg("{what} failed: {problem}", what=what,
+                              problem=result.stderr.strip() or result.returncode))
 
 
 @contextmanager

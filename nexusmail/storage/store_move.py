@@ -26,6 +26,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
+from nexusmail.i18n import Msg, msg
 from nexusmail.storage.postgresql import migrate as migrate_postgresql
 from nexusmail.tickets.store import connect as connect_sqlite
 from nexusmail.tickets.store import migrate as migrate_sqlite
@@ -112,9 +113,9 @@ def move_store(sqlite_path: Path, url: str, *, password: str | None = None,
         source.execute("BEGIN")  # one snapshot for every read below
         kwargs: dict[str, Any] = {"password": password} if password else {}
         with psycopg.connect(url, autocommit=True, **kwargs) as target:
-            _refuse_unknown_tables(_sqlite_tables(source), "the SQLite store")
+            _refuse_unknown_tables(_sqlite_tables(source), msg("the SQLite store"))
             present = _postgresql_tables(target)
-            _refuse_unknown_tables(present, "the target database")
+            _refuse_unknown_tables(present, msg("the target database"))
             _refuse_data(target, present & TABLES)  # before its schema is touched
             migrate_postgresql(target)
             _refuse_data(target, TABLES)  # what the migrations alone put there
@@ -143,12 +144,13 @@ def _postgresql_tables(conn: psycopg.Connection[Any]) -> set[str]:
     return {r[0] for r in rows} - DERIVED
 
 
-def _refuse_unknown_tables(tables: set[str], where: str) -> None:
+def _refuse_unknown_tables(tables: set[str], where: Msg) -> None:
     unknown = sorted(tables - TABLES - {MIGRATIONS_TABLE})
     if unknown:
-        raise MoveError(f"{where} has tables the move does not know: {', '.join(unknown)}; "
-                        "refusing rather than leaving them behind (a newer schema? use the "
-                        "nexusmail version that made it)")
+        raise MoveError(msg("{where} has tables the move does not know: {tables}; refusing "
+                            "rather than leaving them behind (a newer schema? use the "
+                            "nexusmail version that made it)", where=where,
+                            tables=", ".join(unknown)))
 
 
 def _refuse_data(target: psycopg.Connection[Any], tables: set[str] | frozenset[str]) -> None:
@@ -159,16 +161,18 @@ def _refuse_data(target: psycopg.Connection[Any], tables: set[str] | frozenset[s
         if count:
             held.append(f"{table}: {count}")
     if held:
-        raise MoveError("the target database is not empty (" + ", ".join(held) + " rows); "
-                        "moving into it would mix two stores: give an empty database")
+        raise MoveError(msg("the target database is not empty ({held} rows); moving into it "
+                            "would mix two stores: give an empty database",
+                            held=", ".join(held)))
 
 
 def _same_migrations(source: sqlite3.Connection, target: psycopg.Connection[Any]) -> None:
     ours = {r[0] for r in source.execute("SELECT name FROM schema_migrations")}
     theirs = {r[0] for r in target.execute("SELECT name FROM schema_migrations")}
     if ours != theirs:
-        raise MoveError(f"the two schemas differ: only in SQLite {sorted(ours - theirs)}, "
-                        f"only in PostgreSQL {sorted(theirs - ours)}")
+        raise MoveError(msg("the two schemas differ: only in SQLite {sqlite}, only in "
+                            "PostgreSQL {postgresql}", sqlite=str(sorted(ours - theirs)),
+                            postgresql=str(sorted(theirs - ours))))
 
 
 def _plan(source: sqlite3.Connection, target: psycopg.Connection[Any]) -> _Plan:
@@ -229,9 +233,11 @@ def _copy_all(source: sqlite3.Connection, target: psycopg.Connection[Any], plan:
     for done in moved:
         rows, digest = _target_digest(target, done.name, plan.columns[done.name])
         if (rows, digest) != (done.rows, done.sha256):
-            raise MoveError(f"table {done.name} did not verify: {done.rows} rows in SQLite, "
-                            f"{rows} in PostgreSQL; content hash {done.sha256[:16]} vs "
-                            f"{digest[:16]}; nothing was committed")
+            raise MoveError(msg("table {table} did not verify: {sqlite_rows} rows in SQLite, "
+                                "{postgresql_rows} in PostgreSQL; content hash {sqlite_hash} "
+                                "vs {postgresql_hash}; nothing was committed",
+                                table=done.name, sqlite_rows=done.rows, postgresql_rows=rows,
+                                sqlite_hash=done.sha256[:16], postgresql_hash=digest[:16]))
     return moved
 
 

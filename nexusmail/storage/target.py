@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from nexusmail.config import ConfigError, Settings
+from nexusmail.i18n import msg
 from nexusmail.paths import database_path
 from nexusmail.storage.connections import Storage
 from nexusmail.tickets.store import Store
@@ -46,8 +47,9 @@ def database_target(settings: Settings) -> DatabaseTarget:
         try:
             password = secret_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError(f"[storage] database_password_file: cannot read {secret_file}: "
-                              f"{exc.strerror}") from None
+            raise ConfigError(msg("[storage] database_password_file: cannot read {path}: "
+                                  "{problem}", path=str(secret_file),
+                                  problem=exc.strerror)) from None
     return DatabaseTarget("postgresql", url="postgresql://" + rest, password=password)
 
 

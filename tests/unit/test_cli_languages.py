@@ -107,10 +107,14 @@ def test_italian_results_refusals_and_errors(
     assert out.splitlines()[0] == f"[#{number}] Caldaia in blocco  (aperto)"
     assert "creato:     02/03/2026 10:00" in out
     assert "cliente:    Mario Rossi <mario.rossi@example.it>" in out
+    code, _, err = run(capsys, config, "restore", str(config.parent / "nowhere"))
+    assert code == 1
+    assert err.startswith("nexusmail: nessun manifest.json leggibile in ")
     monkeypatch.setenv("NEXUSMAIL_SMTP__PORT", "venticinque")
     code, _, err = run(capsys, config, "check-config")
     assert code == 2
-    assert err.startswith(f"nexusmail: configurazione non valida in {config}")
+    assert err.startswith(f"nexusmail: configurazione non valida in {config} + variabili "
+                          "d'ambiente (NEXUSMAIL_SMTP__PORT):")
     assert "[smtp] port:" in err
 
 
