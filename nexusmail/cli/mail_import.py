@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nexusmail.cli.language import say, speech, text
+from nexusmail.cli.outcomes import outcome_word
 from nexusmail.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
@@ -76,7 +77,9 @@ def cmd_import_mbox(args: argparse.Namespace, settings: Settings) -> int:
 
     summary = with_ingest(settings, run, clock=clock, create=True)
     number = speech().number
-    counts = ", ".join(f"{number(n)} {kind}" for kind, n in sorted(summary.outcomes.items()))
+    counts = ", ".join(text(msg("{count} {outcome}", count=number(n),
+                                outcome=outcome_word(kind)))
+                       for kind, n in sorted(summary.outcomes.items()))
     say(msg("Imported {path} as {source}: {total} mails ({counts}).", path=str(path),
             source=source, total=number(total), counts=counts or text(msg("none"))))
     for index, reason in summary.failed[:20]:

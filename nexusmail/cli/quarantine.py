@@ -17,6 +17,7 @@ from typing import Any
 from nexusmail.blobs.open import open_blob_store
 from nexusmail.blobs.store import BlobError, BlobStore
 from nexusmail.cli.language import say, speech, text
+from nexusmail.cli.outcomes import outcome_word
 from nexusmail.cli.support import (
     EXIT_FAILED,
     EXIT_OK,
@@ -98,7 +99,7 @@ def cmd_quarantine_show(args: argparse.Namespace, settings: Settings) -> int:
     row, raw = with_store(settings, fetch)
     if row is None:
         return fail(msg("inbound mail {id} does not exist", id=inbound_id))
-    say(msg("inbound mail {id}  ({outcome})", id=row[0], outcome=row[10]))
+    say(msg("inbound mail {id}  ({outcome})", id=row[0], outcome=outcome_word(row[10])))
     for label, value in ((N_("received"), speech().moment(row[1])), (N_("source"), row[2]),
                          (N_("sender"), row[3]),
                          (N_("envelope to"), ", ".join(json.loads(row[9]))),
@@ -167,8 +168,8 @@ async def _retry_one(ingest: Ingest, store: Storage, inbound_id: int) -> Retried
     if row is None:
         return Retried(msg("does not exist"))
     if row[0] not in _RETRYABLE:
-        return Retried(msg("not quarantined (it is {outcome}); nothing done", outcome=row[0]),
-                       settled=True)
+        return Retried(msg("not quarantined (it is {outcome}); nothing done",
+                           outcome=outcome_word(row[0])), settled=True)
     data = None if raw is None else await _raw_bytes(raw, ingest.settings, ingest.blobs)
     if data is None:
         return Retried(msg("its raw bytes are missing; cannot retry"))
@@ -179,11 +180,11 @@ async def _retry_one(ingest: Ingest, store: Storage, inbound_id: int) -> Retried
         return Retried(msg("not retried, storage failed: {problem}",
                            problem=message_of(exc)))
     if result.outcome in _RETRYABLE:
-        return Retried(msg("still {outcome}: {reason}", outcome=str(result.outcome),
+        return Retried(msg("still {outcome}: {reason}", outcome=outcome_word(result.outcome),
                            reason=result.reason))
     number = f" #{result.intervention_number}" if result.intervention_number else ""
     reason = f" ({result.reason})" if result.reason else ""
-    return Retried(msg("now {outcome}{number}{reason}", outcome=str(result.outcome),
+    return Retried(msg("now {outcome}{number}{reason}", outcome=outcome_word(result.outcome),
                        number=number, reason=reason), settled=True)
 
 

@@ -92,7 +92,7 @@ def test_italian_results_refusals_and_errors(
     monkeypatch.setenv("LANG", "it_IT.UTF-8")
     code, out, _ = run(capsys, config, "employee", "add", "luca@firm.test", "--name", "Luca",
                        "--language", "it")
-    assert (code, out) == (0, "Aggiunto il dipendente 1: Luca <luca@firm.test> (it).\n")
+    assert (code, out) == (0, "Aggiunto il tecnico 1: Luca <luca@firm.test> (it).\n")
     code, out, _ = run(capsys, config, "employee", "list")
     assert out.splitlines()[0].split() == ["ID", "EMAIL", "NOME", "LINGUA", "STATO"]
     assert "Italiano" in out or "italiano" in out
@@ -130,7 +130,7 @@ def test_romanian_in_its_own_process(config: Path) -> None:
                               timeout=60, check=False)
 
     added = nexusmail("employee", "add", "ion@firm.test", "--name", "Ion Popescu")
-    assert added.stdout == "Angajatul 1 a fost adăugat: Ion Popescu <ion@firm.test> (en).\n"
+    assert added.stdout == "Tehnicianul 1 a fost adăugat: Ion Popescu <ion@firm.test> (en).\n"
     again = nexusmail("employee", "add", "ion@firm.test", "--name", "Ion Popescu")
     assert again.returncode == 1
     assert again.stderr.startswith("nexusmail: ")
