@@ -27,6 +27,7 @@ from pydantic import (
     model_validator,
 )
 
+from nexusmail.config_errors import describe_invalid
 from nexusmail.i18n import Msg, msg
 
 ENV_PREFIX = "NEXUSMAIL_"
@@ -552,7 +553,7 @@ def load_settings(
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(source, exc)) from None
+        raise ConfigError(describe_invalid(source, exc)) from None
 
 
 def _merge_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
@@ -572,26 +573,3 @@ def _merge_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> list[
             table[key] = parsed
             used.append(name)
     return used
-
-
-def _describe(source: str | Msg, exc: ValidationError) -> Msg:
-    """One line per key at fault; the value checks say it in pydantic's own words."""
-    described = msg("invalid configuration in {source}:", source=source)
-    for error in exc.errors():
-        loc = [str(part) for part in error["loc"]]
-        key = f"[{loc[0]}] {'.'.join(loc[1:])}" if len(loc) > 1 else (loc[0] if loc else "")
-        got = error.get("input")
-        # A URL may carry a password (refused, but not repeated on the terminal either).
-        secret = loc[-1:] in (["database_url"], ["password"], ["endpoint_url"]) if loc else False
-        problem: Msg | str
-        if not key:  # a check across sections names its keys itself
-            problem = str(error["msg"]).removeprefix("Value error, ")
-        elif error["type"] == "extra_forbidden":
-            problem = msg("{key}: unknown key", key=key)
-        elif isinstance(got, dict) or error["type"] == "missing" or secret:
-            problem = msg("{key}: {problem}", key=key, problem=error["msg"])
-        else:
-            problem = msg("{key}: {problem} (got {value})", key=key, problem=error["msg"],
-                          value=repr(got))
-        described = msg("{above}\n  {line}", above=described, line=problem)
-    return described

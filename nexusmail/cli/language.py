@@ -20,12 +20,16 @@ from typing import Any, TextIO
 
 from babel.numbers import format_decimal
 
-from nexusmail.i18n import LABELS, LANGUAGES, SOURCE_LANGUAGE, Formats, Msg, translations
+from nexusmail.i18n import LABELS, LANGUAGES, N_, SOURCE_LANGUAGE, Formats, Msg, translations
 
 # The locale variables, strongest first (POSIX: LC_ALL overrides LC_MESSAGES, which
 # overrides LANG; GNU gettext's LANGUAGE list comes before all three).
 _LOCALE_VARIABLES = ("LC_ALL", "LC_MESSAGES", "LANG")
 _NEUTRAL_LOCALES = ("", "C", "POSIX")
+# Whether an employee, an operator or a token may act. Their own texts: in Italian and
+# Romanian the word agrees with those nouns, unlike the schedules' "active" of LABELS.
+_ACCOUNT_STATES = {True: N_("active (employee, operator, token)"),
+                   False: N_("inactive (employee, operator, token)")}
 
 
 def locale_language(environ: Mapping[str, str]) -> str | None:
@@ -75,6 +79,13 @@ class Speech:
         if self.is_source or value not in LABELS:
             return value
         return translations(self.language).gettext(LABELS[value])
+
+    def account_state(self, active: bool) -> str:
+        """Whether an employee, an operator or a token is active ("active" and
+        "inactive" in English, as stored words are)."""
+        if self.is_source:
+            return "active" if active else "inactive"
+        return self.label(_ACCOUNT_STATES[active])
 
     def moment(self, value: str | datetime | None) -> str:
         """A stored timestamp to the minute in the company's zone; None as "-"."""

@@ -255,7 +255,7 @@ def _cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
     rows = [
         [str(t.id), t.name, when(t.created_at),
          text(msg("revoked {when}", when=when(t.revoked_at))) if t.revoked_at
-         else speech().word("active")]
+         else speech().account_state(True)]
         for t in with_store(settings, fetch)
     ]
     print_table([N_("ID"), N_("NAME"), N_("CREATED"), N_("STATUS")], rows)
@@ -307,7 +307,7 @@ def _cmd_employee_list(args: argparse.Namespace, settings: Settings) -> int:
 
     rows = [
         [str(e["id"]), e["email"], e["name"], speech().word(e["language"]),
-         speech().word("active" if e["active"] else "inactive")]
+         speech().account_state(bool(e["active"]))]
         for e in with_store(settings, fetch)
     ]
     print_table([N_("ID"), N_("EMAIL"), N_("NAME"), N_("LANGUAGE"), N_("STATUS")], rows)

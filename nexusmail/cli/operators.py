@@ -189,7 +189,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     word = speech().word
     for operator_id, email, name, active, created_at, role, own_only in rows:
-        state = word("active" if active else "inactive")
+        state = speech().account_state(active)
         limit = "  " + text(msg("own customers only")) if own_only else ""
         print(f"{operator_id}  {email}  {name or '-'}  {state}  {word(role)}{limit}  "
               f"{speech().moment(created_at)}")
