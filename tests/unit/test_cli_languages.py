@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from nexusmail.cli.language import choose_language, locale_language
+from nexusmail.cli.check_config import account_lines
+from nexusmail.cli.language import Speech, choose_language, locale_language, speaking
 from nexusmail.cli.main import main
 from nexusmail.clock import FakeClock
 from nexusmail.config import load_settings
+from nexusmail.ingest.imap.poller import AccountReport
 from nexusmail.storage.connections import WriteTx
 from nexusmail.storage.target import open_store
 from nexusmail.tickets.models import Source
@@ -185,3 +187,32 @@ def test_usage_errors_in_the_locales_language_help_in_english(
     assert "eroare: lipsesc argumentele obligatorii: --subject" in capsys.readouterr().err
     assert main(["assign", "--help"]) == 0
     assert "show this help message and exit" in capsys.readouterr().out
+
+
+def test_check_config_in_italian(
+    config: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check-config's own lines and its warnings come in Italian; the settings
+    themselves stay as the file spells them."""
+    monkeypatch.setenv("LANG", "it_IT.UTF-8")
+    config.write_text(config.read_text(encoding="utf-8") + '[smtp]\nprotocol = "lmtp"\n',
+                      encoding="utf-8")
+    code, out, err = run(capsys, config, "check-config")
+    assert code == 0
+    assert out.startswith(f"# configurazione valida ({config}; segreti nascosti)\n")
+    assert 'protocol = "lmtp"' in out
+    assert "attenzione: [mail] support_addresses: ancora il valore predefinito" in err
+
+
+def test_an_imap_report_in_romanian() -> None:
+    """What check-config found on an IMAP account, in Romanian; in English as before."""
+    report = AccountReport(name="office", host="imap.firm.test", ok=True,
+                           capabilities=("IDLE", "MOVE"), folder="INBOX",
+                           folder_exists=True, messages=1234, move_to="Done",
+                           move_to_exists=False)
+    with speaking(Speech("ro")):
+        assert account_lines(report) == [
+            "office (imap.firm.test): OK", "  capabilități: IDLE MOVE",
+            "  dosar 'INBOX': mesaje: 1.234",
+            "  move_to 'Done': lipsește (va fi creat la prima mutare)"]
+    assert account_lines(report)[2] == "  folder 'INBOX': 1,234 messages"
