@@ -67,7 +67,7 @@ system-deps:
 	  apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
 	fi
 
-## i18n-extract: collect the admin page's texts into nexusmail/locale/messages.pot
+## i18n-extract: collect the admin page's and the CLI's texts into nexusmail/locale/messages.pot
 i18n-extract:
 	$(BIN)/pybabel extract -F babel.cfg -k msg -k N_ --no-location --sort-output \
 	  --project nexusmail --copyright-holder "the nexusmail developers" \
