@@ -34,7 +34,7 @@ from nexusmail.tickets.store import connect, migrate
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-def _settings() -> Settings:
+def bench_settings() -> Settings:
     # As the SMTP ingest benchmark runs its daemon: budgets and loop guard out of the way.
     return Settings.model_validate({"mail": {
         "support_addresses": [SUPPORT_ADDRESS],
@@ -57,6 +57,17 @@ def _inbound(raw: bytes, prepared: Prepared) -> InboundMail:
     # What this tree's InboundMail knows (to compare revisions: PYTHONPATH=<older tree>).
     known = InboundMail.__dataclass_fields__
     return InboundMail(**{name: value for name, value in fields.items() if name in known})
+
+
+def corpus_mails(count: int, seed: int, settings: Settings) -> list[InboundMail]:
+    """The SMTP ingest benchmark's corpus, parsed as the daemon parses it before its writer."""
+    corpus = build(count, seed)
+    mails = []
+    for raw, meta in zip(corpus.load(), corpus.metas, strict=True):
+        prepared = prepare(raw, meta.sender, ["firm.test"], settings.limits.max_body_chars,
+                           settings.limits.max_attachments, (SUPPORT_ADDRESS,))
+        mails.append(_inbound(raw, prepared))
+    return mails
 
 
 def run(mails: list[InboundMail], settings: Settings, group: int,
@@ -108,13 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", type=int, default=0, metavar="TOP")
     args = parser.parse_args(argv)
-    settings = _settings()
-    corpus = build(args.mails, args.seed)
-    mails = []
-    for raw, meta in zip(corpus.load(), corpus.metas, strict=True):
-        prepared = prepare(raw, meta.sender, ["firm.test"], settings.limits.max_body_chars,
-                           settings.limits.max_attachments, (SUPPORT_ADDRESS,))
-        mails.append(_inbound(raw, prepared))
+    settings = bench_settings()
+    mails = corpus_mails(args.mails, args.seed, settings)
     _, statements, outcomes = run(mails, settings, args.group, None, trace=True)
     # Triggers' statements are counted too (the trace reports each one).
     print("statements per mail: " + ", ".join(
