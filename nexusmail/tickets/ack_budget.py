@@ -10,6 +10,7 @@ acknowledgement is only that: the case is opened and kept all the same.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -35,14 +36,27 @@ def ack_refused(tx: WriteTx, peer: Peer, *, now: datetime,
                 settings: MailSettings) -> AckSkipped | None:
     """Why no acknowledgement may go to `peer` now, or None when one may: the
     recipient's address first, then its domain, then everyone's."""
+    return ask_ack_refused(tx, peer, now=now, settings=settings)()
+
+
+def ask_ack_refused(tx: WriteTx, peer: Peer, *, now: datetime,
+                    settings: MailSettings) -> Callable[[], AckSkipped | None]:
+    """`ack_refused`, asked now and read when the returned function is called: a unit
+    asks before its other writes so that on PostgreSQL the answer comes back with
+    another read of the unit's. Its counts are held from here to the commit, and the
+    unit must count no acknowledgement in between (`record_ack`)."""
     if peer.ours:
-        return AckSkipped.OWN_ADDRESS
+        return lambda: AckSkipped.OWN_ADDRESS
     peer_counts.hold_counts(tx)  # held to the commit, which counts this one if it goes
-    reached = peer_counts.caps_reached(
+    reached = peer_counts.ask_caps_reached(
         tx, PeerEvent.ACK, peer, now - BUDGET_WINDOW,
         address_cap=settings.max_acks_per_hour,
         domain_cap=settings.max_acks_per_hour_per_domain,
         total_cap=settings.max_acks_per_hour_total)
+    return lambda: _refusal(reached())
+
+
+def _refusal(reached: peer_counts.Reached) -> AckSkipped | None:
     if reached.address:
         return AckSkipped.ADDRESS_BUDGET
     if reached.domain:

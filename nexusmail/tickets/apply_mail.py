@@ -40,9 +40,9 @@ from nexusmail.tickets.case_edits import request_type_defaults
 from nexusmail.tickets.cases import (
     NewMessage,
     StoredAttachment,
-    add_message,
     add_participants,
     add_thread_refs,
+    append_message,
     reopen_if_not_open,
 )
 from nexusmail.tickets.message_extra import MessageExtra
@@ -51,10 +51,10 @@ from nexusmail.tickets.new_requests import OpenRequest, open_case
 from nexusmail.tickets.peer_guard import hold_new_case, record_new_case
 from nexusmail.tickets.request_guess import (
     RequestText,
+    ask_type_phrases,
     guess_from,
     priority_for,
     request_text,
-    type_phrases,
 )
 from nexusmail.tickets.serials import serial_candidates
 from nexusmail.tickets.tags import parse_tag, strip_reply_prefixes
@@ -151,9 +151,9 @@ def _gather_facts(
     """The facts `triage` rules on, looked up in this transaction; none that an earlier
     one makes moot (a copy, noise or a senderless mail is matched to no case)."""
     mail = inbound.mail
-    copy = _find_duplicate(tx, inbound, sender)
-    if copy is not None:
-        return MailFacts(copy_of=copy[0], copy_number=copy[1]), None
+    earlier = _earlier_deliveries(tx, inbound, sender)
+    if earlier.copy is not None:
+        return MailFacts(copy_of=earlier.copy[0], copy_number=earlier.copy[1]), None
     if inbound.noise_reason or not sender:
         return MailFacts(noise_reason=inbound.noise_reason, has_sender=bool(sender)), None
     match = find_assignment_for_reply(tx, mail, sender=sender, envelope_to=inbound.envelope_to,
@@ -169,7 +169,7 @@ def _gather_facts(
                               sender_doubt=_sender_doubt(mail, sender, settings),
                               written_at=written_at)
         return MailFacts(answer=answer), _Answer(match, reading, written_at)
-    thread, closed = _thread_facts(tx, mail, sender)
+    thread, closed = _thread_facts(tx, mail, sender, earlier.look_alike)
     return MailFacts(thread=thread, closed_cases=closed), None
 
 
@@ -193,6 +193,10 @@ def _carry_out(
                            f"already received as inbound {facts.copy_of}")
         return IngestResult(Outcome.DUPLICATE, facts.copy_of, ruling.number, "already received")
 
+    # A new case's guess reads the list of request types: asked now, its answer comes
+    # back with the inbound row's id on PostgreSQL, not in a round trip of its own.
+    type_list = (ask_type_phrases(tx) if ruling.disposition is Disposition.NEW_CASE
+                 else None)
     tx.execute("INSERT INTO raw_messages (sha256, data, in_blobs) VALUES (?, ?, ?)"
                " ON CONFLICT DO NOTHING",
                (inbound.raw_sha256, b"" if inbound.raw_in_blobs else inbound.raw,
@@ -224,7 +228,7 @@ def _carry_out(
                                note=f"reopened by a mail from {sender}")
         elif ruling.after_close:
             message = _with_extra(message, {"after_close": True})
-        add_message(tx, number, message, now=now)
+        append_message(tx, number, message, now=now)
         add_participants(tx, number, _participants(mail, sender, settings))
         add_thread_refs(tx, number, list(mail.references) + list(mail.in_reply_to))
         return _finish(tx, inbound_id, Outcome.FOLLOW_UP, number, ruling.reason)
@@ -239,8 +243,9 @@ def _carry_out(
         record_new_case(tx, peer, now=now, settings=settings)
     subject = _shorten(mail.subject.strip() or "(no subject)", settings.limits.max_subject_chars)
     # What the customer says it is: a type of the firm's list, and urgency.
+    assert type_list is not None  # asked above for a new case
     guess = guess_from(inbound.request_text or request_text(mail.subject, mail.body_text),
-                       type_phrases(tx))
+                       type_list())
     priority = priority_for(guess, request_type_defaults(tx, guess.request_type)[0])
     opened = open_case(
         tx,
@@ -271,18 +276,35 @@ def _worth_acknowledging(mail: ParsedMail) -> bool:
     return bool(mail.from_addr) and bool(mail.body_text.strip() or mail.attachments)
 
 
-def _find_duplicate(
-    tx: WriteTx, inbound: InboundMail, sender: str
-) -> tuple[int, int | None] | None:
-    """An earlier delivery of this same mail: the same bytes, or the same content once
-    transport headers are set aside. A known Message-ID with other content is another
-    mail (kept), except against rows stored before fingerprints existed."""
+# The rank of the look-alike row among what `_earlier_deliveries` finds (below: copies).
+LOOK_ALIKE_RANK = 3
+
+
+@dataclass(frozen=True)
+class _Earlier:
+    """What the inbound log holds of this mail's earlier deliveries."""
+
+    # An earlier delivery of this same mail: (its inbound row, that row's intervention).
+    copy: tuple[int, int | None] | None
+    # Not a copy, but an earlier mail from this sender with this same Message-ID: the
+    # mailer reused the id for what reads as a second version, so it joins that case
+    # rather than opening one.
+    look_alike: int | None
+
+
+def _earlier_deliveries(tx: WriteTx, inbound: InboundMail, sender: str) -> _Earlier:
+    """A copy is an earlier delivery of this same mail: the same bytes, or the same
+    content once transport headers are set aside. A known Message-ID with other content
+    is another mail (kept), except against rows stored before fingerprints existed; its
+    case is the look-alike's."""
     # `id IS DISTINCT FROM ?`: a retried row is not a duplicate of itself (NULL excludes nothing).
-    # One statement, each way of matching on its own index and the best way first: on
-    # PostgreSQL every statement is a round trip the one writer waits for.
+    # One statement, each way of matching on its own index and the best way first (the
+    # look-alike last, read only when no copy is found): on PostgreSQL every statement
+    # read is a round trip the one writer waits for.
     retry_of = inbound.retry_of
+    message_id = inbound.mail.message_id or None
     row = tx.execute(
-        "SELECT id, intervention_number FROM ("
+        "SELECT id, intervention_number, rank FROM ("
         " SELECT id, intervention_number, 0 AS rank FROM inbound"
         "  WHERE raw_sha256 = ? AND id IS DISTINCT FROM ?"
         " UNION ALL SELECT id, intervention_number, 1 FROM inbound"
@@ -290,11 +312,18 @@ def _find_duplicate(
         " UNION ALL SELECT id, intervention_number, 2 FROM inbound"
         "  WHERE message_id = ? AND sender = ? AND content_sha256 IS NULL"
         "  AND id IS DISTINCT FROM ?"
+        " UNION ALL SELECT * FROM (SELECT id, intervention_number, 3 FROM inbound"
+        "  WHERE message_id = ? AND sender = ? AND intervention_number IS NOT NULL"
+        "  ORDER BY id LIMIT 1) AS look_alike"
         ") AS found ORDER BY rank LIMIT 1",
         (inbound.raw_sha256, retry_of, inbound.content_sha256 or None, retry_of,
-         inbound.mail.message_id or None, sender, retry_of),
+         message_id, sender, retry_of, message_id, sender),
     ).fetchone()
-    return None if row is None else (row[0], row[1])
+    if row is None:
+        return _Earlier(None, None)
+    if row[2] == LOOK_ALIKE_RANK:
+        return _Earlier(None, int(row[1]))
+    return _Earlier((row[0], row[1]), None)
 
 
 def _settled_retry(tx: WriteTx, inbound_id: int) -> IngestResult | None:
@@ -334,10 +363,11 @@ def _finish(tx: WriteTx, inbound_id: int, outcome: Outcome, number: int | None,
     return IngestResult(outcome, inbound_id, number, reason)
 
 
-def _thread_facts(tx: WriteTx, mail: ParsedMail, sender: str
+def _thread_facts(tx: WriteTx, mail: ParsedMail, sender: str, look_alike: int | None
                   ) -> tuple[ThreadFacts, frozenset[int]]:
-    """What threading reads, and which of the cases it names are closed."""
-    referenced = _look_alike_case(tx, mail, sender)
+    """What threading reads, and which of the cases it names are closed; the case of
+    a look-alike earlier mail (`_Earlier`) comes first."""
+    referenced = look_alike
     # The most recent reference first: In-Reply-To, then References from the end.
     for ref in list(mail.in_reply_to) + list(reversed(mail.references)):
         if referenced is not None:
@@ -371,19 +401,6 @@ def _sender_doubt(mail: ParsedMail, sender: str, settings: Settings) -> str:
                     sender.rpartition("@")[2]):
         return "DMARC failed for the From domain (trusted Authentication-Results)"
     return ""
-
-
-def _look_alike_case(tx: WriteTx, mail: ParsedMail, sender: str) -> int | None:
-    """The case of an earlier mail from this sender with this same Message-ID (and, not
-    being a copy, other content): the mailer reused the id for what reads as a second
-    version, so it joins that case rather than opening one."""
-    if not mail.message_id:
-        return None
-    row = tx.execute(
-        "SELECT intervention_number FROM inbound WHERE message_id = ? AND sender = ?"
-        " AND intervention_number IS NOT NULL ORDER BY id LIMIT 1",
-        (mail.message_id, sender)).fetchone()
-    return None if row is None else int(row[0])
 
 
 def _customer_message(inbound: InboundMail, inbound_id: int) -> NewMessage:

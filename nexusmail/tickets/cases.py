@@ -14,7 +14,7 @@ from datetime import date, datetime
 from nexusmail.clock import iso
 from nexusmail.i18n import msg
 from nexusmail.storage import xact_lock
-from nexusmail.storage.connections import INTEGRITY_ERRORS, WriteTx
+from nexusmail.storage.connections import INTEGRITY_ERRORS, Cursor, WriteTx
 from nexusmail.tickets.message_extra import MessageExtra, dump_extra
 from nexusmail.tickets.models import Direction, MessageKind, Priority, Source, Status
 
@@ -183,10 +183,30 @@ def add_thread_refs(tx: WriteTx, number: int, message_ids: Sequence[str]) -> Non
 def add_message(
     tx: WriteTx, number: int, message: NewMessage, *, now: datetime, touch: bool = True
 ) -> int:
-    """Append a message (with its attachment rows) to an intervention's thread.
-    `touch=False`: the intervention was made at `now` in this transaction, with this
-    message first (NewIntervention.inbound_first), so it already reads as touched."""
-    message_row: int = tx.execute(
+    """Append a message (with its attachment rows) to an intervention's thread; return
+    its id. `touch=False`: the intervention was made at `now` in this transaction, with
+    this message first (NewIntervention.inbound_first), so it already reads as touched."""
+    message_row = _insert_message(tx, number, message, now=now).fetchone()[0]
+    _add_attachments(tx, message_row, message)
+    _after_message(tx, number, message, now=now, touch=touch)
+    return int(message_row)
+
+
+def append_message(
+    tx: WriteTx, number: int, message: NewMessage, *, now: datetime, touch: bool = True
+) -> None:
+    """`add_message` for a caller that needs no id back: the new row's id is read only
+    when attachment rows name it (on PostgreSQL a read is a round trip the one writer
+    waits for, and most mail comes without attachments)."""
+    inserted = _insert_message(tx, number, message, now=now)
+    if message.attachments:
+        _add_attachments(tx, inserted.fetchone()[0], message)
+    _after_message(tx, number, message, now=now, touch=touch)
+
+
+def _insert_message(tx: WriteTx, number: int, message: NewMessage, *, now: datetime
+                    ) -> Cursor:
+    return tx.execute(
         "INSERT INTO messages (intervention_number, kind, direction, author, from_addr, to_addrs,"
         " cc_addrs, subject, body_text, body_html, html_sanitizer, message_id, inbound_id,"
         " verdict, verified, extra, created_at)"
@@ -198,17 +218,26 @@ def add_message(
          message.message_id,
          message.inbound_id, message.verdict, int(message.verified),
          dump_extra(message.extra), iso(now)),
-    ).fetchone()[0]
+    )
+
+
+def _add_attachments(tx: WriteTx, message_row: int, message: NewMessage) -> None:
     tx.executemany(
         "INSERT INTO attachments (message_id, filename, content_type, size, sha256, content_id,"
         " inline) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [(message_row, a.filename, a.content_type, a.size, a.sha256, a.content_id, int(a.inline))
          for a in message.attachments],
     )
+
+
+def _after_message(tx: WriteTx, number: int, message: NewMessage, *, now: datetime,
+                   touch: bool) -> None:
+    """What a new thread message changes beside its row: its thread reference, and the
+    intervention's touch times."""
     if message.message_id:
         add_thread_refs(tx, number, [message.message_id])
     if not touch:
-        return message_row
+        return
     if message.direction == Direction.IN:
         # The customer or a technician wrote: new for every operator who looked before.
         tx.execute("UPDATE interventions SET updated_at = ?, last_inbound_at = ?"
@@ -216,7 +245,6 @@ def add_message(
     else:
         tx.execute("UPDATE interventions SET updated_at = ? WHERE number = ?",
                    (iso(now), number))
-    return message_row
 
 
 def intervention_status(tx: WriteTx, number: int) -> Status:

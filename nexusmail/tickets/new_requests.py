@@ -6,22 +6,23 @@ Used for mail that opens a case and for an operator's quick entry of a phone cal
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
 import structlog
 
 from nexusmail.config import Settings
-from nexusmail.mail.peers import peer_of
+from nexusmail.mail.peers import Peer, peer_of
 from nexusmail.storage.connections import WriteTx
-from nexusmail.tickets.ack_budget import AckSkipped, ack_refused, record_ack
+from nexusmail.tickets.ack_budget import AckSkipped, ask_ack_refused, record_ack
 from nexusmail.tickets.case_edits import request_type_defaults, resolve_links
 from nexusmail.tickets.cases import (
     CustomerRef,
     NewIntervention,
     NewMessage,
-    add_message,
     add_participants,
+    append_message,
     create_intervention,
 )
 from nexusmail.tickets.models import Direction, MessageKind, OutboxKind, Priority, Source
@@ -93,6 +94,11 @@ def open_case(
     """`open_request`, also saying whether the acknowledgement was skipped and why."""
     customer = match_sender(tx, email=request.customer_email, name=request.customer_name,
                             now=now, settings=settings)
+    # The acknowledgement's budget is asked before the case's reads and writes (none of
+    # which counts an acknowledgement): on PostgreSQL its answer comes back with the
+    # contract's or the case's number rather than in a round trip of its own.
+    refused = (ask_ack_refused(tx, _peer(customer, settings), now=now,
+                               settings=settings.mail) if request.acknowledge else None)
     if customer.created and request.language_hint:
         tx.execute("UPDATE customers SET language = ? WHERE id = ?",
                    (request.language_hint, customer.customer_id))
@@ -139,7 +145,7 @@ def open_case(
     if sla is not None:
         plan_opened_case(tx, number, sla, settings=settings)
     # Made just now with this message first: no second write of its row.
-    add_message(tx, number, first, now=now, touch=False)
+    append_message(tx, number, first, now=now, touch=False)
     if request.start_sequences:
         start_by_trigger(tx, number, request.request_type, now=now, settings=settings)
     if not request.acknowledge:
@@ -148,7 +154,7 @@ def open_case(
     skipped = acknowledge(tx, number, customer, subject=request.subject,
                           in_reply_to=in_reply_to,
                           language=customer.language or request.language_hint, now=now,
-                          settings=settings)
+                          settings=settings, refused=refused)
     return Opened(number, skipped)
 
 
@@ -162,12 +168,15 @@ def acknowledge(
     language: str | None,
     now: datetime,
     settings: Settings,
+    refused: Callable[[], AckSkipped | None] | None = None,
 ) -> AckSkipped | None:
     """Queue the acknowledgement and return None; or, when it would go to one of our
     own addresses or over an hourly budget (tickets.ack_budget), queue nothing and
-    return why."""
-    peer = peer_of(customer.email, settings.mail.support_addresses)
-    skipped = ack_refused(tx, peer, now=now, settings=settings.mail)
+    return why. `refused`: the budget's answer, asked earlier in the unit."""
+    peer = _peer(customer, settings)
+    if refused is None:
+        refused = ask_ack_refused(tx, peer, now=now, settings=settings.mail)
+    skipped = refused()
     if skipped is not None:
         log.warning("ack.skipped", intervention=number, recipient=customer.email,
                     counted_as=peer.address, reason=str(skipped))
@@ -210,6 +219,11 @@ def quotable(text: str, max_chars: int) -> str:
     text = " ".join(text[: max_chars * 4].split())
     text = _LINKISH.sub("[link]", text)
     return text if len(text) <= max_chars else text[: max_chars - 1].rstrip() + "…"
+
+
+def _peer(customer: CustomerRef, settings: Settings) -> Peer:
+    """The customer as the acknowledgement budgets count it."""
+    return peer_of(customer.email, settings.mail.support_addresses)
 
 
 def own_domain(settings: Settings) -> str:

@@ -70,14 +70,19 @@ def enqueue_mail(
 ) -> str:
     """Queue `mail`; record it on its intervention's thread; return its Message-ID."""
     message_id = new_message_id(domain)
-    thread_message_id = mail.thread_message_id
-    if mail.intervention_number is not None and thread_message_id is None:
-        thread_message_id = tx.execute(
+    # The thread message's id, as a value or as the subquery that finds the one written
+    # here by its fresh Message-ID (the outbox row names it without the writer waiting a
+    # round trip on PostgreSQL to read the id back).
+    thread_message: tuple[str, tuple[Any, ...]] = ("?", (mail.thread_message_id,))
+    if mail.intervention_number is not None and mail.thread_message_id is None:
+        tx.execute(
             "INSERT INTO messages (intervention_number, kind, direction, author, to_addrs,"
-            " message_id, created_at) VALUES (?, ?, ?, 'nexusmail', ?, ?, ?) RETURNING id",
+            " message_id, created_at) VALUES (?, ?, ?, 'nexusmail', ?, ?, ?)",
             (mail.intervention_number, mail.thread_kind, Direction.OUT,
              json.dumps([mail.recipient]), message_id, iso(now)),
-        ).fetchone()[0]
+        )
+        thread_message = ("(SELECT id FROM messages WHERE intervention_number = ?"
+                          " AND message_id = ?)", (mail.intervention_number, message_id))
     if mail.intervention_number is not None:
         tx.execute(
             "INSERT INTO thread_refs (message_id, intervention_number) VALUES (?, ?)"
@@ -85,10 +90,10 @@ def enqueue_mail(
             (message_id, mail.intervention_number),
         )
     tx.execute(
-        "INSERT INTO outbox (message_id, intervention_number, thread_message_id, kind,"
-        " recipient, language, template, context, next_attempt_at, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (message_id, mail.intervention_number, thread_message_id, mail.kind,
+        "INSERT INTO outbox (message_id, intervention_number, thread_message_id, kind,"  # noqa: S608
+        f" recipient, language, template, context, next_attempt_at, created_at)"
+        f" VALUES (?, ?, {thread_message[0]}, ?, ?, ?, ?, ?, ?, ?)",
+        (message_id, mail.intervention_number, *thread_message[1], mail.kind,
          mail.recipient, mail.language, mail.template,
          json.dumps(dict(mail.context), ensure_ascii=False), iso(now), iso(now)),
     )

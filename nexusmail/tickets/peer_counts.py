@@ -15,6 +15,7 @@ the total budget being one number for all senders.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -42,11 +43,14 @@ def hold_counts(tx: WriteTx) -> None:
 def record(tx: WriteTx, kind: PeerEvent, peer: Peer, *, now: datetime,
            keep: timedelta) -> None:
     """Count one `kind` event for `peer`; now and then, forget those older than `keep`."""
-    row_id = int(tx.execute(
-        "INSERT INTO peer_events (kind, address, domain, at) VALUES (?, ?, ?, ?) RETURNING id",
-        (kind, peer.address, peer.domain, iso(now))).fetchone()[0])
-    if row_id % PRUNE_EVERY == 0:
-        tx.execute("DELETE FROM peer_events WHERE kind = ? AND at < ?", (kind, iso(now - keep)))
+    tx.execute("INSERT INTO peer_events (kind, address, domain, at) VALUES (?, ?, ?, ?)",
+               (kind, peer.address, peer.domain, iso(now)))
+    # Whether this is a pruning insert is decided by the server, from the newest id (this
+    # row's, or a later one of another daemon's): reading the id back here was a round
+    # trip the one writer waited for on PostgreSQL. The test is a constant of the
+    # statement, worked out once before any row is looked at.
+    tx.execute("DELETE FROM peer_events WHERE (SELECT max(id) FROM peer_events) % ? = 0"
+               " AND kind = ? AND at < ?", (PRUNE_EVERY, kind, iso(now - keep)))
 
 
 @dataclass(frozen=True)
@@ -60,14 +64,23 @@ class Reached:
 
 def caps_reached(tx: WriteTx, kind: PeerEvent, peer: Peer, since: datetime, *,
                  address_cap: int, domain_cap: int, total_cap: int) -> Reached:
+    """`ask_caps_reached`, answered at once."""
+    return ask_caps_reached(tx, kind, peer, since, address_cap=address_cap,
+                            domain_cap=domain_cap, total_cap=total_cap)()
+
+
+def ask_caps_reached(tx: WriteTx, kind: PeerEvent, peer: Peer, since: datetime, *,
+                     address_cap: int, domain_cap: int, total_cap: int
+                     ) -> Callable[[], Reached]:
     """Whether the peer's address, its domain and everyone had at least their cap of
     `kind` events since `since`, in one statement. A count stops at its cap (only
     whether it is reached matters), and the domain's and everyone's are not read at all
     while the cap is above every id the table ever gave (ids are distinct and positive:
     it never held that many rows). Else a high total budget read the whole window's
-    rows at every mail."""
+    rows at every mail. Asked now, read when the returned function is called (on
+    PostgreSQL the answer can come back with another read of the unit's)."""
     at = iso(since)
-    row = tx.execute(
+    cursor = tx.execute(
         "SELECT (SELECT count(*) FROM (SELECT 1 FROM peer_events"
         "   WHERE kind = ? AND address = ? AND at >= ? LIMIT ?) AS a) >= ?,"
         " CASE WHEN (SELECT coalesce(max(id), 0) FROM peer_events) < ? THEN 0"
@@ -78,8 +91,12 @@ def caps_reached(tx: WriteTx, kind: PeerEvent, peer: Peer, since: datetime, *,
         "   WHERE kind = ? AND at >= ? LIMIT ?) AS t) END >= ?",
         (kind, peer.address, at, address_cap, address_cap,
          domain_cap, kind, peer.domain, at, domain_cap, domain_cap,
-         total_cap, kind, at, total_cap, total_cap)).fetchone()
-    return Reached(bool(row[0]), bool(row[1]), bool(row[2]))
+         total_cap, kind, at, total_cap, total_cap))
+
+    def answer() -> Reached:
+        row = cursor.fetchone()
+        return Reached(bool(row[0]), bool(row[1]), bool(row[2]))
+    return answer
 
 
 def count_by_address(tx: WriteTx, kind: PeerEvent, address: str, since: datetime) -> int:

@@ -17,7 +17,7 @@ reads the same (read each time, so another daemon's or the CLI's edit counts at 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -26,7 +26,7 @@ from nexusmail.mail.quote_strip import fold
 from nexusmail.tickets.models import Priority
 
 if TYPE_CHECKING:  # the parse step imports this module, and needs no store
-    from nexusmail.storage.connections import WriteTx
+    from nexusmail.storage.connections import DbRow, WriteTx
 
 # How much of the body is read besides the subject: the first lines say what it is.
 BODY_CHARS = 500
@@ -84,15 +84,28 @@ def phrases_of(type_names: tuple[tuple[str, str], ...]) -> Phrases:
 
 def type_phrases(tx: WriteTx) -> Phrases:
     """The folded phrases of the request types of the list as it is now."""
-    return phrases_of(type_names(tx))
+    return ask_type_phrases(tx)()
+
+
+def ask_type_phrases(tx: WriteTx) -> Callable[[], Phrases]:
+    """`type_phrases`, asked now and read when called. On PostgreSQL the question goes
+    out at once and its answer comes back with the next result the unit reads, rather
+    than in a round trip of its own for the one writer to wait for."""
+    cursor = tx.execute("SELECT code, name_en, name_it, name_ro FROM request_types"
+                        " ORDER BY code")
+    return lambda: phrases_of(_type_pairs(cursor.fetchall()))
 
 
 def type_names(tx: WriteTx) -> tuple[tuple[str, str], ...]:
     """(code, name) for every request type of the list, in each language and as its
     code written as words ("service_schedule" -> "service schedule")."""
+    return _type_pairs(tx.execute("SELECT code, name_en, name_it, name_ro FROM request_types"
+                                  " ORDER BY code").fetchall())
+
+
+def _type_pairs(rows: Iterable[DbRow]) -> tuple[tuple[str, str], ...]:
     pairs = []
-    for row in tx.execute("SELECT code, name_en, name_it, name_ro FROM request_types"
-                          " ORDER BY code").fetchall():
+    for row in rows:
         code = str(row[0])
         pairs.append((code, code.replace("_", " ")))
         pairs += [(code, str(name)) for name in row[1:] if name]
