@@ -36,6 +36,10 @@ MAX_ERROR_CHARS = 1000
 # What the worker needs to compose a row (dispatch.compose.OutboxRow reads these).
 ROW_COLUMNS = ("id, message_id, kind, recipient, language, template, context,"
                " intervention_number, thread_message_id, attempts, next_attempt_at")
+# What a mark returns: its thread message's `extra` (NULL: no such message; the column
+# is never NULL), read in the mark's own statement, since on PostgreSQL each statement
+# read is a round trip the one writer waits for.
+_THREAD_EXTRA = "(SELECT extra FROM messages WHERE id = ?)"
 
 
 @dataclass(frozen=True)
@@ -197,15 +201,18 @@ class ShownMail:
 def mark_sent(tx: WriteTx, row_id: int, thread_message_id: int | None, claim: Claim, *,
               sent_at: datetime, shown: ShownMail) -> bool:
     """The relay accepted the row's mail; False: the claim was lost, nothing changed."""
-    if tx.execute(
-        "UPDATE outbox SET status = ?, sent_at = ?, attempts = attempts + 1,"
+    marked = tx.execute(
+        "UPDATE outbox SET status = ?, sent_at = ?, attempts = attempts + 1,"  # noqa: S608
         " last_error = '', lease_until = NULL"
-        " WHERE id = ? AND claimed_by = ? AND claim_seq = ? AND status = ?",
+        " WHERE id = ? AND claimed_by = ? AND claim_seq = ? AND status = ?"
+        f" RETURNING {_THREAD_EXTRA}",
         (OutboxStatus.SENT, iso(sent_at), row_id, claim.worker_id, claim.seq,
-         OutboxStatus.PENDING),
-    ).rowcount != 1:
+         OutboxStatus.PENDING, thread_message_id),
+    ).fetchone()
+    if marked is None:
         return False
-    _show_delivery(tx, thread_message_id, shown, delivery=OutboxStatus.SENT, error="")
+    _show_delivery(tx, thread_message_id, marked[0], shown, delivery=OutboxStatus.SENT,
+                   error="")
     return True
 
 
@@ -226,29 +233,28 @@ def mark_failed(tx: WriteTx, row_id: int, thread_message_id: int | None, claim: 
                 error: str, shown: ShownMail | None, attempted: bool = True) -> bool:
     """Given up for good; `attempted` False when the row could not even be read, so no
     attempt is counted. False: the claim was lost, nothing changed."""
-    if tx.execute(
-        "UPDATE outbox SET status = ?, attempts = attempts + ?, last_error = ?,"
+    marked = tx.execute(
+        "UPDATE outbox SET status = ?, attempts = attempts + ?, last_error = ?,"  # noqa: S608
         " lease_until = NULL"
-        " WHERE id = ? AND claimed_by = ? AND claim_seq = ? AND status = ?",
+        " WHERE id = ? AND claimed_by = ? AND claim_seq = ? AND status = ?"
+        f" RETURNING {_THREAD_EXTRA}",
         (OutboxStatus.FAILED, int(attempted), error[:MAX_ERROR_CHARS], row_id,
-         claim.worker_id, claim.seq, OutboxStatus.PENDING),
-    ).rowcount != 1:
+         claim.worker_id, claim.seq, OutboxStatus.PENDING, thread_message_id),
+    ).fetchone()
+    if marked is None:
         return False
-    _show_delivery(tx, thread_message_id, shown, delivery=OutboxStatus.FAILED, error=error)
+    _show_delivery(tx, thread_message_id, marked[0], shown, delivery=OutboxStatus.FAILED,
+                   error=error)
     return True
 
 
-def _show_delivery(tx: WriteTx, thread_message_id: int | None, shown: ShownMail | None, *,
-                   delivery: OutboxStatus, error: str) -> None:
-    """Show operators what was sent (or why not) on the intervention's thread."""
-    if thread_message_id is None:
+def _show_delivery(tx: WriteTx, thread_message_id: int | None, thread_extra: str | None,
+                   shown: ShownMail | None, *, delivery: OutboxStatus, error: str) -> None:
+    """Show operators what was sent (or why not) on the intervention's thread message,
+    whose `extra` was `thread_extra` (None: there is none)."""
+    if thread_message_id is None or thread_extra is None:
         return
-    found = tx.execute(
-        "SELECT extra FROM messages WHERE id = ?", (thread_message_id,)
-    ).fetchone()
-    if found is None:
-        return
-    extra = load_extra(found[0])
+    extra = load_extra(thread_extra)
     extra["delivery"] = delivery
     if error:
         extra["delivery_error"] = error[:MAX_ERROR_CHARS]
