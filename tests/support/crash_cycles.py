@@ -298,9 +298,15 @@ class Load:
         await asyncio.gather(*self._tasks)
 
     async def cancel(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Stop every client now. Cancelled again until each has ended: Python 3.11's
+        asyncio.wait_for (inside aiosmtplib) can swallow a cancellation that meets an
+        answer arriving at the same moment, and a client that lives on retries its mail
+        for ever, which hung a test's teardown."""
+        self.closing = True
+        while pending := [task for task in self._tasks if not task.done()]:
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=1.0)
 
     def _next_mail(self) -> TestMail | None:
         if self.closing or (self.max_mails is not None and len(self.mails) >= self.max_mails):
