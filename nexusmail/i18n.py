@@ -86,6 +86,43 @@ LABELS = {
 }
 
 
+# A form's fields as a refusal names them to an Italian or Romanian reader: the label the
+# form shows beside the field. The keys are the field names of the forms and the API;
+# English keeps them as they are, the names the API's clients and the README use.
+FIELD_LABELS = {
+    # a case entered by hand, and its links
+    "customer_email": N_("Customer email"), "customer_name": N_("Customer name"),
+    "subject": N_("Subject"), "description": N_("Description"),
+    "request_type": N_("Request type"), "priority": N_("Priority"),
+    "desired_from": N_("Desired from"), "desired_to": N_("Desired until"),
+    "assignees": N_("Assigned to"), "contact_email": N_("Contact"), "site_id": N_("Site"),
+    "equipment_serial": N_("Machine"), "channel": N_("Came by"), "language": N_("Language"),
+    # action sequences and their steps
+    "code": N_("Code"), "notes": N_("Notes"), "trigger_request_type": N_("Request type"),
+    "steps": N_("Steps"), "action": N_("Action"), "employee_email": N_("Employee"),
+    "team": N_("Team"), "expected_hours": N_("Expected hours"),
+    "postpone_days": N_("Days before the next step"),
+    # service schedules
+    "interval": N_("Repeats"), "first_date": N_("First date"),
+    "lead_days": N_("Days ahead to open it"), "every": N_("Every"),
+    "contract_ref": N_("Contract"), "until": N_("Until"), "count": N_("How many times"),
+    "day_rule": N_("Day of the month"),
+    # the customer archive and request types
+    "name": N_("Name"), "tax_id": N_("Tax id"), "address": N_("Address"),
+    "phone": N_("Phone"), "work_phone": N_("Work phone"), "email": N_("Email"),
+    "mail_domains": N_("Mail domains"), "owner": N_("Owner"), "verified": N_("Verified"),
+    "serial": N_("Serial number"), "model": N_("Model"), "installed_on": N_("Installed on"),
+    "warranty_until": N_("Warranty until"), "role": N_("Role"),
+    "preferred_channel": N_("Prefers"), "access_notes": N_("Access notes"),
+    "customer_id": N_("Customer"), "default_priority": N_("Default priority"),
+    "default_assignees": N_("Assigned by default"), "response_hours": N_("Response time"),
+    "resolution_hours": N_("Resolution time"),
+    "customer_closing_mail": N_("Closing mail to the customer"),
+    "valid_from": N_("Valid from"), "valid_to": N_("Valid until"),
+    "prepaid_hours": N_("Prepaid hours"), "type": N_("Type"),
+}
+
+
 @functools.cache
 def translations(language: str) -> gettext.NullTranslations:
     """The compiled catalogue of `language` (English: the texts as written)."""
@@ -124,6 +161,9 @@ class Msg:
     def translated(self, language: str) -> str:
         # A value may itself be a message (a refusal quoting another one).
         params = {name: _translated(value, language) for name, value in self.params.items()}
+        label = FIELD_LABELS.get(str(params.get("field")))
+        if label is not None and language != SOURCE_LANGUAGE:
+            params["field"] = translations(language).gettext(label)
         return translations(language).gettext(self.text).format(**params)
 
     def __str__(self) -> str:

@@ -25,6 +25,8 @@ from zoneinfo import ZoneInfo
 
 from dateutil import rrule as rr
 
+from nexusmail.i18n import Msg, Word, msg
+
 
 class Interval(StrEnum):
     WEEKLY = "weekly"
@@ -72,18 +74,19 @@ class Recurrence:
             raise ValueError(problem)
 
 
-def rule_problem(rule: Recurrence) -> str | None:
+def rule_problem(rule: Recurrence) -> Msg | None:
     """Why `rule` cannot be used, as `field: reason`, or None."""
     if rule.every < 1:
-        return "every: should be at least 1"
+        return msg("{field}: should be at least 1", field="every")
     if rule.until is not None and rule.count is not None:
-        return "until: give either until or count, not both"
+        return msg("{field}: give either until or count, not both", field="until")
     if rule.count is not None and rule.count < 1:
-        return "count: should be at least 1"
+        return msg("{field}: should be at least 1", field="count")
     if rule.until is not None and rule.until < rule.first_date:
-        return "until: is before first_date"
+        return msg("{field}: is before first_date", field="until")
     if rule.interval is Interval.WEEKLY and rule.day_rule is not DayRule.SAME_DAY:
-        return f"day_rule: {rule.day_rule} needs a monthly, quarterly or yearly interval"
+        return msg("{field}: {rule} needs a monthly, quarterly or yearly interval",
+                   field="day_rule", rule=Word(rule.day_rule))
     return None
 
 

@@ -23,7 +23,7 @@ import structlog
 
 from nexusmail.clock import iso
 from nexusmail.config import Settings
-from nexusmail.i18n import msg
+from nexusmail.i18n import message_of, msg
 from nexusmail.storage.connections import DbRow, WriteTx, dialect_of
 from nexusmail.tickets.assignments import assign
 from nexusmail.tickets.cases import (
@@ -329,7 +329,7 @@ def _checked_rule(spec: ScheduleSpec) -> Recurrence:
     try:
         return spec.recurrence()
     except ValueError as exc:
-        raise InvalidSchedule(str(exc)) from None
+        raise InvalidSchedule(message_of(exc)) from None
 
 
 def _check_assignees(tx: WriteTx, assignees: Sequence[str]) -> None:

@@ -96,7 +96,7 @@ async def test_a_contract_is_added_and_edited_from_the_card(daemon: Daemon) -> N
             "code": "GOLD-1", "valid_from": "2026-06-01", "valid_to": "2026-01-01"},
             headers={"accept-language": "it"})
         assert refused.status_code == 422
-        assert "valid_to: è precedente a valid_from" in refused.text
+        assert "Valido fino al: è precedente a valid_from" in refused.text
         twice = await post_form(client, card_path, f"{card_path}/contracts", {
             "code": "GOLD-1", "valid_from": "2027-01-01"})
         assert twice.status_code == 409

@@ -101,12 +101,13 @@ async def test_a_domain_refusal_is_in_the_operators_language(daemon: Daemon) -> 
 async def test_a_refused_entry_form_names_the_field_in_the_operators_language(
         daemon: Daemon) -> None:
     """A phone request without the customer's address comes back to a Romanian
-    operator with the field named in a Romanian sentence, not pydantic's English."""
+    operator with the field named by its Romanian label in a Romanian sentence, not
+    pydantic's English."""
     await operator_speaking(daemon, "ana@firm.test", "ro")
     async with logged_in(daemon, "ana@firm.test") as client:
         token = csrf_of((await client.get("/interventions/new")).text)
         refused = await client.post("/interventions/new", data={
             "csrf_token": token, "subject": "Caldaia", "description": "Non parte."})
         assert refused.status_code == 422
-        assert "customer_email: este obligatoriu." in refused.text
+        assert "E-mailul clientului: este obligatoriu." in refused.text
         assert english_left(refused.text, "ro") == []

@@ -223,14 +223,15 @@ async def test_request_types_read_in_the_operators_language(
 
 
 @pytest.mark.parametrize(("language", "refusal"), [
-    ("it", "serial: deve essere una sola parola di al massimo 100 caratteri"),
-    ("ro", "serial: trebuie să fie un singur cuvânt de cel mult 100 de caractere"),
+    ("it", "Matricola: deve essere una sola parola di al massimo 100 caratteri"),
+    ("ro", "Serie: trebuie să fie un singur cuvânt de cel mult 100 de caractere"),
 ])
 async def test_refused_values_read_in_the_operators_language(
     daemon: Daemon, client: httpx.AsyncClient, language: str, refusal: str
 ) -> None:
     """A value the archive refuses is explained on the page in the operator's language,
-    the field named as the form names it; the API keeps answering in English."""
+    the field named by the label the form shows beside it; the API keeps answering in
+    English."""
     await post_form(client, "/customers", "/customers", {"name": "Rossi"})
     await daemon.running.store.write(lambda tx: tx.execute(
         "UPDATE operators SET language = ?", (language,)))
@@ -240,5 +241,5 @@ async def test_refused_values_read_in_the_operators_language(
     assert refusal in bad.text
     missing = await post_form(client, "/customers", "/customers", {"name": ""})
     assert missing.status_code == 422
-    assert {"it": "name: è obbligatorio", "ro": "name: este obligatoriu"}[language] in (
+    assert {"it": "Nome: è obbligatorio", "ro": "Nume: este obligatoriu"}[language] in (
         missing.text)

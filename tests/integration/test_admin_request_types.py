@@ -121,14 +121,14 @@ async def test_unknown_forged_and_read_only(daemon: Daemon, client: httpx.AsyncC
 
 
 @pytest.mark.parametrize(("language", "refusal", "saved"), [
-    ("it", "response_hours: deve essere tra 0 e", "Tipo di richiesta service_schedule"),
-    ("ro", "response_hours: trebuie să fie între 0 și", "Tipul de solicitare service_schedule"),
+    ("it", "Tempo di risposta: deve essere tra 0 e", "Tipo di richiesta service_schedule"),
+    ("ro", "Timp de răspuns: trebuie să fie între 0 și", "Tipul de solicitare service_schedule"),
 ])
 async def test_the_type_page_reads_in_the_operators_language(
     daemon: Daemon, client: httpx.AsyncClient, language: str, refusal: str, saved: str
 ) -> None:
-    """An Italian or Romanian operator reads the refusal and the confirmation in their
-    language."""
+    """An Italian or Romanian operator reads the refusal, naming the field by its label,
+    and the confirmation in their language."""
     await daemon.running.store.write(lambda tx: tx.execute(
         "UPDATE operators SET language = ?", (language,)))
     refused = await save(client, {**FORM, "response_hours": "100001"})

@@ -40,6 +40,7 @@ from nexusmail.admin.api.base import (
 from nexusmail.admin.api.models import AssignmentIn, TeamAssignmentIn
 from nexusmail.admin.api.uploads import is_form, read_upload_form
 from nexusmail.admin.tokens import TokenInfo
+from nexusmail.i18n import msg
 from nexusmail.tickets import queries
 from nexusmail.tickets.assignments import apply_reply_as_operator, assign, assign_team
 from nexusmail.tickets.entry import NoteFile, add_note
@@ -72,7 +73,8 @@ def signing_keys(services: ApiServices) -> Sequence[bytes]:
     """The reply signing keys, or a 503: without them no assignment mail can be sent."""
     if not services.reply_keys:
         log.error("api.no_reply_keys")
-        raise ApiError(503, "assignments are unavailable: no reply signing key is loaded")
+        raise ApiError(503, msg(
+            "assignments are unavailable: no reply signing key is loaded"))
     return services.reply_keys
 
 

@@ -19,6 +19,7 @@ from nexusmail.admin.permissions import refusal
 from nexusmail.blobs.store import BlobStore
 from nexusmail.clock import Clock
 from nexusmail.config import Settings
+from nexusmail.i18n import Msg
 from nexusmail.live_settings import LiveSettings
 from nexusmail.service.metrics import Metrics
 from nexusmail.service.readiness import Probes
@@ -67,12 +68,16 @@ class ApiServices:
 
 
 class ApiError(Exception):
-    """A request we refuse, with the status and the message the client gets."""
+    """A request we refuse, with the status and the message the client gets: English
+    text, or a catalogued message (`msg(...)`) when a page may show the refusal too, so
+    that the page translates it (`nexusmail.i18n.message_of`) while the API's client
+    still reads the English."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, message: str | Msg,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
-        self.message = message
+        self.message = str(message)
         self.headers = headers
 
 

@@ -1,5 +1,8 @@
 """Request bodies of the JSON API, validated by pydantic, and how their errors read.
 
+Our own checks raise catalogued messages (`msg(...)`): the API reads their English,
+an admin page the operator's language (admin.pages.form_errors).
+
 Bodies are parsed in pydantic's strict JSON mode: a number where text is expected is
 refused instead of silently converted, dates must be ISO `YYYY-MM-DD` strings, and an
 unknown field is an error (a typo such as `priorty` must not be dropped silently).
@@ -20,6 +23,7 @@ from pydantic import (
 )
 
 from nexusmail.config import LimitsSettings
+from nexusmail.i18n import msg
 from nexusmail.mail.addresses import check_address
 from nexusmail.tickets.models import Priority
 
@@ -38,7 +42,7 @@ def moment(value: str) -> str:
         return (date.fromisoformat(value) if len(value) <= 10
                 else datetime.fromisoformat(value)).isoformat()
     except ValueError:
-        raise ValueError("should be a date (YYYY-MM-DD) or date and time (ISO 8601)"
+        raise ValueError(msg("should be a date (YYYY-MM-DD) or date and time (ISO 8601)")
                          ) from None
 
 
@@ -99,7 +103,8 @@ class InterventionIn(_Body):
             try:
                 checked.append(check_address(item.strip()))
             except ValueError:
-                raise ValueError(f"{item!r} is not an email address") from None
+                raise ValueError(msg("{address} is not an email address",
+                                     address=repr(item))) from None
         # The same address twice is one assignment, not a conflict with itself.
         return list(dict.fromkeys(checked))
 
@@ -108,8 +113,9 @@ class InterventionIn(_Body):
     def _subject_within_limit(cls, value: str, info: ValidationInfo) -> str:
         limits = _limits(info)
         if len(value) > limits.max_subject_chars:
-            raise ValueError(f"is longer than {limits.max_subject_chars} characters "
-                             "([limits] max_subject_chars)")
+            raise ValueError(msg("is longer than {most} characters ([limits] {setting})",
+                                 most=limits.max_subject_chars,
+                                 setting="max_subject_chars"))
         return value
 
     @field_validator("description")
@@ -117,8 +123,8 @@ class InterventionIn(_Body):
     def _description_within_limit(cls, value: str, info: ValidationInfo) -> str:
         limits = _limits(info)
         if len(value) > limits.max_body_chars:
-            raise ValueError(f"is longer than {limits.max_body_chars} characters "
-                             "([limits] max_body_chars)")
+            raise ValueError(msg("is longer than {most} characters ([limits] {setting})",
+                                 most=limits.max_body_chars, setting="max_body_chars"))
         return value
 
     @field_validator("desired_to")
@@ -126,7 +132,7 @@ class InterventionIn(_Body):
     def _period_in_order(cls, value: date | None, info: ValidationInfo) -> date | None:
         start = info.data.get("desired_from")
         if value is not None and isinstance(start, date) and value < start:
-            raise ValueError("is before desired_from")
+            raise ValueError(msg("is before desired_from"))
         return value
 
 

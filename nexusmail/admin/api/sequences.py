@@ -29,6 +29,7 @@ from starlette.routing import Route
 from nexusmail.admin.api.assignments import signing_keys
 from nexusmail.admin.api.base import ApiServices, authenticate, parse_body, path_id, read_body
 from nexusmail.admin.api.models import MAX_ADDRESS_CHARS, _Body
+from nexusmail.i18n import msg
 from nexusmail.mail.addresses import check_address
 from nexusmail.tickets import sequences
 from nexusmail.tickets.sequence_queries import sequence_of
@@ -60,7 +61,7 @@ class StepIn(_Body):
     @model_validator(mode="after")
     def _one_assignee(self) -> StepIn:
         if (self.employee_email is None) == (self.team is None):
-            raise ValueError("a step names exactly one of employee_email and team")
+            raise ValueError(msg("a step names exactly one of employee_email and team"))
         return self
 
 

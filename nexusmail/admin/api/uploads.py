@@ -16,6 +16,7 @@ from starlette.types import Message
 
 from nexusmail.admin.api.base import ApiError
 from nexusmail.config import LimitsSettings
+from nexusmail.i18n import msg
 from nexusmail.tickets.entry import NoteFile
 
 # Text fields and multipart framing travel beside the files.
@@ -45,14 +46,16 @@ async def read_upload_form(
         total = 0
         for upload in form.getlist("file"):
             if not isinstance(upload, UploadFile):
-                raise ApiError(422, "file: should be a file upload, not a text field")
+                raise ApiError(422, msg("{field}: should be a file upload, not a text field",
+                                        field="file"))
             if not upload.filename and not upload.size:
                 continue  # a browser's file input left empty
             data = await upload.read()
             total += len(data)
             if total > limits.max_message_bytes:
-                raise ApiError(413, f"the files are larger than {limits.max_message_bytes}"
-                                    " bytes ([limits] max_message_bytes)")
+                raise ApiError(413, msg(
+                    "the files are larger than {most} bytes ([limits] max_message_bytes)",
+                    most=limits.max_message_bytes))
             files.append(NoteFile.upload(upload.filename, upload.content_type, data))
     return UploadForm(fields, files)
 
@@ -61,7 +64,8 @@ def limit_body(request: Request, limit: int) -> Request:
     """The same request, refused with 413 once more than `limit` body bytes arrived."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"the request body is larger than {limit} bytes")
+        raise ApiError(413, msg("the request body is larger than {most} bytes",
+                                most=limit))
     received = 0
 
     async def receive() -> Message:
@@ -69,7 +73,8 @@ def limit_body(request: Request, limit: int) -> Request:
         message = await request.receive()
         received += len(message.get("body", b""))
         if received > limit:
-            raise ApiError(413, f"the request body is larger than {limit} bytes")
+            raise ApiError(413, msg("the request body is larger than {most} bytes",
+                                most=limit))
         return message
 
     return Request(request.scope, receive)
@@ -79,5 +84,5 @@ def text_field(value: object, name: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise ApiError(422, f"{name}: should be text, not a file")
+        raise ApiError(422, msg("{field}: should be text, not a file", field=name))
     return value

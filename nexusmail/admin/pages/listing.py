@@ -24,7 +24,7 @@ from nexusmail.admin.api.models import InterventionIn
 from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, redirect
 from nexusmail.admin.pages.due_times import next_deadline
 from nexusmail.admin.pages.form_errors import validation_message
-from nexusmail.i18n import Msg, msg
+from nexusmail.i18n import Msg, message_of, msg
 from nexusmail.storage.connections import WriteTx
 from nexusmail.tickets import queries, search, visibility
 from nexusmail.tickets.attention import Attention
@@ -157,7 +157,7 @@ class _Handlers:
                     tx, entry, body.assignees, now=now, settings=settings, reply_keys=keys,
                     assigned_by=f"operator:{operator.email}")))
         except (ApiError, EntryRefused) as exc:
-            return await self._entry_form(request, values, exc.message, assignees)
+            return await self._entry_form(request, values, message_of(exc), assignees)
         except visibility.NotTheirs as exc:
             raise PageError(404, msg("Customer {id} does not exist.",
                                      id=exc.customer_id)) from None

@@ -129,8 +129,10 @@ def build_pages_app(services: ApiServices) -> Starlette:
         return error_page(pages, request, 404, msg("There is no such page."))
 
     async def refused(request: Request, exc: Exception) -> Response:
-        if isinstance(exc, PageError | ApiError):
+        if isinstance(exc, PageError):
             status, message = exc.status, exc.message
+        elif isinstance(exc, ApiError):  # its catalogued message, when it has one
+            status, message = exc.status, message_of(exc)
         else:  # the tickets layer's NotFound and Conflict name what is wrong
             status, message = (404 if isinstance(exc, NotFound) else 409), message_of(exc)
         return error_page(pages, request, status, message)

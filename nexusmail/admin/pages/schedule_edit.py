@@ -16,7 +16,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nexusmail.admin.api.base import MAX_ID
+from nexusmail.admin.api.schedule_models import MAX_COUNT, MAX_EVERY, MAX_LEAD_DAYS
 from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, redirect
+from nexusmail.admin.pages.form_values import day, whole_number
 from nexusmail.i18n import message_of, msg
 from nexusmail.tickets import schedule_queries
 from nexusmail.tickets.recurrence import DayRule, Interval, local_date
@@ -24,8 +26,6 @@ from nexusmail.tickets.schedules import InvalidSchedule, update_schedule
 
 log = structlog.get_logger(__name__)
 
-MAX_EVERY = 120
-MAX_LEAD_DAYS = 365
 
 
 def schedule_edit_routes(pages: Pages) -> list[Route]:
@@ -46,24 +46,6 @@ def _current(detail: Any) -> dict[str, Any]:
     }
 
 
-def _whole(form: FormData, name: str, low: int, high: int) -> int | None:
-    text = form_text(form, name, 10)
-    if not text:
-        return None
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise PageError(422, msg("{field}: should be a whole number from {low} to {high}",
-                                 field=name, low=low, high=high))
-    return int(text)
-
-
-def _day(form: FormData, name: str) -> date | None:
-    text = form_text(form, name, 10)
-    try:
-        return date.fromisoformat(text) if text else None
-    except ValueError:
-        raise PageError(422, msg("{field}: should be a date", field=name)) from None
-
-
 def _wanted(form: FormData) -> dict[str, Any]:
     """The form's values, checked one by one (the rule as a whole is checked on save)."""
     try:
@@ -71,7 +53,7 @@ def _wanted(form: FormData) -> dict[str, Any]:
         day_rule = DayRule(form_text(form, "day_rule", 20) or DayRule.SAME_DAY)
     except ValueError:
         raise PageError(422, msg("Choose one of the rules listed.")) from None
-    subject, first_date = form_text(form, "subject", 500), _day(form, "first_date")
+    subject, first_date = form_text(form, "subject", 500), day(form, "first_date")
     if not subject:
         raise PageError(422, msg("A schedule needs a subject."))
     if first_date is None:
@@ -79,10 +61,10 @@ def _wanted(form: FormData) -> dict[str, Any]:
     return {
         "subject": subject, "description": form_text(form, "description"),
         "contract_ref": form_text(form, "contract_ref", 100), "interval": interval,
-        "every": _whole(form, "every", 1, MAX_EVERY) or 1, "day_rule": day_rule,
-        "first_date": first_date, "until": _day(form, "until"),
-        "count": _whole(form, "count", 1, 10_000),
-        "lead_days": _whole(form, "lead_days", 0, MAX_LEAD_DAYS) or 0,
+        "every": whole_number(form, "every", 1, MAX_EVERY) or 1, "day_rule": day_rule,
+        "first_date": first_date, "until": day(form, "until"),
+        "count": whole_number(form, "count", 1, MAX_COUNT),
+        "lead_days": whole_number(form, "lead_days", 0, MAX_LEAD_DAYS) or 0,
         "assignees": tuple(a for a in form.getlist("assignees") if isinstance(a, str)),
     }
 

@@ -3,7 +3,6 @@ adding one, and pausing or resuming it (editing one: pages.schedule_edit)."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 import structlog
@@ -12,9 +11,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nexusmail.admin.api.base import MAX_ID
+from nexusmail.admin.api.schedule_models import MAX_EVERY, MAX_LEAD_DAYS
 from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, redirect
+from nexusmail.admin.pages.form_values import address, day, whole_number
 from nexusmail.i18n import message_of, msg
-from nexusmail.mail.addresses import check_address
 from nexusmail.tickets import queries, schedule_queries
 from nexusmail.tickets.recurrence import DayRule, Interval, local_date
 from nexusmail.tickets.schedules import (
@@ -76,22 +76,25 @@ class _Handlers:
         operator = await self.p.operator(request)
         async with request.form(max_files=0, max_fields=60) as form:
             check_csrf(request, form)
-            values = {name: form_text(form, name, 10_000) for name in (
-                "customer_email", "customer_name", "subject", "description", "interval",
-                "first_date", "lead_days", "every", "contract_ref")}
-            assignees = tuple(a for a in form.getlist("assignees") if isinstance(a, str))
-        try:
+            try:
+                interval = Interval(form_text(form, "interval", 20))
+            except ValueError:
+                raise PageError(422, msg("Choose one of the rules listed.")) from None
+            first_date = day(form, "first_date")
+            if first_date is None:
+                raise PageError(422, msg("{field}: should be a date", field="first_date"))
             spec = ScheduleSpec(
-                customer_email=check_address(values["customer_email"].lower()),
-                customer_name=values["customer_name"], subject=values["subject"],
-                description=values["description"], interval=Interval(values["interval"]),
-                first_date=date.fromisoformat(values["first_date"]),
-                lead_days=int(values["lead_days"] or 0), every=int(values["every"] or 1),
-                contract_ref=values["contract_ref"], assignees=assignees)
-            if not spec.subject:
-                raise InvalidSchedule(msg("subject: is required"))
-        except ValueError as exc:
-            raise PageError(422, message_of(exc)) from None
+                customer_email=address(form, "customer_email"),
+                customer_name=form_text(form, "customer_name", 200),
+                subject=form_text(form, "subject", 500),
+                description=form_text(form, "description"), interval=interval,
+                first_date=first_date,
+                lead_days=whole_number(form, "lead_days", 0, MAX_LEAD_DAYS) or 0,
+                every=whole_number(form, "every", 1, MAX_EVERY) or 1,
+                contract_ref=form_text(form, "contract_ref", 100),
+                assignees=tuple(a for a in form.getlist("assignees") if isinstance(a, str)))
+        if not spec.subject:
+            raise PageError(422, msg("A schedule needs a subject."))
         services = self.p.services
         now = services.clock.now()
         today = local_date(now, services.settings.scheduler.timezone)

@@ -23,8 +23,8 @@ from nexusmail.admin.api.assignments import signing_keys
 from nexusmail.admin.api.base import MAX_ID, ApiError
 from nexusmail.admin.api.sequences import SequenceIn, needs_report
 from nexusmail.admin.pages.base import PageError, Pages, check_csrf, form_text, redirect
-from nexusmail.admin.pages.form_errors import validation_message
-from nexusmail.i18n import msg
+from nexusmail.admin.pages.form_errors import errors_of, problem_of, validation_message
+from nexusmail.i18n import Msg, message_of, msg
 from nexusmail.records.request_types import list_request_types
 from nexusmail.tickets import queries, sequences
 from nexusmail.tickets.sequence_steps import mail_again, start_and_mail
@@ -112,7 +112,7 @@ class _Handlers:
         try:
             keys = signing_keys(self.p.services)
         except ApiError as exc:
-            raise PageError(exc.status, exc.message) from None
+            raise PageError(exc.status, message_of(exc)) from None
         now, settings = self.p.services.clock.now(), self.p.services.settings
         await self.p.services.store.write(lambda tx: start_and_mail(
             tx, number, code, started_by=f"operator:{operator.email}", now=now,
@@ -132,7 +132,7 @@ class _Handlers:
         try:
             keys = signing_keys(self.p.services)
         except ApiError as exc:
-            raise PageError(exc.status, exc.message) from None
+            raise PageError(exc.status, message_of(exc)) from None
         now, settings = self.p.services.clock.now(), self.p.services.settings
         await self.p.services.store.write(lambda tx: mail_again(
             tx, number, by=f"operator:{operator.email}", now=now, settings=settings,
@@ -195,14 +195,15 @@ def _plan_of(form: FormData, code: str | None = None) -> SequenceDef:
                for s, given in zip(body.steps, reports, strict=True)])
 
 
-def _problem(exc: ValidationError) -> Any:
-    """The first thing wrong, in words an operator can act on."""
-    error = exc.errors()[0]
-    where = [str(part) for part in error["loc"]]
-    if where[:1] == ["steps"] and len(where) > 1 and where[1].isdigit():
-        return msg("Step {number}: {problem}", number=int(where[1]) + 1,
-                   problem=error["msg"])
-    if where == ["steps"]:
+def _problem(exc: ValidationError) -> Msg:
+    """The first thing wrong, in words an operator can act on: a step's problem names
+    the step by its number and the field within it."""
+    error = errors_of(exc)[0]
+    where = error["loc"]
+    if where[:1] == ("steps",) and len(where) > 1 and isinstance(where[1], int):
+        return msg("Step {number}: {problem}", number=where[1] + 1,
+                   problem=problem_of(error, where[2:]))
+    if where == ("steps",):
         return msg("A sequence needs at least one step with an action.")
     return validation_message(exc)
 

@@ -42,7 +42,7 @@ from nexusmail.admin.pages.base import (
 )
 from nexusmail.admin.pages.due_times import next_deadline
 from nexusmail.blobs.store import BlobError
-from nexusmail.i18n import LANGUAGES, msg
+from nexusmail.i18n import LANGUAGES, message_of, msg
 from nexusmail.mail.addresses import check_address
 from nexusmail.mail.html import SANITIZER_VERSION, sanitize_html
 from nexusmail.records.links import intervention_records, link_choices
@@ -307,7 +307,7 @@ class _Handlers:
         try:
             keys = signing_keys(self.p.services)
         except ApiError as exc:
-            raise PageError(exc.status, exc.message) from None
+            raise PageError(exc.status, message_of(exc)) from None
         await self.p.services.store.write(lambda tx: assign(
             tx, number, email, now=now, settings=settings, reply_keys=keys,
             assigned_by=f"operator:{operator.email}"))
