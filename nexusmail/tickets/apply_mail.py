@@ -367,30 +367,50 @@ def _thread_facts(tx: WriteTx, mail: ParsedMail, sender: str, look_alike: int | 
                   ) -> tuple[ThreadFacts, frozenset[int]]:
     """What threading reads, and which of the cases it names are closed; the case of
     a look-alike earlier mail (`_Earlier`) comes first."""
-    referenced = look_alike
-    # The most recent reference first: In-Reply-To, then References from the end.
-    for ref in list(mail.in_reply_to) + list(reversed(mail.references)):
-        if referenced is not None:
-            break
-        row = tx.execute("SELECT intervention_number FROM thread_refs WHERE message_id = ?",
-                         (ref,)).fetchone()
-        if row is not None:
-            referenced = int(row[0])
-            break
     tag = parse_tag(mail.subject)
-    if referenced is not None:
-        closed = _status(tx, referenced) is Status.CLOSED
-        return ThreadFacts(referenced, tag, False, False), frozenset({referenced} if closed
+    if look_alike is not None:
+        closed = _status(tx, look_alike) is Status.CLOSED
+        return ThreadFacts(look_alike, tag, False, False), frozenset({look_alike} if closed
                                                                      else ())
+    # The most recent reference first: In-Reply-To, then References from the end.
+    referenced = _first_thread_ref(tx, [*mail.in_reply_to, *reversed(mail.references)])
+    if referenced is not None:
+        number, status = referenced
+        return ThreadFacts(number, tag, False, False), frozenset(
+            {number} if status is Status.CLOSED else ())
     if tag is None:
         return ThreadFacts(None, None, False, False), frozenset()
-    row = tx.execute("SELECT status FROM interventions WHERE number = ?", (tag,)).fetchone()
-    participant = row is not None and tx.execute(
-        "SELECT 1 FROM participants WHERE email = ? AND intervention_number = ?",
-        (sender, tag)).fetchone() is not None
+    # The tagged case and whether the sender took part in it, in one statement.
+    row = tx.execute("SELECT status, EXISTS (SELECT 1 FROM participants"
+                     " WHERE email = ? AND intervention_number = interventions.number)"
+                     " FROM interventions WHERE number = ?", (sender, tag)).fetchone()
+    participant = row is not None and bool(row[1])
     closed = row is not None and Status(row[0]) is Status.CLOSED
     return ThreadFacts(None, tag, row is not None, participant), frozenset({tag} if closed
                                                                           else ())
+
+
+# References looked up in one statement (a long References header takes several).
+REFS_PER_READ = 50
+
+
+def _first_thread_ref(tx: WriteTx, refs: Sequence[str]) -> tuple[int, Status] | None:
+    """The case (and its status) of the first of `refs` that one of its messages has,
+    the references looked up together rather than one statement each."""
+    for start in range(0, len(refs), REFS_PER_READ):
+        chunk = refs[start:start + REFS_PER_READ]
+        marks = ", ".join("?" for _ in chunk)
+        rows = tx.execute(
+            "SELECT t.message_id, t.intervention_number, i.status FROM thread_refs t"  # noqa: S608
+            f" LEFT JOIN interventions i ON i.number = t.intervention_number"
+            f" WHERE t.message_id IN ({marks})", chunk).fetchall()
+        if rows:
+            order: dict[str, int] = {}
+            for n, ref in enumerate(chunk):
+                order.setdefault(ref, n)
+            first = min(rows, key=lambda r: order[r[0]])
+            return int(first[1]), Status(first[2])
+    return None
 
 
 def _sender_doubt(mail: ParsedMail, sender: str, settings: Settings) -> str:
