@@ -27,6 +27,7 @@ import psycopg
 from corpus import DEFAULT_SEED
 from writer_cost import START, bench_settings, corpus_mails
 
+from nexusmail.config import MailSettings
 from nexusmail.storage.pg_pipeline import PipelinedUnit
 from nexusmail.storage.pg_store import PgStore, _apply_unit, _commit_with_last_unit
 from nexusmail.storage.postgresql import migrate
@@ -94,8 +95,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mails", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--by-statement", type=int, default=0, metavar="TOP")
+    parser.add_argument("--loop-guard", action="store_true",
+                        help="the loop guard at its default settings (the benchmarks' "
+                             "daemon switches it off)")
     args = parser.parse_args(argv)
     settings = bench_settings()
+    if args.loop_guard:
+        defaults = MailSettings.model_fields
+        settings = settings.model_copy(update={"mail": settings.mail.model_copy(update={
+            "mute_after_new_cases": defaults["mute_after_new_cases"].default,
+            "mute_domain_after_new_cases": defaults["mute_domain_after_new_cases"].default})})
     mails = corpus_mails(args.mails, args.seed, settings)
     pg_database.reset(args.database_url)
     store = PgStore(args.database_url)

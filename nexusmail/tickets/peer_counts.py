@@ -99,14 +99,18 @@ def ask_caps_reached(tx: WriteTx, kind: PeerEvent, peer: Peer, since: datetime, 
     return answer
 
 
+# A peer's events of one kind since a moment, by address or by domain: a query of its
+# own, or a scalar subquery of a caller's statement (parameters: kind, peer, since).
+COUNT_BY_ADDRESS = "SELECT count(*) FROM peer_events WHERE kind = ? AND address = ? AND at >= ?"
+COUNT_BY_DOMAIN = "SELECT count(*) FROM peer_events WHERE kind = ? AND domain = ? AND at >= ?"
+
+
 def count_by_address(tx: WriteTx, kind: PeerEvent, address: str, since: datetime) -> int:
-    return _count(tx, "SELECT count(*) FROM peer_events WHERE kind = ? AND address = ?"
-                      " AND at >= ?", (kind, address, iso(since)))
+    return _count(tx, COUNT_BY_ADDRESS, (kind, address, iso(since)))
 
 
 def count_by_domain(tx: WriteTx, kind: PeerEvent, domain: str, since: datetime) -> int:
-    return _count(tx, "SELECT count(*) FROM peer_events WHERE kind = ? AND domain = ?"
-                      " AND at >= ?", (kind, domain, iso(since)))
+    return _count(tx, COUNT_BY_DOMAIN, (kind, domain, iso(since)))
 
 
 def _count(tx: WriteTx, sql: str, params: tuple[str, ...]) -> int:
