@@ -63,8 +63,9 @@ def interface_of(page: str) -> str:
 @pytest.mark.parametrize("language", ["it", "ro"])
 async def test_the_pages_read_in_the_operators_language(tmp_path: Path, relay: Controller,
                                                         language: str) -> None:
-    """Teams, a team, sequences, a sequence and the thread with its plan: no English
-    text of ours left for an Italian or Romanian operator."""
+    """Teams, a team, sequences, a sequence and the thread with its plan (a blocked
+    step's reason too): no English text of ours left for an Italian or Romanian
+    operator."""
     settings = make_settings(tmp_path / "data", relay_port=relay.port)
     async with running_daemon(settings) as daemon:
         await seed(daemon)
@@ -77,6 +78,14 @@ async def test_the_pages_read_in_the_operators_language(tmp_path: Path, relay: C
                 assert english_left(interface_of(page.text), language) == [], path
             thread = (await client.get("/interventions/1")).text
             assert {"it": "Sequenza MAN-1", "ro": "Secvența MAN-1"}[language] in thread
+            # A step that could not be mailed says why in the operator's language too.
+            await daemon.running.store.write(lambda tx: tx.execute(
+                "UPDATE sequence_run_steps SET status = 'blocked', problem = ?"
+                " WHERE number = 2", ("its employee is not active",)))
+            blocked = (await client.get("/interventions/1")).text
+            assert {"it": "il suo dipendente non è più attivo",
+                    "ro": "angajatul său nu mai este activ"}[language] in blocked
+            assert english_left(interface_of(blocked), language) == []
 
 
 async def test_a_bad_step_is_refused_naming_it(tmp_path: Path, relay: Controller) -> None:
