@@ -56,6 +56,7 @@ from nexusmail.tickets.request_guess import (
     priority_for,
     request_text,
 )
+from nexusmail.tickets.sender_match import ask_match_sender
 from nexusmail.tickets.serials import serial_candidates
 from nexusmail.tickets.tags import parse_tag, strip_reply_prefixes
 from nexusmail.tickets.thread_rules import ThreadFacts
@@ -193,10 +194,14 @@ def _carry_out(
                            f"already received as inbound {facts.copy_of}")
         return IngestResult(Outcome.DUPLICATE, facts.copy_of, ruling.number, "already received")
 
-    # A new case's guess reads the list of request types: asked now, its answer comes
-    # back with the inbound row's id on PostgreSQL, not in a round trip of its own.
-    type_list = (ask_type_phrases(tx) if ruling.disposition is Disposition.NEW_CASE
-                 else None)
+    # A new case's guess reads the list of request types, and its opening who the
+    # sender is: asked now, their answers come back with the inbound row's id on
+    # PostgreSQL, not in round trips of their own.
+    type_list = customer = None
+    if ruling.disposition is Disposition.NEW_CASE:
+        type_list = ask_type_phrases(tx)
+        customer = ask_match_sender(tx, email=sender, name=mail.from_name, now=now,
+                                    settings=settings)
     tx.execute("INSERT INTO raw_messages (sha256, data, in_blobs) VALUES (?, ?, ?)"
                " ON CONFLICT DO NOTHING",
                (inbound.raw_sha256, b"" if inbound.raw_in_blobs else inbound.raw,
@@ -243,7 +248,8 @@ def _carry_out(
         record_new_case(tx, peer, now=now, settings=settings)
     subject = _shorten(mail.subject.strip() or "(no subject)", settings.limits.max_subject_chars)
     # What the customer says it is: a type of the firm's list, and urgency.
-    assert type_list is not None  # asked above for a new case
+    assert type_list is not None  # both asked above for a new case
+    assert customer is not None
     guess = guess_from(inbound.request_text or request_text(mail.subject, mail.body_text),
                        type_list())
     priority = priority_for(guess, request_type_defaults(tx, guess.request_type)[0])
@@ -263,7 +269,7 @@ def _carry_out(
                                else inbound.serial_candidates),
             participants=tuple(_participants(mail, sender, settings)),
         ),
-        now=now, settings=settings,
+        now=now, settings=settings, sender=customer,
     )
     return replace(_finish(tx, inbound_id, Outcome.NEW_REQUEST, opened.number, ruling.reason),
                    ack_skipped=opened.ack_skipped)

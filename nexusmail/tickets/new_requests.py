@@ -89,11 +89,15 @@ def open_request(
 
 
 def open_case(
-    tx: WriteTx, request: OpenRequest, *, now: datetime, settings: Settings
+    tx: WriteTx, request: OpenRequest, *, now: datetime, settings: Settings,
+    sender: Callable[[], CustomerRef] | None = None,
 ) -> Opened:
-    """`open_request`, also saying whether the acknowledgement was skipped and why."""
-    customer = match_sender(tx, email=request.customer_email, name=request.customer_name,
-                            now=now, settings=settings)
+    """`open_request`, also saying whether the acknowledgement was skipped and why.
+    `sender`: the customer's match (sender_match.ask_match_sender), asked earlier in
+    the unit for `request.customer_email`."""
+    customer = sender() if sender is not None else match_sender(
+        tx, email=request.customer_email, name=request.customer_name, now=now,
+        settings=settings)
     # The acknowledgement's budget is asked before the case's reads and writes (none of
     # which counts an acknowledgement): on PostgreSQL its answer comes back with the
     # contract's or the case's number rather than in a round trip of its own.

@@ -14,7 +14,7 @@ tokens, found before the writer, in one IN list).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import structlog
@@ -33,27 +33,40 @@ log = structlog.get_logger(__name__)
 def match_sender(tx: WriteTx, *, email: str, name: str, now: datetime,
                  settings: Settings) -> CustomerRef:
     """The customer (and contact) `email` belongs to, created when nobody knows it."""
+    return ask_match_sender(tx, email=email, name=name, now=now, settings=settings)()
+
+
+def ask_match_sender(tx: WriteTx, *, email: str, name: str, now: datetime,
+                     settings: Settings) -> Callable[[], CustomerRef]:
+    """`match_sender`, its lookup asked now and read (and a customer or contact made,
+    when nobody knows the address) when the returned function is called: on PostgreSQL
+    the lookup's answer comes back with another read of the unit's rather than in a
+    round trip of its own. The lock on the address is held from here on."""
     email = email.strip().lower()
     # Two daemons given two mails of one new sender at once must make one customer.
     xact_lock.hold(tx, CONTACT_LOCK, email)
     # A contact's address first, else a customer's own, in one indexed query each side.
-    row = tx.execute(
+    lookup = tx.execute(
         "SELECT 0 AS rank, c.id AS contact_id, cu.id AS customer_id, cu.name, cu.language,"
         " cu.owner FROM contacts c JOIN customers cu ON cu.id = c.customer_id"
         " WHERE c.email = ?"
         " UNION ALL SELECT 1, NULL, id, name, language, owner FROM customers"
         " WHERE email = ? AND merged_into IS NULL ORDER BY 1, 3 LIMIT 1",
         (email, email),
-    ).fetchone()
-    if row is not None:
-        return CustomerRef(row["customer_id"], row["contact_id"], row["name"], email,
-                           row["language"], created=False, owner=row["owner"],
-                           matched_by="contact" if row["rank"] == 0 else "customer")
-    by_domain = _customer_of_domain(tx, email, settings)
-    if by_domain is not None:
-        return _new_contact(tx, by_domain, email=email, name=name, now=now)
-    return _new_customer(tx, email=email, name=name, now=now,
-                         owner=settings.customers.default_owner or None)
+    )
+
+    def answer() -> CustomerRef:
+        row = lookup.fetchone()
+        if row is not None:
+            return CustomerRef(row["customer_id"], row["contact_id"], row["name"], email,
+                               row["language"], created=False, owner=row["owner"],
+                               matched_by="contact" if row["rank"] == 0 else "customer")
+        by_domain = _customer_of_domain(tx, email, settings)
+        if by_domain is not None:
+            return _new_contact(tx, by_domain, email=email, name=name, now=now)
+        return _new_customer(tx, email=email, name=name, now=now,
+                             owner=settings.customers.default_owner or None)
+    return answer
 
 
 def _customer_of_domain(tx: WriteTx, email: str, settings: Settings) -> CustomerRef | None:
