@@ -26,6 +26,7 @@ class ScheduleView(TypedDict):
     id: int
     customer: CustomerView
     contract_ref: str
+    contract_id: int | None     # the contract that pays for it (set from the contract)
     subject: str
     description: str
     request_type: str
@@ -74,7 +75,8 @@ def _view(row: DbRow) -> ScheduleView:
     return {
         "id": row["id"],
         "customer": {"name": row["customer_name"], "email": row["customer_email"] or ""},
-        "contract_ref": row["contract_ref"], "subject": row["subject"],
+        "contract_ref": row["contract_ref"], "contract_id": row["contract_id"],
+        "subject": row["subject"],
         "description": row["description"], "request_type": row["request_type"],
         "interval": row["interval"], "every": row["every"], "day_rule": row["day_rule"],
         "first_date": row["first_date"], "until": row["until_date"], "count": row["count"],

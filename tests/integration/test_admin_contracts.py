@@ -170,3 +170,40 @@ async def test_the_api_replaces_a_contract(store: Store, tmp_path: Path) -> None
             f"/api/v1/customers/{rossi}/contracts/{linked.json()['id']}",
             json={"code": "K2", "valid_from": "2026-01-01"})
         assert (unlinked.json()["equipment_ids"], unlinked.json()["schedule_ids"]) == ([], [])
+
+
+async def test_a_schedule_names_the_contract_that_lists_it(store: Store,
+                                                           tmp_path: Path) -> None:
+    """The schedule JSON (list and detail) carries `contract_id`: null while no
+    contract lists the schedule, the contract's id once one does, null again after
+    the contract drops it."""
+    settings = Settings.model_validate({
+        "storage": {"data_dir": str(tmp_path)},
+        "mail": {"support_addresses": ["support@firm.test"], "company_name": "Firm"}})
+    async with running_api(store, settings, FakeClock(START)) as api:
+        made = await api.client.post("/api/v1/customers", json={"name": "Rossi"})
+        rossi = made.json()["id"]
+        plan = await api.client.post("/api/v1/schedules", json={
+            "customer_email": "info@rossi.test", "subject": "Manutenzione caldaia",
+            "interval": "yearly", "first_date": "2026-09-01", "lead_days": 0})
+        assert plan.status_code == 201, plan.text
+        assert plan.json()["contract_id"] is None
+        plan_id = plan.json()["id"]
+        # The schedule API names its customer by address (a new one here): move it.
+        await api.store.write(lambda tx: tx.execute(
+            "UPDATE schedules SET customer_id = ?", (rossi,)))
+
+        async def contract_of_plan() -> tuple[object, object]:
+            detail = await api.client.get(f"/api/v1/schedules/{plan_id}")
+            listed = await api.client.get("/api/v1/schedules")
+            item = next(s for s in listed.json()["items"] if s["id"] == plan_id)
+            return detail.json()["contract_id"], item["contract_id"]
+
+        linked = await api.client.post(f"/api/v1/customers/{rossi}/contracts", json={
+            "code": "K1", "valid_from": "2026-01-01", "schedule_ids": [plan_id]})
+        assert linked.status_code == 201, linked.text
+        contract = linked.json()["id"]
+        assert await contract_of_plan() == (contract, contract)
+        await api.client.put(f"/api/v1/customers/{rossi}/contracts/{contract}",
+                             json={"code": "K1", "valid_from": "2026-01-01"})
+        assert await contract_of_plan() == (None, None)
