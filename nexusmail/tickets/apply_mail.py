@@ -51,7 +51,7 @@ from nexusmail.tickets.new_requests import OpenRequest, open_case
 from nexusmail.tickets.peer_guard import hold_new_case, record_new_case
 from nexusmail.tickets.request_guess import (
     RequestText,
-    ask_type_phrases,
+    ask_type_list,
     guess_from,
     priority_for,
     request_text,
@@ -199,7 +199,7 @@ def _carry_out(
     # PostgreSQL, not in round trips of their own.
     type_list = customer = None
     if ruling.disposition is Disposition.NEW_CASE:
-        type_list = ask_type_phrases(tx)
+        type_list = ask_type_list(tx)
         customer = ask_match_sender(tx, email=sender, name=mail.from_name, now=now,
                                     settings=settings)
     tx.execute("INSERT INTO raw_messages (sha256, data, in_blobs) VALUES (?, ?, ?)"
@@ -250,8 +250,9 @@ def _carry_out(
     # What the customer says it is: a type of the firm's list, and urgency.
     assert type_list is not None  # both asked above for a new case
     assert customer is not None
+    types = type_list()
     guess = guess_from(inbound.request_text or request_text(mail.subject, mail.body_text),
-                       type_list())
+                       types.phrases)
     priority = priority_for(guess, request_type_defaults(tx, guess.request_type)[0])
     opened = open_case(
         tx,
@@ -268,6 +269,7 @@ def _carry_out(
                                if inbound.serial_candidates is None
                                else inbound.serial_candidates),
             participants=tuple(_participants(mail, sender, settings)),
+            type_list=types,
         ),
         now=now, settings=settings, sender=customer,
     )

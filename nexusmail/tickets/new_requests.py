@@ -27,6 +27,7 @@ from nexusmail.tickets.cases import (
 )
 from nexusmail.tickets.models import Direction, MessageKind, OutboxKind, Priority, Source
 from nexusmail.tickets.outbox import OutgoingMail, enqueue_mail
+from nexusmail.tickets.request_guess import TypeList, ask_type_list
 from nexusmail.tickets.sender_match import link_equipment, match_sender
 from nexusmail.tickets.sequence_plan import start_by_trigger
 from nexusmail.tickets.sla_plan import plan_case_to_open, plan_opened_case
@@ -71,6 +72,9 @@ class OpenRequest:
     requested_at: str | None = None
     # False: the request type's default priority applies (when it is a type of the list).
     priority_given: bool = True
+    # The list of request types when the caller read it already (a mail's guess): the
+    # acknowledgement names the type from it rather than reading the list again.
+    type_list: TypeList | None = None
 
 
 @dataclass(frozen=True)
@@ -155,10 +159,15 @@ def open_case(
     if not request.acknowledge:
         return Opened(number)
     in_reply_to = [first.message_id] if first.message_id else []
+    language = customer.language or request.language_hint or settings.mail.default_language
+    type_name = ""
+    if request.request_type:
+        types = request.type_list or ask_type_list(tx)()
+        type_name = types.name(request.request_type, language)
     skipped = acknowledge(tx, number, customer, subject=request.subject,
-                          in_reply_to=in_reply_to,
-                          language=customer.language or request.language_hint, now=now,
-                          settings=settings, refused=refused)
+                          in_reply_to=in_reply_to, language=language, now=now,
+                          settings=settings, refused=refused,
+                          request_type=(request.request_type, type_name))
     return Opened(number, skipped)
 
 
@@ -173,10 +182,12 @@ def acknowledge(
     now: datetime,
     settings: Settings,
     refused: Callable[[], AckSkipped | None] | None = None,
+    request_type: tuple[str, str] = ("", ""),
 ) -> AckSkipped | None:
     """Queue the acknowledgement and return None; or, when it would go to one of our
     own addresses or over an hourly budget (tickets.ack_budget), queue nothing and
-    return why. `refused`: the budget's answer, asked earlier in the unit."""
+    return why. `refused`: the budget's answer, asked earlier in the unit;
+    `request_type`: the case's type code and its name in the mail's language."""
     peer = _peer(customer, settings)
     if refused is None:
         refused = ask_ack_refused(tx, peer, now=now, settings=settings.mail)
@@ -195,6 +206,7 @@ def acknowledge(
                      "subject": quotable(subject, MAX_QUOTED_SUBJECT_CHARS),
                      "customer_name": quotable(customer.name, MAX_QUOTED_NAME_CHARS),
                      "company_name": settings.mail.company_name,
+                     "request_type": request_type[0], "request_type_name": request_type[1],
                      "in_reply_to": in_reply_to, "references": in_reply_to},
             intervention_number=number, thread_kind=MessageKind.ACKNOWLEDGEMENT,
         ),

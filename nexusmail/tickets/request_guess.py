@@ -87,13 +87,39 @@ def type_phrases(tx: WriteTx) -> Phrases:
     return ask_type_phrases(tx)()
 
 
+@dataclass(frozen=True)
+class TypeList:
+    """The list of request types as one read gives it: the phrases a guess matches, and
+    each code's names by language (for the mails that name the guessed type)."""
+
+    phrases: Phrases
+    names: dict[str, dict[str, str]]
+
+    def name(self, code: str, language: str) -> str:
+        """Type `code`'s name in `language`, else in English, else the code; "" for none."""
+        names = self.names.get(code, {})
+        return names.get(language) or names.get("en") or code
+
+
 def ask_type_phrases(tx: WriteTx) -> Callable[[], Phrases]:
-    """`type_phrases`, asked now and read when called. On PostgreSQL the question goes
-    out at once and its answer comes back with the next result the unit reads, rather
-    than in a round trip of its own for the one writer to wait for."""
+    """`type_phrases`, asked now and read when called."""
+    answer = ask_type_list(tx)
+    return lambda: answer().phrases
+
+
+def ask_type_list(tx: WriteTx) -> Callable[[], TypeList]:
+    """The list's phrases and names, asked now and read when called. On PostgreSQL the
+    question goes out at once and its answer comes back with the next result the unit
+    reads, rather than in a round trip of its own for the one writer to wait for."""
     cursor = tx.execute("SELECT code, name_en, name_it, name_ro FROM request_types"
                         " ORDER BY code")
-    return lambda: phrases_of(_type_pairs(cursor.fetchall()))
+
+    def answer() -> TypeList:
+        rows = cursor.fetchall()
+        names = {str(r[0]): {lang: str(r[i]) for i, lang in enumerate(("en", "it", "ro"), 1)
+                             if r[i]} for r in rows}
+        return TypeList(phrases_of(_type_pairs(rows)), names)
+    return answer
 
 
 def type_names(tx: WriteTx) -> tuple[tuple[str, str], ...]:
