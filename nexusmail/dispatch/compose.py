@@ -244,6 +244,12 @@ class Composer:
             "message_id": row.message_id,
         }
         context.update(row.context)
+        # A mail about a case may carry its request type's names in every language, the
+        # template's language being known only here (a missing one falls back to English).
+        names = row.context.get("request_type_names")
+        if isinstance(names, Mapping) and "request_type_name" not in row.context:
+            context["request_type_name"] = (names.get(language) or names.get("en")
+                                            or row.context.get("request_type") or "")
         return context
 
     def _attachment(self, attachment: Any) -> Message:

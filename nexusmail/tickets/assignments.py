@@ -192,9 +192,11 @@ def assignment_context(tx: WriteTx, number: int) -> dict[str, Any]:
     row = tx.execute(
         "SELECT i.*, c.name AS customer_name, c.email AS customer_email, c.phone AS"
         " customer_phone, c.address AS customer_address, ct.name AS contact_name,"
-        " ct.email AS contact_email, ct.phone AS contact_phone"
+        " ct.email AS contact_email, ct.phone AS contact_phone,"
+        " t.name_en AS type_en, t.name_it AS type_it, t.name_ro AS type_ro"
         " FROM interventions i JOIN customers c ON c.id = i.customer_id"
-        " LEFT JOIN contacts ct ON ct.id = i.contact_id WHERE i.number = ?",
+        " LEFT JOIN contacts ct ON ct.id = i.contact_id"
+        " LEFT JOIN request_types t ON t.code = i.request_type WHERE i.number = ?",
         (number,),
     ).fetchone()
     if row is None:
@@ -209,6 +211,9 @@ def assignment_context(tx: WriteTx, number: int) -> dict[str, Any]:
     return {
         "number": number, "tag": format_tag(number), "subject": row["subject"],
         "description": row["description"], "request_type": row["request_type"],
+        # The composer makes `request_type_name` of these in the mail's language.
+        "request_type_names": {"en": row["type_en"] or "", "it": row["type_it"] or "",
+                               "ro": row["type_ro"] or ""},
         "priority": row["priority"], "desired_from": row["desired_from"],
         "desired_to": row["desired_to"],
         "customer": {"name": row["customer_name"], "email": row["customer_email"],
