@@ -21,7 +21,7 @@ import structlog
 
 from nexusmail.clock import iso
 from nexusmail.config import Settings
-from nexusmail.mail.addresses import is_support_recipient
+from nexusmail.mail.addresses import base_address, is_support_recipient
 from nexusmail.mail.html import SANITIZER_VERSION
 from nexusmail.mail.parsed import ParsedMail
 from nexusmail.mail.peers import peer_of
@@ -388,10 +388,13 @@ def _thread_facts(tx: WriteTx, mail: ParsedMail, sender: str, look_alike: int | 
             {number} if status is Status.CLOSED else ())
     if tag is None:
         return ThreadFacts(None, None, False, False), frozenset()
-    # The tagged case and whether the sender took part in it, in one statement.
+    # The tagged case and whether the sender took part in it, in one statement. A
+    # customer's plus-address (rossi+ufficio@ for rossi@) is theirs: it only adds a
+    # message to the thread, where a technician's answer needs the exact address.
     row = tx.execute("SELECT status, EXISTS (SELECT 1 FROM participants"
-                     " WHERE email = ? AND intervention_number = interventions.number)"
-                     " FROM interventions WHERE number = ?", (sender, tag)).fetchone()
+                     " WHERE email IN (?, ?) AND intervention_number = interventions.number)"
+                     " FROM interventions WHERE number = ?",
+                     (sender.lower(), base_address(sender), tag)).fetchone()
     participant = row is not None and bool(row[1])
     closed = row is not None and Status(row[0]) is Status.CLOSED
     return ThreadFacts(None, tag, row is not None, participant), frozenset({tag} if closed

@@ -21,7 +21,7 @@ import structlog
 from nexusmail.clock import iso
 from nexusmail.config import Settings
 from nexusmail.i18n import msg
-from nexusmail.mail.addresses import base_address, is_support_recipient, plus_extension
+from nexusmail.mail.addresses import is_support_recipient, normalize, plus_extension
 from nexusmail.mail.parsed import ParsedMail
 from nexusmail.mail.reply_reading import REPORTS, ReplyReading, Verdict
 from nexusmail.storage import xact_lock
@@ -337,7 +337,9 @@ def answer_facts(
                              (match.assignment_id, _answer_key(reading))).fetchone()
     return AnswerFacts(
         number=match.intervention_number, matched_by=match.matched_by,
-        from_employee=base_address(sender) == match.employee_email,
+        # The exact address: a plus-address of the employee's mailbox is a From anyone
+        # can write, and an answer changes the assignment.
+        from_employee=normalize(sender) == match.employee_email,
         sender_doubt=sender_doubt,
         # A resolved case still takes reports: a second one corrects the first.
         case_open=intervention_status(tx, match.intervention_number) is not Status.CLOSED,

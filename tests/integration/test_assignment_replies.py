@@ -158,6 +158,16 @@ async def test_a_spoofed_reply_with_a_valid_token_changes_nothing(case: Case) ->
     assert outcome[0] == ("technician_reply", "sender is not the assigned employee")
 
 
+async def test_a_reply_from_the_technicians_plus_address_changes_nothing(
+        case: Case) -> None:
+    """Only the assigned employee's exact address acts: the same mailbox's plus-address
+    (luca+casa@), a look-alike anyone can write in a From, is kept and decides nothing."""
+    assert await case.reply("luca@firm.test", "Confermo", sender="luca+casa@firm.test") == 250
+    assert (await case.assignment_rows())["luca@firm.test"][0] == "pending"
+    outcome = await case.daemon.query("SELECT outcome, reason FROM inbound ORDER BY id DESC")
+    assert outcome[0] == ("technician_reply", "sender is not the assigned employee")
+
+
 async def test_reply_matched_without_token_by_message_id(case: Case) -> None:
     """A client that drops Reply-To still matches by In-Reply-To, from the right sender."""
     assert await case.reply("ion@firm.test", "Da, confirm.", keep_reply_to=False) == 250
