@@ -9,13 +9,10 @@ queues on its next poll).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from nexusmail.blobs.open import open_blob_store
-from nexusmail.blobs.store import BlobError, BlobStore
 from nexusmail.cli.language import say, speech, text
 from nexusmail.cli.outcomes import outcome_word
 from nexusmail.cli.support import (
@@ -30,15 +27,14 @@ from nexusmail.cli.support import (
     with_store,
 )
 from nexusmail.config import Settings
-from nexusmail.i18n import N_, Msg, message_of, msg
-from nexusmail.ingest.accept import Envelope, Ingest, TemporaryFailure
+from nexusmail.i18n import N_, Msg, msg
+from nexusmail.ingest.accept import Ingest
+from nexusmail.ingest.retry import RETRYABLE as _RETRYABLE
+from nexusmail.ingest.retry import RetryResult, RetryState, raw_bytes, retry_inbound
 from nexusmail.storage.connections import Storage
 from nexusmail.tickets import queries
-from nexusmail.tickets.models import Outcome
 
 MAX_HEADER_LINES = 200   # `quarantine show` prints at most this much of a header block
-# Kept for a retry: failed processing, or held by the loop guard.
-_RETRYABLE = (Outcome.QUARANTINED, Outcome.HELD)
 
 
 def register(commands: Any, config_opt: argparse.ArgumentParser, add: AddCommand,
@@ -94,7 +90,7 @@ def cmd_quarantine_show(args: argparse.Namespace, settings: Settings) -> int:
             if row is None:
                 return None, None
             raw = await queries.get_raw_message(conn, row[6])
-        return row, None if raw is None else await _raw_bytes(raw, settings)
+        return row, None if raw is None else await raw_bytes(raw, settings)
 
     row, raw = with_store(settings, fetch)
     if row is None:
@@ -152,56 +148,35 @@ def cmd_quarantine_retry(args: argparse.Namespace, settings: Settings) -> int:
 
 @dataclass(frozen=True)
 class Retried:
-    """What a retry did to one mail: `settled` when it needs nothing more (it went
-    through now, or it was not waiting for a retry)."""
+    """What a retry did to one mail, in the command's words: `settled` when it needs
+    nothing more (it went through now, or it was not waiting for a retry)."""
 
     said: Msg
     settled: bool = False
 
 
 async def _retry_one(ingest: Ingest, store: Storage, inbound_id: int) -> Retried:
-    async with store.read() as conn:
-        row = await (await conn.execute(
-            "SELECT outcome, source, envelope_from, envelope_to, raw_sha256 FROM inbound"
-            " WHERE id = ?", (inbound_id,))).fetchone()
-        raw = None if row is None else await queries.get_raw_message(conn, row[4])
-    if row is None:
-        return Retried(msg("does not exist"))
-    if row[0] not in _RETRYABLE:
-        return Retried(msg("not quarantined (it is {outcome}); nothing done",
-                           outcome=outcome_word(row[0])), settled=True)
-    data = None if raw is None else await _raw_bytes(raw, ingest.settings, ingest.blobs)
-    if data is None:
-        return Retried(msg("its raw bytes are missing; cannot retry"))
-    envelope = Envelope(row[2] or None, tuple(json.loads(row[3])))
-    try:
-        result = await ingest.accept(data, envelope, row[1], retry_of=inbound_id)
-    except TemporaryFailure as exc:
-        return Retried(msg("not retried, storage failed: {problem}",
-                           problem=message_of(exc)))
-    if result.outcome in _RETRYABLE:
-        return Retried(msg("still {outcome}: {reason}", outcome=outcome_word(result.outcome),
-                           reason=result.reason))
-    number = f" #{result.intervention_number}" if result.intervention_number else ""
-    reason = f" ({result.reason})" if result.reason else ""
-    return Retried(msg("now {outcome}{number}{reason}", outcome=outcome_word(result.outcome),
-                       number=number, reason=reason), settled=True)
+    done = await retry_inbound(ingest, store, inbound_id)
+    return Retried(_said(done), settled=done.settled)
 
 
-async def _raw_bytes(raw: queries.RawMail, settings: Settings,
-                     blobs: BlobStore | None = None) -> bytes | None:
-    """The mail's bytes from its row or the blob store; None when they cannot be had
-    (missing, failing their check, or the store out of reach: the reason is logged)."""
-    if not raw.in_blobs:
-        return raw.data
-    store = blobs if blobs is not None else await asyncio.to_thread(open_blob_store, settings)
-    try:
-        return await asyncio.to_thread(store.get, raw.sha256)
-    except (OSError, BlobError):
-        return None
-    finally:
-        if blobs is None:
-            store.close()
+def _said(done: RetryResult) -> Msg:
+    if done.state is RetryState.MISSING:
+        return msg("does not exist")
+    if done.state is RetryState.NOT_WAITING:
+        return msg("not quarantined (it is {outcome}); nothing done",
+                   outcome=outcome_word(done.outcome))
+    if done.state is RetryState.NO_BYTES:
+        return msg("its raw bytes are missing; cannot retry")
+    if done.state is RetryState.STORAGE_FAILED:
+        return msg("not retried, storage failed: {problem}", problem=done.detail)
+    if done.state is RetryState.STILL_KEPT:
+        return msg("still {outcome}: {reason}", outcome=outcome_word(done.outcome),
+                   reason=done.detail)
+    number = f" #{done.intervention_number}" if done.intervention_number else ""
+    reason = f" ({done.detail})" if done.detail else ""
+    return msg("now {outcome}{number}{reason}", outcome=outcome_word(done.outcome),
+               number=number, reason=reason)
 
 
 def _clip(text: str, width: int) -> str:
