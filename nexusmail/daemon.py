@@ -165,7 +165,8 @@ async def serve(
                                                               "cluster": beat.details()},
             metrics=metrics, probes=Probes(smtp_listening=smtp_server.is_serving,
                                            scheduler_last_tick=lambda: scheduler.last_tick,
-                                           started_at=clock.now())))
+                                           started_at=clock.now()),
+            ingest=ingest))
         stack.push_async_callback(_stop_web, web_server, web_task)
 
         running = Running(smtp_port=smtp_server.sockets[0].getsockname()[1], web_port=web_port,

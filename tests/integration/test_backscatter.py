@@ -245,3 +245,33 @@ async def test_unmuting_what_is_not_muted_changes_nothing(
                 "csrf_token": token, "scope": scope, "peer": ROBOT})
         assert reply.status_code == (303 if scope == "address" else 422)
         assert await daemon.query("SELECT count(*) FROM muted_peers") == [(0,)]
+
+
+async def test_unmute_and_let_in_lets_the_held_mails_in(
+    tmp_path: Path, relay: Controller, sink: CaptureHandler
+) -> None:
+    """A robot muted by the guard with two held mails: "Unmute and let held mails in"
+    lifts the mute and runs both through ingest, each now a case, the flash counting
+    them (in Italian for an Italian operator); the page offers it only while mails are
+    held."""
+    async with running_daemon(robot_settings(tmp_path, relay)) as daemon:
+        sent = await run_robot(daemon, sink)
+        assert (await daemon.send(mail("Robot+x0@Robot.example", "Again")))[0] == 250
+        sent += 1
+        assert await daemon.query("SELECT count(*) FROM inbound WHERE outcome = 'held'"
+                                  ) == [(2,)]
+        await add_operator(daemon, "anna@firm.test")
+        async with logged_in(daemon, "anna@firm.test") as client:
+            page = (await client.get("/", headers={"Accept-Language": "it"})).text
+            assert 'action="/muted-peers/let-in"' in page
+            let_in = await client.post("/muted-peers/let-in", headers={
+                "Accept-Language": "it"}, data={"csrf_token": csrf_of(page),
+                                                "scope": "address", "peer": ROBOT})
+            assert let_in.status_code == 303
+            after = (await client.get("/", headers={"Accept-Language": "it"})).text
+        assert "2 messaggi trattenuti fatti entrare" in after
+        assert await daemon.query("SELECT outcome, count(*) FROM inbound GROUP BY outcome"
+                                  " ORDER BY outcome") == [("new_request", 7)]
+        assert await daemon.query("SELECT count(*) FROM interventions") == [(7,)]
+        assert await metric(daemon, "nexusmail_muted_peers") == 0.0
+        await nothing_lost(daemon, sent)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
@@ -24,6 +24,9 @@ from nexusmail.live_settings import LiveSettings
 from nexusmail.service.metrics import Metrics
 from nexusmail.service.readiness import Probes
 from nexusmail.storage.connections import Storage
+
+if TYPE_CHECKING:  # ingest's modules are not needed to build the routes
+    from nexusmail.ingest.accept import Ingest
 
 # An operator's phone entry is a few KB; this leaves room for pasted text while a
 # client cannot make us buffer an arbitrary body.
@@ -61,6 +64,9 @@ class ApiServices:
     metrics: Metrics | None = None
     # What GET /api/v1/ready asks of the running parts (admin.api_health).
     probes: Probes = field(default_factory=Probes)
+    # The daemon's ingest pipeline, for letting held mails in from the page (None: the
+    # page says to use `nexusmail quarantine retry`).
+    ingest: Ingest | None = None
 
     @property
     def settings(self) -> Settings:
