@@ -199,6 +199,16 @@ def message_of(exc: BaseException) -> str | Msg:
     return message if isinstance(message, Msg) else str(exc)
 
 
+def aware_moment(value: str | datetime) -> datetime | None:
+    """A stored timestamp (ISO text or datetime) with its zone; None when it is
+    unreadable or naive, for the caller to show as it is."""
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
 @dataclass(frozen=True)
 class Formats:
     """Dates, times and numbers for one language, in the company's time zone."""
@@ -211,14 +221,8 @@ class Formats:
         unreadable one as it is."""
         if not value:
             return ""
-        moment = value
-        if isinstance(value, str):
-            try:
-                moment = datetime.fromisoformat(value)
-            except ValueError:
-                return value
-        assert isinstance(moment, datetime)
-        if moment.tzinfo is None:
+        moment = aware_moment(value)
+        if moment is None:
             return str(value)
         return format_datetime(moment, _MOMENT_PATTERNS[self.language], tzinfo=self.zone,
                                locale=self.language)

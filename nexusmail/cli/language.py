@@ -20,7 +20,16 @@ from typing import Any, TextIO
 
 from babel.numbers import format_decimal
 
-from nexusmail.i18n import LABELS, LANGUAGES, N_, SOURCE_LANGUAGE, Formats, Msg, translations
+from nexusmail.i18n import (
+    LABELS,
+    LANGUAGES,
+    N_,
+    SOURCE_LANGUAGE,
+    Formats,
+    Msg,
+    aware_moment,
+    translations,
+)
 
 # The locale variables, strongest first (POSIX: LC_ALL overrides LC_MESSAGES, which
 # overrides LANG; GNU gettext's LANGUAGE list comes before all three).
@@ -113,14 +122,8 @@ def local_minute(value: str | datetime | None, zone: tzinfo) -> str:
     values as they are, None as "-"."""
     if not value:
         return "-"
-    moment = value
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    assert isinstance(moment, datetime)
-    if moment.tzinfo is None:
+    moment = aware_moment(value)
+    if moment is None:
         return str(value)
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 

@@ -31,19 +31,26 @@ MAX_LET_IN = 500
 
 
 def muted_peer_routes(pages: Pages) -> list[Route]:
-    async def lift(request: Request) -> Response:
+    async def unmute_from_form(request: Request, *, needs_ingest: bool = False
+                               ) -> tuple[MuteScope, str, bool]:
+        """The sender the form names, unmuted: (scope, peer, whether a mute was lifted)."""
         operator = await pages.operator(request)
         async with request.form(max_files=0, max_fields=5) as form:
             check_csrf(request, form)
             scope = form_text(form, "scope", 20)
             peer = form_text(form, "peer", MAX_PEER_CHARS)
-        if scope not in {s.value for s in MuteScope} or not peer:
+        if (scope not in {s.value for s in MuteScope} or not peer
+                or (needs_ingest and pages.services.ingest is None)):
             raise PageError(422, msg("Choose a muted sender to unmute."))
         now = pages.services.clock.now()
         lifted = await pages.services.store.write(lambda tx: unmute(
             tx, MuteScope(scope), peer, operator=f"operator:{operator.email}", now=now))
         log.info("admin.peer_unmuted", peer=peer, scope=scope, operator=operator.email,
                  lifted=lifted)
+        return MuteScope(scope), peer, lifted
+
+    async def lift(request: Request) -> Response:
+        _, peer, lifted = await unmute_from_form(request)
         if lifted:
             flash = msg("{peer} is unmuted; its held mails: nexusmail quarantine retry.",
                         peer=peer)
@@ -52,25 +59,16 @@ def muted_peer_routes(pages: Pages) -> list[Route]:
         return redirect("/", flash, request)
 
     async def lift_and_let_in(request: Request) -> Response:
-        operator = await pages.operator(request)
-        async with request.form(max_files=0, max_fields=5) as form:
-            check_csrf(request, form)
-            scope = form_text(form, "scope", 20)
-            peer = form_text(form, "peer", MAX_PEER_CHARS)
+        scope, peer, _ = await unmute_from_form(request, needs_ingest=True)
         ingest = pages.services.ingest
-        if scope not in {s.value for s in MuteScope} or not peer or ingest is None:
-            raise PageError(422, msg("Choose a muted sender to unmute."))
-        now = pages.services.clock.now()
-        await pages.services.store.write(lambda tx: unmute(
-            tx, MuteScope(scope), peer, operator=f"operator:{operator.email}", now=now))
-        held = await _held_of(pages, MuteScope(scope), peer)
+        assert ingest is not None  # checked with the form
+        held = await _held_of(pages, scope, peer)
         let_in = 0
         for inbound_id in held[:MAX_LET_IN]:
             done = await retry_inbound(ingest, pages.services.store, inbound_id)
             let_in += done.state is RetryState.DONE
         pages.services.on_outbox()
-        log.info("admin.peer_let_in", peer=peer, scope=scope, operator=operator.email,
-                 held=len(held), let_in=let_in)
+        log.info("admin.peer_let_in", peer=peer, scope=scope, held=len(held), let_in=let_in)
         flash = msg("{peer} is unmuted; {count} held mails let in.", peer=peer, count=let_in)
         if len(held) > MAX_LET_IN:
             flash = msg("{peer} is unmuted; {count} held mails let in, {left} still held:"
