@@ -57,11 +57,12 @@ from nexusmail.service.ports import check_listen_ports, claim
 from nexusmail.service.predecessors import hold_life_lock, take_over_dead_predecessors
 from nexusmail.service.readiness import Probes
 from nexusmail.service.reload import CollectorSlot, Reloader
-from nexusmail.storage.connections import Storage
+from nexusmail.storage.connections import Storage, dialect_of
 from nexusmail.storage.target import open_store
 from nexusmail.tickets.deadline_sweep import DeadlineSweep
 from nexusmail.tickets.reply_tokens import load_reply_keys
 from nexusmail.tickets.scheduler import Scheduler
+from nexusmail.tickets.search_indexer import SearchIndexer
 from nexusmail.tickets.sequence_sweep import SequenceSweep
 
 log = structlog.get_logger(__name__)
@@ -138,6 +139,9 @@ async def serve(
         ingest = Ingest(store, blobs, current, clock, parsers=parsers,
                         on_outbox=worker.notify, reply_keys=reply_keys, metrics=metrics)
         worker.yield_to_ingest(ingest.idle)
+        if dialect_of(store) == "postgresql":  # SQLite's search index is kept by its writer
+            indexer = SearchIndexer(store, clock, ingest_idle=ingest.idle)
+            _start_task(stack, indexer.run(stop), "search-index")
         smtp_server = await _start_smtp(settings, ingest)
         stack.push_async_callback(_drain_smtp, smtp_server, ingest)
         # IMAP folders are leased in this daemon's name, shared among the live daemons.

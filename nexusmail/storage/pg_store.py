@@ -110,6 +110,8 @@ class ReadConnection:
 class PgStore(GroupCommitWriter):
     """The store on one PostgreSQL database: the writer thread and the readers' pool."""
 
+    dialect = "postgresql"  # as its connections' (storage.connections.dialect_of)
+
     def __init__(self, conninfo: str, *, password: str | None = None) -> None:
         super().__init__()
         self.conninfo = conninfo

@@ -50,16 +50,24 @@ TABLES = frozenset({
 SEEDED = frozenset({"request_types"})
 MIGRATIONS_TABLE = "schema_migrations"
 # SQLite's full-text index (FTS5 virtual tables and their shadow tables): derived from
-# the rows; on PostgreSQL generated columns compute the same from the copied rows.
+# the rows; on PostgreSQL a generated column (cases) and a derived table (messages,
+# below) hold the same.
 FTS_SHADOWS = ("", "_data", "_idx", "_content", "_docsize", "_config")
-# Tables the schema's triggers fill from other tables' rows (what the customer search
-# reads): never copied, but rebuilt in the target from the copied rows. Their triggers
-# (named after them) are switched off during the copy, where they would rewrite a
-# customer's row once per contact and mail domain copied, and the statement here
-# rebuilds each table once at the end, in the same transaction.
+# Tables the schema's triggers fill from other tables' rows (what the customer and the
+# message searches read): never copied, but rebuilt in the target from the copied rows.
+# Their triggers (named after them) are switched off during the copy, where they would
+# rewrite a customer's row once per contact and mail domain copied, and the statement
+# here rebuilds each table once at the end, in the same transaction.
 DERIVED_REBUILDS = {
     "customer_search":
         "SELECT nexusmail_customer_search_refresh(id) FROM customers WHERE merged_into IS NULL",
+    # The moved messages are indexed here, not left to the daemon's search indexer:
+    # search would read a whole store's backlog by its text until then.
+    "message_search":
+        "INSERT INTO message_search (message_id, search_vector) SELECT id,"
+        " nexusmail_search_vector(subject || ' ' || body_text) FROM messages"
+        " WHERE direction <> 'out'",
+    "message_search_backlog": "DELETE FROM message_search_backlog",
 }
 DERIVED = frozenset(DERIVED_REBUILDS)
 # A COPY per batch: at most this many rows, or this many bytes of values (raw mails can

@@ -135,14 +135,22 @@ def _conditions(f: ListFilter, dialect: str = "sqlite", *, few_in_status: bool =
         if words:
             # The same words FTS5 would need, through the text search configuration
             # that folds them alike (see migrations/postgresql/0005_admin.sql).
+            # Messages not indexed yet (search_indexer.py) are read by their text, and
+            # an indexed one waiting to be indexed again by its new text only.
             where.append(
                 "(i.number IN (SELECT number FROM interventions WHERE search_vector @@"
                 " plainto_tsquery('nexusmail_text', nexusmail_search_text(?))"
                 " ORDER BY number DESC LIMIT ?) OR i.number IN (SELECT intervention_number"
-                " FROM messages WHERE direction <> 'out' AND search_vector @@"
-                " plainto_tsquery('nexusmail_text', nexusmail_search_text(?))"
-                " ORDER BY id DESC LIMIT ?))")
-            params += [words, MAX_TEXT_MATCHES, words, MAX_TEXT_MATCHES]
+                " FROM messages WHERE id IN (SELECT message_id FROM message_search"
+                " WHERE search_vector @@ plainto_tsquery('nexusmail_text',"
+                " nexusmail_search_text(?)) AND message_id NOT IN"
+                " (SELECT message_id FROM message_search_backlog)"
+                " ORDER BY message_id DESC LIMIT ?))"
+                " OR i.number IN (SELECT m.intervention_number FROM message_search_backlog b"
+                " JOIN messages m ON m.id = b.message_id WHERE m.direction <> 'out'"
+                " AND nexusmail_search_vector(m.subject || ' ' || m.body_text) @@"
+                " plainto_tsquery('nexusmail_text', nexusmail_search_text(?))))")
+            params += [words, MAX_TEXT_MATCHES, words, MAX_TEXT_MATCHES, words]
         return where, params
     match = fts_query(f.text)
     if match:

@@ -258,6 +258,17 @@ async def test_a_store_with_every_kind_of_row_moves_and_the_daemon_runs_on_it(
                                   " 'customer_search_%' AND tgenabled <> 'O'") == [(0,)]
         assert await daemon.query("SELECT count(*) FROM customer_search") == (
             await daemon.query("SELECT count(*) FROM customers WHERE merged_into IS NULL"))
+        # The moved messages were indexed by the move, none left to the daemon's indexer
+        # (the new mail above may still wait for it).
+        assert await daemon.query("SELECT count(*) FROM pg_trigger WHERE tgname LIKE"
+                                  " 'message_search_%' AND tgenabled <> 'O'") == [(0,)]
+        assert await daemon.query(
+            "SELECT count(*) FROM messages m WHERE direction <> 'out' AND NOT EXISTS"
+            " (SELECT 1 FROM message_search s WHERE s.message_id = m.id) AND NOT EXISTS"
+            " (SELECT 1 FROM message_search_backlog b WHERE b.message_id = m.id)") == [(0,)]
+        assert await daemon.query(
+            "SELECT count(*) FROM message_search_backlog b JOIN messages m"
+            " ON m.id = b.message_id WHERE m.subject <> 'Alt caz'") == [(0,)]
 
     code = await asyncio.to_thread(main, ["migrate-store", "--to", url, "--config", config])
     err = capsys.readouterr().err

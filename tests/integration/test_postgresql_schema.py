@@ -18,7 +18,9 @@ from nexusmail.tickets.store import connect as connect_sqlite
 from nexusmail.tickets.store import migrate as migrate_sqlite
 
 # Columns PostgreSQL has for its own search (FTS5 keeps them in virtual tables instead).
-SEARCH_COLUMNS = {("interventions", "search_vector"), ("messages", "search_vector")}
+# What PostgreSQL's text search keeps beside the rows (FTS5's tables on SQLite).
+SEARCH_COLUMNS = {("interventions", "search_vector"), ("message_search", "message_id"),
+                  ("message_search", "search_vector"), ("message_search_backlog", "message_id")}
 
 
 @pytest.fixture
@@ -42,7 +44,7 @@ def _sqlite_columns(path: Path) -> set[tuple[str, str]]:
 
 def test_both_stores_have_the_same_tables_and_columns(database: str, tmp_path: Path) -> None:
     """Every migration has its PostgreSQL twin: after both ran, each table has the same
-    columns on both stores (PostgreSQL's search columns aside)."""
+    columns on both stores (PostgreSQL's search columns and tables aside)."""
     with postgresql.connect(database) as conn:
         applied = postgresql.migrate(conn)
         rows = conn.execute("SELECT table_name, column_name FROM information_schema.columns"
