@@ -83,17 +83,19 @@ async def test_metrics_count_what_happened_to_each_mail(daemon: Daemon,
     assert (await daemon.send(mail("Out of office", "Away until Monday.",
                                    extra={"Auto-Submitted": "auto-replied"})))[0] == 250
     assert (await daemon.send(mail(), recipients=["nobody@elsewhere.test"]))[0] == 550
-    async with writes_refused(daemon.running.store):
-        # Bigger than any free page the database may hold: it must grow, and cannot.
-        code, _ = await daemon.send(mail("Foto", "x" * 400_000, sender="anna@example.it"))
-        assert code == 451
     [ack] = await sink.wait_for_async(1)
     assert ack.rcpt_tos == ["mario.rossi@example.it"]
 
     async def sent() -> bool:
         return value(await scrape(daemon), "nexusmail_outbox_sent_total") == 1
 
-    await eventually(sent)  # the sent mark commits just after the relay's answer
+    # The sent mark commits just after the relay's answer; it must be in before writes
+    # are refused below, or the mark fails with them and the ack waits for a retry.
+    await eventually(sent)
+    async with writes_refused(daemon.running.store):
+        # Bigger than any free page the database may hold: it must grow, and cannot.
+        code, _ = await daemon.send(mail("Foto", "x" * 400_000, sender="anna@example.it"))
+        assert code == 451
     samples = await scrape(daemon)
     for outcome, count in [("new_request", 1), ("noise", 1), ("recipient_refused", 1),
                            ("temporary_failure", 1), ("duplicate", 0)]:
