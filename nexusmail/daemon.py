@@ -140,7 +140,7 @@ async def serve(
                         on_outbox=worker.notify, reply_keys=reply_keys, metrics=metrics)
         worker.yield_to_ingest(ingest.idle)
         if dialect_of(store) == "postgresql":  # SQLite's search index is kept by its writer
-            indexer = SearchIndexer(store, clock, ingest_idle=ingest.idle)
+            indexer = SearchIndexer(store, clock, ingest=ingest)
             _start_task(stack, indexer.run(stop), "search-index")
         smtp_server = await _start_smtp(settings, ingest)
         stack.push_async_callback(_drain_smtp, smtp_server, ingest)

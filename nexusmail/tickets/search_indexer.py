@@ -4,7 +4,9 @@ On PostgreSQL a new message is only noted in `message_search_backlog` by a trigg
 (migration 0032 says why: the vectors inside the INSERT held up the store's one
 writer). This task turns the backlog into `message_search` rows, a batch per
 statement, on a reader's connection, so the writer never waits for it:
-- when ingest is idle (no mail being accepted), every `POLL_S`;
+- when ingest has been quiet for a poll (no mail being accepted now, none accepted
+  since the last poll `POLL_S` ago: a pause between two mails of a burst is not
+  quiet);
 - while mail keeps coming, at least every `MAX_DELAY_S`, so a long stream of mail
   does not leave the backlog to grow (search reads the backlog's messages by their
   text, which costs it more the longer the backlog is).
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Protocol
 
 import structlog
 
@@ -53,23 +56,32 @@ async def index_batch(conn: ReadTx, limit: int = BATCH) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
+class IngestActivity(Protocol):
+    """What the indexer reads of ingest (ingest.accept.Ingest)."""
+
+    idle: asyncio.Event       # set while no mail is being accepted
+    accepted: int             # mails accepted since start
+
+
 class SearchIndexer:
     """Empties the message search backlog when ingest lets it (module docstring)."""
 
     def __init__(self, store: Storage, clock: Clock, *,
-                 ingest_idle: asyncio.Event | None = None) -> None:
+                 ingest: IngestActivity | None = None) -> None:
         self.store = store
         self.clock = clock
-        self.ingest_idle = ingest_idle
+        self.ingest = ingest
         self.indexed = 0  # messages indexed since start (tests and benchmarks read it)
         self._last_drained = clock.monotonic()
+        self._accepted_at_poll = ingest.accepted if ingest is not None else 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll until `stop` is set; index whenever ingest is idle or the delay is up."""
+        """Poll until `stop` is set; index once ingest is quiet or the delay is up."""
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=POLL_S)
-            if stop.is_set() or not (self._idle() or self._overdue()):
+            quiet = self._quiet_since_last_poll()
+            if stop.is_set() or not (quiet or self._overdue()):
                 continue
             try:
                 await self.drain(stop)
@@ -96,8 +108,16 @@ class SearchIndexer:
             log.debug("search.indexed", messages=indexed)
         return indexed
 
+    def _quiet_since_last_poll(self) -> bool:
+        """Idle now, and no mail accepted since the last poll."""
+        if self.ingest is None:
+            return True
+        accepted, before = self.ingest.accepted, self._accepted_at_poll
+        self._accepted_at_poll = accepted
+        return self.ingest.idle.is_set() and accepted == before
+
     def _idle(self) -> bool:
-        return self.ingest_idle is None or self.ingest_idle.is_set()
+        return self.ingest is None or self.ingest.idle.is_set()
 
     def _overdue(self) -> bool:
         return self.clock.monotonic() - self._last_drained >= MAX_DELAY_S

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -111,14 +112,23 @@ async def test_our_own_outgoing_mail_is_never_indexed(pg_store: PgStore, clock: 
     assert await found(pg_store, "termostato") == [number]
 
 
+@dataclass
+class Activity:
+    """What the indexer reads of ingest: whether a mail is being accepted, how many were."""
+
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    accepted: int = 0
+
+
 async def test_the_indexer_waits_for_ingest_to_go_quiet_or_for_its_longest_delay(
     pg_store: PgStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """While mail is being accepted the backlog waits, until MAX_DELAY_S has passed
-    since it was last emptied; once ingest is idle it is emptied at the next poll."""
+    since it was last emptied; idle moments between mails of a stream are not quiet;
+    once no mail came for a whole poll it is emptied."""
     monkeypatch.setattr(search_indexer, "POLL_S", 0.02)
-    idle = asyncio.Event()  # clear: ingest busy
-    indexer = SearchIndexer(pg_store, clock, ingest_idle=idle)
+    ingest = Activity()  # idle clear: a mail is being accepted
+    indexer = SearchIndexer(pg_store, clock, ingest=ingest)
     stop = asyncio.Event()
     task = asyncio.create_task(indexer.run(stop))
     try:
@@ -129,11 +139,13 @@ async def test_the_indexer_waits_for_ingest_to_go_quiet_or_for_its_longest_delay
         clock.advance(timedelta(seconds=search_indexer.MAX_DELAY_S))
         await wait_until_empty(pg_store)
         await open_case(pg_store, clock, "Due", "Secondo guasto.")
-        await asyncio.sleep(0.3)
+        ingest.idle.set()
+        for _ in range(15):  # idle between mails, a mail accepted at every poll
+            ingest.accepted += 1
+            await asyncio.sleep(0.02)
         assert await scalar(pg_store, "SELECT count(*) FROM message_search_backlog") == 1
 
-        idle.set()
-        await wait_until_empty(pg_store)
+        await wait_until_empty(pg_store)  # no more mail: quiet
         assert indexer.indexed == 2
     finally:
         stop.set()
