@@ -53,7 +53,8 @@ _FALLBACKS = ("cp1252", "cp1250", "iso8859-2")
 # alone (what `_score` looks at): the same winner, at a fraction of the cost of
 # decoding and scanning an 8 KB body three or four times.
 _SINGLE_BYTE = frozenset({"iso8859-1", "cp1252", "iso8859-15", "cp1250", "iso8859-2"})
-_HIGH_RUN = re.compile(rb"[\x80-\xff]+")
+# What each of them reads for the bytes 0x80-0xff (U+FFFD where it reads nothing).
+_HIGH_CHARS = {name: bytes(range(0x80, 0x100)).decode(name, "replace") for name in _SINGLE_BYTE}
 
 # Letters and punctuation our users really write (it, ro, en) in the 8-bit range.
 _ITALIAN = "àèéìòùÀÈÉÌÒÙ"
@@ -86,13 +87,15 @@ _LANGUAGES_OF_WORD: dict[bytes, tuple[str, ...]] = {}
 for _language, _words in _WORDS_OF.items():
     for _word in _words.split():
         _LANGUAGES_OF_WORD[_word] = (*_LANGUAGES_OF_WORD.get(_word, ()), _language)
-_ASCII_WORD = re.compile(rb"[A-Za-z]+")
+_LETTERS_ONLY = bytes(byte if chr(byte).isascii() and chr(byte).isalpha() else 0x20
+                      for byte in range(256))
 _LANGUAGE_SAMPLE = 4096  # bytes; the words of a few sentences are enough
 # RFC 2047 encoded-word, loosely: some mailers leave spaces inside the encoded text.
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([QqBb])\?([^?]*)\?=")
 # utf-8 read as a single-byte charset: "Ã¨" for "è", "Ä\x83" for "ă".
+_MOJIBAKE_LEADS = "ÂÃÄÅÈÉ"
 _MOJIBAKE = re.compile(
-    "[ÂÃÄÅÈÉ][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u2013-\u2122]"
+    f"[{_MOJIBAKE_LEADS}][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u2013-\u2122]"
 )
 
 
@@ -247,15 +250,40 @@ def _believable(payload: bytes, codec: str, text: str) -> bool:
         return False  # valid multi-byte utf-8 almost never happens by chance in 8-bit text
     if codec not in _SINGLE_BYTE:
         return True  # a charset we have no better guess for (cyrillic, greek, ...)
+    scores = _sample_scores(payload, (*_FALLBACKS, codec), _language_of(payload))
+    return scores[codec] >= max(scores[name] for name in _FALLBACKS)
+
+
+def _sample_scores(payload: bytes, names: tuple[str, ...], language: str | None) -> dict[str, int]:
+    """`_score` of `payload` in each single-byte charset of `names`, from one count of
+    its non-ASCII bytes: in such a charset each byte is one character, so the counts
+    of the characters follow from the counts of the bytes (decoding and counting the
+    text once a charset cost ~0.25 ms per 8-bit part)."""
     sample = _high_runs(payload)
-    language = _language_of(payload)
-    best = max(_score(_try_decode(sample, name), language) for name in _FALLBACKS)
-    return _score(_try_decode(sample, codec), language) >= best
+    byte_counts = Counter(sample)
+    scores: dict[str, int] = {}
+    for name in dict.fromkeys(names):  # the declared charset may be a fallback too
+        text = _try_decode(sample, name)
+        if text is None:
+            scores[name] = _UNREADABLE
+            continue
+        high_chars = _HIGH_CHARS[name]
+        char_counts = Counter[str]()
+        for byte, count in byte_counts.items():
+            if byte >= 0x80:
+                char_counts[high_chars[byte - 0x80]] += count
+        scores[name] = _weigh(char_counts, language) - 3 * len(_MOJIBAKE.findall(text))
+    return scores
 
 
 def _high_runs(payload: bytes) -> bytes:
     """The runs of non-ASCII bytes, space-separated: enough to score 8-bit charsets."""
-    return b" ".join(_HIGH_RUN.findall(payload))
+    # Every ASCII byte turned into a space, then split at C speed: a regex findall of
+    # the runs cost ~0.1 ms on a 4 KB Romanian part (one object per short run).
+    return b" ".join(payload.translate(_ASCII_AS_SPACE).split())
+
+
+_ASCII_AS_SPACE = bytes(byte if byte >= 0x80 else 0x20 for byte in range(256))
 
 
 def _is_utf8(payload: bytes) -> bool:
@@ -273,13 +301,14 @@ def _guess(payload: bytes, *, preferred: str | None) -> str:
     best_score = -(10**9)
     # The declared charset (if it decoded at all) keeps ties: it was a hint, not a lie.
     candidates = ((preferred,) if preferred else ()) + _FALLBACKS
-    sample = (_high_runs(payload) if all(name in _SINGLE_BYTE for name in candidates)
-              else payload)
     language = _language_of(payload)
+    if all(name in _SINGLE_BYTE for name in candidates):
+        scores = _sample_scores(payload, candidates, language)
+    else:
+        scores = {name: _score(_try_decode(payload, name), language) for name in candidates}
     for name in candidates:
-        text = _try_decode(sample, name)
-        score = _score(text, language)
-        if text is not None and score > best_score:
+        score = scores[name]
+        if score != _UNREADABLE and score > best_score:
             best_name, best_score = name, score
     if best_name is not None:
         best_text = _try_decode(payload, best_name)
@@ -292,7 +321,9 @@ def _language_of(payload: bytes) -> str | None:
     """The language the ASCII words of the first few KB say clearly, else None."""
     # Counted at C speed, then only the ~90 telling words looked up: a Counter.update
     # per word of the sample cost ~0.2 ms per 8-bit text part.
-    words = Counter(_ASCII_WORD.findall(payload[:_LANGUAGE_SAMPLE].lower()))
+    # Every byte but a letter turned into a space and split, at C speed: the same
+    # words as a regex findall of [A-Za-z]+, at half its cost.
+    words = Counter(payload[:_LANGUAGE_SAMPLE].lower().translate(_LETTERS_ONLY).split())
     scores: Counter[str] = Counter()
     for word, languages in _LANGUAGES_OF_WORD.items():
         count = words.get(word)
@@ -314,12 +345,18 @@ def _score(text: str | None, language: str | None = None) -> int:
     Romanian has count against (and the reverse for a Romanian text).
     """
     if text is None:
-        return -(10**9)
-    score = 0
-    native = _LETTERS_OF.get(language or "", frozenset())
+        return _UNREADABLE
     # Only the non-ASCII characters matter; a regex finds them at C speed, so a long
     # mostly-ASCII body costs a scan, not a Python loop over every character.
-    for ch, count in Counter(_NON_ASCII.findall(text)).items():
+    char_counts = Counter(_NON_ASCII.findall(text))
+    return _weigh(char_counts, language) - 3 * len(_MOJIBAKE.findall(text))
+
+
+def _weigh(char_counts: Counter[str], language: str | None) -> int:
+    """The letters' part of `_score`, from how often each non-ASCII character appears."""
+    score = 0
+    native = _LETTERS_OF.get(language or "", frozenset())
+    for ch, count in char_counts.items():
         if ch in native:
             score += 3 * count
         elif native and ch in _ONLY_ROMANIAN:
@@ -330,15 +367,18 @@ def _score(text: str | None, language: str | None = None) -> int:
             score -= 5 * count  # C1 control: certainly the wrong charset
         else:
             score -= count
-    return score - 3 * len(_MOJIBAKE.findall(text))
+    return score
 
 
+_UNREADABLE = -(10**9)  # the score of a text the charset cannot decode
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def _repair_double_utf8(text: str) -> str:
     """utf-8 bytes read as cp1252 and encoded to utf-8 again ("Ã¨" for "è")."""
-    if not _MOJIBAKE.search(text):
+    # Most texts have none of the letters such a pair starts with: a few C-speed
+    # look-ups then spare the regex's scan (~30 us on a 4 KB part, for every utf-8 part).
+    if not any(lead in text for lead in _MOJIBAKE_LEADS) or not _MOJIBAKE.search(text):
         return text
     for single_byte in ("cp1252", "iso8859-1"):
         try:
