@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import email.utils
 import re
-import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import Message
@@ -28,7 +27,7 @@ from email.policy import compat32
 
 from mailparser.utils import get_addresses
 
-from nexusmail.ingest import mime_parts
+from nexusmail.ingest import line_runs, mime_parts
 from nexusmail.ingest.charsets import (
     decode_bytes,
     decode_header,
@@ -119,10 +118,10 @@ def _read_message(raw: bytes, defects: list[str]) -> Message | None:
         single = _read_single_part(raw)
         if single is not None:
             return single
-        skeleton, runs = _skim_encoded_runs(raw)
+        skeleton, runs = line_runs.cut_runs(raw)  # see line_runs: the parser's slow part
         message = _PARSER.parsebytes(skeleton)
         if runs:
-            _restore_encoded_runs(message, runs)
+            line_runs.put_back_runs(message, runs)
         return message
     except RecursionError:
         # The stdlib nests one generator per multipart level: thousands of levels
@@ -160,50 +159,6 @@ def _read_single_part(raw: bytes) -> Message | None:
         return None
     message.set_payload(body.decode("ascii", "surrogateescape"))  # as BytesParser decodes
     return message
-
-
-# The stdlib parser reads a body one line at a time in Python: a 200 KB attachment is
-# ~2,700 lines and ~5 ms. Long runs of base64 lines (the bulk of any attachment) are
-# cut out before parsing, each replaced by one marker line, and put back, unchanged,
-# into the payloads of the parsed parts. A run is only lines of the base64 alphabet
-# of one length, so no MIME boundary or header can be inside one.
-_ENCODED_RUN = re.compile(rb"(?m)^(?:[A-Za-z0-9+/]{60,100}={0,2}\r?\n){64,}")
-_RUN_MARKER = "NEXUSMAIL-SKIMMED-RUN-{}-{}"
-
-
-def _skim_encoded_runs(raw: bytes) -> tuple[bytes, dict[str, str]]:
-    if len(raw) < 32 * 1024:
-        return raw, {}
-    runs: dict[str, str] = {}
-    nonce = secrets.token_hex(8)  # a marker no sender can guess
-
-    def cut(match: re.Match[bytes]) -> bytes:
-        marker = _RUN_MARKER.format(nonce, len(runs))
-        run = match.group()  # a copy of ~100 KB or more: taken once
-        runs[marker] = run.decode("ascii")
-        newline = b"\r\n" if run.endswith(b"\r\n") else b"\n"
-        return marker.encode("ascii") + newline
-
-    return _ENCODED_RUN.sub(cut, raw), runs
-
-
-def _restore_encoded_runs(message: Message, runs: dict[str, str]) -> None:
-    def put_back(match: re.Match[str]) -> str:
-        run = runs.get(match.group(1))
-        if run is None:
-            return match.group()  # the sender's own text that only looks like a marker
-        if match.group(2):
-            return run  # the marker line's newline stood for the run's last one
-        # Last line of a part: the newline before a boundary belongs to the boundary.
-        return run[:-2] if run.endswith("\r\n") else run[:-1]
-
-    for part in message.walk():
-        payload = part.get_payload()
-        if isinstance(payload, str) and "NEXUSMAIL-SKIMMED-RUN-" in payload:
-            part.set_payload(_MARKER_LINE.sub(put_back, payload))
-
-
-_MARKER_LINE = re.compile(r"(NEXUSMAIL-SKIMMED-RUN-[0-9a-f]{16}-\d+)(\r?\n)?")
 
 
 # -- headers ---------------------------------------------------------------------------

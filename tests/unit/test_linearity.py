@@ -15,6 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from nexusmail.ingest.charsets import decode_bytes, decode_header
+from nexusmail.ingest.line_runs import cut_runs
 from nexusmail.mail.hours import read_hours
 from nexusmail.mail.html import html_to_text, sanitize_html
 from nexusmail.mail.language import guess_language
@@ -108,6 +109,11 @@ CASES: list[tuple[str, Callable[[int], object], Callable[[object], object], int]
      lambda n: "a-" * n + "-", lambda x: find_serials(["AB1234"], str(x)), 20_000),
     ("find_serials: abbreviations glued together",
      lambda n: "nr." * n + "1", lambda x: find_serials(["AB1234"], str(x)), 20_000),
+    ("cut_runs: header-like lines between many short stretches",
+     lambda n: b"-\r\nName: v\r\n" * n + b"testo\r\n" * n,
+     lambda x: cut_runs(bytes(x)), 20_000),  # type: ignore[arg-type]
+    ("cut_runs: one huge line without a newline", lambda n: b"\r\n\r\n" + b"ab: " * n,
+     lambda x: cut_runs(bytes(x)), 200_000),  # type: ignore[arg-type]
     ("serial_candidates: distinct codes", lambda n: " ".join(f"X{i}Y" for i in range(n)),
      lambda x: serial_candidates(str(x), limit=10**9), 5_000),
 ]
