@@ -6,6 +6,8 @@ depth limit: hostile mail nests multiparts thousands deep to exhaust the stack.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import re
 import unicodedata
@@ -181,6 +183,28 @@ class MailMessage(Message):
         if isinstance(boundary, str) and "\n" in boundary:
             return _FOLD.sub("", boundary)
         return boundary
+
+    def get_payload(self, i: Any = None, decode: bool = False) -> Any:
+        """compat32's, with a base64 attachment decoded without cutting it into lines.
+
+        The stdlib splits the encoded text into one object a line and joins them back
+        before its strict decode (~0.15 ms of a 190 KB attachment); deleting the CRs and
+        LFs (what those lines lose) is ~0.05 ms. Then the same strict decode; whatever it
+        would not take (bad padding, stray characters, 8-bit bytes) goes the stdlib's
+        way, which also records the defect.
+        """
+        payload = self._payload  # type: ignore[attr-defined]  # as the parser stored it
+        if (decode and i is None and isinstance(payload, str) and payload.isascii()
+                and str(self.get("content-transfer-encoding", "")).lower() == "base64"):
+            encoded = payload.encode("ascii").replace(b"\r", b"").replace(b"\n", b"")
+            if len(encoded) % 4 == 0:
+                try:
+                    return base64.b64decode(encoded, validate=True)
+                except binascii.Error:
+                    pass
+        if decode:
+            return super().get_payload(i, decode=True)
+        return super().get_payload(i)
 
 
 _FOLD = re.compile(r"\r?\n[ \t]+")
