@@ -28,6 +28,7 @@ from psycopg import sql
 
 from nexusmail.i18n import Msg, msg
 from nexusmail.storage.postgresql import migrate as migrate_postgresql
+from nexusmail.tickets.search_indexer import MESSAGE_VECTOR_SQL
 from nexusmail.tickets.store import connect as connect_sqlite
 from nexusmail.tickets.store import migrate as migrate_sqlite
 
@@ -64,9 +65,8 @@ DERIVED_REBUILDS = {
     # The moved messages are indexed here, not left to the daemon's search indexer:
     # search would read a whole store's backlog by its text until then.
     "message_search":
-        "INSERT INTO message_search (message_id, search_vector) SELECT id,"
-        " nexusmail_search_vector(subject || ' ' || body_text) FROM messages"
-        " WHERE direction <> 'out'",
+        "INSERT INTO message_search (message_id, search_vector) SELECT m.id,"  # noqa: S608 (a constant)
+        f" {MESSAGE_VECTOR_SQL} FROM messages m WHERE m.direction <> 'out'",
     "message_search_backlog": "DELETE FROM message_search_backlog",
 }
 DERIVED = frozenset(DERIVED_REBUILDS)

@@ -19,6 +19,7 @@ from nexusmail.tickets.attention import Attention
 from nexusmail.tickets.due_filter import DueFilter, due_clause
 from nexusmail.tickets.models import Status
 from nexusmail.tickets.queries import InterventionSummary
+from nexusmail.tickets.search_indexer import MESSAGE_VECTOR_SQL
 from nexusmail.tickets.visibility import OWNED_CASE_CONDITION
 
 PAGE_SIZE = 50
@@ -138,7 +139,7 @@ def _conditions(f: ListFilter, dialect: str = "sqlite", *, few_in_status: bool =
             # Messages not indexed yet (search_indexer.py) are read by their text, and
             # an indexed one waiting to be indexed again by its new text only.
             where.append(
-                "(i.number IN (SELECT number FROM interventions WHERE search_vector @@"
+                "(i.number IN (SELECT number FROM interventions WHERE search_vector @@"  # noqa: S608 (a constant)
                 " plainto_tsquery('nexusmail_text', nexusmail_search_text(?))"
                 " ORDER BY number DESC LIMIT ?) OR i.number IN (SELECT intervention_number"
                 " FROM messages WHERE id IN (SELECT message_id FROM message_search"
@@ -148,7 +149,7 @@ def _conditions(f: ListFilter, dialect: str = "sqlite", *, few_in_status: bool =
                 " ORDER BY message_id DESC LIMIT ?))"
                 " OR i.number IN (SELECT m.intervention_number FROM message_search_backlog b"
                 " JOIN messages m ON m.id = b.message_id WHERE m.direction <> 'out'"
-                " AND nexusmail_search_vector(m.subject || ' ' || m.body_text) @@"
+                f" AND {MESSAGE_VECTOR_SQL} @@"
                 " plainto_tsquery('nexusmail_text', nexusmail_search_text(?))))")
             params += [words, MAX_TEXT_MATCHES, words, MAX_TEXT_MATCHES, words]
         return where, params

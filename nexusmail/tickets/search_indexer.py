@@ -34,15 +34,19 @@ MAX_DELAY_S = 30.0
 # waits for one batch at most.
 BATCH = 200
 
+# A message's search vector, from its row aliased `m`: what the indexer stores, what
+# search computes for a message still in the backlog, what a store move rebuilds.
+MESSAGE_VECTOR_SQL = "nexusmail_search_vector(m.subject || ' ' || m.body_text)"
+
 # One statement, atomic on its own (the reader's connection is in autocommit): the
 # batch leaves the backlog and gets its vectors together, or neither happens. A backlog
 # row whose message is gone (deleted since) is simply dropped.
 INDEX_BATCH_SQL = (
-    "WITH batch AS (DELETE FROM message_search_backlog WHERE message_id IN ("
+    "WITH batch AS (DELETE FROM message_search_backlog WHERE message_id IN ("  # noqa: S608 (a constant)
     " SELECT message_id FROM message_search_backlog ORDER BY message_id LIMIT ?"
     " FOR UPDATE SKIP LOCKED) RETURNING message_id),"
     " indexed AS (INSERT INTO message_search (message_id, search_vector)"
-    " SELECT m.id, nexusmail_search_vector(m.subject || ' ' || m.body_text)"
+    f" SELECT m.id, {MESSAGE_VECTOR_SQL}"
     " FROM messages m JOIN batch ON batch.message_id = m.id WHERE m.direction <> 'out'"
     " ON CONFLICT (message_id) DO UPDATE SET search_vector = EXCLUDED.search_vector"
     " RETURNING 1)"
