@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from pathlib import Path
 
 import pytest
 
-from nexusmail.tickets.store import StorageError, Store
+from nexusmail.tickets.store import StorageError, Store, connect, migrate
 
 # The PostgreSQL store's own tests are tests/integration/test_pg_store.py.
 pytestmark = pytest.mark.sqlite_only(
@@ -63,3 +64,26 @@ async def test_full_disk_is_a_storage_error(store: Store) -> None:
         await store.write(lambda tx: tx.execute(insert, (blob,)))
     await store.write(lambda tx: tx.execute("PRAGMA max_page_count = 1073741823"))
     await store.write(lambda tx: tx.execute(insert, (blob,)))
+
+
+def test_raw_mail_stored_before_the_rowid_table_is_kept(tmp_path: Path) -> None:
+    """Raw mail stored while raw_messages was a WITHOUT ROWID table is all there, bytes
+    and blob-store flag, once the migration has made it a rowid table."""
+    conn = connect(tmp_path / "db.sqlite3")
+    migrate(conn)
+    conn.executescript("""
+        DROP TABLE raw_messages;
+        CREATE TABLE raw_messages (sha256 TEXT PRIMARY KEY, data BLOB NOT NULL,
+                                   in_blobs INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;
+        DELETE FROM schema_migrations WHERE name = '0033_raw_messages_rowid.sql';
+    """)
+    rows = [("a" * 64, b"x" * 70_000, 0), ("b" * 64, b"", 1)]
+    conn.executemany("INSERT INTO raw_messages VALUES (?, ?, ?)", rows)
+    assert migrate(conn) == ["0033_raw_messages_rowid.sql"]
+    kept = conn.execute("SELECT sha256, data, in_blobs FROM raw_messages ORDER BY sha256")
+    assert [tuple(row) for row in kept] == rows
+    [sql] = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'raw_messages'").fetchone()
+    assert "WITHOUT ROWID" not in sql
+    with pytest.raises(sqlite3.IntegrityError):  # the sha256 is still the key
+        conn.execute("INSERT INTO raw_messages (sha256, data) VALUES (?, x'00')", ("a" * 64,))
+    conn.close()
