@@ -165,18 +165,22 @@ def create_intervention(tx: WriteTx, new: NewIntervention, *, now: datetime) -> 
 
 def add_participants(tx: WriteTx, number: int, emails: Sequence[str]) -> None:
     """Record addresses that took part, so their tagged replies thread."""
+    # Each address once: a mail's sender is often in its To or Cc too, and each row
+    # given is one more statement for the store's one writer.
     tx.executemany(
         "INSERT INTO participants (intervention_number, email) VALUES (?, ?)"
         " ON CONFLICT DO NOTHING",
-        [(number, e.lower()) for e in emails if e],
+        [(number, e) for e in dict.fromkeys(e.lower() for e in emails if e)],
     )
 
 
 def add_thread_refs(tx: WriteTx, number: int, message_ids: Sequence[str]) -> None:
+    """Record Message-IDs that belong to the case, so that replies naming them thread;
+    each once (a reply's In-Reply-To is mostly the last of its References too)."""
     tx.executemany(
         "INSERT INTO thread_refs (message_id, intervention_number) VALUES (?, ?)"
         " ON CONFLICT DO NOTHING",
-        [(m, number) for m in message_ids if m],
+        [(m, number) for m in dict.fromkeys(message_ids) if m],
     )
 
 
