@@ -195,23 +195,22 @@ def _carry_out(
         return IngestResult(Outcome.DUPLICATE, facts.copy_of, ruling.number, "already received")
 
     # A new case's guess reads the list of request types, and its opening who the
-    # sender is: asked now, their answers come back with the inbound row's id on
-    # PostgreSQL, not in round trips of their own.
+    # sender is: asked now, their answers come back with the unit's next read on
+    # PostgreSQL (the loop guard's, or the inbound row's id), not in round trips of
+    # their own.
     type_list = customer = None
     if ruling.disposition is Disposition.NEW_CASE:
         type_list = ask_type_list(tx)
         customer = ask_match_sender(tx, email=sender, name=mail.from_name, now=now,
                                     settings=settings)
+    logged = _outcome_before_effects(tx, inbound, ruling, sender, now=now, settings=settings)
     tx.execute("INSERT INTO raw_messages (sha256, data, in_blobs) VALUES (?, ?, ?)"
                " ON CONFLICT DO NOTHING",
                (inbound.raw_sha256, b"" if inbound.raw_in_blobs else inbound.raw,
                 int(inbound.raw_in_blobs)))
-    inbound_id = _log_inbound(tx, inbound, sender, now)
-
-    if ruling.disposition is Disposition.NOISE:
-        return _finish(tx, inbound_id, Outcome.NOISE, None, ruling.reason)
-    if ruling.disposition is Disposition.NO_SENDER:
-        return _finish(tx, inbound_id, Outcome.UNMATCHED, None, ruling.reason)
+    inbound_id = _log_inbound(tx, inbound, sender, now, logged)
+    if ruling.disposition in (Disposition.NOISE, Disposition.NO_SENDER) or logged.held:
+        return IngestResult(logged.outcome, inbound_id, None, logged.reason, held=logged.held)
 
     message = _customer_message(inbound, inbound_id)
     if ruling.disposition in (Disposition.DECISION, Disposition.KEPT_ANSWER):
@@ -236,16 +235,8 @@ def _carry_out(
         append_message(tx, number, message, now=now)
         add_participants(tx, number, _participants(mail, sender, settings))
         add_thread_refs(tx, number, list(mail.references) + list(mail.in_reply_to))
-        return _finish(tx, inbound_id, Outcome.FOLLOW_UP, number, ruling.reason)
+        return IngestResult(Outcome.FOLLOW_UP, inbound_id, number, ruling.reason)
 
-    # Imported history is not live traffic: it neither trips nor feeds the loop guard.
-    peer = peer_of(sender, settings.mail.support_addresses)
-    if inbound.acknowledge:
-        hold = hold_new_case(tx, peer, now=now, settings=settings)
-        if hold is not None:
-            return replace(_finish(tx, inbound_id, Outcome.HELD, None, hold.reason),
-                           held=True)
-        record_new_case(tx, peer, now=now, settings=settings)
     subject = _shorten(mail.subject.strip() or "(no subject)", settings.limits.max_subject_chars)
     # What the customer says it is: a type of the firm's list, and urgency.
     assert type_list is not None  # both asked above for a new case
@@ -273,8 +264,45 @@ def _carry_out(
         ),
         now=now, settings=settings, sender=customer,
     )
-    return replace(_finish(tx, inbound_id, Outcome.NEW_REQUEST, opened.number, ruling.reason),
-                   ack_skipped=opened.ack_skipped)
+    tx.execute("UPDATE inbound SET intervention_number = ? WHERE id = ?",
+               (opened.number, inbound_id))
+    return IngestResult(Outcome.NEW_REQUEST, inbound_id, opened.number, ruling.reason,
+                        ack_skipped=opened.ack_skipped)
+
+
+@dataclass(frozen=True)
+class _Logged:
+    """What the inbound row says of the mail's outcome when it is written."""
+
+    outcome: Outcome
+    reason: str
+    number: int | None = None
+    held: bool = False
+
+
+def _outcome_before_effects(tx: WriteTx, inbound: InboundMail, ruling: Ruling, sender: str,
+                            *, now: datetime, settings: Settings) -> _Logged:
+    """The mail's outcome as far as it is known before its effects, so that its inbound
+    row is written once with it (a second statement to fill the row in was work for the
+    store's one writer at every mail): all of it but a new case's number and a
+    technician answer's result (which `_finish` writes). The loop guard rules here on
+    a mail that would open a case, so a held mail's row says so from the start."""
+    if ruling.disposition is Disposition.NOISE:
+        return _Logged(Outcome.NOISE, ruling.reason)
+    if ruling.disposition is Disposition.NO_SENDER:
+        return _Logged(Outcome.UNMATCHED, ruling.reason)
+    if ruling.disposition is Disposition.FOLLOW_UP:
+        return _Logged(Outcome.FOLLOW_UP, ruling.reason, ruling.number)
+    if ruling.disposition is not Disposition.NEW_CASE:
+        return _Logged(Outcome.UNMATCHED, "")
+    # Imported history is not live traffic: it neither trips nor feeds the loop guard.
+    if inbound.acknowledge:
+        peer = peer_of(sender, settings.mail.support_addresses)
+        hold = hold_new_case(tx, peer, now=now, settings=settings)
+        if hold is not None:
+            return _Logged(Outcome.HELD, hold.reason, held=True)
+        record_new_case(tx, peer, now=now, settings=settings)
+    return _Logged(Outcome.NEW_REQUEST, ruling.reason)
 
 
 def _worth_acknowledging(mail: ParsedMail) -> bool:
@@ -347,19 +375,22 @@ def _settled_retry(tx: WriteTx, inbound_id: int) -> IngestResult | None:
 
 
 def _log_inbound(tx: WriteTx, inbound: InboundMail, sender: str,
-                 now: datetime) -> int:
+                 now: datetime, logged: _Logged) -> int:
     mail = inbound.mail
     if inbound.retry_of is not None:  # keeps its id, source and received_at
-        tx.execute("UPDATE inbound SET message_id = ?, sender = ?, subject = ? WHERE id = ?",
-                   (mail.message_id, sender, mail.subject[:1000], inbound.retry_of))
+        tx.execute("UPDATE inbound SET message_id = ?, sender = ?, subject = ?, outcome = ?,"
+                   " reason = ?, intervention_number = ? WHERE id = ?",
+                   (mail.message_id, sender, mail.subject[:1000], logged.outcome,
+                    logged.reason, logged.number, inbound.retry_of))
         return inbound.retry_of
     inbound_id: int = tx.execute(
         "INSERT INTO inbound (raw_sha256, content_sha256, size, message_id, sender,"
-        " envelope_from, envelope_to, source, subject, outcome, received_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        " envelope_from, envelope_to, source, subject, outcome, reason, intervention_number,"
+        " received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (inbound.raw_sha256, inbound.content_sha256, len(inbound.raw), mail.message_id,
          sender, inbound.envelope_from or "", json.dumps(list(inbound.envelope_to)),
-         inbound.source, mail.subject[:1000], Outcome.UNMATCHED, iso(now)),
+         inbound.source, mail.subject[:1000], logged.outcome, logged.reason, logged.number,
+         iso(now)),
     ).fetchone()[0]
     return inbound_id
 
@@ -481,7 +512,9 @@ def quarantine(
         tx.execute("INSERT INTO raw_messages (sha256, data) VALUES (?, ?)"
                    " ON CONFLICT DO NOTHING",
                    (inbound.raw_sha256, inbound.raw))
-        inbound_id = _log_inbound(tx, inbound, inbound.mail.from_addr, now)
+        inbound_id = _log_inbound(tx, inbound, inbound.mail.from_addr, now,
+                                  _Logged(Outcome.QUARANTINED, reason[:2000]))
+        return IngestResult(Outcome.QUARANTINED, inbound_id, None, reason[:2000])
     return _finish(tx, inbound_id, Outcome.QUARANTINED, None, reason[:2000])
 
 
