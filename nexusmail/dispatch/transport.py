@@ -8,14 +8,18 @@ in the outbox worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import mailbox
+import re
 import ssl
+from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
 import structlog
+from aiosmtplib.email import parse_address
 
 from nexusmail.config import OutboundSettings
 from nexusmail.dispatch.compose import wire_bytes
@@ -25,6 +29,11 @@ log = structlog.get_logger(__name__)
 
 # Relays drop idle clients (Postfix smtpd_timeout is 300 s); reconnect well before.
 MAX_IDLE_S = 60.0
+
+# A bare address whose every character is safe on an SMTP command line (dot-atom
+# characters, then a host name): it goes into the envelope as it is. Anything else (a
+# display name, a quoted local part, stray spaces) goes through aiosmtplib's parser.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+\Z")
 
 
 class SendError(Exception):
@@ -92,29 +101,32 @@ class SmtpRelayTransport:
     async def send(self, message: Message, *, sender: str, recipients: list[str]) -> None:
         if self._closed:
             raise RelayUnavailableError("transport is closed")
+        try:
+            envelope = _Envelope(_envelope_address(sender),
+                                 [_envelope_address(r) for r in recipients], sender, recipients)
+        except ValueError as exc:  # before any command: the connection stays good
+            raise _classify(exc) from exc
+        data = wire_bytes(message)
         async with self._slots:
             client, reused = await self._checkout()
             try:
-                await self._send_on(client, message, sender, recipients)
+                await self._send_on(client, data, envelope)
             except _ConnectionLost:
                 if not reused:
                     raise
                 # A kept connection the relay had closed meanwhile: one fresh try.
                 client = await self._connect()
-                await self._send_on(client, message, sender, recipients)
+                await self._send_on(client, data, envelope)
 
-    async def _send_on(
-        self, client: aiosmtplib.SMTP, message: Message, sender: str, recipients: list[str]
-    ) -> None:
-        data = wire_bytes(message)
+    async def _send_on(self, client: aiosmtplib.SMTP, data: bytes, envelope: _Envelope) -> None:
         try:
             # One deadline for the whole transaction instead of aiosmtplib's per reply:
             # its asyncio.wait_for on each of the ~4 replies cost ~0.15 ms of the event
             # loop per mail. The budget is the sum of what the per-reply limits allowed
             # (MAIL, each RCPT, DATA, and the upload with its final reply).
-            deadline_s = self.settings.timeout_s * (3 + len(recipients))
+            deadline_s = self.settings.timeout_s * (3 + len(envelope.recipients))
             async with asyncio.timeout(deadline_s):
-                await client.sendmail(sender, recipients, data, timeout=None)
+                await _transaction(client, envelope, data)
         except (aiosmtplib.SMTPServerDisconnected, ConnectionResetError, BrokenPipeError) as exc:
             _close_quietly(client)
             raise _ConnectionLost(f"relay connection lost: {exc}") from exc
@@ -165,6 +177,8 @@ class SmtpRelayTransport:
         )
         try:
             await client.connect()
+            if client.is_ehlo_or_helo_needed:  # already done when STARTTLS was
+                await _greet(client)
         except Exception as exc:
             _close_quietly(client)
             raise _classify(exc) from exc
@@ -174,6 +188,70 @@ class SmtpRelayTransport:
         self.connections_opened += 1
         log.debug("outbound.connected", host=s.host, port=s.port, tls=s.implicit_tls or s.starttls)
         return client
+
+
+async def _greet(client: aiosmtplib.SMTP) -> None:
+    """EHLO, or HELO from a relay that knows no extensions (as aiosmtplib would, lazily,
+    before its first MAIL)."""
+    try:
+        await client.ehlo()
+    except aiosmtplib.SMTPHeloError:
+        if not client.is_connected:
+            raise
+        await client.helo()
+
+
+@dataclass(frozen=True)
+class _Envelope:
+    """MAIL FROM and RCPT TO as they go on the command line, and as they were given."""
+
+    sender_address: bytes
+    recipient_addresses: list[bytes]
+    sender: str
+    recipients: list[str]
+
+
+async def _transaction(client: aiosmtplib.SMTP, envelope: _Envelope, data: bytes) -> None:
+    """MAIL, RCPT, DATA with aiosmtplib's outcomes (its exceptions, RSET after a refusal,
+    success while any recipient was accepted), for bytes with CRLF line ends.
+
+    aiosmtplib's sendmail parses every address twice (a check before the envelope, then
+    again to quote it) and normalises the line ends of the whole mail once more to
+    count its SIZE: ~0.07 ms per acknowledgement, a seventh of what sending it costs.
+    """
+    options = []
+    if client.supports_extension("size"):
+        size = len(data) + (0 if data.endswith(b"\r\n") else 2)
+        options.append(b"SIZE=%d" % size)
+    try:
+        response = await client.execute_command(
+            b"MAIL", b"FROM:<" + envelope.sender_address + b">", *options, timeout=None)
+        if response.code != aiosmtplib.SMTPStatus.completed:
+            raise aiosmtplib.SMTPSenderRefused(response.code, response.message, envelope.sender)
+        refused = []
+        for recipient, address in zip(envelope.recipients, envelope.recipient_addresses,
+                                      strict=True):
+            response = await client.execute_command(b"RCPT", b"TO:<" + address + b">",
+                                                    timeout=None)
+            if response.code not in (aiosmtplib.SMTPStatus.completed,
+                                     aiosmtplib.SMTPStatus.will_forward):
+                refused.append(aiosmtplib.SMTPRecipientRefused(
+                    response.code, response.message, recipient))
+        if len(refused) == len(envelope.recipients):
+            raise aiosmtplib.SMTPRecipientsRefused(refused)
+        await client.data(data, timeout=None)
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+        # Leave the session ready for the next mail; a failing RSET changes nothing.
+        with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
+            await client.rset(timeout=None)
+        raise
+
+
+def _envelope_address(address: str) -> bytes:
+    """The address for MAIL FROM or RCPT TO; ValueError when it cannot go there safely."""
+    if _PLAIN_ADDRESS.match(address) is None:
+        address = parse_address(address)
+    return address.encode("ascii")  # UnicodeEncodeError (a ValueError): no SMTPUTF8
 
 
 def _classify(exc: BaseException) -> SendError:

@@ -633,3 +633,29 @@ async def test_a_relay_that_stops_answering_times_out_and_is_dropped() -> None:
     await asyncio.wait_for(handler_done.wait(), 5)  # our side closed: the relay sees EOF
     server.close()
     await server.wait_closed()
+
+
+async def test_envelope_takes_bare_addresses_and_refuses_unsafe_ones(
+    sink: Sink, transports: Callable[[Transport], Transport]
+) -> None:
+    """The relay's envelope gets the bare address of a recipient written with a display
+    name or spaces around it; an address that cannot go on an SMTP command line as it is
+    (a space inside, a non-ASCII local part) fails for good before any command, and the
+    connection then carries the next mail."""
+    from nexusmail.dispatch.transport import PermanentSendError
+
+    transport = SmtpRelayTransport(outbound(sink.port))
+    transports(transport)
+    message = EmailMessage()
+    message["Subject"] = "x"
+    message.set_content("body")
+    for recipient in ("Maria Popescu <maria@example.org>", " maria@example.org "):
+        await transport.send(message, sender=SENDER, recipients=[recipient])
+    for unsafe in ("ma ria@example.org", "marìa@example.org"):
+        with pytest.raises(PermanentSendError, match="unusable address"):
+            await transport.send(message, sender=SENDER, recipients=[unsafe])
+    await transport.send(message, sender=SENDER, recipients=[CUSTOMER])
+    got = await sink.handler.wait_for_async(3)
+    assert [m.rcpt_tos for m in got] == [[CUSTOMER], [CUSTOMER], [CUSTOMER]]
+    assert all(m.mail_from == SENDER for m in got)
+    assert transport.connections_opened == 1
