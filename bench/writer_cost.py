@@ -27,6 +27,7 @@ from corpus import DEFAULT_SEED, SUPPORT_ADDRESS, build
 
 from nexusmail.config import Settings
 from nexusmail.ingest.prepare import Prepared, prepare
+from nexusmail.tickets import store as sqlite_store
 from nexusmail.tickets.apply_mail import InboundMail, apply_inbound
 from nexusmail.tickets.cases import StoredAttachment
 from nexusmail.tickets.store import connect, migrate
@@ -77,6 +78,10 @@ def run(mails: list[InboundMail], settings: Settings, group: int,
     with tempfile.TemporaryDirectory(prefix="writer-cost-") as tmp:
         conn = connect(Path(tmp) / "nexusmail.sqlite3")
         migrate(conn)
+        # As the daemon's Store sets up its writer (when this tree's store does).
+        prepare_writer = getattr(sqlite_store, "prepare_writer", None)
+        if prepare_writer is not None:
+            prepare_writer(conn)
         statements: Counter[str] = Counter()
         outcomes: Counter[str] = Counter()
         current = ["unit"]

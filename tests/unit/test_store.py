@@ -23,6 +23,12 @@ async def test_migrations_create_the_schema(store: Store) -> None:
     assert {"interventions", "messages", "attachments", "outbox", "inbound"} <= names
 
 
+async def test_the_writer_keeps_savepoint_journals_in_memory(store: Store) -> None:
+    """The writer's units journal their savepoints in memory (temp_store = MEMORY),
+    not in a temporary file written at every mail."""
+    assert await store.write(lambda tx: tx.execute("PRAGMA temp_store").fetchone()[0]) == 2
+
+
 async def test_concurrent_writes_share_commits(store: Store) -> None:
     """Writes queued together are committed together, and each still gets its result."""
 
