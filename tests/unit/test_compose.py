@@ -251,3 +251,66 @@ def test_text_parts_are_mimetext_byte_for_byte(text: str, subtype: str) -> None:
     ours = _qp_text(text, subtype)
     assert wire_bytes(ours) == wire_bytes(stock)
     assert ours.get_payload(decode=True) == stock.get_payload(decode=True)
+
+
+def generator_bytes(msg: Message, linesep: str) -> bytes:
+    """What email.generator writes for `msg` under our wire policy."""
+    import io
+    from email.generator import BytesGenerator
+
+    from nexusmail.dispatch.compose import WIRE_POLICY
+
+    out = io.BytesIO()
+    BytesGenerator(out, policy=WIRE_POLICY.clone(linesep=linesep)).flatten(msg)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("language", ["en", "it", "ro"])
+@pytest.mark.parametrize("extras", ["none", "attachment and invitation"])
+def test_wire_bytes_are_the_generators(language: str, extras: str) -> None:
+    """Our own flattening writes exactly what email.generator writes, for SMTP (CRLF)
+    and for the Maildir (LF): an acknowledgement alone, and one with a file attached
+    and a calendar invitation (nested multiparts, base64 parts)."""
+    photo = b"\x89PNG\r\n fake image bytes" * 40
+    digest = hashlib.sha256(photo).hexdigest()
+    composer = Composer(SETTINGS, clock=FakeClock(),
+                        blob_loader={digest: photo}.__getitem__)
+    context: dict[str, Any] = dict(ACK_CONTEXT)
+    if extras != "none":
+        context["attachments"] = [{"sha256": digest, "filename": "caldaia è.png",
+                                   "content_type": "image/png"}]
+        context["calendar"] = {"method": "REQUEST", "first_day": "2026-03-04",
+                               "last_day": "2026-03-05", "uid": "nm-42@rossi.example",
+                               "sequence": 0, "summary": "Intervento #42",
+                               "location": "Via Roma 1",
+                               "organizer": "assistenza@rossi.example",
+                               "attendee": "luca@rossi.example"}
+    msg = composer.compose(ack_row(language, context=context)).message
+    from nexusmail.dispatch.compose import _flatten_plain
+
+    assert _flatten_plain(msg, "\r\n", [])  # the quick path, not the generator's
+    for linesep in ("\r\n", "\n"):
+        assert wire_bytes(msg, linesep=linesep) == generator_bytes(msg, linesep)
+
+
+@settings(max_examples=200)
+@given(text=st.text(st.sampled_from("From \r\nab.=è\t"), max_size=200),
+       header=st.text(max_size=30))
+def test_wire_bytes_are_the_generators_for_any_text(text: str, header: str) -> None:
+    """Any text (lines starting with "From ", lone CR or LF, trailing spaces) and any
+    header value (non-ASCII or multi-line ones take the generator's own path) give the
+    generator's bytes, in a text-only mail and in a multipart."""
+    from email.mime.multipart import MIMEMultipart
+
+    from nexusmail.dispatch.compose import _UTF8_QP, _qp_text
+
+    plain = _qp_text(text, "plain")
+    plain["X-Note"] = header
+    both = MIMEMultipart("alternative", "=_nm_alt_test",
+                         _subparts=[_qp_text(text, "plain"), _qp_text(text, "html")])
+    both["Subject"] = header
+    raw_text = Message()
+    raw_text.set_payload(text, _UTF8_QP)  # type: ignore[arg-type]
+    for msg in (plain, both, raw_text):
+        for linesep in ("\r\n", "\n"):
+            assert wire_bytes(msg, linesep=linesep) == generator_bytes(msg, linesep)
