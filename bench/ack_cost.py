@@ -13,21 +13,26 @@ request in the outbox, in the customers' languages. Then, per pass:
 - send: the relay transport (`SmtpRelayTransport`, as the daemon builds it) sends the
   composed mails over loopback to `sink.py`, a stock aiosmtpd server in its own
   process, with the worker's four sends in flight at once. The process's CPU for the
-  pass (the event loop's thread only) includes flattening the message into bytes again.
+  pass (the event loop's thread only) includes flattening the message into bytes again;
+- worker: the whole outbox worker (`OutboxWorker.send_due` in batches, as its loop
+  runs it) on a copy of the store with every row pending: claim, compose in a thread,
+  send, mark sent with the thread message, its JSON log lines at info (written to
+  /dev/null). The process's CPU, the store's writer thread included.
 
-The sink's CPU is not counted, nor logging (only warnings are written). On a shared
-machine, compare two trees alternately in one sitting (PYTHONPATH at each), several
-runs each.
+The sink's CPU is not counted. On a shared machine, compare two trees alternately in
+one sitting (PYTHONPATH at each), several runs each.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import json
-import logging
+import os
 import pstats
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,37 +41,39 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TextIO
 
-import structlog
 from corpus import DEFAULT_SEED, SUPPORT_ADDRESS
 from writer_cost import bench_settings, corpus_mails
 
 from nexusmail.clock import SystemClock
 from nexusmail.config import OutboundSettings, Settings
 from nexusmail.dispatch.compose import ComposedMail, Composer, OutboxRow, wire_bytes
+from nexusmail.dispatch.outbox_worker import CLAIM_BATCH, OutboxWorker
 from nexusmail.dispatch.transport import SmtpRelayTransport
+from nexusmail.logs import configure_logging
 from nexusmail.tickets.apply_mail import apply_inbound
-from nexusmail.tickets.store import connect, migrate
+from nexusmail.tickets.store import Store, connect, migrate
 
 BENCH_DIR = Path(__file__).resolve().parent
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CONCURRENCY = 4  # the outbox worker's sends in flight
 
 
-def pending_rows(count: int, seed: int, settings: Settings) -> list[OutboxRow]:
-    """The outbox rows the ingest of `count` corpus mails leaves pending."""
+def pending_rows(db_file: Path, count: int, seed: int, settings: Settings) -> list[OutboxRow]:
+    """Ingest `count` corpus mails into a new store at `db_file`; the outbox rows they
+    leave pending."""
     mails = corpus_mails(count, seed, settings)
-    with tempfile.TemporaryDirectory(prefix="ack-cost-") as tmp:
-        conn = connect(Path(tmp) / "nexusmail.sqlite3")
-        migrate(conn)
-        conn.execute("BEGIN IMMEDIATE")
-        for number, inbound in enumerate(mails):
-            apply_inbound(conn, inbound, now=START + timedelta(seconds=number * 0.2),
-                          settings=settings)
-        conn.execute("COMMIT")
-        rows = [OutboxRow.from_db(raw) for raw in conn.execute(
-            "SELECT * FROM outbox WHERE status = 'pending' ORDER BY id")]
-        conn.close()
+    conn = connect(db_file)
+    migrate(conn)
+    conn.execute("BEGIN IMMEDIATE")
+    for number, inbound in enumerate(mails):
+        apply_inbound(conn, inbound, now=START + timedelta(seconds=number * 0.2),
+                      settings=settings)
+    conn.execute("COMMIT")
+    rows = [OutboxRow.from_db(raw) for raw in conn.execute(
+        "SELECT * FROM outbox WHERE status = 'pending' ORDER BY id")]
+    conn.close()
     return rows
 
 
@@ -114,6 +121,38 @@ async def send_pass(port: int, rows: list[OutboxRow], composed: list[ComposedMai
     return elapsed, transport.connections_opened
 
 
+async def worker_pass(db_file: Path, port: int, settings: Settings,
+                      profile: cProfile.Profile | None = None) -> tuple[float, int]:
+    """The outbox worker as the daemon runs it, on a store with the rows pending: claim,
+    compose (in a thread), send, mark sent, log; (process CPU seconds, rows sent). The
+    store's writer thread and the JSON log lines (to /dev/null) are counted too."""
+    outbound = OutboundSettings(host="127.0.0.1", port=port)
+    async with Store(db_file) as store:
+        worker = OutboxWorker(store, SmtpRelayTransport(outbound), Composer(settings.mail),
+                              SystemClock(), outbound, envelope_sender=SUPPORT_ADDRESS,
+                              concurrency=CONCURRENCY)
+        if profile is not None:
+            profile.enable()
+        started = time.process_time()
+        sent = 0
+        while handled := await worker.send_due(CLAIM_BATCH):
+            sent += handled
+        elapsed = time.process_time() - started
+        if profile is not None:
+            profile.disable()
+        await worker.transport.close()
+    return elapsed, sent
+
+
+def fresh_copy(db_file: Path, name: str) -> Path:
+    """A copy of the store with every row still pending."""
+    copy = db_file.with_name(name)
+    for suffix in ("", "-wal", "-shm"):
+        copy.with_name(copy.name + suffix).unlink(missing_ok=True)
+    shutil.copyfile(db_file, copy)
+    return copy
+
+
 def start_sink(count_file: Path) -> tuple[subprocess.Popen[str], int]:
     sink = subprocess.Popen(
         [sys.executable, str(BENCH_DIR / "sink.py"), "--port", "0",
@@ -130,43 +169,66 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", type=int, default=0, metavar="TOP")
     args = parser.parse_args(argv)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     settings = bench_settings()
-    rows = pending_rows(args.mails, args.seed, settings)
-    kinds = Counter(f"{row.kind}/{row.language}" for row in rows)
-    print(f"{len(rows)} outbox rows: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
+    with tempfile.TemporaryDirectory(prefix="ack-cost-") as tmp:
+        db_file = Path(tmp) / "pending.sqlite3"
+        rows = pending_rows(db_file, args.mails, args.seed, settings)
+        kinds = Counter(f"{row.kind}/{row.language}" for row in rows)
+        print(f"{len(rows)} outbox rows: "
+              + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())))
+        # The daemon's log lines at info, written to nowhere: their CPU is counted.
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            configure_logging("info", "json")
+            return measure(args, settings, rows, db_file)
+
+
+def measure(args: argparse.Namespace, settings: Settings, rows: list[OutboxRow],
+            db_file: Path) -> int:
     composer = Composer(settings.mail, clock=SystemClock())
     compose_pass(composer, rows[:50])  # warm-up: templates loaded and compiled once
-    with tempfile.TemporaryDirectory(prefix="ack-cost-sink-") as tmp:
-        sink, port = start_sink(Path(tmp) / "sink.json")
-        try:
-            figures: dict[str, list[float]] = {"compose": [], "flatten": [], "send": []}
-            for _ in range(args.runs):
-                compose_s, flatten_s, composed = compose_pass(composer, rows)
-                send_s, opened = asyncio.run(send_pass(port, rows, composed))
-                n = len(rows)
-                for name, seconds in (("compose", compose_s), ("flatten", flatten_s),
-                                      ("send", send_s)):
-                    figures[name].append(seconds / n * 1000)
-                print(f"compose {compose_s / n * 1000:.3f} + flatten {flatten_s / n * 1000:.3f}"
-                      f" ms/mail; send {send_s / n * 1000:.3f} ms/mail"
-                      f" (incl. flatten, {opened} connections)")
-            print("min/median ms/mail: " + "; ".join(
-                f"{name} {min(values):.3f}/{statistics.median(values):.3f}"
-                for name, values in figures.items()))
-            if args.profile:
-                profile = cProfile.Profile(time.thread_time)
-                _, _, composed = compose_pass(composer, rows, profile)
-                print("== compose and flatten")
-                pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
-                profile = cProfile.Profile(time.process_time)
-                asyncio.run(send_pass(port, rows, composed, profile))
-                print("== send")
-                pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
-        finally:
-            sink.terminate()
-            sink.wait(timeout=10)
+    report = sys.__stdout__
+    assert report is not None
+    sink, port = start_sink(db_file.with_name("sink.json"))
+    try:
+        figures: dict[str, list[float]] = {"compose": [], "flatten": [], "send": [],
+                                           "worker": []}
+        for _ in range(args.runs):
+            compose_s, flatten_s, composed = compose_pass(composer, rows)
+            send_s, opened = asyncio.run(send_pass(port, rows, composed))
+            worker_s, sent = asyncio.run(worker_pass(fresh_copy(db_file, "run.sqlite3"),
+                                                     port, settings))
+            n = len(rows)
+            assert sent == n, f"the worker sent {sent} of {n}"
+            for name, seconds in (("compose", compose_s), ("flatten", flatten_s),
+                                  ("send", send_s), ("worker", worker_s)):
+                figures[name].append(seconds / n * 1000)
+            print(f"compose {compose_s / n * 1000:.3f} + flatten {flatten_s / n * 1000:.3f}"
+                  f" ms/mail; send {send_s / n * 1000:.3f} ms/mail"
+                  f" (incl. flatten, {opened} connections);"
+                  f" worker {worker_s / n * 1000:.3f} ms/mail", file=report, flush=True)
+        print("min/median ms/mail: " + "; ".join(
+            f"{name} {min(values):.3f}/{statistics.median(values):.3f}"
+            for name, values in figures.items()), file=report)
+        if args.profile:
+            profile = cProfile.Profile(time.thread_time)
+            _, _, composed = compose_pass(composer, rows, profile)
+            show_profile("compose and flatten", profile, args.profile, report)
+            profile = cProfile.Profile(time.process_time)
+            asyncio.run(send_pass(port, rows, composed, profile))
+            show_profile("send (the event loop's thread)", profile, args.profile, report)
+            profile = cProfile.Profile(time.thread_time)
+            asyncio.run(worker_pass(fresh_copy(db_file, "run.sqlite3"), port, settings,
+                                    profile))
+            show_profile("worker (the event loop's thread)", profile, args.profile, report)
+    finally:
+        sink.terminate()
+        sink.wait(timeout=10)
     return 0
+
+
+def show_profile(title: str, profile: cProfile.Profile, top: int, out: TextIO) -> None:
+    print(f"== {title}", file=out)
+    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(top)
 
 
 if __name__ == "__main__":
