@@ -364,14 +364,16 @@ def _header(value: str) -> str:
     word under 75 characters, split between characters, never inside one)."""
     if value.isascii():
         return value
-    words, chunk = [], ""
-    for char in value:
-        if len((chunk + char).encode()) > 45:  # 45 bytes -> 60 base64 chars + 12 overhead
-            words.append(chunk)
-            chunk = ""
-        chunk += char
-    words.append(chunk)
-    return " ".join(f"=?utf-8?b?{base64.b64encode(w.encode()).decode()}?=" for w in words)
+    data = value.encode()
+    words, start = [], 0
+    while start < len(data):
+        end = start + 45  # 45 bytes -> 60 base64 chars + 12 overhead
+        if end < len(data):
+            while data[end] & 0xC0 == 0x80:  # inside a character: cut before it
+                end -= 1
+        words.append(f"=?utf-8?b?{base64.b64encode(data[start:end]).decode()}?=")
+        start = end
+    return " ".join(words)
 
 
 def _boundary(part: str, message_id: str) -> str:
