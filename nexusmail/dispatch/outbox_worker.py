@@ -199,6 +199,7 @@ class OutboxWorker:
             if not rows:
                 return 0
             slots = asyncio.Semaphore(self.concurrency)
+            composed: dict[int, ComposedMail | Exception] = {}
             renewing = asyncio.create_task(self._renew_leases(lease_s))
 
             async def bounded(raw: DbRow) -> bool:
@@ -210,10 +211,13 @@ class OutboxWorker:
                         return False  # the relay went down during this pass: leave it
                     if self._held_for_ingest(raw, now):
                         return False
-                    await self._process(raw)
+                    await self._process(raw, composed.pop(int(raw["id"]), None))
                     return True
 
             try:
+                # While ingest is busy rows may be held back: each is composed as it goes.
+                if not self._ingest_busy():
+                    composed = await self._compose_all(rows)
                 results = await asyncio.gather(*(bounded(raw) for raw in rows),
                                                return_exceptions=True)
             finally:
@@ -228,6 +232,32 @@ class OutboxWorker:
             if failure is not None:
                 raise failure
             return sum(1 for r in results if r is True)
+
+    async def _compose_all(self, rows: list[DbRow]) -> dict[int, ComposedMail | Exception]:
+        """Every row of the pass composed in one trip to a thread (template files and
+        attachment blobs are read from disk), by outbox id, with the exception for a
+        row that could not be: a trip per row cost ~40 us of CPU, a third as much as
+        composing an acknowledgement."""
+        parsed = []
+        for raw in rows:
+            with contextlib.suppress(ComposeError):  # _process gives the row up
+                parsed.append(OutboxRow.from_db(raw))
+        return await asyncio.to_thread(self._compose_each, self.composer, parsed)
+
+    @staticmethod
+    def _compose_each(composer: Composer, rows: list[OutboxRow]
+                      ) -> dict[int, ComposedMail | Exception]:
+        composed: dict[int, ComposedMail | Exception] = {}
+        for row in rows:
+            try:
+                composed[row.id] = composer.compose(row)
+            except Exception as exc:  # this row's outcome; the others still go
+                composed[row.id] = exc
+        return composed
+
+    def _ingest_busy(self) -> bool:
+        return (self.ingest_idle is not None and not self.ingest_idle.is_set()
+                and self.outbound.yield_to_ingest_s > 0)
 
     async def _renew_leases(self, lease_s: float) -> None:
         """While the pass runs: keep its claims, every third of the lease (a slow relay
@@ -264,8 +294,9 @@ class OutboxWorker:
     def _relay_paused(self, now: datetime) -> bool:
         return self.relay_paused_until is not None and now < self.relay_paused_until
 
-    async def _process(self, raw: DbRow) -> None:
-        """Compose and send one row, and commit its outcome."""
+    async def _process(self, raw: DbRow, composed: ComposedMail | Exception | None) -> None:
+        """Send one row (composed first unless `composed` is what composing it gave),
+        and commit its outcome."""
         claim = self._claim(raw)
         try:
             row = OutboxRow.from_db(raw)
@@ -280,8 +311,11 @@ class OutboxWorker:
             attempt=row.attempts + 1,
         )
         try:
-            # Template files and attachment blobs are read from disk: off the event loop.
-            composed = await asyncio.to_thread(self.composer.compose, row)
+            if composed is None:
+                # Template files and attachment blobs are read from disk: off the loop.
+                composed = await asyncio.to_thread(self.composer.compose, row)
+            elif isinstance(composed, Exception):
+                raise composed
         except ComposeError as exc:
             await self._mark_failed(row, claim, None, str(exc))
             self._count("compose")
