@@ -104,7 +104,8 @@ async def serve(
     fix_mmap_threshold()  # large mails' memory is given back once they are stored
     async with AsyncExitStack() as stack:
         store = open_store(settings)
-        await store.open()
+        # Opening applies the migrations an upgrade brings; some copy a whole table.
+        await systemd_notify.extending_start(store.open(), "opening the store (migrations)")
         stack.push_async_callback(store.close)
         blobs = await open_reachable_blob_store(settings)
         stack.callback(blobs.close)

@@ -15,6 +15,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 import structlog
 
@@ -22,6 +23,13 @@ log = structlog.get_logger(__name__)
 
 # The watchdog check may take this share of the ping interval before we skip a ping.
 CHECK_SHARE = 0.5
+
+# While a slow start step runs (an upgrade's migration copying a large store), systemd's
+# start timeout is pushed this far ahead, every EXTEND_EVERY_S.
+EXTEND_BY_S = 120.0
+EXTEND_EVERY_S = 30.0
+
+T = TypeVar("T")
 
 
 def notify(state: str, *, environ: Mapping[str, str] | None = None) -> bool:
@@ -62,6 +70,28 @@ def watchdog_interval_s(environ: Mapping[str, str] | None = None) -> float | Non
     if usec <= 0 or (pid and pid != str(os.getpid())):  # meant for another process
         return None
     return usec / 2 / 1_000_000
+
+
+async def extending_start(step: Awaitable[T], status: str, *,
+                          every_s: float = EXTEND_EVERY_S, by_s: float = EXTEND_BY_S) -> T:
+    """Await `step`, telling systemd every `every_s` that the start goes on.
+
+    Without it a start step longer than the unit's TimeoutStartSec= (90 s by default)
+    gets the daemon killed, and Restart= begins the same step again: an upgrade whose
+    migration copies a large store would never finish. The first extension is sent
+    only once the step has run `every_s`, so a quick start sends nothing.
+    """
+    task = asyncio.ensure_future(step)
+    while True:
+        try:
+            done, _ = await asyncio.wait({task}, timeout=every_s)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if done:
+            return task.result()
+        log.info("daemon.still_starting", status=status)
+        notify(f"EXTEND_TIMEOUT_USEC={int(by_s * 1_000_000)}\nSTATUS={status}")
 
 
 async def feed_watchdog(stop: asyncio.Event, interval_s: float,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
@@ -11,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from nexusmail.service.systemd_notify import feed_watchdog, notify, watchdog_interval_s
+from nexusmail.service.systemd_notify import (
+    extending_start,
+    feed_watchdog,
+    notify,
+    watchdog_interval_s,
+)
 
 
 @pytest.fixture
@@ -83,3 +89,45 @@ async def test_no_ping_while_the_check_fails(listener: tuple[str, socket.socket]
     assert await asyncio.wait_for(loop.sock_recv(sock, 4096), 5) == b"WATCHDOG=1"
     stop.set()
     await asyncio.wait_for(task, 5)
+
+
+async def test_a_slow_start_step_extends_the_start_timeout(
+        listener: tuple[str, socket.socket], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step outlasting the interval (a long migration) pushes systemd's start timeout
+    ahead with its status; its result comes back as awaited."""
+    path, sock = listener
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+
+    async def migrate() -> str:
+        await asyncio.sleep(0.35)
+        return "migrated"
+
+    assert await extending_start(migrate(), "migrating", every_s=0.1, by_s=90) == "migrated"
+    sock.setblocking(False)
+    sent = []
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            sent.append(sock.recv(4096))
+    assert len(sent) >= 2
+    assert set(sent) == {b"EXTEND_TIMEOUT_USEC=90000000\nSTATUS=migrating"}
+
+
+async def test_a_quick_start_step_sends_nothing(
+        listener: tuple[str, socket.socket], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The usual start, well under the interval, leaves systemd's timeout alone; a
+    failing step's exception reaches the caller."""
+    path, sock = listener
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+
+    async def opened() -> int:
+        return 1
+
+    async def broken() -> None:
+        raise RuntimeError("database is locked")
+
+    assert await extending_start(opened(), "opening", every_s=5) == 1
+    with pytest.raises(RuntimeError, match="locked"):
+        await extending_start(broken(), "opening", every_s=5)
+    sock.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        sock.recv(4096)
