@@ -37,6 +37,13 @@ __all__ = ["MAX_GROUP", "StorageError", "Store", "WriteFn", "connect", "migrate"
            "prepare_writer"]
 
 T = TypeVar("T")
+
+# What the write-ahead log file is cut back to once a checkpoint lets SQLite start it
+# over. Day to day it stays far below (a checkpoint runs every ~4 MB); without a limit
+# the file keeps the size of the largest transaction ever made, and a migration that
+# copies every stored mail would leave it as large as the store.
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
 # A write unit: runs in the writer's transaction on whichever store (SQLite's
 # connection, or the PostgreSQL store's adapter: both are a WriteTx).
 WriteFn = Callable[[WriteTx], T]
@@ -55,6 +62,7 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         # FULL: a COMMIT is on disk when it returns, WAL or not, so no 250
         # is sent for mail a power cut could still lose.
         conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
     return conn
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from nexusmail.tickets import store as sqlite_store
 from nexusmail.tickets.store import StorageError, Store, connect, migrate
 
 # The PostgreSQL store's own tests are tests/integration/test_pg_store.py.
@@ -27,6 +28,25 @@ async def test_the_writer_keeps_savepoint_journals_in_memory(store: Store) -> No
     """The writer's units journal their savepoints in memory (temp_store = MEMORY),
     not in a temporary file written at every mail."""
     assert await store.write(lambda tx: tx.execute("PRAGMA temp_store").fetchone()[0]) == 2
+
+
+def test_the_wal_file_shrinks_back_after_a_large_transaction(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transaction far larger than usual (a migration copying every stored mail)
+    does not leave a write-ahead log of its size on disk once it is checkpointed."""
+    monkeypatch.setattr(sqlite_store, "WAL_SIZE_LIMIT", 1024 * 1024)
+    db = tmp_path / "store.sqlite3"
+    conn = connect(db)
+    conn.execute("CREATE TABLE big (data BLOB)")
+    conn.execute("BEGIN IMMEDIATE")
+    for _ in range(48):
+        conn.execute("INSERT INTO big VALUES (?)", (bytes(128 * 1024),))
+    conn.execute("COMMIT")  # ~6 MB in the WAL, then the automatic checkpoint
+    wal = Path(f"{db}-wal")
+    assert wal.stat().st_size > 4 * 1024 * 1024
+    conn.execute("INSERT INTO big VALUES (x'00')")  # the WAL starts over here
+    assert wal.stat().st_size <= 1024 * 1024
+    conn.close()
 
 
 async def test_concurrent_writes_share_commits(store: Store) -> None:
