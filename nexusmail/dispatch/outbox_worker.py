@@ -257,6 +257,7 @@ class OutboxWorker:
         return composed
 
     def _ingest_busy(self) -> bool:
+        """Whether due rows should wait for ingest to go quiet (yield_to_ingest_s)."""
         return (self.ingest_idle is not None and not self.ingest_idle.is_set()
                 and self.outbound.yield_to_ingest_s > 0)
 
@@ -281,11 +282,10 @@ class OutboxWorker:
 
     def _held_for_ingest(self, raw: DbRow, now: datetime) -> bool:
         """Whether this row waits for ingest to go quiet; notes when it may go anyway."""
-        hold_s = self.outbound.yield_to_ingest_s
-        if self.ingest_idle is None or self.ingest_idle.is_set() or hold_s <= 0:
+        if not self._ingest_busy():
             return False
         due = datetime.fromisoformat(str(raw["next_attempt_at"]))
-        may_go_at = due + timedelta(seconds=hold_s)
+        may_go_at = due + timedelta(seconds=self.outbound.yield_to_ingest_s)
         if now >= may_go_at:
             return False
         if self.held_until is None or may_go_at < self.held_until:
